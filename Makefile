@@ -1,0 +1,70 @@
+# probe — every target installs what it needs (Debian packages, .venv) when it is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PROBE   := $(VENV)/bin/probe
+STAMP   := $(VENV)/.installed
+TOPO    ?= inventory/lab-3regions.yaml
+# command:package pairs; a package is installed when its command is missing
+SYSDEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client iperf3:iperf3 ping:iputils-ping \
+           fping:fping ip:iproute2 pgrep:procps ssh-keygen:openssh-client unshare:util-linux
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help sysdeps venv demo test test-unit bench lint clean lab-up lab-down
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+sysdeps: ## install the Debian packages the lab and the tools need (apt-get, once)
+	@missing=""; for pair in $(SYSDEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  policy=/usr/sbin/policy-rc.d; made=""; \
+	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $$policy >/dev/null; \
+	    $(SUDO) chmod +x $$policy; made=1; fi; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) -E apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  rc=$$?; [ -n "$$made" ] && $(SUDO) rm -f $$policy; exit $$rc; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with probe and its dev tools
+
+demo: sysdeps venv ## lab up -> probe run on the lab fleet -> RTT grid and region roll-up -> lab down
+	@set -e; trap '$(PROBE) lab down >/dev/null' EXIT; \
+	$(PROBE) lab up $(TOPO); \
+	$(PROBE) run /run/probe-lab/lab3/inventory.yaml -o reports/ ; \
+	$(PROBE) show reports/latest --metric rtt_p50_ms; \
+	$(PROBE) show reports/latest --metric rtt_p50_ms --by region
+
+test: sysdeps venv ## run every test (the lab tests need root)
+	$(PY) -m pytest -q
+
+test-unit: venv ## tests that need no lab
+	$(PY) -m pytest -q -m "not lab"
+
+bench: sysdeps venv ## benchmarks; JSON under reports/bench/
+	@mkdir -p reports/bench
+	$(PY) -m bench
+
+lint: venv ## ruff, mypy --strict, import-linter
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+lab-up: sysdeps venv ## bring the default lab up
+	$(PROBE) lab up $(TOPO)
+
+lab-down: venv ## take every lab down
+	$(PROBE) lab down
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,135 @@
+"""The calculator's arithmetic: plain floats, no I/O, units in every name.
+
+Times are milliseconds, sizes bytes, rates bit/s (10⁶ bit/s = 1 Mbit/s, as iperf3 reports).
+``bytes · 8 / bw`` is the serialisation time of a payload; one transfer over a hop costs half a
+round trip plus that (``transfer_ms``). See DESIGN.md "Calculator formulas".
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from typing import Literal
+
+Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
+
+BYTES_PER_ELEMENT: dict[Dtype, float] = {
+    "fp32": 4.0,
+    "fp16": 2.0,
+    "bf16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+}
+
+MIB = 2**20
+
+
+def activation_bytes(batch: int, seq: int, hidden: int, bytes_per_element: float) -> float:
+    """Bytes crossing one stage boundary: ``B · S · hidden · d``."""
+    return batch * seq * hidden * bytes_per_element
+
+
+def serialisation_ms(payload_bytes: float, bw_bps: float) -> float:
+    """Time to push ``payload_bytes`` through ``bw_bps`` bit/s; 0 for an empty payload."""
+    if payload_bytes == 0:
+        return 0.0
+    return payload_bytes * 8.0 / bw_bps * 1e3
+
+
+def transfer_ms(rtt_ms: float, payload_bytes: float, bw_bps: float) -> float:
+    """One transfer over a hop: ``RTT/2 + bytes·8/bw``."""
+    return rtt_ms / 2.0 + serialisation_ms(payload_bytes, bw_bps)
+
+
+def pipeline_token_ms(hop_ms: Sequence[float], stages: int, compute_ms_per_stage: float) -> float:
+    """One token through the pipeline: every hop once plus each stage's compute."""
+    return sum(hop_ms) + stages * compute_ms_per_stage
+
+
+def decode_ms(
+    tokens: int, hop_ms: Sequence[float], stages: int, compute_ms_per_stage: float = 0.0
+) -> float:
+    """Interactive decode of ``tokens`` tokens: ``T · (Σ hop + K · compute)``.
+
+    With K stages an open chain has K−1 hops, a ring K (the token returns to stage 1). For equal
+    hops and no compute this is DESIGN.md's ``T · (K−1) · t(B=1, S=1)``.
+    """
+    return tokens * pipeline_token_ms(hop_ms, stages, compute_ms_per_stage)
+
+
+def prefill_request_ms(
+    hop_ms: Sequence[float], stages: int, compute_ms_per_stage: float = 0.0
+) -> float:
+    """One prefill request through all stages: ``Σ t(B, S)`` over the hops plus compute."""
+    return pipeline_token_ms(hop_ms, stages, compute_ms_per_stage)
+
+
+def ring_allreduce_ms(hosts: int, rtt_ms: float, payload_bytes: float, bw_bps: float) -> float:
+    """Ring all-reduce over N hosts: ``2(N−1) · (RTT/2 + bytes·8/(N·bw))``; 0 for one host.
+
+    A ring moves at the pace of its slowest link, so callers pass the worst RTT and the lowest
+    bandwidth of the ring.
+    """
+    if hosts <= 1:
+        return 0.0
+    return 2 * (hosts - 1) * (rtt_ms / 2.0 + serialisation_ms(payload_bytes, hosts * bw_bps))
+
+
+def tp_token_ms(
+    layers: int, hosts: int, rtt_ms: float, payload_bytes: float, bw_bps: float
+) -> float:
+    """Tensor parallel: two all-reduces per layer per token (attention and MLP outputs)."""
+    return 2 * layers * ring_allreduce_ms(hosts, rtt_ms, payload_bytes, bw_bps)
+
+
+def spec_tokens_per_s(accepted_per_block: float, block_ms: float, rtt_ms: float) -> float:
+    """Speculative decoding with proposer and verifier apart: ``E / (t_block + RTT)``."""
+    return accepted_per_block / ((block_ms + rtt_ms) / 1e3)
+
+
+def spec_speedup(
+    accepted_per_block: float, block_ms: float, rtt_ms: float, ar_tokens_per_s: float
+) -> float:
+    """Speed-up over autoregressive decoding: ``E / (AR · (t_block + RTT))``."""
+    return spec_tokens_per_s(accepted_per_block, block_ms, rtt_ms) / ar_tokens_per_s
+
+
+def spec_breakeven_rtt_ms(
+    accepted_per_block: float, block_ms: float, ar_tokens_per_s: float
+) -> float:
+    """The RTT at which speculation stops paying: ``E/AR − t_block`` (negative: never pays)."""
+    return accepted_per_block / ar_tokens_per_s * 1e3 - block_ms
+
+
+def request_cost_ms(service_ms: float, rtt_ms: float, payload_bytes: float, bw_bps: float) -> float:
+    """One whole request sent to a host: ``service + RTT + payload·8/bw``."""
+    return service_ms + rtt_ms + serialisation_ms(payload_bytes, bw_bps)
+
+
+def even_split(requests: int, hosts: int) -> list[int]:
+    """Requests per host, round robin: the first ``requests mod hosts`` get one more."""
+    base, extra = divmod(requests, hosts)
+    return [base + (1 if i < extra else 0) for i in range(hosts)]
+
+
+def capability_split(requests: int, cost_ms: Sequence[float]) -> list[int]:
+    """Requests per host minimising the makespan when host h costs ``cost_ms[h]`` per request.
+
+    Each request goes where it would finish first. All requests being alike, this greedy rule is
+    optimal: any schedule's k-th finishing request ends no earlier than the k-th smallest of the
+    values ``n · cost_h`` (n ≥ 1), which is exactly what the greedy rule achieves.
+    """
+    counts = [0] * len(cost_ms)
+    heap = [(c, i) for i, c in enumerate(cost_ms)]  # (finish time of the next request, host)
+    heapq.heapify(heap)
+    for _ in range(requests):
+        _, h = heapq.heappop(heap)
+        counts[h] += 1
+        heapq.heappush(heap, ((counts[h] + 1) * cost_ms[h], h))
+    return counts
+
+
+def makespan_ms(counts: Sequence[int], cost_ms: Sequence[float]) -> float:
+    """Requests served serially per host: ``max_h count_h · cost_h``."""
+    return max((n * c for n, c in zip(counts, cost_ms, strict=True) if n), default=0.0)

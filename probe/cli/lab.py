@@ -1,0 +1,105 @@
+"""``probe lab``: the emulated multi-region fleet on this machine."""
+
+from __future__ import annotations
+
+import subprocess
+
+import click
+
+from probe.cli import main
+from probe.units import parse_duration_ms, parse_percent, parse_rate_bps
+
+DEFAULT_TOPOLOGY = "inventory/lab-3regions.yaml"
+
+
+@main.group()
+def lab() -> None:
+    """An emulated multi-region fleet: namespaces, real sshd, a jump host, a WAN emulator.
+
+    Needs root. Everything it creates carries the lab prefix and is removed by `lab down`.
+    """
+
+
+@lab.command("up")
+@click.argument("topology", default=DEFAULT_TOPOLOGY)
+def lab_up(topology: str) -> int:
+    """Bring the lab described by TOPOLOGY up (sweeping any earlier one first)."""
+    from probe.lab import control
+    from probe.lab.render import render_status
+
+    info = control.up(topology)
+    click.echo(render_status(info))
+    return 0
+
+
+@lab.command("down")
+@click.option("--name", default=None, help="Only this lab (default: every lab, then a sweep).")
+def lab_down(name: str | None) -> int:
+    """Stop the lab and remove every namespace, link, route, process and file it made."""
+    from probe.lab import control
+
+    control.down(name)
+    return 0
+
+
+@lab.command("status")
+@click.option("--links/--no-links", default=True, help="Print the resolved link matrix.")
+def lab_status(links: bool) -> int:
+    """Hosts, processes, emulator load, generated files and the link matrix of running labs."""
+    from probe.lab import control
+    from probe.lab.render import render_status
+
+    labs = control.running()
+    if not labs:
+        click.echo("no lab is running")
+        return 1
+    for info in labs:
+        click.echo(render_status(info, links=links))
+    return 0
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("host")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def lab_exec(host: str, command: tuple[str, ...]) -> int:
+    """Run COMMAND inside HOST's namespace (no SSH): probe lab exec eu1 -- ping -c1 198.18.2.11"""
+    from probe.lab import control
+
+    control.require_root()
+    return subprocess.run(control.exec_argv(host, list(command)), check=False).returncode
+
+
+@lab.command("link")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--delay", help="One-way delay, e.g. 60ms.")
+@click.option("--jitter", help="One-way jitter, e.g. 2ms.")
+@click.option("--loss", help="One-way loss, e.g. 1%.")
+@click.option("--rate", help="Rate, e.g. 20mbit (0mbit = unlimited).")
+@click.option("--one-way", is_flag=True, help="Change SRC>DST only (default: both directions).")
+def lab_link(
+    src: str, dst: str, delay: str | None, jitter: str | None, loss: str | None, rate: str | None,
+    one_way: bool,
+) -> int:  # fmt: skip
+    """Change a live link between SRC and DST; truth.json follows."""
+    from probe.lab import control
+
+    control.require_root()
+    changes: dict[str, float] = {}
+    if delay is not None:
+        changes["delay_ms"] = parse_duration_ms(delay)
+    if jitter is not None:
+        changes["jitter_ms"] = parse_duration_ms(jitter)
+    if loss is not None:
+        changes["loss_pct"] = parse_percent(loss)
+    if rate is not None:
+        changes["rate_bps"] = parse_rate_bps(rate)
+    if not changes:
+        raise click.UsageError("give at least one of --delay, --jitter, --loss, --rate")
+    info = control.find_host(src)
+    control.set_link(info, src, dst, changes, both=not one_way)
+    click.echo(
+        f"{src}{'>' if one_way else '<>'}{dst}: "
+        + ", ".join(f"{k}={v:g}" for k, v in changes.items())
+    )
+    return 0

@@ -1,0 +1,361 @@
+"""The inventory file: which hosts exist, how peers reach them, how the controller logs in.
+
+``load_inventory(path)`` reads and validates a YAML inventory (format in the README) into an
+:class:`~probe.model.Inventory`; every mistake is an :class:`~probe.errors.InputError` naming
+``file:line``. After this module, nothing re-checks names or addresses: they are safe to put on
+a remote command line (no shell metacharacters, no whitespace, no leading ``-``).
+
+Resolution order for a host's SSH settings, first found wins:
+the host's own ``ssh`` keys → its ``ssh.alias`` in ``ssh_config`` → ``defaults.ssh`` → built-ins.
+A key written at the host, even as ``null``, hides the layers below it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from probe.errors import InputError
+from probe.model import Host, Inventory, SshTarget
+from probe.sshconfig import SshConfig, SshOptions, parse_jump, read_ssh_config
+from probe.yamlsrc import MapNode, Node, parse_yaml_mapping, read_text
+
+_TOP_KEYS = frozenset({"version", "known_hosts", "ssh_config", "defaults", "hosts"})
+_HOST_KEYS = frozenset({"name", "address", "region", "zone", "provider", "tags", "measure", "ssh"})
+_SSH_KEYS = frozenset({"host", "port", "user", "identity", "via", "alias"})
+_PER_HOST_ONLY = {"name", "address", "ssh.host", "ssh.alias"}  # never in `defaults`
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_TAG_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+@=-]{0,127}")
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+_DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_SCOPED_IPV6 = re.compile(r"[0-9A-Fa-f:.]+%[A-Za-z0-9_.-]+")
+_NAME_RULE = "letters, digits, '.', '_', '-', starting with a letter or digit, at most 63"
+
+
+def check_name(value: str, what: str, where: str) -> str:
+    """A host name, label, tag key or jump host: safe on any command line."""
+    if _NAME.fullmatch(value) is None:
+        raise InputError(f"bad {what} {value!r}: use {_NAME_RULE}", where=where)
+    return value
+
+
+def check_address(value: str, what: str, where: str) -> str:
+    """An IP literal (IPv6 may carry a ``%scope``) or an RFC 1123 DNS name."""
+    try:
+        ipaddress.ip_address(value)
+        if "%" not in value or _SCOPED_IPV6.fullmatch(value):
+            return value
+    except ValueError:
+        pass
+    labels = value.removesuffix(".").split(".")
+    dns_ok = len(value) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in labels)
+    if dns_ok and not labels[-1].isdigit():  # 10.0.0.256 is a bad IP, not a DNS name
+        return value
+    raise InputError(f"bad {what} {value!r}: not an IP address or DNS name", where=where)
+
+
+def _check_pattern(value: str, pattern: re.Pattern[str], what: str, where: str) -> str:
+    if pattern.fullmatch(value) is None:
+        raise InputError(f"bad {what} {value!r}", where=where)
+    return value
+
+
+def _path(value: str, base_dir: Path, where: str) -> str:
+    """A local file path: ``~`` expanded, relative to the inventory's directory."""
+    if not value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InputError(f"bad path {value!r}", where=where)
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError as exc:  # ~user that does not exist, or no home directory
+        raise InputError(f"cannot expand {value!r}: {exc}", where=where) from None
+    return str(path if path.is_absolute() else base_dir / path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    """One jump as written: an inventory name (``via``) or a ProxyJump entry (``user@h:p``)."""
+
+    text: str
+    where: str
+    from_config: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A host read from the file; its ``via`` still names hops, not a resolved chain."""
+
+    host: Host
+    where: str
+    address_where: str
+    alias: str | None
+    hops: tuple[_Hop, ...]
+
+
+def _pick(entry: MapNode | None, defaults: MapNode | None, key: str) -> Node | None:
+    """The entry's value if it has the key (even null), else the default's."""
+    if entry is not None and key in entry:
+        return entry.get(key)
+    return defaults.get(key) if defaults is not None else None
+
+
+def _label(node: Node | None, what: str) -> str | None:
+    return None if node is None else check_name(node.as_str(), what, node.where)
+
+
+def _tags(entry: MapNode, defaults: MapNode | None) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for layer in (defaults, entry):
+        mapping = layer.get_mapping("tags") if layer is not None else None
+        for key, node in mapping.items() if mapping is not None else ():
+            check_name(key, "tag name", node.where)
+            if node.is_null:  # `tags: {rack: null}` drops an inherited tag
+                tags.pop(key, None)
+            else:
+                tags[key] = _check_pattern(node.as_str(), _TAG_VALUE, "tag value", node.where)
+    return tags
+
+
+@dataclass(frozen=True, slots=True)
+class _Ssh:
+    host: str | None
+    port: int
+    user: str | None
+    identity: tuple[str, ...]
+    hops: tuple[_Hop, ...]
+    alias: str | None
+
+
+def _read_ssh(
+    entry: MapNode, defaults: MapNode | None, config: SshConfig | None, base_dir: Path
+) -> _Ssh:
+    """A host's SSH settings, layered: own keys, then ssh_config (alias), then defaults."""
+    own = entry.get_mapping("ssh")
+    if own is not None:
+        own.check_keys(_SSH_KEYS)
+    dflt = defaults.get_mapping("ssh") if defaults is not None else None
+    alias_node = own.get("alias") if own is not None else None
+    alias, opts = None, SshOptions()
+    if alias_node is not None:
+        alias = check_name(alias_node.as_str(), "ssh.alias", alias_node.where)
+        if config is None:
+            raise alias_node.error("ssh.alias needs a top-level 'ssh_config: PATH'")
+        opts = config.lookup(alias)
+
+    def configured(key: str, value: object) -> bool:  # ssh_config decides, unless the host does
+        return value is not None and (own is None or key not in own)
+
+    host = None
+    if (node := _pick(own, None, "host")) is not None:
+        host = check_address(node.as_str(), "ssh.host", node.where)
+    elif opts.hostname is not None:
+        host = check_address(opts.hostname, "HostName", opts.where["hostname"])
+    elif alias_node is not None:  # no HostName: ssh connects to the alias itself
+        host = check_address(alias_node.as_str(), "ssh.alias", alias_node.where)
+
+    if opts.port is not None and configured("port", opts.port):
+        port = opts.port
+    elif (node := _pick(own, dflt, "port")) is None:
+        port = 22
+    elif not 0 < (port := node.as_int()) < 65536:
+        raise node.error(f"bad port {port} (1-65535)")
+
+    user = opts.user
+    if user is not None and configured("user", user):
+        _check_pattern(user, _USER, "User", opts.where["user"])
+    else:
+        node = _pick(own, dflt, "user")
+        user = (
+            None if node is None else _check_pattern(node.as_str(), _USER, "ssh.user", node.where)
+        )
+
+    identity = opts.identity_files
+    if not configured("identity", identity or None):
+        node = _pick(own, dflt, "identity")
+        items = node.as_str_list() if node is not None else []
+        identity = tuple(_path(value, base_dir, item.where) for value, item in items)
+
+    if configured("via", opts.proxy_jump):
+        hops = tuple(_Hop(h, opts.where["proxyjump"], True) for h in opts.proxy_jump or ())
+    else:
+        node = _pick(own, dflt, "via")
+        items = node.as_str_list() if node is not None else []
+        hops = tuple(_Hop(check_name(v, "jump host", n.where), n.where, False) for v, n in items)
+    return _Ssh(host, port, user, identity, hops, alias)
+
+
+def _read_host(
+    entry: MapNode, defaults: MapNode | None, config: SshConfig | None, base_dir: Path
+) -> _Draft:
+    entry.check_keys(_HOST_KEYS)
+    name_node = entry.require("name")
+    name = check_name(name_node.as_str(), "host name", name_node.where)
+    measure_node = _pick(entry, defaults, "measure")
+    measure = True if measure_node is None else measure_node.as_bool()
+    ssh = _read_ssh(entry, defaults, config, base_dir)
+    address_node = entry.get("address")
+    address = ssh.host
+    if address_node is not None:
+        address = check_address(address_node.as_str(), "address", address_node.where)
+    elif measure or address is None:
+        need = (
+            "'address' (what its peers use to reach it)" if measure else "'address' or 'ssh.host'"
+        )
+        raise name_node.error(f"host '{name}' needs {need}")
+    host = Host(
+        name=name,
+        address=address,
+        ssh=SshTarget(ssh.host or address, ssh.port, ssh.user, ssh.identity),
+        region=_label(_pick(entry, defaults, "region"), "region") or "default",
+        zone=_label(_pick(entry, defaults, "zone"), "zone"),
+        provider=_label(_pick(entry, defaults, "provider"), "provider"),
+        tags=_tags(entry, defaults),
+        measure=measure,
+    )
+    address_where = name_node.where if address_node is None else address_node.where
+    return _Draft(host, name_node.where, address_where, ssh.alias, ssh.hops)
+
+
+def _jump_name(hop: _Hop, drafts: dict[str, _Draft], owner: str) -> str:
+    """The inventory name a hop refers to: a name in ``via``; alias, name or host in ProxyJump."""
+    if not hop.from_config:
+        if hop.text in drafts:
+            return hop.text
+        close = difflib.get_close_matches(hop.text, list(drafts), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        message = f"host '{owner}': unknown jump host '{hop.text}' in via{hint}"
+        raise InputError(message, where=hop.where)
+    try:
+        user, target, port = parse_jump(hop.text)
+    except ValueError:
+        raise InputError(f"ProxyJump: cannot read {hop.text!r}", where=hop.where) from None
+    for match in (
+        [d.host for d in drafts.values() if d.alias == target],
+        [d.host for d in drafts.values() if d.host.name == target],
+        [d.host for d in drafts.values() if d.host.ssh.host == target],
+    ):
+        if len(match) != 1:
+            continue
+        ssh = match[0].ssh
+        if (user is not None and user != ssh.user) or (port is not None and port != ssh.port):
+            found = f"{ssh.user or '(local user)'}, port {ssh.port}"
+            raise InputError(
+                f"ProxyJump {hop.text!r} disagrees with host '{match[0].name}' ({found})",
+                where=hop.where,
+            )
+        return match[0].name
+    raise InputError(
+        f"ProxyJump {hop.text!r} is not an inventory host: add it, e.g. "
+        f"{{name: {target}, measure: false, ssh: {{alias: {target}}}}}",
+        where=hop.where,
+    )
+
+
+def _chains(
+    drafts: dict[str, _Draft], vias: dict[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    """Full jump chains, outermost first: the first jump's own chain, then the listed jumps."""
+    chains: dict[str, tuple[str, ...]] = {}
+    for start in drafts:
+        path: list[str] = []
+        name = start
+        while name not in chains and vias[name]:
+            if name in path:
+                cycle = " → ".join([*path[path.index(name) :], name])
+                raise InputError(f"jump cycle {cycle}", where=drafts[name].hops[0].where)
+            path.append(name)
+            name = vias[name][0]
+        chains.setdefault(name, ())
+        for owner in reversed(path):
+            chain = chains[vias[owner][0]] + vias[owner]
+            if owner in chain or len(set(chain)) < len(chain):
+                route = " → ".join((*chain, owner))
+                where = drafts[owner].hops[0].where
+                raise InputError(f"jump chain {route} visits a host twice", where=where)
+            chains[owner] = chain
+    return chains
+
+
+def _resolve(drafts: dict[str, _Draft]) -> tuple[Host, ...]:
+    vias: dict[str, tuple[str, ...]] = {}
+    for name, draft in drafts.items():
+        names = tuple(_jump_name(hop, drafts, name) for hop in draft.hops)
+        if name in names:
+            where = draft.hops[names.index(name)].where
+            raise InputError(f"host '{name}' lists itself as a jump host", where=where)
+        vias[name] = names
+    chains = _chains(drafts, vias)
+    return tuple(
+        replace(d.host, ssh=replace(d.host.ssh, via=chains[name])) for name, d in drafts.items()
+    )
+
+
+def parse_inventory(text: str, *, source: str, base_dir: Path) -> Inventory:
+    """Validate inventory text. Reads only the ``ssh_config`` file it names, if any."""
+    root = parse_yaml_mapping(text, source=source)
+    root.check_keys(_TOP_KEYS)
+    if (version := root.get_int("version", 1)) != 1:
+        message = f"unsupported inventory version {version} (this probe reads 1)"
+        raise root.require("version").error(message)
+    known_hosts_node = root.get("known_hosts")
+    known_hosts = None
+    if known_hosts_node is not None:
+        known_hosts = _path(known_hosts_node.as_str(), base_dir, known_hosts_node.where)
+    config = None
+    if (config_node := root.get("ssh_config")) is not None:
+        config_path = Path(_path(config_node.as_str(), base_dir, config_node.where))
+        try:
+            found = config_path.is_file()
+        except OSError as exc:  # e.g. a name too long
+            raise config_node.error(f"cannot read ssh_config: {exc.strerror}") from None
+        if not found:
+            raise config_node.error(f"ssh_config file not found: {config_path}")
+        config = read_ssh_config(config_path)
+    defaults = root.get_mapping("defaults")
+    if defaults is not None:
+        _check_defaults(defaults)
+    hosts_node = root.require("hosts")
+    entries, hosts_where = hosts_node.as_list(), root.key_where("hosts")
+    if not entries:
+        raise InputError("'hosts' is empty: list at least one host", where=hosts_where)
+    drafts: dict[str, _Draft] = {}
+    measured: dict[str, _Draft] = {}  # by address: two measured hosts cannot share one
+    for item in entries:
+        draft = _read_host(item.as_mapping(), defaults, config, base_dir)
+        host = draft.host
+        if (first := drafts.get(host.name)) is not None:
+            message = f"duplicate host name '{host.name}' (first at {first.where})"
+            raise InputError(message, where=draft.where)
+        drafts[host.name] = draft
+        if host.measure and (other := measured.get(host.address)) is not None:
+            message = (
+                f"address {host.address} is also host '{other.host.name}' ({other.address_where})"
+            )
+            raise InputError(message, where=draft.address_where)
+        if host.measure:
+            measured[host.address] = draft
+    if not measured:
+        raise InputError("every host has 'measure: false': nothing to measure", where=hosts_where)
+    sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Inventory(source=source, sha256=sha256, hosts=_resolve(drafts), known_hosts=known_hosts)
+
+
+def _check_defaults(defaults: MapNode) -> None:
+    ssh = defaults.get_mapping("ssh")
+    for prefix, mapping, allowed in (("", defaults, _HOST_KEYS), ("ssh.", ssh, _SSH_KEYS)):
+        for key in mapping.keys() if mapping is not None else ():
+            if mapping is not None and prefix + key in _PER_HOST_ONLY:
+                message = f"'{prefix}{key}' cannot be a default: it belongs to one host"
+                raise InputError(message, where=mapping.key_where(key))
+        if mapping is not None:
+            mapping.check_keys(allowed)
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate an inventory file; ``Inventory.source`` is ``path`` as given."""
+    text, _ = read_text(path)
+    return parse_inventory(text, source=str(path), base_dir=Path(path).parent)

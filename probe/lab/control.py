@@ -1,0 +1,359 @@
+"""``lab up | down | status | exec | link``: the lab's life cycle.
+
+``up`` is idempotent (it first sweeps anything left by an earlier lab with the same prefix) and
+records every object in ``state.json`` before it exists. ``down`` never trusts that record alone:
+it sweeps by prefix and by state-directory marker, so a crashed test or a SIGKILLed supervisor
+still ends with nothing left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from probe.errors import InputError, LabError, NeedsRootError
+from probe.lab import files, netns
+from probe.lab.files import LabPaths
+from probe.lab.topology import Topology, load_topology
+
+STATE_ROOT = Path(os.environ.get("PROBE_LAB_STATE", "/run/probe-lab"))
+READY_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class LabInfo:
+    """A running lab as later commands see it."""
+
+    name: str
+    prefix: str
+    paths: LabPaths
+    topology: str
+    hosts: tuple[str, ...]
+    jump: str
+
+    @property
+    def inventory(self) -> Path:
+        return self.paths.inventory
+
+    def netns(self, host: str) -> str:
+        return f"{self.prefix}{host}"
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NeedsRootError(
+            "the lab needs root (it creates network namespaces and runs sshd): run it with sudo"
+        )
+
+
+def up(topology_path: str, *, echo: bool = True) -> LabInfo:
+    """Bring a lab up from a topology file; returns where its inventory and truth are."""
+    require_root()
+    topo = load_topology(topology_path)
+    paths = LabPaths(STATE_ROOT / topo.name)
+    _down_one(topo.prefix, paths)
+    started = time.monotonic()
+    STATE_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
+    paths.root.mkdir(mode=0o700)
+    state: dict[str, object] = {
+        "name": topo.name,
+        "prefix": topo.prefix,
+        "topology": str(Path(topology_path).resolve()),
+        "hosts": [h.name for h in topo.hosts],
+        "jump": topo.jump,
+        "created_run_sshd": False,
+    }
+    _write_state(paths, state)
+    try:
+        if not Path("/run/sshd").exists():  # sshd's compiled-in privilege separation directory
+            Path("/run/sshd").mkdir(mode=0o755)
+            state["created_run_sshd"] = True
+            _write_state(paths, state)
+        netns.add_guard_route()
+        for h in topo.hosts:
+            netns.create_netns(topo.netns(h.name), h.name)
+        ctl_addr, jump_addr = topo.controller_addresses
+        if f" {ctl_addr}/" in netns.ip("-o", "addr", "show").stdout:
+            raise LabError(
+                f"controller address {ctl_addr} is in use (another lab?): pick another "
+                "addressing.controller_link"
+            )
+        netns.create_controller_link(
+            f"{topo.prefix}ctl", topo.netns(topo.jump), ctl_addr, jump_addr
+        )
+        files.write_keys_and_configs(topo, paths)
+        files.write_inventory_and_truth(topo, paths)
+        _start_supervisor(topo, paths)
+        _wait_ready(topo, paths)
+        _check_ssh(topo, paths)
+    except BaseException:
+        _down_one(topo.prefix, paths)
+        raise
+    paths.ready.write_text(f"{time.time():.3f}\n")
+    if echo:
+        print(f"lab {topo.name} up in {time.monotonic() - started:.1f}s: {len(topo.hosts)} hosts")
+    return _info(paths)
+
+
+def _write_state(paths: LabPaths, state: dict[str, object]) -> None:
+    tmp = paths.state.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(paths.state)
+
+
+def _start_supervisor(topo: Topology, paths: LabPaths) -> None:
+    emu_config, pairs = files.emulator_docs(topo, paths)
+    paths.emulator_config.write_text(json.dumps(emu_config, indent=1))
+    paths.pairs.write_text(json.dumps(pairs, indent=1))
+    children: dict[str, dict[str, object]] = {
+        "emulator": {
+            "argv": [sys.executable, "-m", "probe.lab.emulator", str(paths.emulator_config)],
+            "log": str(paths.logs / "emulator.log"),
+        }
+    }
+    for h in topo.hosts:
+        children[f"sshd_{h.name}"] = {
+            # unshare --uts gives each host its own hostname; exec keeps sshd the direct child.
+            "argv": [
+                "ip",
+                "netns",
+                "exec",
+                topo.netns(h.name),
+                "unshare",
+                "--uts",
+                "sh",
+                "-c",
+                'hostname "$1" && exec /usr/sbin/sshd -D -e -f "$2"',
+                "sh",
+                h.name,
+                str(paths.sshd_config(h.name)),
+            ],
+            "log": str(paths.sshd_log(h.name)),
+        }
+    (paths.root / "supervise.json").write_text(
+        json.dumps({"children": children, "critical": ["emulator"]}, indent=1)
+    )
+    # setsid --fork: the supervisor is nobody's child here, so it outlives this command and
+    # leaves no zombie or "still running" Popen behind; it reports its own PID.
+    with (paths.logs / "supervisor.log").open("ab") as log:
+        subprocess.run(
+            ["setsid", "--fork", sys.executable, "-m", "probe.lab.supervisor", str(paths.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": _package_root()},
+            check=True,
+        )
+    pid_file = paths.root / "supervisor.pid"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not pid_file.exists():
+        if time.monotonic() > deadline:
+            raise LabError(f"supervisor did not start: {_tail(paths.logs / 'supervisor.log')}")
+        time.sleep(0.02)
+    state = json.loads(paths.state.read_text())
+    state["supervisor_pid"] = int(pid_file.read_text())
+    _write_state(paths, state)
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parents[2])
+
+
+def _wait_ready(topo: Topology, paths: LabPaths) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    waiting = {h.name for h in topo.hosts}
+    while time.monotonic() < deadline:
+        if paths.emulator_ready.exists():
+            waiting = {h for h in waiting if "Server listening" not in _read(paths.sshd_log(h))}
+            if not waiting:
+                return
+        if _supervisor_pid(paths) is None:
+            break
+        time.sleep(0.05)
+    raise LabError(f"lab did not become ready; {_diagnose(paths, waiting)}")
+
+
+def _diagnose(paths: LabPaths, waiting: set[str]) -> str:
+    if not paths.emulator_ready.exists():
+        return f"emulator: {_tail(paths.logs / 'emulator.log')}"
+    host = sorted(waiting)[0]
+    return f"sshd on {host}: {_tail(paths.sshd_log(host))}"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _tail(path: Path) -> str:
+    lines = [ln for ln in _read(path).splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def _check_ssh(topo: Topology, paths: LabPaths) -> None:
+    """One real login through the controller link proves keys, known_hosts and sshd agree."""
+    proc = subprocess.run(
+        ["ssh", "-F", str(paths.ssh_config), topo.jump, "true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise LabError(f"ssh to the jump host failed: {proc.stderr.strip()}")
+
+
+def _supervisor_pid(paths: LabPaths) -> int | None:
+    """The recorded supervisor PID if that process is still ours (cmdline carries our path)."""
+    try:
+        pid = int(json.loads(paths.state.read_text())["supervisor_pid"])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, KeyError, ValueError):
+        return None
+    return pid if str(paths.root) in cmdline else None
+
+
+def down(name: str | None = None, *, echo: bool = True) -> list[str]:
+    """Stop one lab (or every lab) and sweep what is left; safe to run any number of times."""
+    require_root()
+    removed: list[str] = []
+    labs = (
+        [STATE_ROOT / name] if name else sorted(STATE_ROOT.glob("*")) if STATE_ROOT.exists() else []
+    )
+    prefixes = {"pl-"}
+    for root in labs:
+        paths = LabPaths(root)
+        prefix = _state(paths).get("prefix", "pl-")
+        prefixes.add(str(prefix))
+        removed += _down_one(str(prefix), paths)
+    if name is None:
+        for prefix in prefixes:  # labs whose state directory is already gone
+            removed += netns.sweep(prefix, str(STATE_ROOT))
+    if not any(STATE_ROOT.glob("*")) if STATE_ROOT.exists() else True:
+        netns.remove_guard_route()
+    if echo:
+        print("lab down: " + (", ".join(removed) if removed else "nothing was running"))
+    return removed
+
+
+def _state(paths: LabPaths) -> dict[str, object]:
+    try:
+        doc = json.loads(paths.state.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _down_one(prefix: str, paths: LabPaths) -> list[str]:
+    removed: list[str] = []
+    pid = _supervisor_pid(paths)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.05)
+        removed.append("supervisor")
+    removed += netns.sweep(prefix, str(paths.root))
+    created_run_sshd = bool(_state(paths).get("created_run_sshd"))
+    if paths.root.exists():
+        shutil.rmtree(paths.root)
+        removed.append(f"state {paths.root}")
+    if created_run_sshd and not any(STATE_ROOT.glob("*")):
+        shutil.rmtree("/run/sshd", ignore_errors=True)
+    return removed
+
+
+def _info(paths: LabPaths) -> LabInfo:
+    state = _state(paths)
+    if not state:
+        raise LabError(f"no lab state in {paths.root}")
+    return LabInfo(
+        name=str(state["name"]),
+        prefix=str(state["prefix"]),
+        paths=paths,
+        topology=str(state["topology"]),
+        hosts=tuple(str(h) for h in state["hosts"]),  # type: ignore[attr-defined]
+        jump=str(state["jump"]),
+    )
+
+
+def running() -> list[LabInfo]:
+    """Every lab with a ready state directory."""
+    if not STATE_ROOT.exists():
+        return []
+    return [_info(LabPaths(p)) for p in sorted(STATE_ROOT.glob("*")) if (p / "lab.ready").exists()]
+
+
+def find_host(host: str) -> LabInfo:
+    for lab in running():
+        if host in lab.hosts:
+            return lab
+    raise InputError(f"no running lab has a host named {host!r}")
+
+
+def exec_argv(host: str, argv: list[str]) -> list[str]:
+    """The command that runs ``argv`` inside ``host``'s namespace (bypassing SSH)."""
+    lab = find_host(host)
+    return ["ip", "netns", "exec", lab.netns(host), *argv]
+
+
+def emulator_pid(lab: LabInfo) -> int | None:
+    try:
+        return int(lab.paths.emulator_ready.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def emulator_stats(lab: LabInfo, timeout_s: float = 2.0) -> dict[str, object]:
+    """Ask the emulator for its counters (SIGUSR1) and read them."""
+    pid = emulator_pid(lab)
+    if pid is None:
+        raise LabError(f"lab {lab.name}: the emulator is not running")
+    before = lab.paths.stats.stat().st_mtime_ns if lab.paths.stats.exists() else 0
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if lab.paths.stats.exists() and lab.paths.stats.stat().st_mtime_ns != before:
+            doc = json.loads(lab.paths.stats.read_text())
+            return doc if isinstance(doc, dict) else {}
+        time.sleep(0.02)
+    raise LabError(f"lab {lab.name}: the emulator did not answer SIGUSR1")
+
+
+def set_link(lab: LabInfo, src: str, dst: str, changes: dict[str, float], *, both: bool) -> None:
+    """Change a live link (``lab link``): rewrite the pair table, SIGHUP the emulator, and keep
+    truth.json in step so later comparisons use the new figures."""
+    doc = json.loads(lab.paths.pairs.read_text())
+    keys = [f"{src}>{dst}"] + ([f"{dst}>{src}"] if both else [])
+    for key in keys:
+        if key not in doc["pairs"]:
+            raise InputError(f"lab {lab.name} has no pair {key}")
+        doc["pairs"][key].update(changes)
+    lab.paths.pairs.write_text(json.dumps(doc, indent=1))
+    pid = emulator_pid(lab)
+    if pid is None:
+        raise LabError(f"lab {lab.name}: the emulator is not running")
+    os.kill(pid, signal.SIGHUP)
+    _rewrite_truth(lab, doc["pairs"])
+
+
+def _rewrite_truth(lab: LabInfo, pairs: dict[str, dict[str, object]]) -> None:
+    from dataclasses import replace
+
+    from probe.lab.topology import LinkParams
+
+    topo = load_topology(lab.topology)
+    links = {
+        (k.split(">")[0], k.split(">")[1]): LinkParams(**v)  # type: ignore[arg-type]
+        for k, v in pairs.items()
+    }
+    lab.paths.truth.write_text(json.dumps(files.truth_doc(replace(topo, links=links)), indent=1))

@@ -1,0 +1,158 @@
+"""Network namespaces, the controller link and the guard route, and the sweep that removes them.
+
+Everything the lab creates in the kernel carries the lab prefix, so the sweep finds it by name and
+does not depend on a state file that a crash may never have written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from probe.errors import LabError
+
+GUARD = "198.18.0.0/15"  # the whole benchmarking range: never leaves this machine
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``ip``; a failure becomes a LabError that names the command and its message."""
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise LabError(f"ip {' '.join(args)}: {proc.stderr.strip() or proc.returncode}")
+    return proc
+
+
+def list_netns(prefix: str) -> list[str]:
+    out = ip("netns", "list", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(prefix)]
+
+
+def list_links(prefix: str) -> list[str]:
+    out = ip("-o", "link", "show", check=False).stdout
+    names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
+    return [n for n in names if n.startswith(prefix)]
+
+
+def create_netns(name: str, hostname_hint: str) -> None:
+    """A namespace with loopback up and IPv6 off (the emulator forwards IPv4 only)."""
+    del hostname_hint
+    ip("netns", "add", name)
+    ip("-n", name, "link", "set", "lo", "up")
+    for key in ("all", "default"):
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                name,
+                "sysctl",
+                "-q",
+                "-w",
+                f"net.ipv6.conf.{key}.disable_ipv6=1",
+            ],
+            capture_output=True,
+            check=False,
+        )
+    # Unprivileged ICMP allowed, as on most cloud images (iputils falls back to raw otherwise).
+    subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            name,
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.ping_group_range=0 2147483647",
+        ],
+        capture_output=True,
+        check=False,
+    )
+
+
+def create_controller_link(link: str, netns: str, ctl_addr: str, jump_addr: str) -> None:
+    """veth ``link`` (root) <-> ``ctl0`` (jump host): the only way into the lab."""
+    ip("link", "add", link, "type", "veth", "peer", "name", "ctl0", "netns", netns)
+    ip("addr", "add", f"{ctl_addr}/30", "dev", link)
+    ip("link", "set", link, "up")
+    ip("-n", netns, "addr", "add", f"{jump_addr}/30", "dev", "ctl0")
+    ip("-n", netns, "link", "set", "ctl0", "up")
+
+
+def add_guard_route() -> bool:
+    """Install ``unreachable 198.18.0.0/15`` unless present; True when we added it."""
+    if GUARD in ip("route", "show", "type", "unreachable", check=False).stdout:
+        return False
+    ip("route", "add", "unreachable", GUARD)
+    return True
+
+
+def remove_guard_route() -> None:
+    ip("route", "del", "unreachable", GUARD, check=False)
+
+
+def netns_pids(name: str) -> list[int]:
+    out = ip("netns", "pids", name, check=False).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def kill_pids(pids: list[int], grace_s: float = 1.0) -> None:
+    """TERM, wait up to ``grace_s``, then KILL whatever is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.02)
+        pids = [p for p in pids if _alive(p)]
+        if not pids:
+            return
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (a zombie's parent will reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """PIDs whose command line mentions ``marker`` (the lab's state directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def sweep(prefix: str, state_marker: str) -> list[str]:
+    """Remove every lab object with ``prefix`` or ``state_marker``; returns what it removed."""
+    removed: list[str] = []
+    leftovers = processes_with_marker(state_marker)
+    if leftovers:
+        kill_pids(leftovers)
+        removed.append(f"{len(leftovers)} process(es)")
+    for ns in list_netns(prefix):
+        pids = netns_pids(ns)
+        if pids:
+            kill_pids(pids, grace_s=0.5)
+            removed.append(f"{len(pids)} process(es) in {ns}")
+        ip("netns", "del", ns, check=False)
+        removed.append(f"netns {ns}")
+    for link in list_links(prefix):
+        ip("link", "del", link, check=False)
+        removed.append(f"link {link}")
+    return removed

@@ -1,0 +1,55 @@
+"""Text views of a running lab for ``lab up`` and ``lab status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tabulate import tabulate
+
+from probe.lab import control, netns
+from probe.lab.control import LabInfo
+from probe.lab.topology import load_topology
+
+
+def _cpu_s(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, USER_HZ=100
+
+
+def render_status(info: LabInfo, *, links: bool = True) -> str:
+    topo = load_topology(info.topology)
+    rows = []
+    for h in topo.hosts:
+        pids = netns.netns_pids(info.netns(h.name))
+        rows.append(
+            [h.name, h.region, h.zone or "", h.address, info.netns(h.name),
+             "jump" if h.name == topo.jump else ("yes" if h.measure else "no"),
+             "up" if pids else "DOWN"]
+        )  # fmt: skip
+    out = [f"lab {info.name} ({info.topology})"]
+    out.append(tabulate(rows, ["host", "region", "zone", "address", "netns", "measured", "sshd"]))
+    pid = control.emulator_pid(info)
+    cpu = _cpu_s(pid) if pid else None
+    out.append(
+        f"emulator: pid {pid}, cpu {cpu:.2f}s" if cpu is not None else "emulator: NOT RUNNING"
+    )
+    out.append(f"inventory:  {info.paths.inventory}")
+    out.append(f"truth:      {info.paths.truth}")
+    out.append(f"ssh_config: {info.paths.ssh_config}  (try: ssh -F THAT_FILE {topo.hosts[1].name})")
+    if links:
+        names = [h.name for h in topo.hosts]
+        grid = [
+            [a] + ["—" if a == b else _cell(topo.links[a, b].delay_ms + topo.links[b, a].delay_ms,
+                                            topo.links[a, b].rate_bps) for b in names]
+            for a in names
+        ]  # fmt: skip
+        out.append("resolved links: RTT ms / row→col rate Mbit/s (0 = unlimited)")
+        out.append(tabulate(grid, ["src \\ dst", *names], disable_numparse=True))
+    return "\n".join(out)
+
+
+def _cell(rtt_ms: float, rate_bps: float) -> str:
+    return f"{rtt_ms:g}/{rate_bps / 1e6:g}"

@@ -1,0 +1,309 @@
+"""Which pairs to measure, and the bandwidth rounds: pure, it knows nothing of SSH or files.
+
+A bandwidth test saturates both hosts' NICs (and, with ``site_of``, the site's shared uplink), so
+tests run in rounds of disjoint pairs: a proper edge colouring of the pair graph, one colour per
+round and direction. Full mesh: the circle method, optimal (N−1 colours for even N, N for odd N).
+Other graphs: the better of Misra–Gries (≤ Δ+1, Vizing's bound) and a busiest-first greedy. With
+``site_of`` the site graph has parallel edges and loops, where greedy guarantees ≤ 2L−1 (L: the
+most tests one site takes part in; L itself is a lower bound).
+
+Reverse direction = swapped roles by default: the data sender is then always the iperf3 client,
+whose JSON carries the sender's cwnd and TCP RTT (with ``-R`` iperf 3.12 reports them as 0).
+``reverse_flag=True`` uses ``-R`` instead, for fleets where only one side accepts connections.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from probe.errors import InputError
+from probe.model import Host
+
+PairKind = Literal["all", "cross-region", "intra-region", "sample"]
+ExclusiveBy = Literal["region", "zone"]
+Pair = tuple[str, str]
+
+_FIXED_KINDS: tuple[PairKind, ...] = ("all", "cross-region", "intra-region")
+_SAMPLE = re.compile(r"^sample:([1-9][0-9]*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class PairMode:
+    """``--pairs``. ``sample_k``: representatives per region for cross-region pairs."""
+
+    kind: PairKind
+    sample_k: int | None = None
+
+    def __str__(self) -> str:
+        return f"sample:{self.sample_k}" if self.kind == "sample" else self.kind
+
+
+def parse_pair_mode(text: str) -> PairMode:
+    """``all`` | ``cross-region`` | ``intra-region`` | ``sample:K`` (K ≥ 1)."""
+    value = text.strip()
+    for kind in _FIXED_KINDS:
+        if value == kind:
+            return PairMode(kind)
+    if m := _SAMPLE.match(value):
+        return PairMode("sample", int(m.group(1)))
+    raise InputError(f"--pairs {text!r}: expected all, cross-region, intra-region or sample:K")
+
+
+def _measured(hosts: Sequence[Host]) -> list[Host]:
+    measured = [h for h in hosts if h.measure]
+    names = [h.name for h in measured]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"host name {dup!r} appears twice")
+    return measured
+
+
+def select_pairs(hosts: Sequence[Host], mode: PairMode, *, seed: int = 0) -> list[Pair]:
+    """Unordered pairs ``(a, b)``, ``a`` before ``b`` in input order; same input → same output."""
+    measured = _measured(hosts)
+    reps = _representatives(measured, mode.sample_k or 1, seed) if mode.kind == "sample" else set()
+    return [
+        (a.name, b.name)
+        for i, a in enumerate(measured)
+        for b in measured[i + 1 :]
+        if _wanted(a, b, mode.kind, reps)
+    ]
+
+
+def _wanted(a: Host, b: Host, kind: PairKind, reps: set[str]) -> bool:
+    same_region = a.region == b.region
+    if kind == "cross-region":
+        return not same_region
+    if kind == "intra-region":
+        return same_region
+    if kind == "sample":  # full mesh inside a region, representatives across regions
+        return same_region or (a.name in reps and b.name in reps)
+    return True
+
+
+def _representatives(hosts: list[Host], k: int, seed: int) -> set[str]:
+    """``k`` hosts per region (all if fewer), drawn reproducibly from ``seed``."""
+    rng = random.Random(seed)
+    by_region: dict[str, list[str]] = defaultdict(list)
+    for h in hosts:
+        by_region[h.region].append(h.name)
+    reps: set[str] = set()
+    for names in by_region.values():
+        reps.update(names if len(names) <= k else rng.sample(names, k))
+    return reps
+
+
+def ping_mesh_pairs(hosts: Sequence[Host]) -> list[Pair]:
+    """Every ordered pair of measured hosts: ping is light enough to run the full mesh."""
+    measured = _measured(hosts)
+    return [(a.name, b.name) for a in measured for b in measured if a is not b]
+
+
+def site_of_hosts(hosts: Sequence[Host], by: ExclusiveBy) -> Callable[[str], str]:
+    """``--exclusive-by``: a host without a zone shares one site with its region's others."""
+    sites = {h.name: h.region if by == "region" else f"{h.region}/{h.zone or '?'}" for h in hosts}
+    return sites.__getitem__
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthTest:
+    """iperf3 client on ``client``, server on ``server``; ``reverse`` is ``-R``."""
+
+    client: str
+    server: str
+    reverse: bool = False
+
+    @property
+    def direction(self) -> Pair:
+        """(src, dst) of the data: client→server, or server→client under ``-R``."""
+        return (self.server, self.client) if self.reverse else (self.client, self.server)
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthPlan:
+    """Rounds run one after another; the tests of a round run at the same time."""
+
+    rounds: tuple[tuple[BandwidthTest, ...], ...]
+
+    @property
+    def tests(self) -> int:
+        return sum(len(r) for r in self.rounds)
+
+    @property
+    def all_tests(self) -> tuple[BandwidthTest, ...]:
+        return tuple(t for r in self.rounds for t in r)
+
+    def estimated_duration_s(self, per_test_s: float) -> float:
+        return len(self.rounds) * per_test_s
+
+    def summary(self, per_test_s: float) -> str:
+        """The line printed before starting: rounds, tests, estimated duration."""
+        minutes, seconds = divmod(round(self.estimated_duration_s(per_test_s)), 60)
+        return (
+            f"bandwidth plan: {len(self.rounds)} rounds, {self.tests} tests, "
+            f"~{minutes} min {seconds:02d} s at {per_test_s:g} s per round"
+        )
+
+
+def per_test_wall_s(duration_s: float, omit_s: float, *, setup_s: float = 3.0) -> float:
+    """One round's wall time: warm-up + measured seconds + server start, connect and teardown."""
+    return omit_s + duration_s + setup_s
+
+
+def schedule_rounds(
+    pairs: Sequence[Pair],
+    *,
+    site_of: Callable[[str], str] | None = None,
+    directions: Literal["both", "forward"] = "both",
+    reverse_flag: bool = False,
+) -> BandwidthPlan:
+    """Rounds where no host (no site, with ``site_of``) appears twice.
+
+    A pair's reverse runs in the round right after its forward: both directions are then
+    measured under the same conditions, and an interrupted run keeps whole pairs.
+    """
+    _check_pairs(pairs)
+    resource = site_of or (lambda name: name)
+    colours = _edge_colouring([(resource(a), resource(b)) for a, b in pairs])
+    classes: dict[int, list[Pair]] = defaultdict(list)
+    for pair, colour in zip(pairs, colours, strict=True):
+        classes[colour].append(pair)
+    rounds: list[tuple[BandwidthTest, ...]] = []
+    for colour in sorted(classes):
+        rounds.append(tuple(BandwidthTest(a, b) for a, b in classes[colour]))
+        if directions == "both":
+            rounds.append(tuple(_backward(a, b, reverse_flag) for a, b in classes[colour]))
+    return BandwidthPlan(tuple(rounds))
+
+
+def _backward(a: str, b: str, reverse_flag: bool) -> BandwidthTest:
+    """b→a: ``-R`` on the same client and server, or the roles swapped."""
+    return BandwidthTest(a, b, reverse=True) if reverse_flag else BandwidthTest(b, a)
+
+
+def _check_pairs(pairs: Sequence[Pair]) -> None:
+    seen: set[frozenset[str]] = set()
+    for a, b in pairs:
+        key = frozenset((a, b))
+        if a == b or key in seen:
+            raise InputError(f"pair ({a}, {b}) is a self-pair or listed twice")
+        seen.add(key)
+
+
+def _edge_colouring(edges: list[Pair]) -> list[int]:
+    """A colour per edge; edges sharing an endpoint differ. Loops and parallel edges allowed."""
+    if not edges:
+        return []
+    simple = all(u != v for u, v in edges) and len({frozenset(e) for e in edges}) == len(edges)
+    if not simple:
+        return _greedy_colouring(edges)
+    vertices = list(dict.fromkeys(v for e in edges for v in e))
+    if len(edges) == len(vertices) * (len(vertices) - 1) // 2:
+        return _circle_colouring(edges, vertices)
+    greedy, misra_gries = _greedy_colouring(edges), _misra_gries_colouring(edges)
+    return greedy if max(greedy) <= max(misra_gries) else misra_gries
+
+
+def _circle_colouring(edges: list[Pair], vertices: list[str]) -> list[int]:
+    """Round-robin: fix one vertex, rotate the rest; a dummy "bye" vertex makes N even."""
+    ring: list[str | None] = [*vertices, None] if len(vertices) % 2 else list(vertices)
+    n = len(ring)
+    colour_of: dict[frozenset[str | None], int] = {}
+    for r in range(n - 1):
+        colour_of[frozenset((ring[n - 1], ring[r]))] = r
+        for k in range(1, n // 2):
+            colour_of[frozenset((ring[(r + k) % (n - 1)], ring[(r - k) % (n - 1)]))] = r
+    return [colour_of[frozenset(e)] for e in edges]
+
+
+def _greedy_colouring(edges: list[Pair]) -> list[int]:
+    """Smallest colour free at both ends, busiest endpoints first: ≤ 2L−1 colours."""
+    load: dict[str, int] = defaultdict(int)
+    for u, v in edges:
+        for x in {u, v}:
+            load[x] += 1
+    order = sorted(range(len(edges)), key=lambda i: -(load[edges[i][0]] + load[edges[i][1]]))
+    used: dict[str, set[int]] = defaultdict(set)
+    colours = [0] * len(edges)
+    for i in order:
+        u, v = edges[i]
+        c = next(c for c in range(len(edges)) if c not in used[u] and c not in used[v])
+        used[u].add(c)
+        used[v].add(c)
+        colours[i] = c
+    return colours
+
+
+def _misra_gries_colouring(edges: list[Pair]) -> list[int]:
+    """Misra & Gries (1992) for simple graphs: at most Δ+1 colours, O(E·(Δ+V))."""
+    degree: Counter[str] = Counter(v for e in edges for v in e)
+    state = _EdgeColours(max(degree.values()) + 1)
+    for x, f in edges:
+        fan = state.fan(x, f)
+        c, d = state.free(x), state.free(fan[-1])
+        state.invert_path(x, c, d)
+        w = state.fan_end(x, fan, d)
+        for j in range(w):  # rotate: (x, fan[j]) takes the colour of (x, fan[j+1])
+            shift = state.scrape(x, fan[j + 1])
+            state.paint(x, fan[j], shift)
+        state.paint(x, fan[w], d)
+    return [state.nb[u][v] for u, v in edges]
+
+
+class _EdgeColours:
+    """A partial proper edge colouring, indexed both ways for O(1) lookups."""
+
+    def __init__(self, colours: int) -> None:
+        self.palette = range(colours)
+        self.at: dict[str, dict[int, str]] = defaultdict(dict)  # vertex → colour → neighbour
+        self.nb: dict[str, dict[str, int]] = defaultdict(dict)  # vertex → neighbour → colour
+
+    def free(self, v: str) -> int:
+        return next(c for c in self.palette if c not in self.at[v])
+
+    def paint(self, u: str, v: str, c: int) -> None:
+        self.at[u][c], self.at[v][c] = v, u
+        self.nb[u][v] = self.nb[v][u] = c
+
+    def scrape(self, u: str, v: str) -> int:
+        c = self.nb[u].pop(v)
+        del self.nb[v][u], self.at[u][c], self.at[v][c]
+        return c
+
+    def fan(self, x: str, f: str) -> list[str]:
+        """[f, …]: the next vertex is x's neighbour by a colour free at the previous one.
+
+        Extending by *the* free colour d of the last vertex until that edge is missing or
+        returns into the fan is all the Misra–Gries proof needs of maximality.
+        """
+        fan, members = [f], {f}
+        while (v := self.at[x].get(self.free(fan[-1]))) is not None and v not in members:
+            fan.append(v)
+            members.add(v)
+        return fan
+
+    def invert_path(self, x: str, c: int, d: int) -> None:
+        """Swap c and d on the c/d path from x (c is free at x, so x is an end)."""
+        path: list[tuple[str, str, int]] = []
+        u, colour = x, d
+        while (v := self.at[u].get(colour)) is not None:
+            path.append((u, v, colour))
+            u, colour = v, (c if colour == d else d)
+        for u, v, _ in path:
+            self.scrape(u, v)
+        for u, v, colour in path:
+            self.paint(u, v, c if colour == d else d)
+
+    def fan_end(self, x: str, fan: list[str], d: int) -> int:
+        """First w with d free such that fan[:w+1] is still a fan (the proof says it exists)."""
+        for w, vertex in enumerate(fan):
+            if w and self.nb[x].get(vertex) in self.at[fan[w - 1]]:
+                break  # the prefix stopped being a fan
+            if d not in self.at[vertex]:
+                return w
+        raise AssertionError("Misra–Gries: no fan end with a free colour")  # a bug, not input

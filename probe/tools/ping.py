@@ -1,0 +1,256 @@
+"""ping: argv builder, parser of iputils / busybox / BSD output, and the meaning of its exit status.
+
+Why a parser of our own and not jc's (evaluated on the 72 captures in tests/fixtures/ping/jc):
+jc 1.26 reads counts, summaries and reply times right on all of them, but lists a lost seq only
+when ping printed a line for it (9 captures miss some), drops iputils' "From … Destination Host
+Unreachable" lines, returns ``dict[str, Any]``, and raises IndexError on truncated output (e.g.
+"PING x"). Statistics need one entry per probe sent and a parser that fails only with
+ParseError, so this one rebuilds the seq range from the transmitted count.
+
+Facts the parser leans on (iputils ``ping_common.c``, busybox ``ping.c``, FreeBSD ``ping.c``):
+- iputils numbers seqs from 1, busybox and BSD from 0; seqs are 16 bits and wrap.
+- iputils prints per-packet times ≥ 99.95 ms rounded to integers and ≥ 9.995 ms to one decimal;
+  the summary line is exact to the microsecond. busybox and BSD print 3 decimals everywhere.
+- Every flavour folds duplicate replies into its summary min/avg/max/mdev, so a summary is exact
+  for the probes only when there were no duplicates (``probe.stats.report_stats`` checks).
+- BSD's "stddev" and iputils' "mdev" are the same population standard deviation; busybox has none.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from probe.errors import InputError, ParseError
+from probe.model import CellStatus, CommandResult
+
+Flavor = Literal["iputils", "busybox", "bsd"]
+
+_A = re.ASCII  # \d must not accept other scripts' digits: int("٣") is 3
+_NUM = r"\d{1,9}(?:\.\d{1,6})?"  # bounded: int() refuses > 4300 digits, float() overflows
+_STATS = re.compile(
+    r"^(?P<sent>\d{1,9}) packets transmitted, (?P<received>\d{1,9}) (?P<pkts>packets )?received"
+    r"(?P<rest>.*)$",
+    _A,
+)
+_DUPS = re.compile(r"\+?(\d{1,9}) duplicates", _A)
+_LOSS = re.compile(rf"({_NUM})% packet loss", _A)
+_SUMMARY = re.compile(
+    rf"^(?:rtt|round-trip) min/avg/max(?:/mdev|/stddev|/std-dev)? = "
+    rf"(?P<min>{_NUM})/(?P<avg>{_NUM})/(?P<max>{_NUM})(?:/(?P<mdev>{_NUM}))? ms",
+    _A,
+)
+_TITLE = re.compile(r"^--- (?P<dest>.*?) ping6? statistics ---$", _A)
+_HEADER = re.compile(r"^PING6?\b(?:.*?\((?P<addr>[^()\s]*)\))?", _A)
+_BSD6_HEADER = re.compile(r"^PING6\(.*--> (?P<addr>\S+)", _A)
+_REPLY = re.compile(
+    rf"\bbytes from .*?[:,] (?:icmp_seq|seq)=(?P<seq>\d{{1,9}})\b"
+    rf"(?:.*?\btime[=<](?P<time>{_NUM}) ?ms)?(?P<tail>.*)$",
+    _A,
+)
+_ICMP_ERROR = re.compile(r"^From \S+(?: \(\S+\))?:? (?P<msg>icmp_seq=\d{1,9} .+)$", _A)
+_BSD_ERROR = re.compile(r"^\d+ bytes from .*?: (?P<msg>[A-Z][^=]*)$", _A)
+_TIMESTAMP = re.compile(r"^\[\d+(?:\.\d+)?\] ", _A)
+_IGNORED = re.compile(  # said by ping, known, and carrying nothing the report keeps
+    r"^(?:$|PATTERN: |WARNING: |no answer yet for icmp_seq=|Request timeout for icmp_seq"
+    r"|--- .* statistics ---$|pipe \d+$|Vr HL TOS|\d+\s+\d+\s+[0-9a-f]{2}\s)",
+    _A,
+)
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$", _A)
+_NOT_FOUND = re.compile(r"command not found|\bping: not found")
+
+_SEQ_MODULO = 1 << 16
+_MIN_TIMED_PAYLOAD_BYTES = 16  # below sizeof(struct timeval) ping prints no time at all
+_MAX_PAYLOAD_BYTES = 65507
+
+
+@dataclass(frozen=True, slots=True)
+class PingProbe:
+    """One echo request. ``rtt_ms`` is None when no reply came back (lost)."""
+
+    seq: int
+    rtt_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PingSummary:
+    """ping's own summary line: exact to the µs even where per-packet lines are rounded."""
+
+    rtt_min_ms: float
+    rtt_avg_ms: float
+    rtt_max_ms: float
+    rtt_mdev_ms: float | None  # busybox prints none
+
+
+@dataclass(frozen=True, slots=True)
+class PingReport:
+    """Everything one ping run said. ``probes`` has one entry per seq sent, lost ones included.
+
+    ``sent``, ``received`` and ``duplicates`` are ping's own counts; ``errors`` holds ICMP errors
+    ping reported and lines this parser did not recognise, as ``"line N: text"``.
+    """
+
+    flavor: Flavor
+    destination: str
+    sent: int
+    received: int
+    duplicates: int
+    probes: tuple[PingProbe, ...]
+    summary: PingSummary | None
+    errors: tuple[str, ...]
+
+
+def validate_address(address: str) -> str:
+    """Return ``address`` if it is an IP literal or an RFC 1123 host name, else raise InputError.
+
+    It ends up as an argv element on a remote shell: refusing a leading '-' keeps it from ever
+    being read as an option.
+    """
+    if not address or address.startswith("-"):
+        raise InputError(f"not a host address: {address!r}")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        name = address.removesuffix(".")
+        labels = name.split(".")
+        if len(name) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in labels):
+            raise InputError(f"not an IP address or host name: {address!r}") from None
+    return address
+
+
+def ping_argv(
+    address: str,
+    *,
+    count: int,
+    interval_s: float,
+    deadline_s: float | None = None,
+    packet_size: int | None = None,
+) -> list[str]:
+    """Linux iputils argv: ``-n`` (no reverse DNS, so names never delay replies), ``-c``, ``-i``.
+
+    ``interval_s`` below 0.2 s needs root on old iputils (CentOS 7, Ubuntu 18.04); iputils since
+    2021 lets users go down to 2 ms. ping refuses with exit 2, which ``ping_outcome`` reports as an
+    error with ping's own message. Run it under ``LC_ALL=C``: some iputils read ``-i`` with the
+    locale's decimal comma. ``deadline_s`` (``-w``) bounds the whole run and is rounded up to whole
+    seconds, as iputils refuses "1.5". ``packet_size`` must leave room for the timestamp (≥ 16
+    bytes) or ping prints no times.
+    """
+    validate_address(address)
+    if count < 1:
+        raise InputError(f"ping count must be ≥ 1, not {count}")
+    if not math.isfinite(interval_s) or interval_s < 0.002:
+        raise InputError(f"ping interval must be ≥ 0.002 s, not {interval_s}")
+    argv = ["ping", "-n", "-c", str(count), "-i", f"{interval_s:g}"]
+    if deadline_s is not None:
+        if not math.isfinite(deadline_s) or deadline_s <= 0:
+            raise InputError(f"ping deadline must be > 0 s, not {deadline_s}")
+        argv += ["-w", str(math.ceil(deadline_s))]
+    if packet_size is not None:
+        if not _MIN_TIMED_PAYLOAD_BYTES <= packet_size <= _MAX_PAYLOAD_BYTES:
+            raise InputError(
+                f"ping packet size must be {_MIN_TIMED_PAYLOAD_BYTES}..{_MAX_PAYLOAD_BYTES} "
+                f"bytes, not {packet_size}"
+            )
+        argv += ["-s", str(packet_size)]
+    return [*argv, address]
+
+
+def parse_ping(text: str) -> PingReport:
+    """Read one ping run's stdout (any flavour). Raises ParseError when it has no statistics."""
+    lines = [_TIMESTAMP.sub("", line.strip()) for line in text.splitlines()]
+    stats_at, stats = next(
+        ((i, m) for i, line in enumerate(lines) if (m := _STATS.match(line))), (0, None)
+    )
+    if stats is None:
+        raise ParseError("no 'packets transmitted' statistics line")
+    sent, received = int(stats["sent"]), int(stats["received"])
+    if received > sent:
+        raise ParseError(f"{received} received out of {sent} transmitted")
+    dups = _DUPS.search(stats["rest"])
+    summary = _summary(lines[stats_at + 1 :])
+    flavor = _flavor(text, iputils=stats["pkts"] is None, summary=summary)
+    base = 1 if flavor == "iputils" else 0
+
+    first_rtt: dict[int, float] = {}
+    errors: list[str] = []
+    destination = ""
+    for number, line in enumerate(lines[:stats_at], start=1):
+        if reply := _REPLY.search(line):
+            seq = int(reply["seq"]) % _SEQ_MODULO
+            if reply["time"] is None:
+                errors.append(f"line {number}: reply without a time: {line}")
+            elif "BAD CHECKSUM" not in reply["tail"]:
+                first_rtt.setdefault(seq, float(reply["time"]))  # later ones are duplicates
+        elif header := _BSD6_HEADER.match(line) or _HEADER.match(line):
+            destination = header["addr"] or destination
+        elif error := _ICMP_ERROR.match(line) or _BSD_ERROR.match(line):
+            errors.append(f"line {number}: {error['msg']}")
+        elif not _IGNORED.match(line):
+            errors.append(f"line {number}: unrecognised: {line}")
+    title = next((m for line in lines if (m := _TITLE.match(line))), None)
+    if title is not None and title["dest"].strip():
+        destination = title["dest"].strip()
+
+    probes = tuple(
+        PingProbe(seq=base + i, rtt_ms=first_rtt.pop((base + i) % _SEQ_MODULO, None))
+        for i in range(sent)
+    )
+    errors += [f"reply to icmp_seq={seq}, which was never sent" for seq in sorted(first_rtt)]
+    return PingReport(
+        flavor=flavor,
+        destination=destination,
+        sent=sent,
+        received=received,
+        duplicates=int(dups[1]) if dups else 0,
+        probes=probes,
+        summary=summary,
+        errors=tuple(errors),
+    )
+
+
+def ping_outcome(result: CommandResult) -> PingReport | tuple[CellStatus, str]:
+    """What a finished ping command means: a report (exit 0, or 1 = some or all lost) or why not."""
+    stderr_line = next((s.strip() for s in result.stderr.splitlines() if s.strip()), "")
+    if result.exit_status is None:
+        return CellStatus.TIMEOUT, f"ping did not finish within {result.elapsed_s:.1f} s"
+    if result.exit_status == 127 or _NOT_FOUND.search(result.stderr):
+        return CellStatus.TOOL_MISSING, stderr_line or "ping not found"
+    if result.exit_status not in (0, 1):
+        reason = stderr_line or f"ping exited with status {result.exit_status}"
+        return CellStatus.ERROR, reason
+    try:
+        report = parse_ping(result.stdout)
+    except ParseError as exc:
+        detail = f" ({stderr_line})" if stderr_line else ""
+        return CellStatus.ERROR, f"unparseable ping output: {exc}{detail}"
+    if report.sent == 0:
+        return CellStatus.ERROR, stderr_line or "ping sent no probe"
+    return report
+
+
+def _summary(lines: list[str]) -> PingSummary | None:
+    for line in lines:
+        if m := _SUMMARY.match(line):
+            low, avg, high = float(m["min"]), float(m["avg"]), float(m["max"])
+            if not low <= avg <= high:
+                raise ParseError(f"rtt summary is not min ≤ avg ≤ max: {line!r}")
+            mdev = float(m["mdev"]) if m["mdev"] is not None else None
+            return PingSummary(rtt_min_ms=low, rtt_avg_ms=avg, rtt_max_ms=high, rtt_mdev_ms=mdev)
+    return None
+
+
+def _flavor(text: str, *, iputils: bool, summary: PingSummary | None) -> Flavor:
+    """iputils says "N received"; busybox and BSD say "N packets received" and differ after."""
+    if iputils:
+        return "iputils"
+    if summary is not None and summary.rtt_mdev_ms is not None:
+        return "bsd"  # busybox has no fourth (stddev) value
+    if "PING6(" in text or "Request timeout" in text or "icmp_seq=" in text:
+        return "bsd"
+    if " seq=" in text or "round-trip min/avg/max =" in text:
+        return "busybox"
+    loss = _LOSS.search(text)  # BSD prints "0.0%", busybox "0%"
+    return "bsd" if loss is not None and "." in loss[1] else "busybox"

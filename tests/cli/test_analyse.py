@@ -1,0 +1,152 @@
+"""``probe calc|groups|gate`` end to end through the CLI boundary (exit codes, output)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from probe.anchors import dump_anchors
+from probe.cli import main, run
+from tests.calc.fleet import make_anchors
+
+POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
+
+
+@pytest.fixture
+def two_regions(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run-1"
+    run_dir.mkdir()
+    anchors = make_anchors({"us-east": 4, "eu-west": 4}, 75.0, samples=True)
+    (run_dir / "anchors.json").write_text(dump_anchors(anchors))
+    return run_dir
+
+
+@pytest.fixture
+def one_region(tmp_path: Path) -> Path:
+    p = tmp_path / "one.json"
+    p.write_text(dump_anchors(make_anchors({"us-east": 4}, samples=True)))
+    return p
+
+
+@pytest.mark.parametrize("command", ["calc", "groups", "gate"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage:" in out and main.commands[command].help
+    for param in main.commands[command].params:
+        if param.param_type_name == "option":
+            assert param.help, f"{command} {param.name} has no help"
+
+
+def test_calc_all_scenarios(two_regions: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = run(
+        [
+            "calc",
+            str(two_regions),
+            "--path",
+            "us-east-0,us-east-1,eu-west-0,eu-west-1",
+            "--spec-accepted",
+            "3",
+            "--spec-block",
+            "40ms",
+            "--spec-ar-tps",
+            "30",
+            "--pool-service",
+            "800ms",
+            "--decode-compute",
+            "4ms",
+            "--trials",
+            "200",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    for title in ("== decode", "== prefill", "== tensor parallel", "== speculative", "== pool"):
+        assert title in out
+    assert "8,192 B" in out and "MiB" in out and "Mbit/s" in out and "break-even RTT 60.0 ms" in out
+
+
+def test_calc_auto_placement_and_model_config(
+    two_regions: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "hidden_size": 1024,
+                "num_hidden_layers": 8,
+                "num_attention_heads": 8,
+                "vocab_size": 1000,
+            }
+        )
+    )
+    rc = run(
+        [
+            "calc",
+            str(two_regions / "anchors.json"),
+            "--stages",
+            "3",
+            "--model-config",
+            str(cfg),
+            "--scenario",
+            "decode",
+            "--dtype",
+            "int8",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0 and "(auto placement)" in out and "hidden 1024" in out
+    assert "1,024 B" in out and "== prefill" not in out
+
+
+def test_calc_input_errors_exit_2(
+    two_regions: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["calc", str(tmp_path / "nowhere")]) == 2
+    assert "no anchors.json" in capsys.readouterr().err
+    assert run(["calc", str(two_regions), "--model", "gpt-5"]) == 2
+    assert run(["calc", str(two_regions), "--scenario", "spec"]) == 2
+    assert run(["calc", str(two_regions), "--decode-compute", "4"]) == 2
+    assert run(["calc", str(two_regions), "--path", "us-east-0,ghost"]) == 2
+
+
+def test_groups(two_regions: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        run(["groups", str(two_regions), "--max-rtt", "5ms", "--min-bw", "1gbit", "--stages", "2"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "2 group(s)" in out and "us-east-0 →" in out
+    assert run(["groups", str(two_regions), "--max-rtt", "100ms"]) == 0
+    assert "1 group(s)" in capsys.readouterr().out
+    assert run(["groups", str(two_regions)]) == 2  # --max-rtt is required
+
+
+def test_gate_exit_codes_and_markdown(
+    two_regions: Path, one_region: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    md = tmp_path / "gate.md"
+    assert (
+        run(
+            [
+                "gate",
+                str(two_regions),
+                "--policy",
+                str(POLICIES / "coverage.yaml"),
+                "--markdown",
+                str(md),
+            ]
+        )
+        == 0
+    )
+    assert "✅ PASS" in md.read_text()
+    assert run(["gate", str(one_region), "--policy", str(POLICIES / "coverage.yaml")]) == 1
+    assert run(["gate", str(one_region), "--policy", str(POLICIES / "prefill-200ms.yaml")]) == 3
+    out = capsys.readouterr().out
+    assert "gate: INCONCLUSIVE" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("checks:\n  - kind: nope\n")
+    assert run(["gate", str(two_regions), "--policy", str(bad)]) == 2
+    assert f"{bad}:2" in capsys.readouterr().err

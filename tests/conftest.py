@@ -1,0 +1,51 @@
+"""Shared fixtures. The lab comes up once per test session and always goes down."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TOPOLOGY = ROOT / "inventory" / "lab-3regions.yaml"
+SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+def _lab_skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "lab tests need root (network namespaces, sshd); run `sudo make test`"
+    for tool in ("/usr/sbin/sshd", "/usr/bin/iperf3", "/usr/bin/ping"):
+        if not Path(tool).exists():
+            return f"lab tests need {tool}; `make test` installs it"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    reason = _lab_skip_reason()
+    if reason is None:
+        return
+    for item in items:
+        if "lab" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[object]:
+    """The default 3-region lab (8 hosts behind a bastion), shared by every lab test."""
+    from probe.lab import control
+
+    info = control.up(str(DEFAULT_TOPOLOGY), echo=False)
+    try:
+        yield info
+    finally:
+        control.down(info.name, echo=False)
+
+
+@pytest.fixture(scope="session")
+def truth(lab: object) -> dict[tuple[str, str], dict[str, float]]:
+    """truth.json of the session lab, keyed by (src, dst)."""
+    doc = json.loads(lab.paths.truth.read_text())  # type: ignore[attr-defined]
+    return {(p["src"], p["dst"]): p for p in doc["pairs"]}

@@ -1,0 +1,103 @@
+"""Topology parsing and link resolution (pure: no lab needed)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from probe.errors import InputError
+from probe.lab.topology import LinkParams, in_series, load_topology, pair_truth, parse_topology
+from tests.conftest import DEFAULT_TOPOLOGY
+
+BASE = """
+name: t1
+prefix: pt-
+jump: j
+regions:
+  eu: {hosts: {j: 198.18.1.1, a: 198.18.1.2}}
+  us: {hosts: {b: 198.18.2.1}}
+links:
+  default: {delay: 1ms}
+  intra: {delay: 0.5ms}
+  eu-us: {delay: 20ms, jitter: 2ms, rate: 100mbit}
+  us>eu: {rate: 50mbit}
+pairs:
+  a>b: {loss: 1%}
+"""
+
+
+def topo(text: str = BASE) -> object:
+    return parse_topology(yaml.safe_load(text), source="t.yaml")
+
+
+def test_resolution_layers_override_field_by_field() -> None:
+    t = parse_topology(yaml.safe_load(BASE), source="t.yaml")
+    assert t.links["j", "a"].delay_ms == 0.5  # intra beats default
+    ab, ba = t.links["a", "b"], t.links["b", "a"]
+    assert (ab.delay_ms, ab.rate_bps, ab.loss_pct) == (20.0, 100e6, 1.0)  # pair a>b adds loss only
+    assert (ba.delay_ms, ba.rate_bps, ba.loss_pct) == (20.0, 50e6, 0.0)  # us>eu overrides rate only
+
+
+def test_truth_combines_both_directions() -> None:
+    t = parse_topology(yaml.safe_load(BASE), source="t.yaml")
+    tr = pair_truth(t, "a", "b")
+    assert tr.rtt_ms == 40.0
+    assert tr.rtt_std_ms == pytest.approx(math.hypot(2, 2))
+    assert tr.ipdv_ms == pytest.approx(2 * math.hypot(2, 2) / math.sqrt(math.pi))
+    assert tr.loss_pct == pytest.approx(1.0)  # 1 - (1-0.01)(1-0)
+    assert (tr.rate_fwd_bps, tr.rate_rev_bps) == (100e6, 50e6)
+    assert tr.tcp_max_fwd_bps == pytest.approx(100e6 * 1448 / 1500)
+
+
+def test_access_link_in_series() -> None:
+    combined = in_series(
+        LinkParams(delay_ms=20, jitter_ms=2, rate_bps=100e6, loss_pct=1),
+        LinkParams(delay_ms=6, jitter_ms=1, rate_bps=10e6, loss_pct=1, queue_ms=100),
+    )
+    assert combined.delay_ms == 26
+    assert combined.jitter_ms == pytest.approx(math.sqrt(5))
+    assert combined.rate_bps == 10e6 and combined.queue_ms == 100
+    assert combined.loss_pct == pytest.approx(100 * (1 - 0.99 * 0.99))
+
+
+def test_default_topology_has_the_promised_shape() -> None:
+    t = load_topology(str(DEFAULT_TOPOLOGY))
+    assert len(t.hosts) == 8 and len({h.region for h in t.hosts}) == 3
+    eu1, us1, ap1, home = "eu1", "us1", "ap1", "home1"
+    assert pair_truth(t, eu1, "eu2").rtt_ms == pytest.approx(0.5)
+    assert pair_truth(t, eu1, us1).rtt_ms == pytest.approx(40)
+    assert pair_truth(t, eu1, ap1).rtt_ms == pytest.approx(240)
+    assert pair_truth(t, eu1, ap1).rate_fwd_bps == 20e6
+    up, down = pair_truth(t, home, eu1).rate_fwd_bps, pair_truth(t, home, eu1).rate_rev_bps
+    assert up < down  # residential: asymmetric
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (("198.18.2.1", "10.0.0.1"), "outside 198.18.0.0/15"),
+        (("jump: j", "jump: nope"), "jump host 'nope'"),
+        (("delay: 1ms", "delay: 1"), "needs a unit"),
+        (("eu-us:", "eu-mars:"), "links.eu-mars"),
+        (("a>b:", "a>zz:"), "pairs.a>zz"),
+        (("name: t1", "name: t1\nnmae: x"), "did you mean 'name'"),
+        (("b: 198.18.2.1", "b: 198.18.1.2"), "already used by a"),
+        (("prefix: pt-", "prefix: 'pt; rm'"), "prefix"),
+        (("{loss: 1%}", "{loss: 140%}"), "above 100%"),
+    ],
+)
+def test_bad_topologies_name_file_and_key(patch: tuple[str, str], message: str) -> None:
+    with pytest.raises(InputError, match="t.yaml") as err:
+        topo(BASE.replace(*patch))
+    assert message in str(err.value)
+
+
+def test_missing_and_broken_files(tmp_path: object) -> None:
+    with pytest.raises(InputError, match="not found"):
+        load_topology("/nonexistent/topo.yaml")
+    bad = tmp_path / "bad.yaml"  # type: ignore[operator]
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(InputError, match=r"bad.yaml:\d+"):
+        load_topology(str(bad))
