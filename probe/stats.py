@@ -106,7 +106,8 @@ def rtt_stats(
         ranked = sorted(rtts)
         p50, p90, p99 = (min(max(percentile(ranked, q), low), high) for q in (50, 90, 99))
     if len(rtts) >= 2:
-        ipdv = statistics.fmean(abs(b - a) for a, b in pairwise(rtts))
+        # a mean of |Δ| cannot exceed the range; fmean's last-ulp rounding sometimes did
+        ipdv = min(statistics.fmean(abs(b - a) for a, b in pairwise(rtts)), max(rtts) - min(rtts))
     return RttStats(
         sent=sent,
         received=received,

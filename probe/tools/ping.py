@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -128,6 +129,7 @@ def ping_argv(
     interval_s: float,
     deadline_s: float | None = None,
     packet_size: int | None = None,
+    reply_timeout_s: int | None = None,
 ) -> list[str]:
     """Linux iputils argv: ``-n`` (no reverse DNS, so names never delay replies), ``-c``, ``-i``.
 
@@ -144,6 +146,10 @@ def ping_argv(
     if not math.isfinite(interval_s) or interval_s < 0.002:
         raise InputError(f"ping interval must be ≥ 0.002 s, not {interval_s}")
     argv = ["ping", "-n", "-c", str(count), "-i", f"{interval_s:g}"]
+    if reply_timeout_s is not None:  # -W: how long to linger when nothing came back (default 10 s)
+        if reply_timeout_s < 1:
+            raise InputError(f"ping reply timeout must be ≥ 1 s, not {reply_timeout_s}")
+        argv += ["-W", str(reply_timeout_s)]
     if deadline_s is not None:
         if not math.isfinite(deadline_s) or deadline_s <= 0:
             raise InputError(f"ping deadline must be > 0 s, not {deadline_s}")
@@ -254,3 +260,85 @@ def _flavor(text: str, *, iputils: bool, summary: PingSummary | None) -> Flavor:
         return "busybox"
     loss = _LOSS.search(text)  # BSD prints "0.0%", busybox "0%"
     return "bsd" if loss is not None and "." in loss[1] else "busybox"
+
+
+# --- one source, many targets, one SSH channel -------------------------------------------------
+
+#: Runs one ping per target concurrently on the source host and prints each output framed, so a
+#: host with N targets needs one SSH session, not N (sshd MaxSessions is 10). Its ping flags are
+#: those of ``ping_argv`` (a test holds the two together). The temp directory and every ping die
+#: with the script: the EXIT trap kills the jobs, and the remote ``timeout`` TERMs the script.
+FANOUT_SCRIPT = r"""
+d=$(mktemp -d "${TMPDIR:-/tmp}/probe-ping.XXXXXX") || exit 125
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$d"' EXIT
+trap 'exit 143' HUP INT TERM
+c=$1; i=$2; w=$3; shift 3
+k=0
+for a in "$@"; do
+  k=$((k+1))
+  (ping -n -c "$c" -i "$i" -W "$w" "$a" >"$d/$k.out" 2>"$d/$k.err"; echo $? >"$d/$k.rc") &
+done
+wait
+k=0
+for a in "$@"; do
+  k=$((k+1))
+  printf '@@probe-ping %s %s\n' "$k" "$(cat "$d/$k.rc" 2>/dev/null || echo none)"
+  cat "$d/$k.out"
+  printf '@@probe-ping-stderr %s\n' "$k"
+  cat "$d/$k.err"
+done
+"""
+_FRAME = re.compile(r"^@@probe-ping (\d+) (\d+|none)$")
+_FRAME_ERR = re.compile(r"^@@probe-ping-stderr (\d+)$")
+
+
+def ping_fanout_argv(
+    addresses: Sequence[str], *, count: int, interval_s: float, reply_timeout_s: int = 2
+) -> list[str]:
+    """argv of the fan-out script: ping every address from one host at once."""
+    for address in addresses:
+        ping_argv(address, count=count, interval_s=interval_s, reply_timeout_s=reply_timeout_s)
+    return ["sh", "-c", FANOUT_SCRIPT, "sh", str(count), f"{interval_s:g}", str(reply_timeout_s),
+            *addresses]  # fmt: skip
+
+
+def ping_fanout_seconds(count: int, interval_s: float, reply_timeout_s: int = 2) -> float:
+    """Upper bound of the fan-out's wall time (the train plus the final linger)."""
+    return count * interval_s + reply_timeout_s + 1.0
+
+
+def split_fanout(addresses: Sequence[str], result: CommandResult) -> dict[str, CommandResult]:
+    """One CommandResult per address out of the framed fan-out output.
+
+    An address whose frame is missing (the script was killed) gets ``exit_status=None`` and the
+    script's own stderr, which ``ping_outcome`` turns into a timeout.
+    """
+    out: dict[int, list[str]] = {}
+    err: dict[int, list[str]] = {}
+    rcs: dict[int, int | None] = {}
+    current: list[str] | None = None
+    for line in result.stdout.splitlines():
+        if m := _FRAME.match(line):
+            k = int(m.group(1))
+            rcs[k] = None if m.group(2) == "none" else int(m.group(2))
+            current = out.setdefault(k, [])
+        elif m := _FRAME_ERR.match(line):
+            current = err.setdefault(int(m.group(1)), [])
+        elif current is not None:
+            current.append(line)
+    results = {}
+    for k, address in enumerate(addresses, 1):
+        if k in rcs:
+            results[address] = CommandResult(
+                argv=(*tuple(ping_argv(address, count=1, interval_s=1.0)[:-1]), address),
+                exit_status=rcs[k],
+                stdout="\n".join(out.get(k, [])) + "\n",
+                stderr="\n".join(err.get(k, [])),
+                elapsed_s=result.elapsed_s,
+            )
+        else:
+            results[address] = CommandResult(
+                argv=result.argv, exit_status=None if result.exit_status != 127 else 127,
+                stdout="", stderr=result.stderr, elapsed_s=result.elapsed_s,
+            )  # fmt: skip
+    return results
