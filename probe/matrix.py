@@ -25,14 +25,28 @@ from probe.tools.ping import PingProbe, PingSummary
 KEY = ["src", "dst"]
 LABELS = ["src_region", "dst_region", "src_zone", "dst_zone"]
 PING_COLUMNS = [
-    "sent", "received", "loss_pct",
-    "rtt_min_ms", "rtt_mean_ms", "rtt_p50_ms", "rtt_p90_ms", "rtt_p99_ms", "rtt_max_ms",
-    "rtt_mdev_ms", "ipdv_ms", "pdv_p99_ms",
-]  # fmt: skip
+    "sent",
+    "received",
+    "loss_pct",
+    "rtt_min_ms",
+    "rtt_mean_ms",
+    "rtt_p50_ms",
+    "rtt_p90_ms",
+    "rtt_p99_ms",
+    "rtt_max_ms",
+    "rtt_mdev_ms",
+    "ipdv_ms",
+    "pdv_p99_ms",
+]
 BW_COLUMNS = [
-    "bw_status", "bw_reason", "bw_fwd_mbps", "bw_rev_mbps",
-    "bw_fwd_retransmits", "bw_fwd_tcp_rtt_ms", "bw_fwd_cpu_bound",
-]  # fmt: skip
+    "bw_status",
+    "bw_reason",
+    "bw_fwd_mbps",
+    "bw_rev_mbps",
+    "bw_fwd_retransmits",
+    "bw_fwd_tcp_rtt_ms",
+    "bw_fwd_cpu_bound",
+]
 COLUMNS = [*KEY, *LABELS, "status", "reason", *PING_COLUMNS, *BW_COLUMNS]
 METRICS = [*PING_COLUMNS, "bw_fwd_mbps", "bw_rev_mbps", "bw_mbps"]
 
@@ -51,11 +65,15 @@ def ping_record_stats(rec: Mapping[str, Any]) -> RttStats:
     ]
     s = rec.get("summary")
     summary = (
-        PingSummary(float(s["rtt_min_ms"]), float(s["rtt_avg_ms"]), float(s["rtt_max_ms"]),
-                    None if s.get("rtt_mdev_ms") is None else float(s["rtt_mdev_ms"]))
+        PingSummary(
+            float(s["rtt_min_ms"]),
+            float(s["rtt_avg_ms"]),
+            float(s["rtt_max_ms"]),
+            None if s.get("rtt_mdev_ms") is None else float(s["rtt_mdev_ms"]),
+        )
         if s and not rec.get("duplicates")
         else None
-    )  # fmt: skip
+    )
     return rtt_stats(probes, sent=int(rec["sent"]), received=int(rec["received"]), summary=summary)
 
 
@@ -89,19 +107,31 @@ def build_matrix(run: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -
     for (src, dst), row in rows.items():
         row["bw_rev_mbps"] = rows[dst, src]["bw_fwd_mbps"]
     frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
-    return frame.astype({"bw_fwd_cpu_bound": "boolean", "sent": "Int64", "received": "Int64",
-                         "bw_fwd_retransmits": "Int64"})  # fmt: skip
+    return frame.astype(
+        {
+            "bw_fwd_cpu_bound": "boolean",
+            "sent": "Int64",
+            "received": "Int64",
+            "bw_fwd_retransmits": "Int64",
+        }
+    )
 
 
 def _empty_row(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row.update(
-        src=a["name"], dst=b["name"], src_region=a.get("region"), dst_region=b.get("region"),
-        src_zone=a.get("zone"), dst_zone=b.get("zone"),
-        status=str(CellStatus.SKIPPED), reason="not measured",
-        bw_status=str(CellStatus.SKIPPED), bw_reason="not measured",
-    )  # fmt: skip
-    for col in PING_COLUMNS[2:] + ["bw_fwd_mbps", "bw_rev_mbps", "bw_fwd_tcp_rtt_ms"]:
+        src=a["name"],
+        dst=b["name"],
+        src_region=a.get("region"),
+        dst_region=b.get("region"),
+        src_zone=a.get("zone"),
+        dst_zone=b.get("zone"),
+        status=str(CellStatus.SKIPPED),
+        reason="not measured",
+        bw_status=str(CellStatus.SKIPPED),
+        bw_reason="not measured",
+    )
+    for col in [*PING_COLUMNS[2:], "bw_fwd_mbps", "bw_rev_mbps", "bw_fwd_tcp_rtt_ms"]:
         row[col] = math.nan
     return row
 
@@ -231,39 +261,61 @@ def to_anchors(
 ) -> A.Anchors:
     """The anchors the calculator consumes; ``samples`` (raw RTTs per pair) feed its Monte-Carlo."""
     hosts = tuple(
-        A.HostInfo(name=h["name"], region=str(h.get("region")), zone=h.get("zone"),
-                   provider=h.get("provider"), measured=bool(h.get("measure", True)))
+        A.HostInfo(
+            name=h["name"],
+            region=str(h.get("region")),
+            zone=h.get("zone"),
+            provider=h.get("provider"),
+            measured=bool(h.get("measure", True)),
+        )
         for h in run.get("hosts", [])
-    )  # fmt: skip
+    )
     pairs = []
     for rec in frame.to_dict("records"):
         ok = rec["status"] == CellStatus.OK
         rtt = (
-            A.RttStats(min_ms=rec["rtt_min_ms"], mean_ms=rec["rtt_mean_ms"], p50_ms=rec["rtt_p50_ms"],
-                       p90_ms=rec["rtt_p90_ms"], p99_ms=rec["rtt_p99_ms"], max_ms=rec["rtt_max_ms"])
-            if ok else None
-        )  # fmt: skip
+            A.RttStats(
+                min_ms=rec["rtt_min_ms"],
+                mean_ms=rec["rtt_mean_ms"],
+                p50_ms=rec["rtt_p50_ms"],
+                p90_ms=rec["rtt_p90_ms"],
+                p99_ms=rec["rtt_p99_ms"],
+                max_ms=rec["rtt_max_ms"],
+            )
+            if ok
+            else None
+        )
         pairs.append(
             A.PairAnchor(
-                src=rec["src"], dst=rec["dst"], src_region=str(rec["src_region"]),
-                dst_region=str(rec["dst_region"]), status=CellStatus(rec["status"]),
-                reason=rec["reason"], rtt=rtt, rtt_mdev_ms=_num(rec["rtt_mdev_ms"]),
-                ipdv_ms=_num(rec["ipdv_ms"]), pdv_p99_ms=_num(rec["pdv_p99_ms"]),
+                src=rec["src"],
+                dst=rec["dst"],
+                src_region=str(rec["src_region"]),
+                dst_region=str(rec["dst_region"]),
+                status=CellStatus(rec["status"]),
+                reason=rec["reason"],
+                rtt=rtt,
+                rtt_mdev_ms=_num(rec["rtt_mdev_ms"]),
+                ipdv_ms=_num(rec["ipdv_ms"]),
+                pdv_p99_ms=_num(rec["pdv_p99_ms"]),
                 loss_pct=_num(rec["loss_pct"]),
                 sent=int(rec["sent"]) if _num(rec["sent"]) is not None else 0,
                 received=int(rec["received"]) if _num(rec["received"]) is not None else 0,
                 bw=A.Bandwidth(_num(rec["bw_fwd_mbps"]), _num(rec["bw_rev_mbps"])),
                 bw_status=CellStatus(rec["bw_status"]) if rec["bw_status"] else None,
                 bw_reason=rec["bw_reason"],
-                rtt_samples_ms=tuple(samples[rec["src"], rec["dst"]]) if samples and ok
-                and (rec["src"], rec["dst"]) in samples else None,
+                rtt_samples_ms=tuple(samples[rec["src"], rec["dst"]])
+                if samples and ok and (rec["src"], rec["dst"]) in samples
+                else None,
             )
-        )  # fmt: skip
+        )
     return A.Anchors(
-        run_id=str(run.get("run_id")), created_utc=str(run.get("ended_utc") or run.get("started_utc")),
-        probe_version=str(run.get("probe_version")), hosts=hosts, pairs=tuple(pairs),
+        run_id=str(run.get("run_id")),
+        created_utc=str(run.get("ended_utc") or run.get("started_utc")),
+        probe_version=str(run.get("probe_version")),
+        hosts=hosts,
+        pairs=tuple(pairs),
         regions=A.aggregate_regions(pairs),
-    )  # fmt: skip
+    )
 
 
 def rtt_samples(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[float]]:

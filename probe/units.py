@@ -18,12 +18,16 @@ _SIZE = re.compile(rf"^\s*{_NUM}\s*(b|kb|mb|gb|kib|mib|gib)\s*$", re.IGNORECASE)
 
 _DURATION_MS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 _RATE_BPS = {
-    "bit": 1.0, "bps": 1.0,
-    "kbit": 1e3, "kbps": 1e3,
-    "mbit": 1e6, "mbps": 1e6,
-    "gbit": 1e9, "gbps": 1e9,
+    "bit": 1.0,
+    "bps": 1.0,
+    "kbit": 1e3,
+    "kbps": 1e3,
+    "mbit": 1e6,
+    "mbps": 1e6,
+    "gbit": 1e9,
+    "gbps": 1e9,
     "tbit": 1e12,
-}  # fmt: skip
+}
 _SIZE_BYTES = {
     "b": 1,
     "kb": 10**3,

@@ -78,9 +78,14 @@ def lab_exec(host: str, command: tuple[str, ...]) -> int:
 @click.option("--rate", help="Rate, e.g. 20mbit (0mbit = unlimited).")
 @click.option("--one-way", is_flag=True, help="Change SRC>DST only (default: both directions).")
 def lab_link(
-    src: str, dst: str, delay: str | None, jitter: str | None, loss: str | None, rate: str | None,
+    src: str,
+    dst: str,
+    delay: str | None,
+    jitter: str | None,
+    loss: str | None,
+    rate: str | None,
     one_way: bool,
-) -> int:  # fmt: skip
+) -> int:
     """Change a live link between SRC and DST; truth.json follows."""
     from probe.lab import control
 

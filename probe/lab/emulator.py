@@ -194,12 +194,45 @@ class Emulator:
                 classid = f"1:{i + 16:x}"
                 rate = f"{int(link.rate_bps)}bit" if link.rate_bps > 0 else "100gbit"
                 verb = "add" if initial else "change"
-                _tc(ns, "class", verb, "dev", "tun0", "parent", "1:", "classid", classid,
-                    "htb", "rate", rate, "ceil", rate, "quantum", "1514")  # fmt: skip
+                _tc(
+                    ns,
+                    "class",
+                    verb,
+                    "dev",
+                    "tun0",
+                    "parent",
+                    "1:",
+                    "classid",
+                    classid,
+                    "htb",
+                    "rate",
+                    rate,
+                    "ceil",
+                    rate,
+                    "quantum",
+                    "1514",
+                )
                 if initial:
-                    _tc(ns, "filter", "add", "dev", "tun0", "parent", "1:", "protocol", "ip",
-                        "prio", "1", "u32", "match", "ip", "dst", f"{dst['address']}/32",
-                        "flowid", classid)  # fmt: skip
+                    _tc(
+                        ns,
+                        "filter",
+                        "add",
+                        "dev",
+                        "tun0",
+                        "parent",
+                        "1:",
+                        "protocol",
+                        "ip",
+                        "prio",
+                        "1",
+                        "u32",
+                        "match",
+                        "ip",
+                        "dst",
+                        f"{dst['address']}/32",
+                        "flowid",
+                        classid,
+                    )
 
     def load_pairs(self) -> None:
         doc = json.loads(Path(self.config["pairs_path"]).read_text())

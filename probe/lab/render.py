@@ -25,10 +25,16 @@ def render_status(info: LabInfo, *, links: bool = True) -> str:
     for h in topo.hosts:
         pids = netns.netns_pids(info.netns(h.name))
         rows.append(
-            [h.name, h.region, h.zone or "", h.address, info.netns(h.name),
-             "jump" if h.name == topo.jump else ("yes" if h.measure else "no"),
-             "up" if pids else "DOWN"]
-        )  # fmt: skip
+            [
+                h.name,
+                h.region,
+                h.zone or "",
+                h.address,
+                info.netns(h.name),
+                "jump" if h.name == topo.jump else ("yes" if h.measure else "no"),
+                "up" if pids else "DOWN",
+            ]
+        )
     out = [f"lab {info.name} ({info.topology})"]
     out.append(tabulate(rows, ["host", "region", "zone", "address", "netns", "measured", "sshd"]))
     pid = control.emulator_pid(info)
@@ -42,10 +48,17 @@ def render_status(info: LabInfo, *, links: bool = True) -> str:
     if links:
         names = [h.name for h in topo.hosts]
         grid = [
-            [a] + ["—" if a == b else _cell(topo.links[a, b].delay_ms + topo.links[b, a].delay_ms,
-                                            topo.links[a, b].rate_bps) for b in names]
+            [a]
+            + [
+                "—"
+                if a == b
+                else _cell(
+                    topo.links[a, b].delay_ms + topo.links[b, a].delay_ms, topo.links[a, b].rate_bps
+                )
+                for b in names
+            ]
             for a in names
-        ]  # fmt: skip
+        ]
         out.append("resolved links: RTT ms / row→col rate Mbit/s (0 = unlimited)")
         out.append(tabulate(grid, ["src \\ dst", *names], disable_numparse=True))
     return "\n".join(out)

@@ -23,8 +23,11 @@ TINY = ROOT / "tests" / "fixtures" / "lab" / "tiny.yaml"
 def ns_run(lab: control.LabInfo, host: str, *argv: str, timeout: float = 60) -> str:
     proc = subprocess.run(
         ["ip", "netns", "exec", lab.netns(host), *argv],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     return proc.stdout + proc.stderr
 
 
@@ -38,8 +41,8 @@ def test_controller_reaches_only_the_jump_host(lab: control.LabInfo) -> None:
         ["ip", "route", "get", address(lab, "eu1")], capture_output=True, text=True
     )
     assert (
-        get.returncode != 0
-        and "unreachable" in get.stderr.lower() + get.stdout.lower()
+        (get.returncode != 0
+        and "unreachable" in get.stderr.lower() + get.stdout.lower())
         or ("No route" in get.stderr)
     )
     assert "default" not in ns_run(lab, "eu1", "ip", "route", "show")
@@ -110,14 +113,27 @@ def test_iperf3_rate_matches_truth(
     want = truth[src, dst]["tcp_max_fwd_bps"]
     server = subprocess.Popen(
         ["ip", "netns", "exec", lab.netns(dst), "iperf3", "-s", "-1", "-p", "5301"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(0.3)
         out = ns_run(
-            lab, src, "iperf3", "-c", address(lab, dst), "-p", "5301", "-t", str(seconds), "-O", "2", "-R", "-J",
+            lab,
+            src,
+            "iperf3",
+            "-c",
+            address(lab, dst),
+            "-p",
+            "5301",
+            "-t",
+            str(seconds),
+            "-O",
+            "2",
+            "-R",
+            "-J",
             timeout=seconds + 20,
-        )  # fmt: skip
+        )
     finally:
         server.kill()
         server.wait()
@@ -172,9 +188,19 @@ def test_second_up_replaces_the_first(lab: control.LabInfo) -> None:
 
 def test_without_root_the_cli_says_so_in_one_line() -> None:
     proc = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         str(ROOT / ".venv" / "bin" / "probe"), "lab", "up"],
-        capture_output=True, text=True, cwd="/", check=False,
-    )  # fmt: skip
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            str(ROOT / ".venv" / "bin" / "probe"),
+            "lab",
+            "up",
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "needs root" in proc.stderr

@@ -89,7 +89,7 @@ def test_default_topology_has_the_promised_shape() -> None:
     ],
 )
 def test_bad_topologies_name_file_and_key(patch: tuple[str, str], message: str) -> None:
-    with pytest.raises(InputError, match="t.yaml") as err:
+    with pytest.raises(InputError, match=r"t\.yaml") as err:
         topo(BASE.replace(*patch))
     assert message in str(err.value)
 

@@ -1,0 +1,263 @@
+"""``probe check | run | show | export``: measure a fleet and look at the matrix."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
+
+if TYPE_CHECKING:
+    from probe.ssh import SshOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _ssh_options(accept_new: bool, connect_timeout: float, known_hosts: str | None) -> SshOptions:
+    from probe.ssh import SshOptions, default_accept_new_store
+
+    return SshOptions(
+        connect_timeout_s=connect_timeout,
+        known_hosts=known_hosts,
+        accept_new=accept_new,
+        accept_new_store=default_accept_new_store(),
+    )
+
+
+def ssh_options(f: F) -> F:
+    """Options every command that logs in shares (defined once)."""
+    for opt in reversed(
+        [
+            click.option(
+                "--accept-new",
+                is_flag=True,
+                help="Record UNKNOWN host keys in probe's own known_hosts (never a changed key).",
+            ),
+            click.option(
+                "--known-hosts",
+                type=click.Path(dir_okay=False),
+                default=None,
+                help="known_hosts file (default: the inventory's, else ~/.ssh/known_hosts).",
+            ),
+            click.option(
+                "--connect-timeout",
+                type=float,
+                default=10.0,
+                show_default=True,
+                help="Seconds per SSH connect attempt.",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+@main.command()
+@click.argument("inventory", type=click.Path(dir_okay=False))
+@ssh_options
+def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_timeout: float) -> int:
+    """Can every host be reached and does it have ping and iperf3? A table and an exit code."""
+    from tabulate import tabulate
+
+    from probe.inventory import load_inventory
+    from probe.run import _Pool
+    from probe.runner import Measurement, RunOptions
+
+    inv = load_inventory(inventory)
+    opts = _ssh_options(accept_new, connect_timeout, known_hosts)
+
+    async def go() -> Measurement:
+        pool = _Pool(opts, inv)
+        m = Measurement(inv, pool, RunOptions(), lambda _r: None, lambda _s: None)
+        async with pool.pool:
+            await m.connect()
+        return m
+
+    m = asyncio.run(go())
+    rows, bad = [], 0
+    for s in m.hosts.values():
+        ok = s.usable and s.has("ping") and s.has("iperf3")
+        bad += not ok
+        rows.append(
+            [
+                s.host.name,
+                s.host.region,
+                str(s.status),
+                f"{s.connect_s:.2f}" if s.connect_s is not None else "",
+                s.tools.get("ping") or "MISSING" if s.usable else "",
+                s.tools.get("iperf3") or "MISSING" if s.usable else "",
+                s.tools.get("ping_group_range") or "",
+                "" if s.usable else s.reason,
+            ]
+        )
+    click.echo(
+        tabulate(
+            rows,
+            ["host", "region", "ssh", "connect s", "ping", "iperf3", "ping_group_range", "reason"],
+        )
+    )
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+@main.command()
+@click.argument("inventory", type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", "out", default="reports", show_default=True, help="Directory of runs."
+)
+@click.option("--count", type=int, default=20, show_default=True, help="Pings per pair.")
+@click.option(
+    "--interval", type=float, default=0.2, show_default=True, help="Seconds between pings."
+)
+@click.option(
+    "--bandwidth/--no-bandwidth", default=True, show_default=True, help="Run iperf3 tests."
+)
+@click.option(
+    "--duration", type=int, default=10, show_default=True, help="iperf3 seconds measured."
+)
+@click.option(
+    "--omit", type=int, default=2, show_default=True, help="iperf3 warm-up seconds omitted."
+)
+@click.option(
+    "--streams", type=int, default=1, show_default=True, help="iperf3 parallel streams (-P)."
+)
+@click.option(
+    "--pairs",
+    default="all",
+    show_default=True,
+    help="Bandwidth pairs: all | cross-region | intra-region | sample:K.",
+)
+@click.option(
+    "--exclusive-by",
+    type=click.Choice(["region", "zone"]),
+    default=None,
+    help="At most one bandwidth test per site at a time (shared uplinks).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Continue an interrupted run: only missing cells are measured.",
+)
+@ssh_options
+def run(
+    inventory: str,
+    out: str,
+    count: int,
+    interval: float,
+    bandwidth: bool,
+    duration: int,
+    omit: int,
+    streams: int,
+    pairs: str,
+    exclusive_by: str | None,
+    resume: str | None,
+    accept_new: bool,
+    known_hosts: str | None,
+    connect_timeout: float,
+) -> int:
+    """Measure RTT, loss, jitter (every ordered pair) and single-stream bandwidth (both ways)."""
+    from probe.bandwidth import BandwidthOptions
+    from probe.inventory import load_inventory
+    from probe.plan import parse_pair_mode
+    from probe.run import execute
+    from probe.runner import RunOptions
+    from probe.store import resolve_run
+
+    inv = load_inventory(inventory)
+    parse_pair_mode(pairs)
+    options = RunOptions(
+        count=count,
+        interval_s=interval,
+        bandwidth=bandwidth,
+        pairs=pairs,
+        exclusive_by=exclusive_by,
+        bw=BandwidthOptions(duration_s=duration, omit_s=omit, streams=streams),
+    )
+    resume_dir = resolve_run(resume) if resume else None
+    try:
+        summary = asyncio.run(
+            execute(
+                inv,
+                out_root=Path(out),
+                options=options,
+                ssh=_ssh_options(accept_new, connect_timeout, known_hosts),
+                say=_say,
+                resume=resume_dir,
+            )
+        )
+    except KeyboardInterrupt:
+        _say("interrupted: partial results are in the run directory (resume with --resume)")
+        return EXIT_INTERRUPTED
+    click.echo(str(summary.run_dir))
+    return EXIT_OK if summary.complete else EXIT_PARTIAL
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", default="reports/latest")
+@click.option(
+    "--metric",
+    default="rtt_p50_ms",
+    show_default=True,
+    help="rtt_p50_ms, rtt_p99_ms, loss_pct, ipdv_ms, rtt_mdev_ms, bw_mbps, …",
+)
+@click.option("--by", type=click.Choice(["host", "region"]), default="host", show_default=True)
+def show(run_dir: str, metric: str, by: str) -> int:
+    """Print the src × dst grid of one metric (a cell without a number shows its status)."""
+    from probe.cli.render import render_grid, render_regions
+    from probe.matrix import load_matrix
+    from probe.store import read_run, resolve_run
+
+    path = resolve_run(run_dir)
+    frame = load_matrix(path)
+    run_doc = read_run(path)
+    text = render_regions(frame, metric) if by == "region" else render_grid(run_doc, frame, metric)
+    click.echo(text)
+    return EXIT_OK
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", default="reports/latest")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "parquet", "markdown", "prometheus"]),
+    default="csv",
+    show_default=True,
+)
+@click.option("-o", "--output", default="-", show_default=True, help="File, or - for stdout.")
+def export(run_dir: str, fmt: str, output: str) -> int:
+    """Export the long-form matrix (one row per ordered pair, with status and reason)."""
+    from probe.matrix import load_matrix
+    from probe.store import read_run, resolve_run
+
+    path = resolve_run(run_dir)
+    frame = load_matrix(path)
+    if fmt == "parquet":
+        if output == "-":
+            raise click.UsageError("parquet is binary: give -o FILE")
+        frame.to_parquet(output, index=False)
+        return EXIT_OK
+    if fmt == "csv":
+        text = frame.to_csv(index=False)
+    elif fmt == "json":
+        text = frame.to_json(orient="records", indent=1)
+    elif fmt == "markdown":
+        text = frame.to_markdown(index=False)
+    else:
+        from probe.report.prometheus import prometheus_text
+
+        text = prometheus_text(read_run(path), frame)
+    if output == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        Path(output).write_text(text)
+    return EXIT_OK

@@ -1,0 +1,46 @@
+"""Terminal views of a matrix (tabulate): the host grid and the region roll-up."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from probe import matrix
+
+
+def _cell(value: object, status: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return status if status != "ok" else "—"
+    number = float(value)  # type: ignore[arg-type]
+    return f"{number:.3g}" if abs(number) < 100 else f"{number:.0f}"
+
+
+def render_grid(run: Mapping[str, Any], frame: pd.DataFrame, metric: str) -> str:
+    order = matrix.host_order(run)
+    values = matrix.wide(frame, metric, order)
+    statuses = matrix.status_grid(frame, order, bandwidth=metric.startswith("bw"))
+    rows = [
+        [src]
+        + [
+            "·" if src == dst else _cell(values.at[src, dst], str(statuses.at[src, dst]))
+            for dst in order
+        ]
+        for src in order
+    ]
+    title = f"{metric} (row = source, column = destination)"
+    return title + "\n" + tabulate(rows, ["src \\ dst", *order], disable_numparse=True)
+
+
+def render_regions(frame: pd.DataFrame, metric: str) -> str:
+    roll = matrix.by_region(frame, metric)
+    rows = [
+        [r.src_region, r.dst_region, _cell(r.median, "—"), f"{r.measured}/{r.pairs}"]
+        for r in roll.itertuples()
+    ]
+    return f"{metric} by region (median over measured pairs)\n" + tabulate(
+        rows, ["src region", "dst region", "median", "pairs measured"], disable_numparse=True
+    )

@@ -1,0 +1,264 @@
+"""``probe report``: one run directory → ``report.md`` and ``report.html`` beside its samples.
+
+``build_report`` gathers everything the renderers print (pure but for reading the run and the
+optional policy); ``markdown.render`` and ``html.render`` turn it into text; ``write_report``
+writes both files atomically. Everything is rebuilt from ``samples.jsonl``, the source of truth,
+so a report can be regenerated offline at any time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from probe.errors import ProbeError
+from probe.matrix import build_matrix, host_order, rtt_samples
+from probe.model import CellStatus
+from probe.report.hints import Hint, diagnose
+from probe.store import read_run, read_samples
+
+if TYPE_CHECKING:
+    from probe.anchors import Anchors
+    from probe.gate import GateReport
+
+#: The calculator's default scenario for the headline (the defaults of ``probe calc``).
+HEADLINE_MODEL = "llama-3-8b"
+HEADLINE_STAGES = 4
+HEADLINE_TOKENS = 128
+HEADLINE_SEQ = 2048
+EXAMPLES = 3  # example cells quoted per failure group
+
+
+@dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """Cells of one test that failed with the same status and reason."""
+
+    test: Literal["ping", "bandwidth"]
+    status: str
+    reason: str
+    cells: int
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    hosts: int
+    down: tuple[tuple[str, str], ...]  # (host, "status: reason") of hosts that never came up
+    regions: tuple[tuple[str, int], ...]  # (region, hosts) in report order
+    pairs: int  # ordered pairs of measured hosts
+    ping_ok: int
+    ping_all_lost: int
+    bw_ok: int
+    failures: tuple[FailureGroup, ...]
+    started_utc: str
+    ended_utc: str
+    duration_s: float | None
+    phases: tuple[tuple[str, float], ...]
+    complete: bool
+    interrupted: bool
+    torn_lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRow:
+    """Region × region: medians over the pairs that have each value; loss pooled over probes."""
+
+    src_region: str
+    dst_region: str
+    pairs: int
+    ping_ok: int
+    rtt_p50_ms: float | None
+    rtt_p99_ms: float | None
+    ipdv_ms: float | None
+    loss_pct: float | None
+    bw_ok: int
+    bw_mbps: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    run_id: str
+    probe_version: str
+    frame: pd.DataFrame
+    order: tuple[str, ...]
+    regions: Mapping[str, str]  # host → region
+    coverage: Coverage
+    rollup: tuple[RegionRow, ...]
+    hints: tuple[Hint, ...]
+    headline: str
+    gate: GateReport | None = None
+
+
+def _seconds(start: str, end: str) -> float | None:
+    try:
+        a = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        b = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (b - a).total_seconds()
+
+
+def _failures(frame: pd.DataFrame, test: Literal["ping", "bandwidth"]) -> list[FailureGroup]:
+    status, reason = ("status", "reason") if test == "ping" else ("bw_status", "bw_reason")
+    done = [CellStatus.OK.value] + ([CellStatus.ALL_LOST.value] if test == "bandwidth" else [])
+    bad = frame[~frame[status].isin(done)]
+    groups = []
+    keys = bad.assign(_r=bad[reason].fillna("-").astype(str)).groupby([status, "_r"], sort=False)
+    for (st, why), cells in keys:
+        examples = tuple(f"{s}→{d}" for s, d in zip(cells["src"], cells["dst"], strict=True))
+        groups.append(FailureGroup(test, str(st), str(why), len(cells), examples[:EXAMPLES]))
+    return sorted(groups, key=lambda g: (-g.cells, g.status, g.reason))
+
+
+def coverage(run: Mapping[str, Any], frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
+    hosts = [h for h in run.get("hosts", []) if h.get("measure", True)]
+    down = tuple(
+        (str(h["name"]), f"{h.get('status')}: {h.get('reason') or '-'}")
+        for h in hosts
+        if h.get("status", CellStatus.OK.value) != CellStatus.OK.value
+    )
+    regions: dict[str, int] = {}
+    for name in host_order(run):
+        region = next(str(h.get("region")) for h in hosts if h["name"] == name)
+        regions[region] = regions.get(region, 0) + 1
+    start, end = str(run.get("started_utc") or ""), str(run.get("ended_utc") or "")
+    phases = run.get("phases") or {}
+    return Coverage(
+        hosts=len(hosts),
+        down=down,
+        regions=tuple(regions.items()),
+        pairs=len(frame),
+        ping_ok=int((frame["status"] == CellStatus.OK.value).sum()),
+        ping_all_lost=int((frame["status"] == CellStatus.ALL_LOST.value).sum()),
+        bw_ok=int((frame["bw_status"] == CellStatus.OK.value).sum()),
+        failures=tuple(_failures(frame, "ping") + _failures(frame, "bandwidth")),
+        started_utc=start,
+        ended_utc=end,
+        duration_s=_seconds(start, end) if start and end else None,
+        phases=tuple((str(k), float(v)) for k, v in phases.items() if v is not None),
+        complete=bool(run.get("complete")),
+        interrupted=bool(run.get("interrupted")),
+        torn_lines=torn_lines,
+    )
+
+
+def _median(values: pd.Series) -> float | None:
+    present = values.dropna()
+    return float(present.median()) if len(present) else None
+
+
+def rollup(
+    frame: pd.DataFrame, order: tuple[str, ...], regions: Mapping[str, str]
+) -> list[RegionRow]:
+    seen = list(dict.fromkeys(regions[h] for h in order))
+    rows = []
+    for a in seen:
+        for b in seen:
+            cells = frame[(frame["src_region"] == a) & (frame["dst_region"] == b)]
+            if cells.empty:
+                continue
+            ok = cells[cells["status"] == CellStatus.OK.value]
+            probed = cells[cells["status"].isin([CellStatus.OK.value, CellStatus.ALL_LOST.value])]
+            sent = float(probed["sent"].sum())
+            lost = sent - float(probed["received"].sum())
+            rows.append(
+                RegionRow(
+                    a, b, len(cells), len(ok), _median(ok["rtt_p50_ms"]), _median(ok["rtt_p99_ms"]),
+                    _median(ok["ipdv_ms"]), 100.0 * lost / sent if sent else None,
+                    int((cells["bw_status"] == CellStatus.OK.value).sum()),
+                    _median(cells["bw_fwd_mbps"]),
+                )
+            )  # fmt: skip
+    return rows
+
+
+def headline(anchors: Anchors, hosts_up: int) -> str:
+    """The calculator's figure for its default scenario (decode of ``HEADLINE_MODEL``).
+
+    Expected gaps (too few measured hosts, an unmeasured hop) become a sentence, not an error.
+    """
+    from probe.calc.models import preset
+    from probe.calc.scenarios import Links, Workload, decode, place, prefill
+
+    stages = min(HEADLINE_STAGES, hosts_up)
+    if stages < 2:
+        return "no calculator headline: fewer than two hosts were measured"
+    w = Workload(preset(HEADLINE_MODEL), "bf16", HEADLINE_TOKENS, 1, HEADLINE_SEQ)
+    try:
+        links = Links.from_anchors(anchors)
+        path = place(links, stages, w.activation_bytes(1, 1), False)
+        hops = links.hops(path, False)
+        dec, pre = decode(hops, w), prefill(hops, w)
+    except ProbeError as exc:
+        return f"no calculator headline for {HEADLINE_MODEL} in {stages} stages: {exc}"
+    tok, total = dec.per_step, dec.total
+    tail = f", Monte-Carlo p99 {dec.tail.p99_ms / 1e3:.2f} s" if dec.tail else ""
+    bound = " (lower bound: some goodput unmeasured)" if total.lower_bound else ""
+    return (
+        f"{HEADLINE_MODEL} bf16 in {stages} pipeline stages, auto-placed on "
+        f"{' → '.join(dec.path)}: decode {tok.network_p50_ms:.2f} ms/token at RTT p50 "
+        f"({tok.network_p99_ms:.2f} at p99); {HEADLINE_TOKENS} tokens "
+        f"{total.network_p50_ms / 1e3:.2f} s at p50, {total.network_p99_ms / 1e3:.2f} s at p99"
+        f"{tail}; prefill of one {HEADLINE_SEQ}-token prompt {pre.total.network_p50_ms:.1f} ms "
+        f"at p50. Network only, no compute{bound}."
+    )
+
+
+def build_report(run_dir: Path, policy_file: Path | None = None) -> Report:
+    """Everything the report shows, from a run directory (and a policy, for gate verdicts)."""
+    from probe.matrix import to_anchors
+
+    run = read_run(run_dir)
+    samples = read_samples(run_dir)
+    frame = build_matrix(run, samples.records)
+    order = tuple(host_order(run))
+    regions = {str(h["name"]): str(h.get("region")) for h in run.get("hosts", [])}
+    cov = coverage(run, frame, len(samples.torn_lines))
+    anchors = to_anchors(run, frame, rtt_samples(samples.records))
+    gate = None
+    if policy_file is not None:
+        from probe.gate import evaluate, load_policy
+
+        gate = evaluate(load_policy(policy_file), anchors)
+    return Report(
+        run_id=str(run.get("run_id") or run_dir.name),
+        probe_version=str(run.get("probe_version") or "?"),
+        frame=frame,
+        order=order,
+        regions=regions,
+        coverage=cov,
+        rollup=tuple(rollup(frame, order, regions)),
+        hints=diagnose(frame, order, dict(cov.down)),
+        headline=headline(anchors, len(order) - len(cov.down)),
+        gate=gate,
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_report(run_dir: Path, policy_file: Path | None = None) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``run_dir``; return their paths."""
+    from probe.report import html, markdown
+
+    report = build_report(run_dir, policy_file)
+    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    _write(md_path, markdown.render(report))
+    _write(html_path, html.render(report))
+    return md_path, html_path
+
+
+def fmt(value: float | None, digits: int = 2, unit: str = "") -> str:
+    """A figure for a table; a dash when absent (never 0 for unknown)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.{digits}f}{unit}"

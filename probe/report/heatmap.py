@@ -1,0 +1,306 @@
+"""Heatmaps of one metric over the host matrix, as PNG bytes (matplotlib ``Figure``, Agg, no pyplot).
+
+Design (see the README section "probe report"):
+
+- **Split cells** as in perfSONAR's MaDDash: cell (row r, column c) is cut along its diagonal; the
+  upper-left triangle is r → c (r is the source), the lower-right one c → r. Each cell answers "is
+  this pair symmetric?" without hunting for the mirror cell. Beyond ``SPLIT_MAX`` hosts a triangle
+  is too small to read, so the plain ordered matrix is drawn (cell = row → column).
+- **Colour**: viridis (perceptually uniform, readable with every common colour-vision deficiency,
+  monotonic in lightness so it survives greyscale), oriented so that *darker is always worse*:
+  reversed for RTT, IPDV and loss, as is for bandwidth. RTT, IPDV and bandwidth switch to a log
+  scale when the values span more than ``LOG_SPAN``× (a fleet mixes 0.3 ms LAN and 150 ms WAN);
+  loss uses a few fixed bins, so that 1 % is not lost next to 100 %.
+- **Status cells** (no value: host down, tool missing, all probes lost…) are never coloured as a
+  value: they are hatched grey with a short code, explained in the legend.
+- Hosts are grouped by region; black lines separate the region blocks.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import BoundaryNorm, LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from probe.model import CellStatus
+
+SPLIT_MAX = 40  # hosts; more and the matrix is drawn without split cells
+ANNOTATE_MAX = 14  # hosts; more and values are not printed in the cells
+LABELS_MAX = 60  # hosts; more and host names are left off the axes (regions stay)
+LOG_SPAN = 20.0
+LOSS_BINS = (0.0, 1e-6, 1.0 + 1e-6, 5.0 + 1e-6, 20.0 + 1e-6, 100.0 + 1e-6)
+LOSS_LABELS = ("0", "≤ 1", "≤ 5", "≤ 20", "≤ 100")
+STATUS_FACE, STATUS_EDGE, STATUS_HATCH = "#f2f2f2", "#8c8c8c", "////"
+
+STATUS_CODE = {
+    CellStatus.ALL_LOST.value: "lost",
+    CellStatus.UNREACHABLE.value: "down",
+    CellStatus.AUTH_FAILED.value: "auth",
+    CellStatus.HOST_KEY.value: "key",
+    CellStatus.TOOL_MISSING.value: "tool",
+    CellStatus.TIMEOUT.value: "t/o",
+    CellStatus.BUSY.value: "busy",
+    CellStatus.ERROR.value: "err",
+    CellStatus.SKIPPED.value: "skip",
+}
+NO_VALUE = "n/a"  # measured, but this figure needs more replies than came back
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    key: str  # stable id (file names, HTML data-metric)
+    column: str  # column of the long-form matrix
+    title: str
+    unit: str
+    higher_is_better: bool
+    status_column: str
+    value_statuses: frozenset[str]  # statuses whose cells carry this value
+    binned: bool = False  # fixed bins (loss) instead of a continuous scale
+
+
+_PING = frozenset({CellStatus.OK.value})
+HEATMAPS = (
+    MetricSpec("rtt_p50", "rtt_p50_ms", "RTT p50", "ms", False, "status", _PING),
+    MetricSpec("rtt_p99", "rtt_p99_ms", "RTT p99", "ms", False, "status", _PING),
+    MetricSpec("ipdv", "ipdv_ms", "IPDV, mean |ΔRTT| of consecutive replies", "ms", False,
+               "status", _PING),
+    MetricSpec("loss", "loss_pct", "loss", "%", False, "status",
+               frozenset({CellStatus.OK.value, CellStatus.ALL_LOST.value}), binned=True),
+    MetricSpec("bandwidth", "bw_fwd_mbps", "bandwidth, iperf3 receiver goodput", "Mbit/s", True,
+               "bw_status", _PING),
+)  # fmt: skip
+
+
+def short(value: float) -> str:
+    """A value in at most four characters, for a half cell."""
+    if value == 0:
+        return "0"
+    if value < 1:
+        return f"{value:.2f}"
+    if value < 10:
+        return f"{value:.1f}"
+    if value < 1000:
+        return f"{value:.0f}"
+    return f"{value / 1000:.1f}k" if value < 10_000 else f"{value / 1000:.0f}k"
+
+
+def grids(
+    frame: pd.DataFrame, order: Sequence[str], spec: MetricSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """(values, codes): n × n arrays, row = source; a code is "" where the cell has a value."""
+    values = frame.pivot(index="src", columns="dst", values=spec.column)
+    status = frame.pivot(index="src", columns="dst", values=spec.status_column)
+    v = values.reindex(index=order, columns=order).to_numpy(dtype="float64", na_value=np.nan).copy()
+    s = status.reindex(index=order, columns=order).to_numpy(dtype=object, na_value=None)
+    codes = np.full(v.shape, "", dtype=object)
+    for (i, j), st in np.ndenumerate(s):
+        if i == j:
+            continue
+        if st not in spec.value_statuses:
+            codes[i, j] = STATUS_CODE.get(str(st), str(st)[:4])
+            v[i, j] = math.nan
+        elif math.isnan(v[i, j]):
+            codes[i, j] = NO_VALUE
+    np.fill_diagonal(v, math.nan)
+    return v, codes
+
+
+def _norm(values: np.ndarray, spec: MetricSpec) -> Normalize:
+    if spec.binned:
+        return BoundaryNorm(LOSS_BINS, ncolors=256)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return Normalize(0.0, 1.0)
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo > 0 and hi / lo > LOG_SPAN:
+        return LogNorm(lo, hi)
+    return Normalize(0.0, hi if hi > 0 else 1.0)
+
+
+def _ink(rgba: Sequence[float]) -> str:
+    """Black or white text, whichever reads on this background (relative luminance)."""
+    luminance = 0.2126 * rgba[0] + 0.7152 * rgba[1] + 0.0722 * rgba[2]
+    return "black" if luminance > 0.4 else "white"
+
+
+def _blocks(order: Sequence[str], regions: Mapping[str, str]) -> list[tuple[str, int, int]]:
+    """(region, first index, end index) of each run of hosts of one region."""
+    out: list[tuple[str, int, int]] = []
+    for i, host in enumerate(order):
+        region = regions.get(host, "?")
+        if out and out[-1][0] == region:
+            out[-1] = (region, out[-1][1], i + 1)
+        else:
+            out.append((region, i, i + 1))
+    return out
+
+
+def heatmap_png(
+    frame: pd.DataFrame,
+    order: Sequence[str],
+    regions: Mapping[str, str],
+    spec: MetricSpec,
+    *,
+    annotate: bool | None = None,
+    dpi: int = 110,
+) -> bytes:
+    """One heatmap of ``spec`` over the hosts in ``order`` (grouped by region) as PNG bytes."""
+    n = len(order)
+    values, codes = grids(frame, order, spec)
+    norm = _norm(values, spec)
+    cmap = colormaps["viridis" if spec.higher_is_better else "viridis_r"]
+    annotate = n <= ANNOTATE_MAX if annotate is None else annotate
+    cell = min(0.62, max(0.1, 8.5 / max(n, 1)))
+    side = max(n * cell, 2.6)
+    left, right, top, bottom = 0.85, 0.9, 1.45, 1.3
+    fig = Figure(figsize=(left + side + right, top + side + bottom), dpi=dpi)
+    width, height = fig.get_size_inches()
+    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
+    ax.set_xlim(0, n)
+    ax.set_ylim(n, 0)
+    ax.set_aspect("equal")
+    for edge in ax.spines.values():
+        edge.set_visible(False)
+    split = n <= SPLIT_MAX
+    if split:
+        _draw_split(ax, values, codes, norm, cmap, annotate, cell)
+    else:
+        rgba = cmap(norm(np.nan_to_num(values, nan=1.0)))
+        rgba[codes != ""] = (0.85, 0.85, 0.85, 1.0)
+        rgba[np.eye(n, dtype=bool)] = (1.0, 1.0, 1.0, 1.0)
+        ax.imshow(rgba, extent=(0, n, n, 0), interpolation="nearest")
+    _decorate(fig, ax, order, regions, spec, split)
+    cax = fig.add_axes((left / width, 0.6 / height, side / width, 0.13 / height))
+    bar = fig.colorbar(_mappable(norm, cmap), cax=cax, orientation="horizontal", spacing="uniform")
+    bar.set_label(f"{spec.unit} ({'darker = worse'})", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    bar.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    bar.ax.xaxis.set_minor_formatter(NullFormatter())
+    if isinstance(norm, LogNorm):
+        bar.ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    if spec.binned:
+        mids = [(a + b) / 2 for a, b in zip(LOSS_BINS, LOSS_BINS[1:], strict=False)]
+        bar.set_ticks(mids, labels=list(LOSS_LABELS))
+    _legend(fig, codes, split)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _mappable(norm: Normalize, cmap: object) -> object:
+    from matplotlib.cm import ScalarMappable
+
+    return ScalarMappable(norm=norm, cmap=cmap)  # type: ignore[arg-type]
+
+
+def _draw_split(
+    ax: object,
+    values: np.ndarray,
+    codes: np.ndarray,
+    norm: Normalize,
+    cmap: object,
+    annotate: bool,
+    cell: float,
+) -> None:
+    from matplotlib.axes import Axes
+
+    assert isinstance(ax, Axes)
+    n = values.shape[0]
+    tris: list[list[tuple[float, float]]] = []
+    colours: list[tuple[float, float, float, float]] = []
+    hatched: list[list[tuple[float, float]]] = []
+    size = max(5.0, min(8.0, cell * 72 * 0.17))
+    for r in range(n):
+        for c in range(n):
+            if r == c:
+                continue
+            upper = [(c, r), (c + 1, r), (c, r + 1)]
+            lower = [(c + 1, r), (c + 1, r + 1), (c, r + 1)]
+            for tri, (i, j), at in ((upper, (r, c), (0.3, 0.33)), (lower, (c, r), (0.7, 0.72))):
+                code, value = codes[i, j], values[i, j]
+                x, y = c + at[0], r + at[1]
+                if code:
+                    hatched.append(tri)
+                    if annotate:
+                        ax.text(x, y, code, ha="center", va="center", fontsize=size - 0.5,
+                                color="#333333", bbox={"boxstyle": "square,pad=0.05",
+                                "facecolor": "white", "edgecolor": "none", "alpha": 0.85})  # fmt: skip
+                    continue
+                rgba = cmap(norm(value))  # type: ignore[operator]
+                tris.append(tri)
+                colours.append(rgba)
+                if annotate:
+                    ax.text(x, y, short(value), ha="center", va="center", fontsize=size,
+                            color=_ink(rgba))  # fmt: skip
+    ax.add_collection(PolyCollection(tris, facecolors=colours, edgecolors="white", linewidths=0.6))
+    ax.add_collection(
+        PolyCollection(hatched, facecolors=STATUS_FACE, edgecolors=STATUS_EDGE, linewidths=0.3,
+                       hatch=STATUS_HATCH)
+    )  # fmt: skip
+
+
+def _decorate(
+    fig: Figure,
+    ax: object,
+    order: Sequence[str],
+    regions: Mapping[str, str],
+    spec: MetricSpec,
+    split: bool,
+) -> None:
+    from matplotlib.axes import Axes
+
+    assert isinstance(ax, Axes)
+    n = len(order)
+    ticks = [i + 0.5 for i in range(n)]
+    show = n <= LABELS_MAX
+    ax.set_xticks(ticks, list(order) if show else [], rotation=90, fontsize=8)
+    ax.set_yticks(ticks, list(order) if show else [], fontsize=8)
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    ax.tick_params(length=0)
+    ax.set_ylabel("source (row)", fontsize=8)
+    ax.set_xlabel("destination (column)", fontsize=8)
+    for region, start, end in _blocks(order, regions):
+        if start > 0:
+            ax.axhline(start, color="#111111", linewidth=1.6)
+            ax.axvline(start, color="#111111", linewidth=1.6)
+        mid = (start + end) / 2
+        ax.text(mid, n + 0.12, region, ha="center", va="top", fontsize=9, weight="bold")
+        ax.text(n + 0.15, mid, region, ha="left", va="center", fontsize=9, weight="bold")
+    how = (
+        "upper-left triangle: row → column · lower-right: column → row"
+        if split
+        else "cell: row → column (mirror cell: column → row)"
+    )
+    fig.text(0.03, 1 - 0.22 / fig.get_size_inches()[1], f"{spec.title} ({spec.unit})",
+             fontsize=12, weight="bold", va="top")  # fmt: skip
+    fig.text(0.03, 1 - 0.5 / fig.get_size_inches()[1], how, fontsize=8, va="top", color="#333333")
+
+
+def _legend(fig: Figure, codes: np.ndarray, split: bool) -> None:
+    present = sorted({str(c) for c in codes.flat if c})
+    if not present:
+        return
+    meaning = {code: status for status, code in STATUS_CODE.items()}
+    meaning[NO_VALUE] = "too few replies"
+    handles = [
+        Patch(
+            facecolor=STATUS_FACE if split else "#d9d9d9",
+            edgecolor=STATUS_EDGE,
+            hatch=STATUS_HATCH if split else None,
+            label=f"{code} = {meaning.get(code, code)}",
+        )
+        for code in present
+    ]
+    fig.legend(handles=handles, loc="lower center", ncols=min(len(handles), 4), fontsize=7,
+               frameon=False, bbox_to_anchor=(0.5, 0.0))  # fmt: skip

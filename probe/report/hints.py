@@ -1,0 +1,196 @@
+"""Where a whole row or column of the matrix is bad, say which end to suspect (pure).
+
+The matrix is ordered: row = source (the host that runs ping, or sends iperf3 data), column =
+destination. A pattern that follows one host points at that host rather than at the paths:
+
+- **host down**: the host never answered SSH; its row and column are empty.
+- **egress** (bad row, clean column): trouble when the host initiates or sends — its outbound
+  shaping, NIC, or, for ping, load on the host that times the probes.
+- **ingress** (bad column, clean row): trouble towards the host — an inbound firewall dropping
+  ICMP or the iperf3 port, ingress shaping, a small receive window.
+- **host** (row and column bad): the host itself — a missing tool, a bad NIC, a saturated link.
+- **pair**: a failed cell that no row or column explains: one path is broken.
+
+A row is "bad" when at least ``ROW_SHARE`` of its cells (towards hosts that are up, at least
+``MIN_CELLS`` of them) are bad for the same aspect, and "clean" when at most ``CLEAN_SHARE`` are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from probe.model import CellStatus
+
+ROW_SHARE = 0.75
+CLEAN_SHARE = 0.25
+MIN_CELLS = 2
+LOSS_BAD_PCT = 1.0  # a cell losing more than this is lossy
+SLOW_EXCESS = 0.05  # RTT p50 this far above its region pair's median (and ≥ SLOW_MIN_MS) is slow
+SLOW_MIN_MS = 1.0
+LOW_BW_SHARE = 0.5  # goodput below half of its region pair's median is low
+MAX_PAIR_HINTS = 8
+
+Scope = Literal["host-down", "egress", "ingress", "host", "pair"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    scope: Scope
+    subject: str  # a host, or "src → dst" for a pair
+    aspect: str  # what is bad: "ping failed", "loss", "slow", "bandwidth failed", "low bandwidth"
+    bad_cells: int
+    cells: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Aspect:
+    label: str
+    bandwidth: bool
+    failure: bool  # cells fail to measure (reasons worth quoting) rather than measure badly
+    bad: Callable[[pd.DataFrame], pd.Series]
+
+
+def _failed(col: str) -> Callable[[pd.DataFrame], pd.Series]:
+    def bad(frame: pd.DataFrame) -> pd.Series:
+        return ~frame[col].isin([CellStatus.OK.value, CellStatus.SKIPPED.value])
+
+    return bad
+
+
+def _relative(frame: pd.DataFrame, col: str) -> pd.Series:
+    """Each cell's value and the median of its region pair (ok cells only)."""
+    median = frame.groupby(["src_region", "dst_region"])[col].transform("median")
+    return median.astype("float64")
+
+
+def _slow(frame: pd.DataFrame) -> pd.Series:
+    median = _relative(frame, "rtt_p50_ms")
+    excess = frame["rtt_p50_ms"] - median
+    return (excess > (median * SLOW_EXCESS).clip(lower=SLOW_MIN_MS)).fillna(False)
+
+
+def _low_bw(frame: pd.DataFrame) -> pd.Series:
+    median = _relative(frame, "bw_fwd_mbps")
+    return (frame["bw_fwd_mbps"] < median * LOW_BW_SHARE).fillna(False)
+
+
+def _lossy(frame: pd.DataFrame) -> pd.Series:
+    ok = frame["status"] == CellStatus.OK.value
+    return ok & (frame["loss_pct"] > LOSS_BAD_PCT).fillna(False)
+
+
+ASPECTS = (
+    _Aspect("ping failed", False, True, _failed("status")),
+    _Aspect("loss", False, False, _lossy),
+    _Aspect("slow", False, False, _slow),
+    _Aspect("bandwidth failed", True, True, _failed("bw_status")),
+    _Aspect("low bandwidth", True, False, _low_bw),
+)
+
+_WHY = {
+    ("egress", False): "its outbound path, or load on {h} itself (the source times the probes)",
+    ("egress", True): "its send path (egress shaping, NIC, TCP send settings)",
+    ("ingress", False): "the path towards it: an inbound firewall or filter, ingress shaping",
+    ("ingress", True): "its receive path (ingress shaping, NIC, receive window)",
+    ("host", False): "the host itself (network stack, NIC, firewall both ways)",
+    ("host", True): "the host itself (a missing or broken iperf3, NIC, a saturated link)",
+}
+
+
+def _reason(cells: pd.DataFrame, aspect: _Aspect) -> str:
+    if not aspect.failure or cells.empty:
+        return ""
+    status, reason = ("bw_status", "bw_reason") if aspect.bandwidth else ("status", "reason")
+    text = cells[status].astype(str) + ": " + cells[reason].fillna("-").astype(str)
+    counts = text.value_counts()
+    return f"; most common: {counts.index[0]} ({int(counts.iloc[0])}×)"
+
+
+def _host_hint(
+    host: str, aspect: _Aspect, row: pd.DataFrame, col: pd.DataFrame, bad: pd.Series
+) -> Hint | None:
+    if len(row) < MIN_CELLS or len(col) < MIN_CELLS:
+        return None
+    r_bad, c_bad = int(bad[row.index].sum()), int(bad[col.index].sum())
+    r_share, c_share = r_bad / len(row), c_bad / len(col)
+    scope: Scope
+    if r_share >= ROW_SHARE and c_share >= ROW_SHARE:
+        scope, n_bad, n = "host", r_bad + c_bad, len(row) + len(col)
+        where = f"as source ({r_bad}/{len(row)}) and as destination ({c_bad}/{len(col)})"
+    elif r_share >= ROW_SHARE and c_share <= CLEAN_SHARE:
+        scope, n_bad, n = "egress", r_bad, len(row)
+        where = f"as source, row {host} ({r_bad}/{len(row)} cells; its column is clean)"
+    elif c_share >= ROW_SHARE and r_share <= CLEAN_SHARE:
+        scope, n_bad, n = "ingress", c_bad, len(col)
+        where = f"as destination, column {host} ({c_bad}/{len(col)} cells; its row is clean)"
+    else:
+        return None
+    cells = pd.concat([row, col])
+    reason = _reason(cells[bad[cells.index]], aspect)
+    why = _WHY[scope, aspect.bandwidth].format(h=host)
+    text = f"{host}: {aspect.label} {where} → suspect {why}{reason}"
+    return Hint(scope, host, aspect.label, n_bad, n, text)
+
+
+def diagnose(
+    frame: pd.DataFrame, order: Sequence[str], down: Mapping[str, str] | None = None
+) -> tuple[Hint, ...]:
+    """Hints for ``frame`` (the long-form matrix); ``down`` maps hosts that never came up to why.
+
+    Hosts in ``down`` are left out of every other rule: their empty cells explain themselves.
+    """
+    down = dict(down or {})
+    hints = [
+        Hint(
+            "host-down",
+            h,
+            "host down",
+            int(((frame["src"] == h) | (frame["dst"] == h)).sum()),
+            len(frame),
+            f"{h} is down ({down[h]}): its whole row and column are empty",
+        )
+        for h in order
+        if h in down
+    ]
+    live = frame[~frame["src"].isin(list(down)) & ~frame["dst"].isin(list(down))]
+    explained = pd.Series(False, index=live.index)
+    for aspect in ASPECTS:
+        bad = aspect.bad(live).astype(bool)
+        for host in order:
+            if host in down:
+                continue
+            row, col = live[live["src"] == host], live[live["dst"] == host]
+            hint = _host_hint(host, aspect, row, col, bad)
+            if hint is not None:
+                hints.append(hint)
+                side = {"egress": row, "ingress": col, "host": pd.concat([row, col])}
+                explained[side[hint.scope].index] |= bad[side[hint.scope].index]
+    hints.extend(_pair_hints(live, explained, order))
+    return tuple(hints)
+
+
+def _pair_hints(live: pd.DataFrame, explained: pd.Series, order: Sequence[str]) -> list[Hint]:
+    """Failed cells that no host hint covers, in host order."""
+    rank = {h: i for i, h in enumerate(order)}
+    out: list[tuple[tuple[int, int, int], Hint]] = []
+    for aspect in (a for a in ASPECTS if a.failure):
+        bad = aspect.bad(live).astype(bool) & ~explained
+        status, reason = ("bw_status", "bw_reason") if aspect.bandwidth else ("status", "reason")
+        for idx in bad[bad].index:
+            cell = live.loc[idx]
+            subject = f"{cell['src']} → {cell['dst']}"
+            why = cell[reason] if isinstance(cell[reason], str) else "-"
+            text = f"{subject}: {aspect.label} ({cell[status]}: {why}); only this path"
+            key = (rank.get(cell["src"], 0), rank.get(cell["dst"], 0), int(aspect.bandwidth))
+            out.append((key, Hint("pair", subject, aspect.label, 1, 1, text)))
+    out.sort(key=lambda kv: kv[0])
+    hints = [h for _, h in out[:MAX_PAIR_HINTS]]
+    if len(out) > MAX_PAIR_HINTS:
+        more = len(out) - MAX_PAIR_HINTS
+        hints.append(Hint("pair", "…", "more", more, more, f"… and {more} more failed cells"))
+    return hints

@@ -1,0 +1,123 @@
+"""``report.md``: the report as GitHub-flavoured Markdown (CI logs, pull requests, terminals).
+
+Deterministic for a given run directory (no generation time, no absolute paths), so it is
+golden-tested. Heatmaps are HTML-only; small fleets get the same grids as text tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from probe.report import Report, fmt
+from probe.report.heatmap import HEATMAPS, MetricSpec, grids, short
+
+GRID_MAX = 16  # hosts; larger fleets get no text grids (see report.html)
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+    clean = [[_cell(c) for c in row] for row in rows]
+    return tabulate(clean, list(headers), tablefmt="github", disable_numparse=True)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, s = divmod(round(seconds), 60)
+    return f"{minutes} min {s:02d} s" if minutes else f"{s} s"
+
+
+def summary_lines(report: Report) -> list[str]:
+    c = report.coverage
+    regions = ", ".join(f"{r} {n}" for r, n in c.regions)
+    lines = [
+        f"- **Fleet**: {c.hosts} hosts in {len(c.regions)} regions ({regions}); "
+        f"{c.hosts - len(c.down)} reachable.",
+    ]
+    for host, why in c.down:
+        lines.append(f"- **Down**: {host} ({why})")
+    state = "complete" if c.complete else "incomplete"
+    if c.interrupted:
+        state += ", interrupted"
+    phases = ", ".join(f"{k.removesuffix('_s')} {v:g} s" for k, v in c.phases)
+    lines.append(
+        f"- **Run**: {c.started_utc} → {c.ended_utc} ({_duration(c.duration_s)}; {state})"
+        + (f"; phases: {phases}" if phases else "")
+    )
+    if c.torn_lines:
+        lines.append(f"- **Damaged**: {c.torn_lines} torn line(s) in samples.jsonl were skipped")
+    failed_ping = c.pairs - c.ping_ok - c.ping_all_lost
+    lines.append(
+        f"- **Pairs** (ordered): {c.pairs}; ping ok {c.ping_ok}, all probes lost "
+        f"{c.ping_all_lost}, failed {failed_ping}; bandwidth ok {c.bw_ok}, "
+        f"failed {c.pairs - c.bw_ok}."
+    )
+    return lines
+
+
+def _failures(report: Report) -> str:
+    rows = [
+        [g.test, g.status, g.reason, g.cells, ", ".join(g.examples) + (" …" if g.cells > 3 else "")]
+        for g in report.coverage.failures
+    ]
+    return _table(rows, ["test", "status", "reason", "cells", "e.g."])
+
+
+def _rollup(report: Report) -> str:
+    rows = [
+        [f"{r.src_region} → {r.dst_region}", f"{r.ping_ok}/{r.pairs}", fmt(r.rtt_p50_ms),
+         fmt(r.rtt_p99_ms), fmt(r.ipdv_ms, 3), fmt(r.loss_pct, 1), f"{r.bw_ok}/{r.pairs}",
+         fmt(r.bw_mbps, 0)]
+        for r in report.rollup
+    ]  # fmt: skip
+    return _table(
+        rows,
+        ["regions", "ping ok", "RTT p50 ms", "RTT p99 ms", "IPDV ms", "loss %", "bw ok",
+         "bw Mbit/s"],
+    )  # fmt: skip
+
+
+def _grid(report: Report, spec: MetricSpec) -> str:
+    values, codes = grids(report.frame, report.order, spec)
+    rows = []
+    for i, src in enumerate(report.order):
+        row: list[object] = [f"**{src}**"]
+        for j in range(len(report.order)):
+            row.append("·" if i == j else codes[i, j] or short(float(values[i, j])))
+        rows.append(row)
+    return _table(rows, ["from \\ to", *report.order])
+
+
+def render(report: Report) -> str:
+    out = [f"# probe report — run {report.run_id}", ""]
+    out += ["## Fleet and coverage", "", *summary_lines(report), ""]
+    if report.coverage.failures:
+        out += ["### Cells without a measurement, and why", "", _failures(report), ""]
+    out += ["## Hints", ""]
+    out += [f"- **{h.scope}** — {h.text}" for h in report.hints] or ["- nothing stands out"]
+    out += [""]
+    if report.gate is not None:
+        from probe.gate import render_markdown
+
+        out += [render_markdown(report.gate).replace("## probe gate:", "## Gate:"), ""]
+    out += ["## Calculator headline", "", report.headline, ""]
+    out += ["## Region × region", "", _rollup(report), ""]
+    out += ["## Matrices", ""]
+    if len(report.order) > GRID_MAX:
+        out += [f"{len(report.order)} hosts: too many for text grids; see report.html.", ""]
+    else:
+        out += [
+            "Row = source, column = destination. Codes: `down` host unreachable, `lost` every "
+            "probe lost, `tool` tool missing, `t/o` timeout, `err` tool error, `skip` not "
+            "measured, `n/a` too few replies.",
+            "",
+        ]
+        for spec in HEATMAPS:
+            out += [f"### {spec.title} ({spec.unit})", "", _grid(report, spec), ""]
+    out += [f"_probe {report.probe_version}; heatmaps in report.html._", ""]
+    return "\n".join(out)

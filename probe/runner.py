@@ -1,0 +1,370 @@
+"""``probe run``: connect → preflight → ping mesh → bandwidth rounds, every result to the store.
+
+Every ordered pair ends with a record: a measurement or the reason there is none. A host that
+fails is data (its cells carry its status); only bugs propagate. Results are appended to
+``samples.jsonl`` the moment they exist, so an interrupted run keeps what it measured and
+``--resume`` measures only what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from probe import plan
+from probe.bandwidth import BandwidthOptions, CommandRunner, run_test
+from probe.errors import HostError
+from probe.model import CellStatus, CommandResult, Host, Inventory
+from probe.tools.ping import (
+    PingReport,
+    ping_fanout_argv,
+    ping_fanout_seconds,
+    ping_outcome,
+    split_fanout,
+)
+
+#: One command per host: which tools exist and their versions (``timeout`` wraps every command).
+PREFLIGHT_SCRIPT = r"""
+for t in ping iperf3 timeout; do
+  if command -v "$t" >/dev/null 2>&1; then echo "have $t"; else echo "missing $t"; fi
+done
+echo "version ping $(ping -V 2>&1 | head -n 1)"
+echo "version iperf3 $(iperf3 --version 2>&1 | head -n 1)"
+echo "ping_group_range $(cat /proc/sys/net/ipv4/ping_group_range 2>/dev/null)"
+"""
+DONE = (CellStatus.OK, CellStatus.ALL_LOST)
+
+
+class Connector(CommandRunner, Protocol):
+    async def connect(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        on_connected: Callable[[Any], None] | None = None,
+    ) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    count: int = 20
+    interval_s: float = 0.2
+    reply_timeout_s: int = 2
+    bandwidth: bool = True
+    pairs: str = "all"
+    exclusive_by: str | None = None
+    bw: BandwidthOptions = field(default_factory=BandwidthOptions)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "interval_s": self.interval_s,
+            "reply_timeout_s": self.reply_timeout_s,
+            "bandwidth": self.bandwidth,
+            "pairs": self.pairs,
+            "exclusive_by": self.exclusive_by,
+            "duration_s": self.bw.duration_s,
+            "omit_s": self.bw.omit_s,
+            "streams": self.bw.streams,
+        }
+
+
+@dataclass(slots=True)
+class HostState:
+    host: Host
+    status: CellStatus = CellStatus.UNREACHABLE
+    reason: str = "not connected"
+    connect_s: float | None = None
+    tools: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        return self.status is CellStatus.OK
+
+    def has(self, tool: str) -> bool:
+        return self.usable and self.tools.get(tool) is not None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "kind": "host",
+            "host": self.host.name,
+            "status": str(self.status),
+            "reason": self.reason if not self.usable else None,
+            "connect_s": self.connect_s,
+            "tools": self.tools,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Cells already measured (``--resume``): ``(kind, src, dst)``."""
+
+    cells: frozenset[tuple[str, str, str]] = frozenset()
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> Done:
+        latest: dict[tuple[str, str, str], str] = {}
+        for rec in records:
+            if rec.get("kind") in ("ping", "iperf3"):
+                latest[rec["kind"], rec["src"], rec["dst"]] = str(rec.get("status"))
+        return cls(frozenset(k for k, status in latest.items() if status in DONE))
+
+
+Emit = Callable[[dict[str, Any]], None]
+Say = Callable[[str], None]
+
+
+def parse_preflight(text: str) -> dict[str, str | None]:
+    have = set(re.findall(r"^have (\S+)$", text, re.MULTILINE))
+    tools: dict[str, str | None] = {}
+    for tool in ("ping", "iperf3", "timeout"):
+        tools[tool] = "present" if tool in have else None
+    for tool, version in re.findall(r"^version (ping|iperf3) (.*)$", text, re.MULTILINE):
+        if tools.get(tool) is not None and version.strip():
+            tools[tool] = version.strip()
+    if m := re.search(r"^ping_group_range (.*)$", text, re.MULTILINE):
+        tools["ping_group_range"] = m.group(1).strip() or None
+    return tools
+
+
+class Measurement:
+    """One run's phases over an inventory, through a connector (``SshPool`` or a fake)."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        pool: Connector,
+        options: RunOptions,
+        emit: Emit,
+        say: Say,
+        done: Done | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.pool = pool
+        self.options = options
+        self.emit = emit
+        self.say = say
+        self.done = done or Done()
+        self.hosts = {h.name: HostState(h) for h in inventory.measured}
+        self.phases: dict[str, float] = {}
+
+    async def connect(self) -> None:
+        started = time.monotonic()
+        names = list(self.hosts)
+        connected = 0
+
+        def progress(conn: Any) -> None:
+            nonlocal connected
+            if conn.host in self.hosts:
+                connected += 1
+                self.say(f"connect: {connected}/{len(names)} hosts ({conn.host}: {conn.status})")
+
+        results = await self.pool.connect(names, on_connected=progress)
+        async with asyncio.TaskGroup() as tg:
+            for name, state in self.hosts.items():
+                conn = results.get(name)
+                if conn is not None:
+                    state.status, state.reason, state.connect_s = (
+                        conn.status,
+                        conn.reason,
+                        conn.connect_s,
+                    )
+                if state.usable:
+                    tg.create_task(self._preflight(state))
+        for state in self.hosts.values():
+            self.emit(state.record())
+        self.phases["connect_s"] = time.monotonic() - started
+
+    async def _preflight(self, state: HostState) -> None:
+        try:
+            res = await self.pool.run(state.host.name, ["sh", "-c", PREFLIGHT_SCRIPT], timeout_s=20)
+        except HostError as exc:
+            state.status, state.reason = CellStatus(exc.status), str(exc)
+            return
+        if res.exit_status == 127:
+            state.status, state.reason = CellStatus.TOOL_MISSING, "coreutils `timeout` missing"
+            return
+        state.tools = parse_preflight(res.stdout)
+
+    # --- ping --------------------------------------------------------------------------------
+
+    async def ping_mesh(self) -> None:
+        started = time.monotonic()
+        train = ping_fanout_seconds(
+            self.options.count, self.options.interval_s, self.options.reply_timeout_s
+        )
+        sources = [s for s in self.hosts.values()]
+        self.say(f"ping: {len(sources)} sources × {len(sources) - 1} targets, ~{train:.0f}s")
+        finished = 0
+        async with asyncio.TaskGroup() as tg:
+            for src in sources:
+                tg.create_task(self._ping_from(src, train))
+        del finished
+        self.phases["ping_s"] = time.monotonic() - started
+
+    async def _ping_from(self, src: HostState, train_s: float) -> None:
+        targets = [
+            t
+            for t in self.hosts.values()
+            if t.host.name != src.host.name
+            and ("ping", src.host.name, t.host.name) not in self.done.cells
+        ]
+        if not targets:
+            return
+        if not src.usable or not src.has("ping"):
+            status = src.status if not src.usable else CellStatus.TOOL_MISSING
+            reason = src.reason if not src.usable else f"ping missing on {src.host.name}"
+            for t in targets:
+                self._ping_record(src, t, status, f"source {src.host.name}: {reason}")
+            return
+        addresses = [t.host.address for t in targets]
+        argv = ping_fanout_argv(
+            addresses,
+            count=self.options.count,
+            interval_s=self.options.interval_s,
+            reply_timeout_s=self.options.reply_timeout_s,
+        )
+        try:
+            res = await self.pool.run(src.host.name, argv, timeout_s=train_s + 10)
+        except HostError as exc:
+            for t in targets:
+                self._ping_record(src, t, CellStatus(exc.status), f"source {exc}")
+            return
+        per_target = split_fanout(addresses, res)
+        for t in targets:
+            self._ping_result(src, t, per_target[t.host.address])
+        self.say(f"ping: {src.host.name} → {len(targets)} targets done")
+
+    def _ping_result(self, src: HostState, dst: HostState, res: CommandResult) -> None:
+        outcome = ping_outcome(res)
+        if not isinstance(outcome, PingReport):
+            self._ping_record(
+                src, dst, outcome[0], outcome[1], argv=res.argv, exit_status=res.exit_status
+            )
+            return
+        status = CellStatus.OK if outcome.received > 0 else CellStatus.ALL_LOST
+        reason = None if outcome.received else f"all {outcome.sent} probes lost"
+        s = outcome.summary
+        self.emit(
+            {
+                "kind": "ping",
+                "src": src.host.name,
+                "dst": dst.host.name,
+                "t": time.time(),
+                "status": str(status),
+                "reason": reason,
+                "argv": list(res.argv),
+                "exit_status": res.exit_status,
+                "flavor": outcome.flavor,
+                "sent": outcome.sent,
+                "received": outcome.received,
+                "duplicates": outcome.duplicates,
+                "probes": [[p.seq, p.rtt_ms] for p in outcome.probes],
+                "summary": None
+                if s is None
+                else {
+                    "rtt_min_ms": s.rtt_min_ms,
+                    "rtt_avg_ms": s.rtt_avg_ms,
+                    "rtt_max_ms": s.rtt_max_ms,
+                    "rtt_mdev_ms": s.rtt_mdev_ms,
+                },
+                "errors": list(outcome.errors),
+            }
+        )
+
+    def _ping_record(
+        self,
+        src: HostState,
+        dst: HostState,
+        status: CellStatus,
+        reason: str,
+        argv: Sequence[str] = (),
+        exit_status: int | None = None,
+    ) -> None:
+        self.emit(
+            {
+                "kind": "ping",
+                "src": src.host.name,
+                "dst": dst.host.name,
+                "t": time.time(),
+                "status": str(status),
+                "reason": reason,
+                "argv": list(argv),
+                "exit_status": exit_status,
+            }
+        )
+
+    # --- bandwidth ----------------------------------------------------------------------------
+
+    def bandwidth_plan(self) -> plan.BandwidthPlan:
+        hosts = [s.host for s in self.hosts.values()]
+        pairs = plan.select_pairs(hosts, plan.parse_pair_mode(self.options.pairs))
+        site_of = None
+        if self.options.exclusive_by in ("region", "zone"):
+            site_of = plan.site_of_hosts(hosts, self.options.exclusive_by)  # type: ignore[arg-type]
+        return plan.schedule_rounds(pairs, site_of=site_of)
+
+    async def bandwidth(self) -> None:
+        started = time.monotonic()
+        bw_plan = self.bandwidth_plan()
+        per_test = plan.per_test_wall_s(self.options.bw.duration_s, self.options.bw.omit_s)
+        self.say(bw_plan.summary(per_test))
+        for index, round_ in enumerate(bw_plan.rounds, 1):
+            todo = [t for t in round_ if ("iperf3", *t.direction) not in self.done.cells]
+            if not todo:
+                continue
+            t0 = time.monotonic()
+            async with asyncio.TaskGroup() as tg:
+                for slot, test in enumerate(todo):
+                    tg.create_task(self._bandwidth_test(test, slot))
+            left = (len(bw_plan.rounds) - index) * (time.monotonic() - t0)
+            self.say(f"bandwidth: round {index}/{len(bw_plan.rounds)} done, ~{left:.0f}s left")
+        self.phases["bandwidth_s"] = time.monotonic() - started
+
+    async def _bandwidth_test(self, test: plan.BandwidthTest, slot: int) -> None:
+        src, dst = test.direction
+        client, server = self.hosts[test.client], self.hosts[test.server]
+        base = {
+            "kind": "iperf3",
+            "src": src,
+            "dst": dst,
+            "client": test.client,
+            "server": test.server,
+            "reverse": test.reverse,
+            "result": None,
+            "argv": [],
+        }
+        for role, state in (("client", client), ("server", server)):
+            if not state.usable:
+                self.emit(
+                    {
+                        **base,
+                        "status": str(state.status),
+                        "reason": f"{role} {state.host.name}: {state.reason}",
+                    }
+                )
+                return
+            if not state.has("iperf3"):
+                self.emit(
+                    {
+                        **base,
+                        "status": str(CellStatus.TOOL_MISSING),
+                        "reason": f"iperf3 missing on {state.host.name}",
+                    }
+                )
+                return
+        outcome = await run_test(
+            self.pool,
+            client=test.client,
+            server=test.server,
+            server_address=server.host.address,
+            reverse=test.reverse,
+            options=self.options.bw,
+            slot=slot,
+        )
+        self.emit(
+            {**outcome.record(src, dst, test.client, test.server, test.reverse), "t": time.time()}
+        )
