@@ -254,6 +254,10 @@ def _num(value: object) -> float | None:
     return float(value)  # type: ignore[arg-type]
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def to_anchors(
     run: Mapping[str, Any],
     frame: pd.DataFrame,
@@ -292,7 +296,7 @@ def to_anchors(
                 src_region=str(rec["src_region"]),
                 dst_region=str(rec["dst_region"]),
                 status=CellStatus(rec["status"]),
-                reason=rec["reason"],
+                reason=_text(rec["reason"]),
                 rtt=rtt,
                 rtt_mdev_ms=_num(rec["rtt_mdev_ms"]),
                 ipdv_ms=_num(rec["ipdv_ms"]),
@@ -302,7 +306,7 @@ def to_anchors(
                 received=int(rec["received"]) if _num(rec["received"]) is not None else 0,
                 bw=A.Bandwidth(_num(rec["bw_fwd_mbps"]), _num(rec["bw_rev_mbps"])),
                 bw_status=CellStatus(rec["bw_status"]) if rec["bw_status"] else None,
-                bw_reason=rec["bw_reason"],
+                bw_reason=_text(rec["bw_reason"]),
                 rtt_samples_ms=tuple(samples[rec["src"], rec["dst"]])
                 if samples and ok and (rec["src"], rec["dst"]) in samples
                 else None,

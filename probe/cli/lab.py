@@ -108,3 +108,17 @@ def lab_link(
         + ", ".join(f"{k}={v:g}" for k, v in changes.items())
     )
     return 0
+
+
+@lab.command("sshd")
+@click.argument("host")
+@click.argument("action", type=click.Choice(["stop", "start"]))
+def lab_sshd(host: str, action: str) -> int:
+    """Stop or start HOST's sshd (a fault: the host stays on the network, SSH fails)."""
+    from probe.lab import control
+
+    control.require_root()
+    info = control.find_host(host)
+    (control.stop_sshd if action == "stop" else control.start_sshd)(info, host)
+    click.echo(f"sshd on {host}: {action}")
+    return 0

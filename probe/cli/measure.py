@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -258,6 +259,8 @@ def export(run_dir: str, fmt: str, output: str) -> int:
         text = prometheus_text(read_run(path), frame)
     if output == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    else:
-        Path(output).write_text(text)
+    else:  # write then rename: a textfile collector never reads half a file
+        tmp = Path(f"{output}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(output)
     return EXIT_OK

@@ -8,6 +8,7 @@ still ends with nothing left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -357,3 +358,38 @@ def _rewrite_truth(lab: LabInfo, pairs: dict[str, dict[str, object]]) -> None:
         for k, v in pairs.items()
     }
     lab.paths.truth.write_text(json.dumps(files.truth_doc(replace(topo, links=links)), indent=1))
+
+
+def _children(lab: LabInfo) -> dict[str, int]:
+    try:
+        doc = json.loads((lab.paths.root / "children.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise LabError(f"lab {lab.name}: no supervisor record ({exc})") from exc
+    return {str(k): int(v) for k, v in doc.items()}
+
+
+def stop_sshd(lab: LabInfo, host: str) -> None:
+    """Stop ``host``'s sshd (a fault for tests: the host stays up, SSH to it fails)."""
+    pid = _children(lab).get(f"sshd_{host}")
+    if pid is None:
+        raise InputError(f"lab {lab.name} has no host {host!r}")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and netns.alive(pid):
+        time.sleep(0.02)
+
+
+def start_sshd(lab: LabInfo, host: str) -> None:
+    """Start every stopped sshd again (the supervisor restarts dead children on SIGUSR2)."""
+    log = lab.paths.sshd_log(host)
+    before = _read(log).count("Server listening")
+    pid = _supervisor_pid(lab.paths)
+    if pid is None:
+        raise LabError(f"lab {lab.name}: the supervisor is not running")
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while _read(log).count("Server listening") <= before:
+        if time.monotonic() > deadline:
+            raise LabError(f"sshd on {host} did not start again: {_tail(log)}")
+        time.sleep(0.02)

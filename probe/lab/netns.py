@@ -107,14 +107,14 @@ def kill_pids(pids: list[int], grace_s: float = 1.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
             time.sleep(0.02)
-        pids = [p for p in pids if _alive(p)]
+        pids = [p for p in pids if alive(p)]
         if not pids:
             return
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Running and not a zombie (a zombie's parent will reap it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -58,6 +58,23 @@ def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
     _reap()
 
 
+def _start(entry: dict[str, object]) -> subprocess.Popen[bytes]:
+    with Path(str(entry["log"])).open("ab") as log:
+        return subprocess.Popen(
+            [str(a) for a in entry["argv"]],  # type: ignore[attr-defined]
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+
+
+def _record(state: Path, children: dict[str, subprocess.Popen[bytes]]) -> None:
+    tmp = state / "children.json.tmp"
+    tmp.write_text(json.dumps({name: proc.pid for name, proc in children.items()}))
+    tmp.replace(state / "children.json")
+
+
 def main(argv: list[str]) -> int:
     state = Path(argv[0])
     spec = json.loads((state / "supervise.json").read_text())
@@ -65,30 +82,28 @@ def main(argv: list[str]) -> int:
     tmp.write_text(str(os.getpid()))
     tmp.replace(state / "supervisor.pid")
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    stop = {"now": False}
+    flags = {"stop": False, "restart": False}
 
-    def on_signal(_signum: int, _frame: object) -> None:
-        stop["now"] = True
+    def on_signal(signum: int, _frame: object) -> None:
+        flags["restart" if signum == signal.SIGUSR2 else "stop"] = True
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
         signal.signal(sig, on_signal)
     children: dict[str, subprocess.Popen[bytes]] = {}
     for name, entry in spec["children"].items():
-        with Path(entry["log"]).open("ab") as log:
-            children[name] = subprocess.Popen(
-                entry["argv"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-    pids = {name: proc.pid for name, proc in children.items()}
-    (state / "children.json").write_text(json.dumps(pids))
+        children[name] = _start(entry)
+    _record(state, children)
     critical = set(spec.get("critical", []))
     try:
-        while not stop["now"]:
-            time.sleep(0.2)
+        while not flags["stop"]:
+            time.sleep(0.1)
             _reap()
+            if flags["restart"]:  # ``lab sshd HOST start``: bring stopped children back
+                flags["restart"] = False
+                for name, proc in children.items():
+                    if proc.poll() is not None:
+                        children[name] = _start(spec["children"][name])
+                _record(state, children)
             dead = [n for n in critical if children[n].poll() is not None]
             if dead:
                 print(f"supervisor: critical child {dead} exited; stopping the lab", flush=True)

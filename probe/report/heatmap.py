@@ -1,4 +1,4 @@
-"""Heatmaps of one metric over the host matrix, as PNG bytes (matplotlib ``Figure``, Agg, no pyplot).
+"""Heatmaps of one metric over the host matrix, as PNG bytes (matplotlib ``Figure``, no pyplot).
 
 Design (see the README section "probe report"):
 
@@ -19,6 +19,7 @@ Design (see the README section "probe report"):
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PolyCollection
-from matplotlib.colors import BoundaryNorm, LogNorm, Normalize
+from matplotlib.colors import BoundaryNorm, Colormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -53,6 +55,8 @@ STATUS_CODE = {
     CellStatus.ERROR.value: "err",
     CellStatus.SKIPPED.value: "skip",
 }
+_LABEL_BOX = {"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none",
+              "alpha": 0.85}  # fmt: skip
 NO_VALUE = "n/a"  # measured, but this figure needs more replies than came back
 
 
@@ -100,8 +104,12 @@ def grids(
     """(values, codes): n × n arrays, row = source; a code is "" where the cell has a value."""
     values = frame.pivot(index="src", columns="dst", values=spec.column)
     status = frame.pivot(index="src", columns="dst", values=spec.status_column)
-    v = values.reindex(index=order, columns=order).to_numpy(dtype="float64", na_value=np.nan).copy()
-    s = status.reindex(index=order, columns=order).to_numpy(dtype=object, na_value=None)
+    v = (
+        values.reindex(index=list(order), columns=list(order))
+        .to_numpy(dtype="float64", na_value=np.nan)
+        .copy()
+    )
+    s = status.reindex(index=list(order), columns=list(order)).to_numpy(dtype=object)
     codes = np.full(v.shape, "", dtype=object)
     for (i, j), st in np.ndenumerate(s):
         if i == j:
@@ -189,7 +197,7 @@ def heatmap_png(
     if isinstance(norm, LogNorm):
         bar.ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     if spec.binned:
-        mids = [(a + b) / 2 for a, b in zip(LOSS_BINS, LOSS_BINS[1:], strict=False)]
+        mids = [(a + b) / 2 for a, b in itertools.pairwise(LOSS_BINS)]
         bar.set_ticks(mids, labels=list(LOSS_LABELS))
     _legend(fig, codes, split)
     buf = io.BytesIO()
@@ -197,10 +205,8 @@ def heatmap_png(
     return buf.getvalue()
 
 
-def _mappable(norm: Normalize, cmap: object) -> object:
-    from matplotlib.cm import ScalarMappable
-
-    return ScalarMappable(norm=norm, cmap=cmap)  # type: ignore[arg-type]
+def _mappable(norm: Normalize, cmap: Colormap) -> ScalarMappable:
+    return ScalarMappable(norm=norm, cmap=cmap)
 
 
 def _draw_split(
@@ -208,7 +214,7 @@ def _draw_split(
     values: np.ndarray,
     codes: np.ndarray,
     norm: Normalize,
-    cmap: object,
+    cmap: Colormap,
     annotate: bool,
     cell: float,
 ) -> None:
@@ -224,8 +230,9 @@ def _draw_split(
         for c in range(n):
             if r == c:
                 continue
-            upper = [(c, r), (c + 1, r), (c, r + 1)]
-            lower = [(c + 1, r), (c + 1, r + 1), (c, r + 1)]
+            x0, y0 = float(c), float(r)
+            upper = [(x0, y0), (x0 + 1, y0), (x0, y0 + 1)]
+            lower = [(x0 + 1, y0), (x0 + 1, y0 + 1), (x0, y0 + 1)]
             for tri, (i, j), at in ((upper, (r, c), (0.3, 0.33)), (lower, (c, r), (0.7, 0.72))):
                 code, value = codes[i, j], values[i, j]
                 x, y = c + at[0], r + at[1]
@@ -233,10 +240,9 @@ def _draw_split(
                     hatched.append(tri)
                     if annotate:
                         ax.text(x, y, code, ha="center", va="center", fontsize=size - 0.5,
-                                color="#333333", bbox={"boxstyle": "square,pad=0.05",
-                                "facecolor": "white", "edgecolor": "none", "alpha": 0.85})  # fmt: skip
+                                color="#333333", bbox=_LABEL_BOX)  # fmt: skip
                     continue
-                rgba = cmap(norm(value))  # type: ignore[operator]
+                rgba = cmap(norm(value))
                 tris.append(tri)
                 colours.append(rgba)
                 if annotate:

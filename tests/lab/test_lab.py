@@ -40,10 +40,8 @@ def test_controller_reaches_only_the_jump_host(lab: control.LabInfo) -> None:
     get = subprocess.run(
         ["ip", "route", "get", address(lab, "eu1")], capture_output=True, text=True
     )
-    assert (
-        (get.returncode != 0
-        and "unreachable" in get.stderr.lower() + get.stdout.lower())
-        or ("No route" in get.stderr)
+    assert (get.returncode != 0 and "unreachable" in get.stderr.lower() + get.stdout.lower()) or (
+        "No route" in get.stderr
     )
     assert "default" not in ns_run(lab, "eu1", "ip", "route", "show")
     assert "default" not in ns_run(lab, "bastion", "ip", "route", "show")

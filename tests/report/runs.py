@@ -33,7 +33,7 @@ Tweak = Callable[[Pair, dict[str, Any]], dict[str, Any] | None]
 
 
 def region_of(host: str) -> str:
-    return next(r for r, names in HOSTS.items() if host in names)
+    return next((r for r, names in HOSTS.items() if host in names), "other")
 
 
 def _iso(t: float) -> str:
@@ -73,7 +73,9 @@ def ping_record(
     }  # fmt: skip
 
 
-def iperf3_record(src: str, dst: str, t: float, bps: float | None, reason: str | None) -> dict:
+def iperf3_record(
+    src: str, dst: str, t: float, bps: float | None, reason: str | None
+) -> dict[str, Any]:
     result = (
         None if bps is None else
         {"receiver_bps": bps, "sender_bps": bps * 1.01, "retransmits": 3,
@@ -109,7 +111,9 @@ def lab8_records(
             base = BASE_RTT_MS[frozenset({region_of(src), region_of(dst)})]
             base += 6.0 if src == "eu2" else 0.0
             rtts: list[float | None] = [
-                round(base * (1 + 0.02 * rng.random()) + rng.expovariate(1 / (0.02 * base + 0.05)), 3)
+                round(
+                    base * (1 + 0.02 * rng.random()) + rng.expovariate(1 / (0.02 * base + 0.05)), 3
+                )
                 for _ in range(PROBES)
             ]
             if (src, dst) == ("us1", "ap1"):
@@ -148,9 +152,7 @@ def run_doc(names: list[str], run_id: str, t_end: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def write_run(
-    run_dir: Path, run: Mapping[str, Any], records: list[dict[str, Any]]
-) -> Path:
+def write_run(run_dir: Path, run: Mapping[str, Any], records: list[dict[str, Any]]) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run.json").write_text(json.dumps(run, indent=1) + "\n")
     lines = (json.dumps(r, separators=(",", ":")) + "\n" for r in records)

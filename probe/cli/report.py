@@ -1,0 +1,94 @@
+"""``probe report`` and ``probe diff``: render one run, compare two.
+
+pandas and matplotlib are imported inside the commands so that ``probe --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from probe.cli import EXIT_FAIL, EXIT_OK, main
+
+_KINDS = ("rtt_p50", "rtt_p99", "loss", "bw", "broken", "vanished")
+
+
+@main.command()
+@click.argument("run")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Policy YAML: add its gate verdicts to the report (see inventory/policies/).",
+)
+def report(run: str, policy_file: str | None) -> int:
+    """Write report.html (self-contained) and report.md into the run directory RUN."""
+    from probe.report import write_report
+    from probe.store import resolve_run
+
+    run_dir = resolve_run(run)
+    md, html = write_report(run_dir, Path(policy_file) if policy_file else None)
+    click.echo(f"wrote {html}")
+    click.echo(f"wrote {md}")
+    return EXIT_OK
+
+
+def _kinds(_ctx: click.Context, param: click.Parameter, value: str) -> frozenset[str]:
+    names = {v.strip() for v in value.split(",") if v.strip()}
+    if names == {"all"}:
+        return frozenset(_KINDS)
+    if names == {"none"}:
+        return frozenset()
+    unknown = names - set(_KINDS)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown {', '.join(sorted(unknown))}; choose from {', '.join(_KINDS)}, all, none",
+            param=param,
+        )
+    return frozenset(names)
+
+
+@main.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option(
+    "--fail-on",
+    default="rtt_p50,rtt_p99,loss,bw,broken",
+    show_default=True,
+    callback=_kinds,
+    help=f"Regression kinds that make the exit code 1: comma list of {', '.join(_KINDS)}, "
+    "or all, or none.",
+)
+@click.option("--rtt-p50-pct", type=float, default=25.0, show_default=True,
+              help="RTT p50 regressed: up by more than this percentage …")  # fmt: skip
+@click.option("--rtt-p50-ms", type=float, default=0.5, show_default=True,
+              help="… and by more than this many milliseconds.")  # fmt: skip
+@click.option("--rtt-p99-pct", type=float, default=50.0, show_default=True,
+              help="RTT p99 regressed: up by more than this percentage …")  # fmt: skip
+@click.option("--rtt-p99-ms", type=float, default=2.0, show_default=True,
+              help="… and by more than this many milliseconds.")  # fmt: skip
+@click.option("--loss-pp", type=float, default=5.0, show_default=True,
+              help="Loss regressed: up by more than this many percentage points.")  # fmt: skip
+@click.option("--bw-pct", type=float, default=20.0, show_default=True,
+              help="Bandwidth regressed: down by more than this percentage.")  # fmt: skip
+def diff(
+    run_a: str,
+    run_b: str,
+    fail_on: frozenset[str],
+    rtt_p50_pct: float,
+    rtt_p50_ms: float,
+    rtt_p99_pct: float,
+    rtt_p99_ms: float,
+    loss_pp: float,
+    bw_pct: float,
+) -> int:
+    """Compare RUN_A (before) with RUN_B (after). Exit 1 when a --fail-on regression occurred."""
+    from probe.matrix import load_matrix
+    from probe.report.diff import Thresholds, diff_runs, render_diff
+    from probe.store import resolve_run
+
+    thresholds = Thresholds(rtt_p50_pct, rtt_p50_ms, rtt_p99_pct, rtt_p99_ms, loss_pp, bw_pct)
+    result = diff_runs(load_matrix(resolve_run(run_a)), load_matrix(resolve_run(run_b)), thresholds)
+    click.echo(render_diff(result, fail_on), nl=False)
+    return EXIT_FAIL if result.failed(fail_on) else EXIT_OK

@@ -1,0 +1,237 @@
+"""``probe diff``: what changed between two runs, per ordered pair and per region pair (pure).
+
+A change is a *regression* only when it crosses both a relative and an absolute threshold where
+both apply: sub-millisecond LAN links wobble by 30 % between runs without meaning anything, and
+a 2 ms drift on a 150 ms WAN path is noise too. Defaults (``Thresholds``) are for CI re-runs of
+the same fleet with ping's default 20 probes (one lost probe = 5 percentage points of loss):
+
+- RTT p50: up by more than 25 % *and* 0.5 ms;  RTT p99: up by more than 50 % *and* 2 ms
+  (the p99 of 20 probes is nearly the max, so it is held loosely);
+- loss: up by more than 5 percentage points (two lost probes of 20);
+- bandwidth: down by more than 20 % (iperf3 run to run varies by ~5–10 %);
+- broken: ping or bandwidth was ``ok`` and is not any more; vanished: the pair is gone.
+
+``diff_runs`` never reads files: the CLI loads the two frames (``matrix.load_matrix``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Literal, cast
+
+import pandas as pd
+
+from probe.model import CellStatus
+
+Kind = Literal["rtt_p50", "rtt_p99", "loss", "bw", "broken", "vanished"]
+KINDS: tuple[Kind, ...] = ("rtt_p50", "rtt_p99", "loss", "bw", "broken", "vanished")
+DEFAULT_FAIL_ON: frozenset[Kind] = frozenset({"rtt_p50", "rtt_p99", "loss", "bw", "broken"})
+_COLUMN: dict[Kind, str] = {
+    "rtt_p50": "rtt_p50_ms", "rtt_p99": "rtt_p99_ms", "loss": "loss_pct", "bw": "bw_fwd_mbps"
+}  # fmt: skip
+_OK = CellStatus.OK.value
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    rtt_p50_pct: float = 25.0
+    rtt_p50_ms: float = 0.5
+    rtt_p99_pct: float = 50.0
+    rtt_p99_ms: float = 2.0
+    loss_pp: float = 5.0  # percentage points
+    bw_pct: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One metric of one pair (or region pair), before and after; None where not measured."""
+
+    kind: Kind
+    before: float | None
+    after: float | None
+    regressed: bool
+    improved: bool
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.before is None or self.after is None else self.after - self.before
+
+
+@dataclass(frozen=True, slots=True)
+class PairDiff:
+    src: str  # for a region pair: the source region
+    dst: str
+    status: tuple[str, str]  # ping status (before, after)
+    bw_status: tuple[str, str]
+    changes: tuple[Change, ...]
+
+    @property
+    def regressions(self) -> frozenset[Kind]:
+        kinds: set[Kind] = {c.kind for c in self.changes if c.regressed}
+        if _OK in (self.status[0], self.bw_status[0]) and (
+            (self.status[0] == _OK and self.status[1] != _OK)
+            or (self.bw_status[0] == _OK and self.bw_status[1] != _OK)
+        ):
+            kinds.add("broken")
+        return frozenset(kinds)
+
+    @property
+    def improvements(self) -> frozenset[Kind]:
+        kinds: set[Kind] = {c.kind for c in self.changes if c.improved}
+        if (self.status[0] != _OK and self.status[1] == _OK) or (
+            self.bw_status[0] != _OK and self.bw_status[1] == _OK
+        ):
+            kinds.add("broken")  # fixed
+        return frozenset(kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    thresholds: Thresholds
+    pairs: tuple[PairDiff, ...]  # pairs present in both runs
+    regions: tuple[PairDiff, ...]  # region pairs present in both runs (src/dst are regions)
+    appeared: tuple[tuple[str, str], ...]
+    vanished: tuple[tuple[str, str], ...]
+
+    @property
+    def regressed_pairs(self) -> tuple[PairDiff, ...]:
+        return tuple(p for p in self.pairs if p.regressions)
+
+    @property
+    def regressed_regions(self) -> tuple[PairDiff, ...]:
+        return tuple(r for r in self.regions if r.regressions)
+
+    def failed(self, fail_on: Collection[str] = DEFAULT_FAIL_ON) -> bool:
+        """True when a regression of a kind in ``fail_on`` occurred (the CI exit code 1)."""
+        wanted = set(fail_on)
+        if "vanished" in wanted and self.vanished:
+            return True
+        return any(wanted & d.regressions for d in (*self.pairs, *self.regions))
+
+
+def _num(value: object) -> float | None:
+    if value is None or value is pd.NA:
+        return None
+    x = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(x) else x
+
+
+def compare(kind: Kind, before: float | None, after: float | None, t: Thresholds) -> Change:
+    """One metric's change judged against ``t`` (both values needed to judge)."""
+    if before is None or after is None:
+        return Change(kind, before, after, False, False)
+    up, down = after - before, before - after
+    if kind in ("rtt_p50", "rtt_p99"):
+        pct, floor = (
+            (t.rtt_p50_pct, t.rtt_p50_ms) if kind == "rtt_p50" else (t.rtt_p99_pct, t.rtt_p99_ms)
+        )
+        worse = up > floor and up > before * pct / 100
+        better = down > floor and down > before * pct / 100
+    elif kind == "loss":
+        worse, better = up > t.loss_pp, down > t.loss_pp
+    else:  # bandwidth: higher is better
+        worse, better = down > before * t.bw_pct / 100, up > before * t.bw_pct / 100
+    return Change(kind, before, after, worse, better)
+
+
+def _changes(a: Mapping[str, object], b: Mapping[str, object], t: Thresholds) -> tuple[Change, ...]:
+    return tuple(compare(kind, _num(a[col]), _num(b[col]), t) for kind, col in _COLUMN.items())
+
+
+def region_rows(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
+    """Per region pair: medians over ok pairs, loss pooled over probes, status ok if any pair is."""
+    out: dict[tuple[str, str], dict[str, object]] = {}
+    for (a, b), cells in frame.groupby(["src_region", "dst_region"], sort=False):
+        ok = cells[cells["status"] == _OK]
+        probed = cells[cells["status"].isin([_OK, CellStatus.ALL_LOST.value])]
+        sent = float(probed["sent"].sum())
+        any_bw = (cells["bw_status"] == _OK).any()
+        out[str(a), str(b)] = {
+            "status": _OK if len(ok) else "none-ok",
+            "bw_status": _OK if any_bw else "none-ok",
+            "rtt_p50_ms": ok["rtt_p50_ms"].median() if len(ok) else None,
+            "rtt_p99_ms": ok["rtt_p99_ms"].median() if len(ok) else None,
+            "loss_pct": 100.0 * (sent - float(probed["received"].sum())) / sent if sent else None,
+            "bw_fwd_mbps": cells["bw_fwd_mbps"].median() if any_bw else None,
+        }
+    return out
+
+
+def _pair_diff(key: tuple[str, str], a: Mapping[str, object], b: Mapping[str, object],
+               t: Thresholds) -> PairDiff:  # fmt: skip
+    return PairDiff(
+        key[0], key[1], (str(a["status"]), str(b["status"])),
+        (str(a["bw_status"]), str(b["bw_status"])), _changes(a, b, t),
+    )  # fmt: skip
+
+
+def _rows(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
+    records = cast("list[dict[str, object]]", frame.to_dict("records"))
+    return {(str(r["src"]), str(r["dst"])): r for r in records}
+
+
+def diff_runs(
+    frame_a: pd.DataFrame, frame_b: pd.DataFrame, thresholds: Thresholds | None = None
+) -> DiffResult:
+    """Compare two long-form matrices (``matrix.build_matrix``): run A before, run B after."""
+    t = thresholds or Thresholds()
+    rows_a = _rows(frame_a)
+    rows_b = _rows(frame_b)
+    common = [k for k in rows_a if k in rows_b]
+    reg_a, reg_b = region_rows(frame_a), region_rows(frame_b)
+    return DiffResult(
+        thresholds=t,
+        pairs=tuple(_pair_diff(k, rows_a[k], rows_b[k], t) for k in common),
+        regions=tuple(_pair_diff(k, reg_a[k], reg_b[k], t) for k in reg_a if k in reg_b),
+        appeared=tuple(k for k in rows_b if k not in rows_a),
+        vanished=tuple(k for k in rows_a if k not in rows_b),
+    )
+
+
+def _fmt(c: Change) -> str:
+    def one(x: float | None) -> str:
+        return "–" if x is None else f"{x:.4g}"
+
+    mark = " ▲ regressed" if c.regressed else " ▼ improved" if c.improved else ""
+    return f"{one(c.before)} → {one(c.after)}{mark}"
+
+
+def render_diff(result: DiffResult, fail_on: Collection[str] = DEFAULT_FAIL_ON) -> str:
+    """A Markdown summary: the pairs and region pairs that moved past a threshold."""
+    from tabulate import tabulate
+
+    head = ["pair", "ping", "bandwidth", "RTT p50 ms", "RTT p99 ms", "loss %", "bw Mbit/s",
+            "regressed"]  # fmt: skip
+
+    def table(diffs: tuple[PairDiff, ...]) -> str:
+        rows = [
+            [f"{d.src} → {d.dst}", " → ".join(d.status), " → ".join(d.bw_status),
+             *(_fmt(c) for c in d.changes), ", ".join(sorted(d.regressions)) or "–"]
+            for d in diffs
+            if d.regressions or d.improvements
+        ]  # fmt: skip
+        return tabulate(rows, head, tablefmt="github") if rows else "No change past a threshold."
+
+    verdict = "REGRESSED" if result.failed(fail_on) else "OK"
+    lines = [
+        f"## probe diff: {verdict}",
+        "",
+        f"{len(result.pairs)} pairs in both runs; {len(result.regressed_pairs)} regressed, "
+        f"{len(result.appeared)} appeared, {len(result.vanished)} vanished. "
+        f"Failing on: {', '.join(k for k in KINDS if k in fail_on) or 'nothing'}.",
+        "",
+        "### Pairs",
+        "",
+        table(result.pairs),
+        "",
+        "### Region pairs",
+        "",
+        table(result.regions),
+        "",
+    ]
+    for label, keys in (("Appeared", result.appeared), ("Vanished", result.vanished)):
+        if keys:
+            lines += [f"{label}: " + ", ".join(f"{s} → {d}" for s, d in keys), ""]
+    return "\n".join(lines)

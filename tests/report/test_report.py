@@ -1,0 +1,117 @@
+"""``probe report``: golden report.md on a fixed run, a self-contained report.html, the hints."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from probe.cli import main, run
+from probe.matrix import host_order, load_matrix
+from probe.report import build_report
+from probe.report.hints import diagnose
+from probe.store import read_run
+from tests.report.runs import make_lab8
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "20261123T090000Z"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "20261123T090000Z.md"
+POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(FIXTURE, tmp_path / FIXTURE.name))
+
+
+def test_report_md_is_golden(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["report", str(run_dir)]) == 0
+    assert "report.html" in capsys.readouterr().out
+    text = (run_dir / "report.md").read_text(encoding="utf-8")
+    if os.environ.get("PROBE_UPDATE_GOLDEN"):
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8"), "set PROBE_UPDATE_GOLDEN=1 to accept"
+
+
+def test_fixture_is_what_the_generator_writes(tmp_path: Path) -> None:
+    fresh = make_lab8(tmp_path / FIXTURE.name)
+    for name in ("run.json", "samples.jsonl"):
+        assert (fresh / name).read_text() == (FIXTURE / name).read_text()
+
+
+def test_report_html_is_self_contained(run_dir: Path) -> None:
+    assert run(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", page)
+    assert "<script" not in page and "<link" not in page
+    metrics = re.findall(
+        r'<figure class="heatmap" data-metric="([a-z_0-9]+)"><img src="data:image/png;base64,', page
+    )
+    assert metrics == ["rtt_p50", "rtt_p99", "ipdv", "loss", "bandwidth"]
+
+
+def test_report_with_policy_shows_verdicts(run_dir: Path) -> None:
+    policy = POLICIES / "coverage.yaml"
+    assert run(["report", str(run_dir), "--policy", str(policy)]) == 0
+    md = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "## Gate: ❌ FAIL" in md and "worst eu3→us2: 100% > 1%" in md
+    assert '<span class="verdict FAIL">FAIL</span>' in (run_dir / "report.html").read_text()
+
+
+def test_html_escapes_run_text(tmp_path: Path) -> None:
+    import json
+
+    d = Path(shutil.copytree(FIXTURE, tmp_path / "x"))
+    doc = json.loads((d / "run.json").read_text())
+    doc["hosts"][-1]["reason"] = "<script>alert(1)</script>"
+    (d / "run.json").write_text(json.dumps(doc))
+    from probe.report import html
+
+    page = html.render(build_report(d))
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+
+def test_not_a_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["report", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_headline_says_why_when_it_cannot_be_computed(tmp_path: Path) -> None:
+    import json
+
+    d = Path(shutil.copytree(FIXTURE, tmp_path / "one"))
+    doc = json.loads((d / "run.json").read_text())
+    doc["hosts"] = doc["hosts"][:1]
+    (d / "run.json").write_text(json.dumps(doc))
+    assert build_report(d).headline.startswith("no calculator headline")
+
+
+@pytest.mark.parametrize("command", ["report", "diff"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([command, "--help"]) == 0
+    assert "Usage:" in capsys.readouterr().out and main.commands[command].help
+    for param in main.commands[command].params:
+        if param.param_type_name == "option":
+            assert param.help, f"{command} {param.name} has no help"
+
+
+def test_hints_name_the_faults_of_the_fixture() -> None:
+    frame, doc = load_matrix(FIXTURE), read_run(FIXTURE)
+    hints = diagnose(frame, host_order(doc), {"ap2": "unreachable"})
+    found = {(h.scope, h.subject, h.aspect) for h in hints}
+    assert found == {
+        ("host-down", "ap2", "host down"),
+        ("egress", "eu2", "slow"),
+        ("host", "us3", "bandwidth failed"),
+        ("ingress", "eu1", "low bandwidth"),
+        ("pair", "eu3 → us2", "ping failed"),
+    }
+
+
+def test_no_hints_on_a_clean_fleet() -> None:
+    frame, doc = load_matrix(FIXTURE), read_run(FIXTURE)
+    clean = frame[(frame.status == "ok") & (frame.bw_status == "ok")]
+    clean = clean[~clean.src.isin(["eu2"]) & ~clean.dst.isin(["eu1"])]
+    assert diagnose(clean, [h for h in host_order(doc) if h not in ("eu1", "eu2")]) == ()
