@@ -408,6 +408,8 @@ def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParseError(f"not JSON: {exc.msg}", where=f"{file}:{exc.lineno}") from exc
+    except RecursionError as exc:
+        raise ParseError("not JSON: nested too deeply", where=file) from exc
     r = _Reader(file)
     top = r.mapping(doc, "$")
     schema = r.text(top, "schema", "$")
@@ -440,4 +442,6 @@ def load_anchors(path: str | Path) -> Anchors:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read anchors: {exc.strerror}", where=str(p)) from exc
+    except UnicodeDecodeError as exc:
+        raise ParseError("not UTF-8 text", where=str(p)) from exc
     return parse_anchors(text, file=str(p))

@@ -150,7 +150,14 @@ class _Node:
             return default
         if not isinstance(node, yaml.ScalarNode):
             raise InputError(f"{key} must be a single value", where=_at(self.file, node))
-        return yaml.safe_load(yaml.serialize(node))
+        if node.tag == _TIMESTAMP:  # a date is read as written, never as a datetime
+            return str(node.value)
+        if node.tag not in _PLAIN_TAGS:
+            raise InputError(f"{key}: unsupported YAML tag {node.tag!r}", where=self.where(key))
+        try:
+            return yaml.safe_load(yaml.serialize(node))
+        except (yaml.YAMLError, ValueError, KeyError) as exc:  # e.g. ``!!int abc``
+            raise InputError(f"{key}: bad value {node.value!r}", where=self.where(key)) from exc
 
     def convert(
         self, key: str, fn: Callable[[object], _T], default: _T, required: bool = False
@@ -171,12 +178,19 @@ class _Node:
             return ()
         if not isinstance(node, yaml.SequenceNode):
             raise InputError(f"{key} must be a list", where=_at(self.file, node))
+        for item in node.value:
+            if not isinstance(item, yaml.ScalarNode):
+                raise InputError(f"{key} must be a list of names", where=_at(self.file, item))
         return tuple(str(item.value) for item in node.value)
 
     def reject_unknown(self) -> None:
         for key in self.items:
             if key not in self.used:
                 raise InputError(f"{self.what}: unknown key {key!r}", where=self.where(key))
+
+
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null"))
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
 def _at(file: str, node: yaml.Node) -> str:
@@ -295,17 +309,25 @@ def _check(n: _Node, index: int, base: Path) -> Check:
 def load_policy(path: str | Path) -> Policy:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read policy: {exc.strerror}", where=str(p)) from exc
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = data[: exc.start].count(b"\n") + 1
+        raise InputError("not UTF-8 text", where=f"{p}:{lineno}") from exc
+    try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise InputError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)}", where=f"{p}{line}"
-        ) from exc
+        problem = exc.problem or exc.context or "malformed"
+        raise InputError(f"not valid YAML: {problem}", where=f"{p}{line}") from exc
+    except yaml.YAMLError as exc:  # e.g. ReaderError: a control character; its text has 2 lines
+        raise InputError(f"not valid YAML: {exc}".replace("\n", " "), where=str(p)) from exc
+    except RecursionError as exc:  # PyYAML's composer recurses once per nesting level
+        raise InputError("not valid YAML: nested too deeply", where=str(p)) from exc
     if root is None:
         raise InputError("empty policy", where=str(p))
     top = _Node(root, str(p), "policy")

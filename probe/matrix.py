@@ -8,7 +8,7 @@ Long form is the one source every view derives from: one row per ordered pair of
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from probe import anchors as A
 from probe.errors import InputError, StoreError
 from probe.model import CellStatus
 from probe.stats import RttStats, rtt_stats
-from probe.store import read_run, read_samples
+from probe.store import read_run, read_samples, torn_warning
 from probe.tools.ping import PingProbe, PingSummary
 
 KEY = ["src", "dst"]
@@ -185,10 +185,15 @@ def _fill_bw(
         row["bw_fwd_cpu_bound"] = bool(result.get("cpu_bound"))
 
 
-def load_matrix(run_dir: Path) -> pd.DataFrame:
-    """The long-form matrix of a run, rebuilt from its samples (the source of truth)."""
+def load_matrix(run_dir: Path, *, warn: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """The long-form matrix of a run, rebuilt from its samples (the source of truth).
+
+    ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py)."""
     run = read_run(run_dir)
     samples = read_samples(run_dir)
+    message = torn_warning(run_dir, samples)
+    if message is not None and warn is not None:
+        warn(message)
     return build_matrix(run, samples.records)
 
 

@@ -30,7 +30,7 @@ from probe.tools.ping import (
 #: One command per host: which tools exist and their versions (``timeout`` wraps every command).
 PREFLIGHT_SCRIPT = r"""
 for t in ping iperf3 timeout; do
-  if command -v "$t" >/dev/null 2>&1; then echo "have $t"; else echo "missing $t"; fi
+  p=$(command -v "$t" 2>/dev/null) && [ -x "$p" ] && echo "have $t" || echo "missing $t"
 done
 echo "version ping $(ping -V 2>&1 | head -n 1)"
 echo "version iperf3 $(iperf3 --version 2>&1 | head -n 1)"

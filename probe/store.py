@@ -8,8 +8,12 @@
 
 ``samples.jsonl`` is the source of truth: a crash loses nothing already measured, and a
 ``--resume`` reads it to know which cells are still missing. Each line is one JSON object with a
-``kind`` (``host``, ``ping``, ``iperf3``); lines are written whole, so a torn last line (a kill
-mid-write) is detected and skipped with a warning, never trusted.
+``kind`` (``host``, ``ping``, ``iperf3``); lines are written whole, so a torn line (a kill
+mid-write leaves the start of an object, ``{...``, without its end) is detected and skipped with a
+warning, never trusted. Anything else that is not a record of the known shape (a line that is not
+JSON at all, a record missing a key the matrix needs) is damage: ``StoreError`` at
+``samples.jsonl:LINE``. Records of an unknown ``kind`` are skipped (fields and kinds are only ever
+added within a schema major).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from probe.errors import StoreError
+from probe.model import CellStatus
 
 RUN_SCHEMA = "probe.run/1"
 SAMPLES_SCHEMA = "probe.samples/1"
@@ -86,7 +91,11 @@ class RunStore:
 
     def append(self, record: dict[str, Any]) -> None:
         if self._samples is None:
-            self._samples = (self.dir / "samples.jsonl").open("a", encoding="utf-8")
+            path = self.dir / "samples.jsonl"
+            torn_tail = path.exists() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
+            self._samples = path.open("a", encoding="utf-8")
+            if torn_tail:  # a resumed run killed mid-write: keep the torn line a line of its own
+                self._samples.write("\n")
         self._samples.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
         self._samples.flush()
         os.fsync(self._samples.fileno())
@@ -115,14 +124,26 @@ def resolve_run(path: str | Path) -> Path:
     raise StoreError(f"{path}: not a run directory (expected run.json inside)")
 
 
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1)
+
+
 def read_run(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise StoreError(f"{path}: missing") from exc
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"{path}: not UTF-8 text") from exc
     except ValueError as exc:
         raise StoreError(f"{path}: not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise StoreError(f"{path}: JSON nested too deeply") from exc
     if not isinstance(doc, dict):
         raise StoreError(f"{path}: expected a JSON object")
     schema = str(doc.get("schema", ""))
@@ -130,24 +151,27 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         raise StoreError(f"{path}: not a probe run file (schema {schema!r})")
     if schema.split("/", 1)[1].split(".")[0] != RUN_SCHEMA.split("/")[1]:
         raise StoreError(f"{path}: schema {schema} is newer than this probe ({RUN_SCHEMA})")
+    hosts = doc.get("hosts")
+    if not isinstance(hosts, list):
+        raise StoreError(f"{path}: 'hosts' must be a list")
+    for i, h in enumerate(hosts):
+        if not isinstance(h, dict) or not isinstance(h.get("name"), str):
+            raise StoreError(f"{path}: hosts[{i}] must be an object with a string 'name'")
     return doc
 
 
 def iter_samples(run_dir: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
-    """(line number, record or None when the line is torn or not an object)."""
+    """(line number, record or None when the line is torn); damage raises StoreError."""
     path = run_dir / "samples.jsonl"
     if not path.exists():
         return
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                yield n, None
-                continue
-            yield n, rec if isinstance(rec, dict) and "kind" in rec else None
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    yield n, _record(line, f"{path}:{n}")
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
 def read_samples(run_dir: Path) -> Samples:
@@ -156,6 +180,100 @@ def read_samples(run_dir: Path) -> Samples:
     for n, rec in iter_samples(run_dir):
         if rec is None:
             torn.append(n)
-        else:
+        elif rec["kind"] in _KINDS:
             records.append(rec)
     return Samples(tuple(records), tuple(torn))
+
+
+def torn_warning(run_dir: Path, samples: Samples) -> str | None:
+    """One line for the user when torn lines were skipped (None when there were none)."""
+    torn = samples.torn_lines
+    if not torn:
+        return None
+    lines = ", ".join(str(n) for n in torn[:5]) + (", …" if len(torn) > 5 else "")
+    return (
+        f"{run_dir / 'samples.jsonl'}: skipped {len(torn)} torn line(s) (line {lines}); "
+        "the cells they held count as not measured"
+    )
+
+
+# --- the record format ---------------------------------------------------------------------
+
+_MEASURED = (CellStatus.OK, CellStatus.ALL_LOST)
+_KINDS = ("host", "ping", "iperf3")
+_STATUSES = frozenset(s.value for s in CellStatus)
+
+
+def _record(line: str, where: str) -> dict[str, Any] | None:
+    """A checked record; None for a torn line (the start of an object cut short)."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        if line.lstrip().startswith("{"):
+            return None
+        raise StoreError(f"{where}: not a JSON record") from None
+    except RecursionError:
+        raise StoreError(f"{where}: JSON nested too deeply") from None
+    if not isinstance(rec, dict):
+        raise StoreError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+    kind = _field(rec, "kind", str, where)
+    if kind not in _KINDS:
+        return rec  # a later minor version's kind: skipped by read_samples
+    for key in ("host",) if kind == "host" else ("src", "dst"):
+        _field(rec, key, str, where)
+    status = _field(rec, "status", str, where)
+    if status not in _STATUSES:
+        raise StoreError(f"{where}: unknown status {status!r}")
+    if rec.get("reason") is not None:
+        _field(rec, "reason", str, where)
+    if kind == "ping" and status in _MEASURED:
+        _check_ping(rec, where)
+    if kind == "iperf3" and status == CellStatus.OK and rec.get("result") is not None:
+        result = _field(rec, "result", dict, where)
+        _field(result, "receiver_bps", float, where, "result.")
+        for key, kinds in (("retransmits", int), ("mean_rtt_ms", float)):
+            if result.get(key) is not None:
+                _field(result, key, kinds, where, "result.")
+    return rec
+
+
+def _check_ping(rec: dict[str, Any], where: str) -> None:
+    sent, received = _field(rec, "sent", int, where), _field(rec, "received", int, where)
+    if sent < 1 or not 0 <= received <= sent:
+        raise StoreError(f"{where}: received {received} of {sent} sent")
+    probes = _field(rec, "probes", list, where)
+    for probe in probes:
+        ok = isinstance(probe, list) and len(probe) == 2 and _is(probe[0], int)
+        if not ok or not (probe[1] is None or _is(probe[1], float)):
+            raise StoreError(f"{where}: 'probes' must hold [seq, rtt_ms or null] pairs")
+    summary = rec.get("summary")
+    if summary is not None:
+        _field(rec, "summary", dict, where)
+        low, _, high = (
+            _field(summary, k, float, where, "summary.")
+            for k in ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms")
+        )
+        if summary.get("rtt_mdev_ms") is not None:
+            _field(summary, "rtt_mdev_ms", float, where, "summary.")
+        if low > high:
+            raise StoreError(f"{where}: summary rtt_min_ms > rtt_max_ms")
+
+
+def _is(value: object, kind: type) -> bool:
+    """JSON typing: a bool is not a number; an int is a float."""
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, int | float) if kind is float else isinstance(value, kind)
+
+
+def _field(obj: dict[str, Any], key: str, kind: type, where: str, prefix: str = "") -> Any:
+    if key not in obj:
+        raise StoreError(f"{where}: record without '{prefix}{key}'")
+    value = obj[key]
+    if not _is(value, kind):
+        raise StoreError(f"{where}: '{prefix}{key}' is not {_TYPE_NAMES[kind]}: {value!r:.40}")
+    return value
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list",
+               dict: "an object"}  # fmt: skip

@@ -122,3 +122,21 @@ def lab_sshd(host: str, action: str) -> int:
     (control.stop_sshd if action == "stop" else control.start_sshd)(info, host)
     click.echo(f"sshd on {host}: {action}")
     return 0
+
+
+@lab.command("tool")
+@click.argument("host")
+@click.argument("tool", type=click.Choice(["ping", "iperf3"]))
+@click.argument("fault", type=click.Choice(["missing", "hang", "restore"]))
+def lab_tool(host: str, tool: str, fault: str) -> int:
+    """Fault injection: make TOOL missing or hang on HOST (for new SSH sessions), or restore it."""
+    from probe.lab import control
+
+    control.require_root()
+    info = control.find_host(host)
+    if fault == "restore":
+        control.restore_tool(info, host, tool)
+    else:
+        control.break_tool(info, host, tool, fault)
+    click.echo(f"{tool} on {host}: {fault}")
+    return 0

@@ -23,6 +23,10 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _warn(message: str) -> None:
+    click.echo(f"probe: warning: {message}", err=True)
+
+
 def _ssh_options(accept_new: bool, connect_timeout: float, known_hosts: str | None) -> SshOptions:
     from probe.ssh import SshOptions, default_accept_new_store
 
@@ -67,13 +71,15 @@ def ssh_options(f: F) -> F:
 @ssh_options
 def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_timeout: float) -> int:
     """Can every host be reached and does it have ping and iperf3? A table and an exit code."""
+    from probe.inventory import load_inventory
+
+    inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
+
     from tabulate import tabulate
 
-    from probe.inventory import load_inventory
     from probe.run import _Pool
     from probe.runner import Measurement, RunOptions
 
-    inv = load_inventory(inventory)
     opts = _ssh_options(accept_new, connect_timeout, known_hosts)
 
     async def go() -> Measurement:
@@ -166,14 +172,16 @@ def run(
     connect_timeout: float,
 ) -> int:
     """Measure RTT, loss, jitter (every ordered pair) and single-stream bandwidth (both ways)."""
-    from probe.bandwidth import BandwidthOptions
     from probe.inventory import load_inventory
+
+    inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
+
+    from probe.bandwidth import BandwidthOptions
     from probe.plan import parse_pair_mode
     from probe.run import execute
     from probe.runner import RunOptions
     from probe.store import resolve_run
 
-    inv = load_inventory(inventory)
     parse_pair_mode(pairs)
     options = RunOptions(
         count=count,
@@ -218,7 +226,7 @@ def show(run_dir: str, metric: str, by: str) -> int:
     from probe.store import read_run, resolve_run
 
     path = resolve_run(run_dir)
-    frame = load_matrix(path)
+    frame = load_matrix(path, warn=_warn)
     run_doc = read_run(path)
     text = render_regions(frame, metric) if by == "region" else render_grid(run_doc, frame, metric)
     click.echo(text)
@@ -241,7 +249,7 @@ def export(run_dir: str, fmt: str, output: str) -> int:
     from probe.store import read_run, resolve_run
 
     path = resolve_run(run_dir)
-    frame = load_matrix(path)
+    frame = load_matrix(path, warn=_warn)
     if fmt == "parquet":
         if output == "-":
             raise click.UsageError("parquet is binary: give -o FILE")

@@ -14,6 +14,10 @@ from probe.cli import EXIT_FAIL, EXIT_OK, main
 _KINDS = ("rtt_p50", "rtt_p99", "loss", "bw", "broken", "vanished")
 
 
+def _warn(message: str) -> None:
+    click.echo(f"probe: warning: {message}", err=True)
+
+
 @main.command()
 @click.argument("run")
 @click.option(
@@ -25,9 +29,12 @@ _KINDS = ("rtt_p50", "rtt_p99", "loss", "bw", "broken", "vanished")
 def report(run: str, policy_file: str | None) -> int:
     """Write report.html (self-contained) and report.md into the run directory RUN."""
     from probe.report import write_report
-    from probe.store import resolve_run
+    from probe.store import read_samples, resolve_run, torn_warning
 
     run_dir = resolve_run(run)
+    message = torn_warning(run_dir, read_samples(run_dir))
+    if message is not None:
+        _warn(message)
     md, html = write_report(run_dir, Path(policy_file) if policy_file else None)
     click.echo(f"wrote {html}")
     click.echo(f"wrote {md}")
@@ -89,6 +96,8 @@ def diff(
     from probe.store import resolve_run
 
     thresholds = Thresholds(rtt_p50_pct, rtt_p50_ms, rtt_p99_pct, rtt_p99_ms, loss_pp, bw_pct)
-    result = diff_runs(load_matrix(resolve_run(run_a)), load_matrix(resolve_run(run_b)), thresholds)
+    before = load_matrix(resolve_run(run_a), warn=_warn)
+    after = load_matrix(resolve_run(run_b), warn=_warn)
+    result = diff_runs(before, after, thresholds)
     click.echo(render_diff(result, fail_on), nl=False)
     return EXIT_FAIL if result.failed(fail_on) else EXIT_OK

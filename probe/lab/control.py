@@ -129,6 +129,7 @@ def _start_supervisor(topo: Topology, paths: LabPaths) -> None:
                 topo.netns(h.name),
                 "unshare",
                 "--uts",
+                "--mount",  # private mounts: `lab tool` can break a tool on this host only
                 "sh",
                 "-c",
                 'hostname "$1" && exec /usr/sbin/sshd -D -e -f "$2"',
@@ -393,3 +394,43 @@ def start_sshd(lab: LabInfo, host: str) -> None:
         if time.monotonic() > deadline:
             raise LabError(f"sshd on {host} did not start again: {_tail(log)}")
         time.sleep(0.02)
+
+
+HANG_SCRIPT = (
+    "#!/bin/sh\n# probe lab: a tool that never answers (fault injection)\nexec sleep 86400\n"
+)
+
+
+def _in_host_mounts(lab: LabInfo, host: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    pid = _children(lab).get(f"sshd_{host}")
+    if pid is None or not netns.alive(pid):
+        raise LabError(f"lab {lab.name}: sshd of {host!r} is not running")
+    return subprocess.run(
+        ["nsenter", "-t", str(pid), "-m", *argv], capture_output=True, text=True, check=False
+    )
+
+
+def break_tool(lab: LabInfo, host: str, tool: str, how: str) -> None:
+    """Make ``tool`` look ``missing`` (not executable) or ``hang`` (never exits) for every
+    command that ``host``'s sshd starts from now on; ``restore_tool`` undoes it."""
+    path = shutil.which(tool)
+    if path is None:
+        raise LabError(f"{tool} is not installed on this machine")
+    if how == "missing":
+        source = "/dev/null"
+    elif how == "hang":
+        hang = lab.paths.root / "hang.sh"
+        hang.write_text(HANG_SCRIPT)
+        hang.chmod(0o755)
+        source = str(hang)
+    else:
+        raise InputError(f"unknown fault {how!r}: use missing or hang")
+    proc = _in_host_mounts(lab, host, "mount", "--bind", source, path)
+    if proc.returncode != 0:
+        raise LabError(f"could not break {tool} on {host}: {proc.stderr.strip()}")
+
+
+def restore_tool(lab: LabInfo, host: str, tool: str) -> None:
+    path = shutil.which(tool)
+    while path and _in_host_mounts(lab, host, "umount", path).returncode == 0:
+        pass

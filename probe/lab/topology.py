@@ -448,8 +448,17 @@ def load_topology(path: str) -> Topology:
             doc = yaml.safe_load(fh)
     except FileNotFoundError as exc:
         raise InputError("topology file not found", where=path) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+    except OSError as exc:
+        raise InputError(f"cannot read topology: {exc.strerror or exc}", where=path) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("not UTF-8 text", where=path) from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else path
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where) from exc
+        problem = exc.problem or exc.context or "malformed"
+        raise InputError(f"not valid YAML: {problem}", where=where) from exc
+    except yaml.YAMLError as exc:  # e.g. ReaderError: a control character; its text has 2 lines
+        raise InputError(f"not valid YAML: {exc}".replace("\n", " "), where=path) from exc
+    except RecursionError as exc:  # PyYAML's composer recurses once per nesting level
+        raise InputError("not valid YAML: nested too deeply", where=path) from exc
     return parse_topology(doc, source=path)
