@@ -7,6 +7,8 @@ PY      := $(VENV)/bin/python
 PROBE   := $(VENV)/bin/probe
 STAMP   := $(VENV)/.installed
 TOPO    ?= inventory/lab-3regions.yaml
+LABINV  ?= /run/probe-lab/lab3/inventory.yaml
+DEMO_ARGS ?= --duration 5 --omit 2
 # command:package pairs; a package is installed when its command is missing
 SYSDEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client iperf3:iperf3 ping:iputils-ping \
            fping:fping ip:iproute2 pgrep:procps ssh-keygen:openssh-client unshare:util-linux \
@@ -38,12 +40,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with probe and its dev tools
 
-demo: sysdeps venv ## lab up -> probe run on the lab fleet -> RTT grid and region roll-up -> lab down
+demo: sysdeps venv ## lab up -> probe run (ping + iperf3) -> grids, report, calc, gate -> lab down
 	@set -e; trap '$(PROBE) lab down >/dev/null' EXIT; \
 	$(PROBE) lab up $(TOPO); \
-	$(PROBE) run /run/probe-lab/lab3/inventory.yaml -o reports/ ; \
+	$(PROBE) run $(LABINV) -o reports/ $(DEMO_ARGS) || [ $$? -eq 4 ]; \
 	$(PROBE) show reports/latest --metric rtt_p50_ms; \
-	$(PROBE) show reports/latest --metric rtt_p50_ms --by region
+	$(PROBE) show reports/latest --metric rtt_p50_ms --by region; \
+	$(PROBE) show reports/latest --metric bw_mbps; \
+	$(PROBE) report reports/latest --policy inventory/policies/interactive-wan.yaml; \
+	$(PROBE) calc reports/latest --model llama-3-8b --stages 3 --scenario decode,prefill; \
+	$(PROBE) gate reports/latest --policy inventory/policies/coverage.yaml || true; \
+	echo "report: reports/latest/report.html"
 
 test: sysdeps venv ## run every test (the lab tests need root)
 	$(PY) -m pytest -q

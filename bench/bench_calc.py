@@ -198,7 +198,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--hosts", type=int, default=1000)
     ap.add_argument("--out", default="reports/bench/calc.json")
+    ap.add_argument("--quick", action="store_true", help="300 hosts instead of --hosts")
     args = ap.parse_args()
+    if args.quick:
+        args.hosts = 300
 
     gc.disable()  # building 10⁶ frozen dataclasses otherwise spends most of its time in the GC
     anchors, t_build = timed(lambda: synthetic_anchors(args.hosts))

@@ -28,6 +28,7 @@ import cProfile
 import io
 import json
 import pstats
+import resource
 import shutil
 import subprocess
 import sys
@@ -151,6 +152,8 @@ class FleetProcess:
             final = self._read()
         finally:
             self._log.close()
+            assert self._proc.stdout is not None
+            self._proc.stdout.close()
             if self._proc.wait(timeout=60) != 0:
                 raise RuntimeError(f"the fleet process exited {self._proc.returncode}")
         return final
@@ -275,6 +278,11 @@ async def fan_out_bare(inventory: Any, *, capped: bool) -> dict[str, Any]:
     }
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(variant: str, spec_path: str, profile_path: str | None = None) -> dict[str, Any]:
     raise_nofile_limit()
     inventory = _inventory(spec_path)
@@ -287,12 +295,14 @@ def measure(variant: str, spec_path: str, profile_path: str | None = None) -> di
         if variant == "probe"
         else fan_out_bare(inventory, capped=variant == "bare-capped")
     )
+    cpu0 = _cpu_s()
     if profile_path is None:
         result = asyncio.run(coro)
     else:
         profiler = cProfile.Profile()
         result = profiler.runcall(asyncio.run, coro)
         profiler.dump_stats(profile_path)
+    result["cpu_s"] = _cpu_s() - cpu0
     result["hosts_per_s"] = result["hosts"] / result["fanout_s"]
     return {"variant": variant, **result, "peak_rss_mib": peak_rss_mib()}
 
@@ -387,6 +397,8 @@ def summarise(
             "fanout_s_median": round(median(r["fanout_s"] for r in rs), 3),
             "fanout_s_all": [round(r["fanout_s"], 3) for r in rs],
             "close_s_median": round(median(r["close_s"] for r in rs), 3),
+            "cpu_s_median": round(median(r["cpu_s"] for r in rs), 3),
+            "cpu_ms_per_host": round(1000 * median(r["cpu_s"] for r in rs) / n_hosts, 2),
             "hosts_per_s_median": round(median(r["hosts_per_s"] for r in rs), 1),
             "peak_rss_mib_max": max(r["peak_rss_mib"] for r in rs),
             "connected_min": min(r["connected"] for r in rs),
@@ -408,6 +420,10 @@ def summarise(
             for p, b in zip(by["probe"], by[base], strict=True)
         ]
     ratio = median(ratios["bare-capped"])
+    cpu_ratio = [
+        round(p["cpu_s"] / b["cpu_s"], 3)
+        for p, b in zip(by["probe"], by["bare-capped"], strict=True)
+    ]
     return {
         "hosts": n_hosts,
         "sshds": sshds - 1,
@@ -420,6 +436,8 @@ def summarise(
         "ratio_probe_vs_bare_uncapped": ratios["bare-uncapped"],
         "median_ratio_vs_capped": ratio,
         "median_ratio_vs_uncapped": median(ratios["bare-uncapped"]),
+        "cpu_ratio_probe_vs_bare_capped": cpu_ratio,
+        "median_cpu_ratio_vs_capped": median(cpu_ratio),
         "goal_ratio": GOAL_RATIO,
         "within_goal": ratio <= GOAL_RATIO,
         "fleet_peak_rss_mib": final.get("fleet_peak_rss_mib"),
@@ -459,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             s["fanout_s_median"],
             " ".join(f"{x:.2f}" for x in s["fanout_s_all"]),
             s["close_s_median"],
+            s["cpu_s_median"],
             s["hosts_per_s_median"],
             s["peak_rss_mib_max"],
             s["max_unauthenticated_per_sshd"],
@@ -468,13 +487,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print_table(
         rows,
-        ["variant", "fan-out s", "runs s", "close s", "hosts/s", "peak RSS MiB", "unauth", "ok"],
+        [
+            "variant",
+            "fan-out s",
+            "runs s",
+            "close s",
+            "CPU s",
+            "hosts/s",
+            "peak RSS MiB",
+            "unauth",
+            "ok",
+        ],
     )
     print(
         f"{result['hosts']} hosts on {result['sshds']} sshds behind 1 jump host: probe / "
         f"bare-capped = {result['median_ratio_vs_capped']:.3f} (goal ≤ {GOAL_RATIO}: "
         f"{'met' if result['within_goal'] else 'MISSED'}), probe / bare-uncapped = "
-        f"{result['median_ratio_vs_uncapped']:.3f}; fleet process peak RSS "
+        f"{result['median_ratio_vs_uncapped']:.3f}; controller CPU probe / bare-capped = "
+        f"{result['median_cpu_ratio_vs_capped']:.3f}; fleet process peak RSS "
         f"{result['fleet_peak_rss_mib']} MiB"
     )
     for variant, top in result.get("profile_top_tottime", {}).items():

@@ -8,7 +8,7 @@ Long form is the one source every view derives from: one row per ordered pair of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -263,6 +263,20 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """The rows as dicts with the values ``to_dict("records")`` gives (NA → None), read a column
+    at a time: ``to_dict`` boxes cell by cell and took 60 % of ``to_anchors`` at 300 hosts."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype.name in ("Int64", "boolean"):  # masked: tolist() would give pd.NA
+            series = series.astype(object).where(series.notna(), None)
+        columns.append(series.tolist())
+    names = list(frame.columns)
+    for values in zip(*columns, strict=True):
+        yield dict(zip(names, values, strict=True))
+
+
 def to_anchors(
     run: Mapping[str, Any],
     frame: pd.DataFrame,
@@ -280,7 +294,7 @@ def to_anchors(
         for h in run.get("hosts", [])
     )
     pairs = []
-    for rec in frame.to_dict("records"):
+    for rec in _records(frame):
         ok = rec["status"] == CellStatus.OK
         rtt = (
             A.RttStats(

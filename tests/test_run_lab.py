@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,25 +25,57 @@ def probe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     )
 
 
+class IperfWatcher(threading.Thread):
+    """Samples every host's process table while a run goes on: iperf3 processes per host."""
+
+    def __init__(self, lab: control.LabInfo) -> None:
+        super().__init__(daemon=True)
+        self.lab = lab
+        self.stop = threading.Event()
+        self.most: dict[str, int] = dict.fromkeys(lab.hosts, 0)
+        self.samples = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for host in self.lab.hosts:
+                count = 0
+                for pid in netns.netns_pids(self.lab.netns(host)):
+                    with contextlib.suppress(OSError):
+                        count += Path(f"/proc/{pid}/comm").read_text().strip() == "iperf3"
+                self.most[host] = max(self.most[host], count)
+            self.samples += 1
+            time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
-def full_run(lab: control.LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def watched_run(
+    lab: control.LabInfo, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, IperfWatcher]:
     out = tmp_path_factory.mktemp("runs")
-    proc = probe(
-        "run",
-        str(lab.inventory),
-        "-o",
-        str(out),
-        "--count",
-        "20",
-        "--interval",
-        "0.1",
-        "--duration",
-        "4",
-        "--omit",
-        "2",
-    )
+    watcher = IperfWatcher(lab)
+    watcher.start()
+    try:
+        proc = probe(
+            "run", str(lab.inventory), "-o", str(out), "--count", "20", "--interval", "0.1",
+            "--duration", "4", "--omit", "2",
+        )  # fmt: skip
+    finally:
+        watcher.stop.set()
+        watcher.join()
     assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return Path(proc.stdout.strip().splitlines()[-1]), watcher
+
+
+@pytest.fixture(scope="module")
+def full_run(watched_run: tuple[Path, IperfWatcher]) -> Path:
+    return watched_run[0]
+
+
+def test_no_host_ever_ran_two_iperf3_at_once(watched_run: tuple[Path, IperfWatcher]) -> None:
+    _, watcher = watched_run
+    assert watcher.samples > 100
+    assert max(watcher.most.values()) == 1, watcher.most  # each host served or sent, one at a time
+    assert sum(v == 1 for v in watcher.most.values()) == 7  # every measured host took part
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +179,25 @@ def test_a_host_without_sshd_is_unreachable_and_the_rest_is_measured(
     assert all("us2" in r for r in from_us2.reason)
     rest = frame[frame.src != "us2"]
     assert set(rest.status) == {"ok"}  # pings *to* us2 still work: only its sshd is down
+
+
+def test_diff_flags_exactly_the_link_that_changed(
+    lab: control.LabInfo, full_run: Path, tmp_path: Path
+) -> None:
+    from probe.matrix import load_matrix
+    from probe.report.diff import diff_runs
+
+    control.set_link(lab, "eu1", "us1", {"delay_ms": 50.0}, both=False)  # was 20 ms one way
+    try:
+        proc = probe("run", str(lab.inventory), "-o", str(tmp_path), "--count", "20",
+                     "--interval", "0.1", "--no-bandwidth")  # fmt: skip
+    finally:
+        control.set_link(lab, "eu1", "us1", {"delay_ms": 20.0}, both=False)
+    after = Path(proc.stdout.strip().splitlines()[-1])
+    result = diff_runs(load_matrix(full_run), load_matrix(after))
+    rtt = {(p.src, p.dst) for p in result.regressed_pairs if "rtt_p50" in p.regressions}
+    assert rtt == {("eu1", "us1"), ("us1", "eu1")}  # a round trip: both ordered cells see it
+    cli = probe("diff", str(full_run), str(after), "--fail-on", "rtt_p50")
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    same = probe("diff", str(full_run), str(full_run))
+    assert same.returncode == 0, same.stdout

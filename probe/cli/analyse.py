@@ -284,10 +284,11 @@ def calc(
     seed: int,
 ) -> int:
     """Predict decode, prefill, tensor-parallel, speculative and pooling times over RUN."""
+    anchors = _load_run(run)  # the inputs first: a bad file fails before numpy is imported
+    shape = _shape(model, model_config)
+
     from probe.calc import scenarios as sc
 
-    anchors = _load_run(run)
-    shape = _shape(model, model_config)
     w = sc.Workload(
         shape,
         cast("Dtype", dtype),
@@ -511,11 +512,13 @@ def groups(
     stages: int,
 ) -> int:
     """Network-local groups of RUN, each with its best stage order and predicted figures."""
+    anchors = _load_run(run)  # the inputs first: a bad file fails before numpy is imported
+    shape = _shape(model, model_config)
+
     from probe.calc.scenarios import Links, Workload
     from probe.groups import Limits, find_groups
 
-    anchors = _load_run(run)
-    w = Workload(_shape(model, model_config), cast("Dtype", dtype), tokens, batch, seq, ring)
+    w = Workload(shape, cast("Dtype", dtype), tokens, batch, seq, ring)
     limits = Limits(max_rtt, min_bw, "p99" if rtt_stat == "p99" else "p50")
     found = find_groups(Links.from_anchors(anchors), limits, stages, w)
     bw_text = "any goodput" if min_bw is None else f"goodput ≥ {min_bw / 1e6:g} Mbit/s"

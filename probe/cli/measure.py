@@ -14,6 +14,8 @@ import click
 from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from probe.ssh import SshOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -210,6 +212,19 @@ def run(
     return EXIT_OK if summary.complete else EXIT_PARTIAL
 
 
+def _load_matrix(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """run.json and the matrix; both files are checked before pandas is imported (fail fast)."""
+    from probe.store import read_run, read_samples, torn_warning
+
+    run_doc, samples = read_run(path), read_samples(path)
+    message = torn_warning(path, samples)
+    if message is not None:
+        _warn(message)
+    from probe.matrix import build_matrix
+
+    return run_doc, build_matrix(run_doc, samples.records)
+
+
 @main.command()
 @click.argument("run_dir", metavar="RUN", default="reports/latest")
 @click.option(
@@ -221,13 +236,12 @@ def run(
 @click.option("--by", type=click.Choice(["host", "region"]), default="host", show_default=True)
 def show(run_dir: str, metric: str, by: str) -> int:
     """Print the src × dst grid of one metric (a cell without a number shows its status)."""
-    from probe.cli.render import render_grid, render_regions
-    from probe.matrix import load_matrix
-    from probe.store import read_run, resolve_run
+    from probe.store import resolve_run
 
-    path = resolve_run(run_dir)
-    frame = load_matrix(path, warn=_warn)
-    run_doc = read_run(path)
+    run_doc, frame = _load_matrix(resolve_run(run_dir))
+
+    from probe.cli.render import render_grid, render_regions
+
     text = render_regions(frame, metric) if by == "region" else render_grid(run_doc, frame, metric)
     click.echo(text)
     return EXIT_OK
@@ -245,11 +259,10 @@ def show(run_dir: str, metric: str, by: str) -> int:
 @click.option("-o", "--output", default="-", show_default=True, help="File, or - for stdout.")
 def export(run_dir: str, fmt: str, output: str) -> int:
     """Export the long-form matrix (one row per ordered pair, with status and reason)."""
-    from probe.matrix import load_matrix
-    from probe.store import read_run, resolve_run
+    from probe.store import resolve_run
 
     path = resolve_run(run_dir)
-    frame = load_matrix(path, warn=_warn)
+    run_doc, frame = _load_matrix(path)
     if fmt == "parquet":
         if output == "-":
             raise click.UsageError("parquet is binary: give -o FILE")
@@ -264,7 +277,7 @@ def export(run_dir: str, fmt: str, output: str) -> int:
     else:
         from probe.report.prometheus import prometheus_text
 
-        text = prometheus_text(read_run(path), frame)
+        text = prometheus_text(run_doc, frame)
     if output == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:  # write then rename: a textfile collector never reads half a file

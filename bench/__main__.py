@@ -1,0 +1,35 @@
+"""``make bench``: every benchmark, each writing reports/bench/NAME.json and printing a table.
+
+Ratios are against baselines measured in the same run; absolute times on a shared 2-core
+machine are noise. The lab benchmarks need root and are skipped (with a line saying so) without it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from bench.common import ROOT, child_env
+
+BENCHES = ["bench.bench_calc", "bench.bench_matrix", "bench.bench_fanout", "bench.bench_lab"]
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    failed = []
+    for module in BENCHES:
+        if module == "bench.bench_lab" and os.geteuid() != 0:
+            print(f"== {module}: skipped (the lab needs root)")
+            continue
+        print(f"== {module}", flush=True)
+        args = [sys.executable, "-m", module] + (["--quick"] if quick else [])
+        if subprocess.run(args, cwd=ROOT, env=child_env(), check=False).returncode != 0:
+            failed.append(module)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
