@@ -125,7 +125,8 @@ def fidelity(quick: bool) -> dict[str, Any]:
                 }
             )
         stats = control.emulator_stats(lab)
-        late_max = max(p["late_max_us"] for p in stats["pairs"].values())  # type: ignore[union-attr]
+        pairs: dict[str, dict[str, float]] = stats["pairs"]  # type: ignore[assignment]
+        late_max = max(p["late_max_us"] for p in pairs.values())
     finally:
         control.down(lab.name, echo=False)
     return {
@@ -150,7 +151,8 @@ def _probe_run(inventory: Path, out: Path, *args: str) -> dict[str, Any]:
     if proc.returncode not in (0, 4):
         raise RuntimeError(proc.stderr[-2000:])
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    return json.loads((run_dir / "run.json").read_text())
+    doc: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
+    return doc
 
 
 def phases(topology: Path, quick: bool) -> dict[str, Any]:

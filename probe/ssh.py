@@ -378,6 +378,10 @@ class SshPool:
                     start = time.monotonic()
                     conn = await self._attempt(name, tunnel, client)
                     elapsed = time.monotonic() - start
+            except asyncssh.KeyImportError as exc:  # a ValueError: unreadable or encrypted key
+                keys = ", ".join(target.identity) or "default keys"
+                reason = f"cannot use identity {keys}: {exc} (encrypted keys: use ssh-agent)"
+                return HostConnection(name, False, CellStatus.AUTH_FAILED, reason, None)
             except (OSError, asyncssh.Error) as exc:
                 status, reason, transient = describe_connect_error(
                     exc, via=hop or None, connect_timeout_s=opts.connect_timeout_s

@@ -111,5 +111,9 @@ def load_hf_config(path: str | Path) -> ModelShape:
         raise InputError(f"cannot read model config: {exc.strerror}", where=str(p)) from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg}", where=f"{p}:{exc.lineno}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("not UTF-8 text", where=str(p)) from exc
+    except RecursionError as exc:
+        raise InputError("nested too deeply", where=str(p)) from exc
     name = doc.get("_name_or_path") if isinstance(doc, dict) else None
     return parse_hf_config(doc, name=str(name or p.parent.name or p.stem), where=str(p))
