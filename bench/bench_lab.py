@@ -162,7 +162,7 @@ def phases(topology: Path, quick: bool) -> dict[str, Any]:
 
     lab = control.up(str(topology), echo=False)
     count, interval = 20, 0.2
-    duration, omit = (3, 1) if quick else (5, 1)
+    duration, omit = (3, 1) if quick else (10, 2)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             ping_run = _probe_run(

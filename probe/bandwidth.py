@@ -29,11 +29,11 @@ from probe.tools.iperf3 import (
 
 SERVER_READY_TIMEOUT_S = 10.0
 SERVER_IDLE_TIMEOUT_S = 30
+SERVER_EXIT_WAIT_S = 3.0
 
 
-class Process(Protocol):
-    async def read_until(self, ready: str, timeout_s: float) -> bool: ...
-    async def stop(self, grace_s: float = 2.0) -> CommandResult: ...
+def _never(_text: str) -> bool:
+    return False
 
 
 class CommandRunner(Protocol):
@@ -139,6 +139,9 @@ async def run_test(
                 return TestOutcome(
                     CellStatus(exc.status), f"client {client}: {exc}", None, argv, attempt + 1
                 )
+            # A one-off server exits by itself after its test: waiting for that end of stream
+            # costs one trip, a kill by PID two (the stop below then has nothing to kill).
+            await proc.read_until(_never, SERVER_EXIT_WAIT_S)
         if is_server_busy(done.stdout + done.stderr):
             last = (CellStatus.BUSY, f"iperf3 server on {server}:{port} busy")
             await asyncio.sleep(busy_backoff_s(attempt))
