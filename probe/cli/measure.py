@@ -233,7 +233,13 @@ def _load_matrix(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     show_default=True,
     help="rtt_p50_ms, rtt_p99_ms, loss_pct, ipdv_ms, rtt_mdev_ms, bw_mbps, …",
 )
-@click.option("--by", type=click.Choice(["host", "region"]), default="host", show_default=True)
+@click.option(
+    "--by",
+    type=click.Choice(["host", "region"]),
+    default="host",
+    show_default=True,
+    help="host: the src × dst grid; region: medians per region pair.",
+)
 def show(run_dir: str, metric: str, by: str) -> int:
     """Print the src × dst grid of one metric (a cell without a number shows its status)."""
     from probe.store import resolve_run
@@ -254,6 +260,7 @@ def show(run_dir: str, metric: str, by: str) -> int:
     "fmt",
     type=click.Choice(["csv", "json", "parquet", "markdown", "prometheus"]),
     default="csv",
+    help="Long form (one row per ordered pair), or Prometheus text exposition.",
     show_default=True,
 )
 @click.option("-o", "--output", default="-", show_default=True, help="File, or - for stdout.")

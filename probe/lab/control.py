@@ -26,6 +26,8 @@ from probe.lab.topology import Topology, load_topology
 
 STATE_ROOT = Path(os.environ.get("PROBE_LAB_STATE", "/run/probe-lab"))
 READY_TIMEOUT_S = 20.0
+DEFAULT_PREFIX = "pl-"
+_NO_PREFIX = "\0"  # matches no namespace or link name: sweep by the state marker only
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +233,15 @@ def down(name: str | None = None, *, echo: bool = True) -> list[str]:
     labs = (
         [STATE_ROOT / name] if name else sorted(STATE_ROOT.glob("*")) if STATE_ROOT.exists() else []
     )
-    prefixes = {"pl-"}
+    prefixes = {DEFAULT_PREFIX}
     for root in labs:
         paths = LabPaths(root)
-        prefix = _state(paths).get("prefix", "pl-")
+        prefix = _state(paths).get("prefix")
+        if prefix is None:  # no record of it: never guess a prefix (it may be another lab's)
+            removed += netns.sweep(_NO_PREFIX, str(paths.root))
+            if paths.root.exists():
+                shutil.rmtree(paths.root)
+            continue
         prefixes.add(str(prefix))
         removed += _down_one(str(prefix), paths)
     if name is None:
