@@ -274,11 +274,18 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$d"' EXIT
 trap 'exit 143' HUP INT TERM
 c=$1; i=$2; w=$3; shift 3
 k=0
+pids=""
 for a in "$@"; do
   k=$((k+1))
-  (ping -n -c "$c" -i "$i" -W "$w" "$a" >"$d/$k.out" 2>"$d/$k.err"; echo $? >"$d/$k.rc") &
+  ping -n -c "$c" -i "$i" -W "$w" "$a" >"$d/$k.out" 2>"$d/$k.err" &
+  pids="$pids $!"
 done
-wait
+k=0
+for p in $pids; do
+  k=$((k+1))
+  wait "$p"
+  echo $? >"$d/$k.rc"
+done
 k=0
 for a in "$@"; do
   k=$((k+1))
