@@ -248,42 +248,28 @@ class Measurement:
         status = CellStatus.OK if outcome.received > 0 else CellStatus.ALL_LOST
         reason = None if outcome.received else f"all {outcome.sent} probes lost"
         s = outcome.summary
-        self.emit(
-            {
-                "kind": "ping",
-                "src": src.host.name,
-                "dst": dst.host.name,
-                "t": time.time(),
-                "status": str(status),
-                "reason": reason,
-                "argv": list(res.argv),
-                "exit_status": res.exit_status,
-                "flavor": outcome.flavor,
-                "sent": outcome.sent,
-                "received": outcome.received,
-                "duplicates": outcome.duplicates,
-                "probes": [[p.seq, p.rtt_ms] for p in outcome.probes],
-                "summary": None
-                if s is None
-                else {
-                    "rtt_min_ms": s.rtt_min_ms,
-                    "rtt_avg_ms": s.rtt_avg_ms,
-                    "rtt_max_ms": s.rtt_max_ms,
-                    "rtt_mdev_ms": s.rtt_mdev_ms,
-                },
-                "errors": list(outcome.errors),
-            }
-        )
+        summary = None if s is None else {
+            "rtt_min_ms": s.rtt_min_ms, "rtt_avg_ms": s.rtt_avg_ms,
+            "rtt_max_ms": s.rtt_max_ms, "rtt_mdev_ms": s.rtt_mdev_ms,
+        }  # fmt: skip
+        self._ping_record(
+            src, dst, status, reason, argv=res.argv, exit_status=res.exit_status,
+            flavor=outcome.flavor, sent=outcome.sent, received=outcome.received,
+            duplicates=outcome.duplicates, probes=[[p.seq, p.rtt_ms] for p in outcome.probes],
+            summary=summary, errors=list(outcome.errors),
+        )  # fmt: skip
 
     def _ping_record(
         self,
         src: HostState,
         dst: HostState,
         status: CellStatus,
-        reason: str,
+        reason: str | None,
         argv: Sequence[str] = (),
         exit_status: int | None = None,
+        **measured: Any,
     ) -> None:
+        """One ping record of samples.jsonl (see store.py); ``measured`` when ping ran."""
         self.emit(
             {
                 "kind": "ping",
@@ -294,6 +280,7 @@ class Measurement:
                 "reason": reason,
                 "argv": list(argv),
                 "exit_status": exit_status,
+                **measured,
             }
         )
 

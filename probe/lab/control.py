@@ -81,7 +81,7 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
             _write_state(paths, state)
         netns.add_guard_route()
         for h in topo.hosts:
-            netns.create_netns(topo.netns(h.name), h.name)
+            netns.create_netns(topo.netns(h.name))
         ctl_addr, jump_addr = topo.controller_addresses
         if f" {ctl_addr}/" in netns.ip("-o", "addr", "show").stdout:
             raise LabError(

@@ -37,41 +37,21 @@ def list_links(prefix: str) -> list[str]:
     return [n for n in names if n.startswith(prefix)]
 
 
-def create_netns(name: str, hostname_hint: str) -> None:
-    """A namespace with loopback up and IPv6 off (the emulator forwards IPv4 only)."""
-    del hostname_hint
+def create_netns(name: str) -> None:
+    """A namespace with loopback up and IPv6 off (the emulator forwards IPv4 only), where
+    unprivileged ICMP is allowed as on most cloud images."""
     ip("netns", "add", name)
     ip("-n", name, "link", "set", "lo", "up")
-    for key in ("all", "default"):
+    for setting in (
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+        "net.ipv4.ping_group_range=0 2147483647",
+    ):
         subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                name,
-                "sysctl",
-                "-q",
-                "-w",
-                f"net.ipv6.conf.{key}.disable_ipv6=1",
-            ],
+            ["ip", "netns", "exec", name, "sysctl", "-q", "-w", setting],
             capture_output=True,
             check=False,
         )
-    # Unprivileged ICMP allowed, as on most cloud images (iputils falls back to raw otherwise).
-    subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            name,
-            "sysctl",
-            "-q",
-            "-w",
-            "net.ipv4.ping_group_range=0 2147483647",
-        ],
-        capture_output=True,
-        check=False,
-    )
 
 
 def create_controller_link(link: str, netns: str, ctl_addr: str, jump_addr: str) -> None:
