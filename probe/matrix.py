@@ -47,8 +47,28 @@ BW_COLUMNS = [
     "bw_fwd_tcp_rtt_ms",
     "bw_fwd_cpu_bound",
 ]
-COLUMNS = [*KEY, *LABELS, "status", "reason", *PING_COLUMNS, *BW_COLUMNS]
-METRICS = [*PING_COLUMNS, "bw_fwd_mbps", "bw_rev_mbps", "bw_mbps"]
+#: RTT while src→dst carries a bandwidth test (``probe run --under-load``): bufferbloat.
+LOAD_COLUMNS = ["rtt_loaded_p50_ms", "rtt_loaded_p99_ms"]
+#: ``--compare-streams N``: src→dst goodput of N parallel streams, beside the single stream.
+MULTI_COLUMNS = ["bw_fwd_multi_mbps", "bw_multi_streams"]
+COLUMNS = [
+    *KEY,
+    *LABELS,
+    "status",
+    "reason",
+    *PING_COLUMNS,
+    *BW_COLUMNS,
+    *LOAD_COLUMNS,
+    *MULTI_COLUMNS,
+]
+METRICS = [
+    *PING_COLUMNS,
+    "bw_fwd_mbps",
+    "bw_rev_mbps",
+    "bw_mbps",
+    *LOAD_COLUMNS,
+    "bw_fwd_multi_mbps",
+]
 
 
 def _hosts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -90,6 +110,8 @@ def build_matrix(run: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -
     host_fail: dict[str, tuple[str, str]] = {}
     ping: dict[tuple[str, str], Mapping[str, Any]] = {}
     bw: dict[tuple[str, str], Mapping[str, Any]] = {}
+    loaded: dict[tuple[str, str], Mapping[str, Any]] = {}
+    multi: dict[tuple[str, str], Mapping[str, Any]] = {}
     for rec in records:
         kind = rec.get("kind")
         if kind == "host":
@@ -101,9 +123,21 @@ def build_matrix(run: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -
             ping[rec["src"], rec["dst"]] = rec
         elif kind == "iperf3" and (rec["src"], rec["dst"]) in rows:
             bw[rec["src"], rec["dst"]] = rec
+        elif kind == "ping_load" and (rec["src"], rec["dst"]) in rows:
+            loaded[rec["src"], rec["dst"]] = rec
+        elif kind == "iperf3_multi" and (rec["src"], rec["dst"]) in rows:
+            multi[rec["src"], rec["dst"]] = rec
     for key, row in rows.items():
         _fill_ping(row, ping.get(key), host_fail, meta)
         _fill_bw(row, bw.get(key), host_fail)
+        load = loaded.get(key)
+        if load is not None and load.get("status") == CellStatus.OK:
+            stats = ping_record_stats(load)
+            row["rtt_loaded_p50_ms"], row["rtt_loaded_p99_ms"] = stats.rtt_p50_ms, stats.rtt_p99_ms
+        many = multi.get(key)
+        if many is not None and many.get("status") == CellStatus.OK and many.get("result"):
+            row["bw_fwd_multi_mbps"] = float(many["result"]["receiver_bps"]) / 1e6
+            row["bw_multi_streams"] = int(many["result"]["streams"])
     for (src, dst), row in rows.items():
         row["bw_rev_mbps"] = rows[dst, src]["bw_fwd_mbps"]
     frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
@@ -113,6 +147,7 @@ def build_matrix(run: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -
             "sent": "Int64",
             "received": "Int64",
             "bw_fwd_retransmits": "Int64",
+            "bw_multi_streams": "Int64",
         }
     )
 
@@ -131,7 +166,14 @@ def _empty_row(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
         bw_status=str(CellStatus.SKIPPED),
         bw_reason="not measured",
     )
-    for col in [*PING_COLUMNS[2:], "bw_fwd_mbps", "bw_rev_mbps", "bw_fwd_tcp_rtt_ms"]:
+    for col in [
+        *PING_COLUMNS[2:],
+        "bw_fwd_mbps",
+        "bw_rev_mbps",
+        "bw_fwd_tcp_rtt_ms",
+        *LOAD_COLUMNS,
+        "bw_fwd_multi_mbps",
+    ]:
         row[col] = math.nan
     return row
 

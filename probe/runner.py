@@ -12,7 +12,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from probe import plan
@@ -21,6 +21,7 @@ from probe.errors import HostError
 from probe.model import CellStatus, CommandResult, Host, Inventory
 from probe.tools.ping import (
     PingReport,
+    ping_argv,
     ping_fanout_argv,
     ping_fanout_seconds,
     ping_outcome,
@@ -37,6 +38,8 @@ echo "version iperf3 $(iperf3 --version 2>&1 | head -n 1)"
 echo "ping_group_range $(cat /proc/sys/net/ipv4/ping_group_range 2>/dev/null)"
 """
 DONE = (CellStatus.OK, CellStatus.ALL_LOST)
+LOAD_PING_LEAD_S = 1.5
+LOAD_PING_INTERVAL_S = 0.2
 
 
 class Connector(CommandRunner, Protocol):
@@ -56,6 +59,8 @@ class RunOptions:
     bandwidth: bool = True
     pairs: str = "all"
     exclusive_by: str | None = None
+    under_load: bool = False  # ping the pair while its bandwidth test runs (bufferbloat)
+    compare_streams: int = 0  # > 1: after each single-stream test, the same with -P N
     bw: BandwidthOptions = field(default_factory=BandwidthOptions)
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,6 +74,8 @@ class RunOptions:
             "duration_s": self.bw.duration_s,
             "omit_s": self.bw.omit_s,
             "streams": self.bw.streams,
+            "under_load": self.under_load,
+            "compare_streams": self.compare_streams,
         }
 
 
@@ -382,15 +389,65 @@ class Measurement:
                     }
                 )
                 return
-        outcome = await run_test(
-            self.pool,
-            client=test.client,
-            server=test.server,
-            server_address=server.host.address,
-            reverse=test.reverse,
-            options=self.options.bw,
-            slot=slot,
-        )
+        async with asyncio.TaskGroup() as tg:
+            bw = tg.create_task(
+                run_test(
+                    self.pool,
+                    client=test.client,
+                    server=test.server,
+                    server_address=server.host.address,
+                    reverse=test.reverse,
+                    options=self.options.bw,
+                    slot=slot,
+                )
+            )
+            if self.options.under_load and client.has("ping"):
+                tg.create_task(self._ping_under_load(client, server, src, dst))
+        outcome = bw.result()
         self.emit(
             {**outcome.record(src, dst, test.client, test.server, test.reverse), "t": time.time()}
         )
+        if self.options.compare_streams > 1 and outcome.status is CellStatus.OK:
+            # N streams share the path fairly with each other; the gap to one stream shows how
+            # much a single connection leaves on the table (window- or loss-limited paths).
+            multi = await run_test(
+                self.pool, client=test.client, server=test.server,
+                server_address=server.host.address, reverse=test.reverse,
+                options=replace(self.options.bw, streams=self.options.compare_streams), slot=slot,
+            )  # fmt: skip
+            record = multi.record(src, dst, test.client, test.server, test.reverse)
+            self.emit({**record, "kind": "iperf3_multi", "t": time.time()})
+
+    async def _ping_under_load(
+        self, client: HostState, server: HostState, src: str, dst: str
+    ) -> None:
+        """RTT while src→dst is saturated: what a pipeline's tokens see behind a prefill.
+
+        The train starts after set-up and warm-up (server start ≈ 1 s, iperf3's own handshake
+        a few RTTs, ``omit``) and ends before the test does, so it samples the loaded path.
+        """
+        bw = self.options.bw
+        await asyncio.sleep(bw.omit_s + LOAD_PING_LEAD_S)
+        count = max(1, int((bw.duration_s - LOAD_PING_LEAD_S) / LOAD_PING_INTERVAL_S))
+        argv = ping_argv(
+            server.host.address, count=count, interval_s=LOAD_PING_INTERVAL_S, reply_timeout_s=2
+        )
+        try:
+            res = await self.pool.run(client.host.name, argv, timeout_s=bw.duration_s + 15)
+        except HostError as exc:
+            self.emit({"kind": "ping_load", "src": src, "dst": dst, "t": time.time(),
+                       "status": str(exc.status), "reason": str(exc)})  # fmt: skip
+            return
+        outcome = ping_outcome(res)
+        if not isinstance(outcome, PingReport):
+            self.emit({"kind": "ping_load", "src": src, "dst": dst, "t": time.time(),
+                       "status": str(outcome[0]), "reason": outcome[1]})  # fmt: skip
+            return
+        self.emit({
+            "kind": "ping_load", "src": src, "dst": dst, "t": time.time(),
+            "pinger": client.host.name,
+            "status": str(CellStatus.OK if outcome.received else CellStatus.ALL_LOST),
+            "reason": None if outcome.received else "all probes lost under load",
+            "sent": outcome.sent, "received": outcome.received, "duplicates": outcome.duplicates,
+            "probes": [[p.seq, p.rtt_ms] for p in outcome.probes],
+        })  # fmt: skip

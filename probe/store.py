@@ -200,7 +200,7 @@ def torn_warning(run_dir: Path, samples: Samples) -> str | None:
 # --- the record format ---------------------------------------------------------------------
 
 _MEASURED = (CellStatus.OK, CellStatus.ALL_LOST)
-_KINDS = ("host", "ping", "iperf3")
+_KINDS = ("host", "ping", "ping_load", "iperf3", "iperf3_multi")
 _STATUSES = frozenset(s.value for s in CellStatus)
 
 
@@ -226,9 +226,9 @@ def _record(line: str, where: str) -> dict[str, Any] | None:
         raise StoreError(f"{where}: unknown status {status!r}")
     if rec.get("reason") is not None:
         _field(rec, "reason", str, where)
-    if kind == "ping" and status in _MEASURED:
+    if kind in ("ping", "ping_load") and status in _MEASURED:
         _check_ping(rec, where)
-    if kind == "iperf3" and status == CellStatus.OK and rec.get("result") is not None:
+    if kind.startswith("iperf3") and status == CellStatus.OK and rec.get("result") is not None:
         result = _field(rec, "result", dict, where)
         _field(result, "receiver_bps", float, where, "result.")
         for key, kinds in (("retransmits", int), ("mean_rtt_ms", float)):

@@ -210,3 +210,25 @@ def test_diff_flags_exactly_the_link_that_changed(
     assert cli.returncode == 1, cli.stdout + cli.stderr
     same = probe("diff", str(full_run), str(full_run))
     assert same.returncode == 0, same.stdout
+
+
+def test_latency_under_load_and_multi_stream_comparison(
+    frame: pd.DataFrame, lab: control.LabInfo, truth: dict, tmp_path: Path
+) -> None:
+    proc = probe("run", str(lab.inventory), "-o", str(tmp_path), "--count", "5", "--interval",
+                 "0.05", "--pairs", "intra-region", "--duration", "4", "--omit", "1",
+                 "--under-load", "--compare-streams", "2")  # fmt: skip
+    assert proc.returncode == 4, proc.stderr  # cross-region bandwidth cells: not selected
+    loaded = pd.read_csv(Path(proc.stdout.strip().splitlines()[-1]) / "matrix.csv")
+    measured = loaded[loaded.bw_status == "ok"]
+    assert len(measured) == 10 and measured.rtt_loaded_p50_ms.notna().all()
+    assert set(loaded[loaded.bw_status != "ok"].bw_status) == {"skipped"}
+    idle = frame.set_index(["src", "dst"]).rtt_p50_ms
+    for row in measured.itertuples():
+        assert row.rtt_loaded_p50_ms >= idle[row.src, row.dst] - 0.5, row
+    uplink = measured[(measured.src == "home1") & (measured.dst == "eu1")].iloc[0]
+    assert uplink.rtt_loaded_p50_ms > idle["home1", "eu1"] + 5  # 10 Mbit/s residential uplink
+    assert (measured.bw_multi_streams == 2).all()
+    for row in measured.itertuples():  # a rate-limited path: two streams share the same cap
+        cap = truth[row.src, row.dst]["tcp_max_fwd_bps"] / 1e6
+        assert 0.85 * cap <= row.bw_fwd_multi_mbps <= 1.05 * cap, row

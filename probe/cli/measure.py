@@ -151,6 +151,18 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     help="At most one bandwidth test per site at a time (shared uplinks).",
 )
 @click.option(
+    "--compare-streams",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Also run each bandwidth test with -P N streams, for comparison with the single stream.",
+)
+@click.option(
+    "--under-load",
+    is_flag=True,
+    help="Also ping each pair while its bandwidth test runs (latency under load, bufferbloat).",
+)
+@click.option(
     "--resume",
     type=click.Path(file_okay=False),
     default=None,
@@ -168,6 +180,8 @@ def run(
     streams: int,
     pairs: str,
     exclusive_by: str | None,
+    compare_streams: int,
+    under_load: bool,
     resume: str | None,
     accept_new: bool,
     known_hosts: str | None,
@@ -191,6 +205,8 @@ def run(
         bandwidth=bandwidth,
         pairs=pairs,
         exclusive_by=exclusive_by,
+        under_load=under_load,
+        compare_streams=compare_streams,
         bw=BandwidthOptions(duration_s=duration, omit_s=omit, streams=streams),
     )
     resume_dir = resolve_run(resume) if resume else None
