@@ -44,6 +44,15 @@ def lab() -> Iterator[object]:
         control.down(info.name, echo=False)
 
 
+@pytest.fixture(autouse=True)
+def _healthy_lab(request: pytest.FixtureRequest) -> None:
+    """Lab tests start from a lab whose every sshd runs, whatever an earlier fault test did."""
+    if "lab" in request.fixturenames and "lab" in request.keywords:
+        from probe.lab import control
+
+        control.heal(request.getfixturevalue("lab"))
+
+
 @pytest.fixture(scope="session")
 def truth(lab: object) -> dict[tuple[str, str], dict[str, float]]:
     """truth.json of the session lab, keyed by (src, dst)."""

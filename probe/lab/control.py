@@ -441,3 +441,12 @@ def restore_tool(lab: LabInfo, host: str, tool: str) -> None:
     path = shutil.which(tool)
     while path and _in_host_mounts(lab, host, "umount", path).returncode == 0:
         pass
+
+
+def heal(lab: LabInfo) -> list[str]:
+    """Start again every sshd that is not running (after a fault test); returns their hosts."""
+    children = _children(lab)
+    dead = [h for h in lab.hosts if not netns.alive(children.get(f"sshd_{h}", -1))]
+    for host in dead:
+        start_sshd(lab, host)
+    return dead
