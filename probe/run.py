@@ -103,11 +103,11 @@ async def execute(
     doc.update(complete=False, interrupted=False)
     store.write_run(doc)
     say(f"run {store.run_id} → {store.dir}")
-    pool = _Pool(ssh, inventory)
+    pool = SshPool(inventory, ssh)
     m = Measurement(inventory, pool, options, store.append, say, done)
     interrupted = False
     try:
-        async with pool.pool:
+        async with pool:
             vantage = asyncio.create_task(controller_vantage(inventory, 5))
             await m.connect()
             doc["controller"] = await vantage
@@ -130,16 +130,6 @@ async def execute(
             + (" (interrupted)" if interrupted else "")
         )
     return summary
-
-
-class _Pool:
-    """The SshPool plus the Connector protocol the measurement uses (thin pass-through)."""
-
-    def __init__(self, ssh: SshOptions, inventory: Inventory) -> None:
-        self.pool = SshPool(inventory, ssh)
-        self.connect = self.pool.connect
-        self.run = self.pool.run
-        self.spawn = self.pool.spawn
 
 
 def _merge_hosts(doc: dict[str, Any], m: Measurement) -> None:

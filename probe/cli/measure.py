@@ -79,15 +79,15 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
 
     from tabulate import tabulate
 
-    from probe.run import _Pool
     from probe.runner import Measurement, RunOptions
+    from probe.ssh import SshPool
 
     opts = _ssh_options(accept_new, connect_timeout, known_hosts)
 
     async def go() -> Measurement:
-        pool = _Pool(opts, inv)
+        pool = SshPool(inv, opts)
         m = Measurement(inv, pool, RunOptions(), lambda _r: None, lambda _s: None)
-        async with pool.pool:
+        async with pool:
             await m.connect()
         return m
 
