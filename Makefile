@@ -29,7 +29,7 @@ sysdeps: ## install the Debian packages the lab and the tools need (apt-get, onc
 	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $$policy >/dev/null; \
 	    $(SUDO) chmod +x $$policy; made=1; fi; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) -E apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  rc=$$?; [ -n "$$made" ] && $(SUDO) rm -f $$policy; exit $$rc; \
 	fi
 
