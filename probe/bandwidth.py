@@ -4,13 +4,15 @@ The server is started per test on a free port (``-s -1``: one test, then it exit
 timeout ends it if no client ever comes), readiness is *read* from its output rather than slept
 for, and it is stopped by PID on every exit path (``async with``), cancellation included.
 "Server busy" (someone else's test on that port) and "address in use" move to another port with
-backoff.
+backoff. A test can be *armed* ahead of its turn (server listening, client session open but
+gated) and *fired* later, so the scheduler pays SSH set-up while the hosts' previous tests run.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -36,6 +38,24 @@ def _never(_text: str) -> bool:
     return False
 
 
+class Process(Protocol):
+    """What a test needs of a started remote process (``ssh.RemoteProcess``, or a fake)."""
+
+    @property
+    def ended(self) -> bool: ...
+
+    @property
+    def connection_lost(self) -> bool: ...
+
+    async def read_until(self, ready: str | Callable[[str], bool], timeout_s: float) -> bool: ...
+
+    def release(self) -> None: ...
+
+    async def wait(self, timeout_s: float) -> CommandResult: ...
+
+    async def stop(self, grace_s: float = 2.0) -> CommandResult: ...
+
+
 class CommandRunner(Protocol):
     """What the measurement needs from SSH: ``SshPool`` in production, fakes in unit tests."""
 
@@ -43,7 +63,9 @@ class CommandRunner(Protocol):
         self, host: str, argv: Sequence[str], *, timeout_s: float | None = None
     ) -> CommandResult: ...
 
-    async def spawn(self, host: str, argv: Sequence[str], *, max_lifetime_s: float) -> Any: ...
+    async def spawn(
+        self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
+    ) -> Process: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +87,7 @@ class TestOutcome:
     result: IperfResult | None
     argv: tuple[str, ...]
     attempts: int
+    test_s: float | None = None  # the client's wall time, "go" to exit: iperf3's own cost
 
     def record(self, src: str, dst: str, client: str, server: str, reverse: bool) -> dict[str, Any]:
         return {
@@ -78,78 +101,171 @@ class TestOutcome:
             "reason": self.reason,
             "argv": list(self.argv),
             "attempts": self.attempts,
+            "test_s": None if self.test_s is None else round(self.test_s, 3),
             "result": asdict(self.result) if self.result else None,
         }
 
 
-async def run_test(
-    runner: CommandRunner,
-    *,
-    client: str,
-    server: str,
-    server_address: str,
-    reverse: bool,
-    options: BandwidthOptions,
-    slot: int,
-) -> TestOutcome:
-    """Run client→server (data flows client→server, or server→client with ``reverse``).
+def turn_bound_s(options: BandwidthOptions) -> float:
+    """How long one test keeps its hosts at most (client deadline, server exit, slack)."""
+    return client_timeout_s(options) + SERVER_EXIT_WAIT_S + 5
 
-    ``slot`` (the test's index in its round) picks the first port, so concurrent tests of a round
-    never race for one port on the same host.
+
+def client_timeout_s(options: BandwidthOptions) -> float:
+    return options.duration_s + options.omit_s + options.connect_timeout_ms / 1000 + 15
+
+
+class ArmedTest:
+    """One directed test, set up ahead (server listening, client session open) and fired later.
+
+    Starting a test costs two SSH sessions (two round trips each, plus the host's login shell)
+    before iperf3's own handshake. :meth:`arm` pays that while the hosts are still busy with
+    their previous tests — an idle listener and a shell blocked on ``read`` move no packets —
+    and :meth:`fire` only says "go" to the client. Use ``async with``: both processes are
+    stopped by PID on every exit path.
     """
-    budget = options.duration_s + options.omit_s
-    client_timeout = budget + options.connect_timeout_ms / 1000 + 15
-    argv: tuple[str, ...] = ()
-    last: tuple[CellStatus, str] = (CellStatus.ERROR, "no attempt")
-    for attempt in range(BUSY_RETRIES + 1):
-        port = options.port_base + (slot + attempt * 7) % options.port_span
-        server_argv = iperf3_server_argv(port, idle_timeout_s=SERVER_IDLE_TIMEOUT_S)
-        try:
-            proc = await runner.spawn(server, server_argv, max_lifetime_s=client_timeout + 30)
-        except HostError as exc:
-            return TestOutcome(
-                CellStatus(exc.status), f"server {server}: {exc}", None, argv, attempt + 1
+
+    def __init__(
+        self,
+        runner: CommandRunner,
+        *,
+        client: str,
+        server: str,
+        server_address: str,
+        reverse: bool,
+        options: BandwidthOptions,
+        port_index: int,
+        hold_s: float = 0.0,
+    ) -> None:
+        self.runner = runner
+        self.client, self.server, self.server_address = client, server, server_address
+        self.reverse, self.options, self.port_index = reverse, options, port_index
+        self.client_timeout_s = client_timeout_s(options)
+        self.hold_s = hold_s  # the longest it may wait armed; both ends outlive it
+        self.attempt = 0
+        self.argv: tuple[str, ...] = ()
+        self._server: Process | None = None
+        self._client: Process | None = None
+
+    async def __aenter__(self) -> ArmedTest:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disarm()
+
+    def _outcome(
+        self,
+        status: CellStatus,
+        reason: str | None,
+        result: IperfResult | None = None,
+        test_s: float | None = None,
+    ) -> TestOutcome:
+        return TestOutcome(status, reason, result, self.argv, self.attempt + 1, test_s)
+
+    async def disarm(self) -> None:
+        procs = [p for p in (self._client, self._server) if p is not None]
+        self._client = self._server = None
+        for proc in procs:
+            await proc.stop()
+
+    async def arm(self) -> TestOutcome | None:
+        """Start the server and the gated client; None when armed, else why it cannot run."""
+        while self.attempt <= BUSY_RETRIES:
+            port = (
+                self.options.port_base
+                + (self.port_index + self.attempt * 7) % self.options.port_span
             )
-        async with proc:
-            if not await proc.read_until("Server listening", SERVER_READY_TIMEOUT_S):
-                done = await proc.stop()
+            idle_s = math.ceil(self.hold_s) + SERVER_IDLE_TIMEOUT_S
+            try:
+                server = await self.runner.spawn(
+                    self.server,
+                    iperf3_server_argv(port, idle_timeout_s=idle_s),
+                    max_lifetime_s=self.hold_s + self.client_timeout_s + 30,
+                )
+            except HostError as exc:
+                return self._outcome(CellStatus(exc.status), f"server {self.server}: {exc}")
+            self._server = server
+            if not await server.read_until("Server listening", SERVER_READY_TIMEOUT_S):
+                done = await server.stop()
+                self._server = None
                 text = done.stdout + done.stderr
                 if is_port_in_use(text):
-                    last = (CellStatus.BUSY, f"port {port} in use on {server}")
-                    await asyncio.sleep(busy_backoff_s(attempt))
+                    await self._retry()
                     continue
                 outcome = iperf3_outcome(done)
                 status, reason = outcome if isinstance(outcome, tuple) else (CellStatus.ERROR, "")
-                reason = reason or f"iperf3 server on {server} did not start: {text.strip()[:200]}"
-                return TestOutcome(status, f"server {server}: {reason}", None, argv, attempt + 1)
-            argv = tuple(
+                reason = (
+                    reason or f"iperf3 server on {self.server} did not start: {text.strip()[:200]}"
+                )
+                return self._outcome(status, f"server {self.server}: {reason}")
+            self.argv = tuple(
                 iperf3_client_argv(
-                    server_address,
+                    self.server_address,
                     port,
-                    duration_s=options.duration_s,
-                    omit_s=options.omit_s,
-                    reverse=reverse,
-                    streams=options.streams,
-                    connect_timeout_ms=options.connect_timeout_ms,
+                    duration_s=self.options.duration_s,
+                    omit_s=self.options.omit_s,
+                    reverse=self.reverse,
+                    streams=self.options.streams,
+                    connect_timeout_ms=self.options.connect_timeout_ms,
                 )
             )
             try:
-                done = await runner.run(client, argv, timeout_s=client_timeout)
-            except HostError as exc:
-                return TestOutcome(
-                    CellStatus(exc.status), f"client {client}: {exc}", None, argv, attempt + 1
+                self._client = await self.runner.spawn(
+                    self.client,
+                    self.argv,
+                    max_lifetime_s=self.hold_s + self.client_timeout_s,
+                    gated=True,
                 )
+            except HostError as exc:
+                await self.disarm()
+                return self._outcome(CellStatus(exc.status), f"client {self.client}: {exc}")
+            return None
+        return self._busy()
+
+    async def fire(self) -> TestOutcome:
+        """Run the armed test (arming first if needed); retries a busy server on another port."""
+        while True:
+            if (
+                self._client is None
+                or self._server is None
+                or self._client.ended
+                or self._server.ended
+            ):
+                # not armed, or an armed end died while it waited (deadline, lost connection)
+                await self.disarm()
+                if self.attempt > BUSY_RETRIES:
+                    return self._busy()
+                if (failed := await self.arm()) is not None:
+                    return failed
+            assert self._client is not None and self._server is not None
+            client, server = self._client, self._server
+            client.release()
+            done = await client.wait(self.client_timeout_s)
             # A one-off server exits by itself after its test: waiting for that end of stream
-            # costs one trip, a kill by PID two (the stop below then has nothing to kill).
-            await proc.read_until(_never, SERVER_EXIT_WAIT_S)
-        if is_server_busy(done.stdout + done.stderr):
-            last = (CellStatus.BUSY, f"iperf3 server on {server}:{port} busy")
-            await asyncio.sleep(busy_backoff_s(attempt))
-            continue
-        outcome = iperf3_outcome(done)
-        if isinstance(outcome, IperfResult):
-            return TestOutcome(CellStatus.OK, None, outcome, argv, attempt + 1)
-        return TestOutcome(outcome[0], outcome[1], None, argv, attempt + 1)
-    return TestOutcome(
-        last[0], f"{last[1]} after {BUSY_RETRIES + 1} attempts", None, argv, BUSY_RETRIES + 1
-    )
+            # costs one trip, a kill by PID two.
+            await server.read_until(_never, SERVER_EXIT_WAIT_S)
+            await self.disarm()
+            if done.exit_status is None and client.connection_lost:
+                return self._outcome(
+                    CellStatus.UNREACHABLE, f"client {self.client}: connection lost during the test"
+                )
+            if is_server_busy(done.stdout + done.stderr):
+                await self._retry()
+                continue
+            outcome = iperf3_outcome(done)
+            if isinstance(outcome, IperfResult):
+                return self._outcome(CellStatus.OK, None, outcome, done.elapsed_s)
+            return self._outcome(outcome[0], outcome[1], test_s=done.elapsed_s)
+
+    async def _retry(self) -> None:
+        await asyncio.sleep(busy_backoff_s(self.attempt))
+        self.attempt += 1
+
+    def _busy(self) -> TestOutcome:
+        self.attempt = min(self.attempt, BUSY_RETRIES)
+        port = self.options.port_base + self.port_index % self.options.port_span
+        return self._outcome(
+            CellStatus.BUSY,
+            f"iperf3 server on {self.server} busy or its ports in use (from {port}) "
+            f"after {BUSY_RETRIES + 1} attempts",
+        )

@@ -9,14 +9,23 @@ fails is data (its cells carry its status); only bugs propagate. Results are app
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from probe import plan
-from probe.bandwidth import BandwidthOptions, CommandRunner, run_test
+from probe.bandwidth import (
+    ArmedTest,
+    BandwidthOptions,
+    CommandRunner,
+    Process,
+    TestOutcome,
+    turn_bound_s,
+)
 from probe.errors import HostError
 from probe.model import CellStatus, CommandResult, Host, Inventory
 from probe.tools.ping import (
@@ -40,6 +49,9 @@ echo "ping_group_range $(cat /proc/sys/net/ipv4/ping_group_range 2>/dev/null)"
 DONE = (CellStatus.OK, CellStatus.ALL_LOST)
 LOAD_PING_LEAD_S = 1.5
 LOAD_PING_INTERVAL_S = 0.2
+#: How long a ping fan-out armed during ``connect`` may wait for the phase to start; past it the
+#: remote deadline ends it and the phase opens a fresh session instead.
+PING_ARM_HOLD_S = 120.0
 
 
 class Connector(CommandRunner, Protocol):
@@ -85,6 +97,7 @@ class HostState:
     status: CellStatus = CellStatus.UNREACHABLE
     reason: str = "not connected"
     connect_s: float | None = None
+    command_s: float | None = None  # one no-op-sized command: session start + login shell
     tools: dict[str, str | None] = field(default_factory=dict)
 
     @property
@@ -101,6 +114,7 @@ class HostState:
             "status": str(self.status),
             "reason": self.reason if not self.usable else None,
             "connect_s": self.connect_s,
+            "command_s": self.command_s,
             "tools": self.tools,
         }
 
@@ -118,6 +132,17 @@ class Done:
             if rec.get("kind") in ("ping", "iperf3"):
                 latest[rec["kind"], rec["src"], rec["dst"]] = str(rec.get("status"))
         return cls(frozenset(k for k, status in latest.items() if status in DONE))
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A bandwidth test's place in its hosts' queues: it arms once the tests before it on the
+    same hosts (sites) have fired, and fires once they have finished."""
+
+    after_fired: list[asyncio.Event]
+    after_finished: list[asyncio.Event]
+    fired: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 Emit = Callable[[dict[str, Any]], None]
@@ -157,8 +182,10 @@ class Measurement:
         self.done = done or Done()
         self.hosts = {h.name: HostState(h) for h in inventory.measured}
         self.phases: dict[str, float] = {}
+        self._armed_pings: dict[str, Process] = {}
 
-    async def connect(self) -> None:
+    async def connect(self, *, arm_ping: bool = True) -> None:
+        """Connect and preflight every host; ``arm_ping`` also opens each ping session, gated."""
         started = time.monotonic()
         names = list(self.hosts)
         connected = 0
@@ -181,6 +208,8 @@ class Measurement:
                     )
                 if state.usable:
                     tg.create_task(self._preflight(state))
+                    if arm_ping:
+                        tg.create_task(self._arm_ping(state))
         for state in self.hosts.values():
             self.emit(state.record())
         self.phases["connect_s"] = time.monotonic() - started
@@ -195,8 +224,46 @@ class Measurement:
             state.status, state.reason = CellStatus.TOOL_MISSING, "coreutils `timeout` missing"
             return
         state.tools = parse_preflight(res.stdout)
+        state.command_s = res.elapsed_s
 
     # --- ping --------------------------------------------------------------------------------
+
+    def _ping_targets(self, src: HostState) -> list[HostState]:
+        return [
+            t
+            for t in self.hosts.values()
+            if t.host.name != src.host.name
+            and ("ping", src.host.name, t.host.name) not in self.done.cells
+        ]
+
+    def _fanout_argv(self, targets: Sequence[HostState]) -> list[str]:
+        return ping_fanout_argv(
+            [t.host.address for t in targets],
+            count=self.options.count,
+            interval_s=self.options.interval_s,
+            reply_timeout_s=self.options.reply_timeout_s,
+        )
+
+    async def _arm_ping(self, state: HostState) -> None:
+        """Open the source's fan-out session now, gated, so the phase itself only says "go".
+
+        Opening a session costs two round trips to the host (0.5 s behind a 240 ms bastion
+        path) plus its login shell; here that overlaps the preflight instead of the train.
+        """
+        targets = self._ping_targets(state)
+        if not targets:
+            return
+        train = ping_fanout_seconds(
+            self.options.count, self.options.interval_s, self.options.reply_timeout_s
+        )
+        # on failure the phase opens its own session, and reports what goes wrong then
+        with contextlib.suppress(HostError):
+            self._armed_pings[state.host.name] = await self.pool.spawn(
+                state.host.name,
+                self._fanout_argv(targets),
+                max_lifetime_s=PING_ARM_HOLD_S + train + 10,
+                gated=True,
+            )
 
     async def ping_mesh(self) -> None:
         started = time.monotonic()
@@ -213,37 +280,45 @@ class Measurement:
         self.phases["ping_s"] = time.monotonic() - started
 
     async def _ping_from(self, src: HostState, train_s: float) -> None:
-        targets = [
-            t
-            for t in self.hosts.values()
-            if t.host.name != src.host.name
-            and ("ping", src.host.name, t.host.name) not in self.done.cells
-        ]
+        targets = self._ping_targets(src)
+        armed = self._armed_pings.pop(src.host.name, None)
         if not targets:
             return
         if not src.usable or not src.has("ping"):
+            if armed is not None:
+                await armed.stop()
             status = src.status if not src.usable else CellStatus.TOOL_MISSING
             reason = src.reason if not src.usable else f"ping missing on {src.host.name}"
             for t in targets:
                 self._ping_record(src, t, status, f"source {src.host.name}: {reason}")
             return
-        addresses = [t.host.address for t in targets]
-        argv = ping_fanout_argv(
-            addresses,
-            count=self.options.count,
-            interval_s=self.options.interval_s,
-            reply_timeout_s=self.options.reply_timeout_s,
-        )
+        argv = self._fanout_argv(targets)
         try:
-            res = await self.pool.run(src.host.name, argv, timeout_s=train_s + 10)
+            res = await self._run_fanout(src, argv, armed, train_s + 10)
         except HostError as exc:
             for t in targets:
                 self._ping_record(src, t, CellStatus(exc.status), f"source {exc}")
             return
+        addresses = [t.host.address for t in targets]
         per_target = split_fanout(addresses, res)
         for t in targets:
             self._ping_result(src, t, per_target[t.host.address])
         self.say(f"ping: {src.host.name} → {len(targets)} targets done")
+
+    async def _run_fanout(
+        self, src: HostState, argv: list[str], armed: Process | None, timeout_s: float
+    ) -> CommandResult:
+        if armed is not None and not armed.ended:
+            armed.release()
+            res = await armed.wait(timeout_s)
+            if res.exit_status is None and armed.connection_lost:
+                raise HostError(src.host.name, CellStatus.UNREACHABLE, "connection lost")
+            return CommandResult(
+                tuple(argv), res.exit_status, res.stdout, res.stderr, res.elapsed_s
+            )
+        if armed is not None:
+            await armed.stop()
+        return await self.pool.run(src.host.name, argv, timeout_s=timeout_s)
 
     def _ping_result(self, src: HostState, dst: HostState, res: CommandResult) -> None:
         outcome = ping_outcome(res)
@@ -306,6 +381,8 @@ class Measurement:
         site with ``--exclusive-by``) ever takes part in two tests at once; unlike a barrier per
         round, a short test (a 0.5 ms intra-region pair) does not wait for the round's slowest
         (a 240 ms intercontinental one), so the phase costs the longest chain, not Σ round maxima.
+        A test is *armed* (server listening, client session open and gated) as soon as those
+        previous tests have started, so starting it costs one line on stdin, not two sessions.
         """
         started = time.monotonic()
         bw_plan = self.bandwidth_plan()
@@ -313,20 +390,28 @@ class Measurement:
         self.say(bw_plan.summary(per_test))
         site_of = self._site_of()
         todo = [
-            (slot, test)
-            for round_ in bw_plan.rounds
-            for slot, test in enumerate(round_)
+            (test, i)
+            for i, test in enumerate(t for round_ in bw_plan.rounds for t in round_)
             if ("iperf3", *test.direction) not in self.done.cells
         ]
         progress = {"done": 0, "total": len(todo)}
-        previous: dict[str, asyncio.Event] = {}
+        # ports: the n-th test a host serves uses port_base + n, so its armed next server never
+        # takes the port of the one still running
+        served: Counter[str] = Counter()
+        fired: dict[str, asyncio.Event] = {}
+        finished: dict[str, asyncio.Event] = {}
         async with asyncio.TaskGroup() as tg:
-            for slot, test in todo:
+            for test, _ in todo:
                 keys = {site_of(test.client), site_of(test.server)}
-                waits = [previous[k] for k in keys if k in previous]
-                finished = asyncio.Event()
-                previous.update(dict.fromkeys(keys, finished))
-                tg.create_task(self._when_free(waits, finished, test, slot, progress, started))
+                turn = _Turn(
+                    after_fired=[fired[k] for k in keys if k in fired],
+                    after_finished=[finished[k] for k in keys if k in finished],
+                )
+                fired.update(dict.fromkeys(keys, turn.fired))
+                finished.update(dict.fromkeys(keys, turn.finished))
+                port_index = served[test.server]
+                served[test.server] += 1
+                tg.create_task(self._take_turn(test, port_index, turn, progress, started))
         self.phases["bandwidth_s"] = time.monotonic() - started
 
     def _site_of(self) -> Callable[[str], str]:
@@ -335,21 +420,19 @@ class Measurement:
             return plan.site_of_hosts(hosts, self.options.exclusive_by)  # type: ignore[arg-type]
         return lambda name: name
 
-    async def _when_free(
+    async def _take_turn(
         self,
-        waits: list[asyncio.Event],
-        finished: asyncio.Event,
         test: plan.BandwidthTest,
-        slot: int,
+        port_index: int,
+        turn: _Turn,
         progress: dict[str, int],
         started: float,
     ) -> None:
         try:
-            for event in waits:
-                await event.wait()
-            await self._bandwidth_test(test, slot)
+            await self._bandwidth_test(test, port_index, turn)
         finally:
-            finished.set()
+            turn.fired.set()
+            turn.finished.set()
         progress["done"] += 1
         done, total = progress["done"], progress["total"]
         left = (time.monotonic() - started) / done * (total - done)
@@ -357,66 +440,64 @@ class Measurement:
             f"bandwidth: {done}/{total} tests ({test.client}→{test.server}), ~{left:.0f}s left"
         )
 
-    async def _bandwidth_test(self, test: plan.BandwidthTest, slot: int) -> None:
+    def _unmeasurable(self, test: plan.BandwidthTest) -> tuple[CellStatus, str] | None:
+        for role, name in (("client", test.client), ("server", test.server)):
+            state = self.hosts[name]
+            if not state.usable:
+                return state.status, f"{role} {name}: {state.reason}"
+            if not state.has("iperf3"):
+                return CellStatus.TOOL_MISSING, f"iperf3 missing on {name}"
+        return None
+
+    async def _bandwidth_test(self, test: plan.BandwidthTest, port_index: int, turn: _Turn) -> None:
         src, dst = test.direction
         client, server = self.hosts[test.client], self.hosts[test.server]
-        base = {
-            "kind": "iperf3",
-            "src": src,
-            "dst": dst,
-            "client": test.client,
-            "server": test.server,
-            "reverse": test.reverse,
-            "result": None,
-            "argv": [],
-        }
-        for role, state in (("client", client), ("server", server)):
-            if not state.usable:
-                self.emit(
-                    {
-                        **base,
-                        "status": str(state.status),
-                        "reason": f"{role} {state.host.name}: {state.reason}",
-                    }
-                )
-                return
-            if not state.has("iperf3"):
-                self.emit(
-                    {
-                        **base,
-                        "status": str(CellStatus.TOOL_MISSING),
-                        "reason": f"iperf3 missing on {state.host.name}",
-                    }
-                )
-                return
-        async with asyncio.TaskGroup() as tg:
-            bw = tg.create_task(
-                run_test(
-                    self.pool,
-                    client=test.client,
-                    server=test.server,
-                    server_address=server.host.address,
-                    reverse=test.reverse,
-                    options=self.options.bw,
-                    slot=slot,
-                )
-            )
-            if self.options.under_load and client.has("ping"):
-                tg.create_task(self._ping_under_load(client, server, src, dst))
-        outcome = bw.result()
+        if (why := self._unmeasurable(test)) is not None:
+            self.emit(
+                {"kind": "iperf3", "src": src, "dst": dst, "client": test.client,
+                 "server": test.server, "reverse": test.reverse, "result": None, "argv": [],
+                 "status": str(why[0]), "reason": why[1]}
+            )  # fmt: skip
+            return
+        for event in turn.after_fired:
+            await event.wait()
+        multi = self.options.compare_streams > 1
+        hold = turn_bound_s(self.options.bw) * (2 if multi else 1)
+        async with ArmedTest(
+            self.pool, client=test.client, server=test.server,
+            server_address=server.host.address, reverse=test.reverse,
+            options=self.options.bw, port_index=port_index, hold_s=hold,
+        ) as armed:  # fmt: skip
+            failed = await armed.arm()
+            for event in turn.after_finished:
+                await event.wait()
+            turn.fired.set()
+            outcome = failed or await self._fire(armed, client, server, src, dst)
         self.emit(
             {**outcome.record(src, dst, test.client, test.server, test.reverse), "t": time.time()}
         )
-        if self.options.compare_streams > 1 and outcome.status is CellStatus.OK:
+        if multi and outcome.status is CellStatus.OK:
             # N streams share the path fairly with each other; the gap to one stream shows how
             # much a single connection leaves on the table (window- or loss-limited paths).
-            multi = await run_test(
+            async with ArmedTest(
                 self.pool, client=test.client, server=test.server,
                 server_address=server.host.address, reverse=test.reverse,
-                options=replace(self.options.bw, streams=self.options.compare_streams), slot=slot,
-            )  # fmt: skip
-            record = multi.record(src, dst, test.client, test.server, test.reverse)
+                options=replace(self.options.bw, streams=self.options.compare_streams),
+                port_index=port_index,
+            ) as again:  # fmt: skip
+                outcome = await again.fire()
+            record = outcome.record(src, dst, test.client, test.server, test.reverse)
             self.emit({**record, "kind": "iperf3_multi", "t": time.time()})
+
+    async def _fire(
+        self, armed: ArmedTest, client: HostState, server: HostState, src: str, dst: str
+    ) -> TestOutcome:
+        if not (self.options.under_load and client.has("ping")):
+            return await armed.fire()
+        async with asyncio.TaskGroup() as tg:
+            bw = tg.create_task(armed.fire())
+            tg.create_task(self._ping_under_load(client, server, src, dst))
+        return bw.result()
 
     async def _ping_under_load(
         self, client: HostState, server: HostState, src: str, dst: str

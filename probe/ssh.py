@@ -51,7 +51,23 @@ log = logging.getLogger(__name__)
 
 KILL_AFTER_S = 2  # `timeout -k`: SIGKILL this long after the SIGTERM at the deadline
 REMOTE_SLACK_S = 1  # remote deadline = local one + this, so the controller normally sees it first
-SPAWN_SCRIPT = 'echo $$; exec "$@"'  # print our PID, then become the command: same PID
+#: The session's stdin is the command's lease: a watcher waits for its EOF — the channel closed,
+#: the controller or its connection gone — and then TERMs the command, if the command is still
+#: the watcher's parent (so an exited command's PID, maybe reused, is never signalled). Without
+#: it an idle iperf3 server orphaned by a killed controller would live until its idle timeout.
+#: (An asynchronous list's stdin is /dev/null *before* its redirections: stdin goes via fd 3.)
+_LEASE = (
+    "exec 3<&0; "
+    "(cat <&3 >/dev/null 2>&1; read -r s </proc/self/stat 2>/dev/null || exit 0; s=${s##*) }; "
+    'set -- $s; [ "$2" = "$$" ] && kill -s TERM "$$") >/dev/null 2>&1 & '
+)
+#: Print our PID, then become the command (same PID), held by the lease.
+SPAWN_SCRIPT = "echo $$; " + _LEASE + 'exec "$@" </dev/null 3<&-'
+#: As SPAWN_SCRIPT, but wait for a "go" line first; EOF or anything else (the controller went
+#: away) ends it without running the command.
+GATED_SPAWN_SCRIPT = (
+    'echo $$; IFS= read -r go && [ "$go" = go ] || exit 0; ' + _LEASE + 'exec "$@" </dev/null 3<&-'
+)
 KILL_SCRIPT = 'kill -s "$1" "$2"'  # the shell builtin: no /bin/kill needed, no name matching
 _DEFAULT_PORT = 22
 
@@ -285,18 +301,22 @@ class SshPool:
             return await _run_on(host, link.conn, argv, timeout)
 
     async def spawn(
-        self, host: str, argv: Sequence[str], *, max_lifetime_s: float
+        self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
     ) -> RemoteProcess:
         """Start a long-running ``argv`` whose remote PID is known; :meth:`RemoteProcess.stop` it.
 
         The remote ``timeout`` ends it after ``max_lifetime_s`` whatever happens here; use
         ``async with await pool.spawn(...) as proc:`` so it is stopped on every exit path.
+        ``gated``: the session is opened and the PID known, but ``argv`` starts only at
+        :meth:`RemoteProcess.release`. Opening a session costs two round trips to the host plus
+        its login shell; a gated start pays that ahead, off the measurement's critical path.
         """
         link = self._link(host)
-        command = remote_command(["sh", "-c", SPAWN_SCRIPT, "sh", *argv], max_lifetime_s)
+        script = GATED_SPAWN_SCRIPT if gated else SPAWN_SCRIPT
+        command = remote_command(["sh", "-c", script, "sh", *argv], max_lifetime_s)
         await link.sessions.acquire()
         try:
-            process = await _open(host, link.conn, command)
+            process = await _open(host, link.conn, command, stdin=True)
         except BaseException:
             link.sessions.release()
             raise
@@ -446,6 +466,34 @@ class RemoteProcess:
         """stdout read so far (after the PID line)."""
         return self._stdout
 
+    @property
+    def ended(self) -> bool:
+        """The process exited, or the connection it ran on is gone."""
+        return self._process.returncode is not None or self._link.conn.is_closed()
+
+    @property
+    def connection_lost(self) -> bool:
+        return self._link.conn.is_closed()
+
+    def release(self) -> None:
+        """Let a gated process (``spawn(..., gated=True)``) become its command.
+
+        Half a round trip: one line on stdin (which stays open: it is the lease). A process
+        that already ended (its remote deadline, a lost connection) is left alone; :meth:`wait`
+        then reports it.
+        """
+        self._started = time.monotonic()  # elapsed_s counts from here: the command's own time
+        with contextlib.suppress(OSError, asyncssh.Error):
+            self._process.stdin.write("go\n")
+
+    async def wait(self, timeout_s: float) -> CommandResult:
+        """Read to the end of output within ``timeout_s``, then :meth:`stop` (a kill if late).
+
+        ``exit_status`` is None when it had to be killed, as for :meth:`SshPool.run`.
+        """
+        await self.read_until(_never, timeout_s)
+        return await self.stop()
+
     async def __aenter__(self) -> RemoteProcess:
         return self
 
@@ -532,6 +580,10 @@ class RemoteProcess:
         self._on_done(self)
 
 
+def _never(_text: str) -> bool:
+    return False
+
+
 def _matcher(ready: Ready) -> Callable[[str], bool]:
     if isinstance(ready, str):
         return lambda text: ready in text
@@ -541,11 +593,14 @@ def _matcher(ready: Ready) -> Callable[[str], bool]:
 
 
 async def _open(
-    host: str, conn: asyncssh.SSHClientConnection, command: str
+    host: str, conn: asyncssh.SSHClientConnection, command: str, *, stdin: bool = False
 ) -> asyncssh.SSHClientProcess[str]:
     try:
         return await conn.create_process(
-            command, stdin=asyncssh.DEVNULL, encoding="utf-8", errors="replace"
+            command,
+            stdin=asyncssh.PIPE if stdin else asyncssh.DEVNULL,
+            encoding="utf-8",
+            errors="replace",
         )
     except asyncssh.ChannelOpenError as exc:
         status = CellStatus.UNREACHABLE if conn.is_closed() else CellStatus.ERROR

@@ -196,19 +196,35 @@ class Fleet:
             "/bin/sh",
             "-c",
             line,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         self._subprocesses.add(proc)
+        assert proc.stdin is not None
         assert proc.stdout is not None
         assert proc.stderr is not None
+        feed = asyncio.create_task(_feed(process.stdin, proc.stdin))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(_pump(proc.stdout, process.stdout))
             tg.create_task(_pump(proc.stderr, process.stderr))
         code = await proc.wait()
+        feed.cancel()
         self._subprocesses.discard(proc)
         process.exit(code if code >= 0 else 128 - code)
+
+
+async def _feed(src: asyncssh.SSHReader[str], dst: asyncio.StreamWriter) -> None:
+    """The channel's stdin into the real process, EOF included (a gated spawn reads it)."""
+    try:
+        while chunk := await src.read(4096):
+            dst.write(chunk.encode())
+            await dst.drain()
+    except (OSError, asyncssh.Error):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            dst.close()
 
 
 class _Server(asyncssh.SSHServer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import threading
 import time
@@ -25,24 +26,59 @@ def probe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _established_inodes(pid: int) -> set[str]:
+    """Socket inodes in ESTABLISHED state, from the netns view of ``/proc/PID/net/tcp``."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "01":
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _sockets(pid: int) -> set[str]:
+    out = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    out.add(target[8:-1])
+    return out
+
+
 class IperfWatcher(threading.Thread):
-    """Samples every host's process table while a run goes on: iperf3 processes per host."""
+    """Samples every host's process table while a run goes on.
+
+    ``most_tests``: iperf3 processes with an established TCP connection (a test in progress),
+    per host. ``most_processes``: iperf3 processes of any kind — an armed next server listens
+    idle beside the running test, which moves no packets and is allowed.
+    """
 
     def __init__(self, lab: control.LabInfo) -> None:
         super().__init__(daemon=True)
         self.lab = lab
         self.stop = threading.Event()
-        self.most: dict[str, int] = dict.fromkeys(lab.hosts, 0)
+        self.most_tests: dict[str, int] = dict.fromkeys(lab.hosts, 0)
+        self.most_processes: dict[str, int] = dict.fromkeys(lab.hosts, 0)
         self.samples = 0
 
     def run(self) -> None:
         while not self.stop.is_set():
             for host in self.lab.hosts:
-                count = 0
+                iperfs = []
                 for pid in netns.netns_pids(self.lab.netns(host)):
                     with contextlib.suppress(OSError):
-                        count += Path(f"/proc/{pid}/comm").read_text().strip() == "iperf3"
-                self.most[host] = max(self.most[host], count)
+                        if Path(f"/proc/{pid}/comm").read_text().strip() == "iperf3":
+                            iperfs.append(pid)
+                testing = 0
+                if iperfs:
+                    established = _established_inodes(iperfs[0])
+                    testing = sum(bool(_sockets(pid) & established) for pid in iperfs)
+                self.most_tests[host] = max(self.most_tests[host], testing)
+                self.most_processes[host] = max(self.most_processes[host], len(iperfs))
             self.samples += 1
             time.sleep(0.05)
 
@@ -74,8 +110,11 @@ def full_run(watched_run: tuple[Path, IperfWatcher]) -> Path:
 def test_no_host_ever_ran_two_iperf3_at_once(watched_run: tuple[Path, IperfWatcher]) -> None:
     _, watcher = watched_run
     assert watcher.samples > 100
-    assert max(watcher.most.values()) == 1, watcher.most  # each host served or sent, one at a time
-    assert sum(v == 1 for v in watcher.most.values()) == 7  # every measured host took part
+    # each host served or sent, one test at a time; every measured host took part
+    assert max(watcher.most_tests.values()) == 1, watcher.most_tests
+    assert sum(v == 1 for v in watcher.most_tests.values()) == 7, watcher.most_tests
+    # at most the running test and the next one's armed listener
+    assert max(watcher.most_processes.values()) <= 2, watcher.most_processes
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +198,23 @@ def test_show_and_calc_read_the_run(full_run: Path) -> None:
     assert shown.returncode == 0 and "ap1" in shown.stdout
     calc = probe("calc", str(full_run), "--model", "llama-3-8b", "--path", "eu1,us1,ap1")
     assert calc.returncode == 0, calc.stderr
+
+
+def test_check_reports_every_host_and_a_missing_tool(lab: control.LabInfo) -> None:
+    healthy = probe("check", str(lab.inventory))
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    rows = {line.split()[0]: line for line in healthy.stdout.splitlines()[2:]}
+    assert set(rows) == set(lab.hosts) - {"bastion"}
+    assert all(" ok " in row and "iperf 3." in row for row in rows.values()), rows
+    control.break_tool(lab, "us1", "iperf3", "missing")
+    try:
+        broken = probe("check", str(lab.inventory))
+    finally:
+        control.restore_tool(lab, "us1", "iperf3")
+    assert broken.returncode == 1
+    (us1,) = [line for line in broken.stdout.splitlines() if line.startswith("us1 ")]
+    assert "MISSING" in us1
+    assert sum("MISSING" in line for line in broken.stdout.splitlines()) == 1
 
 
 def test_a_host_without_sshd_is_unreachable_and_the_rest_is_measured(

@@ -30,8 +30,14 @@ def ping_output(address: str) -> str:
 
 
 class FakeProcess:
-    def __init__(self, pool: FakePool, host: str) -> None:
-        self.pool, self.host = pool, host
+    """A spawned process: an iperf3 server (idle until a client comes) or a gated command,
+    which does its work only between ``release`` and ``wait``, like the real gate."""
+
+    def __init__(self, pool: FakePool, host: str, argv: Sequence[str], gated: bool) -> None:
+        self.pool, self.host, self.argv, self.gated = pool, host, list(argv), gated
+        self.released = False
+        self.ended = False
+        self.connection_lost = False
 
     async def __aenter__(self) -> FakeProcess:
         return self
@@ -42,26 +48,56 @@ class FakeProcess:
     async def read_until(self, ready: object, timeout_s: float) -> bool:
         return isinstance(ready, str)  # "Server listening" at once; then the end of stream
 
+    def release(self) -> None:
+        assert self.gated and not self.released
+        self.released = True
+
+    async def wait(self, timeout_s: float) -> CommandResult:
+        assert self.released, "a gated command waited for without release"
+        if self.argv[0] == "iperf3":  # the client: both ends are in a test until it ends
+            server = self.pool.host_of[self.argv[self.argv.index("-c") + 1]]
+            self.pool.enter(self.host, server)
+            await asyncio.sleep(0.01)
+            self.pool.leave(self.host, server)
+            out = IPERF_JSON
+        else:
+            out = self.pool.fanout_output(self.argv)
+        self.ended = True
+        return CommandResult(tuple(self.argv), 0, out, "", 0.01)
+
     async def stop(self, grace_s: float = 2.0) -> CommandResult:
-        self.pool.leave(self.host)
-        return CommandResult((), 0, "", "", 0.0)
+        self.ended = True
+        return CommandResult(tuple(self.argv), 0, "", "", 0.0)
 
 
 class FakePool:
-    """Hosts answer like Linux hosts; ``broken`` maps a host to the failure it shows."""
+    """Hosts answer like Linux hosts; ``broken`` maps a host to the failure it shows.
 
-    def __init__(self, hosts: Sequence[str], broken: dict[str, str] | None = None) -> None:
-        self.hosts = list(hosts)
+    ``most`` is the most tests one host (``most_site``: one region) took part in at once.
+    """
+
+    def __init__(self, hosts: Sequence[Host], broken: dict[str, str] | None = None) -> None:
+        self.hosts = [h.name for h in hosts]
+        self.host_of = {h.address: h.name for h in hosts}
+        self.region_of = {h.name: h.region for h in hosts}
         self.broken = broken or {}
         self.busy: Counter[str] = Counter()
         self.most = 0
+        self.most_site = 0
+        self.gated = 0
 
-    def enter(self, host: str) -> None:
-        self.busy[host] += 1
-        self.most = max(self.most, self.busy[host])
+    def sites(self, hosts: Sequence[str]) -> set[str]:
+        return {f"site:{self.region_of[h]}" for h in hosts}  # an intra-site test uses it once
 
-    def leave(self, host: str) -> None:
-        self.busy[host] -= 1
+    def enter(self, *hosts: str) -> None:
+        self.busy.update(hosts)
+        self.busy.update(self.sites(hosts))
+        self.most = max(self.most, *(self.busy[h] for h in hosts))
+        self.most_site = max(self.most_site, *(self.busy[s] for s in self.sites(hosts)))
+
+    def leave(self, *hosts: str) -> None:
+        self.busy.subtract(hosts)
+        self.busy.subtract(self.sites(hosts))
 
     async def connect(
         self,
@@ -80,6 +116,12 @@ class FakePool:
                 on_connected(conn)
         return out
 
+    @staticmethod
+    def fanout_output(argv: Sequence[str]) -> str:
+        addresses = argv[7:]
+        return "".join(f"@@probe-ping {k} 0\n{ping_output(a)}@@probe-ping-stderr {k}\n"
+                       for k, a in enumerate(addresses, 1))  # fmt: skip
+
     async def run(
         self, host: str, argv: Sequence[str], *, timeout_s: float | None = None
     ) -> CommandResult:
@@ -88,21 +130,15 @@ class FakePool:
                 "" if self.broken.get(host) == "no-iperf3" else "have iperf3\n"
             )
             return CommandResult(tuple(argv), 0, tools + "version iperf3 iperf 3.12\n", "", 0.1)
-        if argv[0] == "sh":  # the ping fan-out: frame each target's output
-            addresses = argv[7:]
-            body = "".join(f"@@probe-ping {k} 0\n{ping_output(a)}@@probe-ping-stderr {k}\n"
-                           for k, a in enumerate(addresses, 1))  # fmt: skip
-            return CommandResult(tuple(argv), 0, body, "", 0.6)
-        if argv[0] == "iperf3":
-            self.enter(host)
-            await asyncio.sleep(0.01)
-            self.leave(host)
-            return CommandResult(tuple(argv), 0, IPERF_JSON, "", 0.01)
+        if argv[0] == "sh":  # the ping fan-out when no armed session is left
+            return CommandResult(tuple(argv), 0, self.fanout_output(argv), "", 0.6)
         raise HostError(host, "error", f"unexpected command {argv}")
 
-    async def spawn(self, host: str, argv: Sequence[str], *, max_lifetime_s: float) -> FakeProcess:
-        self.enter(host)
-        return FakeProcess(self, host)
+    async def spawn(
+        self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
+    ) -> FakeProcess:
+        self.gated += gated
+        return FakeProcess(self, host, argv, gated)
 
 
 def inventory(n: int) -> Inventory:
@@ -118,7 +154,7 @@ def measure(
     n: int, broken: dict[str, str] | None = None, **opts: Any
 ) -> tuple[list[dict[str, Any]], FakePool]:
     inv = inventory(n)
-    pool = FakePool([h.name for h in inv.hosts], broken)
+    pool = FakePool(inv.hosts, broken)
     records: list[dict[str, Any]] = []
     options = RunOptions(count=3, bw=BandwidthOptions(duration_s=1, omit_s=0), **opts)
 
@@ -140,6 +176,7 @@ def test_every_cell_gets_exactly_one_record_and_no_host_runs_two_tests() -> None
     assert len(tests) == 42 and set(tests.values()) == {1}
     assert all(r["status"] == "ok" for r in records)
     assert pool.most == 1  # a server and a client never overlap on one host
+    assert pool.gated == 42 + 7  # every test and every ping source was armed ahead
 
 
 def test_a_failed_host_and_a_missing_tool_become_reasons() -> None:
@@ -162,7 +199,7 @@ def test_resume_skips_cells_already_measured() -> None:
 
 def test_exclusive_by_region_runs_one_test_per_site() -> None:
     records, pool = measure(6, exclusive_by="region")
-    assert pool.most == 1 and sum(r["kind"] == "iperf3" for r in records) == 30
+    assert pool.most_site == 1 and sum(r["kind"] == "iperf3" for r in records) == 30
 
 
 def test_parse_preflight() -> None:

@@ -68,6 +68,12 @@ def ssh_options(f: F) -> F:
     return f
 
 
+CHECK_COLUMNS = (
+    "host", "region", "ssh", "connect s", "command s", "ping", "iperf3", "ping_group_range",
+    "reason",
+)  # fmt: skip
+
+
 @main.command()
 @click.argument("inventory", type=click.Path(dir_okay=False))
 @ssh_options
@@ -88,7 +94,7 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
         pool = SshPool(inv, opts)
         m = Measurement(inv, pool, RunOptions(), lambda _r: None, lambda _s: None)
         async with pool:
-            await m.connect()
+            await m.connect(arm_ping=False)
         return m
 
     m = asyncio.run(go())
@@ -102,6 +108,7 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
                 s.host.region,
                 str(s.status),
                 f"{s.connect_s:.2f}" if s.connect_s is not None else "",
+                f"{s.command_s:.2f}" if s.command_s is not None else "",
                 s.tools.get("ping") or "MISSING" if s.usable else "",
                 s.tools.get("iperf3") or "MISSING" if s.usable else "",
                 s.tools.get("ping_group_range") or "",
@@ -111,7 +118,7 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     click.echo(
         tabulate(
             rows,
-            ["host", "region", "ssh", "connect s", "ping", "iperf3", "ping_group_range", "reason"],
+            CHECK_COLUMNS,
         )
     )
     return EXIT_FAIL if bad else EXIT_OK

@@ -267,14 +267,16 @@ def _flavor(text: str, *, iputils: bool, summary: PingSummary | None) -> Flavor:
 #: Runs one ping per target concurrently on the source host and prints each output framed, so a
 #: host with N targets needs one SSH session, not N (sshd MaxSessions is 10). Its ping flags are
 #: those of ``ping_argv`` (a test holds the two together). The temp directory and every ping die
-#: with the script: the EXIT trap kills the jobs, and the remote ``timeout`` TERMs the script.
+#: with the script: the EXIT trap kills the pings not yet waited for (by PID: dash's
+#: ``$(jobs -p)`` is empty inside a trap), and the remote ``timeout`` TERMs the script.
 FANOUT_SCRIPT = r"""
 d=$(mktemp -d "${TMPDIR:-/tmp}/probe-ping.XXXXXX") || exit 125
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$d"' EXIT
+pids=""
+trap 'k=0; for p in $pids; do k=$((k+1)); [ -e "$d/$k.rc" ] || kill "$p" 2>/dev/null; done
+rm -rf "$d"' EXIT
 trap 'exit 143' HUP INT TERM
 c=$1; i=$2; w=$3; shift 3
 k=0
-pids=""
 for a in "$@"; do
   k=$((k+1))
   ping -n -c "$c" -i "$i" -W "$w" "$a" >"$d/$k.out" 2>"$d/$k.err" &
