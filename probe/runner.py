@@ -129,7 +129,7 @@ class Done:
     def from_records(cls, records: Iterable[Mapping[str, Any]]) -> Done:
         latest: dict[tuple[str, str, str], str] = {}
         for rec in records:
-            if rec.get("kind") in ("ping", "iperf3"):
+            if rec.get("kind") in ("ping", "iperf3", "ping_load", "iperf3_multi"):
                 latest[rec["kind"], rec["src"], rec["dst"]] = str(rec.get("status"))
         return cls(frozenset(k for k, status in latest.items() if status in DONE))
 
@@ -392,7 +392,7 @@ class Measurement:
         todo = [
             (test, i)
             for i, test in enumerate(t for round_ in bw_plan.rounds for t in round_)
-            if ("iperf3", *test.direction) not in self.done.cells
+            if not self._bandwidth_done(test)
         ]
         progress = {"done": 0, "total": len(todo)}
         # ports: the n-th test a host serves uses port_base + n, so its armed next server never
@@ -413,6 +413,19 @@ class Measurement:
                 served[test.server] += 1
                 tg.create_task(self._take_turn(test, port_index, turn, progress, started))
         self.phases["bandwidth_s"] = time.monotonic() - started
+
+    def _bandwidth_done(self, test: plan.BandwidthTest) -> bool:
+        """Measured already (``--resume``), with every extra this run asks for.
+
+        An extra (loaded RTT, N streams) needs the test itself again, so a direction whose
+        extras are missing is measured whole; the newest record of each kind wins.
+        """
+        kinds = ["iperf3"]
+        if self.options.under_load:
+            kinds.append("ping_load")
+        if self.options.compare_streams > 1:
+            kinds.append("iperf3_multi")
+        return all((kind, *test.direction) in self.done.cells for kind in kinds)
 
     def _site_of(self) -> Callable[[str], str]:
         if self.options.exclusive_by in ("region", "zone"):

@@ -151,7 +151,7 @@ def inventory(n: int) -> Inventory:
 
 
 def measure(
-    n: int, broken: dict[str, str] | None = None, **opts: Any
+    n: int, broken: dict[str, str] | None = None, done: Done | None = None, **opts: Any
 ) -> tuple[list[dict[str, Any]], FakePool]:
     inv = inventory(n)
     pool = FakePool(inv.hosts, broken)
@@ -159,7 +159,7 @@ def measure(
     options = RunOptions(count=3, bw=BandwidthOptions(duration_s=1, omit_s=0), **opts)
 
     async def go() -> None:
-        m = Measurement(inv, pool, options, records.append, lambda _s: None)  # type: ignore[arg-type]
+        m = Measurement(inv, pool, options, records.append, lambda _s: None, done)  # type: ignore[arg-type]
         await m.connect()
         await m.ping_mesh()
         await m.bandwidth()
@@ -195,6 +195,19 @@ def test_resume_skips_cells_already_measured() -> None:
     assert ("ping", "h0", "h1") in done.cells
     missing = {("iperf3", r["src"], r["dst"]) for r in first[-5:] if r["kind"] == "iperf3"}
     assert missing and not missing & done.cells
+
+
+def test_resume_measures_again_a_test_whose_extras_are_missing() -> None:
+    first, _ = measure(4)  # no --under-load, no --compare-streams
+    done = Done.from_records(first)
+    again, _ = measure(4, done=done, compare_streams=3)
+    assert not [r for r in again if r["kind"] == "ping"]  # every RTT cell was measured
+    multi = {(r["src"], r["dst"]) for r in again if r["kind"] == "iperf3_multi"}
+    assert len(multi) == 12 and {r["kind"] for r in again} == {"host", "iperf3", "iperf3_multi"}
+    done = Done.from_records(first + again)
+    assert measure(4, done=done, compare_streams=3)[0] == [
+        r for r in measure(4, done=done)[0] if r["kind"] == "host"
+    ]  # nothing left to measure, with or without the extra
 
 
 def test_exclusive_by_region_runs_one_test_per_site() -> None:
