@@ -55,7 +55,7 @@ print(json.dumps({"sent": h.packets_sent, "received": h.packets_received, "rtts"
 
 def _ns(lab: control.LabInfo, host: str, *argv: str, timeout: float = 300) -> str:
     proc = subprocess.run(
-        ["ip", "netns", "exec", lab.netns(host), *argv],
+        lab.exec_argv(host, *argv),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -76,7 +76,7 @@ def _iperf_timed(
 ) -> tuple[float, float]:
     """(receiver goodput bit/s, the client's wall seconds): iperf3 alone, no SSH, no scheduler."""
     server = subprocess.Popen(
-        ["ip", "netns", "exec", lab.netns(dst), "iperf3", "-s", "-1", "-p", "5399"],
+        lab.exec_argv(dst, "iperf3", "-s", "-1", "-p", "5399"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

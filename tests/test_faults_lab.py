@@ -116,7 +116,7 @@ def test_a_foreign_iperf3_server_on_our_port_is_sidestepped(
 ) -> None:
     foreign = [
         subprocess.Popen(
-            ["ip", "netns", "exec", lab.netns(h), "iperf3", "-s", "-p", "5201"],
+            lab.exec_argv(h, "iperf3", "-s", "-p", "5201"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -48,6 +48,10 @@ class LabInfo:
     def netns(self, host: str) -> str:
         return f"{self.prefix}{host}"
 
+    def exec_argv(self, host: str, *argv: str) -> list[str]:
+        """The command that runs ``argv`` inside ``host``'s namespace (bypassing SSH)."""
+        return ["ip", "netns", "exec", self.netns(host), *argv]
+
 
 def require_root() -> None:
     if os.geteuid() != 0:
@@ -322,9 +326,8 @@ def find_host(host: str) -> LabInfo:
 
 
 def exec_argv(host: str, argv: list[str]) -> list[str]:
-    """The command that runs ``argv`` inside ``host``'s namespace (bypassing SSH)."""
-    lab = find_host(host)
-    return ["ip", "netns", "exec", lab.netns(host), *argv]
+    """``argv`` inside ``host``'s namespace, in whichever running lab has that host."""
+    return find_host(host).exec_argv(host, *argv)
 
 
 def emulator_pid(lab: LabInfo) -> int | None:

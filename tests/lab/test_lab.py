@@ -22,7 +22,7 @@ TINY = ROOT / "tests" / "fixtures" / "lab" / "tiny.yaml"
 
 def ns_run(lab: control.LabInfo, host: str, *argv: str, timeout: float = 60) -> str:
     proc = subprocess.run(
-        ["ip", "netns", "exec", lab.netns(host), *argv],
+        lab.exec_argv(host, *argv),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -91,7 +91,8 @@ def _ping(lab: control.LabInfo, src: str, dst: str, count: int, interval: str) -
 def test_ping_matches_truth(lab: control.LabInfo, truth: dict, src: str, dst: str) -> None:
     want = truth[src, dst]
     got = _ping(lab, src, dst, count=60, interval="0.05")
-    assert abs(got["avg"] - want["rtt_ms"]) <= 0.5 + 0.02 * want["rtt_ms"], (got, want)
+    se = want["rtt_std_ms"] / 60**0.5  # the mean of 60 jittered samples is itself random
+    assert abs(got["avg"] - want["rtt_ms"]) <= 0.5 + 0.02 * want["rtt_ms"] + 4 * se, (got, want)
     if want["rtt_std_ms"] >= 1.0:  # std of 60 samples: ~10 % sampling error; allow 30 %
         assert got["mdev"] == pytest.approx(want["rtt_std_ms"], rel=0.3), (got, want)
 
@@ -110,7 +111,7 @@ def test_iperf3_rate_matches_truth(
 ) -> None:
     want = truth[src, dst]["tcp_max_fwd_bps"]
     server = subprocess.Popen(
-        ["ip", "netns", "exec", lab.netns(dst), "iperf3", "-s", "-1", "-p", "5301"],
+        lab.exec_argv(dst, "iperf3", "-s", "-1", "-p", "5301"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
