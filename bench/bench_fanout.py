@@ -226,7 +226,8 @@ async def fan_out_bare(inventory: Any, *, capped: bool) -> dict[str, Any]:
     """The bare asyncssh baseline: what a hand-written script does, minus error handling."""
     import asyncssh
 
-    from probe.ssh import REMOTE_SLACK_S, SshOptions, remote_command
+    from probe.remote import REMOTE_SLACK_S, remote_command
+    from probe.ssh import SshOptions
 
     options = SshOptions()
     command = remote_command(COMMAND_ARGV, options.command_timeout_s + REMOTE_SLACK_S)

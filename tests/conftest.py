@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,3 +58,18 @@ def truth(lab: object) -> dict[tuple[str, str], dict[str, float]]:
     """truth.json of the session lab, keyed by (src, dst)."""
     doc = json.loads(lab.paths.truth.read_text())  # type: ignore[attr-defined]
     return {(p["src"], p["dst"]): p for p in doc["pairs"]}
+
+
+@pytest.fixture
+def no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the fleet's client key is offered, whatever agent the caller runs."""
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path) -> AsyncIterator[object]:
+    """Real asyncssh servers on 127.0.0.1 (tests/sshfleet.py), closed after the test."""
+    from tests.sshfleet import Fleet
+
+    async with Fleet(tmp_path) as f:
+        yield f

@@ -26,10 +26,14 @@ from pathlib import Path
 
 import asyncssh
 
+from probe.hostkeys import known_hosts_name
 from probe.model import Host, Inventory, SshTarget
-from probe.ssh import KILL_SCRIPT, SPAWN_SCRIPT, known_hosts_name
+from probe.remote import KILL_SCRIPT, SPAWN_SCRIPT
+from probe.ssh import SshOptions
 
 LOOPBACK = "127.0.0.1"
+#: Options for tests against these servers: fail fast, no retries.
+FAST = SshOptions(connect_timeout_s=5, command_timeout_s=5, connect_retries=0)
 
 
 @dataclass

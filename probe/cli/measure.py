@@ -30,7 +30,8 @@ def _warn(message: str) -> None:
 
 
 def _ssh_options(accept_new: bool, connect_timeout: float, known_hosts: str | None) -> SshOptions:
-    from probe.ssh import SshOptions, default_accept_new_store
+    from probe.hostkeys import default_accept_new_store
+    from probe.ssh import SshOptions
 
     return SshOptions(
         connect_timeout_s=connect_timeout,

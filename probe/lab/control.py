@@ -362,7 +362,7 @@ def set_link(lab: LabInfo, src: str, dst: str, changes: dict[str, float], *, bot
         if key not in doc["pairs"]:
             raise InputError(f"lab {lab.name} has no pair {key}")
         doc["pairs"][key].update(changes)
-    lab.paths.pairs.write_text(json.dumps(doc, indent=1))
+    files.write_atomic(lab.paths.pairs, json.dumps(doc, indent=1))
     pid = emulator_pid(lab)
     if pid is None:
         raise LabError(f"lab {lab.name}: the emulator is not running")
@@ -380,7 +380,8 @@ def _rewrite_truth(lab: LabInfo, pairs: dict[str, dict[str, object]]) -> None:
         (k.split(">")[0], k.split(">")[1]): LinkParams(**v)  # type: ignore[arg-type]
         for k, v in pairs.items()
     }
-    lab.paths.truth.write_text(json.dumps(files.truth_doc(replace(topo, links=links)), indent=1))
+    doc = json.dumps(files.truth_doc(replace(topo, links=links)), indent=1)
+    files.write_atomic(lab.paths.truth, doc)
 
 
 def _children(lab: LabInfo) -> dict[str, int]:

@@ -236,14 +236,29 @@ class Emulator:
 
     def load_pairs(self) -> None:
         doc = json.loads(Path(self.config["pairs_path"]).read_text())
-        self.comp_s = float(doc.get("comp_us", self.comp_s * 1e6)) / 1e6
+        comp_s = float(doc.get("comp_us", self.comp_s * 1e6)) / 1e6
+        parsed: dict[tuple[str, str], Link] = {}
         for key, params in doc["pairs"].items():
             src, dst = key.split(">")
-            new = Link.from_json(params)
+            parsed[src, dst] = Link.from_json(params)
+        self.comp_s = comp_s  # all parsed: apply (a bad table changes nothing)
+        for (src, dst), new in parsed.items():
             if (src, dst) in self.links:
                 self.links[src, dst].update(new)
             else:
                 self.links[src, dst] = new
+
+    def reload(self) -> bool:
+        """Apply the pair table again (SIGHUP). A table that cannot be read or applied keeps the
+        links as they were: the data plane of a running lab never dies of a bad edit."""
+        try:
+            self.load_pairs()
+            if self.kernel_rate:
+                self.apply_htb(initial=False)
+        except (OSError, ValueError, KeyError, TypeError, subprocess.CalledProcessError) as exc:
+            print(f"emulator: reload failed, links unchanged: {exc}", file=sys.stderr, flush=True)
+            return False
+        return True
 
     def on_signal(self, signum: int, _frame: object) -> None:
         names = {int(signal.SIGHUP): "reload", int(signal.SIGUSR1): "dump"}
@@ -330,9 +345,7 @@ class Emulator:
                 self.receive(fd, now)
             if self.flags["reload"]:
                 self.flags["reload"] = False
-                self.load_pairs()
-                if self.kernel_rate:
-                    self.apply_htb(initial=False)
+                self.reload()
             if self.flags["dump"]:
                 self.flags["dump"] = False
                 self.dump_stats()
