@@ -9,8 +9,10 @@ by the CLI (the only error boundary). Anything else is a bug and keeps its trace
     ├── StoreError        (2)  a run directory is missing, damaged or from a newer schema
     ├── LabError          (2)  the emulated lab cannot be brought up / down
     │   └── NeedsRootError(2)  the lab needs root
-    └── HostError         (1)  one host failed (connect, auth, host key, timeout): per-host *data*
-                               during a run, raised only where a single host is the whole job
+    ├── HostError         (1)  one host failed (connect, auth, host key, timeout): per-host *data*
+    │                          during a run, raised only where a single host is the whole job
+    └── Terminated      (143)  a run stopped by SIGTERM, finished like Ctrl-C (which stays
+                               KeyboardInterrupt, 130)
 
 Third-party exceptions are translated where the library is called (``raise … from exc``).
 """
@@ -61,3 +63,9 @@ class HostError(ProbeError):
         self.host = host
         self.status = status
         super().__init__(f"{host}: {message}")
+
+
+class Terminated(ProbeError):
+    """SIGTERM (a CI timeout, systemd, ``kill``) stopped a run; what was measured is on disk."""
+
+    exit_code = 143

@@ -8,12 +8,16 @@ rebuilt from whatever samples exist, so every cell is a measurement or a reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from probe import __version__, matrix
 from probe.anchors import dump_anchors
+from probe.errors import Terminated
 from probe.model import CellStatus, Inventory
 from probe.runner import Done, Measurement, RunOptions, Say
 from probe.ssh import SshOptions, SshPool
@@ -106,19 +110,25 @@ async def execute(
     pool = SshPool(inventory, ssh)
     m = Measurement(inventory, pool, options, store.append, say, done)
     interrupted = False
+    terminated: list[int] = []
     try:
-        async with pool:
-            vantage = asyncio.create_task(controller_vantage(inventory, 5))
-            await m.connect()
-            doc["controller"] = await vantage
-            _merge_hosts(doc, m)
-            store.write_run({**doc, "phases": m.phases})
-            await m.ping_mesh()
-            store.write_run({**doc, "phases": m.phases})
-            if options.bandwidth:
-                await m.bandwidth()
+        with _cancel_on_sigterm(terminated):
+            async with pool:
+                vantage = asyncio.create_task(controller_vantage(inventory, 5))
+                await m.connect()
+                doc["controller"] = await vantage
+                _merge_hosts(doc, m)
+                store.write_run({**doc, "phases": m.phases})
+                await m.ping_mesh()
+                store.write_run({**doc, "phases": m.phases})
+                if options.bandwidth:
+                    await m.bandwidth()
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
+        if terminated:
+            raise Terminated(
+                f"terminated (SIGTERM): partial results are in {store.dir} (resume with --resume)"
+            ) from None
         raise
     finally:
         doc.update(phases=m.phases, ended_utc=utc_iso(), interrupted=interrupted)
@@ -130,6 +140,30 @@ async def execute(
             + (" (interrupted)" if interrupted else "")
         )
     return summary
+
+
+@contextlib.contextmanager
+def _cancel_on_sigterm(terminated: list[int]) -> Iterator[None]:
+    """SIGTERM (a CI job's timeout, systemd, ``kill``) stops the run the way Ctrl-C does: the
+    running task is cancelled, so remote processes are stopped and the run directory finished.
+    Python's default would die on the spot, leaving only the remote leases to clean up."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_term() -> None:
+        terminated.append(signal.SIGTERM)
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _merge_hosts(doc: dict[str, Any], m: Measurement) -> None:

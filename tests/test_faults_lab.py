@@ -5,6 +5,7 @@ Each test breaks one thing on the shared session lab, runs the real CLI, and men
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -214,12 +215,27 @@ def test_total_loss_toward_one_host(lab: control.LabInfo, tmp_path: Path) -> Non
 
 
 def _start(lab: control.LabInfo, out: Path, *args: str) -> subprocess.Popen[str]:
+    """``probe run`` with Ctrl-C armed: a non-interactive shell starts background jobs with
+    SIGINT ignored (POSIX), and that disposition survives exec — `make test &` would otherwise
+    make every SIGINT here a no-op."""
     return subprocess.Popen(
         [PROBE, "run", str(lab.inventory), "-o", str(out), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
     )
+
+
+@contextlib.contextmanager
+def _killed_at_exit(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """A failed test must not leave its probe running into the next test."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def _wait_for(path: Path, kind: str, count: int, timeout_s: float = 120) -> None:
@@ -238,23 +254,31 @@ def _only_run(out: Path) -> Path:
     return run
 
 
-@pytest.mark.parametrize("phase", ["ping", "bandwidth"])
+@pytest.mark.parametrize(
+    ("phase", "sig", "code"),
+    [
+        ("ping", signal.SIGINT, 130),
+        ("bandwidth", signal.SIGINT, 130),
+        ("bandwidth", signal.SIGTERM, 143),
+    ],
+)
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_measured(
-    lab: control.LabInfo, tmp_path: Path, phase: str
+    lab: control.LabInfo, tmp_path: Path, phase: str, sig: signal.Signals, code: int
 ) -> None:
     args = ["--count", "60", "--interval", "0.1"] if phase == "ping" else [*FAST, "--duration", "6"]
-    proc = _start(lab, tmp_path, *args)
-    if phase == "ping":
-        _wait_for_file(tmp_path)
-        _wait_for(_only_run(tmp_path) / "samples.jsonl", "host", 7)
-        time.sleep(2.0)
-    else:
-        _wait_for_file(tmp_path)
-        _wait_for(_only_run(tmp_path) / "samples.jsonl", "ping", 42)
-        time.sleep(3.0)  # inside the first bandwidth round
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    with _killed_at_exit(_start(lab, tmp_path, *args)) as proc:
+        if phase == "ping":
+            _wait_for_file(tmp_path)
+            _wait_for(_only_run(tmp_path) / "samples.jsonl", "host", 7)
+            time.sleep(2.0)
+        else:
+            _wait_for_file(tmp_path)
+            _wait_for(_only_run(tmp_path) / "samples.jsonl", "ping", 42)
+            time.sleep(3.0)  # inside the first bandwidth round
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "resume with --resume" in err
     assert "Traceback" not in err
     run = _only_run(tmp_path)
     doc = json.loads((run / "run.json").read_text())
@@ -276,12 +300,10 @@ def _wait_for_file(out: Path, timeout_s: float = 30) -> None:
 def test_sigkill_then_resume_measures_only_the_missing_cells(
     lab: control.LabInfo, tmp_path: Path
 ) -> None:
-    proc = _start(lab, tmp_path, *FAST, "--duration", "1", "--omit", "0")
-    _wait_for_file(tmp_path)
-    run = _only_run(tmp_path)
-    _wait_for(run / "samples.jsonl", "iperf3", 9)
-    proc.kill()
-    proc.communicate()
+    with _killed_at_exit(_start(lab, tmp_path, *FAST, "--duration", "1", "--omit", "0")):
+        _wait_for_file(tmp_path)
+        run = _only_run(tmp_path)
+        _wait_for(run / "samples.jsonl", "iperf3", 9)
     before = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines() if x.strip()]
     done_bw = {
         (r["src"], r["dst"]) for r in before if r["kind"] == "iperf3" and r["status"] == "ok"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
+from probe.errors import Terminated
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,6 +233,9 @@ def run(
     except KeyboardInterrupt:
         _say("interrupted: partial results are in the run directory (resume with --resume)")
         return EXIT_INTERRUPTED
+    except Terminated as exc:
+        _say(str(exc))
+        return exc.exit_code
     click.echo(str(summary.run_dir))
     return EXIT_OK if summary.complete else EXIT_PARTIAL
 
