@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.lab
 PROBE = str(ROOT / ".venv" / "bin" / "probe")
+PINGS = 100  # per ordered pair in the full run: enough for the 0.5 ms + 2 % bound on jittered pairs
 
 
 def probe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -92,7 +93,7 @@ def watched_run(
     watcher.start()
     try:
         proc = probe(
-            "run", str(lab.inventory), "-o", str(out), "--count", "20", "--interval", "0.1",
+            "run", str(lab.inventory), "-o", str(out), "--count", str(PINGS), "--interval", "0.05",
             "--duration", "4", "--omit", "2",
         )  # fmt: skip
     finally:
@@ -130,28 +131,18 @@ def test_every_ordered_pair_is_measured(frame: pd.DataFrame, lab: control.LabInf
 
 
 def test_rtt_matches_truth(frame: pd.DataFrame, truth: dict) -> None:
-    """A jittered pair's median of 20 samples is itself a random variable (standard error
-    1.2533·σ/√n ≈ 0.4 ms at σ = 1.4 ms): each pair is held to 4 standard errors beyond the
-    emulator's fixed error, and each jitter class's mean deviation (the bias a wrong delay
-    would show) to 4 standard errors of that mean."""
-    classes: dict[float, list[tuple[float, float]]] = {}
+    """The issue's bound, 0.5 ms + 2 %, for every ordered pair. The median of n jittered samples
+    has a standard error of 1.2533·σ/√n: with 20 samples the σ = 1.4 ms, 12.5 ms pairs missed
+    that bound by chance (1.9 standard errors; CI once saw 1.15 ms), with 100 it is 4.2."""
     for row in frame.itertuples():
         want = truth[row.src, row.dst]
-        assert row.sent == 20
-        se = 1.2533 * want["rtt_std_ms"] / 20**0.5
-        deviation = row.rtt_p50_ms - want["rtt_ms"]
-        assert abs(deviation) <= 0.5 + 0.02 * want["rtt_ms"] + 4 * se, (row, want)
-        classes.setdefault(round(want["rtt_std_ms"], 3), []).append((deviation, want["rtt_ms"]))
-    for std, pairs in classes.items():
-        se = 1.2533 * std / 20**0.5 / len(pairs) ** 0.5
-        bias = sum(d for d, _ in pairs) / len(pairs)
-        rtt = sum(r for _, r in pairs) / len(pairs)
-        assert abs(bias) <= 0.5 + 0.01 * rtt + 4 * se, (std, bias, len(pairs))
+        assert row.sent == PINGS
+        assert abs(row.rtt_p50_ms - want["rtt_ms"]) <= 0.5 + 0.02 * want["rtt_ms"], (row, want)
 
 
 def test_jitter_and_loss_match_truth(frame: pd.DataFrame, truth: dict) -> None:
-    """Per link class (pairs with the same configured jitter), averaged over its pairs: 20
-    samples per pair make a single pair's std or IPDV a noisy estimate (±20-30 %)."""
+    """Per link class (pairs with the same configured jitter), averaged over its pairs: one
+    pair's std or IPDV from 100 samples is still a noisy estimate (±10-15 %)."""
     classes: dict[float, list[tuple[float, float]]] = {}
     for row in frame.itertuples():
         want = truth[row.src, row.dst]
@@ -160,8 +151,8 @@ def test_jitter_and_loss_match_truth(frame: pd.DataFrame, truth: dict) -> None:
             classes.setdefault(round(want["rtt_std_ms"], 3), []).append(ratios)
         if want["loss_pct"] == 0:
             assert row.loss_pct == 0, row
-        else:  # 20 probes at ~2 %: bound by 4 binomial standard deviations
-            sd = 100 * (want["loss_pct"] / 100 * (1 - want["loss_pct"] / 100) / 20) ** 0.5
+        else:  # PINGS probes at ~2 %: bound by 4 binomial standard deviations
+            sd = 100 * (want["loss_pct"] / 100 * (1 - want["loss_pct"] / 100) / PINGS) ** 0.5
             assert abs(row.loss_pct - want["loss_pct"]) <= 4 * sd, (row, want)
     assert len(classes) >= 3
     for std, ratios in classes.items():
