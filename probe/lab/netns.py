@@ -104,10 +104,13 @@ def alive(pid: int) -> bool:
 
 
 def processes_with_marker(marker: str) -> list[int]:
-    """PIDs whose command line mentions ``marker`` (the lab's state directory)."""
+    """PIDs whose command line mentions ``marker`` (the lab's state directory), except this
+    process and its ancestors: the shell of ``make demo`` names the lab's inventory in its own
+    command line, and ``lab up`` (which first sweeps the lab it replaces) once killed it."""
+    spared = self_and_ancestors()
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in spared:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -118,15 +121,29 @@ def processes_with_marker(marker: str) -> list[int]:
     return found
 
 
+def self_and_ancestors() -> set[int]:
+    pids: set[int] = set()
+    pid = os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return pids
+
+
 def sweep(prefix: str, state_marker: str) -> list[str]:
     """Remove every lab object with ``prefix`` or ``state_marker``; returns what it removed."""
     removed: list[str] = []
+    spared = self_and_ancestors()
     leftovers = processes_with_marker(state_marker)
     if leftovers:
         kill_pids(leftovers)
         removed.append(f"{len(leftovers)} process(es)")
     for ns in list_netns(prefix):
-        pids = netns_pids(ns)
+        pids = [p for p in netns_pids(ns) if p not in spared]
         if pids:
             kill_pids(pids, grace_s=0.5)
             removed.append(f"{len(pids)} process(es) in {ns}")
