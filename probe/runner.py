@@ -389,11 +389,7 @@ class Measurement:
         per_test = plan.per_test_wall_s(self.options.bw.duration_s, self.options.bw.omit_s)
         self.say(bw_plan.summary(per_test))
         site_of = self._site_of()
-        todo = [
-            (test, i)
-            for i, test in enumerate(t for round_ in bw_plan.rounds for t in round_)
-            if not self._bandwidth_done(test)
-        ]
+        todo = [t for round_ in bw_plan.rounds for t in round_ if not self._bandwidth_done(t)]
         progress = {"done": 0, "total": len(todo)}
         # ports: the n-th test a host serves uses port_base + n, so its armed next server never
         # takes the port of the one still running
@@ -401,7 +397,7 @@ class Measurement:
         fired: dict[str, asyncio.Event] = {}
         finished: dict[str, asyncio.Event] = {}
         async with asyncio.TaskGroup() as tg:
-            for test, _ in todo:
+            for test in todo:
                 keys = {site_of(test.client), site_of(test.server)}
                 turn = _Turn(
                     after_fired=[fired[k] for k in keys if k in fired],
