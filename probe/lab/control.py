@@ -110,9 +110,7 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
 
 
 def _write_state(paths: LabPaths, state: dict[str, object]) -> None:
-    tmp = paths.state.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(paths.state)
+    files.write_atomic(paths.state, json.dumps(state, indent=1))
 
 
 #: Run in each host's own mount namespace before its sshd: a hostname, and an empty home for
