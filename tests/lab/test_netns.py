@@ -6,6 +6,7 @@ import ast
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from probe.lab import netns
@@ -16,7 +17,10 @@ def test_a_process_naming_the_state_directory_is_found(tmp_path: Path) -> None:
     sleeper = [sys.executable, "-c", "import time; time.sleep(30)", f"{marker}/sshd_eu1.conf"]
     proc = subprocess.Popen(sleeper)
     try:
-        assert proc.pid in netns.processes_with_marker(marker)
+        deadline = time.monotonic() + 10  # until the child has exec'd (its cmdline is its own)
+        while proc.pid not in netns.processes_with_marker(marker):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         assert proc.pid not in netns.processes_with_marker(str(tmp_path / "other"))
     finally:
         proc.kill()
