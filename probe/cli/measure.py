@@ -196,7 +196,11 @@ def run(
     known_hosts: str | None,
     connect_timeout: float,
 ) -> int:
-    """Measure RTT, loss, jitter (every ordered pair) and single-stream bandwidth (both ways)."""
+    """Measure RTT, loss, jitter (every ordered pair) and single-stream bandwidth (both ways).
+
+    Ctrl-C (exit 130) or SIGTERM (exit 143) stops remote tools and keeps what was measured;
+    continue with --resume.
+    """
     from probe.inventory import load_inventory
 
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
