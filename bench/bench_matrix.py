@@ -183,12 +183,16 @@ def write_run_dir(path: Path, n_hosts: int, bw_pairs: str, seed: int = 0) -> dic
 # --- the measured child -------------------------------------------------------------------------
 
 
-def measure(run_dir: Path) -> dict[str, Any]:
-    """What probe.run does after the measurement, step by step: times and peak RSS after each."""
+def measure(run_dir: Path, path: str = "stream") -> dict[str, Any]:
+    """What probe.run does after the measurement, step by step: times and peak RSS after each.
+
+    ``stream`` is probe's path (records reduced to cell figures as they are read); ``records``
+    is the baseline that holds every record first (what probe did before ``MatrixBuilder``).
+    """
     import gc
 
     from probe import matrix
-    from probe.store import read_run, read_samples
+    from probe.store import read_run, read_samples, scan_samples
 
     gc.collect()
     rss = {"imports": peak_rss_mib()}
@@ -196,17 +200,21 @@ def measure(run_dir: Path) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     run = read_run(run_dir)
-    samples = read_samples(run_dir)
+    builder = matrix.MatrixBuilder(run)
+    if path == "stream":
+        builder.add_all(scan_samples(run_dir, []))
+    else:
+        samples = read_samples(run_dir)
     times["read_samples"] = time.perf_counter() - t0
     rss["read_samples"] = peak_rss_mib()
 
     t0 = time.perf_counter()
-    frame = matrix.build_matrix(run, samples.records)
+    frame = builder.frame() if path == "stream" else matrix.build_matrix(run, samples.records)
     times["build_matrix"] = time.perf_counter() - t0
     rss["build_matrix"] = peak_rss_mib()
 
     t0 = time.perf_counter()
-    rtts = matrix.rtt_samples(samples.records)
+    rtts = builder.samples() if path == "stream" else matrix.rtt_samples(samples.records)
     anchors = matrix.to_anchors(run, frame, rtts)
     times["to_anchors"] = time.perf_counter() - t0
     rss["to_anchors"] = peak_rss_mib()
@@ -312,8 +320,14 @@ def run_matrix(
             counts = write_run_dir(tmp, n, bw_pairs)
             generate_s = time.perf_counter() - t0
             res = run_child("bench.bench_matrix", ["--child", str(tmp)])
+            base = run_child("bench.bench_matrix", ["--child", str(tmp), "--path", "records"])
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        total_s, base_s = sum(res["seconds"].values()), sum(base["seconds"].values())
+        peak, base_peak = (
+            res["peak_rss_mib_after"]["to_anchors"],
+            base["peak_rss_mib_after"]["to_anchors"],
+        )
         points.append(
             {
                 "hosts": n,
@@ -321,6 +335,11 @@ def run_matrix(
                 **counts,
                 "generate_s": round(generate_s, 2),
                 **res,
+                "baseline_records": {"seconds": round(base_s, 3), "peak_rss_mib": base_peak},
+                "ratio_vs_records": {
+                    "seconds": round(total_s / base_s, 3) if base_s else None,
+                    "peak_rss": round(peak / base_peak, 3) if base_peak else None,
+                },
             }
         )
     result: dict[str, Any] = {
@@ -343,9 +362,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--bw-pairs", default="all", help="iperf3 records: all|none|sample:K|…")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--path", default="stream", choices=("stream", "records"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args(argv)
     if args.child:
-        emit_child_result(measure(Path(args.child)))
+        emit_child_result(measure(Path(args.child), args.path))
         return 0
     sizes = (
         [int(s) for s in args.sizes.split(",")]
@@ -365,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             p["peak_rss_mib_after"]["build_matrix"],
             p["peak_rss_mib_after"]["to_anchors"],
             p["frame_mib"],
+            p["ratio_vs_records"]["seconds"],
+            p["ratio_vs_records"]["peak_rss"],
         ]
         for p in result["points"]
     ]
@@ -373,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [
             *("N", "pairs", "jsonl MiB", "read s", "build s", "anchors s"),
             *("RSS read", "RSS build", "RSS anchors", "frame MiB"),
+            *("time / records path", "RSS / records path"),
         ],
         floatfmt=".2f",
     )

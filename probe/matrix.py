@@ -8,6 +8,7 @@ Long form is the one source every view derives from: one row per ordered pair of
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +20,7 @@ from probe import anchors as A
 from probe.errors import InputError, StoreError
 from probe.model import CellStatus
 from probe.stats import RttStats, rtt_stats
-from probe.store import read_run, read_samples, torn_warning
+from probe.store import read_run, scan_samples, torn_warning
 from probe.tools.ping import PingProbe, PingSummary
 
 KEY = ["src", "dst"]
@@ -100,56 +101,119 @@ def ping_record_stats(rec: Mapping[str, Any]) -> RttStats:
 def build_matrix(run: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The long-form matrix from run.json and the sample records (the latest record per cell wins,
     so a ``--resume`` that re-measures a cell replaces the failed attempt)."""
-    hosts = _hosts(run)
-    meta = {h["name"]: h for h in hosts}
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for a in hosts:
-        for b in hosts:
-            if a["name"] != b["name"]:
-                rows[a["name"], b["name"]] = _empty_row(a, b)
-    host_fail: dict[str, tuple[str, str]] = {}
-    ping: dict[tuple[str, str], Mapping[str, Any]] = {}
-    bw: dict[tuple[str, str], Mapping[str, Any]] = {}
-    loaded: dict[tuple[str, str], Mapping[str, Any]] = {}
-    multi: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for rec in records:
+    builder = MatrixBuilder(run)
+    builder.add_all(records)
+    return builder.frame()
+
+
+#: A cell's ping outcome: status, reason, statistics (measured cells only).
+_Ping = tuple[str, str | None, RttStats | None]
+#: A cell's bandwidth outcome: status, reason, goodput Mbit/s, retransmits, TCP RTT, CPU-bound.
+_Bw = tuple[str, str | None, float, int | None, float, bool | None]
+
+
+class MatrixBuilder:
+    """Reduces sample records to each cell's figures as they stream by.
+
+    A rebuild holds figures, not records: a ping record (argv, a list per probe) is ~5× the
+    size of its statistics plus its RTTs, and at 300 hosts whole records were 80 % of the peak.
+    Host failures still apply at the end: a host record may follow its cells in the file.
+    """
+
+    def __init__(self, run: Mapping[str, Any]) -> None:
+        self.run = run
+        self.hosts = _hosts(run)
+        self._names = {h["name"] for h in self.hosts}
+        self._host_fail: dict[str, tuple[str, str]] = {}
+        self._ping: dict[tuple[str, str], _Ping] = {}
+        self._rtts: dict[tuple[str, str], array[float]] = {}
+        self._bw: dict[tuple[str, str], _Bw] = {}
+        self._loaded: dict[tuple[str, str], tuple[float | None, float | None] | None] = {}
+        self._multi: dict[tuple[str, str], tuple[float, int] | None] = {}
+
+    def add_all(self, records: Iterable[Mapping[str, Any]]) -> None:
+        for rec in records:
+            self.add(rec)
+
+    def add(self, rec: Mapping[str, Any]) -> None:
         kind = rec.get("kind")
         if kind == "host":
             if rec.get("status") != CellStatus.OK:
-                host_fail[rec["host"]] = (str(rec["status"]), str(rec.get("reason") or ""))
+                self._host_fail[rec["host"]] = (str(rec["status"]), str(rec.get("reason") or ""))
             else:
-                host_fail.pop(rec["host"], None)
-        elif kind == "ping" and (rec["src"], rec["dst"]) in rows:
-            ping[rec["src"], rec["dst"]] = rec
-        elif kind == "iperf3" and (rec["src"], rec["dst"]) in rows:
-            bw[rec["src"], rec["dst"]] = rec
-        elif kind == "ping_load" and (rec["src"], rec["dst"]) in rows:
-            loaded[rec["src"], rec["dst"]] = rec
-        elif kind == "iperf3_multi" and (rec["src"], rec["dst"]) in rows:
-            multi[rec["src"], rec["dst"]] = rec
-    for key, row in rows.items():
-        _fill_ping(row, ping.get(key), host_fail, meta)
-        _fill_bw(row, bw.get(key), host_fail)
-        load = loaded.get(key)
-        if load is not None and load.get("status") == CellStatus.OK:
-            stats = ping_record_stats(load)
-            row["rtt_loaded_p50_ms"], row["rtt_loaded_p99_ms"] = stats.rtt_p50_ms, stats.rtt_p99_ms
-        many = multi.get(key)
-        if many is not None and many.get("status") == CellStatus.OK and many.get("result"):
-            row["bw_fwd_multi_mbps"] = float(many["result"]["receiver_bps"]) / 1e6
-            row["bw_multi_streams"] = int(many["result"]["streams"])
-    for (src, dst), row in rows.items():
-        row["bw_rev_mbps"] = rows[dst, src]["bw_fwd_mbps"]
-    frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
-    return frame.astype(
-        {
-            "bw_fwd_cpu_bound": "boolean",
-            "sent": "Int64",
-            "received": "Int64",
-            "bw_fwd_retransmits": "Int64",
-            "bw_multi_streams": "Int64",
-        }
-    )
+                self._host_fail.pop(rec["host"], None)
+            return
+        key = (rec.get("src"), rec.get("dst"))
+        if key[0] == key[1] or key[0] not in self._names or key[1] not in self._names:
+            return
+        cell = (str(key[0]), str(key[1]))
+        ok = rec.get("status") == CellStatus.OK
+        if kind == "ping":
+            measured = rec["status"] in (CellStatus.OK, CellStatus.ALL_LOST)
+            stats = ping_record_stats(rec) if measured else None
+            self._ping[cell] = (str(rec["status"]), rec.get("reason"), stats)
+            self._rtts.pop(cell, None)
+            if ok:
+                self._rtts[cell] = array("d", (float(r) for _, r in rec["probes"] if r is not None))
+        elif kind == "iperf3":
+            result = rec.get("result")
+            if ok and isinstance(result, dict):
+                rtt = result.get("mean_rtt_ms")
+                self._bw[cell] = (
+                    str(rec["status"]),
+                    rec.get("reason"),
+                    float(result["receiver_bps"]) / 1e6,
+                    result.get("retransmits"),
+                    math.nan if rtt is None else float(rtt),
+                    bool(result.get("cpu_bound")),
+                )
+            else:
+                self._bw[cell] = (
+                    str(rec["status"]),
+                    rec.get("reason"),
+                    math.nan,
+                    None,
+                    math.nan,
+                    None,
+                )
+        elif kind == "ping_load":
+            stats = ping_record_stats(rec) if ok else None
+            self._loaded[cell] = None if stats is None else (stats.rtt_p50_ms, stats.rtt_p99_ms)
+        elif kind == "iperf3_multi":
+            many = rec.get("result")
+            self._multi[cell] = (
+                (float(many["receiver_bps"]) / 1e6, int(many["streams"])) if ok and many else None
+            )
+
+    def samples(self) -> dict[tuple[str, str], array[float]]:
+        """Received RTTs per ordered pair whose latest ping record is OK (anchors' Monte-Carlo)."""
+        return self._rtts
+
+    def frame(self) -> pd.DataFrame:
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for a in self.hosts:
+            for b in self.hosts:
+                if a["name"] != b["name"]:
+                    rows[a["name"], b["name"]] = _empty_row(a, b)
+        for key, row in rows.items():
+            _fill_ping(row, self._ping.get(key), self._host_fail)
+            _fill_bw(row, self._bw.get(key), self._host_fail)
+            if (load := self._loaded.get(key)) is not None:
+                row["rtt_loaded_p50_ms"], row["rtt_loaded_p99_ms"] = load
+            if (many := self._multi.get(key)) is not None:
+                row["bw_fwd_multi_mbps"], row["bw_multi_streams"] = many
+        for (src, dst), row in rows.items():
+            row["bw_rev_mbps"] = rows[dst, src]["bw_fwd_mbps"]
+        frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
+        return frame.astype(
+            {
+                "bw_fwd_cpu_bound": "boolean",
+                "sent": "Int64",
+                "received": "Int64",
+                "bw_fwd_retransmits": "Int64",
+                "bw_multi_streams": "Int64",
+            }
+        )
 
 
 def _empty_row(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,54 +253,54 @@ def _host_reason(
 
 
 def _fill_ping(
-    row: dict[str, Any],
-    rec: Mapping[str, Any] | None,
-    host_fail: Mapping[str, tuple[str, str]],
-    meta: Mapping[str, Any],
+    row: dict[str, Any], cell: _Ping | None, host_fail: Mapping[str, tuple[str, str]]
 ) -> None:
-    del meta
-    if rec is None:
+    if cell is None:
         failed = _host_reason(row["src"], row["dst"], host_fail)
         if failed:
             row["status"], row["reason"] = failed
         return
-    row["status"], row["reason"] = str(rec["status"]), rec.get("reason")
-    if rec["status"] not in (CellStatus.OK, CellStatus.ALL_LOST):
+    row["status"], row["reason"], stats = cell
+    if stats is None:
         return
-    stats = ping_record_stats(rec)
     for col in PING_COLUMNS:
         value = getattr(stats, col)
         row[col] = math.nan if value is None else value
 
 
 def _fill_bw(
-    row: dict[str, Any], rec: Mapping[str, Any] | None, host_fail: Mapping[str, tuple[str, str]]
+    row: dict[str, Any], cell: _Bw | None, host_fail: Mapping[str, tuple[str, str]]
 ) -> None:
-    if rec is None:
+    if cell is None:
         failed = _host_reason(row["src"], row["dst"], host_fail)
         if failed:
             row["bw_status"], row["bw_reason"] = failed
         return
-    row["bw_status"], row["bw_reason"] = str(rec["status"]), rec.get("reason")
-    result = rec.get("result")
-    if rec["status"] == CellStatus.OK and isinstance(result, dict):
-        row["bw_fwd_mbps"] = float(result["receiver_bps"]) / 1e6
-        row["bw_fwd_retransmits"] = result.get("retransmits")
-        rtt = result.get("mean_rtt_ms")
-        row["bw_fwd_tcp_rtt_ms"] = math.nan if rtt is None else float(rtt)
-        row["bw_fwd_cpu_bound"] = bool(result.get("cpu_bound"))
+    status, reason, mbps, retransmits, tcp_rtt, cpu_bound = cell
+    row["bw_status"], row["bw_reason"] = status, reason
+    if cpu_bound is not None:
+        row["bw_fwd_mbps"], row["bw_fwd_retransmits"] = mbps, retransmits
+        row["bw_fwd_tcp_rtt_ms"], row["bw_fwd_cpu_bound"] = tcp_rtt, cpu_bound
 
 
-def load_matrix(run_dir: Path, *, warn: Callable[[str], None] | None = None) -> pd.DataFrame:
+def load_matrix(
+    run_dir: Path,
+    *,
+    warn: Callable[[str], None] | None = None,
+    run: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """The long-form matrix of a run, rebuilt from its samples (the source of truth).
 
-    ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py)."""
-    run = read_run(run_dir)
-    samples = read_samples(run_dir)
-    message = torn_warning(run_dir, samples)
+    ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py); ``run``
+    is its run.json when the caller has read it already."""
+    run = run if run is not None else read_run(run_dir)
+    torn: list[int] = []
+    builder = MatrixBuilder(run)
+    builder.add_all(scan_samples(run_dir, torn))
+    message = torn_warning(run_dir, torn)
     if message is not None and warn is not None:
         warn(message)
-    return build_matrix(run, samples.records)
+    return builder.frame()
 
 
 def write_matrix(run_dir: Path, frame: pd.DataFrame) -> None:

@@ -21,7 +21,7 @@ from probe.errors import Terminated
 from probe.model import CellStatus, Inventory
 from probe.runner import Done, Measurement, RunOptions, Say
 from probe.ssh import SshOptions, SshPool
-from probe.store import RunStore, read_run, read_samples, utc_iso
+from probe.store import RunStore, read_run, read_samples, scan_samples, utc_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +180,12 @@ def _merge_hosts(doc: dict[str, Any], m: Measurement) -> None:
 
 def finish(store: RunStore, doc: dict[str, Any], *, bw_planned: int) -> RunSummary:
     """Derive matrix.csv/.parquet and anchors.json from the samples; point ``latest`` here."""
-    samples = read_samples(store.dir)
-    frame = matrix.build_matrix(doc, samples.records)
+    torn: list[int] = []
+    builder = matrix.MatrixBuilder(doc)
+    builder.add_all(scan_samples(store.dir, torn))
+    frame = builder.frame()
     matrix.write_matrix(store.dir, frame)
-    anchors = matrix.to_anchors(doc, frame, matrix.rtt_samples(samples.records))
+    anchors = matrix.to_anchors(doc, frame, builder.samples())
     (store.dir / "anchors.json").write_text(dump_anchors(anchors))
     rtt_ok = int(
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()
@@ -195,7 +197,7 @@ def finish(store: RunStore, doc: dict[str, Any], *, bw_planned: int) -> RunSumma
         "rtt_measured": rtt_ok,
         "bw_measured": bw_ok,
         "bw_planned": bw_planned,
-        "torn_sample_lines": list(samples.torn_lines),
+        "torn_sample_lines": torn,
     }
     store.write_run(doc)
     store.point_latest()

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,20 +174,25 @@ def iter_samples(run_dir: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
         raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
-def read_samples(run_dir: Path) -> Samples:
-    records: list[dict[str, Any]] = []
-    torn: list[int] = []
+def scan_samples(run_dir: Path, torn: list[int]) -> Iterator[dict[str, Any]]:
+    """The records of known kinds one at a time, so a rebuild need not hold them all; the
+    numbers of torn lines are appended to ``torn`` as they are met."""
     for n, rec in iter_samples(run_dir):
         if rec is None:
             torn.append(n)
         elif rec["kind"] in _KINDS:
-            records.append(rec)
-    return Samples(tuple(records), tuple(torn))
+            yield rec
 
 
-def torn_warning(run_dir: Path, samples: Samples) -> str | None:
+def read_samples(run_dir: Path) -> Samples:
+    torn: list[int] = []
+    records = tuple(scan_samples(run_dir, torn))
+    return Samples(records, tuple(torn))
+
+
+def torn_warning(run_dir: Path, samples: Samples | Sequence[int]) -> str | None:
     """One line for the user when torn lines were skipped (None when there were none)."""
-    torn = samples.torn_lines
+    torn = samples.torn_lines if isinstance(samples, Samples) else samples
     if not torn:
         return None
     lines = ", ".join(str(n) for n in torn[:5]) + (", …" if len(torn) > 5 else "")

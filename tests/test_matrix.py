@@ -5,10 +5,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from probe.anchors import dump_anchors, parse_anchors
-from probe.matrix import COLUMNS, build_matrix, by_region, rtt_samples, to_anchors, wide
+from probe.matrix import (
+    COLUMNS,
+    MatrixBuilder,
+    build_matrix,
+    by_region,
+    rtt_samples,
+    to_anchors,
+    wide,
+)
 
 RUN: dict[str, Any] = {
     "run_id": "r1",
@@ -118,3 +127,25 @@ def test_views_and_anchors() -> None:
     pair = again.pair("a", "b")
     assert pair is not None and pair.rtt_samples_ms == (1.0, 2.0, 3.0, 2.0)
     assert again.pair("c", "a") is not None and again.pair("c", "a").reason  # type: ignore[union-attr]
+
+
+def test_the_builder_streams_to_the_same_matrix_and_samples() -> None:
+    """MatrixBuilder reduces records as they come; a host failure that comes *after* its cells
+    still explains them, and a later failed ping drops the pair's RTT samples."""
+    host_down = {"kind": "host", "host": "b", "status": "unreachable", "reason": "gone"}
+    failed = {"kind": "ping", "src": "a", "dst": "c", "status": "timeout", "reason": "slow"}
+    stream = [*records(), failed, host_down]
+    builder = MatrixBuilder(RUN)
+    builder.add_all(iter(stream))  # an iterator: read once, never held
+    frame = builder.frame()
+    pd.testing.assert_frame_equal(frame, build_matrix(RUN, stream))
+    cell = frame.set_index(["src", "dst"])
+    assert cell.loc["a", "b"].status == "ok"  # measured before b's host record: kept
+    assert cell.loc["b", "a"].bw_status == "ok"
+    samples = builder.samples()
+    assert list(samples["a", "b"]) == [1.0, 2.0, 3.0, 2.0]
+    assert ("a", "c") not in samples
+    expected = rtt_samples(stream)
+    assert {k: list(v) for k, v in samples.items()} == {
+        k: v for k, v in expected.items() if cell.loc[k].status == "ok"
+    }

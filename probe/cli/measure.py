@@ -245,16 +245,13 @@ def run(
 
 
 def _load_matrix(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """run.json and the matrix; both files are checked before pandas is imported (fail fast)."""
-    from probe.store import read_run, read_samples, torn_warning
+    """run.json (checked before pandas is imported: fail fast) and the matrix."""
+    from probe.store import read_run
 
-    run_doc, samples = read_run(path), read_samples(path)
-    message = torn_warning(path, samples)
-    if message is not None:
-        _warn(message)
-    from probe.matrix import build_matrix
+    run_doc = read_run(path)
+    from probe.matrix import load_matrix
 
-    return run_doc, build_matrix(run_doc, samples.records)
+    return run_doc, load_matrix(path, warn=_warn, run=run_doc)
 
 
 @main.command()

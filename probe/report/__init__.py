@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from probe.errors import ProbeError
-from probe.matrix import build_matrix, host_order, rtt_samples
+from probe.matrix import MatrixBuilder, host_order
 from probe.model import CellStatus
 from probe.report.hints import Hint, diagnose
-from probe.store import read_run, read_samples
+from probe.store import read_run, scan_samples
 
 if TYPE_CHECKING:
     from probe.anchors import Anchors
@@ -215,12 +215,14 @@ def build_report(run_dir: Path, policy_file: Path | None = None) -> Report:
     from probe.matrix import to_anchors
 
     run = read_run(run_dir)
-    samples = read_samples(run_dir)
-    frame = build_matrix(run, samples.records)
+    torn: list[int] = []
+    builder = MatrixBuilder(run)
+    builder.add_all(scan_samples(run_dir, torn))
+    frame = builder.frame()
     order = tuple(host_order(run))
     regions = {str(h["name"]): str(h.get("region")) for h in run.get("hosts", [])}
-    cov = coverage(run, frame, len(samples.torn_lines))
-    anchors = to_anchors(run, frame, rtt_samples(samples.records))
+    cov = coverage(run, frame, len(torn))
+    anchors = to_anchors(run, frame, builder.samples())
     gate = None
     if policy_file is not None:
         from probe.gate import evaluate, load_policy

@@ -59,6 +59,7 @@ def test_matrix_smoke(tmp_path: Path) -> None:
         assert set(p["seconds"]) == {"read_samples", "build_matrix", "to_anchors"}
         rss = p["peak_rss_mib_after"]
         assert rss["imports"] <= rss["read_samples"] <= rss["build_matrix"] <= rss["to_anchors"]
+        assert p["baseline_records"]["peak_rss_mib"] > 0 and p["ratio_vs_records"]["seconds"] > 0
     growth = doc["growth"]
     assert isinstance(growth, dict)
     assert growth["extrapolated"]["ordered_pairs"] == 2000 * 1999
