@@ -21,7 +21,7 @@ from probe.errors import Terminated
 from probe.model import CellStatus, Inventory
 from probe.runner import Done, Measurement, RunOptions, Say
 from probe.ssh import SshOptions, SshPool
-from probe.store import RunStore, read_run, read_samples, scan_samples, utc_iso
+from probe.store import RunStore, read_run, scan_samples, utc_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,7 @@ async def execute(
     if resume is not None:
         store = RunStore.reopen(resume)
         previous = read_run(resume)
-        done = Done.from_records(read_samples(resume).records)
+        done = Done.from_records(scan_samples(resume, []))
         doc: dict[str, Any] = {**previous, "resumed_utc": utc_iso()}
         say(f"resuming {store.run_id}: {len(done.cells)} cells already measured")
     else:

@@ -444,8 +444,11 @@ def torn_run(tmp_path: Path) -> Path:
     return run
 
 
-def test_torn_last_line_is_skipped_with_one_warning(torn_run: Path) -> None:
-    proc = _probe(["show", str(torn_run)], torn_run.parent)
+@pytest.mark.parametrize(("command", "says"), [("show", "rtt_p50_ms"), ("report", "report.html")])
+def test_torn_last_line_is_skipped_with_one_warning(
+    torn_run: Path, command: str, says: str
+) -> None:
+    proc = _probe([command, str(torn_run)], torn_run.parent)
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     n = len((GOLDEN / "samples.jsonl").read_text().splitlines())
@@ -453,7 +456,7 @@ def test_torn_last_line_is_skipped_with_one_warning(torn_run: Path) -> None:
         f"probe: warning: {torn_run}/samples.jsonl: skipped 1 torn line(s) (line {n}); "
         "the cells they held count as not measured"
     ]
-    assert "rtt_p50_ms" in proc.stdout
+    assert says in proc.stdout
 
 
 def test_torn_lines_stay_out_of_the_records(torn_run: Path) -> None:

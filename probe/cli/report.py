@@ -29,13 +29,10 @@ def _warn(message: str) -> None:
 def report(run: str, policy_file: str | None) -> int:
     """Write report.html (self-contained) and report.md into the run directory RUN."""
     from probe.report import write_report
-    from probe.store import read_samples, resolve_run, torn_warning
+    from probe.store import resolve_run
 
     run_dir = resolve_run(run)
-    message = torn_warning(run_dir, read_samples(run_dir))
-    if message is not None:
-        _warn(message)
-    md, html = write_report(run_dir, Path(policy_file) if policy_file else None)
+    md, html = write_report(run_dir, Path(policy_file) if policy_file else None, warn=_warn)
     click.echo(f"wrote {html}")
     click.echo(f"wrote {md}")
     return EXIT_OK

@@ -9,7 +9,7 @@ so a report can be regenerated offline at any time.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from probe.errors import ProbeError
 from probe.matrix import MatrixBuilder, host_order
 from probe.model import CellStatus
 from probe.report.hints import Hint, diagnose
-from probe.store import read_run, scan_samples
+from probe.store import read_run, scan_samples, torn_warning
 
 if TYPE_CHECKING:
     from probe.anchors import Anchors
@@ -210,14 +210,20 @@ def headline(anchors: Anchors, hosts_up: int) -> str:
     )
 
 
-def build_report(run_dir: Path, policy_file: Path | None = None) -> Report:
-    """Everything the report shows, from a run directory (and a policy, for gate verdicts)."""
+def build_report(
+    run_dir: Path, policy_file: Path | None = None, *, warn: Callable[[str], None] | None = None
+) -> Report:
+    """Everything the report shows, from a run directory (and a policy, for gate verdicts).
+
+    ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py)."""
     from probe.matrix import to_anchors
 
     run = read_run(run_dir)
     torn: list[int] = []
     builder = MatrixBuilder(run)
     builder.add_all(scan_samples(run_dir, torn))
+    if warn is not None and (message := torn_warning(run_dir, torn)) is not None:
+        warn(message)
     frame = builder.frame()
     order = tuple(host_order(run))
     regions = {str(h["name"]): str(h.get("region")) for h in run.get("hosts", [])}
@@ -248,11 +254,13 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_report(run_dir: Path, policy_file: Path | None = None) -> tuple[Path, Path]:
+def write_report(
+    run_dir: Path, policy_file: Path | None = None, *, warn: Callable[[str], None] | None = None
+) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; return their paths."""
     from probe.report import html, markdown
 
-    report = build_report(run_dir, policy_file)
+    report = build_report(run_dir, policy_file, warn=warn)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     _write(md_path, markdown.render(report))
     _write(html_path, html.render(report))
