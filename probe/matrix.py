@@ -121,7 +121,6 @@ class MatrixBuilder:
     """
 
     def __init__(self, run: Mapping[str, Any]) -> None:
-        self.run = run
         self.hosts = _hosts(run)
         self._names = {h["name"] for h in self.hosts}
         self._host_fail: dict[str, tuple[str, str]] = {}

@@ -103,11 +103,11 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def processes_with_marker(marker: str) -> list[int]:
+def processes_with_marker(marker: str, spared: set[int] | None = None) -> list[int]:
     """PIDs whose command line mentions ``marker`` (the lab's state directory), except this
     process and its ancestors: the shell of ``make demo`` names the lab's inventory in its own
     command line, and ``lab up`` (which first sweeps the lab it replaces) once killed it."""
-    spared = self_and_ancestors()
+    spared = spared if spared is not None else self_and_ancestors()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in spared:
@@ -138,7 +138,7 @@ def sweep(prefix: str, state_marker: str) -> list[str]:
     """Remove every lab object with ``prefix`` or ``state_marker``; returns what it removed."""
     removed: list[str] = []
     spared = self_and_ancestors()
-    leftovers = processes_with_marker(state_marker)
+    leftovers = processes_with_marker(state_marker, spared)
     if leftovers:
         kill_pids(leftovers)
         removed.append(f"{len(leftovers)} process(es)")
