@@ -29,17 +29,17 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probe.anchors import (
+from probe.decide import scenarios as sc
+from probe.decide.groups import Limits, find_groups
+from probe.decide.shapes import preset
+from probe.matrix.anchors import (
     Anchors,
     Bandwidth,
     HostInfo,
     PairAnchor,
-    RttStats,
+    RttAnchor,
     aggregate_regions,
 )
-from probe.calc import scenarios as sc
-from probe.calc.models import preset
-from probe.groups import Limits, find_groups
 from probe.model import CellStatus
 
 GOAL_S = 10.0
@@ -101,7 +101,7 @@ def synthetic_anchors(n_hosts: int, seed: int = 0) -> Anchors:
         for r in REGIONS
         for i in range(per_region)
     ]
-    pool: dict[tuple[str, str, bool], list[tuple[RttStats, tuple[float, ...], Bandwidth]]] = {}
+    pool: dict[tuple[str, str, bool], list[tuple[RttAnchor, tuple[float, ...], Bandwidth]]] = {}
     pairs = []
     for a in hosts:
         for b in hosts:
@@ -121,7 +121,7 @@ def synthetic_anchors(n_hosts: int, seed: int = 0) -> Anchors:
                             for _ in range(20)
                         )
                     )
-                    stats = RttStats(
+                    stats = RttAnchor(
                         samples[0],
                         sum(samples) / 20,
                         samples[10],

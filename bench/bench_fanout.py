@@ -186,7 +186,7 @@ def _check(stdout: str) -> bool:
 
 async def fan_out_probe(inventory: Any) -> dict[str, Any]:
     from probe.errors import HostError
-    from probe.ssh import SshOptions, SshPool
+    from probe.measure.ssh import SshOptions, SshPool
 
     targets = [h.name for h in inventory.hosts if h.ssh.via]
     ok_commands = 0
@@ -226,8 +226,8 @@ async def fan_out_bare(inventory: Any, *, capped: bool) -> dict[str, Any]:
     """The bare asyncssh baseline: what a hand-written script does, minus error handling."""
     import asyncssh
 
-    from probe.remote import REMOTE_SLACK_S, remote_command
-    from probe.ssh import SshOptions
+    from probe.measure.remote import REMOTE_SLACK_S, remote_command
+    from probe.measure.ssh import SshOptions
 
     options = SshOptions()
     command = remote_command(COMMAND_ARGV, options.command_timeout_s + REMOTE_SLACK_S)
@@ -289,7 +289,7 @@ def measure(variant: str, spec_path: str, profile_path: str | None = None) -> di
     inventory = _inventory(spec_path)
     import asyncssh  # noqa: F401  (imports before the clock, the same for every variant)
 
-    import probe.ssh  # noqa: F401
+    import probe.measure.ssh  # noqa: F401
 
     coro = (
         fan_out_probe(inventory)

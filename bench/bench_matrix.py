@@ -1,10 +1,12 @@
 """Benchmark: samples.jsonl → matrix → anchors for N hosts, its time and peak memory, and growth.
 
 For each N a synthetic run directory is written (run.json + samples.jsonl shaped exactly like
-``probe.runner`` writes them): N hosts over 10 regions × 3 zones, a host record each, a ping
+``probe.measure.measurement`` writes them): N hosts over 10 regions × 3 zones, a host record
+each, a ping
 record with 20 probes for every ordered pair (the runner's ping mesh is all pairs), and iperf3
 records for the bandwidth pair selection (``--bw-pairs``, default ``all`` both directions, as
-``--pairs all`` does). A fresh child process then does what ``probe.run`` does at the end of a
+``--pairs all`` does). A fresh child process then does what ``probe.measure.execute`` does at
+the end of a
 run: ``read_samples`` → ``build_matrix`` → ``rtt_samples`` + ``to_anchors``, recording the wall
 time of each step and the peak RSS after each. Time and memory are fitted linearly in the number
 of ordered pairs and extrapolated to 2,000 hosts; ``select_pairs`` gives the bandwidth pair
@@ -127,7 +129,7 @@ def _iperf3_record(client: str, server: str, rng: random.Random) -> dict[str, An
 
 
 def _bandwidth_pairs(hosts: list[dict[str, Any]], pairs: str) -> list[tuple[str, str]]:
-    from probe import plan
+    from probe.measure import plan
 
     if pairs == "none":
         return []
@@ -158,7 +160,7 @@ def _records(hosts: list[dict[str, Any]], bw_pairs: str, seed: int) -> Iterator[
 
 def write_run_dir(path: Path, n_hosts: int, bw_pairs: str, seed: int = 0) -> dict[str, int]:
     """run.json + samples.jsonl for ``n_hosts``; returns record and byte counts."""
-    from probe.store import RUN_SCHEMA
+    from probe.store.rundir import RUN_SCHEMA
 
     hosts = [_host(i) for i in range(n_hosts)]
     path.mkdir(parents=True, exist_ok=True)
@@ -184,15 +186,16 @@ def write_run_dir(path: Path, n_hosts: int, bw_pairs: str, seed: int = 0) -> dic
 
 
 def measure(run_dir: Path, path: str = "stream") -> dict[str, Any]:
-    """What probe.run does after the measurement, step by step: times and peak RSS after each.
+    """What probe.measure.execute does after the measurement, step by step: times and peak RSS
+    after each.
 
     ``stream`` is probe's path (records reduced to cell figures as they are read); ``records``
     is the baseline that holds every record first (what probe did before ``MatrixBuilder``).
     """
     import gc
 
-    from probe import matrix
-    from probe.store import read_run, read_samples, scan_samples
+    from probe.matrix import build as matrix
+    from probe.store.rundir import read_run, read_samples, scan_samples
 
     gc.collect()
     rss = {"imports": peak_rss_mib()}
@@ -280,7 +283,7 @@ def sample_pair_counts(n_hosts: int = TARGET_HOSTS) -> list[dict[str, Any]]:
     """
     from collections import Counter
 
-    from probe import plan
+    from probe.measure import plan
 
     hosts = _model_hosts([_host(i) for i in range(n_hosts)])
     per_round_s = plan.per_test_wall_s(10, 2)

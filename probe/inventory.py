@@ -21,7 +21,7 @@ from pathlib import Path
 
 from probe.errors import InputError
 from probe.model import Host, Inventory, SshTarget
-from probe.sshconfig import SshConfig, SshOptions, parse_jump, read_ssh_config
+from probe.sshconfig import SshConfig, SshHostConfig, parse_jump, read_ssh_config
 from probe.yamlsrc import MapNode, Node, parse_yaml_mapping, read_text
 
 _TOP_KEYS = frozenset({"version", "known_hosts", "ssh_config", "defaults", "hosts"})
@@ -139,7 +139,7 @@ def _read_ssh(
         own.check_keys(_SSH_KEYS)
     dflt = defaults.get_mapping("ssh") if defaults is not None else None
     alias_node = own.get("alias") if own is not None else None
-    alias, opts = None, SshOptions()
+    alias, opts = None, SshHostConfig()
     if alias_node is not None:
         alias = check_name(alias_node.as_str(), "ssh.alias", alias_node.where)
         if config is None:

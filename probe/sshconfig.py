@@ -30,7 +30,7 @@ _TOKEN = re.compile(r"%(.)")
 
 
 @dataclass(frozen=True, slots=True)
-class SshOptions:
+class SshHostConfig:
     """The settings one ``Host`` gets. ``proxy_jump``: ``None`` unset, ``()`` for ``none``."""
 
     hostname: str | None = None
@@ -76,7 +76,7 @@ class SshConfig:
     statements: tuple[_Statement, ...]
     unsupported: tuple[str, ...] = ()  # "file:line" of Match blocks that never apply here
 
-    def lookup(self, alias: str) -> SshOptions:
+    def lookup(self, alias: str) -> SshHostConfig:
         """What ``ssh ALIAS`` would use (``ssh -G``), restricted to the keywords probe reads."""
         found: dict[str, tuple[str, str]] = {}
         identities: list[tuple[str, str]] = []
@@ -91,7 +91,7 @@ class SshConfig:
         proxy_jump = None if jump is None else _split_jump(jump[0])
         context = {"h": hostname or alias, "n": alias, "p": str(port or 22), "r": user}
         files = tuple(_expand_path(v, w, context) for v, w in identities)
-        return SshOptions(hostname, user, port, files, proxy_jump, where)
+        return SshHostConfig(hostname, user, port, files, proxy_jump, where)
 
 
 def _evaluate(

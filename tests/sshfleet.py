@@ -2,7 +2,8 @@
 
 One asyncssh server per "sshd" (one port each); many inventory hosts may share one sshd by user
 name. A jump server forwards direct-tcpip to 127.0.0.1 only. Sessions run a *fake* shell that
-understands exactly the command lines probe.ssh sends (``env LC_ALL=C timeout -k K T argv…``):
+understands exactly the command lines probe.measure.ssh sends
+(``env LC_ALL=C timeout -k K T argv…``):
 
     echo-argv ARGS…   prints {"command": <the line as received>, "argv": [ARGS…]} as JSON
     sleep S           sleeps S seconds (the ``timeout`` deadline still applies: exit 124)
@@ -26,10 +27,10 @@ from pathlib import Path
 
 import asyncssh
 
-from probe.hostkeys import known_hosts_name
+from probe.measure.hostkeys import known_hosts_name
+from probe.measure.remote import KILL_SCRIPT, SPAWN_SCRIPT
+from probe.measure.ssh import SshOptions
 from probe.model import Host, Inventory, SshTarget
-from probe.remote import KILL_SCRIPT, SPAWN_SCRIPT
-from probe.ssh import SshOptions
 
 LOOPBACK = "127.0.0.1"
 #: Options for tests against these servers: fail fast, no retries.

@@ -32,14 +32,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from probe import units
-from probe.anchors import parse_anchors
+from probe.decide.policy import load_policy
 from probe.errors import InputError, ProbeError, StoreError
-from probe.gate import load_policy
 from probe.inventory import load_inventory
 from probe.lab.topology import load_topology, parse_topology
-from probe.matrix import build_matrix, rtt_samples, to_anchors
+from probe.matrix.anchors import parse_anchors
+from probe.matrix.build import build_matrix, rtt_samples, to_anchors
 from probe.sshconfig import parse_ssh_config
-from probe.store import read_run, read_samples
+from probe.store.rundir import read_run, read_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = Path(sys.executable).with_name("probe")
@@ -363,7 +363,7 @@ class Ran:
 
 def _good_run(tmp: Path) -> Path:
     """The golden run plus the anchors.json ``probe run`` would have written."""
-    from probe.anchors import dump_anchors
+    from probe.matrix.anchors import dump_anchors
 
     run = tmp / "good"
     shutil.copytree(GOLDEN, run)
@@ -467,7 +467,7 @@ def test_torn_lines_stay_out_of_the_records(torn_run: Path) -> None:
 
 
 def test_appending_after_a_torn_tail_starts_a_new_line(torn_run: Path) -> None:
-    from probe.store import RunStore
+    from probe.store.rundir import RunStore
 
     store = RunStore.reopen(torn_run)
     store.append({"kind": "host", "host": "eu1", "status": "ok", "reason": None})

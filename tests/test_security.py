@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probe.errors import InputError
-from probe.remote import KILL_AFTER_S, remote_command
+from probe.measure.remote import KILL_AFTER_S, remote_command
 from probe.tools.iperf3 import iperf3_client_argv, iperf3_server_argv
 from probe.tools.ping import ping_argv, ping_fanout_argv
 from tests.sshfleet import LOOPBACK, Fleet

@@ -8,10 +8,10 @@ import pytest
 
 from probe.errors import InputError
 from probe.inventory import parse_inventory
-from probe.sshconfig import SshOptions, parse_jump, parse_ssh_config, read_ssh_config, split_args
+from probe.sshconfig import SshHostConfig, parse_jump, parse_ssh_config, read_ssh_config, split_args
 
 
-def lookup(text: str, alias: str) -> SshOptions:
+def lookup(text: str, alias: str) -> SshHostConfig:
     return parse_ssh_config(text, source="cfg").lookup(alias)
 
 
@@ -103,7 +103,7 @@ def test_split_args_quotes_and_escapes() -> None:
 
 def test_unknown_keywords_are_ignored_even_with_odd_values() -> None:
     opts = lookup("Host *\n  ServerAliveInterval 30\n  SetEnv A=1 B=2\n  Frobnicate\n", "x")
-    assert opts == SshOptions()
+    assert opts == SshHostConfig()
 
 
 @pytest.mark.parametrize(

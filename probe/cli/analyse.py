@@ -18,17 +18,17 @@ from probe.cli import main
 from probe.errors import InputError
 
 if TYPE_CHECKING:
-    from probe.anchors import Anchors
-    from probe.calc.formulas import Dtype
-    from probe.calc.models import ModelShape
-    from probe.calc.scenarios import Estimate, Hop, PipelineResult, Tail, Workload
+    from probe.decide.formulas import Dtype
+    from probe.decide.scenarios import Estimate, Hop, PipelineResult, Tail, Workload
+    from probe.decide.shapes import ModelShape
+    from probe.matrix.anchors import Anchors
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 DTYPES = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
 
 
 def _load_run(run: str) -> Anchors:
-    from probe.anchors import load_anchors
+    from probe.matrix.anchors import load_anchors
 
     p = Path(run)
     if p.is_dir():
@@ -119,7 +119,7 @@ def _model_options(fn: _F) -> _F:
 
 
 def _shape(model: str, model_config: str | None) -> ModelShape:
-    from probe.calc.models import load_hf_config, preset
+    from probe.decide.shapes import load_hf_config, preset
 
     return load_hf_config(model_config) if model_config else preset(model)
 
@@ -287,7 +287,7 @@ def calc(
     anchors = _load_run(run)  # the inputs first: a bad file fails before numpy is imported
     shape = _shape(model, model_config)
 
-    from probe.calc import scenarios as sc
+    from probe.decide import scenarios as sc
 
     w = sc.Workload(
         shape,
@@ -375,7 +375,7 @@ def _spec(
     block: float | None,
     ar: float | None,
 ) -> None:
-    from probe.calc import scenarios as sc
+    from probe.decide import scenarios as sc
 
     if e is None or block is None or ar is None:
         raise click.UsageError("spec needs --spec-accepted, --spec-block and --spec-ar-tps")
@@ -434,7 +434,7 @@ def _pool(
     capability: str | None,
     payload: float | None,
 ) -> None:
-    from probe.calc import scenarios as sc
+    from probe.decide import scenarios as sc
 
     if service is None:
         raise click.UsageError("pool needs --pool-service (e.g. 800ms)")
@@ -515,8 +515,8 @@ def groups(
     anchors = _load_run(run)  # the inputs first: a bad file fails before numpy is imported
     shape = _shape(model, model_config)
 
-    from probe.calc.scenarios import Links, Workload
-    from probe.groups import Limits, find_groups
+    from probe.decide.groups import Limits, find_groups
+    from probe.decide.scenarios import Links, Workload
 
     w = Workload(shape, cast("Dtype", dtype), tokens, batch, seq, ring)
     limits = Limits(max_rtt, min_bw, "p99" if rtt_stat == "p99" else "p50")
@@ -578,7 +578,9 @@ def groups(
 )
 def gate(run: str, policy_file: str, markdown_file: str | None) -> int:
     """Judge RUN against a policy. Exit 0 PASS, 1 FAIL, 3 INCONCLUSIVE, 2 usage or input error."""
-    from probe.gate import evaluate, load_policy, render_markdown
+    from probe.decide.gate import evaluate
+    from probe.decide.policy import load_policy
+    from probe.report.gate import render_markdown
 
     policy = load_policy(policy_file)
     report = evaluate(policy, _load_run(run))

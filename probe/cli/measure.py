@@ -17,7 +17,7 @@ from probe.errors import Terminated
 if TYPE_CHECKING:
     import pandas as pd
 
-    from probe.ssh import SshOptions
+    from probe.measure.ssh import SshOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,8 +31,8 @@ def _warn(message: str) -> None:
 
 
 def _ssh_options(accept_new: bool, connect_timeout: float, known_hosts: str | None) -> SshOptions:
-    from probe.hostkeys import default_accept_new_store
-    from probe.ssh import SshOptions
+    from probe.measure.hostkeys import default_accept_new_store
+    from probe.measure.ssh import SshOptions
 
     return SshOptions(
         connect_timeout_s=connect_timeout,
@@ -87,8 +87,8 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
 
     from tabulate import tabulate
 
-    from probe.runner import Measurement, RunOptions
-    from probe.ssh import SshPool
+    from probe.measure.measurement import Measurement, RunOptions
+    from probe.measure.ssh import SshPool
 
     opts = _ssh_options(accept_new, connect_timeout, known_hosts)
 
@@ -205,11 +205,11 @@ def run(
 
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
 
-    from probe.bandwidth import BandwidthOptions
-    from probe.plan import parse_pair_mode
-    from probe.run import execute
-    from probe.runner import RunOptions
-    from probe.store import resolve_run
+    from probe.measure.bandwidth import BandwidthOptions
+    from probe.measure.execute import execute
+    from probe.measure.measurement import RunOptions
+    from probe.measure.plan import parse_pair_mode
+    from probe.store.rundir import resolve_run
 
     parse_pair_mode(pairs)
     options = RunOptions(
@@ -246,10 +246,10 @@ def run(
 
 def _load_matrix(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     """run.json (checked before pandas is imported: fail fast) and the matrix."""
-    from probe.store import read_run
+    from probe.store.rundir import read_run
 
     run_doc = read_run(path)
-    from probe.matrix import load_matrix
+    from probe.matrix.build import load_matrix
 
     return run_doc, load_matrix(path, warn=_warn, run=run_doc)
 
@@ -271,7 +271,7 @@ def _load_matrix(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
 )
 def show(run_dir: str, metric: str, by: str) -> int:
     """Print the src × dst grid of one metric (a cell without a number shows its status)."""
-    from probe.store import resolve_run
+    from probe.store.rundir import resolve_run
 
     run_doc, frame = _load_matrix(resolve_run(run_dir))
 
@@ -295,7 +295,7 @@ def show(run_dir: str, metric: str, by: str) -> int:
 @click.option("-o", "--output", default="-", show_default=True, help="File, or - for stdout.")
 def export(run_dir: str, fmt: str, output: str) -> int:
     """Export the long-form matrix (one row per ordered pair, with status and reason)."""
-    from probe.store import resolve_run
+    from probe.store.rundir import resolve_run
 
     path = resolve_run(run_dir)
     run_doc, frame = _load_matrix(path)

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from probe import matrix
+from probe.matrix import build as matrix
 
 
 def _cell(value: object, status: str) -> str:

@@ -29,7 +29,7 @@ def _warn(message: str) -> None:
 def report(run: str, policy_file: str | None) -> int:
     """Write report.html (self-contained) and report.md into the run directory RUN."""
     from probe.report import write_report
-    from probe.store import resolve_run
+    from probe.store.rundir import resolve_run
 
     run_dir = resolve_run(run)
     md, html = write_report(run_dir, Path(policy_file) if policy_file else None, warn=_warn)
@@ -88,9 +88,9 @@ def diff(
     bw_pct: float,
 ) -> int:
     """Compare RUN_A (before) with RUN_B (after). Exit 1 when a --fail-on regression occurred."""
-    from probe.matrix import load_matrix
+    from probe.matrix.build import load_matrix
     from probe.report.diff import Thresholds, diff_runs, render_diff
-    from probe.store import resolve_run
+    from probe.store.rundir import resolve_run
 
     thresholds = Thresholds(rtt_p50_pct, rtt_p50_ms, rtt_p99_pct, rtt_p99_ms, loss_pp, bw_pct)
     before = load_matrix(resolve_run(run_a), warn=_warn)

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from probe.errors import ProbeError
-from probe.matrix import MatrixBuilder, host_order
+from probe.matrix.build import MatrixBuilder, host_order
 from probe.model import CellStatus
 from probe.report.hints import Hint, diagnose
-from probe.store import read_run, scan_samples, torn_warning
+from probe.store.rundir import read_run, scan_samples, torn_warning
 
 if TYPE_CHECKING:
-    from probe.anchors import Anchors
-    from probe.gate import GateReport
+    from probe.decide.gate import GateReport
+    from probe.matrix.anchors import Anchors
 
 #: The calculator's default scenario for the headline (the defaults of ``probe calc``).
 HEADLINE_MODEL = "llama-3-8b"
@@ -183,8 +183,8 @@ def headline(anchors: Anchors, hosts_up: int) -> str:
 
     Expected gaps (too few measured hosts, an unmeasured hop) become a sentence, not an error.
     """
-    from probe.calc.models import preset
-    from probe.calc.scenarios import Links, Workload, decode, place, prefill
+    from probe.decide.scenarios import Links, Workload, decode, place, prefill
+    from probe.decide.shapes import preset
 
     stages = min(HEADLINE_STAGES, hosts_up)
     if stages < 2:
@@ -216,7 +216,7 @@ def build_report(
     """Everything the report shows, from a run directory (and a policy, for gate verdicts).
 
     ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py)."""
-    from probe.matrix import to_anchors
+    from probe.matrix.build import to_anchors
 
     run = read_run(run_dir)
     torn: list[int] = []
@@ -231,7 +231,8 @@ def build_report(
     anchors = to_anchors(run, frame, builder.samples())
     gate = None
     if policy_file is not None:
-        from probe.gate import evaluate, load_policy
+        from probe.decide.gate import evaluate
+        from probe.decide.policy import load_policy
 
         gate = evaluate(load_policy(policy_file), anchors)
     return Report(

@@ -102,7 +102,7 @@ def render(report: Report) -> str:
     out += [f"- **{h.scope}** — {h.text}" for h in report.hints] or ["- nothing stands out"]
     out += [""]
     if report.gate is not None:
-        from probe.gate import render_markdown
+        from probe.report.gate import render_markdown
 
         out += [render_markdown(report.gate).replace("## probe gate:", "## Gate:"), ""]
     out += ["## Calculator headline", "", report.headline, ""]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from probe.anchors import dump_anchors
 from probe.cli import main, run
-from tests.calc.fleet import make_anchors
+from probe.matrix.anchors import dump_anchors
+from tests.decide.fleet import make_anchors
 
 POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
 

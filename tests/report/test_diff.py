@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from probe.cli import run
-from probe.matrix import load_matrix
+from probe.matrix.build import load_matrix
 from probe.report.diff import Thresholds, compare, diff_runs
 from tests.report.runs import make_lab8, ping_record
 

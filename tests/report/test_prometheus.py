@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from probe.matrix import build_matrix, load_matrix
+from probe.matrix.build import build_matrix, load_matrix
 from probe.report.prometheus import escape_label, prometheus_text
-from probe.store import read_run
+from probe.store.rundir import read_run
 from tests.report import promparse
 from tests.report.runs import ping_record, run_doc
 

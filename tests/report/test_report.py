@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from probe.cli import main, run
-from probe.matrix import host_order, load_matrix
+from probe.matrix.build import host_order, load_matrix
 from probe.report import build_report
 from probe.report.hints import diagnose
-from probe.store import read_run
+from probe.store.rundir import read_run
 from tests.report.runs import make_lab8
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "20261123T090000Z"

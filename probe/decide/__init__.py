@@ -1,0 +1,1 @@
+"""Decide: model shapes and formulas → scenarios (``calc``), network-local groups, the gate."""

@@ -1,0 +1,290 @@
+"""``probe gate``: a policy YAML turned into PASS / FAIL / INCONCLUSIVE verdicts over one run.
+
+A check is INCONCLUSIVE — never PASS — when it needs data the run does not have: a cell that
+failed, a region pair with too few ok pairs, a cross-region check on a run that measured fewer
+than two regions, a Monte-Carlo tail without raw samples, or a figure that is only a lower bound
+(unmeasured goodput) and still within budget. A lower bound already over budget is a FAIL.
+
+Overall: any FAIL → FAIL (exit 1); else any INCONCLUSIVE → INCONCLUSIVE (exit 3); else PASS (0).
+Policies are read by :mod:`probe.decide.policy`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from probe.decide import formulas as f
+from probe.decide.policy import (
+    CoverageCheck,
+    LatencyCheck,
+    LossCheck,
+    Policy,
+    SpecCheck,
+)
+from probe.decide.scenarios import (
+    Hop,
+    Links,
+    PipelineResult,
+    UnmeasuredHop,
+    decode,
+    place,
+    prefill,
+    region_hop,
+)
+from probe.errors import InputError
+from probe.matrix.anchors import Anchors
+from probe.model import CellStatus
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"  # noqa: S105 (a verdict, not a password)
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+EXIT_CODES = {Verdict.PASS: 0, Verdict.FAIL: 1, Verdict.INCONCLUSIVE: 3}
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    kind: str
+    verdict: Verdict
+    value: float | None  # the figure compared with ``limit``, in ``unit``
+    limit: float | None
+    unit: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateReport:
+    policy: str
+    run_id: str
+    results: tuple[CheckResult, ...]
+
+    @property
+    def verdict(self) -> Verdict:
+        seen = {r.verdict for r in self.results}
+        for v in (Verdict.FAIL, Verdict.INCONCLUSIVE):
+            if v in seen:
+                return v
+        return Verdict.PASS
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+
+class _Inconclusive(Exception):
+    """Raised inside one check's evaluation; becomes that check's INCONCLUSIVE verdict."""
+
+
+def _region_hops(anchors: Anchors, regions: Sequence[str], min_ok_pct: float) -> tuple[Hop, ...]:
+    hops = []
+    for a, b in itertools.pairwise(regions):
+        row = anchors.region(a, b)
+        if row is not None and row.pairs and 100.0 * row.pairs_ok / row.pairs < min_ok_pct:
+            raise _Inconclusive(
+                f"regions {a}→{b}: {row.pairs_ok} of {row.pairs} pairs ok "
+                f"(policy needs {min_ok_pct:g}%)"
+            )
+        hops.append(region_hop(anchors, a, b))
+    return tuple(hops)
+
+
+def _host_hops(links: Links, path: Sequence[str], ring: bool) -> tuple[Hop, ...]:
+    ends = [*path, path[0]] if ring else list(path)
+    for a, b in itertools.pairwise(ends):
+        cell = links.anchors.pair(a, b)
+        if cell is None or cell.status is not CellStatus.OK:
+            status = "no cell" if cell is None else f"{cell.status.value}: {cell.reason or '-'}"
+            raise _Inconclusive(f"cell {a}→{b} was not measured ok ({status})")
+    return links.hops(path, ring)
+
+
+def _place(links: Links, stages: int, payload_bytes: float, ring: bool) -> tuple[str, ...]:
+    try:
+        return place(links, stages, payload_bytes, ring)
+    except InputError as exc:
+        raise _Inconclusive(str(exc)) from exc
+
+
+def _cross_region_guard(anchors: Anchors, regions: set[str]) -> None:
+    measured = anchors.measured_regions
+    if len(regions) >= 2 and len(measured) < 2:
+        raise _Inconclusive(
+            f"cross-region check but the run measured {len(measured)} region(s) "
+            f"({', '.join(measured) or 'none'})"
+        )
+
+
+def _latency_result(c: LatencyCheck, anchors: Anchors, links: Links) -> CheckResult:
+    w, pl = c.workload, c.placement
+    if pl.regions:
+        _cross_region_guard(anchors, set(pl.regions))
+        hops = _region_hops(
+            anchors, [*pl.regions, pl.regions[0]] if w.ring else pl.regions, c.min_pairs_ok_pct
+        )
+        route = "→".join(pl.regions)
+    else:
+        path = pl.path or _place(links, pl.stages, w.activation_bytes(1, 1), w.ring)
+        _cross_region_guard(anchors, {anchors.host(h).region for h in path})
+        hops = _host_hops(links, path, w.ring)
+        route = "→".join(path)
+    res: PipelineResult = decode(hops, w) if c.kind == "decode" else prefill(hops, w)
+    est = res.total if c.kind == "decode" else res.per_step
+    if c.at == "mc-p99":
+        if res.tail is None:
+            raise _Inconclusive("mc-p99 needs raw RTT samples on every hop; the run has none")
+        value = res.tail.p99_ms if c.kind == "decode" else res.tail.p99_ms / max(len(hops), 1)
+    else:
+        value = est.full_p50_ms if c.at == "p50" else est.full_p99_ms
+    what = f"{w.model.name} {w.dtype}, {route}, at {c.at}"
+    return _compare(c.name, c.kind, value, c.budget_ms, "ms", what, est.lower_bound)
+
+
+def _compare(
+    name: str,
+    kind: str,
+    value: float,
+    limit: float,
+    unit: str,
+    what: str,
+    lower_bound: bool = False,
+) -> CheckResult:
+    if value <= limit and lower_bound:
+        return CheckResult(
+            name,
+            kind,
+            Verdict.INCONCLUSIVE,
+            value,
+            limit,
+            unit,
+            f"{what}: goodput unmeasured, {value:.1f} {unit} is only a lower bound",
+        )
+    verdict = Verdict.PASS if value <= limit else Verdict.FAIL
+    sign = "≤" if value <= limit else ">"
+    return CheckResult(
+        name, kind, verdict, value, limit, unit, f"{what}: {value:.1f} {sign} {limit:g} {unit}"
+    )
+
+
+def _spec_result(c: SpecCheck, anchors: Anchors, links: Links) -> CheckResult:
+    ends = (c.proposer, c.verifier)
+    if all(e.startswith("[") for e in ends):
+        regions = [e.strip("[]") for e in ends]
+        _cross_region_guard(anchors, set(regions))
+        (hop,) = _region_hops(anchors, regions, c.min_pairs_ok_pct)
+    elif any(e.startswith("[") for e in ends):
+        raise InputError("spec: give both ends as hosts or both as regions", where=c.where)
+    else:
+        _cross_region_guard(anchors, {anchors.host(e).region for e in ends})
+        (hop,) = _host_hops(links, ends, ring=False)
+    rtt = hop.rtt_p50_ms if c.at == "p50" else hop.rtt_p99_ms
+    speedup = f.spec_speedup(c.accepted_per_block, c.block_ms, rtt, c.ar_tokens_per_s)
+    breakeven = f.spec_breakeven_rtt_ms(c.accepted_per_block, c.block_ms, c.ar_tokens_per_s)
+    verdict = Verdict.PASS if speedup >= c.min_speedup else Verdict.FAIL
+    reason = (
+        f"{c.proposer}→{c.verifier} RTT {c.at} {rtt:.1f} ms, break-even {breakeven:.1f} ms: "
+        f"speed-up {speedup:.2f}× (needs ≥ {c.min_speedup:g}×)"
+    )
+    return CheckResult(c.name, "spec", verdict, speedup, c.min_speedup, "×", reason)
+
+
+def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
+    regions = anchors.measured_regions
+    pairs = anchors.pairs
+    ok = [p for p in pairs if p.ok]
+    thin = [p for p in ok if p.received < c.min_samples]
+    ok_pct = 100.0 * len(ok) / len(pairs) if pairs else 0.0
+    problems = []
+    if len(regions) < c.min_regions:
+        problems.append(f"{len(regions)} region(s) measured, policy needs {c.min_regions}")
+    if thin:
+        problems.append(
+            f"{len(thin)} ok pair(s) with < {c.min_samples} samples"
+            f" (e.g. {thin[0].src}→{thin[0].dst})"
+        )
+    if ok_pct < c.min_ok_pct:
+        problems.append(f"{ok_pct:.1f}% of pairs ok, policy needs {c.min_ok_pct:g}%")
+    verdict = Verdict.FAIL if problems else Verdict.PASS
+    summary = f"{len(regions)} region(s), {len(ok)}/{len(pairs)} pairs ok"
+    return CheckResult(
+        c.name,
+        "coverage",
+        verdict,
+        float(len(regions)),
+        float(c.min_regions),
+        "regions",
+        "; ".join(problems) or summary,
+    )
+
+
+def _loss_result(c: LossCheck, anchors: Anchors) -> CheckResult:
+    if c.scope == "cross-region":
+        _cross_region_guard(anchors, {h.region for h in anchors.hosts})
+    in_scope = [
+        p
+        for p in anchors.pairs
+        if c.scope == "all" or (p.src_region == p.dst_region) == (c.scope == "intra-region")
+    ]
+    measured = [p for p in in_scope if p.status in (CellStatus.OK, CellStatus.ALL_LOST)]
+    if not measured:
+        raise _Inconclusive(f"no {c.scope} pair has a loss measurement")
+    worst = max(measured, key=lambda p: 100.0 if p.loss_pct is None else p.loss_pct)
+    worst_pct = 100.0 if worst.loss_pct is None else worst.loss_pct
+    if worst_pct > c.max_loss_pct:
+        return CheckResult(
+            c.name,
+            "max_loss",
+            Verdict.FAIL,
+            worst_pct,
+            c.max_loss_pct,
+            "%",
+            f"worst {worst.src}→{worst.dst}: {worst_pct:g}% > {c.max_loss_pct:g}%",
+        )
+    failed = len(in_scope) - len(measured)
+    if failed:
+        raise _Inconclusive(
+            f"{failed} {c.scope} cell(s) failed to measure; the rest ≤ {c.max_loss_pct:g}%"
+        )
+    return CheckResult(
+        c.name,
+        "max_loss",
+        Verdict.PASS,
+        worst_pct,
+        c.max_loss_pct,
+        "%",
+        f"worst of {len(measured)} pairs: {worst_pct:g}% ≤ {c.max_loss_pct:g}%",
+    )
+
+
+_KIND: dict[type, str] = {SpecCheck: "spec", CoverageCheck: "coverage", LossCheck: "max_loss"}
+
+
+def evaluate(policy: Policy, anchors: Anchors) -> GateReport:
+    """Every check of ``policy`` against ``anchors``; missing data makes a check INCONCLUSIVE."""
+    links = Links.from_anchors(anchors)
+    results = []
+    for c in policy.checks:
+        kind = c.kind if isinstance(c, LatencyCheck) else _KIND[type(c)]
+        try:
+            if isinstance(c, LatencyCheck):
+                results.append(_latency_result(c, anchors, links))
+            elif isinstance(c, SpecCheck):
+                results.append(_spec_result(c, anchors, links))
+            elif isinstance(c, CoverageCheck):
+                results.append(_coverage_result(c, anchors))
+            else:
+                results.append(_loss_result(c, anchors))
+        except (_Inconclusive, UnmeasuredHop) as exc:
+            results.append(
+                CheckResult(c.name, kind, Verdict.INCONCLUSIVE, None, None, "", str(exc))
+            )
+    return GateReport(policy.source, anchors.run_id, tuple(results))

@@ -1,0 +1,542 @@
+"""Scenarios over measured links: decode, prefill, tensor parallel, speculative decoding, pooling.
+
+``Links`` is the dense view of an ``Anchors`` (host × host arrays); a ``Hop`` is one directed
+link as the formulas see it. Each scenario returns its figures four ways (``Estimate``: RTT at
+p50 or p99, network only or with compute) and, where the hops carry raw RTT samples, a seeded
+Monte-Carlo distribution of the end-to-end time.
+
+Hop rules (never assume an unmeasured link is good):
+- the RTT of ``a → b`` is the ok cell ``a → b``; failing that the ok cell ``b → a`` (the same
+  round trip measured from the other end); an ``all-lost`` cell in either direction kills the hop;
+- the goodput of ``a → b`` is the lower of ``(a, b).forward`` and ``(b, a).reverse`` present; when
+  neither is, the transfer term is unknown and the figure is flagged as a latency-only lower bound.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from probe.decide import formulas as f
+from probe.decide.shapes import ModelShape
+from probe.errors import InputError
+from probe.matrix.anchors import Anchors
+from probe.model import CellStatus
+
+Matrix = NDArray[np.float64]
+EXACT_ORDER_MAX_STAGES = 8  # exact DP over subsets up to here, greedy beyond
+EXACT_POOL = 12  # hosts searched exhaustively when choosing and ordering stages
+
+
+class UnmeasuredHop(InputError):
+    """A figure needs a link the run did not measure (or measured as dead)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    src: str
+    dst: str
+    rtt_p50_ms: float
+    rtt_p99_ms: float
+    bw_bps: float | None  # None: goodput not measured
+    samples_ms: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Host × host arrays (NaN = not measured); ``[i, j]`` is the directed hop ``i → j``."""
+
+    anchors: Anchors
+    hosts: tuple[str, ...]
+    index: Mapping[str, int]
+    cell_p50_ms: Matrix  # the ok cell i → j itself (as measured from i)
+    hop_p50_ms: Matrix  # with the fallback to the cell j → i
+    hop_p99_ms: Matrix
+    bw_bps: Matrix
+    loss_pct: Matrix
+
+    @classmethod
+    def from_anchors(cls, anchors: Anchors) -> Links:
+        hosts = tuple(h.name for h in anchors.measured_hosts)
+        index = {h: i for i, h in enumerate(hosts)}
+        n = len(hosts)
+        # One np.fromiter pass per column: no per-cell tuples, so 10⁶ pairs stay cheap.
+        pairs = [p for p in anchors.pairs if p.src in index and p.dst in index]
+        ii = np.fromiter((index[p.src] for p in pairs), np.intp, len(pairs))
+        jj = np.fromiter((index[p.dst] for p in pairs), np.intp, len(pairs))
+
+        def dense(values: Iterable[float | None], scale: float = 1.0) -> Matrix:
+            col = np.fromiter(
+                (math.nan if v is None else v for v in values), np.float64, len(pairs)
+            )
+            out = np.full((n, n), np.nan)
+            out[ii, jj] = col * scale
+            return out
+
+        p50 = dense(p.rtt.p50_ms if p.rtt and p.ok else None for p in pairs)
+        p99 = dense(p.rtt.p99_ms if p.rtt and p.ok else None for p in pairs)
+        loss = dense(p.loss_pct for p in pairs)
+        fwd = dense((p.bw.forward_mbps for p in pairs), 1e6)
+        rev = dense((p.bw.reverse_mbps for p in pairs), 1e6)
+        lost = ~np.isnan(dense(1.0 if p.status is CellStatus.ALL_LOST else None for p in pairs))
+        dead = lost | lost.T
+        hop50 = np.where(np.isnan(p50), p50.T, p50)
+        hop99 = np.where(np.isnan(p99), p99.T, p99)
+        hop50[dead] = np.nan
+        hop99[dead] = np.nan
+        return cls(anchors, hosts, index, p50, hop50, hop99, np.fmin(fwd, rev.T), loss)
+
+    def position(self, host: str) -> int:
+        try:
+            return self.index[host]
+        except KeyError:
+            raise InputError(
+                f"host {host!r} was not measured in run {self.anchors.run_id}"
+            ) from None
+
+    def hop(self, src: str, dst: str) -> Hop:
+        i, j = self.position(src), self.position(dst)
+        if math.isnan(self.hop_p50_ms[i, j]):
+            cells = [c for c in (self.anchors.pair(src, dst), self.anchors.pair(dst, src)) if c]
+            why = "; ".join(f"{c.src}→{c.dst} {c.status.value}: {c.reason or '-'}" for c in cells)
+            raise UnmeasuredHop(f"no RTT for hop {src}→{dst} ({why or 'no cell in the run'})")
+        bw = float(self.bw_bps[i, j])
+        # raw samples come from the cell the RTT came from
+        own = not math.isnan(self.cell_p50_ms[i, j])
+        cell = self.anchors.pair(src, dst) if own else self.anchors.pair(dst, src)
+        return Hop(
+            src=src,
+            dst=dst,
+            rtt_p50_ms=float(self.hop_p50_ms[i, j]),
+            rtt_p99_ms=float(self.hop_p99_ms[i, j]),
+            bw_bps=None if math.isnan(bw) else bw,
+            samples_ms=cell.rtt_samples_ms if cell else None,
+        )
+
+    def hops(self, path: Sequence[str], ring: bool) -> tuple[Hop, ...]:
+        ends = [*path, path[0]] if ring and len(path) > 1 else list(path)
+        return tuple(self.hop(a, b) for a, b in itertools.pairwise(ends))
+
+    def cost_ms(self, payload_bytes: float, rows: Sequence[int] | None = None) -> Matrix:
+        """Transfer time at p50 for every hop (inf when RTT or goodput is missing)."""
+        idx = np.arange(len(self.hosts)) if rows is None else np.asarray(rows)
+        rtt = self.hop_p50_ms[np.ix_(idx, idx)]
+        bw = self.bw_bps[np.ix_(idx, idx)]
+        cost: Matrix = rtt / 2.0 + payload_bytes * 8.0 / bw * 1e3
+        cost[np.isnan(cost)] = np.inf
+        np.fill_diagonal(cost, np.inf)
+        return cost
+
+
+def region_hop(anchors: Anchors, src_region: str, dst_region: str) -> Hop:
+    """A hop between two regions from the region rows (medians over ok pairs, no samples)."""
+    row = anchors.region(src_region, dst_region)
+    if row is None or row.rtt is None:
+        seen = "no pairs" if row is None else f"0 of {row.pairs} pairs ok"
+        raise UnmeasuredHop(f"no RTT for regions {src_region}→{dst_region} ({seen})")
+    back = anchors.region(dst_region, src_region)
+    bws = [row.bw.forward_mbps, back.bw.reverse_mbps if back else None]
+    known = [b * 1e6 for b in bws if b is not None]
+    return Hop(
+        f"[{src_region}]",
+        f"[{dst_region}]",
+        row.rtt.p50_ms,
+        row.rtt.p99_ms,
+        min(known, default=None),
+    )
+
+
+# --------------------------------------------------------------------------- stage order
+
+
+def best_order(cost: Matrix, k: int, ring: bool) -> tuple[list[int], float]:
+    """Choose ``k`` of the ``n`` nodes of ``cost`` and order them to minimise the path (or ring).
+
+    Exact when ``k ≤ 8`` and ``n ≤ 12`` (dynamic programming over subsets, Held-Karp); otherwise
+    greedy nearest-neighbour paths from every start, then an exact re-ordering of the chosen
+    nodes when ``k ≤ 8``. Returns ``([], inf)`` when no finite path exists.
+    """
+    n = cost.shape[0]
+    k = min(k, n)
+    if k <= 1:
+        return ([0], 0.0) if n else ([], math.inf)
+    if k <= EXACT_ORDER_MAX_STAGES and n <= EXACT_POOL:
+        return _held_karp(cost, k, ring)
+    order, total = _greedy(cost, k, ring)
+    if order and k <= EXACT_ORDER_MAX_STAGES:
+        sub, total = _held_karp(cost[np.ix_(order, order)], k, ring)
+        order = [order[i] for i in sub]
+    return order, total
+
+
+def _held_karp(cost: Matrix, k: int, ring: bool) -> tuple[list[int], float]:
+    n = cost.shape[0]
+    c = cost.tolist()
+    layer: dict[tuple[int, int], tuple[float, int]] = {(1 << v, v): (0.0, -1) for v in range(n)}
+    layers = [layer]
+    for _ in range(k - 1):
+        nxt: dict[tuple[int, int], tuple[float, int]] = {}
+        for (mask, end), (acc, _prev) in layer.items():
+            low = (mask & -mask).bit_length() - 1  # a ring is counted once, from its lowest node
+            for v in range(low + 1 if ring else 0, n):
+                if mask >> v & 1:
+                    continue
+                total = acc + c[end][v]
+                key = (mask | 1 << v, v)
+                if total < nxt.get(key, (math.inf, -1))[0]:
+                    nxt[key] = (total, end)
+        layer = nxt
+        layers.append(layer)
+    best, best_key = math.inf, None
+    for (mask, end), (acc, _) in layer.items():
+        low = (mask & -mask).bit_length() - 1
+        total = acc + (c[end][low] if ring else 0.0)
+        if total < best:
+            best, best_key = total, (mask, end)
+    if best_key is None or math.isinf(best):
+        return [], math.inf
+    order, (mask, end) = [], best_key
+    for lay in reversed(layers):
+        order.append(end)
+        prev = lay[(mask, end)][1]
+        mask, end = mask & ~(1 << end), prev
+    return order[::-1], best
+
+
+def _greedy(cost: Matrix, k: int, ring: bool) -> tuple[list[int], float]:
+    """Nearest-neighbour paths from every start at once (vectorised over starts)."""
+    n = cost.shape[0]
+    starts = np.arange(n)
+    paths = [starts]
+    visited = np.zeros((n, n), dtype=bool)
+    visited[starts, starts] = True
+    total = np.zeros(n)
+    current = starts
+    for _ in range(k - 1):
+        step = np.where(visited, np.inf, cost[current])
+        nxt = np.argmin(step, axis=1)
+        total += step[starts, nxt]
+        visited[starts, nxt] = True
+        paths.append(nxt)
+        current = nxt
+    if ring:
+        total += cost[current, starts]
+    best = int(np.argmin(total))
+    if math.isinf(total[best]):
+        return [], math.inf
+    return [int(p[best]) for p in paths], float(total[best])
+
+
+def place(links: Links, stages: int, payload_bytes: float, ring: bool) -> tuple[str, ...]:
+    """The ``stages`` hosts and their order with the cheapest decode path at p50."""
+    order, total = best_order(links.cost_ms(payload_bytes), stages, ring)
+    if len(order) < stages or math.isinf(total):
+        raise InputError(f"no {stages} hosts are joined by measured hops (RTT and goodput)")
+    return tuple(links.hosts[i] for i in order)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """One figure with RTT at p50 or p99, network only or with compute, in milliseconds."""
+
+    network_p50_ms: float
+    network_p99_ms: float
+    full_p50_ms: float
+    full_p99_ms: float
+    lower_bound: bool = False  # some goodput was unmeasured: the transfer term is missing
+
+    def scaled(self, factor: float) -> Estimate:
+        return replace(
+            self,
+            network_p50_ms=self.network_p50_ms * factor,
+            network_p99_ms=self.network_p99_ms * factor,
+            full_p50_ms=self.full_p50_ms * factor,
+            full_p99_ms=self.full_p99_ms * factor,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """Monte-Carlo end-to-end time (compute included) from raw RTT samples."""
+
+    trials: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    model: ModelShape
+    dtype: f.Dtype = "bf16"
+    tokens: int = 128
+    batch: int = 1
+    seq: int = 2048
+    ring: bool = False
+    decode_compute_ms_per_stage: float = 0.0
+    prefill_compute_ms_per_stage: float = 0.0
+    tp_compute_ms_per_token: float = 0.0
+
+    def activation_bytes(self, batch: int, seq: int) -> float:
+        d = f.BYTES_PER_ELEMENT[self.dtype]
+        return f.activation_bytes(batch, seq, self.model.hidden_size, d)
+
+
+def _hop_ms(hop: Hop, payload_bytes: float, at: Literal["p50", "p99"]) -> float:
+    rtt = hop.rtt_p50_ms if at == "p50" else hop.rtt_p99_ms
+    return f.transfer_ms(rtt, payload_bytes, hop.bw_bps if hop.bw_bps else math.inf)
+
+
+def pipeline_estimate(hops: Sequence[Hop], payload_bytes: float, compute_ms: float) -> Estimate:
+    """One pass through the pipeline; ``compute_ms`` is the compute of all stages together."""
+    net50 = sum(_hop_ms(h, payload_bytes, "p50") for h in hops)
+    net99 = sum(_hop_ms(h, payload_bytes, "p99") for h in hops)
+    missing = any(h.bw_bps is None for h in hops)
+    return Estimate(net50, net99, net50 + compute_ms, net99 + compute_ms, missing)
+
+
+def monte_carlo(
+    hops: Sequence[Hop],
+    payload_bytes: float,
+    steps: int,
+    compute_ms: float,
+    *,
+    trials: int = 2000,
+    seed: int = 0,
+) -> Tail | None:
+    """``steps`` passes over ``hops``, each hop time drawn from that hop's raw RTT samples.
+
+    Draws are independent (jitter and stragglers add up along the pipeline). ``None`` when a hop
+    has no samples: a tail built from a guess would look more certain than it is.
+    """
+    if trials <= 0 or not hops or any(not h.samples_ms for h in hops):
+        return None
+    rng = np.random.default_rng(seed)
+    total = np.full(trials, compute_ms * steps, dtype=np.float64)
+    chunk = max(1, 2_000_000 // trials)  # bounds the draw matrix to ~16 MB
+    for h in hops:
+        arr = np.asarray(h.samples_ms, dtype=np.float64)
+        fixed = f.serialisation_ms(payload_bytes, h.bw_bps) if h.bw_bps else 0.0
+        total += fixed * steps
+        for done in range(0, steps, chunk):
+            draws = arr[rng.integers(0, arr.size, size=(trials, min(chunk, steps - done)))]
+            total += draws.sum(axis=1) / 2.0
+    q = np.percentile(total, [50, 90, 99])
+    return Tail(trials, float(q[0]), float(q[1]), float(q[2]), float(total.max()))
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResult:
+    """Decode (per token, and for ``tokens``) or prefill (per request) along ``path``."""
+
+    path: tuple[str, ...]
+    hops: tuple[Hop, ...]
+    payload_bytes: float
+    per_step: Estimate
+    total: Estimate
+    tail: Tail | None
+
+
+def decode(
+    hops: Sequence[Hop], w: Workload, *, trials: int = 2000, seed: int = 0
+) -> PipelineResult:
+    """Interactive decode: B = 1, S = 1 per token through K stages, ``tokens`` times."""
+    stages = len(hops) if w.ring else len(hops) + 1
+    payload = w.activation_bytes(1, 1)
+    compute = stages * w.decode_compute_ms_per_stage
+    per_token = pipeline_estimate(hops, payload, compute)
+    tail = monte_carlo(hops, payload, w.tokens, compute, trials=trials, seed=seed)
+    path = tuple(h.src for h in hops) + (() if w.ring else (hops[-1].dst,) if hops else ())
+    return PipelineResult(path, tuple(hops), payload, per_token, per_token.scaled(w.tokens), tail)
+
+
+def prefill(
+    hops: Sequence[Hop], w: Workload, *, trials: int = 2000, seed: int = 0
+) -> PipelineResult:
+    """Batch prefill: B × S activations over each hop; per step = per hop, total = per request."""
+    open_hops = hops[: len(hops) - 1] if w.ring else hops  # the prompt does not return to stage 1
+    stages = len(open_hops) + 1
+    payload = w.activation_bytes(w.batch, w.seq)
+    compute = stages * w.prefill_compute_ms_per_stage
+    total = pipeline_estimate(open_hops, payload, compute)
+    per_hop = total.scaled(1.0 / max(len(open_hops), 1))
+    tail = monte_carlo(open_hops, payload, 1, compute, trials=trials, seed=seed)
+    path = tuple(h.src for h in open_hops) + ((open_hops[-1].dst,) if open_hops else ())
+    return PipelineResult(path, tuple(open_hops), payload, per_hop, total, tail)
+
+
+@dataclass(frozen=True, slots=True)
+class TpResult:
+    hosts: tuple[str, ...]  # ring order
+    worst_hop: Hop  # highest RTT, lowest goodput of the ring
+    decode_payload_bytes: float
+    prefill_payload_bytes: float
+    decode_token: Estimate
+    decode_total: Estimate
+    prefill_request: Estimate
+
+
+def tensor_parallel(ring_hops: Sequence[Hop], w: Workload) -> TpResult:
+    """Tensor parallel over the hosts of ``ring_hops`` (a closed ring): 2 all-reduces per layer."""
+    n, layers = len(ring_hops), w.model.num_hidden_layers
+    bws = [h.bw_bps for h in ring_hops]
+    worst = Hop(
+        "ring",
+        "ring",
+        max(h.rtt_p50_ms for h in ring_hops),
+        max(h.rtt_p99_ms for h in ring_hops),
+        None if None in bws else min(b for b in bws if b is not None),
+    )
+    bw = worst.bw_bps or math.inf
+
+    def estimate(payload: float, compute: float) -> Estimate:
+        n50 = f.tp_token_ms(layers, n, worst.rtt_p50_ms, payload, bw)
+        n99 = f.tp_token_ms(layers, n, worst.rtt_p99_ms, payload, bw)
+        return Estimate(n50, n99, n50 + compute, n99 + compute, worst.bw_bps is None)
+
+    dec_payload, pre_payload = w.activation_bytes(1, 1), w.activation_bytes(w.batch, w.seq)
+    token = estimate(dec_payload, w.tp_compute_ms_per_token)
+    return TpResult(
+        tuple(h.src for h in ring_hops),
+        worst,
+        dec_payload,
+        pre_payload,
+        token,
+        token.scaled(w.tokens),
+        estimate(pre_payload, 0.0),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SpecRow:
+    proposer: str
+    verifier: str
+    rtt_p50_ms: float
+    rtt_p99_ms: float
+    tokens_per_s_p50: float
+    tokens_per_s_p99: float
+    speedup_p50: float
+    speedup_p99: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpecResult:
+    accepted_per_block: float
+    block_ms: float
+    ar_tokens_per_s: float
+    breakeven_rtt_ms: float
+    rows: tuple[SpecRow, ...]
+
+
+def speculative(
+    hops: Sequence[Hop], accepted_per_block: float, block_ms: float, ar_tokens_per_s: float
+) -> SpecResult:
+    """Tokens/s and speed-up for each proposer → verifier hop; rows sorted by p50 RTT."""
+    e, t, ar = accepted_per_block, block_ms, ar_tokens_per_s
+    rows = tuple(
+        SpecRow(
+            h.src,
+            h.dst,
+            h.rtt_p50_ms,
+            h.rtt_p99_ms,
+            f.spec_tokens_per_s(e, t, h.rtt_p50_ms),
+            f.spec_tokens_per_s(e, t, h.rtt_p99_ms),
+            f.spec_speedup(e, t, h.rtt_p50_ms, ar),
+            f.spec_speedup(e, t, h.rtt_p99_ms, ar),
+        )
+        for h in sorted(hops, key=lambda h: (h.rtt_p50_ms, h.src, h.dst))
+    )
+    return SpecResult(e, t, ar, f.spec_breakeven_rtt_ms(e, t, ar), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolHost:
+    host: str
+    rtt_p50_ms: float  # from the dispatcher; 0 for the dispatcher itself
+    rtt_p99_ms: float
+    bw_bps: float | None
+    service_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class PoolResult:
+    hosts: tuple[PoolHost, ...]
+    requests: int
+    payload_bytes: float
+    even_counts: tuple[int, ...]
+    aware_counts: tuple[int, ...]  # capability-aware (computed at p50)
+    alone: Estimate  # the fastest host alone (network-only = its network share)
+    even: Estimate
+    aware: Estimate
+
+    def overhead(self, split: Literal["even", "aware"], at: Literal["p50", "p99"]) -> float:
+        """Pooled makespan / fastest host alone (< 1: pooling pays)."""
+        est = self.even if split == "even" else self.aware
+        pooled, alone = (
+            (est.full_p50_ms, self.alone.full_p50_ms)
+            if at == "p50"
+            else (est.full_p99_ms, self.alone.full_p99_ms)
+        )
+        return pooled / alone
+
+
+def pool(
+    dispatcher: str,
+    links: Links,
+    hosts: Sequence[str],
+    requests: int,
+    service_ms: Sequence[float],
+    payload_bytes: float,
+) -> PoolResult:
+    """Whole requests spread over ``hosts`` from ``dispatcher``, served serially per host."""
+    members = []
+    for host, svc in zip(hosts, service_ms, strict=True):
+        hop = None if host == dispatcher else links.hop(dispatcher, host)
+        if hop is None:
+            members.append(PoolHost(host, 0.0, 0.0, math.inf, svc))
+        else:
+            members.append(PoolHost(host, hop.rtt_p50_ms, hop.rtt_p99_ms, hop.bw_bps, svc))
+
+    def costs(at: Literal["p50", "p99"], with_service: bool) -> list[float]:
+        return [
+            f.request_cost_ms(
+                m.service_ms if with_service else 0.0,
+                m.rtt_p50_ms if at == "p50" else m.rtt_p99_ms,
+                payload_bytes,
+                m.bw_bps or math.inf,
+            )
+            for m in members
+        ]
+
+    full50 = costs("p50", True)
+    fastest = min(range(len(members)), key=lambda i: (full50[i], i))
+    even = f.even_split(requests, len(members))
+    aware = f.capability_split(requests, full50)
+    missing = any(m.bw_bps is None for m in members)
+
+    def estimate(counts: Sequence[int]) -> Estimate:
+        net = [f.makespan_ms(counts, costs(a, False)) for a in ("p50", "p99")]
+        full = [f.makespan_ms(counts, costs(a, True)) for a in ("p50", "p99")]
+        return Estimate(net[0], net[1], full[0], full[1], missing)
+
+    alone_counts = [requests if i == fastest else 0 for i in range(len(members))]
+    return PoolResult(
+        tuple(members),
+        requests,
+        payload_bytes,
+        tuple(even),
+        tuple(aware),
+        estimate(alone_counts),
+        estimate(even),
+        estimate(aware),
+    )

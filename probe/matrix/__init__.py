@@ -1,0 +1,2 @@
+"""Matrix: records → per-pair cells (``build``), statistics (``stats``), anchors for the
+calculator (``anchors``)."""

@@ -1,0 +1,459 @@
+"""Samples → the latency/bandwidth matrix (pandas): long form, wide grids, region roll-ups, anchors.
+
+Long form is the one source every view derives from: one row per ordered pair of measured hosts,
+*always* present, with ``status`` and ``reason`` saying why a row has no numbers. Nothing here is
+0 for "unknown": an empty cell is NaN plus a status.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from probe.errors import InputError, StoreError
+from probe.matrix import anchors as A
+from probe.matrix.stats import RttStats, rtt_stats
+from probe.model import CellStatus
+from probe.store.rundir import read_run, scan_samples, torn_warning
+from probe.tools.ping import PingProbe, PingSummary
+
+KEY = ["src", "dst"]
+LABELS = ["src_region", "dst_region", "src_zone", "dst_zone"]
+PING_COLUMNS = [
+    "sent",
+    "received",
+    "loss_pct",
+    "rtt_min_ms",
+    "rtt_mean_ms",
+    "rtt_p50_ms",
+    "rtt_p90_ms",
+    "rtt_p99_ms",
+    "rtt_max_ms",
+    "rtt_mdev_ms",
+    "ipdv_ms",
+    "pdv_p99_ms",
+]
+BW_COLUMNS = [
+    "bw_status",
+    "bw_reason",
+    "bw_fwd_mbps",
+    "bw_rev_mbps",
+    "bw_fwd_retransmits",
+    "bw_fwd_tcp_rtt_ms",
+    "bw_fwd_cpu_bound",
+]
+#: RTT while src→dst carries a bandwidth test (``probe run --under-load``): bufferbloat.
+LOAD_COLUMNS = ["rtt_loaded_p50_ms", "rtt_loaded_p99_ms"]
+#: ``--compare-streams N``: src→dst goodput of N parallel streams, beside the single stream.
+MULTI_COLUMNS = ["bw_fwd_multi_mbps", "bw_multi_streams"]
+COLUMNS = [
+    *KEY,
+    *LABELS,
+    "status",
+    "reason",
+    *PING_COLUMNS,
+    *BW_COLUMNS,
+    *LOAD_COLUMNS,
+    *MULTI_COLUMNS,
+]
+METRICS = [
+    *PING_COLUMNS,
+    "bw_fwd_mbps",
+    "bw_rev_mbps",
+    "bw_mbps",
+    *LOAD_COLUMNS,
+    "bw_fwd_multi_mbps",
+]
+
+
+def _hosts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    hosts = run.get("hosts")
+    if not isinstance(hosts, list):
+        raise StoreError("run.json: 'hosts' must be a list")
+    return [h for h in hosts if isinstance(h, dict) and h.get("measure", True)]
+
+
+def ping_record_stats(rec: Mapping[str, Any]) -> RttStats:
+    """Statistics of one ping record of samples.jsonl (see store.py for the format)."""
+    probes = [
+        PingProbe(int(seq), None if rtt is None else float(rtt)) for seq, rtt in rec["probes"]
+    ]
+    s = rec.get("summary")
+    summary = (
+        PingSummary(
+            float(s["rtt_min_ms"]),
+            float(s["rtt_avg_ms"]),
+            float(s["rtt_max_ms"]),
+            None if s.get("rtt_mdev_ms") is None else float(s["rtt_mdev_ms"]),
+        )
+        if s and not rec.get("duplicates")
+        else None
+    )
+    return rtt_stats(probes, sent=int(rec["sent"]), received=int(rec["received"]), summary=summary)
+
+
+def build_matrix(run: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The long-form matrix from run.json and the sample records (the latest record per cell wins,
+    so a ``--resume`` that re-measures a cell replaces the failed attempt)."""
+    builder = MatrixBuilder(run)
+    builder.add_all(records)
+    return builder.frame()
+
+
+#: A cell's ping outcome: status, reason, statistics (measured cells only).
+_Ping = tuple[str, str | None, RttStats | None]
+#: A cell's bandwidth outcome: status, reason, goodput Mbit/s, retransmits, TCP RTT, CPU-bound.
+_Bw = tuple[str, str | None, float, int | None, float, bool | None]
+
+
+class MatrixBuilder:
+    """Reduces sample records to each cell's figures as they stream by.
+
+    A rebuild holds figures, not records: a ping record (argv, a list per probe) is ~5× the
+    size of its statistics plus its RTTs, and at 300 hosts whole records were 80 % of the peak.
+    Host failures still apply at the end: a host record may follow its cells in the file.
+    """
+
+    def __init__(self, run: Mapping[str, Any]) -> None:
+        self.hosts = _hosts(run)
+        self._names = {h["name"] for h in self.hosts}
+        self._host_fail: dict[str, tuple[str, str]] = {}
+        self._ping: dict[tuple[str, str], _Ping] = {}
+        self._rtts: dict[tuple[str, str], array[float]] = {}
+        self._bw: dict[tuple[str, str], _Bw] = {}
+        self._loaded: dict[tuple[str, str], tuple[float | None, float | None] | None] = {}
+        self._multi: dict[tuple[str, str], tuple[float, int] | None] = {}
+
+    def add_all(self, records: Iterable[Mapping[str, Any]]) -> None:
+        for rec in records:
+            self.add(rec)
+
+    def add(self, rec: Mapping[str, Any]) -> None:
+        kind = rec.get("kind")
+        if kind == "host":
+            if rec.get("status") != CellStatus.OK:
+                self._host_fail[rec["host"]] = (str(rec["status"]), str(rec.get("reason") or ""))
+            else:
+                self._host_fail.pop(rec["host"], None)
+            return
+        key = (rec.get("src"), rec.get("dst"))
+        if key[0] == key[1] or key[0] not in self._names or key[1] not in self._names:
+            return
+        cell = (str(key[0]), str(key[1]))
+        ok = rec.get("status") == CellStatus.OK
+        if kind == "ping":
+            measured = rec["status"] in (CellStatus.OK, CellStatus.ALL_LOST)
+            stats = ping_record_stats(rec) if measured else None
+            self._ping[cell] = (str(rec["status"]), rec.get("reason"), stats)
+            self._rtts.pop(cell, None)
+            if ok:
+                self._rtts[cell] = array("d", (float(r) for _, r in rec["probes"] if r is not None))
+        elif kind == "iperf3":
+            result = rec.get("result")
+            if ok and isinstance(result, dict):
+                rtt = result.get("mean_rtt_ms")
+                self._bw[cell] = (
+                    str(rec["status"]),
+                    rec.get("reason"),
+                    float(result["receiver_bps"]) / 1e6,
+                    result.get("retransmits"),
+                    math.nan if rtt is None else float(rtt),
+                    bool(result.get("cpu_bound")),
+                )
+            else:
+                self._bw[cell] = (
+                    str(rec["status"]),
+                    rec.get("reason"),
+                    math.nan,
+                    None,
+                    math.nan,
+                    None,
+                )
+        elif kind == "ping_load":
+            stats = ping_record_stats(rec) if ok else None
+            self._loaded[cell] = None if stats is None else (stats.rtt_p50_ms, stats.rtt_p99_ms)
+        elif kind == "iperf3_multi":
+            many = rec.get("result")
+            self._multi[cell] = (
+                (float(many["receiver_bps"]) / 1e6, int(many["streams"])) if ok and many else None
+            )
+
+    def samples(self) -> dict[tuple[str, str], array[float]]:
+        """Received RTTs per ordered pair whose latest ping record is OK (anchors' Monte-Carlo)."""
+        return self._rtts
+
+    def frame(self) -> pd.DataFrame:
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for a in self.hosts:
+            for b in self.hosts:
+                if a["name"] != b["name"]:
+                    rows[a["name"], b["name"]] = _empty_row(a, b)
+        for key, row in rows.items():
+            _fill_ping(row, self._ping.get(key), self._host_fail)
+            _fill_bw(row, self._bw.get(key), self._host_fail)
+            if (load := self._loaded.get(key)) is not None:
+                row["rtt_loaded_p50_ms"], row["rtt_loaded_p99_ms"] = load
+            if (many := self._multi.get(key)) is not None:
+                row["bw_fwd_multi_mbps"], row["bw_multi_streams"] = many
+        for (src, dst), row in rows.items():
+            row["bw_rev_mbps"] = rows[dst, src]["bw_fwd_mbps"]
+        frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
+        return frame.astype(
+            {
+                "bw_fwd_cpu_bound": "boolean",
+                "sent": "Int64",
+                "received": "Int64",
+                "bw_fwd_retransmits": "Int64",
+                "bw_multi_streams": "Int64",
+            }
+        )
+
+
+def _empty_row(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row.update(
+        src=a["name"],
+        dst=b["name"],
+        src_region=a.get("region"),
+        dst_region=b.get("region"),
+        src_zone=a.get("zone"),
+        dst_zone=b.get("zone"),
+        status=str(CellStatus.SKIPPED),
+        reason="not measured",
+        bw_status=str(CellStatus.SKIPPED),
+        bw_reason="not measured",
+    )
+    for col in [
+        *PING_COLUMNS[2:],
+        "bw_fwd_mbps",
+        "bw_rev_mbps",
+        "bw_fwd_tcp_rtt_ms",
+        *LOAD_COLUMNS,
+        "bw_fwd_multi_mbps",
+    ]:
+        row[col] = math.nan
+    return row
+
+
+def _host_reason(
+    src: str, dst: str, host_fail: Mapping[str, tuple[str, str]]
+) -> tuple[str, str] | None:
+    for host, role in ((src, "source"), (dst, "destination")):
+        if host in host_fail:
+            status, reason = host_fail[host]
+            return status, f"{role} {host}: {reason}"
+    return None
+
+
+def _fill_ping(
+    row: dict[str, Any], cell: _Ping | None, host_fail: Mapping[str, tuple[str, str]]
+) -> None:
+    if cell is None:
+        failed = _host_reason(row["src"], row["dst"], host_fail)
+        if failed:
+            row["status"], row["reason"] = failed
+        return
+    row["status"], row["reason"], stats = cell
+    if stats is None:
+        return
+    for col in PING_COLUMNS:
+        value = getattr(stats, col)
+        row[col] = math.nan if value is None else value
+
+
+def _fill_bw(
+    row: dict[str, Any], cell: _Bw | None, host_fail: Mapping[str, tuple[str, str]]
+) -> None:
+    if cell is None:
+        failed = _host_reason(row["src"], row["dst"], host_fail)
+        if failed:
+            row["bw_status"], row["bw_reason"] = failed
+        return
+    status, reason, mbps, retransmits, tcp_rtt, cpu_bound = cell
+    row["bw_status"], row["bw_reason"] = status, reason
+    if cpu_bound is not None:
+        row["bw_fwd_mbps"], row["bw_fwd_retransmits"] = mbps, retransmits
+        row["bw_fwd_tcp_rtt_ms"], row["bw_fwd_cpu_bound"] = tcp_rtt, cpu_bound
+
+
+def load_matrix(
+    run_dir: Path,
+    *,
+    warn: Callable[[str], None] | None = None,
+    run: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The long-form matrix of a run, rebuilt from its samples (the source of truth).
+
+    ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py); ``run``
+    is its run.json when the caller has read it already."""
+    run = run if run is not None else read_run(run_dir)
+    torn: list[int] = []
+    builder = MatrixBuilder(run)
+    builder.add_all(scan_samples(run_dir, torn))
+    message = torn_warning(run_dir, torn)
+    if message is not None and warn is not None:
+        warn(message)
+    return builder.frame()
+
+
+def write_matrix(run_dir: Path, frame: pd.DataFrame) -> None:
+    frame.to_csv(run_dir / "matrix.csv", index=False)
+    frame.to_parquet(run_dir / "matrix.parquet", index=False)
+
+
+# --- views ---------------------------------------------------------------------------------
+
+
+def _metric(frame: pd.DataFrame, metric: str) -> pd.Series:
+    if metric == "bw_mbps":
+        return frame["bw_fwd_mbps"]
+    if metric not in frame.columns or metric not in METRICS:
+        raise InputError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    return frame[metric]
+
+
+def wide(frame: pd.DataFrame, metric: str, order: Sequence[str] | None = None) -> pd.DataFrame:
+    """src × dst grid of one metric (NaN where the cell has no measurement)."""
+    values = frame.assign(_v=_metric(frame, metric).astype("float64"))
+    grid = values.pivot(index="src", columns="dst", values="_v")
+    names = list(order) if order else sorted(set(frame["src"]) | set(frame["dst"]))
+    return grid.reindex(index=names, columns=names)
+
+
+def status_grid(
+    frame: pd.DataFrame, order: Sequence[str] | None = None, *, bandwidth: bool = False
+) -> pd.DataFrame:
+    col = "bw_status" if bandwidth else "status"
+    grid = frame.pivot(index="src", columns="dst", values=col)
+    names = list(order) if order else sorted(set(frame["src"]) | set(frame["dst"]))
+    return grid.reindex(index=names, columns=names)
+
+
+def by_region(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Region × region: the median over measured pairs (and how many pairs that is)."""
+    values = frame.assign(_v=_metric(frame, metric).astype("float64"))
+    grouped = values.groupby(["src_region", "dst_region"])["_v"]
+    out = pd.DataFrame(
+        {"median": grouped.median(), "pairs": grouped.size(), "measured": grouped.count()}
+    )
+    return out.reset_index()
+
+
+def host_order(run: Mapping[str, Any]) -> list[str]:
+    """Hosts grouped by region (regions in first-seen order), as inventories are usually written."""
+    hosts = _hosts(run)
+    regions: list[str] = []
+    for h in hosts:
+        if str(h.get("region")) not in regions:
+            regions.append(str(h.get("region")))
+    return [h["name"] for r in regions for h in hosts if str(h.get("region")) == r]
+
+
+# --- anchors -------------------------------------------------------------------------------
+
+
+def _num(value: object) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return float(value)  # type: ignore[arg-type]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """The rows as dicts with the values ``to_dict("records")`` gives (NA → None), read a column
+    at a time: ``to_dict`` boxes cell by cell and took 60 % of ``to_anchors`` at 300 hosts."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype.name in ("Int64", "boolean"):  # masked: tolist() would give pd.NA
+            series = series.astype(object).where(series.notna(), None)
+        columns.append(series.tolist())
+    names = list(frame.columns)
+    for values in zip(*columns, strict=True):
+        yield dict(zip(names, values, strict=True))
+
+
+def to_anchors(
+    run: Mapping[str, Any],
+    frame: pd.DataFrame,
+    samples: Mapping[tuple[str, str], Sequence[float]] | None = None,
+) -> A.Anchors:
+    """The anchors the calculator consumes; ``samples`` (raw RTTs per pair) feed its Monte-Carlo."""
+    hosts = tuple(
+        A.HostInfo(
+            name=h["name"],
+            region=str(h.get("region")),
+            zone=h.get("zone"),
+            provider=h.get("provider"),
+            measured=bool(h.get("measure", True)),
+        )
+        for h in run.get("hosts", [])
+    )
+    pairs = []
+    for rec in _records(frame):
+        ok = rec["status"] == CellStatus.OK
+        rtt = (
+            A.RttAnchor(
+                min_ms=rec["rtt_min_ms"],
+                mean_ms=rec["rtt_mean_ms"],
+                p50_ms=rec["rtt_p50_ms"],
+                p90_ms=rec["rtt_p90_ms"],
+                p99_ms=rec["rtt_p99_ms"],
+                max_ms=rec["rtt_max_ms"],
+            )
+            if ok
+            else None
+        )
+        pairs.append(
+            A.PairAnchor(
+                src=rec["src"],
+                dst=rec["dst"],
+                src_region=str(rec["src_region"]),
+                dst_region=str(rec["dst_region"]),
+                status=CellStatus(rec["status"]),
+                reason=_text(rec["reason"]),
+                rtt=rtt,
+                rtt_mdev_ms=_num(rec["rtt_mdev_ms"]),
+                ipdv_ms=_num(rec["ipdv_ms"]),
+                pdv_p99_ms=_num(rec["pdv_p99_ms"]),
+                loss_pct=_num(rec["loss_pct"]),
+                sent=int(rec["sent"]) if _num(rec["sent"]) is not None else 0,
+                received=int(rec["received"]) if _num(rec["received"]) is not None else 0,
+                bw=A.Bandwidth(_num(rec["bw_fwd_mbps"]), _num(rec["bw_rev_mbps"])),
+                bw_status=CellStatus(rec["bw_status"]) if rec["bw_status"] else None,
+                bw_reason=_text(rec["bw_reason"]),
+                rtt_samples_ms=tuple(samples[rec["src"], rec["dst"]])
+                if samples and ok and (rec["src"], rec["dst"]) in samples
+                else None,
+            )
+        )
+    return A.Anchors(
+        run_id=str(run.get("run_id")),
+        created_utc=str(run.get("ended_utc") or run.get("started_utc")),
+        probe_version=str(run.get("probe_version")),
+        hosts=hosts,
+        pairs=tuple(pairs),
+        regions=A.aggregate_regions(pairs),
+    )
+
+
+def rtt_samples(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[float]]:
+    """Received RTTs per ordered pair (latest ping record per pair)."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for rec in records:
+        if rec.get("kind") == "ping" and rec.get("status") == CellStatus.OK:
+            out[rec["src"], rec["dst"]] = [float(r) for _, r in rec["probes"] if r is not None]
+    return out
+
+
+def stats_dict(stats: RttStats) -> dict[str, Any]:
+    return asdict(stats)

@@ -1,0 +1,1 @@
+"""The run directory: what ``measure`` writes and ``matrix`` reads back (``rundir``)."""

@@ -1,0 +1,86 @@
+"""Synthetic anchors for tests: hosts ``<region>-<i>``, every ordered pair measured."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from probe.matrix.anchors import (
+    Anchors,
+    Bandwidth,
+    HostInfo,
+    PairAnchor,
+    RttAnchor,
+    aggregate_regions,
+)
+from probe.model import CellStatus
+
+INTRA_RTT_MS = 0.5
+
+
+def pair(
+    src: HostInfo,
+    dst: HostInfo,
+    rtt_ms: float,
+    bw_mbps: float | None = 10_000.0,
+    *,
+    p99_factor: float = 1.5,
+    samples: tuple[float, ...] | None = None,
+    status: CellStatus = CellStatus.OK,
+) -> PairAnchor:
+    ok = status is CellStatus.OK
+    return PairAnchor(
+        src=src.name,
+        dst=dst.name,
+        src_region=src.region,
+        dst_region=dst.region,
+        status=status,
+        reason=None if ok else f"synthetic {status.value}",
+        rtt=RttAnchor(rtt_ms, rtt_ms, rtt_ms, rtt_ms * 1.2, rtt_ms * p99_factor, rtt_ms * 2)
+        if ok
+        else None,
+        rtt_mdev_ms=0.1 if ok else None,
+        ipdv_ms=0.05 if ok else None,
+        pdv_p99_ms=0.2 if ok else None,
+        loss_pct=0.0 if ok else (100.0 if status is CellStatus.ALL_LOST else None),
+        sent=20 if ok or status is CellStatus.ALL_LOST else 0,
+        received=20 if ok else 0,
+        bw=Bandwidth(bw_mbps, bw_mbps) if ok else Bandwidth(),
+        bw_status="ok" if ok and bw_mbps is not None else None,
+        rtt_samples_ms=samples if ok else None,
+    )
+
+
+def make_anchors(
+    sizes: Mapping[str, int],
+    cross_rtt_ms: Mapping[frozenset[str], float] | float = 80.0,
+    *,
+    bw_mbps: float | None = 10_000.0,
+    overrides: Mapping[tuple[str, str], PairAnchor] | None = None,
+    samples: bool = False,
+) -> Anchors:
+    """Regions of ``sizes`` hosts; intra-region RTT 0.5 ms, cross-region from ``cross_rtt_ms``."""
+    hosts = [HostInfo(f"{r}-{i}", r) for r, n in sizes.items() for i in range(n)]
+    pairs = []
+    for a in hosts:
+        for b in hosts:
+            if a is b:
+                continue
+            if overrides and (a.name, b.name) in overrides:
+                pairs.append(overrides[a.name, b.name])
+                continue
+            if a.region == b.region:
+                rtt = INTRA_RTT_MS
+            elif isinstance(cross_rtt_ms, float | int):
+                rtt = float(cross_rtt_ms)
+            else:
+                rtt = cross_rtt_ms[frozenset((a.region, b.region))]
+            s = tuple(rtt * x for x in (0.9, 1.0, 1.0, 1.1, 1.5)) if samples else None
+            pairs.append(pair(a, b, rtt, bw_mbps, samples=s))
+    return Anchors(
+        run_id="synthetic",
+        created_utc="2026-11-23T08:00:00Z",
+        probe_version="0.1.0",
+        hosts=tuple(hosts),
+        pairs=tuple(pairs),
+        regions=aggregate_regions(pairs),
+    )

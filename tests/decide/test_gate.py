@@ -1,0 +1,196 @@
+"""Policy loading (errors at file:line) and verdicts, INCONCLUSIVE whenever data is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probe.decide.gate import Verdict, evaluate
+from probe.decide.policy import load_policy
+from probe.errors import InputError
+from probe.matrix.anchors import Anchors
+from probe.model import CellStatus
+from probe.report.gate import render_markdown
+from tests.decide.fleet import make_anchors, pair
+
+POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
+TWO = make_anchors({"us-east": 4, "eu-west": 4}, 75.0, samples=True)
+ONE = make_anchors({"us-east": 4}, samples=True)
+
+
+def _policy(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "policy.yaml"
+    p.write_text("schema: probe.policy/1\nchecks:\n" + body)
+    return p
+
+
+def _verdicts(tmp_path: Path, body: str, anchors: Anchors) -> list[Verdict]:
+    report = evaluate(load_policy(_policy(tmp_path, body)), anchors)
+    return [r.verdict for r in report.results]
+
+
+@pytest.mark.parametrize("name", ["interactive-wan", "prefill-200ms", "coverage"])
+def test_shipped_policies_load_and_decide_on_two_regions(name: str) -> None:
+    report = evaluate(load_policy(POLICIES / f"{name}.yaml"), TWO)
+    assert report.results and report.verdict in (Verdict.PASS, Verdict.FAIL)
+
+
+def test_cross_region_checks_on_one_region_are_inconclusive_never_pass() -> None:
+    for name in ("interactive-wan", "prefill-200ms"):
+        report = evaluate(load_policy(POLICIES / f"{name}.yaml"), ONE)
+        cross = [r for r in report.results if "region(s)" in r.reason]
+        assert cross and all(r.verdict is Verdict.INCONCLUSIVE for r in cross)
+    report = evaluate(load_policy(POLICIES / "prefill-200ms.yaml"), ONE)
+    assert report.verdict is Verdict.INCONCLUSIVE and report.exit_code == 3
+
+
+def test_decode_budget_pass_and_fail(tmp_path: Path) -> None:
+    # 2 stages us-east → eu-west, 10 tokens: hop 75/2 + 8192·8/1e10 s = 37.5065536 ms at p50
+    body = """  - kind: decode
+    model: llama-3-8b
+    regions: [us-east, eu-west]
+    tokens: 10
+    budget: {budget}
+    at: p50
+"""
+    assert _verdicts(tmp_path, body.format(budget="376ms"), TWO) == [Verdict.PASS]
+    assert _verdicts(tmp_path, body.format(budget="375ms"), TWO) == [Verdict.FAIL]
+
+
+def test_failed_cell_on_the_path_is_inconclusive(tmp_path: Path) -> None:
+    h = {x.name: x for x in TWO.hosts}
+    dead = pair(h["us-east-0"], h["eu-west-0"], 75.0, status=CellStatus.TIMEOUT)
+    a = make_anchors(
+        {"us-east": 4, "eu-west": 4}, 75.0, overrides={("us-east-0", "eu-west-0"): dead}
+    )
+    body = """  - kind: decode
+    model: llama-3-8b
+    path: [us-east-0, eu-west-0]
+    budget: 100s
+"""
+    report = evaluate(load_policy(_policy(tmp_path, body)), a)
+    (r,) = report.results
+    assert r.verdict is Verdict.INCONCLUSIVE and "timeout" in r.reason
+    # the same cell failing makes a region check inconclusive under the default 100 % rule
+    region_body = """  - kind: prefill
+    model: llama-3-8b
+    regions: [us-east, eu-west]
+    budget_per_hop: 10s
+"""
+    assert _verdicts(tmp_path, region_body, a) == [Verdict.INCONCLUSIVE]
+    assert _verdicts(tmp_path, region_body + "    min_pairs_ok: 90%\n", a) == [Verdict.PASS]
+
+
+def test_mc_p99_without_samples_is_inconclusive(tmp_path: Path) -> None:
+    body = """  - kind: decode
+    model: llama-3-8b
+    path: [us-east-0, us-east-1]
+    budget: 10s
+    at: mc-p99
+"""
+    assert _verdicts(tmp_path, body, TWO) == [Verdict.PASS]
+    assert _verdicts(tmp_path, body, make_anchors({"us-east": 2})) == [Verdict.INCONCLUSIVE]
+
+
+def test_lower_bound_within_budget_is_inconclusive_over_budget_fails(tmp_path: Path) -> None:
+    no_bw = make_anchors({"us-east": 2}, bw_mbps=None)
+    body = """  - kind: decode
+    model: llama-3-8b
+    path: [us-east-0, us-east-1]
+    tokens: 100
+    budget: {budget}
+    at: p50
+"""
+    # latency only: 100 × 0.25 ms = 25 ms
+    assert _verdicts(tmp_path, body.format(budget="1s"), no_bw) == [Verdict.INCONCLUSIVE]
+    assert _verdicts(tmp_path, body.format(budget="20ms"), no_bw) == [Verdict.FAIL]
+
+
+def test_spec_loss_and_coverage(tmp_path: Path) -> None:
+    spec = """  - kind: spec
+    proposer_region: us-east
+    verifier_region: eu-west
+    accepted_tokens: 3
+    block: 40ms
+    ar_tokens_per_s: 30
+    at: {at}
+"""
+    # break-even 60 ms; RTT p50 75 → 3/0.115 s = 26.1 tok/s < 30
+    assert _verdicts(tmp_path, spec.format(at="p50"), TWO) == [Verdict.FAIL]
+    assert _verdicts(
+        tmp_path, spec.format(at="p50"), make_anchors({"us-east": 2, "eu-west": 2}, 15.0)
+    ) == [Verdict.PASS]
+    h = {x.name: x for x in TWO.hosts}
+    lossy = make_anchors(
+        {"us-east": 4, "eu-west": 4},
+        75.0,
+        overrides={
+            ("eu-west-1", "us-east-2"): pair(
+                h["eu-west-1"], h["us-east-2"], 75.0, status=CellStatus.ALL_LOST
+            )
+        },
+    )
+    loss = "  - kind: max_loss\n    max: 1%\n    scope: {scope}\n"
+    assert _verdicts(tmp_path, loss.format(scope="cross-region"), lossy) == [Verdict.FAIL]
+    assert _verdicts(tmp_path, loss.format(scope="intra-region"), lossy) == [Verdict.PASS]
+    assert _verdicts(tmp_path, loss.format(scope="cross-region"), ONE) == [Verdict.INCONCLUSIVE]
+    cov = "  - kind: coverage\n    min_regions: 2\n    min_samples: 30\n"
+    assert _verdicts(tmp_path, cov, TWO) == [Verdict.FAIL]  # 20 samples per pair
+
+
+def test_overall_verdict_and_markdown(tmp_path: Path) -> None:
+    body = """  - kind: coverage
+    min_regions: 1
+  - name: impossible
+    kind: decode
+    model: llama-3-8b
+    path: [us-east-0, us-east-1]
+    budget: 1ms
+"""
+    report = evaluate(load_policy(_policy(tmp_path, body)), TWO)
+    assert [r.verdict for r in report.results] == [Verdict.PASS, Verdict.FAIL]
+    assert report.verdict is Verdict.FAIL and report.exit_code == 1
+    md = render_markdown(report)
+    assert md.startswith("## probe gate: ❌ FAIL") and "| impossible | ❌ FAIL |" in md
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "  - kind: decode\n    model: llama-3-8b\n    stages: 2\n"
+            "    budget: 1s\n    tokes: 3\n",
+            r"policy\.yaml:7: check #1: unknown key 'tokes'",
+        ),
+        (
+            "  - kind: decode\n    model: llama-3-8b\n    stages: 2\n    budget: 100\n",
+            r"policy\.yaml:6: budget: .*needs a unit",
+        ),
+        (
+            "  - kind: decode\n    model: llama-3-8b\n    budget: 1s\n",
+            r"policy\.yaml:3: give exactly one of path, regions or stages",
+        ),
+        ("  - kind: telepathy\n", r"policy\.yaml:3: kind: 'telepathy' is not one of"),
+        ("  - kind: coverage\n    min_regions: -1\n", r"policy\.yaml:4: min_regions: bad value -1"),
+        (
+            "  - kind: decode\n    model: gpt-5\n    stages: 2\n    budget: 1s\n",
+            r"unknown model 'gpt-5'",
+        ),
+        ("  - kind: spec\n    proposer: a\n    proposer_region: r\n", r"exactly one of proposer"),
+        ("  - [unclosed\n", r"policy\.yaml:\d+: not valid YAML"),
+    ],
+)
+def test_policy_errors_name_file_and_line(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        load_policy(_policy(tmp_path, body))
+
+
+def test_policy_needs_checks(tmp_path: Path) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text("schema: probe.policy/1\nchecks: []\n")
+    with pytest.raises(InputError, match="non-empty list 'checks'"):
+        load_policy(p)
+    p.write_text("schema: probe.policy/9\nchecks: []\n")
+    with pytest.raises(InputError, match=r"p\.yaml:1: policy schema"):
+        load_policy(p)

@@ -1,0 +1,151 @@
+"""samples → matrix: every ordered pair has a row, a measurement or a reason, never a silent 0."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from probe.matrix.anchors import dump_anchors, parse_anchors
+from probe.matrix.build import (
+    COLUMNS,
+    MatrixBuilder,
+    build_matrix,
+    by_region,
+    rtt_samples,
+    to_anchors,
+    wide,
+)
+
+RUN: dict[str, Any] = {
+    "run_id": "r1",
+    "probe_version": "0",
+    "started_utc": "2026-11-23T00:00:00Z",
+    "hosts": [
+        {"name": "a", "region": "eu", "measure": True},
+        {"name": "b", "region": "eu", "measure": True},
+        {"name": "c", "region": "us", "measure": True},
+        {"name": "j", "region": "eu", "measure": False},
+    ],
+}
+
+
+def ping(src: str, dst: str, rtts: list[float | None], **extra: Any) -> dict[str, Any]:
+    got = [r for r in rtts if r is not None]
+    return {
+        "kind": "ping", "src": src, "dst": dst, "status": "ok" if got else "all-lost",
+        "reason": None if got else "all lost", "sent": len(rtts), "received": len(got),
+        "duplicates": 0, "probes": [[i + 1, r] for i, r in enumerate(rtts)], "summary": None,
+        **extra,
+    }  # fmt: skip
+
+
+def iperf(
+    src: str, dst: str, mbps: float, kind: str = "iperf3", streams: int = 1
+) -> dict[str, Any]:
+    return {
+        "kind": kind, "src": src, "dst": dst, "status": "ok", "reason": None,
+        "result": {"receiver_bps": mbps * 1e6, "retransmits": 3, "mean_rtt_ms": 40.0,
+                   "cpu_bound": False, "streams": streams},
+    }  # fmt: skip
+
+
+def records() -> list[dict[str, Any]]:
+    return [
+        {"kind": "host", "host": "a", "status": "ok"},
+        {"kind": "host", "host": "b", "status": "ok"},
+        {"kind": "host", "host": "c", "status": "unreachable", "reason": "connection refused"},
+        ping("a", "b", [1.0, 2.0, 3.0, 2.0]),
+        ping("b", "a", [1.0, 1.0]),
+        ping("a", "c", [None, None]),
+        ping("b", "c", [40.0, 41.0]),
+        iperf("a", "b", 90.0),
+        iperf("b", "a", 45.0),
+    ]
+
+
+def test_every_ordered_pair_of_measured_hosts_has_a_row() -> None:
+    frame = build_matrix(RUN, records())
+    assert list(frame.columns) == COLUMNS
+    assert len(frame) == 6  # 3 measured hosts; the jump host j is not a row
+    cell = frame.set_index(["src", "dst"])
+    ab = cell.loc["a", "b"]
+    # 1, 2, 3, 2: mean 2, IPDV = (1 + 1 + 1) / 3, mdev = sqrt(((1)² + 0 + 1² + 0) / 4)
+    assert (ab.rtt_mean_ms, ab.ipdv_ms, ab.rtt_min_ms, ab.rtt_max_ms) == (2.0, 1.0, 1.0, 3.0)
+    assert ab.rtt_mdev_ms == pytest.approx(math.sqrt(0.5))
+    assert cell.loc["a", "c"].status == "all-lost" and cell.loc["a", "c"].loss_pct == 100.0
+    assert math.isnan(cell.loc["a", "c"].rtt_p50_ms)  # no RTT: NaN with a status, never 0
+
+
+def test_a_failed_host_explains_its_rows_and_pings_towards_it_still_count() -> None:
+    cell = build_matrix(RUN, records()).set_index(["src", "dst"])
+    for dst in ("a", "b"):
+        row = cell.loc["c", dst]
+        assert row.status == "unreachable" and "source c" in row.reason
+    assert cell.loc["b", "c"].status == "ok"
+    assert cell.loc["c", "a"].bw_status == "unreachable"
+
+
+def test_bandwidth_reverse_is_the_opposite_rows_forward() -> None:
+    cell = build_matrix(RUN, records()).set_index(["src", "dst"])
+    assert cell.loc["a", "b"].bw_fwd_mbps == 90.0 and cell.loc["a", "b"].bw_rev_mbps == 45.0
+    assert cell.loc["b", "a"].bw_rev_mbps == 90.0
+
+
+def test_the_latest_record_of_a_cell_wins_as_after_resume() -> None:
+    failed = {"kind": "ping", "src": "a", "dst": "b", "status": "timeout", "reason": "slow"}
+    cell = build_matrix(RUN, [failed, *records()]).set_index(["src", "dst"])
+    assert cell.loc["a", "b"].status == "ok"
+    cell = build_matrix(RUN, [*records(), failed]).set_index(["src", "dst"])
+    assert cell.loc["a", "b"].status == "timeout" and math.isnan(cell.loc["a", "b"].rtt_p50_ms)
+
+
+def test_loaded_rtt_and_multi_stream_columns() -> None:
+    extra = [
+        {**ping("a", "b", [5.0, 7.0, 9.0]), "kind": "ping_load"},
+        iperf("a", "b", 180.0, kind="iperf3_multi", streams=4),
+    ]
+    cell = build_matrix(RUN, [*records(), *extra]).set_index(["src", "dst"])
+    assert cell.loc["a", "b"].rtt_loaded_p50_ms == 7.0
+    assert (
+        cell.loc["a", "b"].bw_fwd_multi_mbps == 180.0 and cell.loc["a", "b"].bw_multi_streams == 4
+    )
+    assert cell.loc["a", "b"].bw_fwd_mbps == 90.0  # the single stream is not replaced
+    assert math.isnan(cell.loc["b", "a"].rtt_loaded_p50_ms)
+
+
+def test_views_and_anchors() -> None:
+    frame = build_matrix(RUN, records())
+    grid = wide(frame, "rtt_mean_ms", ["a", "b", "c"])
+    assert grid.loc["a", "b"] == 2.0 and math.isnan(grid.loc["c", "a"])
+    roll = by_region(frame, "rtt_mean_ms").set_index(["src_region", "dst_region"])
+    assert roll.loc[("eu", "eu"), "pairs"] == 2 and roll.loc[("eu", "us"), "measured"] == 1
+    anchors = to_anchors(RUN, frame, rtt_samples(records()))
+    again = parse_anchors(dump_anchors(anchors))  # strict JSON: no NaN anywhere
+    pair = again.pair("a", "b")
+    assert pair is not None and pair.rtt_samples_ms == (1.0, 2.0, 3.0, 2.0)
+    assert again.pair("c", "a") is not None and again.pair("c", "a").reason  # type: ignore[union-attr]
+
+
+def test_the_builder_streams_to_the_same_matrix_and_samples() -> None:
+    """MatrixBuilder reduces records as they come; a host failure that comes *after* its cells
+    still explains them, and a later failed ping drops the pair's RTT samples."""
+    host_down = {"kind": "host", "host": "b", "status": "unreachable", "reason": "gone"}
+    failed = {"kind": "ping", "src": "a", "dst": "c", "status": "timeout", "reason": "slow"}
+    stream = [*records(), failed, host_down]
+    builder = MatrixBuilder(RUN)
+    builder.add_all(iter(stream))  # an iterator: read once, never held
+    frame = builder.frame()
+    pd.testing.assert_frame_equal(frame, build_matrix(RUN, stream))
+    cell = frame.set_index(["src", "dst"])
+    assert cell.loc["a", "b"].status == "ok"  # measured before b's host record: kept
+    assert cell.loc["b", "a"].bw_status == "ok"
+    samples = builder.samples()
+    assert list(samples["a", "b"]) == [1.0, 2.0, 3.0, 2.0]
+    assert ("a", "c") not in samples
+    expected = rtt_samples(stream)
+    assert {k: list(v) for k, v in samples.items()} == {
+        k: v for k, v in expected.items() if cell.loc[k].status == "ok"
+    }
