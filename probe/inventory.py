@@ -22,7 +22,8 @@ from pathlib import Path
 from probe.errors import InputError
 from probe.model import Host, Inventory, SshTarget
 from probe.sshconfig import SshConfig, SshHostConfig, parse_jump, read_ssh_config
-from probe.yamlsrc import MapNode, Node, parse_yaml_mapping, read_text
+from probe.textio import read_text
+from probe.yamlsrc import MapNode, Node, parse_yaml_mapping
 
 _TOP_KEYS = frozenset({"version", "known_hosts", "ssh_config", "defaults", "hosts"})
 _HOST_KEYS = frozenset({"name", "address", "region", "zone", "provider", "tags", "measure", "ssh"})

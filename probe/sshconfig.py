@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probe.errors import InputError
-from probe.yamlsrc import read_text
+from probe.textio import read_text
 
 _READ = {k.lower(): k for k in ("HostName", "User", "Port", "IdentityFile", "ProxyJump")}
 _MAX_INCLUDE_DEPTH = 16  # OpenSSH's READCONF_MAX_DEPTH

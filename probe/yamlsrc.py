@@ -24,6 +24,7 @@ from typing import overload
 import yaml
 
 from probe.errors import InputError
+from probe.textio import read_text
 
 _CORE = "tag:yaml.org,2002:"
 _NULL, _BOOL, _INT, _FLOAT = _CORE + "null", _CORE + "bool", _CORE + "int", _CORE + "float"
@@ -270,21 +271,6 @@ def parse_yaml(text: str, *, source: str) -> Node:
 def parse_yaml_mapping(text: str, *, source: str) -> MapNode:
     """Like :func:`parse_yaml`, for the usual case of a file that is one mapping."""
     return parse_yaml(text, source=source).as_mapping()
-
-
-def read_text(path: str | Path) -> tuple[str, bytes]:
-    """The text of a UTF-8 file and its bytes; unreadable files become ``InputError``."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError("file not found", where=str(path)) from exc
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", where=str(path)) from exc
-    try:
-        return data.decode("utf-8"), data
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError("not UTF-8 text", where=f"{path}:{line}") from exc
 
 
 def load_yaml_mapping(path: str | Path) -> MapNode:

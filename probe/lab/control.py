@@ -23,6 +23,7 @@ from probe.errors import InputError, LabError, NeedsRootError
 from probe.lab import files, netns
 from probe.lab.files import LabPaths
 from probe.lab.topology import Topology, load_topology
+from probe.textio import write_atomic
 
 STATE_ROOT = Path(os.environ.get("PROBE_LAB_STATE", "/run/probe-lab"))
 READY_TIMEOUT_S = 20.0
@@ -110,7 +111,7 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
 
 
 def _write_state(paths: LabPaths, state: dict[str, object]) -> None:
-    files.write_atomic(paths.state, json.dumps(state, indent=1))
+    write_atomic(paths.state, json.dumps(state, indent=1))
 
 
 #: Run in each host's own mount namespace before its sshd: a hostname, and an empty home for
@@ -360,7 +361,7 @@ def set_link(lab: LabInfo, src: str, dst: str, changes: dict[str, float], *, bot
         if key not in doc["pairs"]:
             raise InputError(f"lab {lab.name} has no pair {key}")
         doc["pairs"][key].update(changes)
-    files.write_atomic(lab.paths.pairs, json.dumps(doc, indent=1))
+    write_atomic(lab.paths.pairs, json.dumps(doc, indent=1))
     pid = emulator_pid(lab)
     if pid is None:
         raise LabError(f"lab {lab.name}: the emulator is not running")
@@ -379,7 +380,7 @@ def _rewrite_truth(lab: LabInfo, pairs: dict[str, dict[str, object]]) -> None:
         for k, v in pairs.items()
     }
     doc = json.dumps(files.truth_doc(replace(topo, links=links)), indent=1)
-    files.write_atomic(lab.paths.truth, doc)
+    write_atomic(lab.paths.truth, doc)
 
 
 def _children(lab: LabInfo) -> dict[str, int]:

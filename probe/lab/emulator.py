@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.textio import write_atomic
+
 TUNSETIFF = 0x400454CA
 TUNSETOFFLOAD = 0x400454D0
 IFF_TUN = 0x0001
@@ -360,9 +362,7 @@ class Emulator:
             "pairs": {f"{a}>{b}": dict(link.counters) for (a, b), link in self.links.items()},
         }
         path = Path(self.config["stats_path"])
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(doc, indent=1))
 
 
 def _tc(netns: str, *args: str) -> None:

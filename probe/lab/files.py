@@ -7,11 +7,8 @@ The state directory is root-owned, mode 0700 and outside /tmp, so sshd keeps ``S
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import subprocess
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,22 +16,6 @@ import yaml
 
 from probe.errors import LabError
 from probe.lab.topology import Topology, truth_table
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` in one step: a reader (the emulator on SIGHUP, a test reading truth.json)
-    sees the old file or the new one, never a truncated one. ``write_text`` truncates first, and
-    an emulator that re-read a torn pair table once took the whole lab down."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 class LabPaths:

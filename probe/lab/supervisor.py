@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from probe.textio import write_atomic
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 GRACE_S = 2.0
@@ -70,17 +72,13 @@ def _start(entry: dict[str, object]) -> subprocess.Popen[bytes]:
 
 
 def _record(state: Path, children: dict[str, subprocess.Popen[bytes]]) -> None:
-    tmp = state / "children.json.tmp"
-    tmp.write_text(json.dumps({name: proc.pid for name, proc in children.items()}))
-    tmp.replace(state / "children.json")
+    write_atomic(state / "children.json", json.dumps({n: p.pid for n, p in children.items()}))
 
 
 def main(argv: list[str]) -> int:
     state = Path(argv[0])
     spec = json.loads((state / "supervise.json").read_text())
-    tmp = state / "supervisor.pid.tmp"
-    tmp.write_text(str(os.getpid()))
-    tmp.replace(state / "supervisor.pid")
+    write_atomic(state / "supervisor.pid", str(os.getpid()))
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     flags = {"stop": False, "restart": False}
 

@@ -22,6 +22,7 @@ from probe.matrix.build import MatrixBuilder, host_order
 from probe.model import CellStatus
 from probe.report.hints import Hint, diagnose
 from probe.store.rundir import read_run, scan_samples, torn_warning
+from probe.textio import write_atomic
 
 if TYPE_CHECKING:
     from probe.decide.gate import GateReport
@@ -249,12 +250,6 @@ def build_report(
     )
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_report(
     run_dir: Path, policy_file: Path | None = None, *, warn: Callable[[str], None] | None = None
 ) -> tuple[Path, Path]:
@@ -263,8 +258,8 @@ def write_report(
 
     report = build_report(run_dir, policy_file, warn=warn)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    _write(md_path, markdown.render(report))
-    _write(html_path, html.render(report))
+    write_atomic(md_path, markdown.render(report))
+    write_atomic(html_path, html.render(report))
     return md_path, html_path
 
 

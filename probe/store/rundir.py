@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from probe.errors import StoreError
 from probe.model import CellStatus
+from probe.textio import write_atomic
 
 RUN_SCHEMA = "probe.run/1"
 SAMPLES_SCHEMA = "probe.samples/1"
@@ -85,9 +86,8 @@ class RunStore:
 
     def write_run(self, doc: dict[str, Any]) -> None:
         """Atomically replace run.json (written at start, updated per phase and at the end)."""
-        tmp = self.dir / "run.json.tmp"
-        tmp.write_text(json.dumps({"schema": RUN_SCHEMA, **doc}, indent=1, default=str))
-        tmp.replace(self.dir / "run.json")
+        text = json.dumps({"schema": RUN_SCHEMA, **doc}, indent=1, default=str)
+        write_atomic(self.dir / "run.json", text, durable=True)
 
     def append(self, record: dict[str, Any]) -> None:
         if self._samples is None:

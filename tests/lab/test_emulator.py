@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from probe.lab.emulator import Emulator
-from probe.lab.files import write_atomic
+from probe.textio import write_atomic
 
 
 def _emulator(pairs: Path) -> Emulator:
