@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,7 +13,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOPOLOGY = ROOT / "inventory" / "lab-3regions.yaml"
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+#: This test run's lab identity. Two test runs on one machine (two clones, CI beside a developer)
+#: bring up labs that share no namespace, interface, state directory or controller address, so
+#: neither can sweep the other's lab away.
+RUN_TAG = secrets.token_hex(2)
+
+
+def unique_topology(topology: Path, out_dir: Path, *, slot: int = 0) -> Path:
+    """A copy of ``topology`` renamed for this test run: name ``<name>-<tag>``, prefix
+    ``t<tag>-``/``u<tag>-`` (by ``slot``) and a controller link of its own (198.19.N.0/30)."""
+    text = topology.read_text(encoding="utf-8")
+    name = re.search(r"^name: *([a-z0-9-]+)", text, re.MULTILINE)
+    assert name is not None, f"{topology}: no top-level name"
+    octet = 1 + (int(RUN_TAG, 16) % 100) * 2 + slot
+    for pattern, value in (
+        (r"^name: *[a-z0-9-]+", f"name: {name.group(1)[:7]}-{RUN_TAG}"),
+        (r"^prefix: *[a-z0-9-]+", f"prefix: {'tu'[slot]}{RUN_TAG}-"),
+        (r"controller_link: *[0-9./]+", f"controller_link: 198.19.{octet}.0/30"),
+    ):
+        text, n = re.subn(pattern, value, text, count=1, flags=re.MULTILINE)
+        assert n == 1, f"{topology}: {pattern} not found"
+    out = out_dir / f"{RUN_TAG}-{topology.name}"
+    out.write_text(text, encoding="utf-8")
+    return out
 
 
 def _lab_skip_reason() -> str | None:
@@ -33,11 +57,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab() -> Iterator[object]:
-    """The default 3-region lab (8 hosts behind a bastion), shared by every lab test."""
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The default 3-region lab (8 hosts behind a bastion), shared by every lab test, under
+    this test run's own name and prefix (``unique_topology``)."""
     from probe.lab import control
 
-    info = control.up(str(DEFAULT_TOPOLOGY), echo=False)
+    topology = unique_topology(DEFAULT_TOPOLOGY, tmp_path_factory.mktemp("topology"))
+    info = control.up(str(topology), echo=False)
     try:
         yield info
     finally:

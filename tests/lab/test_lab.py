@@ -14,7 +14,7 @@ import asyncssh
 import pytest
 
 from probe.lab import control, netns
-from tests.conftest import ROOT
+from tests.conftest import ROOT, RUN_TAG, unique_topology
 
 pytestmark = pytest.mark.lab
 TINY = ROOT / "tests" / "fixtures" / "lab" / "tiny.yaml"
@@ -158,32 +158,40 @@ def _leftovers(prefix: str, marker: str) -> list[str]:
     return left
 
 
-def test_down_leaves_nothing_even_after_the_supervisor_was_killed(lab: control.LabInfo) -> None:
-    info = control.up(str(TINY), echo=False)
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    """The 3-host life-cycle lab under this test run's own name and prefix."""
+    return unique_topology(TINY, tmp_path, slot=1)
+
+
+def test_down_leaves_nothing_even_after_the_supervisor_was_killed(
+    lab: control.LabInfo, tiny: Path
+) -> None:
+    info = control.up(str(tiny), echo=False)
     marker = str(info.paths.root)
-    assert len(netns.list_netns("pt-")) == 3
+    assert len(netns.list_netns(info.prefix)) == 3
     # a stray process started "over SSH" inside a host, then a SIGKILLed supervisor
-    stray = subprocess.Popen(["ip", "netns", "exec", "pt-ta", "sleep", "300"])
+    stray = subprocess.Popen(["ip", "netns", "exec", info.netns("ta"), "sleep", "300"])
     os.kill(json.loads(info.paths.state.read_text())["supervisor_pid"], signal.SIGKILL)
     control.down(info.name, echo=False)
     stray.wait(timeout=5)
-    assert _leftovers("pt-", marker) == []
+    assert _leftovers(info.prefix, marker) == []
     assert not Path(marker).exists()
     control.down(info.name, echo=False)  # idempotent
     # the session lab is untouched
     assert len(netns.list_netns(lab.prefix)) == len(lab.hosts)
 
 
-def test_second_up_replaces_the_first(lab: control.LabInfo) -> None:
-    first = control.up(str(TINY), echo=False)
+def test_second_up_replaces_the_first(lab: control.LabInfo, tiny: Path) -> None:
+    first = control.up(str(tiny), echo=False)
     first_pid = json.loads(first.paths.state.read_text())["supervisor_pid"]
-    second = control.up(str(TINY), echo=False)
+    second = control.up(str(tiny), echo=False)
     try:
         assert not Path(f"/proc/{first_pid}").exists()
-        assert len(netns.list_netns("pt-")) == 3
+        assert len(netns.list_netns(second.prefix)) == 3
     finally:
         control.down(second.name, echo=False)
-    assert _leftovers("pt-", str(second.paths.root)) == []
+    assert _leftovers(second.prefix, str(second.paths.root)) == []
 
 
 def test_without_root_the_cli_says_so_in_one_line() -> None:
@@ -208,5 +216,5 @@ def test_without_root_the_cli_says_so_in_one_line() -> None:
 
 def test_down_of_a_lab_that_is_gone_touches_no_other_lab(lab: control.LabInfo) -> None:
     control.down("no-such-lab", echo=False)
-    control.down("tiny", echo=False)
+    control.down(f"tiny-{RUN_TAG}", echo=False)
     assert len(netns.list_netns(lab.prefix)) == len(lab.hosts)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import yaml
 
 from probe.errors import InputError
 from probe.lab.topology import LinkParams, in_series, load_topology, pair_truth, parse_topology
-from tests.conftest import DEFAULT_TOPOLOGY
+from tests.conftest import DEFAULT_TOPOLOGY, RUN_TAG, unique_topology
 
 BASE = """
 name: t1
@@ -101,3 +102,16 @@ def test_missing_and_broken_files(tmp_path: object) -> None:
     bad.write_text("name: [unclosed\n")
     with pytest.raises(InputError, match=r"bad.yaml:\d+"):
         load_topology(str(bad))
+
+
+def test_each_test_run_gets_its_own_lab_identity(tmp_path: Path) -> None:
+    """Two test runs on one machine must not share a lab name, prefix or controller link."""
+    base = load_topology(str(DEFAULT_TOPOLOGY))
+    mine = load_topology(str(unique_topology(DEFAULT_TOPOLOGY, tmp_path)))
+    other = load_topology(str(unique_topology(DEFAULT_TOPOLOGY, tmp_path, slot=1)))
+    assert RUN_TAG in mine.name and RUN_TAG in mine.prefix
+    assert len({base.name, mine.name}) == 2 and len({base.prefix, mine.prefix, other.prefix}) == 3
+    assert (
+        len({base.controller_addresses, mine.controller_addresses, other.controller_addresses}) == 3
+    )
+    assert [h.name for h in mine.hosts] == [h.name for h in base.hosts]
