@@ -18,6 +18,7 @@ import pandas as pd
 
 from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
+from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.matrix.stats import RttStats, rtt_stats
 from probe.model import CellStatus
 from probe.store.rundir import read_run, scan_samples, torn_warning
@@ -335,14 +336,9 @@ def status_grid(
     return grid.reindex(index=names, columns=names)
 
 
-def by_region(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Region × region: the median over measured pairs (and how many pairs that is)."""
-    values = frame.assign(_v=_metric(frame, metric).astype("float64"))
-    grouped = values.groupby(["src_region", "dst_region"])["_v"]
-    out = pd.DataFrame(
-        {"median": grouped.median(), "pairs": grouped.size(), "measured": grouped.count()}
-    )
-    return out.reset_index()
+def by_region(frame: pd.DataFrame, metric: str) -> tuple[RegionFigure, ...]:
+    """Region × region: one figure of the region roll-up (``matrix.regions`` defines it)."""
+    return figures(roll_up(pair_anchors(frame)), metric)
 
 
 def host_order(run: Mapping[str, Any]) -> list[str]:
@@ -398,6 +394,21 @@ def to_anchors(
         )
         for h in run.get("hosts", [])
     )
+    pairs = pair_anchors(frame, samples)
+    return A.Anchors(
+        run_id=str(run.get("run_id")),
+        created_utc=str(run.get("ended_utc") or run.get("started_utc")),
+        probe_version=str(run.get("probe_version")),
+        hosts=hosts,
+        pairs=pairs,
+        regions=roll_up(pairs),
+    )
+
+
+def pair_anchors(
+    frame: pd.DataFrame, samples: Mapping[tuple[str, str], Sequence[float]] | None = None
+) -> tuple[A.PairAnchor, ...]:
+    """The rows of ``frame`` as typed pairs (what the region roll-up and anchors.json read)."""
     pairs = []
     for rec in _records(frame):
         ok = rec["status"] == CellStatus.OK
@@ -436,14 +447,7 @@ def to_anchors(
                 else None,
             )
         )
-    return A.Anchors(
-        run_id=str(run.get("run_id")),
-        created_utc=str(run.get("ended_utc") or run.get("started_utc")),
-        probe_version=str(run.get("probe_version")),
-        hosts=hosts,
-        pairs=tuple(pairs),
-        regions=A.aggregate_regions(pairs),
-    )
+    return tuple(pairs)
 
 
 def rtt_samples(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[float]]:

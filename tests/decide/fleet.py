@@ -10,8 +10,8 @@ from probe.matrix.anchors import (
     HostInfo,
     PairAnchor,
     RttAnchor,
-    aggregate_regions,
 )
+from probe.matrix.regions import roll_up
 from probe.model import CellStatus
 
 INTRA_RTT_MS = 0.5
@@ -82,5 +82,5 @@ def make_anchors(
         probe_version="0.1.0",
         hosts=tuple(hosts),
         pairs=tuple(pairs),
-        regions=aggregate_regions(pairs),
+        regions=roll_up(pairs),
     )
