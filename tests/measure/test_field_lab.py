@@ -85,3 +85,23 @@ def test_a_measured_host_reboot_is_reconnected_and_the_run_goes_on(
     assert all("connection lost" in r for r in us1[us1.bw_status != "ok"].bw_reason)
     assert set(frame[(frame.src != "us1") & (frame.dst != "us1")].bw_status) == {"ok"}
     assert_clean(lab)
+
+
+def test_a_second_run_or_resume_in_a_busy_folder_stops_before_connecting(
+    lab: control.LabInfo, tmp_path: Path
+) -> None:
+    slow = ["--count", "100", "--interval", "0.1", "--no-bandwidth"]  # holds the folder ~12 s
+    with _killed_at_exit(_start(lab, tmp_path, *slow)) as first:
+        _wait_for_file(tmp_path)
+        run = _only_run(tmp_path)
+        second = probe("run", str(lab.inventory), "-o", str(tmp_path), *FAST, "--no-bandwidth")
+        again = probe("run", str(lab.inventory), "--resume", str(run), *FAST, "--no-bandwidth")
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    for proc in (second, again):
+        assert proc.returncode == 2, proc.stderr
+        line = proc.stderr.strip()
+        assert "\n" not in line and "in use by another probe run" in line
+        assert f"pid {first.pid}" in line and str(tmp_path) in line
+    assert [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()] == [run]
+    assert_clean(lab)
