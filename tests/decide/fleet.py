@@ -57,8 +57,10 @@ def make_anchors(
     bw_mbps: float | None = 10_000.0,
     overrides: Mapping[tuple[str, str], PairAnchor] | None = None,
     samples: bool = False,
+    down: tuple[str, ...] = (),
 ) -> Anchors:
-    """Regions of ``sizes`` hosts; intra-region RTT 0.5 ms, cross-region from ``cross_rtt_ms``."""
+    """Regions of ``sizes`` hosts; intra-region RTT 0.5 ms, cross-region from ``cross_rtt_ms``.
+    The hosts of the ``down`` regions are in the run but none could be measured."""
     hosts = [HostInfo(f"{r}-{i}", r) for r, n in sizes.items() for i in range(n)]
     pairs = []
     for a in hosts:
@@ -67,6 +69,9 @@ def make_anchors(
                 continue
             if overrides and (a.name, b.name) in overrides:
                 pairs.append(overrides[a.name, b.name])
+                continue
+            if a.region in down or b.region in down:
+                pairs.append(pair(a, b, 0.0, status=CellStatus.UNREACHABLE))
                 continue
             if a.region == b.region:
                 rtt = INTRA_RTT_MS
