@@ -30,7 +30,8 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from probe.decide import scenarios as sc
-from probe.decide.groups import Limits, find_groups
+from probe.decide.groups import find_groups
+from probe.decide.options import Limits
 from probe.decide.shapes import preset
 from probe.matrix.anchors import (
     Anchors,

@@ -186,7 +186,8 @@ def _check(stdout: str) -> bool:
 
 async def fan_out_probe(inventory: Any) -> dict[str, Any]:
     from probe.errors import HostError
-    from probe.measure.ssh import SshOptions, SshPool
+    from probe.measure.ssh import SshPool
+    from probe.measure.sshoptions import SshOptions
 
     targets = [h.name for h in inventory.hosts if h.ssh.via]
     ok_commands = 0
@@ -227,7 +228,7 @@ async def fan_out_bare(inventory: Any, *, capped: bool) -> dict[str, Any]:
     import asyncssh
 
     from probe.measure.remote import REMOTE_SLACK_S, remote_command
-    from probe.measure.ssh import SshOptions
+    from probe.measure.sshoptions import SshOptions
 
     options = SshOptions()
     command = remote_command(COMMAND_ARGV, options.command_timeout_s + REMOTE_SLACK_S)

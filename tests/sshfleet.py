@@ -29,7 +29,7 @@ import asyncssh
 
 from probe.measure.hostkeys import known_hosts_name
 from probe.measure.remote import KILL_SCRIPT, SPAWN_SCRIPT
-from probe.measure.ssh import SshOptions
+from probe.measure.sshoptions import SshOptions
 from probe.model import Host, Inventory, SshTarget
 
 LOOPBACK = "127.0.0.1"

@@ -1,30 +1,48 @@
 """``probe calc``, ``probe groups`` and ``probe gate``: offline analysis of one run's anchors.
 
-RUN is a run directory holding ``anchors.json`` or the path of an anchors file. numpy and the
-calculator are imported inside the commands so that ``probe --help`` stays instant.
+RUN is a run directory holding ``anchors.json`` or the path of an anchors file. Each command
+parses its options into ``probe.decide.options`` values, calls one use case and renders its
+answer. numpy and the calculator are imported inside the commands so that ``probe --help`` stays
+instant.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
-from tabulate import tabulate
 
 from probe import units
 from probe.cli import main
+from probe.cli.figures import render_calculation, render_gate, render_groups
+from probe.cli.options import field_option
+from probe.decide.formulas import BYTES_PER_ELEMENT, Dtype
+from probe.decide.options import (
+    SCENARIOS,
+    TOKEN_ID_BYTES,
+    CalcOptions,
+    Draws,
+    Limits,
+    MissingInput,
+    PipelineOptions,
+    PoolOptions,
+    Scenario,
+    SpecOptions,
+)
 from probe.errors import InputError
 
 if TYPE_CHECKING:
-    from probe.decide.formulas import Dtype
-    from probe.decide.scenarios import Estimate, Hop, PipelineResult, Tail, Workload
-    from probe.decide.shapes import ModelShape
     from probe.matrix.anchors import Anchors
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-DTYPES = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+#: What ``probe calc`` says when a scenario lacks its inputs, in the words of its options.
+_NEEDS: dict[Scenario, str] = {
+    "spec": "spec needs --spec-accepted, --spec-block and --spec-ar-tps",
+    "pool": "pool needs --pool-service (e.g. 800ms)",
+}
 
 
 def _load_run(run: str) -> Anchors:
@@ -56,13 +74,49 @@ def _names(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
 
 
+def _host_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    return _names(value)
+
+
+def _scenarios(
+    _ctx: click.Context, _param: click.Parameter, value: str
+) -> frozenset[Scenario] | None:
+    if value == "auto":
+        return None
+    wanted = set(_names(value))
+    unknown = wanted - set(SCENARIOS)
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(sorted(unknown))}", param_hint="--scenario")
+    return frozenset(s for s in SCENARIOS if s in wanted)
+
+
+def _capability(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[tuple[str, float], ...]:
+    factors = []
+    for item in _names(value):
+        name, _, text = item.partition("=")
+        try:
+            factor = float(text)
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r} is not host=factor", param_hint="--capability"
+            ) from None
+        if not (factor > 0 and math.isfinite(factor)):
+            raise click.BadParameter(
+                f"{item!r}: the factor must be a positive number", param_hint="--capability"
+            )
+        factors.append((name, factor))
+    return tuple(factors)
+
+
 def _model_options(fn: _F) -> _F:
-    """Model and workload options shared by ``calc`` and ``groups``."""
+    """Model and workload options shared by ``calc`` and ``groups`` (``PipelineOptions``)."""
     for opt in reversed(
         [
-            click.option(
+            field_option(
                 "--model",
-                default="llama-3-8b",
+                default_from=(PipelineOptions, "model"),
                 show_default=True,
                 help="Preset model shape (see --help of calc for the list).",
             ),
@@ -71,44 +125,44 @@ def _model_options(fn: _F) -> _F:
                 type=click.Path(dir_okay=False),
                 help="Hugging Face config.json for any other model (overrides --model).",
             ),
-            click.option(
+            field_option(
                 "--dtype",
-                type=click.Choice(DTYPES),
-                default="bf16",
+                type=click.Choice(tuple(BYTES_PER_ELEMENT)),
+                default_from=(PipelineOptions, "dtype"),
                 show_default=True,
                 help="Activation dtype on the wire (int8/fp8 halve, int4 quarters).",
             ),
-            click.option(
+            field_option(
                 "--tokens",
                 type=click.IntRange(min=1),
-                default=128,
+                default_from=(PipelineOptions, "tokens"),
                 show_default=True,
                 help="Tokens generated in interactive decode.",
             ),
-            click.option(
+            field_option(
                 "--batch",
                 type=click.IntRange(min=1),
-                default=1,
+                default_from=(PipelineOptions, "batch"),
                 show_default=True,
                 help="Prefill batch size B.",
             ),
-            click.option(
+            field_option(
                 "--seq",
                 type=click.IntRange(min=1),
-                default=2048,
+                default_from=(PipelineOptions, "seq"),
                 show_default=True,
                 help="Prefill sequence length S (tokens).",
             ),
-            click.option(
+            field_option(
                 "--ring/--open",
-                default=False,
+                default_from=(PipelineOptions, "ring"),
                 show_default=True,
                 help="Ring: the token travels back to stage 1 (K hops, not K−1).",
             ),
-            click.option(
+            field_option(
                 "--stages",
                 type=click.IntRange(min=1),
-                default=4,
+                default_from=(PipelineOptions, "stages"),
                 show_default=True,
                 help="Pipeline stages K (placed automatically unless --path).",
             ),
@@ -118,75 +172,36 @@ def _model_options(fn: _F) -> _F:
     return fn
 
 
-def _shape(model: str, model_config: str | None) -> ModelShape:
-    from probe.decide.shapes import load_hf_config, preset
-
-    return load_hf_config(model_config) if model_config else preset(model)
-
-
-def _fmt(x: float | None, digits: int = 2) -> float | None:
-    """A cell value; ``_table`` renders floats with 2 decimals and None as a dash."""
-    return None if x is None else round(x, digits)
-
-
-def _table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
-    return tabulate(rows, list(headers), floatfmt=",.2f", intfmt=",", missingval="–")
-
-
-def _bytes(b: float) -> str:
-    return f"{b:,.0f} B ({b / 2**20:.4g} MiB)"
-
-
-def _estimate_row(label: str, e: Estimate, tail: Tail | None = None) -> list[object]:
-    flag = " (lower bound)" if e.lower_bound else ""
-    return [
-        label + flag,
-        _fmt(e.network_p50_ms),
-        _fmt(e.network_p99_ms),
-        _fmt(e.full_p50_ms),
-        _fmt(e.full_p99_ms),
-        _fmt(tail.p50_ms if tail else None),
-        _fmt(tail.p99_ms if tail else None),
-    ]
-
-
-_EST_HEAD = [
-    "figure",
-    "network p50 ms",
-    "network p99 ms",
-    "full p50 ms",
-    "full p99 ms",
-    "MC p50 ms",
-    "MC p99 ms",
-]
-
-
-def _hop_table(hops: Sequence[Hop]) -> str:
-    rows = [
-        [
-            f"{h.src}→{h.dst}",
-            _fmt(h.rtt_p50_ms),
-            _fmt(h.rtt_p99_ms),
-            _fmt(h.bw_bps / 1e6 if h.bw_bps else None, 1),
-            len(h.samples_ms) if h.samples_ms else 0,
-        ]
-        for h in hops
-    ]
-    return _table(rows, ["hop", "RTT p50 ms", "RTT p99 ms", "goodput Mbit/s", "samples"])
-
-
-def _echo_pipeline(title: str, res: PipelineResult, step: str, total: str) -> None:
-    click.echo(f"\n== {title}: {' → '.join(res.path)}; payload {_bytes(res.payload_bytes)} per hop")
-    click.echo(_hop_table(res.hops))
-    rows = [_estimate_row(step, res.per_step), _estimate_row(total, res.total, res.tail)]
-    click.echo(_table(rows, _EST_HEAD))
+def _pipeline(
+    model: str,
+    model_config: str | None,
+    dtype: str,
+    tokens: int,
+    batch: int,
+    seq: int,
+    ring: bool,
+    stages: int,
+) -> PipelineOptions:
+    return PipelineOptions(
+        model=model,
+        model_config=model_config,
+        stages=stages,
+        dtype=cast(Dtype, dtype),
+        tokens=tokens,
+        batch=batch,
+        seq=seq,
+        ring=ring,
+    )
 
 
 @main.command()
 @click.argument("run")
 @_model_options
 @click.option(
-    "--path", "path_", help="Stage hosts in order, comma separated (else auto placement)."
+    "--path",
+    "path_",
+    callback=_host_list,
+    help="Stage hosts in order, comma separated (else auto placement).",
 )
 @click.option(
     "--decode-compute",
@@ -208,6 +223,7 @@ def _echo_pipeline(title: str, res: PipelineResult, step: str, total: str) -> No
     "scenarios",
     default="auto",
     show_default=True,
+    callback=_scenarios,
     help="Comma list of decode,prefill,tp,spec,pool; auto = decode,prefill,tp plus spec "
     "and pool when their inputs are given.",
 )
@@ -226,35 +242,54 @@ def _echo_pipeline(title: str, res: PipelineResult, step: str, total: str) -> No
     type=click.FloatRange(min=0, min_open=True),
     help="spec: autoregressive tokens/s of the verifier alone.",
 )
-@click.option("--proposers", help="spec: proposer hosts (default: the stage hosts).")
-@click.option("--verifiers", help="spec: verifier hosts (default: the stage hosts).")
+@click.option(
+    "--proposers", callback=_host_list, help="spec: proposer hosts (default: the stage hosts)."
+)
+@click.option(
+    "--verifiers", callback=_host_list, help="spec: verifier hosts (default: the stage hosts)."
+)
 @click.option(
     "--pool-service",
     callback=_unit(units.parse_duration_ms),
     help="pool: service time of one request on a capability-1.0 host, e.g. 800ms.",
 )
-@click.option(
+@field_option(
     "--pool-requests",
     type=click.IntRange(min=1),
-    default=64,
+    default_from=(PoolOptions, "requests"),
     show_default=True,
     help="pool: number of requests.",
 )
-@click.option("--pool-hosts", help="pool: hosts (default: the stage hosts); the first dispatches.")
-@click.option("--capability", help="pool: relative speed per host, e.g. a=1,b=0.5 (default 1).")
+@click.option(
+    "--pool-hosts",
+    callback=_host_list,
+    help="pool: hosts (default: the stage hosts); the first dispatches.",
+)
+@click.option(
+    "--capability",
+    callback=_capability,
+    help="pool: relative speed per host, e.g. a=1,b=0.5 (default 1).",
+)
 @click.option(
     "--payload",
     callback=_unit(units.parse_size_bytes),
-    help="pool: bytes moved per request, e.g. 64KiB (default seq × 4 B of token ids).",
+    help=f"pool: bytes moved per request, e.g. 64KiB (default seq × {TOKEN_ID_BYTES:g} B of "
+    "token ids).",
 )
-@click.option(
+@field_option(
     "--trials",
     type=click.IntRange(min=0),
-    default=2000,
+    default_from=(Draws, "trials"),
     show_default=True,
     help="Monte-Carlo trials (0: off).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Monte-Carlo RNG seed.")
+@field_option(
+    "--seed",
+    type=int,
+    default_from=(Draws, "seed"),
+    show_default=True,
+    help="Monte-Carlo RNG seed.",
+)
 def calc(
     run: str,
     model: str,
@@ -265,215 +300,58 @@ def calc(
     seq: int,
     ring: bool,
     stages: int,
-    path_: str | None,
+    path_: tuple[str, ...],
     decode_compute: float | None,
     prefill_compute: float | None,
     tp_compute: float | None,
-    scenarios: str,
+    scenarios: frozenset[Scenario] | None,
     spec_accepted: float | None,
     spec_block: float | None,
     spec_ar_tps: float | None,
-    proposers: str | None,
-    verifiers: str | None,
+    proposers: tuple[str, ...],
+    verifiers: tuple[str, ...],
     pool_service: float | None,
     pool_requests: int,
-    pool_hosts: str | None,
-    capability: str | None,
+    pool_hosts: tuple[str, ...],
+    capability: tuple[tuple[str, float], ...],
     payload: float | None,
     trials: int,
     seed: int,
 ) -> int:
     """Predict decode, prefill, tensor-parallel, speculative and pooling times over RUN."""
-    anchors = _load_run(run)  # the inputs first: a bad file fails before numpy is imported
-    shape = _shape(model, model_config)
-
-    from probe.decide import scenarios as sc
-
-    w = sc.Workload(
-        shape,
-        cast("Dtype", dtype),
-        tokens,
-        batch,
-        seq,
-        ring,
-        decode_compute or 0.0,
-        prefill_compute or 0.0,
-        tp_compute or 0.0,
+    anchors = _load_run(run)  # before numpy is imported: a bad run fails fast
+    options = CalcOptions(
+        pipeline=_pipeline(model, model_config, dtype, tokens, batch, seq, ring, stages),
+        path=path_,
+        decode_compute_ms=decode_compute or 0.0,
+        prefill_compute_ms=prefill_compute or 0.0,
+        tp_compute_ms=tp_compute or 0.0,
+        scenarios=scenarios,
+        spec=SpecOptions(
+            accepted_per_block=spec_accepted,
+            block_ms=spec_block,
+            ar_tokens_per_s=spec_ar_tps,
+            proposers=proposers,
+            verifiers=verifiers,
+        ),
+        pool=PoolOptions(
+            service_ms=pool_service,
+            requests=pool_requests,
+            hosts=pool_hosts,
+            capability=capability,
+            payload_bytes=payload,
+        ),
+        draws=Draws(trials=trials, seed=seed),
     )
-    wanted = _wanted(scenarios, spec_accepted is not None, pool_service is not None)
-    links = sc.Links.from_anchors(anchors)
-    path = _names(path_) or sc.place(links, stages, w.activation_bytes(1, 1), ring)
-    click.echo(
-        f"run {anchors.run_id}: {len(anchors.hosts)} hosts; model {shape.name} "
-        f"(hidden {shape.hidden_size}, {shape.num_hidden_layers} layers), {dtype}, "
-        f"{'ring' if ring else 'open chain'}, {len(path)} stages"
-        f"{'' if path_ else ' (auto placement)'}"
-    )
-    if shape.note:
-        click.echo(f"note: {shape.note}")
-    if len(path) >= 2 and {"decode", "prefill"} & wanted:
-        hops = links.hops(path, ring)
-        if "decode" in wanted:
-            res = sc.decode(hops, w, trials=trials, seed=seed)
-            _echo_pipeline("decode", res, "per token", f"{tokens} tokens")
-        if "prefill" in wanted:
-            res = sc.prefill(hops, w, trials=trials, seed=seed)
-            _echo_pipeline(f"prefill B={batch} S={seq}", res, "per hop", "per request")
-    if "tp" in wanted and len(path) >= 2:
-        tp = sc.tensor_parallel(links.hops(path, ring=True), w)
-        click.echo(
-            f"\n== tensor parallel over {len(path)} hosts (ring {' → '.join(tp.hosts)}); "
-            f"worst link RTT p50 {tp.worst_hop.rtt_p50_ms:.2f} ms, goodput "
-            f"{_fmt(tp.worst_hop.bw_bps / 1e6 if tp.worst_hop.bw_bps else None, 1)} Mbit/s"
-        )
-        click.echo(
-            _table(
-                [
-                    _estimate_row(
-                        f"decode per token (2×{shape.num_hidden_layers} all-reduces of "
-                        f"{tp.decode_payload_bytes:,.0f} B)",
-                        tp.decode_token,
-                    ),
-                    _estimate_row(f"decode {tokens} tokens", tp.decode_total),
-                    _estimate_row(
-                        f"prefill per request ({_bytes(tp.prefill_payload_bytes)})",
-                        tp.prefill_request,
-                    ),
-                ],
-                _EST_HEAD,
-            )
-        )
-    if "spec" in wanted:
-        _spec(links, path, proposers, verifiers, spec_accepted, spec_block, spec_ar_tps)
-    if "pool" in wanted:
-        _pool(links, path, w, pool_hosts, pool_requests, pool_service, capability, payload)
+
+    from probe.decide.calc import calc as calculate
+
+    try:
+        result = calculate(anchors, options)
+    except MissingInput as exc:
+        raise click.UsageError(_NEEDS[exc.scenario]) from None
+    click.echo(render_calculation(result))
     return 0
-
-
-def _wanted(scenarios: str, has_spec: bool, has_pool: bool) -> set[str]:
-    known = {"decode", "prefill", "tp", "spec", "pool"}
-    if scenarios == "auto":
-        return (
-            {"decode", "prefill", "tp"}
-            | ({"spec"} if has_spec else set())
-            | ({"pool"} if has_pool else set())
-        )
-    wanted = set(_names(scenarios))
-    if wanted - known:
-        raise click.BadParameter(
-            f"unknown {', '.join(sorted(wanted - known))}", param_hint="--scenario"
-        )
-    return wanted
-
-
-def _spec(
-    links: Any,
-    path: Sequence[str],
-    proposers: str | None,
-    verifiers: str | None,
-    e: float | None,
-    block: float | None,
-    ar: float | None,
-) -> None:
-    from probe.decide import scenarios as sc
-
-    if e is None or block is None or ar is None:
-        raise click.UsageError("spec needs --spec-accepted, --spec-block and --spec-ar-tps")
-    hops, skipped = [], []
-    for p in _names(proposers) or path:
-        for v in _names(verifiers) or path:
-            if p != v:
-                try:
-                    hops.append(links.hop(p, v))
-                except sc.UnmeasuredHop as exc:
-                    skipped.append(str(exc))
-    res = sc.speculative(hops, e, block, ar)
-    click.echo(
-        f"\n== speculative decoding: E={e:g} tokens/block, block {block:g} ms, AR {ar:g} tok/s; "
-        f"break-even RTT {res.breakeven_rtt_ms:.1f} ms"
-    )
-    rows = [
-        [
-            f"{r.proposer}→{r.verifier}",
-            _fmt(r.rtt_p50_ms),
-            _fmt(r.rtt_p99_ms),
-            _fmt(r.tokens_per_s_p50, 1),
-            _fmt(r.tokens_per_s_p99, 1),
-            f"{r.speedup_p50:.2f}×",
-            f"{r.speedup_p99:.2f}×",
-            "yes" if r.rtt_p99_ms < res.breakeven_rtt_ms else "no",
-        ]
-        for r in res.rows
-    ]
-    click.echo(
-        _table(
-            rows,
-            [
-                "proposer→verifier",
-                "RTT p50 ms",
-                "RTT p99 ms",
-                "tok/s p50",
-                "tok/s p99",
-                "speed-up p50",
-                "speed-up p99",
-                "pays at p99",
-            ],
-        )
-    )
-    for s in skipped:
-        click.echo(f"skipped: {s}")
-
-
-def _pool(
-    links: Any,
-    path: Sequence[str],
-    w: Workload,
-    hosts_opt: str | None,
-    requests: int,
-    service: float | None,
-    capability: str | None,
-    payload: float | None,
-) -> None:
-    from probe.decide import scenarios as sc
-
-    if service is None:
-        raise click.UsageError("pool needs --pool-service (e.g. 800ms)")
-    hosts = _names(hosts_opt) or tuple(path)
-    caps = {h: 1.0 for h in hosts}
-    for item in _names(capability):
-        name, _, value = item.partition("=")
-        try:
-            caps[name] = float(value)
-        except ValueError:
-            raise click.BadParameter(
-                f"{item!r} is not host=factor", param_hint="--capability"
-            ) from None
-    size = payload if payload is not None else w.seq * 4.0
-    res = sc.pool(hosts[0], links, hosts, requests, [service / caps[h] for h in hosts], size)
-    click.echo(
-        f"\n== pool: {requests} requests from {hosts[0]} over {len(hosts)} hosts, "
-        f"payload {_bytes(size)} each, served serially per host"
-    )
-    click.echo(
-        _table(
-            [
-                [m.host, _fmt(m.rtt_p50_ms), _fmt(m.service_ms, 1), n_even, n_aware]
-                for m, n_even, n_aware in zip(
-                    res.hosts, res.even_counts, res.aware_counts, strict=True
-                )
-            ],
-            ["host", "RTT p50 ms", "service ms", "even split", "capability-aware"],
-        )
-    )
-    rows = [[*_estimate_row("fastest host alone", res.alone)[:5], "1.00", "1.00"]]
-    splits: tuple[tuple[str, Estimate, Literal["even", "aware"]], ...] = (
-        ("even split", res.even, "even"),
-        ("capability-aware", res.aware, "aware"),
-    )
-    for label, est, split in splits:
-        ratios = [f"{res.overhead(split, at):.2f}" for at in ("p50", "p99")]
-        rows.append([*_estimate_row(label, est)[:5], *ratios])
-    click.echo(_table(rows, [*_EST_HEAD[:5], "overhead p50", "overhead p99"]))
 
 
 @main.command()
@@ -484,15 +362,16 @@ def _pool(
     callback=_unit(units.parse_duration_ms),
     help="Highest RTT allowed between two members, both directions, e.g. 5ms.",
 )
-@click.option(
+@field_option(
     "--min-bw",
     callback=_unit(units.parse_rate_bps),
+    default_from=(Limits, "min_bw_bps"),
     help="Lowest goodput allowed between two members, both directions, e.g. 10gbit.",
 )
-@click.option(
+@field_option(
     "--rtt-stat",
     type=click.Choice(["p50", "p99"]),
-    default="p50",
+    default_from=(Limits, "rtt_stat"),
     show_default=True,
     help="Which RTT statistic is held to --max-rtt.",
 )
@@ -512,52 +391,13 @@ def groups(
     stages: int,
 ) -> int:
     """Network-local groups of RUN, each with its best stage order and predicted figures."""
-    anchors = _load_run(run)  # the inputs first: a bad file fails before numpy is imported
-    shape = _shape(model, model_config)
-
-    from probe.decide.groups import Limits, find_groups
-    from probe.decide.scenarios import Links, Workload
-
-    w = Workload(shape, cast("Dtype", dtype), tokens, batch, seq, ring)
+    anchors = _load_run(run)  # before numpy is imported: a bad run fails fast
+    pipeline = _pipeline(model, model_config, dtype, tokens, batch, seq, ring, stages)
     limits = Limits(max_rtt, min_bw, "p99" if rtt_stat == "p99" else "p50")
-    found = find_groups(Links.from_anchors(anchors), limits, stages, w)
-    bw_text = "any goodput" if min_bw is None else f"goodput ≥ {min_bw / 1e6:g} Mbit/s"
-    click.echo(
-        f"run {anchors.run_id}: {len(found)} group(s) with RTT {rtt_stat} ≤ {max_rtt:g} ms "
-        f"and {bw_text} both ways; {stages} stages of {w.model.name} {dtype}"
-    )
-    rows = []
-    for i, g in enumerate(found, 1):
-        order = " → ".join(g.order) if len(g.order) <= 6 else f"{g.order[0]} → … ({len(g.order)})"
-        rows.append(
-            [
-                i,
-                len(g.hosts),
-                ",".join(g.regions),
-                _fmt(g.max_rtt_ms),
-                _fmt(g.min_bw_bps / 1e6 if g.min_bw_bps else None, 0),
-                order or "(too small)",
-                _fmt(g.decode.per_step.full_p50_ms if g.decode else None),
-                _fmt(g.decode.per_step.full_p99_ms if g.decode else None),
-                _fmt(g.prefill.total.full_p50_ms if g.prefill else None),
-            ]
-        )
-    click.echo(
-        _table(
-            rows,
-            [
-                "#",
-                "hosts",
-                "regions",
-                "max RTT ms",
-                "min Mbit/s",
-                "stage order",
-                "decode ms/token p50",
-                "p99",
-                "prefill ms/request p50",
-            ],
-        )
-    )
+
+    from probe.decide.groups import group_run
+
+    click.echo(render_groups(anchors.run_id, limits, stages, group_run(anchors, limits, pipeline)))
     return 0
 
 
@@ -584,19 +424,7 @@ def gate(run: str, policy_file: str, markdown_file: str | None) -> int:
 
     policy = load_policy(policy_file)
     report = evaluate(policy, _load_run(run))
-    rows = [
-        [
-            r.name,
-            r.verdict.value,
-            _fmt(r.value),
-            r.limit,
-            r.unit,
-            r.reason,
-        ]
-        for r in report.results
-    ]
-    click.echo(_table(rows, ["check", "verdict", "value", "limit", "unit", "reason"]))
-    click.echo(f"gate: {report.verdict.value} ({policy.name})")
+    click.echo(render_gate(report, policy.name))
     if markdown_file:
         Path(markdown_file).write_text(render_markdown(report), encoding="utf-8")
     return report.exit_code

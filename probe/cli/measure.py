@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
+from probe.cli.options import field_option
 from probe.errors import Terminated
+from probe.measure.bandwidth import BandwidthOptions
+from probe.measure.measurement import RunOptions
+from probe.measure.sshoptions import SshOptions
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from probe.measure.ssh import SshOptions
+    from probe.measure.check import HostCheck
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +36,6 @@ def _warn(message: str) -> None:
 
 def _ssh_options(accept_new: bool, connect_timeout: float, known_hosts: str | None) -> SshOptions:
     from probe.measure.hostkeys import default_accept_new_store
-    from probe.measure.ssh import SshOptions
 
     return SshOptions(
         connect_timeout_s=connect_timeout,
@@ -43,24 +46,25 @@ def _ssh_options(accept_new: bool, connect_timeout: float, known_hosts: str | No
 
 
 def ssh_options(f: F) -> F:
-    """Options every command that logs in shares (defined once)."""
+    """Options every command that logs in shares (defined once; defaults: ``SshOptions``)."""
     for opt in reversed(
         [
-            click.option(
+            field_option(
                 "--accept-new",
                 is_flag=True,
+                default_from=(SshOptions, "accept_new"),
                 help="Record UNKNOWN host keys in probe's own known_hosts (never a changed key).",
             ),
-            click.option(
+            field_option(
                 "--known-hosts",
                 type=click.Path(dir_okay=False),
-                default=None,
+                default_from=(SshOptions, "known_hosts"),
                 help="known_hosts file (default: the inventory's, else ~/.ssh/known_hosts).",
             ),
-            click.option(
+            field_option(
                 "--connect-timeout",
                 type=float,
-                default=10.0,
+                default_from=(SshOptions, "connect_timeout_s"),
                 show_default=True,
                 help="Seconds per SSH connect attempt.",
             ),
@@ -76,6 +80,31 @@ CHECK_COLUMNS = (
 )  # fmt: skip
 
 
+def _seconds(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else ""
+
+
+def render_check(checks: Sequence[HostCheck]) -> str:
+    """The table of ``probe check``: a missing tool says MISSING, a failed host its reason."""
+    from tabulate import tabulate
+
+    rows = [
+        [
+            c.host,
+            c.region,
+            str(c.status),
+            _seconds(c.connect_s),
+            _seconds(c.command_s),
+            c.ping or "MISSING" if c.usable else "",
+            c.iperf3 or "MISSING" if c.usable else "",
+            c.ping_group_range or "",
+            c.reason or "",
+        ]
+        for c in checks
+    ]
+    return tabulate(rows, CHECK_COLUMNS)
+
+
 @main.command()
 @click.argument("inventory", type=click.Path(dir_okay=False))
 @ssh_options
@@ -85,45 +114,11 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
 
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
 
-    from tabulate import tabulate
+    from probe.measure.check import check as check_fleet
 
-    from probe.measure.measurement import Measurement, RunOptions
-    from probe.measure.ssh import SshPool
-
-    opts = _ssh_options(accept_new, connect_timeout, known_hosts)
-
-    async def go() -> Measurement:
-        pool = SshPool(inv, opts)
-        m = Measurement(inv, pool, RunOptions(), lambda _r: None, lambda _s: None)
-        async with pool:
-            await m.connect(arm_ping=False)
-        return m
-
-    m = asyncio.run(go())
-    rows, bad = [], 0
-    for s in m.hosts.values():
-        ok = s.usable and s.has("ping") and s.has("iperf3")
-        bad += not ok
-        rows.append(
-            [
-                s.host.name,
-                s.host.region,
-                str(s.status),
-                f"{s.connect_s:.2f}" if s.connect_s is not None else "",
-                f"{s.command_s:.2f}" if s.command_s is not None else "",
-                s.tools.get("ping") or "MISSING" if s.usable else "",
-                s.tools.get("iperf3") or "MISSING" if s.usable else "",
-                s.tools.get("ping_group_range") or "",
-                "" if s.usable else s.reason,
-            ]
-        )
-    click.echo(
-        tabulate(
-            rows,
-            CHECK_COLUMNS,
-        )
-    )
-    return EXIT_FAIL if bad else EXIT_OK
+    checks = asyncio.run(check_fleet(inv, _ssh_options(accept_new, connect_timeout, known_hosts)))
+    click.echo(render_check(checks))
+    return EXIT_OK if all(c.ready for c in checks) else EXIT_FAIL
 
 
 @main.command()
@@ -131,44 +126,70 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
 @click.option(
     "-o", "--output", "out", default="reports", show_default=True, help="Directory of runs."
 )
-@click.option("--count", type=int, default=20, show_default=True, help="Pings per pair.")
-@click.option(
-    "--interval", type=float, default=0.2, show_default=True, help="Seconds between pings."
+@field_option(
+    "--count",
+    type=int,
+    default_from=(RunOptions, "count"),
+    show_default=True,
+    help="Pings per pair.",
 )
-@click.option(
-    "--bandwidth/--no-bandwidth", default=True, show_default=True, help="Run iperf3 tests."
+@field_option(
+    "--interval",
+    type=float,
+    default_from=(RunOptions, "interval_s"),
+    show_default=True,
+    help="Seconds between pings.",
 )
-@click.option(
-    "--duration", type=int, default=10, show_default=True, help="iperf3 seconds measured."
+@field_option(
+    "--bandwidth/--no-bandwidth",
+    default_from=(RunOptions, "bandwidth"),
+    show_default=True,
+    help="Run iperf3 tests.",
 )
-@click.option(
-    "--omit", type=int, default=2, show_default=True, help="iperf3 warm-up seconds omitted."
+@field_option(
+    "--duration",
+    type=int,
+    default_from=(BandwidthOptions, "duration_s"),
+    show_default=True,
+    help="iperf3 seconds measured.",
 )
-@click.option(
-    "--streams", type=int, default=1, show_default=True, help="iperf3 parallel streams (-P)."
+@field_option(
+    "--omit",
+    type=int,
+    default_from=(BandwidthOptions, "omit_s"),
+    show_default=True,
+    help="iperf3 warm-up seconds omitted.",
 )
-@click.option(
+@field_option(
+    "--streams",
+    type=int,
+    default_from=(BandwidthOptions, "streams"),
+    show_default=True,
+    help="iperf3 parallel streams (-P).",
+)
+@field_option(
     "--pairs",
-    default="all",
+    default_from=(RunOptions, "pairs"),
     show_default=True,
     help="Bandwidth pairs: all | cross-region | intra-region | sample:K.",
 )
-@click.option(
+@field_option(
     "--exclusive-by",
     type=click.Choice(["region", "zone"]),
-    default=None,
+    default_from=(RunOptions, "exclusive_by"),
     help="At most one bandwidth test per site at a time (shared uplinks).",
 )
-@click.option(
+@field_option(
     "--compare-streams",
     type=int,
-    default=0,
+    default_from=(RunOptions, "compare_streams"),
     show_default=True,
     help="Also run each bandwidth test with -P N streams, for comparison with the single stream.",
 )
-@click.option(
+@field_option(
     "--under-load",
     is_flag=True,
+    default_from=(RunOptions, "under_load"),
     help="Also ping each pair while its bandwidth test runs (latency under load, bufferbloat).",
 )
 @click.option(
@@ -205,9 +226,7 @@ def run(
 
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
 
-    from probe.measure.bandwidth import BandwidthOptions
     from probe.measure.execute import execute
-    from probe.measure.measurement import RunOptions
     from probe.measure.plan import parse_pair_mode
     from probe.store.rundir import resolve_run
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from probe.cli import EXIT_FAIL, EXIT_OK, main
-
-_KINDS = ("rtt_p50", "rtt_p99", "loss", "bw", "broken", "vanished")
+from probe.cli.options import field_option
+from probe.decide.regression import DEFAULT_FAIL_ON, KINDS, Thresholds
 
 
 def _warn(message: str) -> None:
@@ -41,13 +41,13 @@ def report(run: str, policy_file: str | None) -> int:
 def _kinds(_ctx: click.Context, param: click.Parameter, value: str) -> frozenset[str]:
     names = {v.strip() for v in value.split(",") if v.strip()}
     if names == {"all"}:
-        return frozenset(_KINDS)
+        return frozenset(KINDS)
     if names == {"none"}:
         return frozenset()
-    unknown = names - set(_KINDS)
+    unknown = names - set(KINDS)
     if unknown:
         raise click.BadParameter(
-            f"unknown {', '.join(sorted(unknown))}; choose from {', '.join(_KINDS)}, all, none",
+            f"unknown {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}, all, none",
             param=param,
         )
     return frozenset(names)
@@ -58,24 +58,54 @@ def _kinds(_ctx: click.Context, param: click.Parameter, value: str) -> frozenset
 @click.argument("run_b")
 @click.option(
     "--fail-on",
-    default="rtt_p50,rtt_p99,loss,bw,broken",
+    default=",".join(k for k in KINDS if k in DEFAULT_FAIL_ON),
     show_default=True,
     callback=_kinds,
-    help=f"Regression kinds that make the exit code 1: comma list of {', '.join(_KINDS)}, "
+    help=f"Regression kinds that make the exit code 1: comma list of {', '.join(KINDS)}, "
     "or all, or none.",
 )
-@click.option("--rtt-p50-pct", type=float, default=25.0, show_default=True,
-              help="RTT p50 regressed: up by more than this percentage …")  # fmt: skip
-@click.option("--rtt-p50-ms", type=float, default=0.5, show_default=True,
-              help="… and by more than this many milliseconds.")  # fmt: skip
-@click.option("--rtt-p99-pct", type=float, default=50.0, show_default=True,
-              help="RTT p99 regressed: up by more than this percentage …")  # fmt: skip
-@click.option("--rtt-p99-ms", type=float, default=2.0, show_default=True,
-              help="… and by more than this many milliseconds.")  # fmt: skip
-@click.option("--loss-pp", type=float, default=5.0, show_default=True,
-              help="Loss regressed: up by more than this many percentage points.")  # fmt: skip
-@click.option("--bw-pct", type=float, default=20.0, show_default=True,
-              help="Bandwidth regressed: down by more than this percentage.")  # fmt: skip
+@field_option(
+    "--rtt-p50-pct",
+    type=float,
+    default_from=(Thresholds, "rtt_p50_pct"),
+    show_default=True,
+    help="RTT p50 regressed: up by more than this percentage …",
+)
+@field_option(
+    "--rtt-p50-ms",
+    type=float,
+    default_from=(Thresholds, "rtt_p50_ms"),
+    show_default=True,
+    help="… and by more than this many milliseconds.",
+)
+@field_option(
+    "--rtt-p99-pct",
+    type=float,
+    default_from=(Thresholds, "rtt_p99_pct"),
+    show_default=True,
+    help="RTT p99 regressed: up by more than this percentage …",
+)
+@field_option(
+    "--rtt-p99-ms",
+    type=float,
+    default_from=(Thresholds, "rtt_p99_ms"),
+    show_default=True,
+    help="… and by more than this many milliseconds.",
+)
+@field_option(
+    "--loss-pp",
+    type=float,
+    default_from=(Thresholds, "loss_pp"),
+    show_default=True,
+    help="Loss regressed: up by more than this many percentage points.",
+)
+@field_option(
+    "--bw-pct",
+    type=float,
+    default_from=(Thresholds, "bw_pct"),
+    show_default=True,
+    help="Bandwidth regressed: down by more than this percentage.",
+)
 def diff(
     run_a: str,
     run_b: str,
@@ -89,7 +119,7 @@ def diff(
 ) -> int:
     """Compare RUN_A (before) with RUN_B (after). Exit 1 when a --fail-on regression occurred."""
     from probe.matrix.build import load_matrix
-    from probe.report.diff import Thresholds, diff_runs, render_diff
+    from probe.report.diff import diff_runs, render_diff
     from probe.store.rundir import resolve_run
 
     thresholds = Thresholds(rtt_p50_pct, rtt_p50_ms, rtt_p99_pct, rtt_p99_ms, loss_pp, bw_pct)

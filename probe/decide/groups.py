@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from probe.decide.options import Limits, PipelineOptions
 from probe.decide.scenarios import (
     Links,
     PipelineResult,
@@ -40,15 +40,9 @@ from probe.decide.scenarios import (
     decode,
     prefill,
 )
+from probe.matrix.anchors import Anchors
 
 Mask = NDArray[np.bool_]
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_rtt_ms: float
-    min_bw_bps: float | None = None  # None: goodput is not a criterion
-    rtt_stat: Literal["p50", "p99"] = "p50"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,3 +173,18 @@ def find_groups(links: Links, limits: Limits, stages: int, w: Workload) -> list[
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Grouping:
+    """The ``probe groups`` use case's answer: the workload judged, and the groups found."""
+
+    workload: Workload
+    groups: tuple[Group, ...]
+
+
+def group_run(anchors: Anchors, limits: Limits, pipeline: PipelineOptions) -> Grouping:
+    """Network-local groups of one run, each with its best order for the pipeline's stages."""
+    w = Workload.of(pipeline)
+    found = find_groups(Links.from_anchors(anchors), limits, pipeline.stages, w)
+    return Grouping(w, tuple(found))

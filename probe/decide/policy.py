@@ -14,6 +14,7 @@ import yaml
 
 from probe import units
 from probe.decide import formulas as f
+from probe.decide.options import PipelineOptions
 from probe.decide.scenarios import (
     Workload,
 )
@@ -205,13 +206,14 @@ def _latency(n: _Node, kind: Literal["decode", "prefill"], name: str, base: Path
     )
     if sum(bool(x) for x in (placement.path, placement.regions, placement.stages)) != 1:
         raise InputError("give exactly one of path, regions or stages", where=n.where())
+    d = PipelineOptions()  # a key left out means what ``probe calc`` means without the option
     w = Workload(
         model=_model(n, base),
-        dtype=n.convert("dtype", _choice(list(f.BYTES_PER_ELEMENT)), "bf16"),
-        tokens=n.convert("tokens", _positive_int, 128),
-        batch=n.convert("batch", _positive_int, 1),
-        seq=n.convert("seq", _positive_int, 2048),
-        ring=n.convert("ring", bool, False),
+        dtype=n.convert("dtype", _choice(list(f.BYTES_PER_ELEMENT)), d.dtype),
+        tokens=n.convert("tokens", _positive_int, d.tokens),
+        batch=n.convert("batch", _positive_int, d.batch),
+        seq=n.convert("seq", _positive_int, d.seq),
+        ring=n.convert("ring", bool, d.ring),
         decode_compute_ms_per_stage=n.convert("compute_per_stage", units.parse_duration_ms, 0.0)
         if kind == "decode"
         else 0.0,

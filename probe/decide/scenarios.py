@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from probe.decide import formulas as f
+from probe.decide.options import Draws, PipelineOptions
 from probe.decide.shapes import ModelShape
 from probe.errors import InputError
 from probe.matrix.anchors import Anchors
@@ -32,6 +33,7 @@ from probe.model import CellStatus
 Matrix = NDArray[np.float64]
 EXACT_ORDER_MAX_STAGES = 8  # exact DP over subsets up to here, greedy beyond
 EXACT_POOL = 12  # hosts searched exhaustively when choosing and ordering stages
+_PIPELINE, _DRAWS = PipelineOptions(), Draws()  # the defaults, defined once in options.py
 
 
 class UnmeasuredHop(InputError):
@@ -278,14 +280,20 @@ class Tail:
 @dataclass(frozen=True, slots=True)
 class Workload:
     model: ModelShape
-    dtype: f.Dtype = "bf16"
-    tokens: int = 128
-    batch: int = 1
-    seq: int = 2048
-    ring: bool = False
+    dtype: f.Dtype = _PIPELINE.dtype
+    tokens: int = _PIPELINE.tokens
+    batch: int = _PIPELINE.batch
+    seq: int = _PIPELINE.seq
+    ring: bool = _PIPELINE.ring
     decode_compute_ms_per_stage: float = 0.0
     prefill_compute_ms_per_stage: float = 0.0
     tp_compute_ms_per_token: float = 0.0
+
+    @classmethod
+    def of(cls, pipeline: PipelineOptions) -> Workload:
+        """The pipeline's workload, its model shape loaded; no compute (network only)."""
+        p = pipeline
+        return cls(p.shape(), p.dtype, p.tokens, p.batch, p.seq, p.ring)
 
     def activation_bytes(self, batch: int, seq: int) -> float:
         d = f.BYTES_PER_ELEMENT[self.dtype]
@@ -311,8 +319,8 @@ def monte_carlo(
     steps: int,
     compute_ms: float,
     *,
-    trials: int = 2000,
-    seed: int = 0,
+    trials: int = _DRAWS.trials,
+    seed: int = _DRAWS.seed,
 ) -> Tail | None:
     """``steps`` passes over ``hops``, each hop time drawn from that hop's raw RTT samples.
 
@@ -348,7 +356,7 @@ class PipelineResult:
 
 
 def decode(
-    hops: Sequence[Hop], w: Workload, *, trials: int = 2000, seed: int = 0
+    hops: Sequence[Hop], w: Workload, *, trials: int = _DRAWS.trials, seed: int = _DRAWS.seed
 ) -> PipelineResult:
     """Interactive decode: B = 1, S = 1 per token through K stages, ``tokens`` times."""
     stages = len(hops) if w.ring else len(hops) + 1
@@ -361,7 +369,7 @@ def decode(
 
 
 def prefill(
-    hops: Sequence[Hop], w: Workload, *, trials: int = 2000, seed: int = 0
+    hops: Sequence[Hop], w: Workload, *, trials: int = _DRAWS.trials, seed: int = _DRAWS.seed
 ) -> PipelineResult:
     """Batch prefill: B × S activations over each hop; per step = per hop, total = per request."""
     open_hops = hops[: len(hops) - 1] if w.ring else hops  # the prompt does not return to stage 1

@@ -20,7 +20,8 @@ from probe.errors import StoreError, Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import dump_anchors
 from probe.measure.measurement import Done, Measurement, RunOptions, Say
-from probe.measure.ssh import SshOptions, SshPool
+from probe.measure.ssh import SshPool
+from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
 from probe.store.lock import RunLock
 from probe.store.rundir import RunStore, read_run, scan_samples, utc_iso

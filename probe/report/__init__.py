@@ -29,11 +29,6 @@ if TYPE_CHECKING:
     from probe.decide.gate import GateReport
     from probe.matrix.anchors import Anchors, RegionAnchor
 
-#: The calculator's default scenario for the headline (the defaults of ``probe calc``).
-HEADLINE_MODEL = "llama-3-8b"
-HEADLINE_STAGES = 4
-HEADLINE_TOKENS = 128
-HEADLINE_SEQ = 2048
 EXAMPLES = 3  # example cells quoted per failure group
 
 
@@ -161,33 +156,35 @@ def rollup_cells(row: RegionAnchor) -> list[str]:
 
 
 def headline(anchors: Anchors, hosts_up: int) -> str:
-    """The calculator's figure for its default scenario (decode of ``HEADLINE_MODEL``).
+    """The calculator's figure for its default scenario (``PipelineOptions()``, the defaults of
+    ``probe calc``): decode and prefill on auto-placed stages.
 
     Expected gaps (too few measured hosts, an unmeasured hop) become a sentence, not an error.
     """
+    from probe.decide.options import PipelineOptions
     from probe.decide.scenarios import Links, Workload, decode, place, prefill
-    from probe.decide.shapes import preset
 
-    stages = min(HEADLINE_STAGES, hosts_up)
+    p = PipelineOptions()
+    stages = min(p.stages, hosts_up)
     if stages < 2:
         return "no calculator headline: fewer than two hosts were measured"
-    w = Workload(preset(HEADLINE_MODEL), "bf16", HEADLINE_TOKENS, 1, HEADLINE_SEQ)
+    w = Workload.of(p)
     try:
         links = Links.from_anchors(anchors)
-        path = place(links, stages, w.activation_bytes(1, 1), False)
-        hops = links.hops(path, False)
+        path = place(links, stages, w.activation_bytes(1, 1), p.ring)
+        hops = links.hops(path, p.ring)
         dec, pre = decode(hops, w), prefill(hops, w)
     except ProbeError as exc:
-        return f"no calculator headline for {HEADLINE_MODEL} in {stages} stages: {exc}"
+        return f"no calculator headline for {p.model} in {stages} stages: {exc}"
     tok, total = dec.per_step, dec.total
     tail = f", Monte-Carlo p99 {dec.tail.p99_ms / 1e3:.2f} s" if dec.tail else ""
     bound = " (lower bound: some goodput unmeasured)" if total.lower_bound else ""
     return (
-        f"{HEADLINE_MODEL} bf16 in {stages} pipeline stages, auto-placed on "
+        f"{p.model} {p.dtype} in {stages} pipeline stages, auto-placed on "
         f"{' → '.join(dec.path)}: decode {tok.network_p50_ms:.2f} ms/token at RTT p50 "
-        f"({tok.network_p99_ms:.2f} at p99); {HEADLINE_TOKENS} tokens "
+        f"({tok.network_p99_ms:.2f} at p99); {p.tokens} tokens "
         f"{total.network_p50_ms / 1e3:.2f} s at p50, {total.network_p99_ms / 1e3:.2f} s at p99"
-        f"{tail}; prefill of one {HEADLINE_SEQ}-token prompt {pre.total.network_p50_ms:.1f} ms "
+        f"{tail}; prefill of one {p.seq}-token prompt {pre.total.network_p50_ms:.1f} ms "
         f"at p50. Network only, no compute{bound}."
     )
 

@@ -151,3 +151,22 @@ def test_gate_exit_codes_and_markdown(
     bad.write_text("checks:\n  - kind: nope\n")
     assert run(["gate", str(two_regions), "--policy", str(bad)]) == 2
     assert f"{bad}:2" in capsys.readouterr().err
+
+
+def test_calc_missing_scenario_inputs_name_the_options_and_print_nothing(
+    two_regions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["calc", str(two_regions), "--spec-accepted", "2"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "spec needs --spec-accepted, --spec-block and --spec-ar-tps" in err
+    assert run(["calc", str(two_regions), "--scenario", "pool"]) == 2
+    assert "pool needs --pool-service (e.g. 800ms)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("capability", ["a:1", "us-east-0=0", "us-east-0=-1", "us-east-0=nan"])
+def test_calc_capability_must_be_host_equals_a_positive_factor(
+    two_regions: Path, capability: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["calc", str(two_regions), "--pool-service", "1ms", "--capability", capability]
+    assert run(argv) == 2
+    assert f"Invalid value for --capability: '{capability}'" in capsys.readouterr().err

@@ -61,3 +61,12 @@ def test_help_does_not_import_heavy_modules() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_python_m_probe_is_the_cli() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "probe", "--help"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    listed = {line.split()[0] for line in proc.stdout.split("Commands:")[1].splitlines() if line}
+    assert {c[0] for c in COMMANDS} <= listed

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from probe.decide.groups import Group, Limits, find_groups, good_pairs
+from probe.decide.groups import Group, find_groups, good_pairs
+from probe.decide.options import Limits
 from probe.decide.scenarios import Links, Workload
 from probe.decide.shapes import preset
 from probe.matrix.anchors import Anchors

@@ -16,7 +16,8 @@ import pytest
 
 from probe.errors import HostError, InputError
 from probe.measure.remote import remote_command
-from probe.measure.ssh import HostConnection, SshOptions, SshPool, describe_connect_error
+from probe.measure.ssh import HostConnection, SshPool, describe_connect_error
+from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Host, Inventory, SshTarget
 from tests.sshfleet import FAST, LOOPBACK, Fleet, Sshd, fan_out_fleet
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from probe.cli import run
+from probe.decide.regression import Thresholds
 from probe.matrix.build import load_matrix
-from probe.report.diff import Thresholds, compare, diff_runs
+from probe.report.diff import compare, diff_runs
 from tests.report.runs import make_lab8, ping_record
 
 T = Thresholds()

@@ -1,0 +1,234 @@
+"""Terminal views of the calculator's answers (tabulate): ``calc``, ``groups`` and ``gate``.
+
+Each ``render_*`` takes a use case's typed answer and returns the text the command prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from probe.decide.calc import Calculation
+    from probe.decide.gate import GateReport
+    from probe.decide.groups import Grouping
+    from probe.decide.options import Limits
+    from probe.decide.scenarios import (
+        Estimate,
+        Hop,
+        PipelineResult,
+        PoolResult,
+        SpecResult,
+        Tail,
+        TpResult,
+        Workload,
+    )
+
+_EST_HEAD = [
+    "figure",
+    "network p50 ms",
+    "network p99 ms",
+    "full p50 ms",
+    "full p99 ms",
+    "MC p50 ms",
+    "MC p99 ms",
+]
+
+
+def _fmt(x: float | None, digits: int = 2) -> float | None:
+    """A cell value; ``_table`` renders floats with 2 decimals and None as a dash."""
+    return None if x is None else round(x, digits)
+
+
+def _table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+    return tabulate(rows, list(headers), floatfmt=",.2f", intfmt=",", missingval="–")
+
+
+def _bytes(b: float) -> str:
+    return f"{b:,.0f} B ({b / 2**20:.4g} MiB)"
+
+
+def _estimate_row(label: str, e: Estimate, tail: Tail | None = None) -> list[object]:
+    flag = " (lower bound)" if e.lower_bound else ""
+    return [
+        label + flag,
+        _fmt(e.network_p50_ms),
+        _fmt(e.network_p99_ms),
+        _fmt(e.full_p50_ms),
+        _fmt(e.full_p99_ms),
+        _fmt(tail.p50_ms if tail else None),
+        _fmt(tail.p99_ms if tail else None),
+    ]
+
+
+def _hop_table(hops: Sequence[Hop]) -> str:
+    rows = [
+        [
+            f"{h.src}→{h.dst}",
+            _fmt(h.rtt_p50_ms),
+            _fmt(h.rtt_p99_ms),
+            _fmt(h.bw_bps / 1e6 if h.bw_bps else None, 1),
+            len(h.samples_ms) if h.samples_ms else 0,
+        ]
+        for h in hops
+    ]
+    return _table(rows, ["hop", "RTT p50 ms", "RTT p99 ms", "goodput Mbit/s", "samples"])
+
+
+def _pipeline(title: str, res: PipelineResult, step: str, total: str) -> list[str]:
+    rows = [_estimate_row(step, res.per_step), _estimate_row(total, res.total, res.tail)]
+    return [
+        f"\n== {title}: {' → '.join(res.path)}; payload {_bytes(res.payload_bytes)} per hop",
+        _hop_table(res.hops),
+        _table(rows, _EST_HEAD),
+    ]
+
+
+def render_calculation(res: Calculation) -> str:
+    """Everything ``probe calc`` prints: a header, then one section per scenario."""
+    w = res.workload
+    shape = w.model
+    lines = [
+        f"run {res.run_id}: {res.hosts} hosts; model {shape.name} "
+        f"(hidden {shape.hidden_size}, {shape.num_hidden_layers} layers), {w.dtype}, "
+        f"{'ring' if w.ring else 'open chain'}, {len(res.path)} stages"
+        f"{' (auto placement)' if res.auto_placed else ''}"
+    ]
+    if shape.note:
+        lines.append(f"note: {shape.note}")
+    if res.decode:
+        lines += _pipeline("decode", res.decode, "per token", f"{w.tokens} tokens")
+    if res.prefill:
+        title = f"prefill B={w.batch} S={w.seq}"
+        lines += _pipeline(title, res.prefill, "per hop", "per request")
+    if res.tp:
+        lines += _tensor_parallel(res.tp, w, len(res.path))
+    if res.spec:
+        lines += _speculative(res.spec, res.spec_skipped)
+    if res.pool:
+        lines += _pool(res.pool)
+    return "\n".join(lines)
+
+
+def _tensor_parallel(tp: TpResult, w: Workload, hosts: int) -> list[str]:
+    layers = w.model.num_hidden_layers
+    rows = [
+        _estimate_row(
+            f"decode per token (2×{layers} all-reduces of {tp.decode_payload_bytes:,.0f} B)",
+            tp.decode_token,
+        ),
+        _estimate_row(f"decode {w.tokens} tokens", tp.decode_total),
+        _estimate_row(
+            f"prefill per request ({_bytes(tp.prefill_payload_bytes)})", tp.prefill_request
+        ),
+    ]
+    return [
+        f"\n== tensor parallel over {hosts} hosts (ring {' → '.join(tp.hosts)}); "
+        f"worst link RTT p50 {tp.worst_hop.rtt_p50_ms:.2f} ms, goodput "
+        f"{_fmt(tp.worst_hop.bw_bps / 1e6 if tp.worst_hop.bw_bps else None, 1)} Mbit/s",
+        _table(rows, _EST_HEAD),
+    ]
+
+
+def _speculative(res: SpecResult, skipped: Sequence[str]) -> list[str]:
+    rows = [
+        [
+            f"{r.proposer}→{r.verifier}",
+            _fmt(r.rtt_p50_ms),
+            _fmt(r.rtt_p99_ms),
+            _fmt(r.tokens_per_s_p50, 1),
+            _fmt(r.tokens_per_s_p99, 1),
+            f"{r.speedup_p50:.2f}×",
+            f"{r.speedup_p99:.2f}×",
+            "yes" if r.rtt_p99_ms < res.breakeven_rtt_ms else "no",
+        ]
+        for r in res.rows
+    ]
+    head = [
+        "proposer→verifier",
+        "RTT p50 ms",
+        "RTT p99 ms",
+        "tok/s p50",
+        "tok/s p99",
+        "speed-up p50",
+        "speed-up p99",
+        "pays at p99",
+    ]
+    return [
+        f"\n== speculative decoding: E={res.accepted_per_block:g} tokens/block, "
+        f"block {res.block_ms:g} ms, AR {res.ar_tokens_per_s:g} tok/s; "
+        f"break-even RTT {res.breakeven_rtt_ms:.1f} ms",
+        _table(rows, head),
+        *(f"skipped: {s}" for s in skipped),
+    ]
+
+
+def _pool(res: PoolResult) -> list[str]:
+    members = [
+        [m.host, _fmt(m.rtt_p50_ms), _fmt(m.service_ms, 1), n_even, n_aware]
+        for m, n_even, n_aware in zip(res.hosts, res.even_counts, res.aware_counts, strict=True)
+    ]
+    rows = [[*_estimate_row("fastest host alone", res.alone)[:5], "1.00", "1.00"]]
+    splits: tuple[tuple[str, Estimate, Literal["even", "aware"]], ...] = (
+        ("even split", res.even, "even"),
+        ("capability-aware", res.aware, "aware"),
+    )
+    for label, est, split in splits:
+        ratios = [f"{res.overhead(split, at):.2f}" for at in ("p50", "p99")]
+        rows.append([*_estimate_row(label, est)[:5], *ratios])
+    return [
+        f"\n== pool: {res.requests} requests from {res.hosts[0].host} over {len(res.hosts)} "
+        f"hosts, payload {_bytes(res.payload_bytes)} each, served serially per host",
+        _table(members, ["host", "RTT p50 ms", "service ms", "even split", "capability-aware"]),
+        _table(rows, [*_EST_HEAD[:5], "overhead p50", "overhead p99"]),
+    ]
+
+
+def render_groups(run_id: str, limits: Limits, stages: int, found: Grouping) -> str:
+    """``probe groups``: the limits in one line, then one row per group."""
+    rows = []
+    for i, g in enumerate(found.groups, 1):
+        order = " → ".join(g.order) if len(g.order) <= 6 else f"{g.order[0]} → … ({len(g.order)})"
+        rows.append(
+            [
+                i,
+                len(g.hosts),
+                ",".join(g.regions),
+                _fmt(g.max_rtt_ms),
+                _fmt(g.min_bw_bps / 1e6 if g.min_bw_bps else None, 0),
+                order or "(too small)",
+                _fmt(g.decode.per_step.full_p50_ms if g.decode else None),
+                _fmt(g.decode.per_step.full_p99_ms if g.decode else None),
+                _fmt(g.prefill.total.full_p50_ms if g.prefill else None),
+            ]
+        )
+    min_bw = limits.min_bw_bps
+    bw_text = "any goodput" if min_bw is None else f"goodput ≥ {min_bw / 1e6:g} Mbit/s"
+    w = found.workload
+    head = [
+        "#",
+        "hosts",
+        "regions",
+        "max RTT ms",
+        "min Mbit/s",
+        "stage order",
+        "decode ms/token p50",
+        "p99",
+        "prefill ms/request p50",
+    ]
+    return (
+        f"run {run_id}: {len(found.groups)} group(s) with RTT {limits.rtt_stat} ≤ "
+        f"{limits.max_rtt_ms:g} ms and {bw_text} both ways; {stages} stages of "
+        f"{w.model.name} {w.dtype}\n" + _table(rows, head)
+    )
+
+
+def render_gate(report: GateReport, policy_name: str) -> str:
+    """``probe gate``: one row per check, then the verdict."""
+    rows = [
+        [r.name, r.verdict.value, _fmt(r.value), r.limit, r.unit, r.reason] for r in report.results
+    ]
+    table = _table(rows, ["check", "verdict", "value", "limit", "unit", "reason"])
+    return f"{table}\ngate: {report.verdict.value} ({policy_name})"

@@ -1,0 +1,45 @@
+"""Options whose default is a library dataclass field's: one place for each default.
+
+``field_option("--count", default_from=(RunOptions, "count"), …)`` takes its default from
+``RunOptions``; changing the field changes the CLI (and its help) with it. The classes named
+here must import without pandas, numpy or asyncssh: ``probe --help`` builds every option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def field_default(owner: type[Any], name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``owner`` (a factory is called)."""
+    for f in dataclasses.fields(owner):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise TypeError(f"{owner.__name__}.{name} has no default")
+    raise TypeError(f"{owner.__name__} has no field {name!r}")
+
+
+class FieldOption(click.Option):
+    """A click option that remembers which library field its default comes from."""
+
+    def __init__(
+        self, param_decls: Sequence[str], *, default_from: tuple[type[Any], str], **attrs: Any
+    ) -> None:
+        self.default_from = default_from
+        super().__init__(param_decls, default=field_default(*default_from), **attrs)
+
+
+def field_option(
+    *param_decls: str, default_from: tuple[type[Any], str], **attrs: Any
+) -> Callable[[_F], _F]:
+    """``click.option`` with the default of ``default_from`` (``default=`` is refused)."""
+    return click.option(*param_decls, cls=FieldOption, default_from=default_from, **attrs)

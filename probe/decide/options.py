@@ -1,0 +1,121 @@
+"""The calculator's inputs as plain values, before any file is read or any figure computed.
+
+Their field defaults are the one place for the defaults of ``probe calc`` and ``probe groups``
+(the CLI reads its option defaults from them), of ``scenarios.Workload`` and of the report's
+headline, which is the calculator's default scenario. No numpy here: the CLI imports this module
+to build its options and ``probe --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from probe.decide.formulas import Dtype
+from probe.decide.shapes import ModelShape, load_hf_config, preset
+from probe.errors import InputError
+
+Scenario = Literal["decode", "prefill", "tp", "spec", "pool"]
+SCENARIOS: tuple[Scenario, ...] = get_args(Scenario)
+TOKEN_ID_BYTES = 4.0  # pool: without a payload, a request moves its seq token ids
+
+
+class MissingInput(InputError):
+    """A scenario was asked for without the inputs it needs."""
+
+    def __init__(self, scenario: Scenario, needs: tuple[str, ...]) -> None:
+        self.scenario = scenario
+        super().__init__(f"{scenario} needs {', '.join(needs)}")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    """A model cut into ``stages`` pipeline stages, and the requests it serves."""
+
+    model: str = "llama-3-8b"  # a preset of shapes.PRESETS
+    model_config: str | None = None  # a Hugging Face config.json; wins over ``model``
+    stages: int = 4
+    dtype: Dtype = "bf16"  # activations on the wire
+    tokens: int = 128  # decoded per request
+    batch: int = 1  # prefill B
+    seq: int = 2048  # prefill S (tokens)
+    ring: bool = False  # the token travels back to stage 1 (K hops, not K − 1)
+
+    def shape(self) -> ModelShape:
+        return load_hf_config(self.model_config) if self.model_config else preset(self.model)
+
+
+@dataclass(frozen=True, slots=True)
+class Draws:
+    """Monte-Carlo tails: draws per figure (0: none) and the seed that makes them repeatable."""
+
+    trials: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What makes a link good enough for two hosts to share one model (``groups``)."""
+
+    max_rtt_ms: float
+    min_bw_bps: float | None = None  # None: goodput is not a criterion
+    rtt_stat: Literal["p50", "p99"] = "p50"
+
+
+@dataclass(frozen=True, slots=True)
+class SpecOptions:
+    """Speculative decoding across hosts: the block figures and who proposes to whom."""
+
+    accepted_per_block: float | None = None  # E
+    block_ms: float | None = None  # co-located draft + verify
+    ar_tokens_per_s: float | None = None  # the verifier alone
+    proposers: tuple[str, ...] = ()  # (): the stage hosts
+    verifiers: tuple[str, ...] = ()  # (): the stage hosts
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """Whole requests spread over hosts, served serially per host."""
+
+    service_ms: float | None = None  # one request on a host of capability 1
+    requests: int = 64
+    hosts: tuple[str, ...] = ()  # (): the stage hosts; the first one dispatches
+    capability: tuple[tuple[str, float], ...] = ()  # relative speed per host (others: 1)
+    payload_bytes: float | None = None  # None: seq × TOKEN_ID_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class CalcOptions:
+    """Everything ``probe calc`` computes over one run, by scenario."""
+
+    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    path: tuple[str, ...] = ()  # the stage hosts in order; (): placed automatically
+    decode_compute_ms: float = 0.0  # per stage per decoded token (0: network only)
+    prefill_compute_ms: float = 0.0  # per stage per prefill request
+    tp_compute_ms: float = 0.0  # per token of the tensor-parallel group
+    scenarios: frozenset[Scenario] | None = None  # None: auto (see ``wanted``)
+    spec: SpecOptions = field(default_factory=SpecOptions)
+    pool: PoolOptions = field(default_factory=PoolOptions)
+    draws: Draws = field(default_factory=Draws)
+
+    def wanted(self) -> frozenset[Scenario]:
+        """The scenarios to run: auto = decode, prefill, tp, plus spec and pool when their
+        inputs are given. Raises ``MissingInput`` before anything is computed."""
+        wanted = self.scenarios
+        if wanted is None:
+            extra: set[Scenario] = set()
+            if self.spec.accepted_per_block is not None:
+                extra.add("spec")
+            if self.pool.service_ms is not None:
+                extra.add("pool")
+            wanted = frozenset({"decode", "prefill", "tp", *extra})
+        spec = self.spec
+        if "spec" in wanted and None in (
+            spec.accepted_per_block,
+            spec.block_ms,
+            spec.ar_tokens_per_s,
+        ):
+            raise MissingInput("spec", ("accepted_per_block", "block_ms", "ar_tokens_per_s"))
+        if "pool" in wanted and self.pool.service_ms is None:
+            raise MissingInput("pool", ("service_ms",))
+        return wanted

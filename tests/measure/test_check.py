@@ -1,0 +1,124 @@
+"""The ``check`` use case with a fake connector (no SSH), and the table ``probe check`` prints."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from probe.cli.measure import render_check
+from probe.errors import HostError
+from probe.measure.check import HostCheck, check_hosts
+from probe.model import CellStatus, CommandResult, Host, Inventory, SshTarget
+
+IPUTILS = "version ping ping from iputils 20221126\n"
+PREFLIGHT = {
+    "full": f"have ping\nhave iperf3\nhave timeout\n{IPUTILS}"
+    "version iperf3 iperf 3.12 (cJSON 1.7.15)\nping_group_range 0\t2147483647\n",
+    "no-iperf3": f"have ping\nmissing iperf3\nhave timeout\n{IPUTILS}"
+    "version iperf3 sh: iperf3: not found\n",
+}
+
+
+@dataclass
+class Conn:
+    host: str
+    ok: bool
+    status: CellStatus
+    reason: str
+    connect_s: float | None
+
+
+class FakeConnector:
+    """``down`` hosts refuse the connection; ``answers`` is each host's preflight output, an
+    exit status (127: no coreutils ``timeout``) or a ``HostError``."""
+
+    def __init__(self, down: set[str], answers: dict[str, str | int | HostError]) -> None:
+        self.down, self.answers = down, answers
+        self.commands: list[tuple[str, list[str]]] = []
+
+    async def connect(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        on_connected: Callable[[Any], None] | None = None,
+    ) -> dict[str, Conn]:
+        out = {}
+        for name in names or ():
+            if name in self.down:
+                out[name] = Conn(name, False, CellStatus.UNREACHABLE, "connection refused", None)
+            else:
+                out[name] = Conn(name, True, CellStatus.OK, "", 0.25)
+            if on_connected:
+                on_connected(out[name])
+        return out
+
+    async def run(
+        self, host: str, argv: Sequence[str], *, timeout_s: float | None = None
+    ) -> CommandResult:
+        self.commands.append((host, list(argv)))
+        answer = self.answers[host]
+        if isinstance(answer, HostError):
+            raise answer
+        if isinstance(answer, int):
+            return CommandResult(tuple(argv), answer, "", "timeout: not found", 0.1)
+        return CommandResult(tuple(argv), 0, answer, "", 0.125)
+
+    async def spawn(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("check arms nothing")
+
+
+def _inventory(*names: str) -> Inventory:
+    hosts = tuple(
+        Host(name=n, address=f"10.0.0.{i}", ssh=SshTarget(host=f"10.0.0.{i}"), region=f"r{i % 2}")
+        for i, n in enumerate(names, 1)
+    )
+    hosts += (
+        Host(name="jump", address="10.0.0.99", ssh=SshTarget(host="10.0.0.99"), measure=False),
+    )
+    return Inventory(source="fake.yaml", sha256="0", hosts=hosts)
+
+
+def _check(down: set[str], answers: dict[str, str | int | HostError]) -> tuple[HostCheck, ...]:
+    inv = _inventory("a", "b", "c", "d", "e")
+    return asyncio.run(check_hosts(inv, FakeConnector(down, answers)))  # type: ignore[arg-type]
+
+
+ANSWERS: dict[str, str | int | HostError] = {
+    "a": PREFLIGHT["full"],
+    "b": PREFLIGHT["no-iperf3"],
+    "d": 127,
+    "e": HostError("e", CellStatus.TIMEOUT, "preflight timed out"),
+}
+
+
+def test_every_measured_host_gets_one_row_in_inventory_order() -> None:
+    checks = _check({"c"}, ANSWERS)
+    assert [c.host for c in checks] == ["a", "b", "c", "d", "e"]  # not the jump host
+    a, b, c, d, e = checks
+    assert a.ready and a.reason is None and a.region == "r1"
+    assert (a.ping, a.iperf3) == ("ping from iputils 20221126", "iperf 3.12 (cJSON 1.7.15)")
+    assert (a.connect_s, a.command_s, a.ping_group_range) == (0.25, 0.125, "0\t2147483647")
+    assert b.usable and not b.ready and b.iperf3 is None
+    assert c.status is CellStatus.UNREACHABLE and c.reason == "connection refused"
+    assert d.status is CellStatus.TOOL_MISSING and d.reason == "coreutils `timeout` missing"
+    assert e.status is CellStatus.TIMEOUT and e.reason is not None and "timed out" in e.reason
+    assert not any(x.ready for x in (c, d, e))
+
+
+def test_check_runs_one_preflight_per_reachable_host_and_nothing_else() -> None:
+    connector = FakeConnector({"c"}, ANSWERS)
+    asyncio.run(check_hosts(_inventory("a", "b", "c", "d", "e"), connector))  # type: ignore[arg-type]
+    assert sorted(host for host, _ in connector.commands) == ["a", "b", "d", "e"]
+    assert all(argv[:2] == ["sh", "-c"] for _, argv in connector.commands)
+
+
+def test_the_table_says_missing_for_a_tool_and_the_reason_for_a_host() -> None:
+    lines = render_check(_check({"c"}, ANSWERS)).splitlines()
+    assert lines[0].split()[:3] == ["host", "region", "ssh"]
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert "MISSING" not in rows["a"] and "0.25" in rows["a"] and "0.12" in rows["a"]
+    assert rows["b"].count("MISSING") == 1 and "iputils" in rows["b"]
+    assert "unreachable" in rows["c"] and rows["c"].rstrip().endswith("connection refused")
+    assert "MISSING" not in rows["c"] + rows["d"]  # an unusable host's tools are not judged
