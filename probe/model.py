@@ -11,7 +11,10 @@ from enum import StrEnum
 
 
 class CellStatus(StrEnum):
-    """Why a matrix cell holds what it holds. Only ``OK`` carries a measurement."""
+    """Why a matrix cell holds what it holds. Only ``OK`` carries a measurement.
+
+    ``NOT_PLANNED`` is never a failure: a sampled ping plan chose not to measure the pair.
+    """
 
     OK = "ok"
     ALL_LOST = "all-lost"  # ping ran, every probe lost: a measurement (loss 100 %), no RTT
@@ -23,6 +26,7 @@ class CellStatus(StrEnum):
     BUSY = "busy"  # iperf3 server busy after every retry
     ERROR = "error"  # the tool ran and reported an error (text in the reason)
     SKIPPED = "skipped"  # not selected by the plan, or interrupted before it ran
+    NOT_PLANNED = "not-planned"  # left out by a sampled ping plan (plan.select_ping_pairs)
 
 
 @dataclass(frozen=True, slots=True)

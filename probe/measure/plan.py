@@ -10,6 +10,10 @@ most tests one site takes part in; L itself is a lower bound).
 Reverse direction = swapped roles by default: the data sender is then always the iperf3 client,
 whose JSON carries the sender's cwnd and TCP RTT (with ``-R`` iperf 3.12 reports them as 0).
 ``reverse_flag=True`` uses ``-R`` instead, for fleets where only one side accepts connections.
+
+Ping pairs are ordered (each direction is its own probe train). A full mesh is N(N−1) trains,
+which thousands of hosts cannot afford every run; ``select_ping_pairs`` samples in the words of
+``--pairs`` (plus ``intra-zone``) and says which pairs it left out.
 """
 
 from __future__ import annotations
@@ -17,18 +21,19 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from probe.errors import InputError
 from probe.model import Host
 
-PairKind = Literal["all", "cross-region", "intra-region", "sample"]
+PairKind = Literal["all", "cross-region", "intra-region", "intra-zone", "sample"]
 ExclusiveBy = Literal["region", "zone"]
 Pair = tuple[str, str]
 
 _FIXED_KINDS: tuple[PairKind, ...] = ("all", "cross-region", "intra-region")
+_PING_FIXED_KINDS: tuple[PairKind, ...] = ("all", "intra-region", "intra-zone")
 _SAMPLE = re.compile(r"^sample:([1-9][0-9]*)$")
 
 
@@ -45,13 +50,22 @@ class PairMode:
 
 def parse_pair_mode(text: str) -> PairMode:
     """``all`` | ``cross-region`` | ``intra-region`` | ``sample:K`` (K ≥ 1)."""
+    return _parse_mode(text, _FIXED_KINDS, "--pairs")
+
+
+def parse_ping_pairs(text: str) -> PairMode:
+    """Ping pairs: ``all`` | ``intra-region`` | ``intra-zone`` | ``sample:K`` (K ≥ 1)."""
+    return _parse_mode(text, _PING_FIXED_KINDS, "ping pairs")
+
+
+def _parse_mode(text: str, kinds: tuple[PairKind, ...], what: str) -> PairMode:
     value = text.strip()
-    for kind in _FIXED_KINDS:
+    for kind in kinds:
         if value == kind:
             return PairMode(kind)
     if m := _SAMPLE.match(value):
         return PairMode("sample", int(m.group(1)))
-    raise InputError(f"--pairs {text!r}: expected all, cross-region, intra-region or sample:K")
+    raise InputError(f"{what} {text!r}: expected {', '.join(kinds)} or sample:K")
 
 
 def _measured(hosts: Sequence[Host]) -> list[Host]:
@@ -81,6 +95,8 @@ def _wanted(a: Host, b: Host, kind: PairKind, reps: set[str]) -> bool:
         return not same_region
     if kind == "intra-region":
         return same_region
+    if kind == "intra-zone":
+        return same_region and a.zone == b.zone
     if kind == "sample":  # full mesh inside a region, representatives across regions
         return same_region or (a.name in reps and b.name in reps)
     return True
@@ -100,8 +116,53 @@ def _representatives(hosts: list[Host], k: int, seed: int) -> set[str]:
 
 def ping_mesh_pairs(hosts: Sequence[Host]) -> list[Pair]:
     """Every ordered pair of measured hosts: ping is light enough to run the full mesh."""
+    return list(select_ping_pairs(hosts, PairMode("all")).pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class PingPlan:
+    """The ordered pairs to ping, grouped by source, in inventory order.
+
+    ``hosts`` are the measured hosts; every other ordered pair of them is ``not_planned`` (a cell
+    the matrix marks ``not-planned``, never a failure). Sizes, with n_g hosts in region (zone) g
+    and k_r = min(K, n_r): ``all`` N(N−1); ``intra-region`` / ``intra-zone`` Σ n_g(n_g−1);
+    ``sample:K`` Σ n_r(n_r−1) + (Σ k_r)² − Σ k_r².
+    """
+
+    mode: PairMode
+    hosts: tuple[str, ...]
+    pairs: tuple[Pair, ...]
+
+    def not_planned(self) -> Iterator[Pair]:
+        """The other ordered pairs, lazily: for thousands of hosts there are millions."""
+        planned = set(self.pairs)
+        return ((a, b) for a in self.hosts for b in self.hosts if a != b and (a, b) not in planned)
+
+
+def select_ping_pairs(hosts: Sequence[Host], mode: PairMode, *, seed: int = 0) -> PingPlan:
+    """Ordered pairs to ping; same input and seed → same plan.
+
+    ``intra-zone``: a host without a zone shares one with its region's others (as
+    ``--exclusive-by zone`` does). ``sample:K`` draws the same representatives as
+    ``select_pairs`` for the same seed, so a region pair's RTT and bandwidth come from the same
+    hosts; between representatives of different regions both directions are planned.
+    """
     measured = _measured(hosts)
-    return [(a.name, b.name) for a in measured for b in measured if a is not b]
+    if mode.kind in ("all", "cross-region"):
+        pairs = [(a.name, b.name) for a in measured for b in measured
+                 if a is not b and _wanted(a, b, mode.kind, set())]  # fmt: skip
+        return PingPlan(mode, tuple(h.name for h in measured), tuple(pairs))
+    groups: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+    for h in measured:
+        groups[(h.region, h.zone if mode.kind == "intra-zone" else None)].append(h.name)
+    wanted = {(a, b) for names in groups.values() for a in names for b in names if a != b}
+    if mode.kind == "sample":
+        reps = _representatives(measured, mode.sample_k or 1, seed)
+        ends = [h for h in measured if h.name in reps]
+        wanted.update((a.name, b.name) for a in ends for b in ends if a.region != b.region)
+    order = {h.name: i for i, h in enumerate(measured)}
+    pairs = sorted(wanted, key=lambda p: (order[p[0]], order[p[1]]))
+    return PingPlan(mode, tuple(order), tuple(pairs))
 
 
 def site_of_hosts(hosts: Sequence[Host], by: ExclusiveBy) -> Callable[[str], str]:

@@ -28,7 +28,7 @@ from typing import Literal
 from probe.errors import InputError, ParseError
 from probe.model import CellStatus, CommandResult
 
-Flavor = Literal["iputils", "busybox", "bsd"]
+Flavor = Literal["iputils", "busybox", "bsd", "fping"]  # fping: see probe.tools.fping
 
 _A = re.ASCII  # \d must not accept other scripts' digits: int("٣") is 3
 _NUM = r"\d{1,9}(?:\.\d{1,6})?"  # bounded: int() refuses > 4300 digits, float() overflows
@@ -88,10 +88,11 @@ class PingSummary:
 
 @dataclass(frozen=True, slots=True)
 class PingReport:
-    """Everything one ping run said. ``probes`` has one entry per seq sent, lost ones included.
+    """Everything one ping run said (or fping about one target: flavor "fping", no summary).
 
-    ``sent``, ``received`` and ``duplicates`` are ping's own counts; ``errors`` holds ICMP errors
-    ping reported and lines this parser did not recognise, as ``"line N: text"``.
+    ``probes`` has one entry per seq sent, lost ones included. ``sent``, ``received`` and
+    ``duplicates`` are ping's own counts; ``errors`` holds ICMP errors ping reported and lines this
+    parser did not recognise, as ``"line N: text"``.
     """
 
     flavor: Flavor

@@ -16,10 +16,12 @@ from probe.measure.plan import (
     BandwidthTest,
     PairMode,
     parse_pair_mode,
+    parse_ping_pairs,
     per_test_wall_s,
     ping_mesh_pairs,
     schedule_rounds,
     select_pairs,
+    select_ping_pairs,
     site_of_hosts,
 )
 from probe.model import Host, SshTarget
@@ -205,3 +207,112 @@ def test_site_of_by_zone() -> None:
     by_zone = site_of_hosts(hosts, "zone")
     assert [by_zone(h.name) for h in hosts] == ["eu/a", "eu/b", "eu/?", "us/?"]
     assert site_of_hosts(hosts, "region")("h1") == "eu"
+
+
+# --- sampled ping plans -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"),
+    [("all", PairMode("all")), ("intra-region", PairMode("intra-region")),
+     (" intra-zone", PairMode("intra-zone")), ("sample:2", PairMode("sample", 2))],
+)  # fmt: skip
+def test_parse_ping_pairs(text: str, mode: PairMode) -> None:
+    assert parse_ping_pairs(text) == mode
+    assert parse_ping_pairs(str(mode)) == mode
+
+
+@pytest.mark.parametrize("text", ["", "cross-region", "sample:0", "zone", "All"])
+def test_parse_ping_pairs_refuses(text: str) -> None:
+    with pytest.raises(InputError, match="expected all, intra-region, intra-zone or sample:K"):
+        parse_ping_pairs(text)
+
+
+zoned_fleet = st.lists(
+    st.tuples(st.sampled_from(["eu", "us", "ap"]), st.sampled_from(["a", "b", None])),
+    min_size=1,
+    max_size=30,
+).map(lambda hz: fleet([r for r, _ in hz], [z for _, z in hz]))
+ping_modes = st.one_of(
+    st.sampled_from([PairMode(kind) for kind in ("all", "intra-region", "intra-zone")]),
+    st.just(PairMode("cross-region")),  # not offered for ping, but a PairMode all the same
+    st.integers(1, 4).map(lambda k: PairMode("sample", k)),
+)
+
+
+def planned_size(hosts: Sequence[Host], mode: PairMode) -> int:
+    """The sizes PingPlan's docstring promises."""
+    n = len(hosts)
+    if mode.kind == "all":
+        return n * (n - 1)
+    key = (lambda h: (h.region, h.zone)) if mode.kind == "intra-zone" else (lambda h: h.region)
+    sizes = Counter(key(h) for h in hosts)
+    intra = sum(m * (m - 1) for m in sizes.values())
+    if mode.kind == "cross-region":
+        return n * (n - 1) - intra
+    if mode.kind != "sample":
+        return intra
+    reps = [min(mode.sample_k or 1, m) for m in sizes.values()]
+    return intra + sum(reps) ** 2 - sum(r * r for r in reps)
+
+
+@settings(max_examples=200, deadline=None)
+@given(zoned_fleet, ping_modes, st.integers(0, 2**32))
+def test_ping_plan_properties(hosts: list[Host], mode: PairMode, seed: int) -> None:
+    plan = select_ping_pairs(hosts, mode, seed=seed)
+    assert plan == select_ping_pairs(hosts, mode, seed=seed)  # deterministic
+    pairs = list(plan.pairs)
+    assert all(a != b for a, b in pairs) and len(set(pairs)) == len(pairs)
+    assert len(pairs) == planned_size(hosts, mode)
+    everything = select_ping_pairs(hosts, PairMode("all")).pairs
+    assert set(pairs) <= set(everything)
+    assert sorted([*pairs, *plan.not_planned()]) == sorted(everything)  # disjoint, and all
+    order = {h.name: i for i, h in enumerate(hosts)}
+    assert pairs == sorted(pairs, key=lambda p: (order[p[0]], order[p[1]]))  # by source
+    region = {h.name: h.region for h in hosts}
+    zone = {h.name: (h.region, h.zone) for h in hosts}
+    if mode.kind == "intra-region":
+        assert all(region[a] == region[b] for a, b in pairs)
+    if mode.kind == "intra-zone":
+        assert all(zone[a] == zone[b] for a, b in pairs)
+    if mode.kind == "cross-region":
+        assert all(region[a] != region[b] for a, b in pairs)
+    if mode.kind == "sample":
+        assert set(select_ping_pairs(hosts, PairMode("intra-region")).pairs) <= set(pairs)
+        cross = {(a, b) for a, b in pairs if region[a] != region[b]}
+        assert {(b, a) for a, b in cross} == cross  # both directions between representatives
+        sizes = Counter(region.values())
+        k = mode.sample_k or 1
+        for r in sizes:
+            for s in sizes:
+                if r != s:
+                    sources = {a for a, b in cross if region[a] == r and region[b] == s}
+                    assert len(sources) >= min(k, sizes[r])
+        # the same representatives as the bandwidth plan's
+        bandwidth = select_pairs(hosts, mode, seed=seed)
+        assert {tuple(sorted(p)) for p in cross} == {
+            tuple(sorted(p)) for p in bandwidth if region[p[0]] != region[p[1]]
+        }
+
+
+def test_every_host_is_a_representative_as_often() -> None:
+    hosts = fleet(["eu"] * 4 + ["us"])
+    chosen: Counter[str] = Counter()
+    for seed in range(400):
+        plan = select_ping_pairs(hosts, PairMode("sample", 1), seed=seed)
+        chosen.update(a for a, b in plan.pairs if b == "h4")
+    assert sum(chosen.values()) == 400
+    assert all(70 <= chosen[f"h{i}"] <= 130 for i in range(4)), chosen
+
+
+def test_ping_plan_small_example() -> None:
+    hosts = fleet(["eu", "eu", "eu", "us"], ["a", "a", "b", None])
+    plan = select_ping_pairs(hosts, PairMode("intra-zone"))
+    assert plan.pairs == (("h0", "h1"), ("h1", "h0"))
+    assert plan.hosts == ("h0", "h1", "h2", "h3")
+    assert len(list(plan.not_planned())) == 12 - 2
+    sampled = select_ping_pairs(hosts, PairMode("sample", 1), seed=7)
+    eu_rep = next(a for a, b in sampled.pairs if b == "h3")
+    assert (("h3", eu_rep) in sampled.pairs) and len(sampled.pairs) == 6 + 2
+    # bandwidth's selection never crosses zones with intra-zone either
+    assert select_pairs(hosts, PairMode("intra-zone")) == [("h0", "h1")]
