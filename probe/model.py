@@ -25,6 +25,9 @@ class CellStatus(StrEnum):
     TIMEOUT = "timeout"  # the remote command did not finish in time
     BUSY = "busy"  # iperf3 server busy after every retry
     ERROR = "error"  # the tool ran and reported an error (text in the reason)
+    # iperf3 ran to the end but moved no bytes, or moved none for part of its duration (the
+    # reason says how long and when): its rate is not a measurement of the path's capacity.
+    STALLED = "stalled"
     SKIPPED = "skipped"  # not selected by the plan, or interrupted before it ran
     NOT_PLANNED = "not-planned"  # left out by a sampled ping plan (plan.select_ping_pairs)
 

@@ -3,7 +3,8 @@
 A check is INCONCLUSIVE — never PASS — when it needs data the run does not have: a cell that
 failed, a region pair with too few ok pairs, a cross-region check on a run that measured fewer
 than two regions, a Monte-Carlo tail without raw samples, or a figure that is only a lower bound
-(unmeasured goodput) and still within budget. A lower bound already over budget is a FAIL.
+(unmeasured or stalled goodput) and still within budget. A lower bound already over budget is a
+FAIL. A verdict resting on a stalled bandwidth test names it in its reason.
 
 Overall: any FAIL → FAIL (exit 1); else any INCONCLUSIVE → INCONCLUSIVE (exit 3); else PASS (0).
 Policies are read by :mod:`probe.decide.policy`.
@@ -147,7 +148,7 @@ def _latency_result(c: LatencyCheck, anchors: Anchors, links: Links) -> CheckRes
     else:
         value = est.full_p50_ms if c.at == "p50" else est.full_p99_ms
     what = f"{w.model.name} {w.dtype}, {route}, at {c.at}"
-    return _compare(c.name, c.kind, value, c.budget_ms, "ms", what, est.lower_bound)
+    return _compare(c.name, c.kind, value, c.budget_ms, "ms", what, est.lower_bound, est.caveats)
 
 
 def _compare(
@@ -158,7 +159,9 @@ def _compare(
     unit: str,
     what: str,
     lower_bound: bool = False,
+    caveats: Sequence[str] = (),
 ) -> CheckResult:
+    note = "; ".join(caveats)
     if value <= limit and lower_bound:
         return CheckResult(
             name,
@@ -167,13 +170,12 @@ def _compare(
             value,
             limit,
             unit,
-            f"{what}: goodput unmeasured, {value:.1f} {unit} is only a lower bound",
+            f"{what}: {note or 'goodput unmeasured'}, {value:.1f} {unit} is only a lower bound",
         )
     verdict = Verdict.PASS if value <= limit else Verdict.FAIL
     sign = "≤" if value <= limit else ">"
-    return CheckResult(
-        name, kind, verdict, value, limit, unit, f"{what}: {value:.1f} {sign} {limit:g} {unit}"
-    )
+    text = f"{what}: {value:.1f} {sign} {limit:g} {unit}" + (f" ({note})" if note else "")
+    return CheckResult(name, kind, verdict, value, limit, unit, text)
 
 
 def _spec_result(c: SpecCheck, anchors: Anchors, links: Links) -> CheckResult:

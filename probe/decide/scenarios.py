@@ -9,7 +9,10 @@ Hop rules (never assume an unmeasured link is good):
 - the RTT of ``a → b`` is the ok cell ``a → b``; failing that the ok cell ``b → a`` (the same
   round trip measured from the other end); an ``all-lost`` cell in either direction kills the hop;
 - the goodput of ``a → b`` is the lower of ``(a, b).forward`` and ``(b, a).reverse`` present; when
-  neither is, the transfer term is unknown and the figure is flagged as a latency-only lower bound.
+  neither is, the transfer term is unknown and the figure is flagged as a latency-only lower bound;
+- a stalled bandwidth test (``(a, b).bw_status`` is ``stalled``: the status of the test that
+  measured ``a → b``, whose rate both figures hold) or a goodput of 0 is no goodput at all: the
+  figure is a lower bound and its ``caveats`` name the hop. A zero never reaches the formulas.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from probe.decide import formulas as f
 from probe.decide.options import Draws, PipelineOptions
 from probe.decide.shapes import ModelShape
 from probe.errors import InputError
-from probe.matrix.anchors import Anchors
+from probe.matrix.anchors import Anchors, PairAnchor
 from probe.model import CellStatus
 
 Matrix = NDArray[np.float64]
@@ -46,8 +49,13 @@ class Hop:
     dst: str
     rtt_p50_ms: float
     rtt_p99_ms: float
-    bw_bps: float | None  # None: goodput not measured
+    bw_bps: float | None  # None: goodput not measured (or not usable, see bw_caveat)
     samples_ms: tuple[float, ...] | None = None
+    bw_caveat: str | None = None  # what every figure over this hop must say, e.g. a stall
+
+    def __post_init__(self) -> None:
+        if self.bw_bps is not None and not self.bw_bps > 0:  # 0 would read as "instant"
+            raise InputError(f"hop {self.src}→{self.dst}: goodput {self.bw_bps} is not > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,7 @@ class Links:
     hop_p99_ms: Matrix
     bw_bps: Matrix
     loss_pct: Matrix
+    bw_stalled: NDArray[np.bool_]  # the test of i → j stalled (or read 0): bw_bps[i, j] is NaN
 
     @classmethod
     def from_anchors(cls, anchors: Anchors) -> Links:
@@ -86,13 +95,17 @@ class Links:
         loss = dense(p.loss_pct for p in pairs)
         fwd = dense((p.bw.forward_mbps for p in pairs), 1e6)
         rev = dense((p.bw.reverse_mbps for p in pairs), 1e6)
+        stalled = ~np.isnan(dense(1.0 if _bw_stalled(p) else None for p in pairs))
+        stalled |= (fwd <= 0) | (rev.T <= 0)
+        bw = np.fmin(fwd, rev.T)
+        bw[stalled] = np.nan
         lost = ~np.isnan(dense(1.0 if p.status is CellStatus.ALL_LOST else None for p in pairs))
         dead = lost | lost.T
         hop50 = np.where(np.isnan(p50), p50.T, p50)
         hop99 = np.where(np.isnan(p99), p99.T, p99)
         hop50[dead] = np.nan
         hop99[dead] = np.nan
-        return cls(anchors, hosts, index, p50, hop50, hop99, np.fmin(fwd, rev.T), loss)
+        return cls(anchors, hosts, index, p50, hop50, hop99, bw, loss, stalled)
 
     def position(self, host: str) -> int:
         try:
@@ -119,7 +132,13 @@ class Links:
             rtt_p99_ms=float(self.hop_p99_ms[i, j]),
             bw_bps=None if math.isnan(bw) else bw,
             samples_ms=cell.rtt_samples_ms if cell else None,
+            bw_caveat=self._stall_caveat(src, dst) if self.bw_stalled[i, j] else None,
         )
+
+    def _stall_caveat(self, src: str, dst: str) -> str:
+        cell = self.anchors.pair(src, dst)
+        why = cell.bw_reason if cell is not None and _bw_stalled(cell) else None
+        return f"bandwidth stalled ({why or 'goodput 0 bit/s'})"
 
     def hops(self, path: Sequence[str], ring: bool) -> tuple[Hop, ...]:
         ends = [*path, path[0]] if ring and len(path) > 1 else list(path)
@@ -136,8 +155,16 @@ class Links:
         return cost
 
 
+def _bw_stalled(p: PairAnchor) -> bool:
+    return p.bw_status == CellStatus.STALLED
+
+
 def region_hop(anchors: Anchors, src_region: str, dst_region: str) -> Hop:
-    """A hop between two regions from the region rows (medians over ok pairs, no samples)."""
+    """A hop between two regions from the region rows (medians over ok pairs, no samples).
+
+    A region goodput of 0 is no goodput; stalled bandwidth tests between the two regions are
+    named in the hop's caveat either way (the region median may hold their rates).
+    """
     row = anchors.region(src_region, dst_region)
     if row is None or row.rtt is None:
         seen = "no pairs" if row is None else f"0 of {row.pairs} pairs ok"
@@ -145,12 +172,21 @@ def region_hop(anchors: Anchors, src_region: str, dst_region: str) -> Hop:
     back = anchors.region(dst_region, src_region)
     bws = [row.bw.forward_mbps, back.bw.reverse_mbps if back else None]
     known = [b * 1e6 for b in bws if b is not None]
+    stalled = sum(
+        1
+        for p in anchors.pairs
+        if (p.src_region, p.dst_region) == (src_region, dst_region) and _bw_stalled(p)
+    )
+    zero = any(b <= 0 for b in known)
+    caveats = [f"bandwidth stalled on {stalled} of {row.pairs} pairs"] if stalled else []
+    caveats += ["region goodput 0 bit/s"] if zero else []
     return Hop(
         f"[{src_region}]",
         f"[{dst_region}]",
         row.rtt.p50_ms,
         row.rtt.p99_ms,
-        min(known, default=None),
+        None if zero else min(known, default=None),
+        bw_caveat="; ".join(caveats) or None,
     )
 
 
@@ -255,6 +291,7 @@ class Estimate:
     full_p50_ms: float
     full_p99_ms: float
     lower_bound: bool = False  # some goodput was unmeasured: the transfer term is missing
+    caveats: tuple[str, ...] = ()  # "a→b: bandwidth stalled (…)": show them with the figure
 
     def scaled(self, factor: float) -> Estimate:
         return replace(
@@ -305,12 +342,17 @@ def _hop_ms(hop: Hop, payload_bytes: float, at: Literal["p50", "p99"]) -> float:
     return f.transfer_ms(rtt, payload_bytes, hop.bw_bps if hop.bw_bps else math.inf)
 
 
+def caveats(hops: Iterable[Hop]) -> tuple[str, ...]:
+    """The caveat of every hop that has one, named by the hop, in order and once."""
+    return tuple(dict.fromkeys(f"{h.src}→{h.dst}: {h.bw_caveat}" for h in hops if h.bw_caveat))
+
+
 def pipeline_estimate(hops: Sequence[Hop], payload_bytes: float, compute_ms: float) -> Estimate:
     """One pass through the pipeline; ``compute_ms`` is the compute of all stages together."""
     net50 = sum(_hop_ms(h, payload_bytes, "p50") for h in hops)
     net99 = sum(_hop_ms(h, payload_bytes, "p99") for h in hops)
     missing = any(h.bw_bps is None for h in hops)
-    return Estimate(net50, net99, net50 + compute_ms, net99 + compute_ms, missing)
+    return Estimate(net50, net99, net50 + compute_ms, net99 + compute_ms, missing, caveats(hops))
 
 
 def monte_carlo(
@@ -406,11 +448,12 @@ def tensor_parallel(ring_hops: Sequence[Hop], w: Workload) -> TpResult:
         None if None in bws else min(b for b in bws if b is not None),
     )
     bw = worst.bw_bps or math.inf
+    notes = caveats(ring_hops)
 
     def estimate(payload: float, compute: float) -> Estimate:
         n50 = f.tp_token_ms(layers, n, worst.rtt_p50_ms, payload, bw)
         n99 = f.tp_token_ms(layers, n, worst.rtt_p99_ms, payload, bw)
-        return Estimate(n50, n99, n50 + compute, n99 + compute, worst.bw_bps is None)
+        return Estimate(n50, n99, n50 + compute, n99 + compute, worst.bw_bps is None, notes)
 
     dec_payload, pre_payload = w.activation_bytes(1, 1), w.activation_bytes(w.batch, w.seq)
     token = estimate(dec_payload, w.tp_compute_ms_per_token)
@@ -507,12 +550,13 @@ def pool(
     payload_bytes: float,
 ) -> PoolResult:
     """Whole requests spread over ``hosts`` from ``dispatcher``, served serially per host."""
-    members = []
+    members, hops = [], []
     for host, svc in zip(hosts, service_ms, strict=True):
         hop = None if host == dispatcher else links.hop(dispatcher, host)
         if hop is None:
             members.append(PoolHost(host, 0.0, 0.0, math.inf, svc))
         else:
+            hops.append(hop)
             members.append(PoolHost(host, hop.rtt_p50_ms, hop.rtt_p99_ms, hop.bw_bps, svc))
 
     def costs(at: Literal["p50", "p99"], with_service: bool) -> list[float]:
@@ -535,7 +579,7 @@ def pool(
     def estimate(counts: Sequence[int]) -> Estimate:
         net = [f.makespan_ms(counts, costs(a, False)) for a in ("p50", "p99")]
         full = [f.makespan_ms(counts, costs(a, True)) for a in ("p50", "p99")]
-        return Estimate(net[0], net[1], full[0], full[1], missing)
+        return Estimate(net[0], net[1], full[0], full[1], missing, caveats(hops))
 
     alone_counts = [requests if i == fastest else 0 for i in range(len(members))]
     return PoolResult(

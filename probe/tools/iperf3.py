@@ -10,6 +10,9 @@ Facts from captures (``tests/fixtures/iperf3/``) that shape this module:
 - ``-J`` output is only printed at the end, so a server started with ``-J`` never says it is
   ready; the server therefore runs in text mode with ``--forceflush`` and prints
   ``Server listening on PORT`` at once (see :func:`server_ready`).
+- A stall does not make iperf3 fail: with the server stopped for 3 s of a 6 s test, 3.12 exits 0
+  with a complete report whose intervals read ~0; stopped through the whole test it reports
+  0 bytes received (``loopback/iperf3.12_stall_*``). :func:`stall_reason` reads the intervals.
 
 The PyPI ``iperf3`` package's ``TestResult`` is not the parser: it ``json.loads`` the whole text
 (no leading junk, trailing error line or ``-nan``), raises ``KeyError`` on partial documents and
@@ -19,6 +22,7 @@ lacks cwnd and RTT. The tests use it as an independent oracle for the rates it d
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import math
 import re
@@ -33,6 +37,13 @@ DEFAULT_OMIT_S = 2.0  # the slow-start ramp is not the capacity we want to repor
 CPU_BOUND_PCT = 90.0  # per iperf3 thread; see IperfResult.cpu_bound
 MAX_STREAMS = 128  # iperf3's own limit for -P
 BUSY_RETRIES = 4
+# A stall (see stall_reason): a run of intervals lasting ≥ STALL_MIN_S in which each interval moved
+# less than STALL_SHARE of the test's peak interval rate, or less than STALL_FLOOR_BPS.
+STALL_MIN_S = 1.0  # iperf3's default interval: one whole report of (almost) nothing
+STALL_SHARE = 0.01
+STALL_FLOOR_BPS = 10 * 1460 * 8.0  # one initial TCP window (RFC 6928, 10 segments) per second
+STALL_BYTES_RATIO = 2.0  # bytes received vs bytes the intervals count: further apart, inconsistent
+_INTERVAL_SLACK = 0.95  # iperf3's 1 s intervals last 0.998…1.003 s
 
 _BUSY = "the server is busy running a test"
 _PLAIN_ERROR = re.compile(r"^iperf3: error - (.+)$", re.MULTILINE)
@@ -42,6 +53,22 @@ _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_][A-Za-z0-9_-]*)*\.?$"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class IperfInterval:
+    """One periodic report (``intervals[].sum``), summed over streams.
+
+    The client's view: bytes *sent* in a forward test, bytes *received* with ``-R``.
+    """
+
+    start_s: float  # iperf3's clock, from the end of the omitted ramp
+    seconds: float
+    bytes: int
+
+    @property
+    def bps(self) -> float:
+        return self.bytes * 8.0 / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +94,7 @@ class IperfResult:
     duration_s: float
     omit_s: float
     bytes_received: int
+    intervals: tuple[IperfInterval, ...] = ()  # the measured ones (omitted ramp left out)
 
 
 class IperfReportedError(ParseError):
@@ -178,6 +206,71 @@ def iperf3_outcome(result: CommandResult) -> IperfResult | tuple[CellStatus, str
     return CellStatus.ERROR, unreadable
 
 
+def stall_reason(result: IperfResult) -> str | None:
+    """Why a finished test is still not a measurement of the path's capacity; ``None`` if it is.
+
+    The measurement records such a test as ``CellStatus.STALLED`` with this reason. In order:
+
+    - no bytes received at all;
+    - a stall: consecutive intervals lasting ≥ ``STALL_MIN_S`` that each moved < ``STALL_SHARE``
+      of the peak interval rate, or < ``STALL_FLOOR_BPS``. A moving TCP connection never spends a
+      whole second that low: a loss costs cubic 30 % and Reno 50 % of the window, and the floor is
+      one initial window per second, less than any path with an RTT under 1 s delivers. Only an
+      outage (retransmission time-outs backing off) or a stopped end does.
+      The peak, not the median, is the reference: a stall over half the test drags the median
+      down to the stall itself. The leading intervals while the rate still rises are slow start,
+      judged by the floor only (10 Gbit/s at 240 ms RTT spends seconds ramping).
+    - bytes received and bytes the intervals count more than ``STALL_BYTES_RATIO`` apart. Forward,
+      the intervals count bytes handed to the sender's socket, ahead of the receiver by its
+      buffers and the bytes in flight (a few RTTs' worth under Linux autotuning), far less than
+      half a test; with ``-R`` they count the received bytes themselves.
+
+    Intervals are iperf3's (1 s by default), so a stall's length and start are rounded to them.
+    """
+    test = f"{result.duration_s:g} s"
+    if result.bytes_received == 0:
+        return f"no bytes received in {test}"
+    spells = _stalls(result.intervals)
+    if spells:
+        total = sum(length for _, length in spells)
+        more = f", {len(spells)} spells" if len(spells) > 1 else ""
+        return f"stalled for {total:.1f} s of {test} (from {spells[0][0]:.1f} s{more})"
+    counted = sum(i.bytes for i in result.intervals)
+    ratio = result.bytes_received / counted if counted else math.inf
+    if result.intervals and not 1 / STALL_BYTES_RATIO <= ratio <= STALL_BYTES_RATIO:
+        return (
+            f"inconsistent: {result.bytes_received / 1e6:,.1f} MB received, "
+            f"the intervals count {counted / 1e6:,.1f} MB"
+        )
+    return None
+
+
+def _stalls(intervals: tuple[IperfInterval, ...]) -> list[tuple[float, float]]:
+    """``(start_s, length_s)`` of every stall, in order (see :func:`stall_reason`)."""
+    if not intervals:
+        return []
+    whole = max(i.seconds for i in intervals) / 2  # the last interval can be a sliver
+    peak = max((i.bps for i in intervals if i.seconds >= whole), default=0.0)
+    ramp = 0
+    while (
+        ramp < len(intervals)
+        and intervals[ramp].bps >= STALL_FLOOR_BPS
+        and (ramp == 0 or intervals[ramp].bps > intervals[ramp - 1].bps)
+    ):
+        ramp += 1
+    low = [
+        i.bps < STALL_FLOOR_BPS or (n >= ramp and i.bps < STALL_SHARE * peak)
+        for n, i in enumerate(intervals)
+    ]
+    spells = []
+    for is_low, group in itertools.groupby(zip(low, intervals, strict=True), key=lambda x: x[0]):
+        run = [i for _, i in group]
+        length = sum(i.seconds for i in run)
+        if is_low and length >= STALL_MIN_S * _INTERVAL_SLACK:
+            spells.append((run[0].start_s, length))
+    return spells
+
+
 def _failure(message: str) -> tuple[CellStatus, str]:
     message = message.removeprefix("error - ").strip()
     return (CellStatus.BUSY if is_server_busy(message) else CellStatus.ERROR), message
@@ -249,7 +342,8 @@ def _from_stream(events: list[dict[str, object]]) -> dict[str, object] | None:
     if "error" in data:
         raise IperfReportedError(str(data["error"]))
     if isinstance(data.get("end"), dict) and data["end"]:
-        return {"start": data.get("start"), "end": data["end"]}
+        intervals = [e.get("data") for e in events if e.get("event") == "interval"]
+        return {"start": data.get("start"), "end": data["end"], "intervals": intervals}
     return None
 
 
@@ -285,7 +379,27 @@ def _result_from(doc: Mapping[str, object]) -> IperfResult:
         duration_s=_required(setup, "duration"),
         omit_s=_num(setup, "omit") or 0.0,
         bytes_received=int(_required(received, "bytes")),
+        intervals=_intervals(doc.get("intervals")),
     )
+
+
+def _intervals(raw: object) -> tuple[IperfInterval, ...]:
+    """The measured intervals; none when iperf3 reported none (``-i 0``)."""
+    out = []
+    for n, interval in enumerate(raw if isinstance(raw, list) else []):
+        total = interval.get("sum") if isinstance(interval, dict) else None
+        if not isinstance(total, dict):
+            raise ParseError(f"iperf3 JSON: interval {n} has no 'sum'")
+        if total.get("omitted") is True:
+            continue
+        out.append(
+            IperfInterval(
+                start_s=_required(total, "start"),
+                seconds=_required(total, "seconds"),
+                bytes=int(_required(total, "bytes")),
+            )
+        )
+    return tuple(out)
 
 
 def _sender_tcp_info(end: Mapping[str, object]) -> tuple[list[float], list[float]]:

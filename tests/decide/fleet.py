@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from probe.matrix.anchors import (
     Anchors,
@@ -89,3 +90,24 @@ def make_anchors(
         pairs=tuple(pairs),
         regions=roll_up(pairs),
     )
+
+
+def with_stalled_bw(
+    anchors: Anchors, src: str, dst: str, reason: str, mbps: float | None = 0.0
+) -> Anchors:
+    """``anchors`` with the bandwidth test ``src → dst`` stalled, laid out as the matrix builder
+    does: status and reason on ``(src, dst)``, the rate iperf3 still reported (``mbps``) as its
+    forward figure and as the reverse figure of ``(dst, src)``."""
+    pairs = []
+    for p in anchors.pairs:
+        if (p.src, p.dst) == (src, dst):
+            p = replace(
+                p,
+                bw=replace(p.bw, forward_mbps=mbps),
+                bw_status=CellStatus.STALLED.value,
+                bw_reason=reason,
+            )
+        elif (p.src, p.dst) == (dst, src):
+            p = replace(p, bw=replace(p.bw, reverse_mbps=mbps))
+        pairs.append(p)
+    return replace(anchors, pairs=tuple(pairs), regions=aggregate_regions(pairs))

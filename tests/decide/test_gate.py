@@ -12,7 +12,7 @@ from probe.errors import InputError
 from probe.matrix.anchors import Anchors
 from probe.model import CellStatus
 from probe.report.gate import render_markdown
-from tests.decide.fleet import make_anchors, pair
+from tests.decide.fleet import make_anchors, pair, with_stalled_bw
 
 POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
 TWO = make_anchors({"us-east": 4, "eu-west": 4}, 75.0, samples=True)
@@ -105,6 +105,37 @@ def test_lower_bound_within_budget_is_inconclusive_over_budget_fails(tmp_path: P
     # latency only: 100 × 0.25 ms = 25 ms
     assert _verdicts(tmp_path, body.format(budget="1s"), no_bw) == [Verdict.INCONCLUSIVE]
     assert _verdicts(tmp_path, body.format(budget="20ms"), no_bw) == [Verdict.FAIL]
+
+
+def test_a_stalled_bandwidth_test_on_the_path_is_named_and_never_passes(tmp_path: Path) -> None:
+    stall = "stalled for 5.0 s of 10 s (from 2.0 s)"
+    a = with_stalled_bw(make_anchors({"us-east": 2}), "us-east-0", "us-east-1", stall)
+    body = """  - kind: prefill
+    model: llama-3-8b
+    path: [us-east-0, us-east-1]
+    budget_per_hop: {budget}
+"""
+    report = evaluate(load_policy(_policy(tmp_path, body.format(budget="1s"))), a)
+    (r,) = report.results
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert f"us-east-0→us-east-1: bandwidth stalled ({stall})" in r.reason
+    assert "only a lower bound" in r.reason
+    # the other direction measured fine: a figure, no caveat
+    body = body.replace("[us-east-0, us-east-1]", "[us-east-1, us-east-0]")
+    report = evaluate(load_policy(_policy(tmp_path, body.format(budget="1s"))), a)
+    assert report.results[0].verdict is Verdict.PASS and "stalled" not in report.results[0].reason
+
+
+def test_a_region_check_names_stalled_pairs_in_its_verdict(tmp_path: Path) -> None:
+    a = with_stalled_bw(TWO, "us-east-0", "eu-west-0", "no bytes received in 10 s")
+    body = """  - kind: prefill
+    model: llama-3-8b
+    regions: [us-east, eu-west]
+    budget_per_hop: 10s
+"""
+    (r,) = evaluate(load_policy(_policy(tmp_path, body)), a).results
+    assert r.verdict is Verdict.PASS
+    assert r.reason.endswith("([us-east]→[eu-west]: bandwidth stalled on 1 of 16 pairs)")
 
 
 def test_spec_loss_and_coverage(tmp_path: Path) -> None:

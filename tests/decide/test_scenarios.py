@@ -22,12 +22,14 @@ from probe.decide.scenarios import (
     place,
     pool,
     prefill,
+    region_hop,
     speculative,
     tensor_parallel,
 )
 from probe.decide.shapes import preset
+from probe.errors import InputError
 from probe.model import CellStatus
-from tests.decide.fleet import make_anchors, pair
+from tests.decide.fleet import make_anchors, pair, with_stalled_bw
 
 LLAMA8B = preset("llama-3-8b")
 
@@ -119,6 +121,84 @@ def test_monte_carlo_is_seeded_and_ordered() -> None:
 def test_lower_bound_is_flagged_when_goodput_is_unknown() -> None:
     res = decode([Hop("a", "b", 10, 20, None)], Workload(LLAMA8B), trials=0)
     assert res.per_step.lower_bound and res.per_step.network_p50_ms == 5.0
+
+
+STALL = "stalled for 5.0 s of 10 s (from 2.0 s)"
+
+
+@pytest.mark.parametrize(
+    "mbps",
+    [
+        0.0,  # no bytes received
+        11_305.0,  # the rate iperf3 still reported around a stall: not used either
+    ],
+)
+def test_a_stalled_test_is_no_goodput_and_every_figure_over_it_says_so(mbps: float) -> None:
+    """Issue 12, case 5: a 16 MiB prefill over a 223 ms hop whose test stalled."""
+    a = with_stalled_bw(make_anchors({"a": 1, "b": 1}, 223.0), "a-0", "b-0", STALL, mbps)
+    links = Links.from_anchors(a)
+    hop = links.hop("a-0", "b-0")
+    assert hop.bw_bps is None and hop.bw_caveat == f"bandwidth stalled ({STALL})"
+    back = links.hop("b-0", "a-0")  # its own test did not stall
+    assert back.bw_bps == 10_000e6 and back.bw_caveat is None
+    w = Workload(LLAMA8B, "bf16", batch=1, seq=2048)
+    res = prefill([hop], w, trials=0)
+    assert res.payload_bytes == 16 * 2**20
+    note = f"a-0→b-0: bandwidth stalled ({STALL})"
+    assert res.total.network_p50_ms == pytest.approx(111.5)  # latency only
+    for e in (res.total, res.per_step, decode([hop], w, trials=0).total):
+        assert e.lower_bound and e.caveats == (note,)
+    tp = tensor_parallel([hop, back], w)
+    assert tp.prefill_request.lower_bound and tp.prefill_request.caveats == (note,)
+    pooled = pool("a-0", links, ["a-0", "b-0"], 4, [100.0, 100.0], 2.0**24)
+    assert pooled.even.lower_bound and pooled.even.caveats == (note,)
+    healthy = prefill([back], w, trials=0).total
+    assert not healthy.lower_bound and healthy.caveats == ()
+
+
+def test_a_zero_goodput_marked_ok_is_a_stall_too() -> None:
+    """Runs recorded before the stalled status: 0.0 Mbit/s under bw_status ok."""
+    base = make_anchors({"a": 1, "b": 1}, 223.0)
+    h = {x.name: x for x in base.hosts}
+    zero = make_anchors(
+        {"a": 1, "b": 1},
+        223.0,
+        overrides={
+            ("a-0", "b-0"): pair(h["a-0"], h["b-0"], 223.0, 0.0),
+            ("b-0", "a-0"): pair(h["b-0"], h["a-0"], 223.0, 0.0),
+        },
+    )
+    res = prefill(Links.from_anchors(zero).hops(["a-0", "b-0"], False), Workload(LLAMA8B))
+    assert res.total.network_p50_ms == pytest.approx(111.5)
+    assert res.total.lower_bound
+    assert res.total.caveats == ("a-0→b-0: bandwidth stalled (goodput 0 bit/s)",)
+    with pytest.raises(InputError, match=r"goodput 0\.0 is not > 0"):
+        Hop("a", "b", 10.0, 20.0, 0.0)  # a zero never reaches the formulas
+
+
+def test_placement_goes_around_a_stalled_link() -> None:
+    a = make_anchors({"r": 3})
+    for src, dst in (("r-0", "r-1"), ("r-1", "r-0")):
+        a = with_stalled_bw(a, src, dst, STALL)
+    path = place(Links.from_anchors(a), 3, 8192, ring=False)
+    assert {path[0], path[2]} == {"r-0", "r-1"}  # never adjacent
+
+
+def test_region_hop_names_stalled_pairs_and_refuses_a_zero_median() -> None:
+    a = with_stalled_bw(make_anchors({"us": 2, "eu": 2}, 75.0), "us-0", "eu-0", STALL, 0.0)
+    hop = region_hop(a, "us", "eu")
+    assert hop.bw_bps == 10_000e6  # the median of 0, 10000, 10000, 10000
+    assert hop.bw_caveat == "bandwidth stalled on 1 of 4 pairs"
+    assert region_hop(a, "eu", "us").bw_caveat is None
+    for src in ("us-0", "us-1"):
+        for dst in ("eu-0", "eu-1"):
+            a = with_stalled_bw(a, src, dst, STALL, 0.0)
+    hop = region_hop(a, "us", "eu")
+    assert hop.bw_bps is None
+    assert hop.bw_caveat == "bandwidth stalled on 4 of 4 pairs; region goodput 0 bit/s"
+    res = prefill([hop], Workload(LLAMA8B), trials=0)
+    assert res.total.lower_bound
+    assert res.total.caveats == (f"[us]→[eu]: {hop.bw_caveat}",)
 
 
 def test_pool_over_links() -> None:

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from probe.errors import InputError, ParseError
 from probe.model import CellStatus, CommandResult
 from probe.tools.iperf3 import (
+    IperfInterval,
     IperfReportedError,
     IperfResult,
     busy_backoff_s,
@@ -28,14 +30,15 @@ from probe.tools.iperf3 import (
     is_server_busy,
     parse_iperf3,
     server_ready,
+    stall_reason,
 )
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "iperf3"
 FORWARD = "loopback/iperf3.12_tcp_forward_t2_O1.json"
 
-OK, REPORTED, UNUSABLE, SERVER = "ok", "reported", "unusable", "server"
-# file → (kind, detail): OK → expected fields; REPORTED → (message part, cell status);
-# UNUSABLE → ParseError message part; SERVER → what the server helpers must say.
+OK, STALLED, REPORTED, UNUSABLE, SERVER = "ok", "stalled", "reported", "unusable", "server"
+# file → (kind, detail): OK → expected fields; STALLED → the stall reason; REPORTED → (message
+# part, cell status); UNUSABLE → ParseError message part; SERVER → what the server helpers say.
 EXPECTED: dict[str, tuple[str, object]] = {
     "iperf3-lib/iperf3.21_tcp_bidir_client_2streams_loopback.json": (UNUSABLE, "--bidir"),
     "iperf3-lib/iperf3.21_udp_client_2streams_loopback.json": (UNUSABLE, "'UDP'"),
@@ -75,6 +78,18 @@ EXPECTED: dict[str, tuple[str, object]] = {
     "loopback/iperf3.12_tcp_reverse_R_t2_O1.json": (OK, {
         "reverse": True, "max_snd_cwnd_bytes": None, "mean_rtt_ms": None,
         "bytes_received": 5937168384, "cpu_remote_pct": pytest.approx(99.38, abs=0.01)}),
+    "loopback/iperf3.12_tcp_paced_b10M_t4_O1.json": (OK, {
+        "bytes_received": 4980736, "duration_s": 4.0, "omit_s": 1.0}),
+    "loopback/iperf3.12_stall_server_stopped_3s_t6_O1.json": (
+        STALLED, "stalled for 3.0 s of 6 s (from 2.0 s)"),
+    "loopback/iperf3.12_stall_server_stopped_3s_R_t6_O1.json": (
+        STALLED, "stalled for 3.0 s of 6 s (from 2.0 s)"),
+    "loopback/iperf3.12_stall_server_stopped_whole_test_R_t3_O2.json": (
+        STALLED, "no bytes received in 3 s"),
+    "loopback/iperf3.12_stall_server_stopped_whole_test_t3_O2.json": (
+        STALLED, "stalled for 3.0 s of 3 s (from 0.0 s)"),
+    "loopback/iperf3.12_stall_server_stopped_at_start_t3_O0.json": (
+        STALLED, "stalled for 2.0 s of 3 s (from 1.0 s)"),
     **{f"omnt/iperf3_json-stream_interval_{n}_Single_Stream.jsonl": (UNUSABLE, "no iperf3 JSON")
        for n in ("TCP_BIDIR", "TCP_DL", "TCP_UL", "UDP_BIDIR", "UDP_DL", "UDP_UL")},
 }  # fmt: skip
@@ -98,6 +113,9 @@ def test_capture(name: str) -> None:
         assert isinstance(detail, dict)
         assert {k: getattr(result, k) for k in detail} == detail
         assert result.receiver_bps > 0 and result.sender_bps > 0
+        assert result.intervals and stall_reason(result) is None
+    elif kind == STALLED:
+        assert stall_reason(parse_iperf3(text)) == detail
     elif kind == REPORTED:
         assert isinstance(detail, tuple)
         with pytest.raises(IperfReportedError, match=detail[0]):
@@ -114,7 +132,7 @@ def test_capture(name: str) -> None:
         assert is_port_in_use(text) is (detail == "in-use")
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (k, _) in EXPECTED.items() if k == OK))
+@pytest.mark.parametrize("name", sorted(n for n, (k, _) in EXPECTED.items() if k in (OK, STALLED)))
 def test_rates_agree_with_pypi_iperf3_testresult(name: str) -> None:
     """The PyPI package's TestResult as an independent oracle (it parses clean JSON only)."""
     from iperf3 import TestResult
@@ -169,7 +187,13 @@ def test_error_key_wins_over_a_filled_end() -> None:
 
 def test_json_stream_start_and_end_events() -> None:
     doc = _forward_doc()
-    events = [{"event": "start", "data": doc["start"]}, {"event": "end", "data": doc["end"]}]
+    intervals = doc["intervals"]
+    assert isinstance(intervals, list)
+    events = [
+        {"event": "start", "data": doc["start"]},
+        *({"event": "interval", "data": i} for i in intervals),
+        {"event": "end", "data": doc["end"]},
+    ]
     text = "\n".join(json.dumps(e) for e in events)
     assert parse_iperf3(text) == parse_iperf3(_read(FORWARD))
 
@@ -184,6 +208,82 @@ def test_cpu_bound_threshold_scales_with_threads_from_3_16() -> None:
     doc["end"]["cpu_utilization_percent"] = {"host_total": 89.0}  # type: ignore[index]
     doc["start"]["version"] = "iperf 3.12"  # type: ignore[index]
     assert parse_iperf3(json.dumps(doc)).cpu_bound is False
+
+
+def test_intervals_are_the_measured_ones_summed_over_streams() -> None:
+    result = parse_iperf3(_read("loopback/iperf3.12_tcp_4streams_P4_t2_O1.json"))
+    assert result.intervals == (
+        IperfInterval(7.2e-05, 1.0010809898376465, 2899312640),
+        IperfInterval(1.001009, 0.9968690276145935, 4267704320),
+    )  # the omitted ramp (1,985,347,584 B) is left out
+    assert result.intervals[0].bps == pytest.approx(23169.455e6)
+    doc = _forward_doc()
+    doc["intervals"] = [{"streams": []}]
+    with pytest.raises(ParseError, match="interval 0 has no 'sum'"):
+        parse_iperf3(json.dumps(doc))
+    del doc["intervals"]  # -i 0: no interval reports, nothing to judge a stall by
+    assert parse_iperf3(json.dumps(doc)).intervals == ()
+
+
+def _rates(
+    mbps: list[float], *, seconds: float = 1.0, received: float | None = None
+) -> IperfResult:
+    """The forward capture with its intervals replaced by ``mbps`` (one per ``seconds``)."""
+    intervals = tuple(
+        IperfInterval(n * seconds, seconds, round(r * 1e6 / 8 * seconds))
+        for n, r in enumerate(mbps)
+    )
+    counted = sum(i.bytes for i in intervals)
+    got = counted if received is None else round(received)
+    base = parse_iperf3(_read(FORWARD))
+    return replace(base, intervals=intervals, bytes_received=got, duration_s=len(mbps) * seconds)
+
+
+@pytest.mark.parametrize(
+    "mbps",
+    [
+        # 10 Mbit/s at 240 ms RTT: slow start (IW10 doubling for 4 RTTs) fills the first second
+        [1.8, 9.6, 10.1, 9.8, 10.0, 9.9, 10.2, 9.7, 10.0, 9.9],
+        # 10 Gbit/s at 240 ms RTT without -O: seconds of slow start below 1 % of the peak
+        [1.8, 29.0, 460.0, 3000.0, 5000.0, 5100.0, 4900.0, 5000.0, 5050.0, 4950.0],
+        # a loss halves the window: one second at 40 % of the peak
+        [900.0, 950.0, 380.0, 700.0, 930.0, 940.0],
+        # a 0.4 s outage inside one second, the rest of it at full rate
+        [900.0, 950.0, 540.0, 930.0, 940.0, 945.0],
+    ],
+    ids=["10M-240ms", "10G-240ms-no-omit", "loss", "sub-second"],
+)
+def test_a_slow_or_briefly_dented_link_is_not_a_stall(mbps: list[float]) -> None:
+    assert stall_reason(_rates(mbps)) is None
+
+
+def test_a_sliver_of_an_interval_does_not_set_the_peak() -> None:
+    """iperf3's last interval can last microseconds: one 128 KiB write there reads as Gbit/s."""
+    result = _rates([10.0, 9.9, 10.1, 10.0])
+    sliver = IperfInterval(4.0, 0.0005, 131072)  # 2.1 Gbit/s; 1 % of it would flag 10 Mbit/s
+    assert stall_reason(replace(result, intervals=(*result.intervals, sliver))) is None
+
+
+def test_stall_spells_are_counted_and_placed() -> None:
+    assert stall_reason(_rates([900.0, 0.0, 950.0, 2.0, 0.0, 940.0])) == (
+        "stalled for 3.0 s of 6 s (from 1.0 s, 2 spells)"
+    )
+    # the floor catches a stall that fills most of the test (the peak share alone would not)
+    assert stall_reason(_rates([0.05, 0.0, 0.0, 0.01])) == "stalled for 4.0 s of 4 s (from 0.0 s)"
+    # finer intervals (-i 0.5): one starved half-second is not yet a stall, two are
+    assert stall_reason(_rates([900.0, 0.0, 900.0, 900.0], seconds=0.5)) is None
+    assert stall_reason(_rates([900.0, 0.0, 0.0, 900.0], seconds=0.5)) == (
+        "stalled for 1.0 s of 2 s (from 0.5 s)"
+    )
+
+
+def test_received_and_counted_bytes_far_apart_are_inconsistent() -> None:
+    steady = [900.0, 910.0, 905.0, 900.0]  # 451.9 MB counted
+    assert stall_reason(_rates(steady, received=300e6)) is None  # 66 %: sender ahead by buffers
+    assert stall_reason(_rates(steady, received=200e6)) == (
+        "inconsistent: 200.0 MB received, the intervals count 451.9 MB"
+    )
+    assert stall_reason(_rates(steady, received=1000e6)) is not None
 
 
 @settings(max_examples=60, deadline=None)
