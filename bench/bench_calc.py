@@ -39,8 +39,8 @@ from probe.matrix.anchors import (
     HostInfo,
     PairAnchor,
     RttAnchor,
-    aggregate_regions,
 )
+from probe.matrix.regions import roll_up
 from probe.model import CellStatus
 
 GOAL_S = 10.0
@@ -160,7 +160,7 @@ def synthetic_anchors(n_hosts: int, seed: int = 0) -> Anchors:
         "0.1.0",
         tuple(hosts),
         tuple(pairs),
-        aggregate_regions(pairs),
+        roll_up(pairs),
     )
 
 

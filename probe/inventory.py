@@ -12,7 +12,6 @@ A key written at the host, even as ``null``, hides the layers below it.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import ipaddress
 import re
@@ -23,7 +22,7 @@ from probe.errors import InputError
 from probe.model import Host, Inventory, SshTarget
 from probe.sshconfig import SshConfig, SshHostConfig, parse_jump, read_ssh_config
 from probe.textio import read_text
-from probe.yamlsrc import MapNode, Node, parse_yaml_mapping
+from probe.yamlsrc import MapNode, Node, closest, parse_yaml_mapping
 
 _TOP_KEYS = frozenset({"version", "known_hosts", "ssh_config", "defaults", "hosts"})
 _HOST_KEYS = frozenset({"name", "address", "region", "zone", "provider", "tags", "measure", "ssh"})
@@ -160,10 +159,9 @@ def _read_ssh(
 
     if opts.port is not None and configured("port", opts.port):
         port = opts.port
-    elif (node := _pick(own, dflt, "port")) is None:
-        port = 22
-    elif not 0 < (port := node.as_int()) < 65536:
-        raise node.error(f"bad port {port} (1-65535)")
+    else:
+        node = _pick(own, dflt, "port")
+        port = 22 if node is None else node.as_int(min=1, max=65535)
 
     user = opts.user
     if user is not None and configured("user", user):
@@ -226,8 +224,7 @@ def _jump_name(hop: _Hop, drafts: dict[str, _Draft], owner: str) -> str:
     if not hop.from_config:
         if hop.text in drafts:
             return hop.text
-        close = difflib.get_close_matches(hop.text, list(drafts), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = closest(hop.text, drafts)
         message = f"host '{owner}': unknown jump host '{hop.text}' in via{hint}"
         raise InputError(message, where=hop.where)
     try:

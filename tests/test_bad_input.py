@@ -251,37 +251,52 @@ RUN_CASES: dict[str, Case] = {
 # --- committed bad files ---------------------------------------------------------------------
 
 POLICY_CASES = {
-    "unknown-key": ("5", "unknown key 'colour'"),
-    "bare-number-budget": ("5", "duration 100 needs a unit"),
+    "unknown-key": ("5", "unknown key 'checks[0].colour'"),
+    "bare-number-budget": ("5", "'checks[0].budget': duration '100' needs a unit"),
     "rate-as-percent": ("3", "percentage '0.5 percent' needs a unit"),
     "percent-over-100": ("3", "is above 100%"),
     "bad-yaml": ("4", "not valid YAML"),
     "control-char": ("", "not valid YAML: unacceptable character"),
     "custom-tag": ("1", "unsupported YAML tag '!python/object'"),
-    "bad-int-tag": ("3", "min_regions: bad value 'many'"),
+    "bad-int-tag": ("3", "'checks[0].min_regions' must be an integer, got the string 'many'"),
     "schema-2": ("1", "policy schema 'probe.policy/2'"),
-    "empty": ("", "empty policy"),
+    "empty": ("1", "the file is empty"),
     "no-checks": ("1", "non-empty list 'checks'"),
-    "checks-not-a-list": ("2", "non-empty list 'checks'"),
-    "unknown-kind": ("2", "'telepathy' is not one of"),
-    "path-of-mappings": ("4", "path must be a list of names"),
+    "checks-not-a-list": ("2", "'checks' must be a list, got a mapping"),
+    "unknown-kind": ("2", "'checks[0].kind' must be one of decode, prefill, spec, coverage, "
+                          "max_loss, got 'telepathy'"),
+    "path-of-mappings": ("4", "'checks[0].path[0]' must be a string, got a mapping"),
     "not-utf8": ("1", "not UTF-8 text"),
-}
+    # the one YAML dialect (tests/test_input_rules.py runs it through every reader)
+    "int-underscores": ("3", "'checks[0].min_samples' must be an integer written in decimal "
+                             "digits, got '1_000'"),
+    "int-hex": ("5", "'checks[0].tokens' must be an integer written in decimal digits, got '0x10'"),
+    "bool-yes": ("5", "'checks[0].ring' must be true or false, got the string 'yes'"),
+    "bool-quoted": ("5", "'checks[0].ring' must be true or false, got the string 'false'"),
+    "duplicate-key": ("5", "duplicate key 'max' (first at line 3)"),
+}  # fmt: skip
 TOPOLOGY_CASES = {
-    "bad-yaml": "not valid YAML",
-    "control-char": "not valid YAML: unacceptable character",
-    "not-a-mapping": "top level must be a mapping",
-    "not-utf8": "not UTF-8 text",
-    "one-host": "a lab needs at least two hosts",
-    "outside-lab-range": "10.0.0.2 is outside 198.18.0.0/15",
-    "unknown-key": "unknown key 'regoins' (did you mean 'regions'?)",
-    "bare-number-delay": "links.default: duration 5 needs a unit",
-    "hostile-host-name": "host name 'hb;reboot' must match",
-    "hostile-prefix": "prefix '$(id)-' must be",
-    "jump-not-a-host": "jump host 'nowhere' is not a host",
-    "duplicate-address": "address 198.18.9.1 already used by ja",
-    "unknown-link-region": "links.r1-mars: expected 'region-region'",
-}
+    "bad-yaml": ("3", "not valid YAML"),
+    "control-char": ("", "not valid YAML: unacceptable character"),
+    "not-a-mapping": ("1", "the document must be a mapping, got a list"),
+    "not-utf8": ("1", "not UTF-8 text"),
+    "one-host": ("5", "a lab needs at least two hosts"),
+    "outside-lab-range": ("5", "10.0.0.2 is outside 198.18.0.0/15"),
+    "unknown-key": ("4", "unknown key 'regoins' (did you mean 'regions'?)"),
+    "bare-number-delay": ("7", "'links.default.delay': duration '5' needs a unit"),
+    "hostile-host-name": ("5", "host name 'hb;reboot' must match"),
+    "hostile-prefix": ("2", "prefix '$(id)-' must be"),
+    "jump-not-a-host": ("3", "jump host 'nowhere' is not a host"),
+    "duplicate-address": ("5", "address 198.18.9.1 already used by ja"),
+    "unknown-link-region": ("7", "unknown key 'links.r1-mars': expected 'region-region'"),
+    "int-underscores": ("5", "'emulator.timing.guard_us' must be an integer written in decimal "
+                             "digits, got '1_000'"),
+    "int-hex": ("4", "'ssh.port' must be an integer written in decimal digits, got '0x16'"),
+    "bool-yes": ("5", "'emulator.gso' must be true or false, got the string 'yes'"),
+    "bool-quoted": ("7", "'regions.r1.hosts.ja.measure' must be true or false, got the string "
+                         "'false'"),
+    "duplicate-key": ("9", "duplicate key 'ja' (first at line 7)"),
+}  # fmt: skip
 MODEL_CASES = {
     "not-json": ("{bad}/model/not-json.json:3", "not JSON"),
     "not-an-object": ("{bad}/model/not-an-object.json", "not a JSON object"),
@@ -300,6 +315,8 @@ ANCHORS_CASES = {
     "not-json": (":18", "not JSON"),
     "not-utf8": ("", "not UTF-8 text"),
     "top-level-list": ("", "$: expected an object, got list"),
+    "nan-rtt": ("", "$.pairs[0].rtt_ms.p99: expected a number, got nan"),
+    "duplicate-key": ("", "duplicate key 'sent' in one object"),
 }
 
 
@@ -322,9 +339,11 @@ def _corpus() -> dict[str, Case]:
         cases[f"policy/{name}"] = Case(
             ("gate", "{good}", "--policy", file), f"{file}:{line}" if line else file, what
         )
-    for name, what in TOPOLOGY_CASES.items():
+    for name, (line, what) in TOPOLOGY_CASES.items():
         file = f"{{bad}}/topology/{name}.yaml"
-        cases[f"topology/{name}"] = Case(("lab", "up", file), file, what)
+        cases[f"topology/{name}"] = Case(
+            ("lab", "up", file), f"{file}:{line}" if line else file, what
+        )
     for name, (names, what) in MODEL_CASES.items():
         file = f"{{bad}}/model/{name}.json"
         cases[f"model/{name}"] = Case(("calc", "{good}", "--model-config", file), names, what)
@@ -524,7 +543,7 @@ def _valid_topology_doc() -> dict[str, Any]:
 @given(st.one_of(_tree(TOPO_KEYS), st.builds(dict, st.just(_valid_topology_doc()))))
 def test_fuzz_parse_topology(doc: object) -> None:
     with contextlib.suppress(ProbeError):
-        parse_topology(doc, source="t.yaml")
+        parse_topology(yaml.safe_dump(doc), source="t.yaml")
 
 
 @FUZZ
@@ -537,7 +556,7 @@ def test_fuzz_parse_topology_near_valid(top: str, key: str, value: object) -> No
     doc = _valid_topology_doc()
     doc[top] = value if key == top else {key: value}
     with contextlib.suppress(ProbeError):
-        parse_topology(doc, source="t.yaml")
+        parse_topology(yaml.safe_dump(doc), source="t.yaml")
 
 
 POLICY_KEYS = ["schema", "name", "checks", "kind", "decode", "prefill", "spec", "coverage",

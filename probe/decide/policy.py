@@ -5,12 +5,9 @@ The format is in the README (``probe gate``); ``probe.decide.gate`` evaluates a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
-
-import yaml
+from typing import Literal
 
 from probe import units
 from probe.decide import formulas as f
@@ -20,12 +17,11 @@ from probe.decide.scenarios import (
 )
 from probe.decide.shapes import ModelShape, load_hf_config, preset
 from probe.errors import InputError
+from probe.yamlsrc import MapNode, load_yaml_mapping
 
 POLICY_SCHEMA = "probe.policy/1"
 At = Literal["p50", "p99", "mc-p99"]
 Scope = Literal["all", "intra-region", "cross-region"]
-_T = TypeVar("_T")
-_S = TypeVar("_S", bound=str)
 
 
 # --------------------------------------------------------------------------- policy types
@@ -95,229 +91,122 @@ class Policy:
 
 # --------------------------------------------------------------------------- policy loading
 
-
-class _Node:
-    """A YAML mapping with typed getters; errors carry ``file:line`` of the offending node."""
-
-    def __init__(self, node: yaml.Node, file: str, what: str) -> None:
-        if not isinstance(node, yaml.MappingNode):
-            raise InputError(f"{what} must be a mapping", where=_at(file, node))
-        self.file, self.node, self.what = file, node, what
-        self.items: dict[str, yaml.Node] = {}
-        for k, v in node.value:
-            self.items[str(k.value)] = v
-        self.used: set[str] = set()
-
-    def where(self, key: str | None = None) -> str:
-        node = self.items.get(key, self.node) if key is not None else self.node
-        return _at(self.file, node)
-
-    def raw(self, key: str) -> yaml.Node | None:
-        self.used.add(key)
-        return self.items.get(key)
-
-    def scalar(self, key: str, default: object = None, *, required: bool = False) -> object:
-        node = self.raw(key)
-        if node is None:
-            if required:
-                raise InputError(f"{self.what}: missing key {key!r}", where=self.where())
-            return default
-        if not isinstance(node, yaml.ScalarNode):
-            raise InputError(f"{key} must be a single value", where=_at(self.file, node))
-        if node.tag == _TIMESTAMP:  # a date is read as written, never as a datetime
-            return str(node.value)
-        if node.tag not in _PLAIN_TAGS:
-            raise InputError(f"{key}: unsupported YAML tag {node.tag!r}", where=self.where(key))
-        try:
-            return yaml.safe_load(yaml.serialize(node))
-        except (yaml.YAMLError, ValueError, KeyError) as exc:  # e.g. ``!!int abc``
-            raise InputError(f"{key}: bad value {node.value!r}", where=self.where(key)) from exc
-
-    def convert(
-        self, key: str, fn: Callable[[object], _T], default: _T, required: bool = False
-    ) -> _T:
-        value = self.scalar(key, None, required=required)
-        if value is None:
-            return default
-        try:
-            return fn(value)
-        except InputError as exc:
-            raise InputError(f"{key}: {exc}", where=self.where(key)) from exc
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{key}: bad value {value!r}", where=self.where(key)) from exc
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        node = self.raw(key)
-        if node is None:
-            return ()
-        if not isinstance(node, yaml.SequenceNode):
-            raise InputError(f"{key} must be a list", where=_at(self.file, node))
-        for item in node.value:
-            if not isinstance(item, yaml.ScalarNode):
-                raise InputError(f"{key} must be a list of names", where=_at(self.file, item))
-        return tuple(str(item.value) for item in node.value)
-
-    def reject_unknown(self) -> None:
-        for key in self.items:
-            if key not in self.used:
-                raise InputError(f"{self.what}: unknown key {key!r}", where=self.where(key))
+_COMMON_KEYS = {"kind", "name"}
+_LATENCY_KEYS = _COMMON_KEYS | {
+    "path", "regions", "stages", "model", "model_config", "dtype", "tokens", "batch", "seq",
+    "ring", "compute_per_stage", "at", "min_pairs_ok",
+}  # fmt: skip
+_KEYS = {
+    "decode": _LATENCY_KEYS | {"budget"},
+    "prefill": _LATENCY_KEYS | {"budget_per_hop"},
+    "spec": _COMMON_KEYS | {
+        "proposer", "proposer_region", "verifier", "verifier_region", "accepted_tokens", "block",
+        "ar_tokens_per_s", "min_speedup", "at", "min_pairs_ok",
+    },
+    "coverage": _COMMON_KEYS | {"min_regions", "min_samples", "min_ok"},
+    "max_loss": _COMMON_KEYS | {"max", "scope"},
+}  # fmt: skip
 
 
-_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null"))
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+def _names(n: MapNode, key: str) -> tuple[str, ...]:
+    return tuple(item.as_str() for item in n.get_list(key) or ())
 
 
-def _at(file: str, node: yaml.Node) -> str:
-    return f"{file}:{node.start_mark.line + 1}"
+def _model(n: MapNode, base: Path) -> ModelShape:
+    if "model" in n and "model_config" in n:
+        raise n.error("give model or model_config, not both")
+    config = n.get("model_config")
+    if config is not None:
+        return load_hf_config(base / config.as_str())
+    return preset(n.require("model").as_str())
 
 
-def _positive_int(v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ValueError(v)
-    return v
-
-
-def _positive_float(v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-        raise ValueError(v)
-    return float(v)
-
-
-def _choice(options: Sequence[_S]) -> Callable[[object], _S]:
-    def pick(v: object) -> _S:
-        for o in options:
-            if v == o:
-                return o
-        raise InputError(f"{v!r} is not one of {', '.join(options)}")
-
-    return pick
-
-
-def _model(n: _Node, base: Path) -> ModelShape:
-    config = n.convert("model_config", str, "")
-    if config:
-        return load_hf_config(base / config)
-    return preset(n.convert("model", str, "", required=True))
-
-
-def _latency(n: _Node, kind: Literal["decode", "prefill"], name: str, base: Path) -> LatencyCheck:
-    placement = Placement(
-        n.strings("path"), n.strings("regions"), n.convert("stages", _positive_int, 0)
-    )
+def _latency(n: MapNode, kind: Literal["decode", "prefill"], name: str, base: Path) -> LatencyCheck:
+    placement = Placement(_names(n, "path"), _names(n, "regions"), n.get_int("stages", 0, min=1))
     if sum(bool(x) for x in (placement.path, placement.regions, placement.stages)) != 1:
-        raise InputError("give exactly one of path, regions or stages", where=n.where())
+        raise n.error("give exactly one of path, regions or stages")
+    compute_ms = n.get_quantity("compute_per_stage", units.parse_duration_ms, 0.0)
     d = PipelineOptions()  # a key left out means what ``probe calc`` means without the option
     w = Workload(
         model=_model(n, base),
-        dtype=n.convert("dtype", _choice(list(f.BYTES_PER_ELEMENT)), d.dtype),
-        tokens=n.convert("tokens", _positive_int, d.tokens),
-        batch=n.convert("batch", _positive_int, d.batch),
-        seq=n.convert("seq", _positive_int, d.seq),
-        ring=n.convert("ring", bool, d.ring),
-        decode_compute_ms_per_stage=n.convert("compute_per_stage", units.parse_duration_ms, 0.0)
-        if kind == "decode"
-        else 0.0,
-        prefill_compute_ms_per_stage=n.convert("compute_per_stage", units.parse_duration_ms, 0.0)
-        if kind == "prefill"
-        else 0.0,
+        dtype=n.get_choice("dtype", tuple(f.BYTES_PER_ELEMENT), d.dtype),
+        tokens=n.get_int("tokens", d.tokens, min=1),
+        batch=n.get_int("batch", d.batch, min=1),
+        seq=n.get_int("seq", d.seq, min=1),
+        ring=n.get_bool("ring", d.ring),
+        decode_compute_ms_per_stage=compute_ms if kind == "decode" else 0.0,
+        prefill_compute_ms_per_stage=compute_ms if kind == "prefill" else 0.0,
     )
-    budget_key = "budget" if kind == "decode" else "budget_per_hop"
+    budget = n.require("budget" if kind == "decode" else "budget_per_hop")
     return LatencyCheck(
         name,
-        n.where(),
+        n.where,
         kind,
         placement,
         w,
-        n.convert(budget_key, units.parse_duration_ms, 0.0, required=True),
-        n.convert("at", _choice(["p50", "p99", "mc-p99"]), "p99"),
-        n.convert("min_pairs_ok", units.parse_percent, 100.0),
+        budget.as_quantity(units.parse_duration_ms),
+        n.get_choice("at", ("p50", "p99", "mc-p99"), "p99"),
+        n.get_quantity("min_pairs_ok", units.parse_percent, 100.0),
     )
 
 
-def _end(n: _Node, role: str) -> str:
-    host, region = n.convert(role, str, ""), n.convert(f"{role}_region", str, "")
+def _end(n: MapNode, role: str) -> str:
+    host, region = n.get_str(role, ""), n.get_str(f"{role}_region", "")
     if bool(host) == bool(region):
-        raise InputError(f"give exactly one of {role} or {role}_region", where=n.where())
+        raise n.error(f"give exactly one of {role} or {role}_region")
     return host or f"[{region}]"
 
 
-def _check(n: _Node, index: int, base: Path) -> Check:
-    kind = n.convert(
-        "kind", _choice(["decode", "prefill", "spec", "coverage", "max_loss"]), "", required=True
-    )
-    name = n.convert("name", str, f"{kind}#{index + 1}")
-    check: Check
+def _check(n: MapNode, index: int, base: Path) -> Check:
+    kind = n.require("kind").as_choice(tuple(_KEYS))
+    n.check_keys(_KEYS[kind])
+    name = n.get_str("name", f"{kind}#{index + 1}")
     if kind in ("decode", "prefill"):
-        check = _latency(n, "decode" if kind == "decode" else "prefill", name, base)
-    elif kind == "spec":
-        check = SpecCheck(
+        return _latency(n, "decode" if kind == "decode" else "prefill", name, base)
+    if kind == "spec":
+        return SpecCheck(
             name,
-            n.where(),
+            n.where,
             _end(n, "proposer"),
             _end(n, "verifier"),
-            n.convert("accepted_tokens", _positive_float, 0.0, required=True),
-            n.convert("block", units.parse_duration_ms, 0.0, required=True),
-            n.convert("ar_tokens_per_s", _positive_float, 0.0, required=True),
-            n.convert("min_speedup", _positive_float, 1.0),
-            n.convert("at", _choice(["p50", "p99"]), "p99"),
-            n.convert("min_pairs_ok", units.parse_percent, 100.0),
+            n.require("accepted_tokens").as_float(above=0.0),
+            n.require("block").as_quantity(units.parse_duration_ms),
+            n.require("ar_tokens_per_s").as_float(above=0.0),
+            n.get_float("min_speedup", 1.0, above=0.0),
+            n.get_choice("at", ("p50", "p99"), "p99"),
+            n.get_quantity("min_pairs_ok", units.parse_percent, 100.0),
         )
-    elif kind == "coverage":
-        check = CoverageCheck(
+    if kind == "coverage":
+        return CoverageCheck(
             name,
-            n.where(),
-            n.convert("min_regions", _positive_int, 1),
-            n.convert("min_samples", _positive_int, 1),
-            n.convert("min_ok", units.parse_percent, 0.0),
+            n.where,
+            n.get_int("min_regions", 1, min=1),
+            n.get_int("min_samples", 1, min=1),
+            n.get_quantity("min_ok", units.parse_percent, 0.0),
         )
-    else:
-        check = LossCheck(
-            name,
-            n.where(),
-            n.convert("max", units.parse_percent, 0.0, required=True),
-            n.convert("scope", _choice(["all", "intra-region", "cross-region"]), "all"),
-        )
-    n.reject_unknown()
-    return check
+    return LossCheck(
+        name,
+        n.where,
+        n.require("max").as_quantity(units.parse_percent),
+        n.get_choice("scope", ("all", "intra-region", "cross-region"), "all"),
+    )
 
 
 def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file (format in the README); every error names file:line."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read policy: {exc.strerror}", where=str(p)) from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        lineno = data[: exc.start].count(b"\n") + 1
-        raise InputError("not UTF-8 text", where=f"{p}:{lineno}") from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or exc.context or "malformed"
-        raise InputError(f"not valid YAML: {problem}", where=f"{p}{line}") from exc
-    except yaml.YAMLError as exc:  # e.g. ReaderError: a control character; its text has 2 lines
-        raise InputError(f"not valid YAML: {exc}".replace("\n", " "), where=str(p)) from exc
-    except RecursionError as exc:  # PyYAML's composer recurses once per nesting level
-        raise InputError("not valid YAML: nested too deeply", where=str(p)) from exc
-    if root is None:
-        raise InputError("empty policy", where=str(p))
-    top = _Node(root, str(p), "policy")
-    schema = top.convert("schema", str, POLICY_SCHEMA)
+    top = load_yaml_mapping(p)
+    top.check_keys({"schema", "name", "checks"})
+    schema = top.get_str("schema", POLICY_SCHEMA)
     if schema != POLICY_SCHEMA:
-        raise InputError(
-            f"policy schema {schema!r} is not {POLICY_SCHEMA!r}", where=top.where("schema")
-        )
-    name = top.convert("name", str, p.stem)
-    checks_node = top.raw("checks")
-    if not isinstance(checks_node, yaml.SequenceNode) or not checks_node.value:
-        raise InputError("policy needs a non-empty list 'checks'", where=top.where("checks"))
-    top.reject_unknown()
-    checks = tuple(
-        _check(_Node(c, str(p), f"check #{i + 1}"), i, p.parent)
-        for i, c in enumerate(checks_node.value)
+        message = f"policy schema {schema!r} is not {POLICY_SCHEMA!r}"
+        raise top.require("schema").error(message)
+    checks = top.get_list("checks")
+    if not checks:
+        where = top.key_where("checks") if "checks" in top else top.where
+        raise InputError("the policy needs a non-empty list 'checks'", where=where)
+    return Policy(
+        str(p),
+        top.get_str("name", p.stem),
+        tuple(_check(c.as_mapping(), i, p.parent) for i, c in enumerate(checks)),
     )
-    return Policy(str(p), name, checks)

@@ -24,13 +24,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from probe.errors import InputError
+from probe.textio import read_text
 from probe.units import parse_duration_ms, parse_percent, parse_rate_bps
+from probe.yamlsrc import MapNode, Node, parse_yaml_mapping
 
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
 _LAB_RANGE_V4 = ipaddress.IPv4Network("198.18.0.0/15")
 MSS_EFFICIENCY = 1448 / 1500  # TCP payload per 1500-byte IP packet with timestamps
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")  # ends up in netns and interface names
-_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,4}-$")
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,11}")  # ends up in netns and interface names
+_PREFIX = re.compile(r"[a-z][a-z0-9]{0,4}-")
 _LINK_KEYS = {"delay", "jitter", "jitter_dist", "loss", "rate", "queue", "reorder"}
 
 JitterDist = Literal["normal", "uniform"]
@@ -154,120 +156,115 @@ def truth_table(topo: Topology) -> list[PairTruth]:
 # --- parsing -------------------------------------------------------------------------------
 
 
-def parse_topology(doc: object, *, source: str) -> Topology:
-    """Validate a loaded YAML document; errors name the file and the key path."""
-    top = _mapping(doc, source, "top level")
-    _check_keys(
-        top,
-        {"name", "prefix", "jump", "ssh", "addressing", "emulator", "regions", "links", "pairs"},
-        source,
-        "top level",
+def parse_topology(text: str, *, source: str) -> Topology:
+    """Validate topology text; every error names ``source:line`` and the key path."""
+    top = parse_yaml_mapping(text, source=source)
+    top.check_keys(
+        {"name", "prefix", "jump", "ssh", "addressing", "emulator", "regions", "links", "pairs"}
     )
-    name = _str(top, "name", source, "lab")
-    if not _NAME.match(name):
-        raise InputError(f"name {name!r} must match {_NAME.pattern}", where=source)
-    prefix = _str(top, "prefix", source, "pl-")
-    if not _PREFIX.match(prefix):
-        raise InputError(
-            f"prefix {prefix!r} must be 1-5 lowercase letters/digits and '-'", where=source
-        )
-    hosts = _parse_hosts(top.get("regions"), source)
-    names = [h.name for h in hosts]
-    jump = _str(top, "jump", source, "")
-    if jump not in names:
-        raise InputError(f"jump host {jump!r} is not a host of any region", where=source)
-    ssh = _mapping(top.get("ssh", {}), source, "ssh")
-    _check_keys(ssh, {"port"}, source, "ssh")
-    addressing = _mapping(top.get("addressing", {}), source, "addressing")
-    _check_keys(addressing, {"mesh", "controller_link"}, source, "addressing")
-    mesh = _subnet(addressing.get("mesh", "198.18.0.0/15"), source, "addressing.mesh")
-    ctl = _subnet(
-        addressing.get("controller_link", "198.19.255.0/30"), source, "addressing.controller_link"
-    )
+    name = "lab" if (name_node := top.get("name")) is None else _name(name_node, "name")
+    prefix = top.get_str("prefix", "pl-")
+    if not _PREFIX.fullmatch(prefix):
+        message = f"prefix {prefix!r} must be 1-5 lowercase letters/digits and '-'"
+        raise top.require("prefix").error(message)
+    ssh = top.section("ssh")
+    ssh.check_keys({"port"})
+    addressing = top.section("addressing")
+    addressing.check_keys({"mesh", "controller_link"})
+    mesh = _subnet(addressing.get("mesh"), "198.18.0.0/15")
+    ctl = _subnet(addressing.get("controller_link"), "198.19.255.0/30")
     if ctl.prefixlen != 30:
-        raise InputError("addressing.controller_link must be a /30", where=source)
-    for h in hosts:
-        if ipaddress.ip_address(h.address) not in mesh or ipaddress.ip_address(h.address) in ctl:
-            raise InputError(
-                f"host {h.name}: address {h.address} is outside the mesh {mesh}", where=source
-            )
+        raise addressing.require("controller_link").error(
+            "'addressing.controller_link' must be a /30"
+        )
+    hosts = _parse_hosts(top.section("regions"), mesh, ctl)
+    jump = top.get_str("jump", "")
+    if jump not in {h.name for h in hosts}:
+        where = top.key_where("jump") if "jump" in top else top.where
+        raise InputError(f"jump host {jump!r} is not a host of any region", where=where)
     return Topology(
         name=name,
         prefix=prefix,
         jump=jump,
         hosts=hosts,
-        links=_resolve_links(hosts, top.get("links", {}), top.get("pairs", {}), source),
-        emulator=_parse_emulator(top.get("emulator", {}), source),
-        ssh_port=_int(ssh.get("port", 22), source, "ssh.port", 1, 65535),
+        links=_resolve_links(hosts, top.section("links"), top.section("pairs")),
+        emulator=_parse_emulator(top.section("emulator")),
+        ssh_port=ssh.get_int("port", 22, min=1, max=65535),
         controller_link=str(ctl),
         mesh=str(mesh),
         source=source,
     )
 
 
-def _parse_hosts(regions: object, source: str) -> tuple[LabHost, ...]:
-    regions_map = _mapping(regions, source, "regions")
-    if not regions_map:
-        raise InputError("regions: at least one region with hosts is needed", where=source)
-    hosts: list[LabHost] = []
-    seen_addr: dict[str, str] = {}
-    for region, body in regions_map.items():
-        _name(region, source, "region")
-        body_map = _mapping(body, source, f"regions.{region}")
-        _check_keys(body_map, {"hosts"}, source, f"regions.{region}")
-        for hname, spec in _mapping(
-            body_map.get("hosts"), source, f"regions.{region}.hosts"
-        ).items():
-            _name(hname, source, "host")
-            where = f"regions.{region}.hosts.{hname}"
-            spec_map = {"address": spec} if isinstance(spec, str) else _mapping(spec, source, where)
-            _check_keys(spec_map, {"address", "zone", "measure", "access"}, source, where)
-            access = _mapping(spec_map.get("access", {}), source, f"{where}.access")
-            _check_keys(access, {"up", "down"}, source, f"{where}.access")
-            up, down = (
-                LinkParams(**_link_fields(access[k], source, f"{where}.access.{k}"))
-                if k in access
-                else None
-                for k in ("up", "down")
-            )
-            address = str(_ip(spec_map.get("address"), source, f"{where}.address"))
-            if address in seen_addr:
-                raise InputError(
-                    f"{where}: address {address} already used by {seen_addr[address]}", where=source
+def _parse_hosts(
+    regions: MapNode, mesh: ipaddress.IPv4Network, ctl: ipaddress.IPv4Network
+) -> tuple[LabHost, ...]:
+    if not regions.keys():
+        raise regions.error("regions: at least one region with hosts is needed")
+    hosts: dict[str, LabHost] = {}
+    owner: dict[str, str] = {}  # address → host name
+    for region, body in regions.items():
+        _check_name(region, "region name", regions.key_where(region))
+        body_map = body.as_mapping()
+        body_map.check_keys({"hosts"})
+        members = body_map.section("hosts")
+        for name, spec in members.items():
+            _check_name(name, "host name", members.key_where(name))
+            if name in hosts:
+                message = f"duplicate host name {name!r} (also in region {hosts[name].region})"
+                raise InputError(message, where=members.key_where(name))
+            host, address_node = _read_host(region, name, spec)
+            if host.address in owner:
+                message = f"address {host.address} already used by {owner[host.address]}"
+                raise address_node.error(message)
+            address = ipaddress.ip_address(host.address)
+            if address not in mesh or address in ctl:
+                raise address_node.error(
+                    f"host {name}: address {address} is outside the mesh {mesh}"
                 )
-            if any(h.name == hname for h in hosts):
-                raise InputError(f"{where}: duplicate host name {hname!r}", where=source)
-            seen_addr[address] = hname
-            zone = spec_map.get("zone")
-            hosts.append(
-                LabHost(
-                    name=hname,
-                    region=region,
-                    address=address,
-                    zone=None if zone is None else _name(zone, source, f"{where}.zone"),
-                    measure=bool(spec_map.get("measure", True)),
-                    access_up=up,
-                    access_down=down,
-                )
-            )
+            owner[host.address], hosts[name] = name, host
     if len(hosts) < 2:
-        raise InputError("a lab needs at least two hosts", where=source)
-    return tuple(hosts)
+        raise regions.error("a lab needs at least two hosts")
+    return tuple(hosts.values())
+
+
+def _read_host(region: str, name: str, spec: Node) -> tuple[LabHost, Node]:
+    """``name: ADDRESS`` or ``name: {address, zone, measure, access}``, and the address node."""
+    if spec.is_scalar:
+        return LabHost(name=name, region=region, address=str(_ip(spec))), spec
+    fields = spec.as_mapping()
+    fields.check_keys({"address", "zone", "measure", "access"})
+    address = fields.require("address")
+    access = fields.section("access")
+    access.check_keys({"up", "down"})
+    up, down = (
+        None if (node := access.get(k)) is None else LinkParams(**_link_fields(node))
+        for k in ("up", "down")
+    )
+    zone = fields.get("zone")
+    host = LabHost(
+        name=name,
+        region=region,
+        address=str(_ip(address)),
+        zone=None if zone is None else _name(zone, "zone"),
+        measure=fields.get_bool("measure", True),
+        access_up=up,
+        access_down=down,
+    )
+    return host, address
 
 
 def _resolve_links(
-    hosts: tuple[LabHost, ...], links: object, pairs: object, source: str
+    hosts: tuple[LabHost, ...], links: MapNode, pairs: MapNode
 ) -> dict[tuple[str, str], LinkParams]:
-    links_map = {str(k): v for k, v in _mapping(links, source, "links").items()}
-    pairs_map = {str(k): v for k, v in _mapping(pairs, source, "pairs").items()}
     regions = {h.region for h in hosts}
     names = {h.name for h in hosts}
-    for key in links_map:
-        _check_selector(key, regions | {"default", "intra"}, source, "links", "region")
-    for key in pairs_map:
-        _check_selector(key, names, source, "pairs", "host")
-    parsed_links = {k: _link_fields(v, source, f"links.{k}") for k, v in links_map.items()}
-    parsed_pairs = {k: _link_fields(v, source, f"pairs.{k}") for k, v in pairs_map.items()}
+    for key in links:
+        _check_selector(links, key, regions | {"default", "intra"}, "region")
+    for key in pairs:
+        _check_selector(pairs, key, names, "host")
+    parsed_links = {k: _link_fields(v) for k, v in links.items()}
+    parsed_pairs = {k: _link_fields(v) for k, v in pairs.items()}
     out: dict[tuple[str, str], LinkParams] = {}
     for a in hosts:
         for b in hosts:
@@ -312,153 +309,94 @@ def in_series(path: LinkParams, access: LinkParams) -> LinkParams:
     )
 
 
-def _check_selector(key: str, known: set[str], source: str, section: str, what: str) -> None:
+def _check_selector(section: MapNode, key: str, known: set[str], what: str) -> None:
     parts = re.split(r"[->]", key)
-    if key in ("default", "intra") and section == "links":
+    if key in ("default", "intra") and section.path == "links":
         return
     if len(parts) != 2 or not all(p in known and p not in ("default", "intra") for p in parts):
         raise InputError(
-            f"{section}.{key}: expected '{what}-{what}' or '{what}>{what}' with known {what}s "
-            f"({', '.join(sorted(known - {'default', 'intra'}))})",
-            where=source,
+            f"unknown key '{section.path}.{key}': expected '{what}-{what}' or '{what}>{what}' "
+            f"with known {what}s ({', '.join(sorted(known - {'default', 'intra'}))})",
+            where=section.key_where(key),
         )
 
 
-def _link_fields(body: object, source: str, where: str) -> dict[str, Any]:
-    spec = _mapping(body, source, where)
-    _check_keys(spec, _LINK_KEYS, source, where)
-    out: dict[str, Any] = {}
-    try:
-        if "delay" in spec:
-            out["delay_ms"] = parse_duration_ms(spec["delay"])
-        if "jitter" in spec:
-            out["jitter_ms"] = parse_duration_ms(spec["jitter"])
-        if "queue" in spec:
-            out["queue_ms"] = parse_duration_ms(spec["queue"])
-        if "loss" in spec:
-            out["loss_pct"] = parse_percent(spec["loss"])
-        if "rate" in spec:
-            out["rate_bps"] = parse_rate_bps(spec["rate"])
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}", where=source) from exc
-    if "jitter_dist" in spec:
-        if spec["jitter_dist"] not in ("normal", "uniform"):
-            raise InputError(f"{where}.jitter_dist must be 'normal' or 'uniform'", where=source)
-        out["jitter_dist"] = spec["jitter_dist"]
-    if "reorder" in spec:
-        out["reorder"] = bool(spec["reorder"])
+_QUANTITIES = (
+    ("delay", "delay_ms", parse_duration_ms),
+    ("jitter", "jitter_ms", parse_duration_ms),
+    ("queue", "queue_ms", parse_duration_ms),
+    ("loss", "loss_pct", parse_percent),
+    ("rate", "rate_bps", parse_rate_bps),
+)
+
+
+def _link_fields(node: Node) -> dict[str, Any]:
+    """The fields one layer sets, by :class:`LinkParams` name (layers override field by field)."""
+    spec = node.as_mapping()
+    spec.check_keys(_LINK_KEYS)
+    out: dict[str, Any] = {
+        field: spec.require(key).as_quantity(parse)
+        for key, field, parse in _QUANTITIES
+        if spec.get(key) is not None
+    }
+    if (dist := spec.get("jitter_dist")) is not None:
+        out["jitter_dist"] = dist.as_choice(("normal", "uniform"))
+    if (reorder := spec.get("reorder")) is not None:
+        out["reorder"] = reorder.as_bool()
     return out
 
 
-def _parse_emulator(body: object, source: str) -> EmulatorSettings:
-    spec = _mapping(body, source, "emulator")
-    _check_keys(spec, {"gso", "timing", "rate_impl"}, source, "emulator")
-    rate_impl = spec.get("rate_impl", "htb")
-    if rate_impl not in ("htb", "userspace"):
-        raise InputError("emulator.rate_impl must be 'htb' or 'userspace'", where=source)
-    timing = _mapping(spec.get("timing", {}), source, "emulator.timing")
-    _check_keys(timing, {"guard_us", "spin_us", "sched_fifo", "comp_us"}, source, "emulator.timing")
+def _parse_emulator(spec: MapNode) -> EmulatorSettings:
+    spec.check_keys({"gso", "timing", "rate_impl"})
+    timing = spec.section("timing")
+    timing.check_keys({"guard_us", "spin_us", "sched_fifo", "comp_us"})
     d = EmulatorSettings()
     return EmulatorSettings(
-        gso=bool(spec.get("gso", d.gso)),
-        rate_impl=rate_impl,
-        guard_us=_int(
-            timing.get("guard_us", d.guard_us), source, "emulator.timing.guard_us", 0, 100_000
-        ),
-        spin_us=_int(
-            timing.get("spin_us", d.spin_us), source, "emulator.timing.spin_us", 0, 10_000
-        ),
-        sched_fifo=_int(
-            timing.get("sched_fifo", d.sched_fifo), source, "emulator.timing.sched_fifo", 0, 99
-        ),
-        comp_us=float(
-            _int(timing.get("comp_us", d.comp_us), source, "emulator.timing.comp_us", 0, 10_000)
-        ),
+        gso=spec.get_bool("gso", d.gso),
+        rate_impl=spec.get_choice("rate_impl", ("htb", "userspace"), d.rate_impl),
+        guard_us=timing.get_int("guard_us", d.guard_us, min=0, max=100_000),
+        spin_us=timing.get_int("spin_us", d.spin_us, min=0, max=10_000),
+        sched_fifo=timing.get_int("sched_fifo", d.sched_fifo, min=0, max=99),
+        comp_us=timing.get_float("comp_us", d.comp_us, min=0, max=10_000),
     )
 
 
-# --- small typed accessors -------------------------------------------------------------------
+# --- names and addresses ---------------------------------------------------------------------
 
 
-def _mapping(value: object, source: str, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(f"{where} must be a mapping, not {type(value).__name__}", where=source)
-    return {str(k): v for k, v in value.items()}
-
-
-def _check_keys(spec: Mapping[str, Any], allowed: set[str], source: str, where: str) -> None:
-    import difflib
-
-    for key in spec:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"{where}: unknown key {key!r}{hint}", where=source)
-
-
-def _str(spec: Mapping[str, Any], key: str, source: str, default: str) -> str:
-    value = spec.get(key, default)
-    if not isinstance(value, str):
-        raise InputError(f"{key} must be a string", where=source)
+def _check_name(value: str, what: str, where: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise InputError(f"{what} {value!r} must match {_NAME.pattern}", where=where)
     return value
 
 
-def _name(value: object, source: str, what: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise InputError(f"{what} name {value!r} must match {_NAME.pattern}", where=source)
-    return value
+def _name(node: Node, what: str) -> str:
+    return _check_name(node.as_str(), what, node.where)
 
 
-def _int(value: object, source: str, where: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise InputError(f"{where} must be a number in {low}..{high}, not {value!r}", where=source)
-    return int(value)
-
-
-def _ip(value: object, source: str, where: str) -> ipaddress.IPv4Address:
+def _ip(node: Node) -> ipaddress.IPv4Address:
+    value = node.as_str()
     try:
-        addr = ipaddress.ip_address(str(value))
-    except ValueError as exc:
-        raise InputError(f"{where}: {value!r} is not an IP address", where=source) from exc
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        raise node.error(f"{node.name}: {value!r} is not an IP address") from None
     if not isinstance(addr, ipaddress.IPv4Address) or addr not in LAB_RANGE:
-        raise InputError(
-            f"{where}: {value} is outside {LAB_RANGE} (the lab's only range)", where=source
-        )
+        raise node.error(f"{node.name}: {value} is outside {LAB_RANGE} (the lab's only range)")
     return addr
 
 
-def _subnet(value: object, source: str, where: str) -> ipaddress.IPv4Network:
+def _subnet(node: Node | None, default: str) -> ipaddress.IPv4Network:
+    value, where = (default, None) if node is None else (node.as_str(), node.where)
     try:
-        net = ipaddress.ip_network(str(value))
-    except ValueError as exc:
-        raise InputError(f"{where}: {value!r} is not a network", where=source) from exc
+        net = ipaddress.ip_network(value)
+    except ValueError:
+        raise InputError(f"{value!r} is not a network", where=where) from None
     if not isinstance(net, ipaddress.IPv4Network) or not net.subnet_of(_LAB_RANGE_V4):
-        raise InputError(f"{where}: {value} is outside {LAB_RANGE}", where=source)
+        raise InputError(f"{value} is outside {LAB_RANGE}", where=where)
     return net
 
 
 def load_topology(path: str) -> Topology:
     """Read and validate a topology file."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:  # noqa: PTH123
-            doc = yaml.safe_load(fh)
-    except FileNotFoundError as exc:
-        raise InputError("topology file not found", where=path) from exc
-    except OSError as exc:
-        raise InputError(f"cannot read topology: {exc.strerror or exc}", where=path) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("not UTF-8 text", where=path) from exc
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        problem = exc.problem or exc.context or "malformed"
-        raise InputError(f"not valid YAML: {problem}", where=where) from exc
-    except yaml.YAMLError as exc:  # e.g. ReaderError: a control character; its text has 2 lines
-        raise InputError(f"not valid YAML: {exc}".replace("\n", " "), where=path) from exc
-    except RecursionError as exc:  # PyYAML's composer recurses once per nesting level
-        raise InputError("not valid YAML: nested too deeply", where=path) from exc
-    return parse_topology(doc, source=path)
+    text, _ = read_text(path)
+    return parse_topology(text, source=path)

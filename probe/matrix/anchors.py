@@ -15,8 +15,9 @@ probe sent; goodput: medians over the pairs measured), with the number of pairs 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -230,187 +231,209 @@ def dump_anchors(anchors: Anchors) -> str:
 # --------------------------------------------------------------------------- load
 
 
-class _Reader:
-    """Typed access to decoded JSON; every error names the file and the JSON path."""
+class _Json:
+    """A decoded JSON value at a JSON path, read with the accessors of :mod:`probe.yamlsrc`.
 
-    def __init__(self, file: str) -> None:
-        self.file = file
+    JSON has no lines once decoded, so errors are located at ``FILE: $.path``.
+    """
 
-    def fail(self, path: str, message: str) -> InputError:
-        return InputError(f"{path}: {message}", where=self.file)
+    __slots__ = ("file", "path", "value")
 
-    def mapping(self, value: object, path: str) -> Mapping[str, object]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"expected an object, got {type(value).__name__}")
-        return value
+    def __init__(self, value: object, file: str, path: str = "$") -> None:
+        self.value, self.file, self.path = value, file, path
 
-    def array(self, value: object, path: str) -> list[object]:
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected a list, got {type(value).__name__}")
-        return value
+    def error(self, message: str) -> InputError:
+        return InputError(message, where=f"{self.file}: {self.path}")
 
-    def items(self, top: Mapping[str, object], key: str) -> list[tuple[str, object]]:
-        """``($.key[i], value)`` for each element of the top-level list ``key``."""
-        values = self.array(self.key(top, key, "$"), f"$.{key}")
-        return [(f"$.{key}[{i}]", v) for i, v in enumerate(values)]
+    def _wrong(self, expected: str) -> InputError:
+        return self.error(f"expected {expected}, got {self.value!r}")
 
-    def key(self, obj: Mapping[str, object], key: str, path: str) -> object:
-        if key not in obj:
-            raise self.fail(f"{path}.{key}", "missing key")
-        return obj[key]
+    def as_str(self) -> str:
+        if not isinstance(self.value, str):
+            raise self._wrong("a string")
+        return self.value
 
-    def text(self, obj: Mapping[str, object], key: str, path: str) -> str:
-        v = self.key(obj, key, path)
-        if not isinstance(v, str):
-            raise self.fail(f"{path}.{key}", f"expected a string, got {v!r}")
-        return v
+    def as_int(self) -> int:
+        if isinstance(self.value, bool) or not isinstance(self.value, int):
+            raise self._wrong("an integer")
+        return self.value
 
-    def opt_text(self, obj: Mapping[str, object], key: str, path: str) -> str | None:
-        v = self.key(obj, key, path)
-        return None if v is None else self.text(obj, key, path)
-
-    def number(self, obj: Mapping[str, object], key: str, path: str) -> float:
-        v = self.key(obj, key, path)
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise self.fail(f"{path}.{key}", f"expected a number, got {v!r}")
+    def as_float(self) -> float:
+        """A finite number (an integer is one): ``1e999`` decodes to infinity."""
+        v = self.value
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise self._wrong("a number")
         return float(v)
 
-    def opt_number(self, obj: Mapping[str, object], key: str, path: str) -> float | None:
-        v = self.key(obj, key, path)
-        return None if v is None else self.number(obj, key, path)
+    def as_bool(self) -> bool:
+        if not isinstance(self.value, bool):
+            raise self._wrong("true or false")
+        return self.value
 
-    def integer(self, obj: Mapping[str, object], key: str, path: str) -> int:
-        v = self.key(obj, key, path)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(f"{path}.{key}", f"expected an integer, got {v!r}")
-        return v
+    def as_list(self) -> list[_Json]:
+        if not isinstance(self.value, list):
+            raise self.error(f"expected a list, got {type(self.value).__name__}")
+        return [_Json(v, self.file, f"{self.path}[{i}]") for i, v in enumerate(self.value)]
 
-    def flag(self, obj: Mapping[str, object], key: str, path: str) -> bool:
-        v = self.key(obj, key, path)
-        if not isinstance(v, bool):
-            raise self.fail(f"{path}.{key}", f"expected true or false, got {v!r}")
-        return v
-
-    def bw(self, obj: Mapping[str, object], path: str) -> Bandwidth:
-        b = self.mapping(self.key(obj, "bw_mbps", path), f"{path}.bw_mbps")
-        return Bandwidth(
-            forward_mbps=self.opt_number(b, "forward", f"{path}.bw_mbps"),
-            reverse_mbps=self.opt_number(b, "reverse", f"{path}.bw_mbps"),
-        )
+    def as_mapping(self) -> _JsonMap:
+        if not isinstance(self.value, dict):
+            raise self.error(f"expected an object, got {type(self.value).__name__}")
+        return _JsonMap(self.value, self.file, self.path)
 
 
-def _read_host(r: _Reader, value: object, path: str) -> HostInfo:
-    o = r.mapping(value, path)
+class _JsonMap(_Json):
+    """A JSON object. probe writes every key (``null`` when empty): a missing one is an error."""
+
+    __slots__ = ()
+
+    def require(self, key: str) -> _Json:
+        path = f"{self.path}.{key}"
+        if not isinstance(self.value, dict) or key not in self.value:
+            raise _Json(None, self.file, path).error("missing key")
+        return _Json(self.value[key], self.file, path)
+
+    def get(self, key: str) -> _Json | None:
+        """The value at ``key``, ``None`` when it is null."""
+        node = self.require(key)
+        return None if node.value is None else node
+
+    def added(self, key: str) -> _Json | None:
+        """A key added within the schema major: absent from older files, so absent is null."""
+        if isinstance(self.value, dict) and key not in self.value:
+            return None
+        return self.get(key)
+
+    def get_str(self, key: str) -> str | None:
+        node = self.get(key)
+        return None if node is None else node.as_str()
+
+    def get_float(self, key: str) -> float | None:
+        node = self.get(key)
+        return None if node is None else node.as_float()
+
+    def bw(self) -> Bandwidth:
+        b = self.require("bw_mbps").as_mapping()
+        return Bandwidth(forward_mbps=b.get_float("forward"), reverse_mbps=b.get_float("reverse"))
+
+
+def _read_host(node: _Json) -> HostInfo:
+    o = node.as_mapping()
     return HostInfo(
-        name=r.text(o, "name", path),
-        region=r.text(o, "region", path),
-        zone=r.opt_text(o, "zone", path),
-        provider=r.opt_text(o, "provider", path),
-        measured=r.flag(o, "measured", path),
+        name=o.require("name").as_str(),
+        region=o.require("region").as_str(),
+        zone=o.get_str("zone"),
+        provider=o.get_str("provider"),
+        measured=o.require("measured").as_bool(),
     )
 
 
-def _read_pair(r: _Reader, value: object, path: str) -> PairAnchor:
-    o = r.mapping(value, path)
-    raw_status = r.text(o, "status", path)
+def _rtt(o: _JsonMap, keys: tuple[str, ...]) -> tuple[float, ...] | None:
+    rtt = o.get("rtt_ms")
+    return None if rtt is None else tuple(rtt.as_mapping().require(k).as_float() for k in keys)
+
+
+def _read_pair(node: _Json) -> PairAnchor:
+    o = node.as_mapping()
+    status_node = o.require("status")
     try:
-        status = CellStatus(raw_status)
+        status = CellStatus(status_node.as_str())
     except ValueError:
         known = ", ".join(s.value for s in CellStatus)
-        raise r.fail(f"{path}.status", f"unknown status {raw_status!r} (one of {known})") from None
-    rtt_raw = r.key(o, "rtt_ms", path)
-    rtt = None
-    if rtt_raw is not None:
-        ro, rp = r.mapping(rtt_raw, f"{path}.rtt_ms"), f"{path}.rtt_ms"
-        rtt = RttAnchor(*(r.number(ro, k, rp) for k in ("min", "mean", "p50", "p90", "p99", "max")))
+        raise status_node.error(f"unknown status {status_node.value!r} (one of {known})") from None
+    rtt = _rtt(o, ("min", "mean", "p50", "p90", "p99", "max"))
     if status is CellStatus.OK and rtt is None:
-        raise r.fail(f"{path}.rtt_ms", "status is ok but rtt_ms is null")
-    samples_raw = r.key(o, "rtt_samples_ms", path)
-    samples = None
-    if samples_raw is not None:
-        items = r.array(samples_raw, f"{path}.rtt_samples_ms")
-        sp = f"{path}.rtt_samples_ms"
-        samples = tuple(r.number({"x": v}, "x", f"{sp}[{i}]") for i, v in enumerate(items))
+        raise o.require("rtt_ms").error("status is ok but rtt_ms is null")
+    samples = o.get("rtt_samples_ms")
     return PairAnchor(
-        src=r.text(o, "src", path),
-        dst=r.text(o, "dst", path),
-        src_region=r.text(o, "src_region", path),
-        dst_region=r.text(o, "dst_region", path),
+        src=o.require("src").as_str(),
+        dst=o.require("dst").as_str(),
+        src_region=o.require("src_region").as_str(),
+        dst_region=o.require("dst_region").as_str(),
         status=status,
-        reason=r.opt_text(o, "reason", path),
-        rtt=rtt,
-        rtt_mdev_ms=r.opt_number(o, "rtt_mdev_ms", path),
-        ipdv_ms=r.opt_number(o, "ipdv_ms", path),
-        pdv_p99_ms=r.opt_number(o, "pdv_p99_ms", path),
-        loss_pct=r.opt_number(o, "loss_pct", path),
-        sent=r.integer(o, "sent", path),
-        received=r.integer(o, "received", path),
-        bw=r.bw(o, path),
-        bw_status=r.opt_text(o, "bw_status", path),
-        bw_reason=r.opt_text(o, "bw_reason", path),
-        rtt_samples_ms=samples,
+        reason=o.get_str("reason"),
+        rtt=None if rtt is None else RttAnchor(*rtt),
+        rtt_mdev_ms=o.get_float("rtt_mdev_ms"),
+        ipdv_ms=o.get_float("ipdv_ms"),
+        pdv_p99_ms=o.get_float("pdv_p99_ms"),
+        loss_pct=o.get_float("loss_pct"),
+        sent=o.require("sent").as_int(),
+        received=o.require("received").as_int(),
+        bw=o.bw(),
+        bw_status=o.get_str("bw_status"),
+        bw_reason=o.get_str("bw_reason"),
+        rtt_samples_ms=None if samples is None else tuple(v.as_float() for v in samples.as_list()),
     )
 
 
-def _count(r: _Reader, obj: Mapping[str, object], key: str, path: str) -> int | None:
+def _count(o: _JsonMap, key: str) -> int | None:
     """A region count added within schema 1: older files lack it (None), a present one is read."""
-    return None if obj.get(key) is None else r.integer(obj, key, path)
+    node = o.added(key)
+    return None if node is None else node.as_int()
 
 
-def _read_region(r: _Reader, value: object, path: str) -> RegionAnchor:
-    o = r.mapping(value, path)
-    rtt_raw = r.key(o, "rtt_ms", path)
-    rtt = None
-    if rtt_raw is not None:
-        ro, rp = r.mapping(rtt_raw, f"{path}.rtt_ms"), f"{path}.rtt_ms"
-        rtt = RegionRtt(*(r.number(ro, k, rp) for k in ("p50", "p90", "p99", "mean")))
-    bp = f"{path}.pairs_bw"
-    bw_pairs = {} if o.get("pairs_bw") is None else r.mapping(o["pairs_bw"], bp)
+def _read_region(node: _Json) -> RegionAnchor:
+    o = node.as_mapping()
+    rtt = _rtt(o, ("p50", "p90", "p99", "mean"))
+    bw_pairs = o.added("pairs_bw")
+    bw_counts = bw_pairs.as_mapping() if bw_pairs is not None else None
     return RegionAnchor(
-        src_region=r.text(o, "src_region", path),
-        dst_region=r.text(o, "dst_region", path),
-        pairs=r.integer(o, "pairs", path),
-        pairs_ok=r.integer(o, "pairs_ok", path),
-        rtt=rtt,
-        ipdv_ms=r.opt_number(o, "ipdv_ms", path),
-        loss_pct=r.opt_number(o, "loss_pct", path),
-        bw=r.bw(o, path),
-        pairs_probed=_count(r, o, "pairs_probed", path),
-        pairs_ipdv=_count(r, o, "pairs_ipdv", path),
-        pairs_bw_forward=_count(r, bw_pairs, "forward", bp),
-        pairs_bw_reverse=_count(r, bw_pairs, "reverse", bp),
-        sent=_count(r, o, "sent", path),
-        received=_count(r, o, "received", path),
+        src_region=o.require("src_region").as_str(),
+        dst_region=o.require("dst_region").as_str(),
+        pairs=o.require("pairs").as_int(),
+        pairs_ok=o.require("pairs_ok").as_int(),
+        rtt=None if rtt is None else RegionRtt(*rtt),
+        ipdv_ms=o.get_float("ipdv_ms"),
+        loss_pct=o.get_float("loss_pct"),
+        bw=o.bw(),
+        pairs_probed=_count(o, "pairs_probed"),
+        pairs_ipdv=_count(o, "pairs_ipdv"),
+        pairs_bw_forward=None if bw_counts is None else _count(bw_counts, "forward"),
+        pairs_bw_reverse=None if bw_counts is None else _count(bw_counts, "reverse"),
+        sent=_count(o, "sent"),
+        received=_count(o, "received"),
     )
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """An object hook for ``json.loads``: a repeated key is an error, as in every probe input."""
+    doc = dict(pairs)
+    if len(doc) < len(pairs):
+        repeated = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise ParseError(f"duplicate key {repeated!r} in one object")
+    return doc
 
 
 def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
     """Anchors from JSON text; ``file`` only names the source in error messages."""
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise ParseError(f"not JSON: {exc.msg}", where=f"{file}:{exc.lineno}") from exc
+    except ParseError as exc:  # a duplicate key
+        raise ParseError(str(exc), where=file) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ParseError(f"not JSON probe reads: {exc}", where=file) from None
     except RecursionError as exc:
         raise ParseError("not JSON: nested too deeply", where=file) from exc
-    r = _Reader(file)
-    top = r.mapping(doc, "$")
-    schema = r.text(top, "schema", "$")
+    top = _Json(doc, file).as_mapping()
+    schema = top.require("schema").as_str()
     m = _SCHEMA_RE.match(schema)
     if m is None or m.group(1) != "1":
         raise InputError(f"anchors schema {schema!r} is not supported (this probe reads {SCHEMA})",
                          where=file)  # fmt: skip
-    hosts = tuple(_read_host(r, v, p) for p, v in r.items(top, "hosts"))
-    pairs = tuple(_read_pair(r, v, p) for p, v in r.items(top, "pairs"))
-    regions = tuple(_read_region(r, v, p) for p, v in r.items(top, "regions"))
+    hosts = tuple(_read_host(v) for v in top.require("hosts").as_list())
+    pairs = tuple(_read_pair(v) for v in top.require("pairs").as_list())
+    regions = tuple(_read_region(v) for v in top.require("regions").as_list())
     names = {h.name for h in hosts}
     for i, p in enumerate(pairs):
         for end in (p.src, p.dst):
             if end not in names:
-                raise r.fail(f"$.pairs[{i}]", f"host {end!r} is not listed in $.hosts")
+                where = f"{file}: $.pairs[{i}]"
+                raise InputError(f"host {end!r} is not listed in $.hosts", where=where)
     return Anchors(
-        run_id=r.text(top, "run_id", "$"),
-        created_utc=r.text(top, "created_utc", "$"),
-        probe_version=r.text(top, "probe_version", "$"),
+        run_id=top.require("run_id").as_str(),
+        created_utc=top.require("created_utc").as_str(),
+        probe_version=top.require("probe_version").as_str(),
         hosts=hosts,
         pairs=pairs,
         regions=regions,

@@ -110,4 +110,4 @@ def with_stalled_bw(
         elif (p.src, p.dst) == (dst, src):
             p = replace(p, bw=replace(p.bw, reverse_mbps=mbps))
         pairs.append(p)
-    return replace(anchors, pairs=tuple(pairs), regions=aggregate_regions(pairs))
+    return replace(anchors, pairs=tuple(pairs), regions=roll_up(pairs))

@@ -192,18 +192,24 @@ def test_overall_verdict_and_markdown(tmp_path: Path) -> None:
         (
             "  - kind: decode\n    model: llama-3-8b\n    stages: 2\n"
             "    budget: 1s\n    tokes: 3\n",
-            r"policy\.yaml:7: check #1: unknown key 'tokes'",
+            r"policy\.yaml:7: unknown key 'checks\[0\]\.tokes' \(did you mean 'tokens'\?\)",
         ),
         (
             "  - kind: decode\n    model: llama-3-8b\n    stages: 2\n    budget: 100\n",
-            r"policy\.yaml:6: budget: .*needs a unit",
+            r"policy\.yaml:6: 'checks\[0\]\.budget': duration '100' needs a unit",
         ),
         (
             "  - kind: decode\n    model: llama-3-8b\n    budget: 1s\n",
             r"policy\.yaml:3: give exactly one of path, regions or stages",
         ),
-        ("  - kind: telepathy\n", r"policy\.yaml:3: kind: 'telepathy' is not one of"),
-        ("  - kind: coverage\n    min_regions: -1\n", r"policy\.yaml:4: min_regions: bad value -1"),
+        (
+            "  - kind: telepathy\n",
+            r"policy\.yaml:3: 'checks\[0\]\.kind' must be one of decode, .*, got 'telepathy'",
+        ),
+        (
+            "  - kind: coverage\n    min_regions: -1\n",
+            r"policy\.yaml:4: 'checks\[0\]\.min_regions' must be at least 1, got -1",
+        ),
         (
             "  - kind: decode\n    model: gpt-5\n    stages: 2\n    budget: 1s\n",
             r"unknown model 'gpt-5'",

@@ -6,10 +6,16 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 
 from probe.errors import InputError
-from probe.lab.topology import LinkParams, in_series, load_topology, pair_truth, parse_topology
+from probe.lab.topology import (
+    LinkParams,
+    Topology,
+    in_series,
+    load_topology,
+    pair_truth,
+    parse_topology,
+)
 from tests.conftest import DEFAULT_TOPOLOGY, RUN_TAG, unique_topology
 
 BASE = """
@@ -29,12 +35,12 @@ pairs:
 """
 
 
-def topo(text: str = BASE) -> object:
-    return parse_topology(yaml.safe_load(text), source="t.yaml")
+def topo(text: str = BASE) -> Topology:
+    return parse_topology(text, source="t.yaml")
 
 
 def test_resolution_layers_override_field_by_field() -> None:
-    t = parse_topology(yaml.safe_load(BASE), source="t.yaml")
+    t = topo()
     assert t.links["j", "a"].delay_ms == 0.5  # intra beats default
     ab, ba = t.links["a", "b"], t.links["b", "a"]
     assert (ab.delay_ms, ab.rate_bps, ab.loss_pct) == (20.0, 100e6, 1.0)  # pair a>b adds loss only
@@ -42,7 +48,7 @@ def test_resolution_layers_override_field_by_field() -> None:
 
 
 def test_truth_combines_both_directions() -> None:
-    t = parse_topology(yaml.safe_load(BASE), source="t.yaml")
+    t = topo()
     tr = pair_truth(t, "a", "b")
     assert tr.rtt_ms == 40.0
     assert tr.rtt_std_ms == pytest.approx(math.hypot(2, 2))
@@ -76,23 +82,26 @@ def test_default_topology_has_the_promised_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    ("patch", "message"),
+    ("patch", "line", "message"),
     [
-        (("198.18.2.1", "10.0.0.1"), "outside 198.18.0.0/15"),
-        (("jump: j", "jump: nope"), "jump host 'nope'"),
-        (("delay: 1ms", "delay: 1"), "needs a unit"),
-        (("eu-us:", "eu-mars:"), "links.eu-mars"),
-        (("a>b:", "a>zz:"), "pairs.a>zz"),
-        (("name: t1", "name: t1\nnmae: x"), "did you mean 'name'"),
-        (("b: 198.18.2.1", "b: 198.18.1.2"), "already used by a"),
-        (("prefix: pt-", "prefix: 'pt; rm'"), "prefix"),
-        (("{loss: 1%}", "{loss: 140%}"), "above 100%"),
+        (("198.18.2.1", "10.0.0.1"), 7, "outside 198.18.0.0/15"),
+        (("jump: j", "jump: nope"), 4, "jump host 'nope'"),
+        (("delay: 1ms", "delay: 1"), 9, "needs a unit"),
+        (("eu-us:", "eu-mars:"), 11, "links.eu-mars"),
+        (("a>b:", "a>zz:"), 14, "pairs.a>zz"),
+        (("name: t1", "name: t1\nnmae: x"), 3, "did you mean 'name'"),
+        (("b: 198.18.2.1", "b: 198.18.1.2"), 7, "already used by a"),
+        (("prefix: pt-", "prefix: 'pt; rm'"), 3, "prefix"),
+        (("{loss: 1%}", "{loss: 140%}"), 14, "above 100%"),
     ],
 )
-def test_bad_topologies_name_file_and_key(patch: tuple[str, str], message: str) -> None:
+def test_bad_topologies_name_file_line_and_key(
+    patch: tuple[str, str], line: int, message: str
+) -> None:
     with pytest.raises(InputError, match=r"t\.yaml") as err:
         topo(BASE.replace(*patch))
     assert message in str(err.value)
+    assert err.value.where == f"t.yaml:{line}"
 
 
 def test_missing_and_broken_files(tmp_path: object) -> None:

@@ -104,6 +104,29 @@ def test_wrong_types_and_values_are_refused() -> None:
         parse_anchors(json.dumps(doc))
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"schema": NaN}', "x.json: $.schema: expected a string, got nan"),
+        ('{"a": 1, "a": 2}', "x.json: duplicate key 'a' in one object"),
+        ("[" + "1" * 5000 + "]", "x.json: not JSON probe reads: Exceeds the limit"),
+    ],
+)
+def test_json_follows_the_input_rules(text: str, message: str) -> None:
+    with pytest.raises(InputError) as exc:
+        parse_anchors(text, file="x.json")
+    assert str(exc.value).startswith(message)
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_numbers_must_be_finite(bad: str) -> None:
+    doc = _doc()
+    doc["pairs"][0]["rtt_ms"]["p50"] = 0.0  # type: ignore[index]
+    text = json.dumps(doc).replace('"p50": 0.0', f'"p50": {bad}', 1)
+    with pytest.raises(InputError, match=r"\$\.pairs\[0\]\.rtt_ms\.p50: expected a number"):
+        parse_anchors(text)
+
+
 def test_bad_json_names_file_and_line() -> None:
     with pytest.raises(ParseError, match=r"^a\.json:3: not JSON"):
         parse_anchors('{\n "schema": "probe.anchors/1",\n oops\n}', file="a.json")
