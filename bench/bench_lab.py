@@ -141,9 +141,7 @@ def fidelity(quick: bool) -> dict[str, Any]:
                     "emulator_cpu_during_ping": cpu,
                 }
             )
-        stats = control.emulator_stats(lab)
-        pairs: dict[str, dict[str, float]] = stats["pairs"]  # type: ignore[assignment]
-        late_max = max(p["late_max_us"] for p in pairs.values())
+        late_max = max(p.late_max_us for p in control.emulator_stats(lab).pairs.values())
     finally:
         control.down(lab.name, echo=False)
     return {
