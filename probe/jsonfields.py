@@ -87,7 +87,12 @@ class JsonObject:
     def _check(self, key: str, value: object, kind: type[T]) -> T:
         if not is_kind(value, kind):
             self.wrong(key, value, _KIND_NAMES[kind])
-        return cast("T", float(cast("float", value)) if kind is float else value)
+        if kind is not float:
+            return cast("T", value)
+        try:
+            return cast("T", float(cast("float", value)))
+        except OverflowError:  # an integer of hundreds of digits
+            self.wrong(key, value, "a number in range")
 
     def obj(self, key: str) -> JsonObject:
         return self.child(key, self.req(key, dict))

@@ -94,6 +94,7 @@ DAMAGE = [
     ("controller.rtt.d.sent", 1.5, "'controller.rtt.d.sent' must be an integer, not 1.5"),
     ("controller.rtt.d", 3, "'controller.rtt.d' must be an object, not 3"),
     ("phases.ping_s", "fast", "'phases.ping_s' must be a number, not 'fast'"),
+    ("phases.connect_s", 10**400, "'phases.connect_s' must be a number in range, not 1000"),
     ("cells.torn_sample_lines", [1, "x"], "'cells.torn_sample_lines[1]' must be an integer"),
     ("complete", ..., "'complete' is missing"),
     ("interrupted", None, "'interrupted' must be true or false, not None"),
@@ -176,3 +177,50 @@ RUN = st.builds(
 @given(RUN)
 def test_encode_then_decode_gives_the_same_run(doc: RunDoc) -> None:
     assert decode_run(encode_run(doc), "run.json") == doc
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(node: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Every key path of a decoded JSON document (the root excluded)."""
+    if isinstance(node, dict):
+        items: list[tuple[str | int, object]] = list(node.items())
+    elif isinstance(node, list):
+        items = list(enumerate(node))
+    else:
+        return []
+    out = []
+    for key, value in items:
+        out.append((*prefix, key))
+        out += _paths(value, (*prefix, key))
+    return out
+
+
+FUZZ_DOC = json.loads((FIXTURES / "run-resumed.json").read_text())
+FUZZ_PATHS = _paths(FUZZ_DOC)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(FUZZ_PATHS), JSON)
+def test_any_value_anywhere_is_read_or_one_line_of_store_error(
+    path: tuple[str | int, ...], value: object
+) -> None:
+    doc = json.loads(json.dumps(FUZZ_DOC))
+    node: Any = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        run = decode_run(json.dumps(doc), "run.json")
+    except StoreError as exc:
+        assert str(exc).startswith("run.json: ") and "\n" not in str(exc)
+        return
+    text = encode_run(run)  # what was accepted is written back and read again alike
+    assert encode_run(decode_run(text, "run.json")) == text
