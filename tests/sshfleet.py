@@ -34,7 +34,9 @@ from probe.model import Host, Inventory, SshTarget
 
 LOOPBACK = "127.0.0.1"
 #: Options for tests against these servers: fail fast, no retries.
-FAST = SshOptions(connect_timeout_s=5, command_timeout_s=5, connect_retries=0)
+FAST = SshOptions(
+    connect_timeout_s=5, command_timeout_s=5, connect_retries=0, reconnect_window_s=0.5
+)
 
 
 @dataclass

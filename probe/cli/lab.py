@@ -112,13 +112,17 @@ def lab_link(
 
 @lab.command("sshd")
 @click.argument("host")
-@click.argument("action", type=click.Choice(["stop", "start"]))
+@click.argument("action", type=click.Choice(["stop", "start", "drop"]))
 def lab_sshd(host: str, action: str) -> int:
-    """Stop or start HOST's sshd (a fault: the host stays on the network, SSH fails)."""
+    """Stop or start HOST's sshd (new SSH logins fail, the host stays on the network), or drop
+    its open SSH sessions (a reboot or a lost NAT mapping, as the connections see it)."""
     from probe.lab import control
 
     control.require_root()
     info = control.find_host(host)
+    if action == "drop":
+        click.echo(f"sshd on {host}: dropped {control.drop_sessions(info, host)} session(s)")
+        return 0
     (control.stop_sshd if action == "stop" else control.start_sshd)(info, host)
     click.echo(f"sshd on {host}: {action}")
     return 0

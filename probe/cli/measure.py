@@ -268,7 +268,7 @@ def _load_matrix(path: Path) -> tuple[RunDoc, pd.DataFrame]:
     type=click.Choice(["host", "region"]),
     default="host",
     show_default=True,
-    help="host: the src × dst grid; region: medians per region pair.",
+    help="host: the src × dst grid; region: the region roll-up (pooled loss, medians of pairs).",
 )
 def show(run_dir: str, metric: str, by: str) -> int:
     """Print the src × dst grid of one metric (a cell without a number shows its status)."""

@@ -8,6 +8,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from probe.matrix import build as matrix
+from probe.matrix.regions import figure
 from probe.store.rundoc import RunDoc
 
 
@@ -35,11 +36,11 @@ def render_grid(run: RunDoc, frame: pd.DataFrame, metric: str) -> str:
 
 
 def render_regions(frame: pd.DataFrame, metric: str) -> str:
-    roll = matrix.by_region(frame, metric)
+    """One figure of the region roll-up per region pair, with the pairs it rests on."""
     rows = [
-        [r.src_region, r.dst_region, _cell(r.median, "—"), f"{r.measured}/{r.pairs}"]
-        for r in roll.itertuples()
+        [f.src_region, f.dst_region, _cell(f.value, "—"), f"{f.measured}/{f.pairs}"]
+        for f in matrix.by_region(frame, metric)
     ]
-    return f"{metric} by region (median over measured pairs)\n" + tabulate(
-        rows, ["src region", "dst region", "median", "pairs measured"], disable_numparse=True
+    return f"{metric} by region ({figure(metric).definition})\n" + tabulate(
+        rows, ["src region", "dst region", metric, "pairs measured"], disable_numparse=True
     )

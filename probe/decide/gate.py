@@ -18,6 +18,7 @@ from enum import StrEnum
 
 from probe.decide import formulas as f
 from probe.decide.policy import (
+    Check,
     CoverageCheck,
     LatencyCheck,
     LossCheck,
@@ -268,11 +269,38 @@ def _loss_result(c: LossCheck, anchors: Anchors) -> CheckResult:
 _KIND: dict[type, str] = {SpecCheck: "spec", CoverageCheck: "coverage", LossCheck: "max_loss"}
 
 
+def _check_names(c: Check, anchors: Anchors) -> None:
+    """A region or host the run does not have is a mistake in the policy (a typo, the wrong
+    run), not missing data: say so at the check's line instead of calling it INCONCLUSIVE."""
+    hosts: list[str] = []
+    regions: list[str] = []
+    if isinstance(c, LatencyCheck):
+        hosts, regions = list(c.placement.path), list(c.placement.regions)
+    elif isinstance(c, SpecCheck):
+        for end in (c.proposer, c.verifier):
+            (regions if end.startswith("[") else hosts).append(end.strip("[]"))
+    known_regions = sorted({h.region for h in anchors.hosts})
+    for region in regions:
+        if region not in known_regions:
+            raise InputError(
+                f"check {c.name!r}: region {region!r} is not in run {anchors.run_id} "
+                f"(its regions: {', '.join(known_regions)})",
+                where=c.where,
+            )
+    known_hosts = {h.name for h in anchors.hosts}
+    for host in hosts:
+        if host not in known_hosts:
+            raise InputError(
+                f"check {c.name!r}: host {host!r} is not in run {anchors.run_id}", where=c.where
+            )
+
+
 def evaluate(policy: Policy, anchors: Anchors) -> GateReport:
     """Every check of ``policy`` against ``anchors``; missing data makes a check INCONCLUSIVE."""
     links = Links.from_anchors(anchors)
     results = []
     for c in policy.checks:
+        _check_names(c, anchors)
         kind = c.kind if isinstance(c, LatencyCheck) else _KIND[type(c)]
         try:
             if isinstance(c, LatencyCheck):

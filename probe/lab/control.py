@@ -387,6 +387,26 @@ def stop_sshd(lab: LabInfo, host: str) -> None:
         time.sleep(0.02)
 
 
+def drop_sessions(lab: LabInfo, host: str) -> int:
+    """Kill every SSH session on ``host`` but its listening sshd: what a jump host's reboot or a
+    dropped NAT mapping does to the connections that ran through it. Returns how many died."""
+    listener = _children(lab).get(f"sshd_{host}")
+    if listener is None:
+        raise InputError(f"lab {lab.name} has no host {host!r}")
+    sessions = []
+    for pid in netns.netns_pids(lab.netns(host)):
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if pid != listener and comm.startswith("sshd"):
+            sessions.append(pid)
+    for pid in sessions:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(sessions)
+
+
 def start_sshd(lab: LabInfo, host: str) -> None:
     """Start every stopped sshd again (the supervisor restarts dead children on SIGUSR2)."""
     log = lab.paths.sshd_log(host)

@@ -7,17 +7,16 @@ receiver goodput ``src → dst`` in Mbit/s (10⁶ bit/s), ``reverse`` is ``dst �
 ``status`` is not ``ok`` carries no RTT (``all-lost`` keeps its loss of 100 %) and must never be
 read as a good link.
 
-Region rows aggregate the pairs from ``src_region`` to ``dst_region`` (see ``aggregate_regions``):
-RTT statistics are the *median over ok pairs* of each pair statistic, loss is pooled over every
-probe sent, bandwidth is the median over pairs that have a value.
+Region rows roll up the pairs from ``src_region`` to ``dst_region``; ``probe.matrix.regions``
+computes them and defines each figure (RTT and IPDV: medians over ok pairs; loss: pooled over every
+probe sent; goodput: medians over the pairs measured), with the number of pairs each rests on.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +95,13 @@ class PairAnchor:
 
 @dataclass(frozen=True, slots=True)
 class RegionAnchor:
+    """One region pair (``matrix.regions.roll_up`` defines each figure).
+
+    ``rtt`` rests on ``pairs_ok`` pairs, ``ipdv_ms`` on ``pairs_ipdv``, ``loss_pct`` on ``sent``
+    probes of ``pairs_probed`` pairs, ``bw`` on ``pairs_bw_forward`` / ``pairs_bw_reverse``. The
+    counts after ``bw`` are None in files written before probe recorded them.
+    """
+
     src_region: str
     dst_region: str
     pairs: int
@@ -104,6 +110,12 @@ class RegionAnchor:
     ipdv_ms: float | None
     loss_pct: float | None
     bw: Bandwidth
+    pairs_probed: int | None
+    pairs_ipdv: int | None
+    pairs_bw_forward: int | None
+    pairs_bw_reverse: int | None
+    sent: int | None
+    received: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,52 +165,6 @@ class Anchors:
         return tuple(sorted({h.region for h in self.hosts if h.name in seen}))
 
 
-# --------------------------------------------------------------------------- aggregation
-
-
-def _median(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def aggregate_regions(pairs: Sequence[PairAnchor]) -> tuple[RegionAnchor, ...]:
-    """Region rows from pair rows: medians over ok pairs, loss pooled over all probes sent."""
-    by_key: dict[tuple[str, str], list[PairAnchor]] = {}
-    for p in pairs:
-        by_key.setdefault((p.src_region, p.dst_region), []).append(p)
-    rows = []
-    for (src_region, dst_region), group in sorted(by_key.items()):
-        ok = [p.rtt for p in group if p.ok and p.rtt is not None]
-        sent = sum(p.sent for p in group)
-        received = sum(p.received for p in group)
-        rtt = (
-            RegionRtt(
-                p50_ms=statistics.median(r.p50_ms for r in ok),
-                p90_ms=statistics.median(r.p90_ms for r in ok),
-                p99_ms=statistics.median(r.p99_ms for r in ok),
-                mean_ms=statistics.median(r.mean_ms for r in ok),
-            )
-            if ok
-            else None
-        )
-        rows.append(
-            RegionAnchor(
-                src_region=src_region,
-                dst_region=dst_region,
-                pairs=len(group),
-                pairs_ok=len(ok),
-                rtt=rtt,
-                ipdv_ms=_median(p.ipdv_ms for p in group if p.ok),
-                loss_pct=100.0 * (sent - received) / sent if sent else None,
-                bw=Bandwidth(
-                    forward_mbps=_median(p.bw.forward_mbps for p in group),
-                    reverse_mbps=_median(p.bw.reverse_mbps for p in group),
-                ),
-            )
-        )
-    return tuple(rows)
-
-
 # --------------------------------------------------------------------------- dump
 
 
@@ -232,6 +198,9 @@ def _region_dict(r: RegionAnchor) -> dict[str, object]:
         "rtt_ms": None if rtt is None else {"p50": rtt.p50_ms, "p90": rtt.p90_ms,
                                             "p99": rtt.p99_ms, "mean": rtt.mean_ms},
         "ipdv_ms": r.ipdv_ms, "loss_pct": r.loss_pct, "bw_mbps": _bw_dict(r.bw),
+        "pairs_probed": r.pairs_probed, "pairs_ipdv": r.pairs_ipdv,
+        "pairs_bw": {"forward": r.pairs_bw_forward, "reverse": r.pairs_bw_reverse},
+        "sent": r.sent, "received": r.received,
     }  # fmt: skip
 
 
@@ -383,6 +352,11 @@ def _read_pair(r: _Reader, value: object, path: str) -> PairAnchor:
     )
 
 
+def _count(r: _Reader, obj: Mapping[str, object], key: str, path: str) -> int | None:
+    """A region count added within schema 1: older files lack it (None), a present one is read."""
+    return None if obj.get(key) is None else r.integer(obj, key, path)
+
+
 def _read_region(r: _Reader, value: object, path: str) -> RegionAnchor:
     o = r.mapping(value, path)
     rtt_raw = r.key(o, "rtt_ms", path)
@@ -390,6 +364,8 @@ def _read_region(r: _Reader, value: object, path: str) -> RegionAnchor:
     if rtt_raw is not None:
         ro, rp = r.mapping(rtt_raw, f"{path}.rtt_ms"), f"{path}.rtt_ms"
         rtt = RegionRtt(*(r.number(ro, k, rp) for k in ("p50", "p90", "p99", "mean")))
+    bp = f"{path}.pairs_bw"
+    bw_pairs = {} if o.get("pairs_bw") is None else r.mapping(o["pairs_bw"], bp)
     return RegionAnchor(
         src_region=r.text(o, "src_region", path),
         dst_region=r.text(o, "dst_region", path),
@@ -399,6 +375,12 @@ def _read_region(r: _Reader, value: object, path: str) -> RegionAnchor:
         ipdv_ms=r.opt_number(o, "ipdv_ms", path),
         loss_pct=r.opt_number(o, "loss_pct", path),
         bw=r.bw(o, path),
+        pairs_probed=_count(r, o, "pairs_probed", path),
+        pairs_ipdv=_count(r, o, "pairs_ipdv", path),
+        pairs_bw_forward=_count(r, bw_pairs, "forward", bp),
+        pairs_bw_reverse=_count(r, bw_pairs, "reverse", bp),
+        sent=_count(r, o, "sent", path),
+        received=_count(r, o, "received", path),
     )
 
 

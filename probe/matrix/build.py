@@ -18,6 +18,7 @@ import pandas as pd
 
 from probe.errors import InputError
 from probe.matrix import anchors as A
+from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.matrix.stats import RttStats, rtt_stats
 from probe.model import CellStatus
 from probe.store.rundir import read_run, scan_samples, torn_warning
@@ -329,14 +330,9 @@ def status_grid(
     return grid.reindex(index=names, columns=names)
 
 
-def by_region(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Region × region: the median over measured pairs (and how many pairs that is)."""
-    values = frame.assign(_v=_metric(frame, metric).astype("float64"))
-    grouped = values.groupby(["src_region", "dst_region"])["_v"]
-    out = pd.DataFrame(
-        {"median": grouped.median(), "pairs": grouped.size(), "measured": grouped.count()}
-    )
-    return out.reset_index()
+def by_region(frame: pd.DataFrame, metric: str) -> tuple[RegionFigure, ...]:
+    """Region × region: one figure of the region roll-up (``matrix.regions`` defines it)."""
+    return figures(roll_up(pair_anchors(frame)), metric)
 
 
 def host_order(run: RunDoc) -> list[str]:
@@ -380,6 +376,21 @@ def to_anchors(
 ) -> A.Anchors:
     """The anchors the calculator consumes; ``samples`` (raw RTTs per pair) feed its Monte-Carlo."""
     hosts = tuple(A.HostInfo(h.name, h.region, h.zone, h.provider, h.measure) for h in run.hosts)
+    pairs = pair_anchors(frame, samples)
+    return A.Anchors(
+        run_id=run.run_id,
+        created_utc=run.ended_utc or run.started_utc,
+        probe_version=run.probe_version,
+        hosts=hosts,
+        pairs=pairs,
+        regions=roll_up(pairs),
+    )
+
+
+def pair_anchors(
+    frame: pd.DataFrame, samples: Mapping[tuple[str, str], Sequence[float]] | None = None
+) -> tuple[A.PairAnchor, ...]:
+    """The rows of ``frame`` as typed pairs (what the region roll-up and anchors.json read)."""
     pairs = []
     for rec in _records(frame):
         ok = rec["status"] == CellStatus.OK
@@ -418,14 +429,7 @@ def to_anchors(
                 else None,
             )
         )
-    return A.Anchors(
-        run_id=run.run_id,
-        created_utc=run.ended_utc or run.started_utc,
-        probe_version=run.probe_version,
-        hosts=hosts,
-        pairs=tuple(pairs),
-        regions=A.aggregate_regions(pairs),
-    )
+    return tuple(pairs)
 
 
 def rtt_samples(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[float]]:

@@ -15,12 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from probe import __version__
-from probe.errors import Terminated
+from probe.errors import StoreError, Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import dump_anchors
 from probe.measure.measurement import Done, HostState, Measurement, RunOptions, Say
 from probe.measure.ssh import SshOptions, SshPool
 from probe.model import CellStatus, Inventory
+from probe.store.lock import RunLock
 from probe.store.rundir import RunStore, read_run, scan_samples, utc_iso
 from probe.store.rundoc import (
     CellCounts,
@@ -71,7 +72,31 @@ async def execute(
     say: Say,
     resume: Path | None = None,
 ) -> RunSummary:
-    """Measure the fleet; on any exit (Ctrl-C included) the run directory is left consistent."""
+    """Measure the fleet; on any exit (Ctrl-C included) the run directory is left consistent.
+
+    The output folder is locked for the whole run (:class:`RunLock`): a second run or resume
+    there stops with a one-line error before it connects to anything.
+    """
+    root = resume.parent if resume is not None else out_root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{root}: cannot create the output folder ({exc.strerror})") from exc
+    with RunLock(root):
+        return await _execute(
+            inventory, out_root=out_root, options=options, ssh=ssh, say=say, resume=resume
+        )
+
+
+async def _execute(
+    inventory: Inventory,
+    *,
+    out_root: Path,
+    options: RunOptions,
+    ssh: SshOptions,
+    say: Say,
+    resume: Path | None,
+) -> RunSummary:
     if resume is not None:
         store = RunStore.reopen(resume)
         doc = replace(read_run(resume), resumed_utc=utc_iso())

@@ -131,7 +131,8 @@ class RemoteProcess:
     async def read_until(self, ready: Ready, timeout_s: float) -> bool:
         """Read stdout until ``ready`` matches it (a substring, a regex, or a predicate).
 
-        False if the process ended or ``timeout_s`` passed first; :meth:`stop` then tells why.
+        False if the process ended, its connection was lost or ``timeout_s`` passed first;
+        :meth:`stop` and :attr:`connection_lost` then tell why.
         """
         matches = _matcher(ready)
         try:
@@ -141,7 +142,7 @@ class RemoteProcess:
                     if not chunk:
                         return False
                     self._stdout += chunk
-        except TimeoutError:
+        except (TimeoutError, OSError, asyncssh.Error):  # a lost connection ends the process
             return False
         return True
 
@@ -185,6 +186,8 @@ class RemoteProcess:
                 out, err = await self._process.communicate()
         except TimeoutError:
             return False
+        except (OSError, asyncssh.Error):  # the connection is gone, and the channel with it
+            return True
         self._stdout += out
         self._stderr += err
         return True
@@ -229,8 +232,10 @@ async def open_session(
             errors="replace",
         )
     except asyncssh.ChannelOpenError as exc:
-        status = CellStatus.UNREACHABLE if conn.is_closed() else CellStatus.ERROR
-        raise HostError(host, status, f"cannot open a session: {exc.reason}") from exc
+        if conn.is_closed():  # the connection died as the session was being opened
+            message = f"connection lost: cannot open a session ({exc.reason})"
+            raise HostError(host, CellStatus.UNREACHABLE, message) from exc
+        raise HostError(host, CellStatus.ERROR, f"cannot open a session: {exc.reason}") from exc
     except (OSError, asyncssh.Error) as exc:
         raise HostError(host, CellStatus.UNREACHABLE, f"connection lost: {exc}") from exc
 

@@ -17,6 +17,11 @@
   host-key policy (strict by default, opt-in accept-new) in :mod:`probe.measure.hostkeys`.
 * A host that fails to connect is data (a :class:`HostConnection` with a :class:`CellStatus`),
   never an exception out of :meth:`SshPool.connect`.
+* A connection lost mid-run (a rebooted host or jump host, a dropped NAT mapping; keepalives
+  notice a silent one) is reconnected when the host is next used, jump hosts first, trying for
+  ``reconnect_window_s`` (a reboot takes seconds); if that fails, every later use of the host
+  raises at once one :class:`HostError` naming the loss and the failed reconnect, so its
+  remaining cells become UNREACHABLE with that reason and the run goes on without waiting again.
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ class SshOptions:
 
     connect_timeout_s: float = 10.0  # TCP + SSH handshake + auth, per attempt
     command_timeout_s: float = 60.0
-    keepalive_interval_s: float = 15.0
+    keepalive_interval_s: float = 5.0  # 3 unanswered (asyncssh's default count) = lost
+    reconnect_window_s: float = 20.0  # a lost connection: how long to keep trying to get it back
     connect_retries: int = 2  # extra attempts after a transient connect failure
     retry_backoff_s: float = 0.5  # first back-off; doubles per attempt, ×U(0.5, 1.5) jitter
     max_handshakes_per_server: int = 8  # below sshd MaxStartups 10
@@ -129,6 +135,8 @@ class SshPool:
         self._handshakes: dict[tuple[str, str, int], asyncio.Semaphore] = {}
         self._hop_handshakes: dict[str, asyncio.Semaphore] = {}
         self._spawned: set[RemoteProcess] = set()
+        self._reconnecting: dict[str, asyncio.Lock] = {}
+        self._lost: dict[str, str] = {}  # host → why it stays lost (one reconnect failed)
 
     async def __aenter__(self) -> SshPool:
         return self
@@ -181,7 +189,7 @@ class SshPool:
         self, host: str, argv: Sequence[str], *, timeout_s: float | None = None
     ) -> CommandResult:
         """Run ``argv`` on ``host``. ``exit_status`` is None on timeout or a signal."""
-        link = self._link(host)
+        link = await self._live_link(host)
         timeout = timeout_s if timeout_s is not None else self._options.command_timeout_s
         async with link.sessions:
             return await run_command(host, link.conn, argv, timeout)
@@ -197,7 +205,7 @@ class SshPool:
         :meth:`RemoteProcess.release`. Opening a session costs two round trips to the host plus
         its login shell; a gated start pays that ahead, off the measurement's critical path.
         """
-        link = self._link(host)
+        link = await self._live_link(host)
         script = GATED_SPAWN_SCRIPT if gated else SPAWN_SCRIPT
         command = remote_command(["sh", "-c", script, "sh", *argv], max_lifetime_s)
         await link.sessions.acquire()
@@ -235,9 +243,38 @@ class SshPool:
             if result is not None:
                 raise HostError(host, result.status, result.reason)
             raise HostError(host, CellStatus.ERROR, "not connected (SshPool.connect first)")
-        if link.conn.is_closed():
-            raise HostError(host, CellStatus.UNREACHABLE, "connection lost")
         return link
+
+    async def _live_link(self, host: str) -> Link:
+        """The host's link, reconnected once if its connection was lost (jump hosts first)."""
+        link = self._link(host)
+        if not link.conn.is_closed():
+            return link
+        async with self._reconnecting.setdefault(host, asyncio.Lock()):
+            link = self._links[host]
+            if not link.conn.is_closed():
+                return link  # another task reconnected it meanwhile
+            if host in self._lost:
+                raise HostError(host, CellStatus.UNREACHABLE, self._lost[host])
+            chain = self._chain(host)
+            tunnel = None
+            try:
+                if chain:
+                    tunnel = (await self._live_link(chain[-1])).conn
+            except HostError as exc:
+                self._lost[host] = f"connection lost; via bastion {exc}"
+                raise HostError(host, CellStatus.UNREACHABLE, self._lost[host]) from exc
+            log.info("%s: connection lost, reconnecting", host)
+            deadline = time.monotonic() + self._options.reconnect_window_s
+            while True:
+                result = await self._connect_with_retries(host, tunnel, len(chain))
+                if result.ok or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            if not result.ok:
+                self._lost[host] = f"connection lost; reconnect failed: {result.reason}"
+                raise HostError(host, CellStatus.UNREACHABLE, self._lost[host])
+            return self._links[host]
 
     async def _connect_one(
         self,

@@ -9,7 +9,7 @@ so a report can be regenerated offline at any time.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ import pandas as pd
 
 from probe.errors import ProbeError
 from probe.matrix.build import MatrixBuilder, host_order
+from probe.matrix.regions import figure
 from probe.model import CellStatus
 from probe.report.hints import Hint, diagnose
 from probe.store.rundir import read_run, scan_samples, torn_warning
@@ -27,7 +28,7 @@ from probe.textio import write_atomic
 
 if TYPE_CHECKING:
     from probe.decide.gate import GateReport
-    from probe.matrix.anchors import Anchors
+    from probe.matrix.anchors import Anchors, RegionAnchor
 
 #: The calculator's default scenario for the headline (the defaults of ``probe calc``).
 HEADLINE_MODEL = "llama-3-8b"
@@ -68,22 +69,6 @@ class Coverage:
 
 
 @dataclass(frozen=True, slots=True)
-class RegionRow:
-    """Region × region: medians over the pairs that have each value; loss pooled over probes."""
-
-    src_region: str
-    dst_region: str
-    pairs: int
-    ping_ok: int
-    rtt_p50_ms: float | None
-    rtt_p99_ms: float | None
-    ipdv_ms: float | None
-    loss_pct: float | None
-    bw_ok: int
-    bw_mbps: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class Report:
     run_id: str
     probe_version: str
@@ -91,7 +76,7 @@ class Report:
     order: tuple[str, ...]
     regions: Mapping[str, str]  # host → region
     coverage: Coverage
-    rollup: tuple[RegionRow, ...]
+    rollup: tuple[RegionAnchor, ...]  # the anchors' region rows, in report order
     hints: tuple[Hint, ...]
     headline: str
     gate: GateReport | None = None
@@ -149,34 +134,30 @@ def coverage(run: RunDoc, frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
     )
 
 
-def _median(values: pd.Series) -> float | None:
-    present = values.dropna()
-    return float(present.median()) if len(present) else None
-
-
 def rollup(
-    frame: pd.DataFrame, order: tuple[str, ...], regions: Mapping[str, str]
-) -> list[RegionRow]:
-    seen = list(dict.fromkeys(regions[h] for h in order))
-    rows = []
-    for a in seen:
-        for b in seen:
-            cells = frame[(frame["src_region"] == a) & (frame["dst_region"] == b)]
-            if cells.empty:
-                continue
-            ok = cells[cells["status"] == CellStatus.OK.value]
-            probed = cells[cells["status"].isin([CellStatus.OK.value, CellStatus.ALL_LOST.value])]
-            sent = float(probed["sent"].sum())
-            lost = sent - float(probed["received"].sum())
-            rows.append(
-                RegionRow(
-                    a, b, len(cells), len(ok), _median(ok["rtt_p50_ms"]), _median(ok["rtt_p99_ms"]),
-                    _median(ok["ipdv_ms"]), 100.0 * lost / sent if sent else None,
-                    int((cells["bw_status"] == CellStatus.OK.value).sum()),
-                    _median(cells["bw_fwd_mbps"]),
-                )
-            )  # fmt: skip
-    return rows
+    rows: Sequence[RegionAnchor], order: Sequence[str], regions: Mapping[str, str]
+) -> tuple[RegionAnchor, ...]:
+    """The region rows in report order: regions as their hosts first appear in ``order``."""
+    rank = {r: i for i, r in enumerate(dict.fromkeys(regions[h] for h in order))}
+    return tuple(sorted(rows, key=lambda r: (rank[r.src_region], rank[r.dst_region])))
+
+
+#: The region table of the report (Markdown and HTML alike).
+ROLLUP_HEADERS = ("regions", "ping ok", "RTT p50 ms", "RTT p99 ms", "IPDV ms", "loss %", "bw ok",
+                  "bw Mbit/s")  # fmt: skip
+
+
+def rollup_cells(row: RegionAnchor) -> list[str]:
+    """One region row as the cells of ``ROLLUP_HEADERS``."""
+
+    def value(metric: str, digits: int) -> str:
+        return fmt(figure(metric).value(row), digits)
+
+    return [
+        f"{row.src_region} → {row.dst_region}", f"{row.pairs_ok}/{row.pairs}",
+        value("rtt_p50_ms", 2), value("rtt_p99_ms", 2), value("ipdv_ms", 3),
+        value("loss_pct", 1), f"{fmt(row.pairs_bw_forward, 0)}/{row.pairs}", value("bw_mbps", 0),
+    ]  # fmt: skip
 
 
 def headline(anchors: Anchors, hosts_up: int) -> str:
@@ -243,7 +224,7 @@ def build_report(
         order=order,
         regions=regions,
         coverage=cov,
-        rollup=tuple(rollup(frame, order, regions)),
+        rollup=rollup(anchors.regions, order, regions),
         hints=diagnose(frame, order, dict(cov.down)),
         headline=headline(anchors, len(order) - len(cov.down)),
         gate=gate,

@@ -1,5 +1,8 @@
 """``probe diff``: what changed between two runs, per ordered pair and per region pair (pure).
 
+Region pairs are compared on the region roll-up (``matrix.regions``), the rows every other view
+shows: RTT medians over ok pairs, loss pooled over probes, goodput medians.
+
 A change is a *regression* only when it crosses both a relative and an absolute threshold where
 both apply: sub-millisecond LAN links wobble by 30 % between runs without meaning anything, and
 a 2 ms drift on a 150 ms WAN path is noise too. Defaults (``Thresholds``) are for CI re-runs of
@@ -23,6 +26,9 @@ from typing import Literal, cast
 
 import pandas as pd
 
+from probe.matrix.anchors import RegionAnchor
+from probe.matrix.build import pair_anchors
+from probe.matrix.regions import figure, roll_up
 from probe.model import CellStatus
 
 Kind = Literal["rtt_p50", "rtt_p99", "loss", "bw", "broken", "vanished"]
@@ -136,35 +142,34 @@ def compare(kind: Kind, before: float | None, after: float | None, t: Thresholds
     return Change(kind, before, after, worse, better)
 
 
-def _changes(a: Mapping[str, object], b: Mapping[str, object], t: Thresholds) -> tuple[Change, ...]:
-    return tuple(compare(kind, _num(a[col]), _num(b[col]), t) for kind, col in _COLUMN.items())
-
-
-def region_rows(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
-    """Per region pair: medians over ok pairs, loss pooled over probes, status ok if any pair is."""
-    out: dict[tuple[str, str], dict[str, object]] = {}
-    for (a, b), cells in frame.groupby(["src_region", "dst_region"], sort=False):
-        ok = cells[cells["status"] == _OK]
-        probed = cells[cells["status"].isin([_OK, CellStatus.ALL_LOST.value])]
-        sent = float(probed["sent"].sum())
-        any_bw = (cells["bw_status"] == _OK).any()
-        out[str(a), str(b)] = {
-            "status": _OK if len(ok) else "none-ok",
-            "bw_status": _OK if any_bw else "none-ok",
-            "rtt_p50_ms": ok["rtt_p50_ms"].median() if len(ok) else None,
-            "rtt_p99_ms": ok["rtt_p99_ms"].median() if len(ok) else None,
-            "loss_pct": 100.0 * (sent - float(probed["received"].sum())) / sent if sent else None,
-            "bw_fwd_mbps": cells["bw_fwd_mbps"].median() if any_bw else None,
-        }
-    return out
-
-
 def _pair_diff(key: tuple[str, str], a: Mapping[str, object], b: Mapping[str, object],
                t: Thresholds) -> PairDiff:  # fmt: skip
+    changes = tuple(compare(k, _num(a[col]), _num(b[col]), t) for k, col in _COLUMN.items())
     return PairDiff(
         key[0], key[1], (str(a["status"]), str(b["status"])),
-        (str(a["bw_status"]), str(b["bw_status"])), _changes(a, b, t),
+        (str(a["bw_status"]), str(b["bw_status"])), changes,
     )  # fmt: skip
+
+
+def _status(measured: bool) -> str:
+    """A region pair's status: ok when at least one of its pairs is."""
+    return _OK if measured else "none-ok"
+
+
+def _region_diff(a: RegionAnchor, b: RegionAnchor, t: Thresholds) -> PairDiff:
+    """Two rows of the region roll-up (``matrix.regions``): the same figures as everywhere."""
+    changes = tuple(
+        compare(k, figure(col).value(a), figure(col).value(b), t) for k, col in _COLUMN.items()
+    )
+    return PairDiff(
+        a.src_region, a.dst_region, (_status(a.pairs_ok > 0), _status(b.pairs_ok > 0)),
+        (_status(a.bw.forward_mbps is not None), _status(b.bw.forward_mbps is not None)), changes,
+    )  # fmt: skip
+
+
+def region_rows(frame: pd.DataFrame) -> dict[tuple[str, str], RegionAnchor]:
+    """The region roll-up of a long-form matrix, by (source region, destination region)."""
+    return {(r.src_region, r.dst_region): r for r in roll_up(pair_anchors(frame))}
 
 
 def _rows(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
@@ -184,7 +189,7 @@ def diff_runs(
     return DiffResult(
         thresholds=t,
         pairs=tuple(_pair_diff(k, rows_a[k], rows_b[k], t) for k in common),
-        regions=tuple(_pair_diff(k, reg_a[k], reg_b[k], t) for k in reg_a if k in reg_b),
+        regions=tuple(_region_diff(reg_a[k], reg_b[k], t) for k in reg_a if k in reg_b),
         appeared=tuple(k for k in rows_b if k not in rows_a),
         vanished=tuple(k for k in rows_a if k not in rows_b),
     )

@@ -11,7 +11,7 @@ import base64
 from collections.abc import Sequence
 from html import escape
 
-from probe.report import Report, fmt
+from probe.report import ROLLUP_HEADERS, Report, rollup_cells
 from probe.report.heatmap import HEATMAPS, heatmap_png
 from probe.report.markdown import summary_lines
 
@@ -124,19 +124,12 @@ def _heatmaps(report: Report) -> str:
 
 
 def _rollup(report: Report) -> str:
-    rows = [
-        [f"{r.src_region} → {r.dst_region}", f"{r.ping_ok}/{r.pairs}", fmt(r.rtt_p50_ms),
-         fmt(r.rtt_p99_ms), fmt(r.ipdv_ms, 3), fmt(r.loss_pct, 1), f"{r.bw_ok}/{r.pairs}",
-         fmt(r.bw_mbps, 0)]
-        for r in report.rollup
-    ]  # fmt: skip
-    headers = ["regions", "ping ok", "RTT p50 ms", "RTT p99 ms", "IPDV ms", "loss %", "bw ok",
-               "bw Mbit/s"]  # fmt: skip
+    rows = [rollup_cells(r) for r in report.rollup]
     note = (
-        "<p>Medians over the pairs of each region pair that have the value; loss is pooled over "
-        "every probe sent.</p>"
+        "<p>RTT and IPDV: medians over the ok pairs of each region pair; loss: pooled over every "
+        "probe sent; goodput: the median over the pairs measured.</p>"
     )
-    return note + _table(rows, headers, set(range(1, 8)))
+    return note + _table(rows, ROLLUP_HEADERS, set(range(1, len(ROLLUP_HEADERS))))
 
 
 def render(report: Report) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from probe.report import Report, fmt
+from probe.report import ROLLUP_HEADERS, Report, rollup_cells
 from probe.report.heatmap import HEATMAPS, MetricSpec, grids, short
 
 GRID_MAX = 16  # hosts; larger fleets get no text grids (see report.html)
@@ -69,17 +69,7 @@ def _failures(report: Report) -> str:
 
 
 def _rollup(report: Report) -> str:
-    rows = [
-        [f"{r.src_region} → {r.dst_region}", f"{r.ping_ok}/{r.pairs}", fmt(r.rtt_p50_ms),
-         fmt(r.rtt_p99_ms), fmt(r.ipdv_ms, 3), fmt(r.loss_pct, 1), f"{r.bw_ok}/{r.pairs}",
-         fmt(r.bw_mbps, 0)]
-        for r in report.rollup
-    ]  # fmt: skip
-    return _table(
-        rows,
-        ["regions", "ping ok", "RTT p50 ms", "RTT p99 ms", "IPDV ms", "loss %", "bw ok",
-         "bw Mbit/s"],
-    )  # fmt: skip
+    return _table([rollup_cells(r) for r in report.rollup], ROLLUP_HEADERS)
 
 
 def _grid(report: Report, spec: MetricSpec) -> str:

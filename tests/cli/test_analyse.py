@@ -26,7 +26,8 @@ def two_regions(tmp_path: Path) -> Path:
 @pytest.fixture
 def one_region(tmp_path: Path) -> Path:
     p = tmp_path / "one.json"
-    p.write_text(dump_anchors(make_anchors({"us-east": 4}, samples=True)))
+    anchors = make_anchors({"us-east": 4, "eu-west": 2}, samples=True, down=("eu-west",))
+    p.write_text(dump_anchors(anchors))
     return p
 
 

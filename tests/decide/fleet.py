@@ -10,8 +10,8 @@ from probe.matrix.anchors import (
     HostInfo,
     PairAnchor,
     RttAnchor,
-    aggregate_regions,
 )
+from probe.matrix.regions import roll_up
 from probe.model import CellStatus
 
 INTRA_RTT_MS = 0.5
@@ -57,8 +57,10 @@ def make_anchors(
     bw_mbps: float | None = 10_000.0,
     overrides: Mapping[tuple[str, str], PairAnchor] | None = None,
     samples: bool = False,
+    down: tuple[str, ...] = (),
 ) -> Anchors:
-    """Regions of ``sizes`` hosts; intra-region RTT 0.5 ms, cross-region from ``cross_rtt_ms``."""
+    """Regions of ``sizes`` hosts; intra-region RTT 0.5 ms, cross-region from ``cross_rtt_ms``.
+    The hosts of the ``down`` regions are in the run but none could be measured."""
     hosts = [HostInfo(f"{r}-{i}", r) for r, n in sizes.items() for i in range(n)]
     pairs = []
     for a in hosts:
@@ -67,6 +69,9 @@ def make_anchors(
                 continue
             if overrides and (a.name, b.name) in overrides:
                 pairs.append(overrides[a.name, b.name])
+                continue
+            if a.region in down or b.region in down:
+                pairs.append(pair(a, b, 0.0, status=CellStatus.UNREACHABLE))
                 continue
             if a.region == b.region:
                 rtt = INTRA_RTT_MS
@@ -82,5 +87,5 @@ def make_anchors(
         probe_version="0.1.0",
         hosts=tuple(hosts),
         pairs=tuple(pairs),
-        regions=aggregate_regions(pairs),
+        regions=roll_up(pairs),
     )

@@ -16,7 +16,7 @@ from tests.decide.fleet import make_anchors, pair
 
 POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
 TWO = make_anchors({"us-east": 4, "eu-west": 4}, 75.0, samples=True)
-ONE = make_anchors({"us-east": 4}, samples=True)
+ONE = make_anchors({"us-east": 4, "eu-west": 2}, samples=True, down=("eu-west",))  # measured 1
 
 
 def _policy(tmp_path: Path, body: str) -> Path:
@@ -194,3 +194,22 @@ def test_policy_needs_checks(tmp_path: Path) -> None:
     p.write_text("schema: probe.policy/9\nchecks: []\n")
     with pytest.raises(InputError, match=r"p\.yaml:1: policy schema"):
         load_policy(p)
+
+
+@pytest.mark.parametrize(
+    "ends",
+    [
+        "    regions: [us-east, eu-wset]\n",
+        "    path: [us-east-0, ghost]\n",
+    ],
+)
+def test_a_policy_naming_what_the_run_lacks_is_an_error_at_its_line(
+    tmp_path: Path, ends: str
+) -> None:
+    body = "  - kind: decode\n    model: llama-3-8b\n" + ends + "    budget: 1s\n"
+    with pytest.raises(InputError) as info:
+        evaluate(load_policy(_policy(tmp_path, body)), TWO)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'policy.yaml'}:3: check 'decode#1': ")
+    assert "not in run synthetic" in message
+    assert ("eu-wset" in message and "us-east" in message) or "'ghost'" in message

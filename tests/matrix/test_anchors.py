@@ -12,11 +12,11 @@ import pytest
 from probe.errors import InputError, ParseError
 from probe.matrix.anchors import (
     SCHEMA,
-    aggregate_regions,
     dump_anchors,
     load_anchors,
     parse_anchors,
 )
+from probe.matrix.regions import roll_up
 from probe.model import CellStatus
 from tests.decide.fleet import make_anchors, pair
 
@@ -137,10 +137,25 @@ def test_region_rows_are_medians_and_pooled_loss() -> None:
         pair(src, a.host("b-2"), 20.0, None),
     ]
     pairs[2] = pair(src, a.host("b-2"), 20.0, None, status=CellStatus.ALL_LOST)
-    (row,) = aggregate_regions(pairs)
+    (row,) = roll_up(pairs)
     # ok pairs: p50 10 and 30 → median 20; p99 = 1.5 × p50 → median 30
     assert row.rtt is not None and row.rtt.p50_ms == 20.0 and row.rtt.p99_ms == 30.0
     assert (row.pairs, row.pairs_ok) == (3, 2)
     # 60 probes sent, 40 received → 33.3 % loss pooled
     assert row.loss_pct == pytest.approx(100 * 20 / 60)
     assert row.bw.forward_mbps == 200.0
+
+
+def test_region_counts_round_trip_and_older_files_load_without_them() -> None:
+    doc = _doc()
+    region = doc["regions"][0]  # type: ignore[index]
+    assert region["pairs_bw"] == {"forward": 2, "reverse": 2}
+    assert (region["pairs_probed"], region["sent"], region["received"]) == (2, 40, 40)
+    for key in ("pairs_probed", "pairs_ipdv", "pairs_bw", "sent", "received"):
+        del region[key]  # as written before probe recorded them
+    row = parse_anchors(json.dumps(doc)).regions[0]
+    assert row.pairs_ok == 2 and row.loss_pct == 0.0
+    assert (row.pairs_probed, row.pairs_ipdv, row.pairs_bw_forward, row.sent) == (None,) * 4
+    doc["regions"][0]["sent"] = 4.5  # type: ignore[index]
+    with pytest.raises(InputError, match=r"\$\.regions\[0\]\.sent: expected an integer"):
+        parse_anchors(json.dumps(doc))

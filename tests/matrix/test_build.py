@@ -122,8 +122,8 @@ def test_views_and_anchors() -> None:
     frame = build_matrix(RUN, records())
     grid = wide(frame, "rtt_mean_ms", ["a", "b", "c"])
     assert grid.loc["a", "b"] == 2.0 and math.isnan(grid.loc["c", "a"])
-    roll = by_region(frame, "rtt_mean_ms").set_index(["src_region", "dst_region"])
-    assert roll.loc[("eu", "eu"), "pairs"] == 2 and roll.loc[("eu", "us"), "measured"] == 1
+    roll = {(f.src_region, f.dst_region): f for f in by_region(frame, "rtt_mean_ms")}
+    assert roll["eu", "eu"].pairs == 2 and roll["eu", "us"].measured == 1
     anchors = to_anchors(RUN, frame, rtt_samples(records()))
     again = parse_anchors(dump_anchors(anchors))  # strict JSON: no NaN anywhere
     pair = again.pair("a", "b")

@@ -70,7 +70,7 @@ async def test_an_interrupted_run_is_finished_and_resumes(
     assert stopped.interrupted and not stopped.complete and stopped.ended_utc is not None
     assert stopped.phases is not None and stopped.phases.ping_s is None
     assert stopped.cells is not None and stopped.cells.rtt_measured == 0
-    (run_dir,) = (p for p in (tmp_path / "reports").iterdir() if p.name != "latest")
+    run_dir = tmp_path / "reports" / stopped.run_id
     assert read_run(run_dir) == stopped
 
     async with Fleet(tmp_path) as fleet:

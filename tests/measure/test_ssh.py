@@ -18,7 +18,7 @@ from probe.errors import HostError, InputError
 from probe.measure.remote import remote_command
 from probe.measure.ssh import HostConnection, SshOptions, SshPool, describe_connect_error
 from probe.model import CellStatus, Host, Inventory, SshTarget
-from tests.sshfleet import FAST, LOOPBACK, Fleet, fan_out_fleet
+from tests.sshfleet import FAST, LOOPBACK, Fleet, Sshd, fan_out_fleet
 
 pytestmark = pytest.mark.usefixtures("no_agent")
 
@@ -296,3 +296,42 @@ async def test_transient_connect_failures_are_retried(
     assert result.status is CellStatus.UNREACHABLE
     assert reason in result.reason
     assert len(accepted) == 3
+
+
+# ---- a connection lost mid-run ------------------------------------------------------------------
+
+
+async def _drop(sshd: Sshd) -> None:
+    """What a rebooted jump host does to the connections through it."""
+    for conn in list(sshd.connections):
+        conn.abort()
+    await asyncio.sleep(0.2)
+
+
+async def test_a_lost_connection_is_reconnected_once_jump_host_first(fleet: Fleet) -> None:
+    jump, target = await fleet.sshd("jump", jump=True), await fleet.sshd("t1")
+    inventory = fleet.inventory([fleet.host("jump", jump), fleet.host("t1", target, via=("jump",))])
+    async with SshPool(inventory, FAST) as pool:
+        await pool.connect()
+        assert (await pool.run("t1", ["exit", "0"])).exit_status == 0
+        await _drop(jump)
+        assert (await pool.run("t1", ["exit", "0"])).exit_status == 0
+    assert jump.stats.connections == 2 and target.stats.connections == 2
+
+
+async def test_a_host_whose_reconnect_fails_stays_lost_and_says_why(fleet: Fleet) -> None:
+    jump, target = await fleet.sshd("jump", jump=True), await fleet.sshd("t1")
+    inventory = fleet.inventory([fleet.host("jump", jump), fleet.host("t1", target, via=("jump",))])
+    async with SshPool(inventory, FAST) as pool:
+        await pool.connect()
+        proc = await pool.spawn("t1", ["sleep", "30"], max_lifetime_s=30)
+        jump.acceptor.close()  # the jump host's sshd is down: the reconnect cannot succeed
+        await _drop(jump)
+        assert await proc.read_until("never printed", 5) is False  # no exception escapes
+        assert proc.connection_lost
+        for _ in range(2):  # the second use fails at once, without another attempt
+            with pytest.raises(HostError) as info:
+                await pool.run("t1", ["exit", "0"])
+            assert info.value.status == CellStatus.UNREACHABLE
+            assert "connection lost" in str(info.value) and "via bastion jump" in str(info.value)
+    assert jump.stats.connections == 1

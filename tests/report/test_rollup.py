@@ -1,0 +1,95 @@
+"""Every view of a region pair shows the same roll-up: show --by region, anchors, report, diff."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from probe.cli import run
+from probe.matrix.build import load_matrix, to_anchors
+from probe.report import build_report
+from probe.report.diff import diff_runs
+from probe.store.rundir import read_run
+from tests.report.runs import T0, iperf3_record, ping_record, run_doc, write_run
+
+REGION = {"a1": "a", "b1": "b", "b2": "b", "b3": "b"}
+#: a1 → b*: 0 % of 10, 0 % of 10 and 30 % of 40 probes. Pooled loss 12/60 = 20 %, while the
+#: median of the pairs' losses is 0 % (and their mean 10 %).
+PROBES = {("a1", "b1"): (10, 0), ("a1", "b2"): (10, 0), ("a1", "b3"): (40, 12)}
+RTT_MS = {("a1", "b1"): 10.0, ("a1", "b2"): 20.0, ("a1", "b3"): 40.0}
+BW_BPS = {("a1", "b1"): 100e6, ("a1", "b2"): 300e6}
+
+
+def _run(run_dir: Path) -> Path:
+    names = list(REGION)
+    records = []
+    t = T0
+    for src in names:
+        for dst in names:
+            if src == dst:
+                continue
+            t += 1.0
+            sent, lost = PROBES.get((src, dst), (20, 0))
+            rtt = RTT_MS.get((src, dst), 1.0)
+            rtts = [None if i < lost else rtt + 0.1 * (i % 3) for i in range(sent)]
+            records.append(ping_record(src, dst, t, rtts))
+            bps = BW_BPS.get((src, dst))
+            if bps is not None:
+                records.append(iperf3_record(src, dst, t, bps, None))
+    doc = run_doc(names, run_dir.name, t + 1.0)
+    hosts = tuple(replace(h, region=REGION[h.name]) for h in doc.hosts)
+    return write_run(run_dir, replace(doc, hosts=hosts), records)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run(tmp_path_factory.mktemp("runs") / "20261123T090000Z")
+
+
+def _show(run_dir: Path, metric: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert run(["show", str(run_dir), "--metric", metric, "--by", "region"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if re.match(r"^a\s+b\s", ln)]
+    return line.split()[2]
+
+
+def test_show_anchors_report_and_diff_agree_on_a_region_pair(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    anchors = to_anchors(read_run(run_dir), load_matrix(run_dir))
+    row = anchors.region("a", "b")
+    assert row is not None and row.rtt is not None
+    report = build_report(run_dir)
+    (reported,) = [r for r in report.rollup if (r.src_region, r.dst_region) == ("a", "b")]
+    diff = diff_runs(load_matrix(run_dir), load_matrix(run_dir))
+    (region,) = [d for d in diff.regions if (d.src, d.dst) == ("a", "b")]
+    before = {c.kind: c.before for c in region.changes}
+    # loss: pooled over probes everywhere, not the median of 0, 0 and 30 %
+    assert row.loss_pct == pytest.approx(20.0)
+    assert reported.loss_pct == before["loss"] == row.loss_pct
+    assert _show(run_dir, "loss_pct", capsys) == "20"
+    # and every other figure: the report shows the anchors' rows, diff and show read them
+    assert reported == row
+    assert before == {
+        "rtt_p50": row.rtt.p50_ms,
+        "rtt_p99": row.rtt.p99_ms,
+        "loss": row.loss_pct,
+        "bw": row.bw.forward_mbps,
+    }
+    assert _show(run_dir, "rtt_p50_ms", capsys) == f"{row.rtt.p50_ms:.3g}"
+    assert _show(run_dir, "bw_mbps", capsys) == f"{row.bw.forward_mbps:.0f}"
+
+
+def test_show_by_region_says_what_each_figure_rests_on(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["show", str(run_dir), "--metric", "bw_mbps", "--by", "region"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("bw_mbps by region (median over pairs with a goodput)")
+    assert re.search(r"^a\s+b\s+200\s+2/3$", out, re.M)
+    assert run(["show", str(run_dir), "--metric", "rtt_max_ms", "--by", "region"]) == 2
+    err = capsys.readouterr().err
+    assert "no region roll-up of 'rtt_max_ms'" in err and len(err.strip().splitlines()) == 1
