@@ -254,7 +254,7 @@ class Emulator:
             self.load_pairs()
             if self.kernel_rate:
                 self.apply_htb(initial=False)
-        except (OSError, LabError, subprocess.CalledProcessError) as exc:
+        except (OSError, ValueError, LabError, subprocess.CalledProcessError) as exc:
             print(f"emulator: reload failed, links unchanged: {exc}", file=sys.stderr, flush=True)
             return False
         return True
