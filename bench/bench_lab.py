@@ -31,6 +31,8 @@ from typing import Any
 from bench.common import ROOT, print_table, write_report
 from probe.lab import control
 from probe.lab.topology import load_topology, pair_truth
+from probe.store.rundir import read_run
+from probe.store.rundoc import RunDoc
 
 DEFAULT = ROOT / "inventory" / "lab-3regions.yaml"
 LAB16 = ROOT / "inventory" / "lab-16hosts.yaml"
@@ -139,9 +141,7 @@ def fidelity(quick: bool) -> dict[str, Any]:
                     "emulator_cpu_during_ping": cpu,
                 }
             )
-        stats = control.emulator_stats(lab)
-        pairs: dict[str, dict[str, float]] = stats["pairs"]  # type: ignore[assignment]
-        late_max = max(p["late_max_us"] for p in pairs.values())
+        late_max = max(p.late_max_us for p in control.emulator_stats(lab).pairs.values())
     finally:
         control.down(lab.name, echo=False)
     return {
@@ -155,7 +155,7 @@ def fidelity(quick: bool) -> dict[str, Any]:
     }
 
 
-def _probe_run(inventory: Path, out: Path, *args: str) -> dict[str, Any]:
+def _probe_run(inventory: Path, out: Path, *args: str) -> RunDoc:
     proc = subprocess.run(
         [PROBE, "run", str(inventory), "-o", str(out), *args],
         capture_output=True,
@@ -165,9 +165,15 @@ def _probe_run(inventory: Path, out: Path, *args: str) -> dict[str, Any]:
     )
     if proc.returncode not in (0, 4):
         raise RuntimeError(proc.stderr[-2000:])
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    doc: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
-    return doc
+    return read_run(Path(proc.stdout.strip().splitlines()[-1]))
+
+
+def _phase_s(run: RunDoc, name: str) -> float:
+    """A phase that must have run (the run finished)."""
+    seconds = dict(run.phases.items() if run.phases else ()).get(name)
+    if seconds is None:
+        raise RuntimeError(f"run {run.run_id} has no {name} phase")
+    return seconds
 
 
 def _alone_per_class(
@@ -214,7 +220,7 @@ def phases(topology: Path, quick: bool) -> dict[str, Any]:
     train = count * interval
     nominal = duration + omit
     rounds = len(bw_plan.rounds)
-    phase = bw_run["phases"]["bandwidth_s"]
+    phase = _phase_s(bw_run, "bandwidth_s")
     # the busiest host's own tests back to back: no schedule with one test per host beats it
     per_host: dict[str, float] = {}
     for (client, server), seconds in per_test.items():
@@ -222,21 +228,21 @@ def phases(topology: Path, quick: bool) -> dict[str, Any]:
             per_host[host] = per_host.get(host, 0.0) + seconds
     bound = max(per_host.values())
     slowest = max(alone.values())
-    hosts = len([h for h in ping_run["hosts"] if h["measure"]])
+    hosts = len(ping_run.measured_hosts)
     return {
         "lab": topology.name,
         "hosts": hosts,
         "ping": {
-            "phase_s": ping_run["phases"]["ping_s"],
-            "connect_s": ping_run["phases"]["connect_s"],
+            "phase_s": _phase_s(ping_run, "ping_s"),
+            "connect_s": _phase_s(ping_run, "connect_s"),
             "train_s": train,
-            "ratio": ping_run["phases"]["ping_s"] / train,
+            "ratio": _phase_s(ping_run, "ping_s") / train,
             "goal": 1.3,
         },
         "bandwidth": {
             "phase_s": phase,
             "rounds": rounds,
-            "tests": bw_run["cells"]["bw_planned"],
+            "tests": bw_run.cells.bw_planned if bw_run.cells else None,
             "nominal_test_s": nominal,
             "ratio_nominal": phase / (rounds * nominal),
             "alone_test_s_by_rtt_class": alone,

@@ -25,10 +25,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bench.common import emit_child_result, peak_rss_mib, print_table, run_child, write_report
+from probe.model import CellStatus, Host, SshTarget
 
 SIZES = (50, 100, 200, 300)
 QUICK_SIZES = (10, 20, 40)
@@ -41,30 +43,14 @@ SAMPLE_KS = (1, 2, 5)
 # --- synthetic run directory --------------------------------------------------------------------
 
 
-def _host(i: int) -> dict[str, Any]:
-    region = f"r{i % REGIONS}"
-    return {
-        "name": f"h{i:04d}",
-        "address": f"10.{i // 250}.{i % 250}.1",
-        "region": region,
-        "zone": f"{region}{'abc'[(i // REGIONS) % 3]}",
-        "provider": "synthetic",
-        "tags": {},
-        "measure": True,
-        "ssh": {"host": f"10.{i // 250}.{i % 250}.1", "port": 22, "user": "probe", "via": []},
-        "status": "ok",
-        "reason": None,
-        "connect_s": 0.2,
-        "tools": {"ping": "ping from iputils 20240117", "iperf3": "iperf 3.16"},
-    }
+def _host(i: int) -> Host:
+    region, address = f"r{i % REGIONS}", f"10.{i // 250}.{i % 250}.1"
+    zone = f"{region}{'abc'[(i // REGIONS) % 3]}"
+    return Host(f"h{i:04d}", address, SshTarget(address, user="probe"), region, zone, "synthetic")
 
 
-def _ping_record(a: dict[str, Any], b: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    base = (
-        0.3
-        if a["region"] == b["region"]
-        else 20.0 + 10 * abs(int(a["region"][1:]) - int(b["region"][1:]))
-    )
+def _ping_record(a: Host, b: Host, rng: random.Random) -> dict[str, Any]:
+    base = 0.3 if a.region == b.region else 20.0 + 10 * abs(int(a.region[1:]) - int(b.region[1:]))
     rtts = [round(base * (1 + abs(rng.gauss(0, 0.05))), 3) for _ in range(PROBES)]
     lost = rng.random() < 0.02  # a probe lost in 2 % of the pairs
     probes = [[seq, None if lost and seq == 7 else rtt] for seq, rtt in enumerate(rtts, 1)]
@@ -73,12 +59,12 @@ def _ping_record(a: dict[str, Any], b: dict[str, Any], rng: random.Random) -> di
     mdev = (sum((r - mean) ** 2 for r in got) / len(got)) ** 0.5
     return {
         "kind": "ping",
-        "src": a["name"],
-        "dst": b["name"],
+        "src": a.name,
+        "dst": b.name,
         "t": 1795424402.05,
         "status": "ok",
         "reason": None,
-        "argv": ["env", "LC_ALL=C", "ping", "-n", "-c", "20", "-i", "0.2", "-W", "2", b["address"]],
+        "argv": ["env", "LC_ALL=C", "ping", "-n", "-c", "20", "-i", "0.2", "-W", "2", b.address],
         "exit_status": 0,
         "flavor": "iputils",
         "sent": PROBES,
@@ -128,27 +114,18 @@ def _iperf3_record(client: str, server: str, rng: random.Random) -> dict[str, An
     }
 
 
-def _bandwidth_pairs(hosts: list[dict[str, Any]], pairs: str) -> list[tuple[str, str]]:
+def _bandwidth_pairs(hosts: list[Host], pairs: str) -> list[tuple[str, str]]:
     from probe.measure import plan
 
     if pairs == "none":
         return []
-    return plan.select_pairs(_model_hosts(hosts), plan.parse_pair_mode(pairs))
+    return plan.select_pairs(hosts, plan.parse_pair_mode(pairs))
 
 
-def _model_hosts(hosts: Sequence[dict[str, Any]]) -> list[Any]:
-    from probe.model import Host, SshTarget
-
-    return [
-        Host(h["name"], h["address"], SshTarget(h["address"]), h["region"], h["zone"])
-        for h in hosts
-    ]
-
-
-def _records(hosts: list[dict[str, Any]], bw_pairs: str, seed: int) -> Iterator[dict[str, Any]]:
+def _records(hosts: list[Host], bw_pairs: str, seed: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     for h in hosts:
-        yield {"kind": "host", "host": h["name"], "status": "ok", "reason": None, "t": 0.0}
+        yield {"kind": "host", "host": h.name, "status": "ok", "reason": None, "t": 0.0}
     for a in hosts:
         for b in hosts:
             if a is not b:
@@ -160,20 +137,29 @@ def _records(hosts: list[dict[str, Any]], bw_pairs: str, seed: int) -> Iterator[
 
 def write_run_dir(path: Path, n_hosts: int, bw_pairs: str, seed: int = 0) -> dict[str, int]:
     """run.json + samples.jsonl for ``n_hosts``; returns record and byte counts."""
-    from probe.store.rundir import RUN_SCHEMA
+    from probe.store.rundoc import (
+        HostConnection,
+        InventoryRef,
+        RunDoc,
+        RunHost,
+        RunOptionsDoc,
+        encode_run,
+    )
 
     hosts = [_host(i) for i in range(n_hosts)]
     path.mkdir(parents=True, exist_ok=True)
-    run = {
-        "schema": RUN_SCHEMA,
-        "run_id": "20261123T080000Z",
-        "probe_version": "0.1.0",
-        "started_utc": "2026-11-23T08:00:00.000Z",
-        "ended_utc": "2026-11-23T09:00:00.000Z",
-        "options": {"count": PROBES, "pairs": bw_pairs},
-        "hosts": hosts,
-    }
-    (path / "run.json").write_text(json.dumps(run, indent=1))
+    tools = {"ping": "ping from iputils 20240117", "iperf3": "iperf 3.16"}
+    up = HostConnection(CellStatus.OK, None, 0.2, tools)
+    run = RunDoc(
+        run_id="20261123T080000Z",
+        probe_version="0.1.0",
+        inventory=InventoryRef("synthetic.yaml", "0" * 64),
+        started_utc="2026-11-23T08:00:00.000Z",
+        ended_utc="2026-11-23T09:00:00.000Z",
+        options=RunOptionsDoc(count=PROBES, pairs=bw_pairs),
+        hosts=tuple(replace(RunHost.of(h), connection=up) for h in hosts),
+    )
+    (path / "run.json").write_text(encode_run(run))
     counts = {"ping": 0, "iperf3": 0, "host": 0}
     with (path / "samples.jsonl").open("w", encoding="utf-8") as fh:
         for rec in _records(hosts, bw_pairs, seed):
@@ -285,7 +271,7 @@ def sample_pair_counts(n_hosts: int = TARGET_HOSTS) -> list[dict[str, Any]]:
 
     from probe.measure import plan
 
-    hosts = _model_hosts([_host(i) for i in range(n_hosts)])
+    hosts = [_host(i) for i in range(n_hosts)]
     per_round_s = plan.per_test_wall_s(10, 2)
     rows = []
     for mode in ["all", *(f"sample:{k}" for k in SAMPLE_KS)]:

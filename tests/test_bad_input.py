@@ -125,6 +125,8 @@ DAMAGE: dict[str, Damage] = {
     "run-json-no-schema": _edit_run(lambda d: d.pop("schema")),
     "run-json-host-without-name": _edit_run(lambda d: d["hosts"][2].pop("name")),
     "run-json-hosts-not-list": _edit_run(lambda d: d.update(hosts={"eu1": {}})),
+    "run-json-host-measure-not-bool": _edit_run(lambda d: d["hosts"][1].update(measure="yes")),
+    "run-json-options-count-text": _edit_run(lambda d: d["options"].update(count="20")),
     "run-json-not-json": lambda run: (run / "run.json").write_text(
         (GOLDEN / "run.json").read_text()[:100]
     ),
@@ -212,6 +214,16 @@ RUN_CASES: dict[str, Case] = {
         ("export", "{runs}/run-json-hosts-not-list"),
         "{runs}/run-json-hosts-not-list/run.json",
         "'hosts' must be a list",
+    ),
+    "run-json-host-measure-not-bool": Case(
+        ("report", "{runs}/run-json-host-measure-not-bool"),
+        "{runs}/run-json-host-measure-not-bool/run.json",
+        "'hosts[1].measure' must be true or false, not 'yes'",
+    ),
+    "run-json-options-count-text": Case(
+        ("show", "{runs}/run-json-options-count-text"),
+        "{runs}/run-json-options-count-text/run.json",
+        "'options.count' must be an integer, not '20'",
     ),
     "run-json-not-json": Case(
         ("export", "{runs}/run-json-not-json"),

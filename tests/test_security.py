@@ -209,7 +209,7 @@ async def test_probe_run_leaks_no_private_key(tmp_path: Path) -> None:
         remote_lines = [*a.stats.commands, *b.stats.commands]
 
     assert proc.returncode in (0, 4), stderr.decode()  # 4: a cell could not be measured
-    (run_dir,) = (p for p in out.iterdir() if p.name != "latest")
+    (run_dir,) = (p for p in out.iterdir() if p.is_dir() and p.name != "latest")
     run_json = (run_dir / "run.json").read_text()
     assert '"status": "ok"' in run_json  # the key was used: the hosts were reached
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]

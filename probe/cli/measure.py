@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from probe.measure.check import HostCheck
+    from probe.store.rundoc import RunDoc
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -263,7 +264,7 @@ def run(
     return EXIT_OK if summary.complete else EXIT_PARTIAL
 
 
-def _load_matrix(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+def _load_matrix(path: Path) -> tuple[RunDoc, pd.DataFrame]:
     """run.json (checked before pandas is imported: fail fast) and the matrix."""
     from probe.store.rundir import read_run
 

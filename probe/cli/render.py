@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
 
 from probe.matrix import build as matrix
 from probe.matrix.regions import figure
+from probe.store.rundoc import RunDoc
 
 
 def _cell(value: object, status: str) -> str:
@@ -20,7 +19,7 @@ def _cell(value: object, status: str) -> str:
     return f"{number:.3g}" if abs(number) < 100 else f"{number:.0f}"
 
 
-def render_grid(run: Mapping[str, Any], frame: pd.DataFrame, metric: str) -> str:
+def render_grid(run: RunDoc, frame: pd.DataFrame, metric: str) -> str:
     order = matrix.host_order(run)
     values = matrix.wide(frame, metric, order)
     statuses = matrix.status_grid(frame, order, bandwidth=metric.startswith("bw"))

@@ -9,21 +9,30 @@ still ends with nothing left.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from probe.errors import InputError, LabError, NeedsRootError
 from probe.lab import files, netns
 from probe.lab.files import LabPaths
-from probe.lab.topology import Topology, load_topology
-from probe.textio import write_atomic
+from probe.lab.state import (
+    ChildPids,
+    ChildSpec,
+    EmulatorStats,
+    LabState,
+    PairTable,
+    SuperviseSpec,
+    load,
+    save,
+)
+from probe.lab.topology import LinkParams, Topology, load_topology
 
 STATE_ROOT = Path(os.environ.get("PROBE_LAB_STATE", "/run/probe-lab"))
 READY_TIMEOUT_S = 20.0
@@ -70,20 +79,19 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
     started = time.monotonic()
     STATE_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.root.mkdir(mode=0o700)
-    state: dict[str, object] = {
-        "name": topo.name,
-        "prefix": topo.prefix,
-        "topology": str(Path(topology_path).resolve()),
-        "hosts": [h.name for h in topo.hosts],
-        "jump": topo.jump,
-        "created_run_sshd": False,
-    }
-    _write_state(paths, state)
+    state = LabState(
+        name=topo.name,
+        prefix=topo.prefix,
+        topology=str(Path(topology_path).resolve()),
+        hosts=tuple(h.name for h in topo.hosts),
+        jump=topo.jump,
+    )
+    save(paths.state, state)
     try:
         if not Path("/run/sshd").exists():  # sshd's compiled-in privilege separation directory
             Path("/run/sshd").mkdir(mode=0o755)
-            state["created_run_sshd"] = True
-            _write_state(paths, state)
+            state = replace(state, created_run_sshd=True)
+            save(paths.state, state)
         netns.add_guard_route()
         for h in topo.hosts:
             netns.create_netns(topo.netns(h.name))
@@ -110,10 +118,6 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
     return _info(paths)
 
 
-def _write_state(paths: LabPaths, state: dict[str, object]) -> None:
-    write_atomic(paths.state, json.dumps(state, indent=1))
-
-
 #: Run in each host's own mount namespace before its sshd: a hostname, and an empty home for
 #: root. Every SSH command runs the login shell, and Debian's bash sources ~/.bashrc for SSH
 #: commands: this machine's (pyenv init) cost 140 ms of CPU per command, a property of the
@@ -127,19 +131,19 @@ HOST_INIT_SCRIPT = (
 
 
 def _start_supervisor(topo: Topology, paths: LabPaths) -> None:
-    emu_config, pairs = files.emulator_docs(topo, paths)
-    paths.emulator_config.write_text(json.dumps(emu_config, indent=1))
-    paths.pairs.write_text(json.dumps(pairs, indent=1))
-    children: dict[str, dict[str, object]] = {
-        "emulator": {
-            "argv": [sys.executable, "-m", "probe.lab.emulator", str(paths.emulator_config)],
-            "log": str(paths.logs / "emulator.log"),
-        }
+    emu_config, pairs = files.emulator_files(topo, paths)
+    save(paths.emulator_config, emu_config)
+    save(paths.pairs, pairs)
+    children = {
+        "emulator": ChildSpec(
+            (sys.executable, "-m", "probe.lab.emulator", str(paths.emulator_config)),
+            str(paths.logs / "emulator.log"),
+        )
     }
     for h in topo.hosts:
-        children[f"sshd_{h.name}"] = {
+        children[f"sshd_{h.name}"] = ChildSpec(
             # unshare --uts gives each host its own hostname; exec keeps sshd the direct child.
-            "argv": [
+            (
                 "ip",
                 "netns",
                 "exec",
@@ -153,12 +157,10 @@ def _start_supervisor(topo: Topology, paths: LabPaths) -> None:
                 "sh",
                 h.name,
                 str(paths.sshd_config(h.name)),
-            ],
-            "log": str(paths.sshd_log(h.name)),
-        }
-    (paths.root / "supervise.json").write_text(
-        json.dumps({"children": children, "critical": ["emulator"]}, indent=1)
-    )
+            ),
+            str(paths.sshd_log(h.name)),
+        )
+    save(paths.root / "supervise.json", SuperviseSpec(children, critical=("emulator",)))
     # setsid --fork: the supervisor is nobody's child here, so it outlives this command and
     # leaves no zombie or "still running" Popen behind; it reports its own PID.
     with (paths.logs / "supervisor.log").open("ab") as log:
@@ -176,9 +178,8 @@ def _start_supervisor(topo: Topology, paths: LabPaths) -> None:
         if time.monotonic() > deadline:
             raise LabError(f"supervisor did not start: {_tail(paths.logs / 'supervisor.log')}")
         time.sleep(0.02)
-    state = json.loads(paths.state.read_text())
-    state["supervisor_pid"] = int(pid_file.read_text())
-    _write_state(paths, state)
+    state = load(paths.state, LabState)
+    save(paths.state, replace(state, supervisor_pid=int(pid_file.read_text())))
 
 
 def _package_root() -> str:
@@ -233,10 +234,13 @@ def _check_ssh(topo: Topology, paths: LabPaths) -> None:
 
 def _supervisor_pid(paths: LabPaths) -> int | None:
     """The recorded supervisor PID if that process is still ours (cmdline carries our path)."""
+    state = _state(paths)
+    if state is None or state.supervisor_pid is None:
+        return None
+    pid = state.supervisor_pid
     try:
-        pid = int(json.loads(paths.state.read_text())["supervisor_pid"])
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, KeyError, ValueError):
+    except OSError:
         return None
     return pid if str(paths.root) in cmdline else None
 
@@ -251,14 +255,14 @@ def down(name: str | None = None, *, echo: bool = True) -> list[str]:
     prefixes = {DEFAULT_PREFIX}
     for root in labs:
         paths = LabPaths(root)
-        prefix = _state(paths).get("prefix")
-        if prefix is None:  # no record of it: never guess a prefix (it may be another lab's)
+        state = _state(paths)
+        if state is None:  # no record of it: never guess a prefix (it may be another lab's)
             removed += netns.sweep(_NO_PREFIX, str(paths.root))
             if paths.root.exists():
                 shutil.rmtree(paths.root)
             continue
-        prefixes.add(str(prefix))
-        removed += _down_one(str(prefix), paths)
+        prefixes.add(state.prefix)
+        removed += _down_one(state.prefix, paths)
     if name is None:
         for prefix in prefixes:  # labs whose state directory is already gone
             removed += netns.sweep(prefix, str(STATE_ROOT))
@@ -269,12 +273,12 @@ def down(name: str | None = None, *, echo: bool = True) -> list[str]:
     return removed
 
 
-def _state(paths: LabPaths) -> dict[str, object]:
+def _state(paths: LabPaths) -> LabState | None:
+    """The lab's record; None when missing or damaged (``down`` then sweeps by marker only)."""
     try:
-        doc = json.loads(paths.state.read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
+        return load(paths.state, LabState)
+    except LabError:
+        return None
 
 
 def _down_one(prefix: str, paths: LabPaths) -> list[str]:
@@ -287,7 +291,8 @@ def _down_one(prefix: str, paths: LabPaths) -> list[str]:
             time.sleep(0.05)
         removed.append("supervisor")
     removed += netns.sweep(prefix, str(paths.root))
-    created_run_sshd = bool(_state(paths).get("created_run_sshd"))
+    state = _state(paths)
+    created_run_sshd = state is not None and state.created_run_sshd
     if paths.root.exists():
         shutil.rmtree(paths.root)
         removed.append(f"state {paths.root}")
@@ -297,17 +302,8 @@ def _down_one(prefix: str, paths: LabPaths) -> list[str]:
 
 
 def _info(paths: LabPaths) -> LabInfo:
-    state = _state(paths)
-    if not state:
-        raise LabError(f"no lab state in {paths.root}")
-    return LabInfo(
-        name=str(state["name"]),
-        prefix=str(state["prefix"]),
-        paths=paths,
-        topology=str(state["topology"]),
-        hosts=tuple(str(h) for h in state["hosts"]),  # type: ignore[attr-defined]
-        jump=str(state["jump"]),
-    )
+    state = load(paths.state, LabState)
+    return LabInfo(state.name, state.prefix, paths, state.topology, state.hosts, state.jump)
 
 
 def running() -> list[LabInfo]:
@@ -336,7 +332,7 @@ def emulator_pid(lab: LabInfo) -> int | None:
         return None
 
 
-def emulator_stats(lab: LabInfo, timeout_s: float = 2.0) -> dict[str, object]:
+def emulator_stats(lab: LabInfo, timeout_s: float = 2.0) -> EmulatorStats:
     """Ask the emulator for its counters (SIGUSR1) and read them."""
     pid = emulator_pid(lab)
     if pid is None:
@@ -346,49 +342,37 @@ def emulator_stats(lab: LabInfo, timeout_s: float = 2.0) -> dict[str, object]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if lab.paths.stats.exists() and lab.paths.stats.stat().st_mtime_ns != before:
-            doc = json.loads(lab.paths.stats.read_text())
-            return doc if isinstance(doc, dict) else {}
+            return load(lab.paths.stats, EmulatorStats)
         time.sleep(0.02)
     raise LabError(f"lab {lab.name}: the emulator did not answer SIGUSR1")
 
 
 def set_link(lab: LabInfo, src: str, dst: str, changes: dict[str, float], *, both: bool) -> None:
     """Change a live link (``lab link``): rewrite the pair table, SIGHUP the emulator, and keep
-    truth.json in step so later comparisons use the new figures."""
-    doc = json.loads(lab.paths.pairs.read_text())
-    keys = [f"{src}>{dst}"] + ([f"{dst}>{src}"] if both else [])
-    for key in keys:
-        if key not in doc["pairs"]:
-            raise InputError(f"lab {lab.name} has no pair {key}")
-        doc["pairs"][key].update(changes)
-    write_atomic(lab.paths.pairs, json.dumps(doc, indent=1))
+    truth.json in step so later comparisons use the new figures. ``changes`` maps
+    :class:`LinkParams` fields to their new values."""
+    table = load(lab.paths.pairs, PairTable)
+    links = dict(table.pairs)
+    for pair in [(src, dst)] + ([(dst, src)] if both else []):
+        if pair not in links:
+            raise InputError(f"lab {lab.name} has no pair {pair[0]}>{pair[1]}")
+        links[pair] = LinkParams(**{**asdict(links[pair]), **changes})
+    save(lab.paths.pairs, replace(table, pairs=links))
     pid = emulator_pid(lab)
     if pid is None:
         raise LabError(f"lab {lab.name}: the emulator is not running")
     os.kill(pid, signal.SIGHUP)
-    _rewrite_truth(lab, doc["pairs"])
+    _rewrite_truth(lab, links)
 
 
-def _rewrite_truth(lab: LabInfo, pairs: dict[str, dict[str, object]]) -> None:
-    from dataclasses import replace
-
-    from probe.lab.topology import LinkParams
-
+def _rewrite_truth(lab: LabInfo, links: Mapping[tuple[str, str], LinkParams]) -> None:
     topo = load_topology(lab.topology)
-    links = {
-        (k.split(">")[0], k.split(">")[1]): LinkParams(**v)  # type: ignore[arg-type]
-        for k, v in pairs.items()
-    }
-    doc = json.dumps(files.truth_doc(replace(topo, links=links)), indent=1)
-    write_atomic(lab.paths.truth, doc)
+    save(lab.paths.truth, files.lab_truth(replace(topo, links=links)))
 
 
-def _children(lab: LabInfo) -> dict[str, int]:
-    try:
-        doc = json.loads((lab.paths.root / "children.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise LabError(f"lab {lab.name}: no supervisor record ({exc})") from exc
-    return {str(k): int(v) for k, v in doc.items()}
+def _children(lab: LabInfo) -> Mapping[str, int]:
+    """The supervisor's children by name (``children.json``)."""
+    return load(lab.paths.root / "children.json", ChildPids).pids
 
 
 def stop_sshd(lab: LabInfo, host: str) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import heapq
-import json
 import math
 import os
 import random
@@ -37,9 +36,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from probe.textio import write_atomic
+from probe.errors import LabError
+from probe.lab.state import EmulatorConfig, EmulatorStats, LinkCounters, PairTable, load, save
+from probe.lab.topology import LinkParams
 
 TUNSETIFF = 0x400454CA
 TUNSETOFFLOAD = 0x400454D0
@@ -74,15 +74,15 @@ class Link:
     )
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Link:
+    def from_params(cls, p: LinkParams) -> Link:
         return cls(
-            delay_s=float(doc.get("delay_ms", 0.0)) / 1e3,
-            jitter_s=float(doc.get("jitter_ms", 0.0)) / 1e3,
-            jitter_dist=str(doc.get("jitter_dist", "normal")),
-            loss=float(doc.get("loss_pct", 0.0)) / 100.0,
-            rate_bps=float(doc.get("rate_bps", 0.0)),
-            queue_s=float(doc.get("queue_ms", 50.0)) / 1e3,
-            reorder=bool(doc.get("reorder", False)),
+            delay_s=p.delay_ms / 1e3,
+            jitter_s=p.jitter_ms / 1e3,
+            jitter_dist=p.jitter_dist,
+            loss=p.loss_pct / 100.0,
+            rate_bps=p.rate_bps,
+            queue_s=p.queue_ms / 1e3,
+            reorder=p.reorder,
         )
 
     def update(self, other: Link) -> None:
@@ -148,15 +148,15 @@ def configure_tun(netns: str, address: str, mesh: str) -> None:
 class Emulator:
     """The forwarding loop. Single-threaded: a heap of pending deliveries and ``select``."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.gso = bool(config.get("gso", True))
-        timing = config.get("timing", {})
-        self.guard_s = float(timing.get("guard_us", 1000)) / 1e6
-        self.spin_s = float(timing.get("spin_us", 50)) / 1e6
-        self.comp_s = float(timing.get("comp_us", 90)) / 1e6
-        self.rng = random.Random(config.get("seed"))
-        self.kernel_rate = config.get("rate_impl", "htb") == "htb"
+        settings = config.settings
+        self.gso = settings.gso
+        self.guard_s = settings.guard_us / 1e6
+        self.spin_s = settings.spin_us / 1e6
+        self.comp_s = settings.comp_us / 1e6
+        self.rng = random.Random(config.seed)
+        self.kernel_rate = settings.rate_impl == "htb"
         self.fds: dict[str, int] = {}
         self.by_fd: dict[int, str] = {}
         self.by_addr: dict[bytes, str] = {}
@@ -167,12 +167,12 @@ class Emulator:
         self.dropped_unroutable = 0
 
     def setup(self) -> None:
-        for host in self.config["hosts"]:
-            fd = open_tun(host["netns"], self.gso)
-            self.fds[host["name"]] = fd
-            self.by_fd[fd] = host["name"]
-            self.by_addr[bytes(int(x) for x in host["address"].split("."))] = host["name"]
-            configure_tun(host["netns"], host["address"], self.config["mesh"])
+        for host in self.config.hosts:
+            fd = open_tun(host.netns, self.gso)
+            self.fds[host.name] = fd
+            self.by_fd[fd] = host.name
+            self.by_addr[bytes(int(x) for x in host.address.split("."))] = host.name
+            configure_tun(host.netns, host.address, self.config.mesh)
         self.load_pairs()
         if self.kernel_rate:
             self.apply_htb(initial=True)
@@ -184,13 +184,13 @@ class Emulator:
         which at 240 ms RTT turned one overflow into 45 lost segments and a multi-second
         recovery; a steady single stream then reaches 99 % of the configured rate.
         """
-        hosts = self.config["hosts"]
+        hosts = self.config.hosts
         for src in hosts:
-            ns = src["netns"]
+            ns = src.netns
             if initial:
                 _tc(ns, "qdisc", "add", "dev", "tun0", "root", "handle", "1:", "htb")
             for i, dst in enumerate(hosts):
-                link = self.links.get((src["name"], dst["name"]))
+                link = self.links.get((src.name, dst.name))
                 if link is None:
                     continue
                 classid = f"1:{i + 16:x}"
@@ -231,20 +231,17 @@ class Emulator:
                         "match",
                         "ip",
                         "dst",
-                        f"{dst['address']}/32",
+                        f"{dst.address}/32",
                         "flowid",
                         classid,
                     )
 
     def load_pairs(self) -> None:
-        doc = json.loads(Path(self.config["pairs_path"]).read_text())
-        comp_s = float(doc.get("comp_us", self.comp_s * 1e6)) / 1e6
-        parsed: dict[tuple[str, str], Link] = {}
-        for key, params in doc["pairs"].items():
-            src, dst = key.split(">")
-            parsed[src, dst] = Link.from_json(params)
-        self.comp_s = comp_s  # all parsed: apply (a bad table changes nothing)
-        for (src, dst), new in parsed.items():
+        table = load(Path(self.config.pairs_path), PairTable)  # whole or not at all
+        if table.comp_us is not None:
+            self.comp_s = table.comp_us / 1e6
+        for (src, dst), params in table.pairs.items():
+            new = Link.from_params(params)
             if (src, dst) in self.links:
                 self.links[src, dst].update(new)
             else:
@@ -257,7 +254,7 @@ class Emulator:
             self.load_pairs()
             if self.kernel_rate:
                 self.apply_htb(initial=False)
-        except (OSError, ValueError, KeyError, TypeError, subprocess.CalledProcessError) as exc:
+        except (OSError, ValueError, LabError, subprocess.CalledProcessError) as exc:
             print(f"emulator: reload failed, links unchanged: {exc}", file=sys.stderr, flush=True)
             return False
         return True
@@ -354,15 +351,14 @@ class Emulator:
 
     def dump_stats(self) -> None:
         usage = os.times()
-        doc = {
-            "time_monotonic_s": time.monotonic(),
-            "cpu_s": usage.user + usage.system,
-            "dropped_unroutable": self.dropped_unroutable,
-            "comp_us": self.comp_s * 1e6,
-            "pairs": {f"{a}>{b}": dict(link.counters) for (a, b), link in self.links.items()},
-        }
-        path = Path(self.config["stats_path"])
-        write_atomic(path, json.dumps(doc, indent=1))
+        stats = EmulatorStats(
+            time_monotonic_s=time.monotonic(),
+            cpu_s=usage.user + usage.system,
+            dropped_unroutable=self.dropped_unroutable,
+            comp_us=self.comp_s * 1e6,
+            pairs={pair: LinkCounters(**link.counters) for pair, link in self.links.items()},
+        )
+        save(Path(self.config.stats_path), stats)
 
 
 def _tc(netns: str, *args: str) -> None:
@@ -379,13 +375,13 @@ def _realtime(priority: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    config = json.loads(Path(argv[0]).read_text())
+    config = load(Path(argv[0]), EmulatorConfig)
     emu = Emulator(config)
     for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, emu.on_signal)
     emu.setup()
-    _realtime(int(config.get("timing", {}).get("sched_fifo", 10)))
-    Path(config["ready_path"]).write_text(str(os.getpid()))
+    _realtime(config.settings.sched_fifo)
+    Path(config.ready_path).write_text(str(os.getpid()))
     emu.loop()
     emu.dump_stats()
     return 0

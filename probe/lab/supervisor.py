@@ -10,7 +10,6 @@ children (TERM, then KILL after a grace period) and exits; ``lab down`` then swe
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import subprocess
@@ -18,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from probe.lab.state import ChildPids, ChildSpec, SuperviseSpec, load, save
 from probe.textio import write_atomic
 
 PR_SET_PDEATHSIG = 1
@@ -60,10 +60,10 @@ def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
     _reap()
 
 
-def _start(entry: dict[str, object]) -> subprocess.Popen[bytes]:
-    with Path(str(entry["log"])).open("ab") as log:
+def _start(entry: ChildSpec) -> subprocess.Popen[bytes]:
+    with Path(entry.log).open("ab") as log:
         return subprocess.Popen(
-            [str(a) for a in entry["argv"]],  # type: ignore[attr-defined]
+            entry.argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -72,12 +72,12 @@ def _start(entry: dict[str, object]) -> subprocess.Popen[bytes]:
 
 
 def _record(state: Path, children: dict[str, subprocess.Popen[bytes]]) -> None:
-    write_atomic(state / "children.json", json.dumps({n: p.pid for n, p in children.items()}))
+    save(state / "children.json", ChildPids({n: p.pid for n, p in children.items()}))
 
 
 def main(argv: list[str]) -> int:
     state = Path(argv[0])
-    spec = json.loads((state / "supervise.json").read_text())
+    spec = load(state / "supervise.json", SuperviseSpec)
     write_atomic(state / "supervisor.pid", str(os.getpid()))
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     flags = {"stop": False, "restart": False}
@@ -88,10 +88,10 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
         signal.signal(sig, on_signal)
     children: dict[str, subprocess.Popen[bytes]] = {}
-    for name, entry in spec["children"].items():
+    for name, entry in spec.children.items():
         children[name] = _start(entry)
     _record(state, children)
-    critical = set(spec.get("critical", []))
+    critical = set(spec.critical)
     try:
         while not flags["stop"]:
             time.sleep(0.1)
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
                 flags["restart"] = False
                 for name, proc in children.items():
                     if proc.poll() is not None:
-                        children[name] = _start(spec["children"][name])
+                        children[name] = _start(spec.children[name])
                 _record(state, children)
             dead = [n for n in critical if children[n].poll() is not None]
             if dead:

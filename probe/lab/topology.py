@@ -36,6 +36,7 @@ _PREFIX = re.compile(r"[a-z][a-z0-9]{0,4}-")
 _LINK_KEYS = {"delay", "jitter", "jitter_dist", "loss", "rate", "queue", "reorder"}
 
 JitterDist = Literal["normal", "uniform"]
+RateImpl = Literal["htb", "userspace"]  # htb: kernel back-pressure; userspace: tail drop
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +71,7 @@ class LabHost:
 @dataclass(frozen=True, slots=True)
 class EmulatorSettings:
     gso: bool = True
-    rate_impl: Literal["htb", "userspace"] = (
-        "htb"  # htb: kernel back-pressure; userspace: tail drop
-    )
+    rate_impl: RateImpl = "htb"
     guard_us: int = 1000
     spin_us: int = 50
     sched_fifo: int = 10

@@ -16,12 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from probe.errors import InputError, StoreError
+from probe.errors import InputError
 from probe.matrix import anchors as A
 from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.matrix.stats import RttStats, rtt_stats
 from probe.model import CellStatus
 from probe.store.rundir import read_run, scan_samples, torn_warning
+from probe.store.rundoc import RunDoc, RunHost
 from probe.tools.ping import PingProbe, PingSummary
 
 KEY = ["src", "dst"]
@@ -73,13 +74,6 @@ METRICS = [
 ]
 
 
-def _hosts(run: Mapping[str, Any]) -> list[dict[str, Any]]:
-    hosts = run.get("hosts")
-    if not isinstance(hosts, list):
-        raise StoreError("run.json: 'hosts' must be a list")
-    return [h for h in hosts if isinstance(h, dict) and h.get("measure", True)]
-
-
 def ping_record_stats(rec: Mapping[str, Any]) -> RttStats:
     """Statistics of one ping record of samples.jsonl (see store.py for the format)."""
     probes = [
@@ -99,7 +93,7 @@ def ping_record_stats(rec: Mapping[str, Any]) -> RttStats:
     return rtt_stats(probes, sent=int(rec["sent"]), received=int(rec["received"]), summary=summary)
 
 
-def build_matrix(run: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def build_matrix(run: RunDoc, records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The long-form matrix from run.json and the sample records (the latest record per cell wins,
     so a ``--resume`` that re-measures a cell replaces the failed attempt)."""
     builder = MatrixBuilder(run)
@@ -121,9 +115,9 @@ class MatrixBuilder:
     Host failures still apply at the end: a host record may follow its cells in the file.
     """
 
-    def __init__(self, run: Mapping[str, Any]) -> None:
-        self.hosts = _hosts(run)
-        self._names = {h["name"] for h in self.hosts}
+    def __init__(self, run: RunDoc) -> None:
+        self.hosts = run.measured_hosts
+        self._names = {h.name for h in self.hosts}
         self._host_fail: dict[str, tuple[str, str]] = {}
         self._ping: dict[tuple[str, str], _Ping] = {}
         self._rtts: dict[tuple[str, str], array[float]] = {}
@@ -193,8 +187,8 @@ class MatrixBuilder:
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for a in self.hosts:
             for b in self.hosts:
-                if a["name"] != b["name"]:
-                    rows[a["name"], b["name"]] = _empty_row(a, b)
+                if a.name != b.name:
+                    rows[a.name, b.name] = _empty_row(a, b)
         for key, row in rows.items():
             _fill_ping(row, self._ping.get(key), self._host_fail)
             _fill_bw(row, self._bw.get(key), self._host_fail)
@@ -216,15 +210,15 @@ class MatrixBuilder:
         )
 
 
-def _empty_row(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+def _empty_row(a: RunHost, b: RunHost) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row.update(
-        src=a["name"],
-        dst=b["name"],
-        src_region=a.get("region"),
-        dst_region=b.get("region"),
-        src_zone=a.get("zone"),
-        dst_zone=b.get("zone"),
+        src=a.name,
+        dst=b.name,
+        src_region=a.region,
+        dst_region=b.region,
+        src_zone=a.zone,
+        dst_zone=b.zone,
         status=str(CellStatus.SKIPPED),
         reason="not measured",
         bw_status=str(CellStatus.SKIPPED),
@@ -287,7 +281,7 @@ def load_matrix(
     run_dir: Path,
     *,
     warn: Callable[[str], None] | None = None,
-    run: Mapping[str, Any] | None = None,
+    run: RunDoc | None = None,
 ) -> pd.DataFrame:
     """The long-form matrix of a run, rebuilt from its samples (the source of truth).
 
@@ -341,14 +335,11 @@ def by_region(frame: pd.DataFrame, metric: str) -> tuple[RegionFigure, ...]:
     return figures(roll_up(pair_anchors(frame)), metric)
 
 
-def host_order(run: Mapping[str, Any]) -> list[str]:
+def host_order(run: RunDoc) -> list[str]:
     """Hosts grouped by region (regions in first-seen order), as inventories are usually written."""
-    hosts = _hosts(run)
-    regions: list[str] = []
-    for h in hosts:
-        if str(h.get("region")) not in regions:
-            regions.append(str(h.get("region")))
-    return [h["name"] for r in regions for h in hosts if str(h.get("region")) == r]
+    hosts = run.measured_hosts
+    regions = dict.fromkeys(h.region for h in hosts)
+    return [h.name for r in regions for h in hosts if h.region == r]
 
 
 # --- anchors -------------------------------------------------------------------------------
@@ -379,26 +370,17 @@ def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
 
 
 def to_anchors(
-    run: Mapping[str, Any],
+    run: RunDoc,
     frame: pd.DataFrame,
     samples: Mapping[tuple[str, str], Sequence[float]] | None = None,
 ) -> A.Anchors:
     """The anchors the calculator consumes; ``samples`` (raw RTTs per pair) feed its Monte-Carlo."""
-    hosts = tuple(
-        A.HostInfo(
-            name=h["name"],
-            region=str(h.get("region")),
-            zone=h.get("zone"),
-            provider=h.get("provider"),
-            measured=bool(h.get("measure", True)),
-        )
-        for h in run.get("hosts", [])
-    )
+    hosts = tuple(A.HostInfo(h.name, h.region, h.zone, h.provider, h.measure) for h in run.hosts)
     pairs = pair_anchors(frame, samples)
     return A.Anchors(
-        run_id=str(run.get("run_id")),
-        created_utc=str(run.get("ended_utc") or run.get("started_utc")),
-        probe_version=str(run.get("probe_version")),
+        run_id=run.run_id,
+        created_utc=run.ended_utc or run.started_utc,
+        probe_version=run.probe_version,
         hosts=hosts,
         pairs=pairs,
         regions=roll_up(pairs),

@@ -11,20 +11,28 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from probe import __version__
 from probe.errors import StoreError, Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import dump_anchors
-from probe.measure.measurement import Done, Measurement, RunOptions, Say
+from probe.measure.measurement import Done, HostState, Measurement, RunOptions, Say
 from probe.measure.ssh import SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
 from probe.store.lock import RunLock
 from probe.store.rundir import RunStore, read_run, scan_samples, utc_iso
+from probe.store.rundoc import (
+    CellCounts,
+    ControllerVantage,
+    HostConnection,
+    InventoryRef,
+    RunDoc,
+    RunHost,
+    RunPhases,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,43 +49,19 @@ class RunSummary:
         return not self.interrupted and self.rtt_ok == self.pairs and self.bw_ok == self.bw_planned
 
 
-def _host_doc(inventory: Inventory) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": h.name,
-            "address": h.address,
-            "region": h.region,
-            "zone": h.zone,
-            "provider": h.provider,
-            "tags": dict(h.tags),
-            "measure": h.measure,
-            "ssh": {
-                "host": h.ssh.host,
-                "port": h.ssh.port,
-                "user": h.ssh.user,
-                "via": list(h.ssh.via),
-            },
-        }
-        for h in inventory.hosts
-    ]
-
-
-async def controller_vantage(inventory: Inventory, count: int) -> dict[str, Any]:
+async def controller_vantage(inventory: Inventory, count: int) -> ControllerVantage:
     """RTT from this machine to the hosts it reaches directly (no jump host), with icmplib."""
     from probe.measure.vantage import controller_rtt, icmp_mode
 
     mode = icmp_mode()
     direct = {h.ssh.host: h.name for h in inventory.hosts if not h.ssh.via}
     if mode == "unavailable" or not direct:
-        return {"icmp_mode": mode, "rtt": {}}
+        return ControllerVantage(mode)
     try:
         results = await controller_rtt(list(direct), count=count, interval_s=0.05, timeout_s=1.0)
     except Exception as exc:
-        return {"icmp_mode": mode, "error": str(exc), "rtt": {}}
-    return {
-        "icmp_mode": mode,
-        "rtt": {direct[a]: (r if isinstance(r, str) else asdict(r)) for a, r in results.items()},
-    }
+        return ControllerVantage(mode, error=str(exc))
+    return ControllerVantage(mode, {direct[a]: r for a, r in results.items()})
 
 
 async def execute(
@@ -116,22 +100,21 @@ async def _execute(
 ) -> RunSummary:
     if resume is not None:
         store = RunStore.reopen(resume)
-        previous = read_run(resume)
+        doc = replace(read_run(resume), resumed_utc=utc_iso())
         done = Done.from_records(scan_samples(resume, []))
-        doc: dict[str, Any] = {**previous, "resumed_utc": utc_iso()}
         say(f"resuming {store.run_id}: {len(done.cells)} cells already measured")
     else:
         store = RunStore.create(out_root)
         done = Done()
-        doc = {
-            "run_id": store.run_id,
-            "probe_version": __version__,
-            "inventory": {"path": inventory.source, "sha256": inventory.sha256},
-            "options": options.as_dict(),
-            "started_utc": utc_iso(),
-            "hosts": _host_doc(inventory),
-        }
-    doc.update(complete=False, interrupted=False)
+        doc = RunDoc(
+            run_id=store.run_id,
+            probe_version=__version__,
+            inventory=InventoryRef(inventory.source, inventory.sha256),
+            started_utc=utc_iso(),
+            hosts=tuple(RunHost.of(h) for h in inventory.hosts),
+            options=options.as_doc(),
+        )
+    doc = replace(doc, complete=False, interrupted=False)
     store.write_run(doc)
     say(f"run {store.run_id} → {store.dir}")
     pool = SshPool(inventory, ssh)
@@ -143,11 +126,10 @@ async def _execute(
             async with pool:
                 vantage = asyncio.create_task(controller_vantage(inventory, 5))
                 await m.connect()
-                doc["controller"] = await vantage
-                _merge_hosts(doc, m)
-                store.write_run({**doc, "phases": m.phases})
+                doc = replace(doc, controller=await vantage, hosts=_connected(doc.hosts, m))
+                store.write_run(replace(doc, phases=_phases(m)))
                 await m.ping_mesh()
-                store.write_run({**doc, "phases": m.phases})
+                store.write_run(replace(doc, phases=_phases(m)))
                 if options.bandwidth:
                     await m.bandwidth()
     except (asyncio.CancelledError, KeyboardInterrupt):
@@ -158,7 +140,7 @@ async def _execute(
             ) from None
         raise
     finally:
-        doc.update(phases=m.phases, ended_utc=utc_iso(), interrupted=interrupted)
+        doc = replace(doc, phases=_phases(m), ended_utc=utc_iso(), interrupted=interrupted)
         store.close()
         summary = finish(store, doc, bw_planned=m.bandwidth_plan().tests * (options.bandwidth))
         say(
@@ -193,19 +175,25 @@ def _cancel_on_sigterm(terminated: list[int]) -> Iterator[None]:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-def _merge_hosts(doc: dict[str, Any], m: Measurement) -> None:
-    for h in doc["hosts"]:
-        state = m.hosts.get(h["name"])
-        if state is not None:
-            h.update(
-                status=str(state.status),
-                reason=None if state.usable else state.reason,
-                connect_s=state.connect_s,
-                tools=state.tools,
-            )
+def _connected(hosts: tuple[RunHost, ...], m: Measurement) -> tuple[RunHost, ...]:
+    """The hosts with what connecting found (a host the run did not try keeps what it had)."""
+    return tuple(_with_connection(h, m.hosts.get(h.name)) for h in hosts)
 
 
-def finish(store: RunStore, doc: dict[str, Any], *, bw_planned: int) -> RunSummary:
+def _with_connection(host: RunHost, state: HostState | None) -> RunHost:
+    if state is None:
+        return host
+    reason = None if state.usable else state.reason
+    found = HostConnection(state.status, reason, state.connect_s, dict(state.tools))
+    return replace(host, connection=found)
+
+
+def _phases(m: Measurement) -> RunPhases:
+    p = m.phases
+    return RunPhases(p.get("connect_s"), p.get("ping_s"), p.get("bandwidth_s"))
+
+
+def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     """Derive matrix.csv/.parquet and anchors.json from the samples; point ``latest`` here."""
     torn: list[int] = []
     builder = matrix.MatrixBuilder(doc)
@@ -218,16 +206,8 @@ def finish(store: RunStore, doc: dict[str, Any], *, bw_planned: int) -> RunSumma
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()
     )
     bw_ok = int((frame["bw_status"] == CellStatus.OK).sum())
-    doc["complete"] = not doc.get("interrupted") and rtt_ok == len(frame) and bw_ok == bw_planned
-    doc["cells"] = {
-        "pairs": len(frame),
-        "rtt_measured": rtt_ok,
-        "bw_measured": bw_ok,
-        "bw_planned": bw_planned,
-        "torn_sample_lines": torn,
-    }
-    store.write_run(doc)
+    cells = CellCounts(len(frame), rtt_ok, bw_ok, bw_planned, tuple(torn))
+    complete = not doc.interrupted and rtt_ok == len(frame) and bw_ok == bw_planned
+    store.write_run(replace(doc, complete=complete, cells=cells))
     store.point_latest()
-    return RunSummary(
-        store.dir, len(frame), rtt_ok, bw_ok, bw_planned, bool(doc.get("interrupted"))
-    )
+    return RunSummary(store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted)

@@ -28,6 +28,7 @@ from probe.measure.bandwidth import (
     turn_bound_s,
 )
 from probe.model import CellStatus, CommandResult, Host, Inventory
+from probe.store.rundoc import RunOptionsDoc
 from probe.tools.ping import (
     PingReport,
     ping_argv,
@@ -75,20 +76,21 @@ class RunOptions:
     compare_streams: int = 0  # > 1: after each single-stream test, the same with -P N
     bw: BandwidthOptions = field(default_factory=BandwidthOptions)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "interval_s": self.interval_s,
-            "reply_timeout_s": self.reply_timeout_s,
-            "bandwidth": self.bandwidth,
-            "pairs": self.pairs,
-            "exclusive_by": self.exclusive_by,
-            "duration_s": self.bw.duration_s,
-            "omit_s": self.bw.omit_s,
-            "streams": self.bw.streams,
-            "under_load": self.under_load,
-            "compare_streams": self.compare_streams,
-        }
+    def as_doc(self) -> RunOptionsDoc:
+        """What ``run.json`` records of these options."""
+        return RunOptionsDoc(
+            count=self.count,
+            interval_s=self.interval_s,
+            reply_timeout_s=self.reply_timeout_s,
+            bandwidth=self.bandwidth,
+            pairs=self.pairs,
+            exclusive_by=self.exclusive_by,
+            duration_s=self.bw.duration_s,
+            omit_s=self.bw.omit_s,
+            streams=self.bw.streams,
+            under_load=self.under_load,
+            compare_streams=self.compare_streams,
+        )
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
@@ -23,6 +23,7 @@ from probe.matrix.regions import figure
 from probe.model import CellStatus
 from probe.report.hints import Hint, diagnose
 from probe.store.rundir import read_run, scan_samples, torn_warning
+from probe.store.rundoc import RunDoc
 from probe.textio import write_atomic
 
 if TYPE_CHECKING:
@@ -97,19 +98,18 @@ def _failures(frame: pd.DataFrame, test: Literal["ping", "bandwidth"]) -> list[F
     return sorted(groups, key=lambda g: (-g.cells, g.status, g.reason))
 
 
-def coverage(run: Mapping[str, Any], frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
-    hosts = [h for h in run.get("hosts", []) if h.get("measure", True)]
+def coverage(run: RunDoc, frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
+    hosts = run.measured_hosts
     down = tuple(
-        (str(h["name"]), f"{h.get('status')}: {h.get('reason') or '-'}")
+        (h.name, f"{c.status}: {c.reason or '-'}")
         for h in hosts
-        if h.get("status", CellStatus.OK.value) != CellStatus.OK.value
+        if (c := h.connection) is not None and c.status is not CellStatus.OK
     )
     regions: dict[str, int] = {}
     for name in host_order(run):
-        region = next(str(h.get("region")) for h in hosts if h["name"] == name)
+        region = next(h.region for h in hosts if h.name == name)
         regions[region] = regions.get(region, 0) + 1
-    start, end = str(run.get("started_utc") or ""), str(run.get("ended_utc") or "")
-    phases = run.get("phases") or {}
+    start, end = run.started_utc, run.ended_utc or ""
     return Coverage(
         hosts=len(hosts),
         down=down,
@@ -122,9 +122,9 @@ def coverage(run: Mapping[str, Any], frame: pd.DataFrame, torn_lines: int = 0) -
         started_utc=start,
         ended_utc=end,
         duration_s=_seconds(start, end) if start and end else None,
-        phases=tuple((str(k), float(v)) for k, v in phases.items() if v is not None),
-        complete=bool(run.get("complete")),
-        interrupted=bool(run.get("interrupted")),
+        phases=tuple(run.phases.items()) if run.phases else (),
+        complete=run.complete,
+        interrupted=run.interrupted,
         torn_lines=torn_lines,
     )
 
@@ -205,7 +205,7 @@ def build_report(
         warn(message)
     frame = builder.frame()
     order = tuple(host_order(run))
-    regions = {str(h["name"]): str(h.get("region")) for h in run.get("hosts", [])}
+    regions = {h.name: h.region for h in run.hosts}
     cov = coverage(run, frame, len(torn))
     anchors = to_anchors(run, frame, builder.samples())
     gate = None
@@ -215,8 +215,8 @@ def build_report(
 
         gate = evaluate(load_policy(policy_file), anchors)
     return Report(
-        run_id=str(run.get("run_id") or run_dir.name),
-        probe_version=str(run.get("probe_version") or "?"),
+        run_id=run.run_id,
+        probe_version=run.probe_version,
         frame=frame,
         order=order,
         regions=regions,

@@ -22,6 +22,7 @@ from typing import Any, cast
 import pandas as pd
 
 from probe.model import CellStatus
+from probe.store.rundoc import RunDoc
 
 _QUANTILES = (("0", "rtt_min_ms"), ("0.5", "rtt_p50_ms"), ("0.9", "rtt_p90_ms"),
               ("0.99", "rtt_p99_ms"), ("1", "rtt_max_ms"))  # fmt: skip
@@ -74,10 +75,10 @@ def _epoch(stamp: object) -> float | None:
         return None
 
 
-def prometheus_text(run: Mapping[str, Any], frame: pd.DataFrame) -> str:
-    """The exposition text of one run (``run.json`` as a mapping, the long-form matrix)."""
+def prometheus_text(run: RunDoc, frame: pd.DataFrame) -> str:
+    """The exposition text of one run (its ``run.json``, the long-form matrix)."""
     rows = cast("list[dict[str, Any]]", frame.to_dict("records"))
-    run_id = str(run.get("run_id", ""))
+    run_id = run.run_id
 
     def base(r: Mapping[str, Any]) -> Labels:
         return tuple((k, str(r[k])) for k in ("src", "dst", "src_region", "dst_region"))
@@ -110,8 +111,8 @@ def prometheus_text(run: Mapping[str, Any], frame: pd.DataFrame) -> str:
             status = str(r[col])
             ok.append(("probe_pair_ok", (*labels, ("test", test), ("status", status)),
                        1.0 if status == CellStatus.OK.value else 0.0))  # fmt: skip
-    when = _epoch(run.get("ended_utc") or run.get("started_utc"))
-    run_labels: Labels = (("run_id", run_id), ("probe_version", str(run.get("probe_version"))))
+    when = _epoch(run.ended_utc or run.started_utc)
+    run_labels: Labels = (("run_id", run_id), ("probe_version", run.probe_version))
     lines = _family("probe_run_info", "gauge", "The run these series come from.",
                     [("probe_run_info", run_labels, 1.0)])  # fmt: skip
     if when is not None:

@@ -2,6 +2,7 @@
 
     reports/<run-id>/run.json        what was run: inventory (path, sha256), options, versions,
                                      per-host connection and tool versions, phase times
+                                     (typed: ``probe.store.rundoc``)
     reports/<run-id>/samples.jsonl   every result, appended and flushed as it arrives
     reports/<run-id>/matrix.csv|.parquet, anchors.json, report.*   derived, rebuilt offline
     reports/latest -> <run-id>
@@ -28,11 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from probe.errors import StoreError
+from probe.errors import InputError, StoreError
 from probe.model import CellStatus
-from probe.textio import write_atomic
+from probe.store.rundoc import RunDoc, decode_run, encode_run
+from probe.textio import read_text, write_atomic
 
-RUN_SCHEMA = "probe.run/1"
 SAMPLES_SCHEMA = "probe.samples/1"
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9]+)?$")
 
@@ -84,10 +85,9 @@ class RunStore:
             raise StoreError(f"{run_dir}: not a run directory (no run.json)")
         return cls(run_dir.parent, run_dir.name)
 
-    def write_run(self, doc: dict[str, Any]) -> None:
+    def write_run(self, doc: RunDoc) -> None:
         """Atomically replace run.json (written at start, updated per phase and at the end)."""
-        text = json.dumps({"schema": RUN_SCHEMA, **doc}, indent=1, default=str)
-        write_atomic(self.dir / "run.json", text, durable=True)
+        write_atomic(self.dir / "run.json", encode_run(doc), durable=True)
 
     def append(self, record: dict[str, Any]) -> None:
         if self._samples is None:
@@ -130,34 +130,13 @@ def _last_byte(path: Path) -> bytes:
         return fh.read(1)
 
 
-def read_run(run_dir: Path) -> dict[str, Any]:
+def read_run(run_dir: Path) -> RunDoc:
     path = run_dir / "run.json"
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise StoreError(f"{path}: missing") from exc
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise StoreError(f"{path}: not UTF-8 text") from exc
-    except ValueError as exc:
-        raise StoreError(f"{path}: not valid JSON ({exc})") from exc
-    except RecursionError as exc:
-        raise StoreError(f"{path}: JSON nested too deeply") from exc
-    if not isinstance(doc, dict):
-        raise StoreError(f"{path}: expected a JSON object")
-    schema = str(doc.get("schema", ""))
-    if not schema.startswith("probe.run/"):
-        raise StoreError(f"{path}: not a probe run file (schema {schema!r})")
-    if schema.split("/", 1)[1].split(".")[0] != RUN_SCHEMA.split("/")[1]:
-        raise StoreError(f"{path}: schema {schema} is newer than this probe ({RUN_SCHEMA})")
-    hosts = doc.get("hosts")
-    if not isinstance(hosts, list):
-        raise StoreError(f"{path}: 'hosts' must be a list")
-    for i, h in enumerate(hosts):
-        if not isinstance(h, dict) or not isinstance(h.get("name"), str):
-            raise StoreError(f"{path}: hosts[{i}] must be an object with a string 'name'")
-    return doc
+        text, _ = read_text(path)
+    except InputError as exc:
+        raise StoreError(str(exc)) from exc
+    return decode_run(text, path)
 
 
 def iter_samples(run_dir: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:

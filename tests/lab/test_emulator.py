@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from probe.lab.emulator import Emulator
+from probe.lab.state import EmulatorConfig
+from probe.lab.topology import EmulatorSettings
 from probe.textio import write_atomic
 
 
 def _emulator(pairs: Path) -> Emulator:
-    return Emulator({"pairs_path": str(pairs), "rate_impl": "userspace", "hosts": []})
+    settings = EmulatorSettings(rate_impl="userspace")
+    return Emulator(EmulatorConfig((), "198.18.0.0/15", settings, str(pairs), "", ""))
 
 
 def _table(delay_ms: float) -> str:

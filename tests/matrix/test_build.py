@@ -18,18 +18,20 @@ from probe.matrix.build import (
     to_anchors,
     wide,
 )
+from probe.store.rundoc import InventoryRef, RunDoc, RunHost
 
-RUN: dict[str, Any] = {
-    "run_id": "r1",
-    "probe_version": "0",
-    "started_utc": "2026-11-23T00:00:00Z",
-    "hosts": [
-        {"name": "a", "region": "eu", "measure": True},
-        {"name": "b", "region": "eu", "measure": True},
-        {"name": "c", "region": "us", "measure": True},
-        {"name": "j", "region": "eu", "measure": False},
-    ],
-}
+RUN = RunDoc(
+    run_id="r1",
+    probe_version="0",
+    inventory=InventoryRef("inventory.yaml", "0" * 64),
+    started_utc="2026-11-23T00:00:00Z",
+    hosts=(
+        RunHost("a", "10.0.0.1", region="eu"),
+        RunHost("b", "10.0.0.2", region="eu"),
+        RunHost("c", "10.0.0.3", region="us"),
+        RunHost("j", "10.0.0.4", region="eu", measure=False),
+    ),
+)
 
 
 def ping(src: str, dst: str, rtts: list[float | None], **extra: Any) -> dict[str, Any]:

@@ -16,9 +16,21 @@ from __future__ import annotations
 import json
 import random
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from probe.model import CellStatus
+from probe.store.rundoc import (
+    HostConnection,
+    InventoryRef,
+    RunDoc,
+    RunHost,
+    RunOptionsDoc,
+    RunPhases,
+    SshRoute,
+    encode_run,
+)
 
 HOSTS = {"eu": ["eu1", "eu2", "eu3"], "us": ["us1", "us2", "us3"], "ap": ["ap1", "ap2"]}
 BASE_RTT_MS = {
@@ -42,17 +54,16 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _host(name: str, i: int, down: bool) -> dict[str, Any]:
-    region = region_of(name)
-    return {
-        "name": name, "address": f"198.18.{i // 200 + 1}.{i % 200 + 11}", "region": region,
-        "zone": f"{region}-a", "provider": "lab", "measure": True,
-        "status": "unreachable" if down else "ok",
-        "reason": "connect to 198.18.1.18:22: connection timed out" if down else None,
-        "connect_s": None if down else 0.4,
-        "tools": {} if down else {"ping": "iputils 20221126",
-                                  "iperf3": None if name == "us3" else "3.12"},
-    }  # fmt: skip
+def _host(name: str, i: int, down: bool) -> RunHost:
+    region, address = region_of(name), f"198.18.{i // 200 + 1}.{i % 200 + 11}"
+    connection = (
+        HostConnection(CellStatus.UNREACHABLE, "connect to 198.18.1.18:22: connection timed out")
+        if down else
+        HostConnection(CellStatus.OK, None, 0.4,
+                       {"ping": "iputils 20221126", "iperf3": None if name == "us3" else "3.12"})
+    )  # fmt: skip
+    return RunHost(name, address, region, f"{region}-a", "lab", ssh=SshRoute(address, user="root"),
+                   connection=connection)  # fmt: skip
 
 
 def ping_record(
@@ -140,21 +151,21 @@ def lab8_records(
     return names, records
 
 
-def run_doc(names: list[str], run_id: str, t_end: float) -> dict[str, Any]:
-    return {
-        "schema": "probe.run/1", "run_id": run_id, "probe_version": "0.1.0",
-        "inventory": {"path": "inventory/lab-3regions.yaml", "sha256": "0" * 64},
-        "options": {"count": PROBES, "interval_s": 0.2, "bandwidth": True, "duration_s": 5},
-        "started_utc": _iso(T0), "ended_utc": _iso(t_end),
-        "phases": {"connect_s": 1.2, "ping_s": 4.1, "bandwidth_s": 252.0},
-        "hosts": [_host(n, i, n == "ap2") for i, n in enumerate(names)],
-        "complete": True, "interrupted": False,
-    }  # fmt: skip
+def run_doc(names: list[str], run_id: str, t_end: float) -> RunDoc:
+    return RunDoc(
+        run_id=run_id, probe_version="0.1.0",
+        inventory=InventoryRef("inventory/lab-3regions.yaml", "0" * 64),
+        options=RunOptionsDoc(count=PROBES, interval_s=0.2, duration_s=5, omit_s=1),
+        started_utc=_iso(T0), ended_utc=_iso(t_end),
+        phases=RunPhases(connect_s=1.2, ping_s=4.1, bandwidth_s=252.0),
+        hosts=tuple(_host(n, i, n == "ap2") for i, n in enumerate(names)),
+        complete=True,
+    )  # fmt: skip
 
 
-def write_run(run_dir: Path, run: Mapping[str, Any], records: list[dict[str, Any]]) -> Path:
+def write_run(run_dir: Path, run: RunDoc, records: list[dict[str, Any]]) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    (run_dir / "run.json").write_text(encode_run(run))
     lines = (json.dumps(r, separators=(",", ":")) + "\n" for r in records)
     (run_dir / "samples.jsonl").write_text("".join(lines))
     return run_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -77,8 +78,7 @@ def test_label_values_are_escaped() -> None:
     odd = 'we"ird\\host\nname'
     hosts = ["plain", odd]
     run = run_doc(hosts, "20261123T090000Z", 1_795_424_500.0)
-    for h in run["hosts"]:
-        h["region"] = 'r"1'
+    run = replace(run, hosts=tuple(replace(h, region='r"1') for h in run.hosts))
     records = [ping_record("plain", odd, 1.0, [1.0, 2.0, None]),
                ping_record(odd, "plain", 1.0, [1.5, 1.5, 1.5])]  # fmt: skip
     text = prometheus_text(run, build_matrix(run, records))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,8 @@ def _run(run_dir: Path) -> Path:
             if bps is not None:
                 records.append(iperf3_record(src, dst, t, bps, None))
     doc = run_doc(names, run_dir.name, t + 1.0)
-    for host in doc["hosts"]:
-        host["region"] = REGION[host["name"]]
-    return write_run(run_dir, doc, records)
+    hosts = tuple(replace(h, region=REGION[h.name]) for h in doc.hosts)
+    return write_run(run_dir, replace(doc, hosts=hosts), records)
 
 
 @pytest.fixture(scope="module")
