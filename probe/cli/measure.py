@@ -87,7 +87,8 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
 
     from tabulate import tabulate
 
-    from probe.measure.measurement import Measurement, RunOptions
+    from probe.measure.context import RunOptions
+    from probe.measure.measurement import Measurement
     from probe.measure.ssh import SshPool
 
     opts = _ssh_options(accept_new, connect_timeout, known_hosts)
@@ -206,8 +207,8 @@ def run(
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
 
     from probe.measure.bandwidth import BandwidthOptions
+    from probe.measure.context import RunOptions
     from probe.measure.execute import execute
-    from probe.measure.measurement import RunOptions
     from probe.measure.plan import parse_pair_mode
     from probe.store.rundir import resolve_run
 

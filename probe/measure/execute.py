@@ -19,7 +19,8 @@ from probe import __version__
 from probe.errors import Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import dump_anchors
-from probe.measure.measurement import Done, Measurement, RunOptions, Say
+from probe.measure.context import Done, RunOptions, Say
+from probe.measure.measurement import Measurement
 from probe.measure.ssh import SshOptions, SshPool
 from probe.model import CellStatus, Inventory
 from probe.store.rundir import RunStore, read_run, scan_samples, utc_iso
