@@ -1,16 +1,15 @@
 """Benchmark: samples.jsonl → matrix → anchors for N hosts, its time and peak memory, and growth.
 
-For each N a synthetic run directory is written (run.json + samples.jsonl shaped exactly like
-``probe.measure.measurement`` writes them): N hosts over 10 regions × 3 zones, a host record
-each, a ping
-record with 20 probes for every ordered pair (the runner's ping mesh is all pairs), and iperf3
-records for the bandwidth pair selection (``--bw-pairs``, default ``all`` both directions, as
-``--pairs all`` does). A fresh child process then does what ``probe.measure.execute`` does at
-the end of a
-run: ``read_samples`` → ``build_matrix`` → ``rtt_samples`` + ``to_anchors``, recording the wall
-time of each step and the peak RSS after each. Time and memory are fitted linearly in the number
-of ordered pairs and extrapolated to 2,000 hosts; ``select_pairs`` gives the bandwidth pair
-counts of ``sample:K`` on a synthetic 2,000-host, 10-region inventory.
+For each N a synthetic run directory is written (run.json + samples.jsonl, typed records written
+by probe's own ``encode_record``): N hosts over 10 regions × 3 zones, a host record each, a ping
+fan-out record per source and a ping record with 20 probes for every ordered pair (the runner's
+ping mesh is all pairs), and iperf3 records for the bandwidth pair selection (``--bw-pairs``,
+default ``all`` both directions, as ``--pairs all`` does). A fresh child process then does what
+``probe.measure.execute`` does at the end of a run: ``read_samples`` → ``build_matrix`` →
+``rtt_samples`` + ``to_anchors``, recording the wall time of each step and the peak RSS after
+each. Time and memory are fitted linearly in the number of ordered pairs and extrapolated to
+2,000 hosts; ``select_pairs`` gives the bandwidth pair counts of ``sample:K`` on a synthetic
+2,000-host, 10-region inventory.
 
     .venv/bin/python -m bench.bench_matrix [--quick] [--sizes 50,100,200,300] [--bw-pairs all]
 """
@@ -18,19 +17,28 @@ counts of ``sample:K`` on a synthetic 2,000-host, 10-region inventory.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bench.common import emit_child_result, peak_rss_mib, print_table, run_child, write_report
-from probe.model import CellStatus, Host, SshTarget
+from probe.model import CellStatus
+from probe.store.records import (
+    HostRecord,
+    Iperf3Record,
+    PingFanoutRecord,
+    PingRecord,
+    PingTrain,
+    SampleRecord,
+    encode_record,
+)
+from probe.tools.iperf3 import IperfResult
+from probe.tools.ping import PingSummary, fanout_target_argv, ping_fanout_argv
 
 SIZES = (50, 100, 200, 300)
 QUICK_SIZES = (10, 20, 40)
@@ -43,93 +51,117 @@ SAMPLE_KS = (1, 2, 5)
 # --- synthetic run directory --------------------------------------------------------------------
 
 
-def _host(i: int) -> Host:
-    region, address = f"r{i % REGIONS}", f"10.{i // 250}.{i % 250}.1"
-    zone = f"{region}{'abc'[(i // REGIONS) % 3]}"
-    return Host(f"h{i:04d}", address, SshTarget(address, user="probe"), region, zone, "synthetic")
+def _host(i: int) -> dict[str, Any]:
+    region = f"r{i % REGIONS}"
+    return {
+        "name": f"h{i:04d}",
+        "address": f"10.{i // 250}.{i % 250}.1",
+        "region": region,
+        "zone": f"{region}{'abc'[(i // REGIONS) % 3]}",
+        "provider": "synthetic",
+        "tags": {},
+        "measure": True,
+        "ssh": {"host": f"10.{i // 250}.{i % 250}.1", "port": 22, "user": "probe", "via": []},
+        "status": "ok",
+        "reason": None,
+        "connect_s": 0.2,
+        "tools": {"ping": "ping from iputils 20240117", "iperf3": "iperf 3.16"},
+    }
 
 
-def _ping_record(a: Host, b: Host, rng: random.Random) -> dict[str, Any]:
-    base = 0.3 if a.region == b.region else 20.0 + 10 * abs(int(a.region[1:]) - int(b.region[1:]))
+def _ping_record(
+    a: dict[str, Any], b: dict[str, Any], fanout: PingFanoutRecord, rng: random.Random
+) -> PingRecord:
+    base = (
+        0.3
+        if a["region"] == b["region"]
+        else 20.0 + 10 * abs(int(a["region"][1:]) - int(b["region"][1:]))
+    )
     rtts = [round(base * (1 + abs(rng.gauss(0, 0.05))), 3) for _ in range(PROBES)]
     lost = rng.random() < 0.02  # a probe lost in 2 % of the pairs
-    probes = [[seq, None if lost and seq == 7 else rtt] for seq, rtt in enumerate(rtts, 1)]
+    probes = tuple((seq, None if lost and seq == 7 else rtt) for seq, rtt in enumerate(rtts, 1))
     got = [r for _, r in probes if r is not None]
     mean = sum(got) / len(got)
     mdev = (sum((r - mean) ** 2 for r in got) / len(got)) ** 0.5
-    return {
-        "kind": "ping",
-        "src": a.name,
-        "dst": b.name,
-        "t": 1795424402.05,
-        "status": "ok",
-        "reason": None,
-        "argv": ["env", "LC_ALL=C", "ping", "-n", "-c", "20", "-i", "0.2", "-W", "2", b.address],
-        "exit_status": 0,
-        "flavor": "iputils",
-        "sent": PROBES,
-        "received": len(got),
-        "duplicates": 0,
-        "probes": probes,
-        "summary": {
-            "rtt_min_ms": min(got),
-            "rtt_avg_ms": round(mean, 3),
-            "rtt_max_ms": max(got),
-            "rtt_mdev_ms": round(mdev, 3),
-        },
-        "errors": [],
-    }
+    summary = PingSummary(min(got), round(mean, 3), max(got), round(mdev, 3))
+    return PingRecord(
+        src=a["name"],
+        dst=b["name"],
+        status=CellStatus.OK,
+        t=1795424402.05,
+        argv=fanout_target_argv(fanout.argv, b["address"]),
+        exit_status=0,
+        fanout=fanout.id,
+        train=PingTrain(PROBES, len(got), 0, probes, summary, "iputils"),
+    )
 
 
-def _iperf3_record(client: str, server: str, rng: random.Random) -> dict[str, Any]:
+def _fanout_record(a: dict[str, Any], hosts: list[dict[str, Any]]) -> PingFanoutRecord:
+    targets = [b["address"] for b in hosts if b is not a]
+    argv = ping_fanout_argv(targets, count=PROBES, interval_s=0.2, reply_timeout_s=2)
+    return PingFanoutRecord(f"f{a['name']}", a["name"], tuple(argv), 1795424402.0, 0, 6.1)
+
+
+def _iperf3_record(client: str, server: str, rng: random.Random) -> Iperf3Record:
     bps = rng.uniform(1e9, 2.5e10)
-    return {
-        "kind": "iperf3",
-        "src": client,
-        "dst": server,
-        "client": client,
-        "server": server,
-        "reverse": False,
-        "t": 1795424410.1,
-        "status": "ok",
-        "reason": None,
-        "argv": ["iperf3", "-c", server, "-J", "-t", "5", "-O", "1"],
-        "attempts": 1,
-        "result": {
-            "receiver_bps": bps,
-            "sender_bps": bps * 1.01,
-            "retransmits": rng.randrange(20),
-            "max_snd_cwnd_bytes": 3145728,
-            "mean_rtt_ms": 1.2,
-            "cpu_local_pct": 12.0,
-            "cpu_remote_pct": 20.0,
-            "cpu_bound": False,
-            "version": "iperf 3.16",
-            "reverse": False,
-            "streams": 1,
-            "duration_s": 5.0,
-            "omit_s": 1.0,
-            "bytes_received": bps * 5 / 8,
-        },
-    }
+    result = IperfResult(
+        receiver_bps=bps,
+        sender_bps=bps * 1.01,
+        retransmits=rng.randrange(20),
+        max_snd_cwnd_bytes=3145728,
+        mean_rtt_ms=1.2,
+        cpu_local_pct=12.0,
+        cpu_remote_pct=20.0,
+        cpu_bound=False,
+        version="3.16",
+        reverse=False,
+        streams=1,
+        duration_s=5.0,
+        omit_s=1.0,
+        bytes_received=round(bps * 5 / 8),
+    )
+    return Iperf3Record(
+        src=client,
+        dst=server,
+        client=client,
+        server=server,
+        reverse=False,
+        status=CellStatus.OK,
+        t=1795424410.1,
+        argv=("iperf3", "-c", server, "-J", "-t", "5", "-O", "1"),
+        attempts=1,
+        test_s=7.2,
+        result=result,
+    )
 
 
-def _bandwidth_pairs(hosts: list[Host], pairs: str) -> list[tuple[str, str]]:
+def _bandwidth_pairs(hosts: list[dict[str, Any]], pairs: str) -> list[tuple[str, str]]:
     from probe.measure import plan
 
     if pairs == "none":
         return []
-    return plan.select_pairs(hosts, plan.parse_pair_mode(pairs))
+    return plan.select_pairs(_model_hosts(hosts), plan.parse_pair_mode(pairs))
 
 
-def _records(hosts: list[Host], bw_pairs: str, seed: int) -> Iterator[dict[str, Any]]:
+def _model_hosts(hosts: Sequence[dict[str, Any]]) -> list[Any]:
+    from probe.model import Host, SshTarget
+
+    return [
+        Host(h["name"], h["address"], SshTarget(h["address"]), h["region"], h["zone"])
+        for h in hosts
+    ]
+
+
+def _records(hosts: list[dict[str, Any]], bw_pairs: str, seed: int) -> Iterator[SampleRecord]:
     rng = random.Random(seed)
     for h in hosts:
-        yield {"kind": "host", "host": h.name, "status": "ok", "reason": None, "t": 0.0}
+        yield HostRecord(h["name"], CellStatus.OK, t=0.0, connect_s=0.2, tools=h["tools"])
     for a in hosts:
+        fanout = _fanout_record(a, hosts)
+        yield fanout
         for b in hosts:
             if a is not b:
-                yield _ping_record(a, b, rng)
+                yield _ping_record(a, b, fanout, rng)
     for client, server in _bandwidth_pairs(hosts, bw_pairs):
         yield _iperf3_record(client, server, rng)
         yield _iperf3_record(server, client, rng)
@@ -148,8 +180,6 @@ def write_run_dir(path: Path, n_hosts: int, bw_pairs: str, seed: int = 0) -> dic
 
     hosts = [_host(i) for i in range(n_hosts)]
     path.mkdir(parents=True, exist_ok=True)
-    tools = {"ping": "ping from iputils 20240117", "iperf3": "iperf 3.16"}
-    up = HostConnection(CellStatus.OK, None, 0.2, tools)
     run = RunDoc(
         run_id="20261123T080000Z",
         probe_version="0.1.0",
@@ -157,14 +187,20 @@ def write_run_dir(path: Path, n_hosts: int, bw_pairs: str, seed: int = 0) -> dic
         started_utc="2026-11-23T08:00:00.000Z",
         ended_utc="2026-11-23T09:00:00.000Z",
         options=RunOptionsDoc(count=PROBES, pairs=bw_pairs),
-        hosts=tuple(replace(RunHost.of(h), connection=up) for h in hosts),
-    )
+        hosts=tuple(
+            RunHost(
+                h["name"], h["address"], h["region"], h["zone"],
+                connection=HostConnection(CellStatus.OK, None, 0.2, h["tools"]),
+            )
+            for h in hosts
+        ),
+    )  # fmt: skip
     (path / "run.json").write_text(encode_run(run))
-    counts = {"ping": 0, "iperf3": 0, "host": 0}
+    counts = {"ping": 0, "ping_fanout": 0, "iperf3": 0, "host": 0}
     with (path / "samples.jsonl").open("w", encoding="utf-8") as fh:
         for rec in _records(hosts, bw_pairs, seed):
-            counts[rec["kind"]] += 1
-            fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            counts[rec.kind] += 1
+            fh.write(encode_record(rec) + "\n")
     return {**counts, "samples_bytes": (path / "samples.jsonl").stat().st_size}
 
 
@@ -271,7 +307,7 @@ def sample_pair_counts(n_hosts: int = TARGET_HOSTS) -> list[dict[str, Any]]:
 
     from probe.measure import plan
 
-    hosts = [_host(i) for i in range(n_hosts)]
+    hosts = _model_hosts([_host(i) for i in range(n_hosts)])
     per_round_s = plan.per_test_wall_s(10, 2)
     rows = []
     for mode in ["all", *(f"sample:{k}" for k in SAMPLE_KS)]:

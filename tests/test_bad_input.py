@@ -121,6 +121,9 @@ DAMAGE: dict[str, Damage] = {
     "samples-iperf3-retransmits-float": _edit_line(
         IPERF_LINE, lambda r: r["result"].update(retransmits=1.5)
     ),
+    "samples-iperf3-negative-bps": _edit_line(
+        IPERF_LINE, lambda r: r["result"].update(receiver_bps=-9.4e8)
+    ),
     "run-json-newer": _edit_run(lambda d: d.update(schema="probe.run/2")),
     "run-json-no-schema": _edit_run(lambda d: d.pop("schema")),
     "run-json-host-without-name": _edit_run(lambda d: d["hosts"][2].pop("name")),
@@ -194,6 +197,11 @@ RUN_CASES: dict[str, Case] = {
         ("diff", "{good}", "{runs}/samples-iperf3-retransmits-float"),
         f"{{runs}}/samples-iperf3-retransmits-float/samples.jsonl:{IPERF_LINE}",
         "'result.retransmits' is not an integer",
+    ),
+    "samples-iperf3-negative-bps": Case(
+        ("export", "{runs}/samples-iperf3-negative-bps", "--format", "csv"),
+        f"{{runs}}/samples-iperf3-negative-bps/samples.jsonl:{IPERF_LINE}",
+        "'result.receiver_bps' must be a rate ≥ 0 bit/s, not -940000000.0",
     ),
     "run-json-newer": Case(
         ("show", "{runs}/run-json-newer"),
@@ -498,14 +506,16 @@ def test_torn_lines_stay_out_of_the_records(torn_run: Path) -> None:
 
 
 def test_appending_after_a_torn_tail_starts_a_new_line(torn_run: Path) -> None:
+    from probe.model import CellStatus
+    from probe.store.records import HostRecord
     from probe.store.rundir import RunStore
 
     store = RunStore.reopen(torn_run)
-    store.append({"kind": "host", "host": "eu1", "status": "ok", "reason": None})
+    store.append(HostRecord("eu1", CellStatus.OK))
     store.close()
     samples = read_samples(torn_run)
     assert len(samples.torn_lines) == 1  # the torn line stays torn; the new record is whole
-    assert samples.records[-1]["host"] == "eu1"
+    assert samples.records[-1] == HostRecord("eu1", CellStatus.OK)
 
 
 # --- Hypothesis: parsers raise nothing but ProbeError ----------------------------------------
@@ -623,8 +633,10 @@ def test_fuzz_parse_anchors_near_valid(text: str) -> None:
 
 SAMPLE_KEYS = ["kind", "host", "src", "dst", "status", "reason", "probes", "sent", "received",
                "summary", "duplicates", "result", "receiver_bps", "retransmits", "mean_rtt_ms",
-               "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms", "cpu_bound"]  # fmt: skip
-KINDS = st.sampled_from(["host", "ping", "iperf3", "future"])
+               "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms", "cpu_bound", "client",
+               "server", "reverse", "argv", "fanout", "tools", "flavor", "errors"]  # fmt: skip
+KINDS = st.sampled_from(["host", "ping", "ping_load", "ping_fanout", "iperf3", "iperf3_multi",
+                         "future"])  # fmt: skip
 STATUSES = st.sampled_from(["ok", "all-lost", "error", "nonsense"])
 NAMES = st.sampled_from(["eu1", "us1", "nobody"])
 
@@ -633,27 +645,66 @@ def _record() -> st.SearchStrategy[dict[str, Any]]:
     """Records that look much like the real ones, with any field replaced or dropped."""
     probes = st.lists(st.one_of(st.tuples(st.integers(-2, 30), st.one_of(st.none(), SCALARS)),
                                 SCALARS), max_size=5)  # fmt: skip
+    whole_probes = st.lists(
+        st.tuples(st.integers(1, 30), st.one_of(st.none(), st.floats(0, 500))), max_size=5
+    )
     base = st.fixed_dictionaries(
-        {"kind": KINDS, "host": NAMES, "src": NAMES, "dst": NAMES, "status": STATUSES},
+        {"kind": KINDS, "host": NAMES, "src": NAMES, "dst": NAMES, "status": STATUSES,
+         "client": NAMES, "server": NAMES, "reverse": st.one_of(st.booleans(), SCALARS)},
         optional={
             "reason": SCALARS,
             "sent": st.one_of(st.integers(-1, 30), SCALARS),
             "received": st.one_of(st.integers(-1, 30), SCALARS),
-            "probes": st.one_of(probes, SCALARS),
+            "probes": st.one_of(whole_probes, probes, SCALARS),
             "duplicates": SCALARS,
             "summary": st.one_of(_tree(SAMPLE_KEYS), st.fixed_dictionaries(
                 {k: st.one_of(st.floats(0, 500), SCALARS)
                  for k in ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms")})),
             "result": st.one_of(_tree(SAMPLE_KEYS), st.fixed_dictionaries(
-                {"receiver_bps": st.one_of(st.floats(0, 1e11), SCALARS)},
-                optional={"retransmits": SCALARS, "mean_rtt_ms": SCALARS,
-                          "cpu_bound": SCALARS})),
+                {"receiver_bps": st.one_of(st.floats(0, 1e11), SCALARS),
+                 "sender_bps": st.floats(0, 1e11), "cpu_bound": st.one_of(st.booleans(), SCALARS),
+                 "reverse": st.booleans(), "streams": st.integers(1, 8),
+                 "duration_s": st.floats(1, 60), "omit_s": st.floats(0, 5),
+                 "bytes_received": st.integers(0, 2**40)},
+                optional={"retransmits": st.one_of(st.integers(0, 99), SCALARS),
+                          "mean_rtt_ms": st.one_of(st.floats(0, 500), SCALARS),
+                          "version": st.one_of(st.text(max_size=6), SCALARS)})),
+            "argv": st.one_of(st.lists(st.text(max_size=5), max_size=3), SCALARS),
+            "tools": _tree(SAMPLE_KEYS),
+            "flavor": st.one_of(st.sampled_from(["iputils", "busybox", "bsd"]), SCALARS),
+            "errors": st.one_of(st.lists(st.text(max_size=5), max_size=2), SCALARS),
         },
     )  # fmt: skip
     return base
 
 
+def _near_valid_record() -> st.SearchStrategy[str]:
+    """A record of the golden run (one of each kind) with one key replaced or dropped."""
+    golden = (GOLDEN / "samples.jsonl").read_text().splitlines()
+    host, ping, iperf = (json.loads(golden[n - 1]) for n in (1, PING_LINE, IPERF_LINE))
+    fanout = {"kind": "ping_fanout", "id": "f1", "src": "eu1", "argv": ["sh", "-c", "x"],
+              "t": 1.0, "exit_status": 0, "elapsed_s": 4.5}  # fmt: skip
+    bases = [host, ping, {**ping, "kind": "ping_load", "pinger": "eu1"}, iperf,
+             {**iperf, "kind": "iperf3_multi"}, fanout]  # fmt: skip
+    paths = [(i, (key,)) for i, base in enumerate(bases) for key in base]
+    paths += [(1, ("summary", key)) for key in ping["summary"]]
+    paths += [(3, ("result", key)) for key in iperf["result"]]
+
+    def mutate(where: tuple[int, tuple[str, ...]], value: object, drop: bool) -> str:
+        i, keys = where
+        doc = json.loads(json.dumps(bases[i]))
+        parent = doc[keys[0]] if len(keys) == 2 else doc
+        if drop:
+            parent.pop(keys[-1])
+        else:
+            parent[keys[-1]] = value
+        return json.dumps(doc)
+
+    return st.builds(mutate, st.sampled_from(paths), _tree(SAMPLE_KEYS), st.booleans())
+
+
 LINES = st.one_of(
+    _near_valid_record(),
     _record().map(json.dumps),
     _tree(SAMPLE_KEYS).map(json.dumps),
     _record().map(lambda r: json.dumps(r)[: len(json.dumps(r)) // 2]),  # torn

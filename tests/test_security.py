@@ -213,7 +213,7 @@ async def test_probe_run_leaks_no_private_key(tmp_path: Path) -> None:
     run_json = (run_dir / "run.json").read_text()
     assert '"status": "ok"' in run_json  # the key was used: the hosts were reached
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
-    assert {(r["kind"], r["status"]) for r in samples} >= {("ping", "ok"), ("iperf3", "ok")}
+    assert {(r["kind"], r.get("status")) for r in samples} >= {("ping", "ok"), ("iperf3", "ok")}
     assert any(b"iperf3" in c for c in seen) and remote_lines  # the run really ran commands
 
     places: dict[str, bytes] = {

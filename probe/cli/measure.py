@@ -15,7 +15,7 @@ from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
 from probe.cli.options import field_option
 from probe.errors import Terminated
 from probe.measure.bandwidth import BandwidthOptions
-from probe.measure.measurement import RunOptions
+from probe.measure.context import RunOptions
 from probe.measure.sshoptions import SshOptions
 
 if TYPE_CHECKING:

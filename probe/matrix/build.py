@@ -21,9 +21,18 @@ from probe.matrix import anchors as A
 from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.matrix.stats import RttStats, rtt_stats
 from probe.model import CellStatus
+from probe.store.records import (
+    HostRecord,
+    Iperf3Record,
+    PingFanoutRecord,
+    PingLoadRecord,
+    PingRecord,
+    PingTrain,
+    SampleRecord,
+)
 from probe.store.rundir import read_run, scan_samples, torn_warning
 from probe.store.rundoc import RunDoc, RunHost
-from probe.tools.ping import PingProbe, PingSummary
+from probe.tools.ping import PingProbe
 
 KEY = ["src", "dst"]
 LABELS = ["src_region", "dst_region", "src_zone", "dst_zone"]
@@ -74,26 +83,18 @@ METRICS = [
 ]
 
 
-def ping_record_stats(rec: Mapping[str, Any]) -> RttStats:
-    """Statistics of one ping record of samples.jsonl (see store.py for the format)."""
-    probes = [
-        PingProbe(int(seq), None if rtt is None else float(rtt)) for seq, rtt in rec["probes"]
-    ]
-    s = rec.get("summary")
-    summary = (
-        PingSummary(
-            float(s["rtt_min_ms"]),
-            float(s["rtt_avg_ms"]),
-            float(s["rtt_max_ms"]),
-            None if s.get("rtt_mdev_ms") is None else float(s["rtt_mdev_ms"]),
-        )
-        if s and not rec.get("duplicates")
-        else None
+def train_stats(train: PingTrain) -> RttStats:
+    """Statistics of one ping train of samples.jsonl; ping's summary unless duplicates
+    polluted it (see ``probe.matrix.stats.report_stats``)."""
+    return rtt_stats(
+        [PingProbe(seq, rtt) for seq, rtt in train.probes],
+        sent=train.sent,
+        received=train.received,
+        summary=train.summary if not train.duplicates else None,
     )
-    return rtt_stats(probes, sent=int(rec["sent"]), received=int(rec["received"]), summary=summary)
 
 
-def build_matrix(run: RunDoc, records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def build_matrix(run: RunDoc, records: Iterable[SampleRecord]) -> pd.DataFrame:
     """The long-form matrix from run.json and the sample records (the latest record per cell wins,
     so a ``--resume`` that re-measures a cell replaces the failed attempt)."""
     builder = MatrixBuilder(run)
@@ -125,59 +126,49 @@ class MatrixBuilder:
         self._loaded: dict[tuple[str, str], tuple[float | None, float | None] | None] = {}
         self._multi: dict[tuple[str, str], tuple[float, int] | None] = {}
 
-    def add_all(self, records: Iterable[Mapping[str, Any]]) -> None:
+    def add_all(self, records: Iterable[SampleRecord]) -> None:
         for rec in records:
             self.add(rec)
 
-    def add(self, rec: Mapping[str, Any]) -> None:
-        kind = rec.get("kind")
-        if kind == "host":
-            if rec.get("status") != CellStatus.OK:
-                self._host_fail[rec["host"]] = (str(rec["status"]), str(rec.get("reason") or ""))
+    def add(self, rec: SampleRecord) -> None:
+        if isinstance(rec, HostRecord):
+            if rec.status is not CellStatus.OK:
+                self._host_fail[rec.host] = (str(rec.status), rec.reason or "")
             else:
-                self._host_fail.pop(rec["host"], None)
+                self._host_fail.pop(rec.host, None)
             return
-        key = (rec.get("src"), rec.get("dst"))
-        if key[0] == key[1] or key[0] not in self._names or key[1] not in self._names:
+        if isinstance(rec, PingFanoutRecord):
+            return  # its cells come in their own records
+        cell = (rec.src, rec.dst)
+        if cell[0] == cell[1] or cell[0] not in self._names or cell[1] not in self._names:
             return
-        cell = (str(key[0]), str(key[1]))
-        ok = rec.get("status") == CellStatus.OK
-        if kind == "ping":
-            measured = rec["status"] in (CellStatus.OK, CellStatus.ALL_LOST)
-            stats = ping_record_stats(rec) if measured else None
-            self._ping[cell] = (str(rec["status"]), rec.get("reason"), stats)
+        ok = rec.status is CellStatus.OK
+        if isinstance(rec, PingRecord):
+            stats = None if rec.train is None else train_stats(rec.train)
+            self._ping[cell] = (str(rec.status), rec.reason, stats)
             self._rtts.pop(cell, None)
-            if ok:
-                self._rtts[cell] = array("d", (float(r) for _, r in rec["probes"] if r is not None))
-        elif kind == "iperf3":
-            result = rec.get("result")
-            if ok and isinstance(result, dict):
-                rtt = result.get("mean_rtt_ms")
-                self._bw[cell] = (
-                    str(rec["status"]),
-                    rec.get("reason"),
-                    float(result["receiver_bps"]) / 1e6,
-                    result.get("retransmits"),
-                    math.nan if rtt is None else float(rtt),
-                    bool(result.get("cpu_bound")),
+            if ok and rec.train is not None:
+                self._rtts[cell] = array("d", (r for _, r in rec.train.probes if r is not None))
+        elif isinstance(rec, Iperf3Record):
+            result = rec.result if ok else None
+            self._bw[cell] = (
+                (str(rec.status), rec.reason, math.nan, None, math.nan, None)
+                if result is None
+                else (
+                    str(rec.status),
+                    rec.reason,
+                    result.receiver_bps / 1e6,
+                    result.retransmits,
+                    math.nan if result.mean_rtt_ms is None else result.mean_rtt_ms,
+                    result.cpu_bound,
                 )
-            else:
-                self._bw[cell] = (
-                    str(rec["status"]),
-                    rec.get("reason"),
-                    math.nan,
-                    None,
-                    math.nan,
-                    None,
-                )
-        elif kind == "ping_load":
-            stats = ping_record_stats(rec) if ok else None
-            self._loaded[cell] = None if stats is None else (stats.rtt_p50_ms, stats.rtt_p99_ms)
-        elif kind == "iperf3_multi":
-            many = rec.get("result")
-            self._multi[cell] = (
-                (float(many["receiver_bps"]) / 1e6, int(many["streams"])) if ok and many else None
             )
+        elif isinstance(rec, PingLoadRecord):
+            stats = train_stats(rec.train) if ok and rec.train is not None else None
+            self._loaded[cell] = None if stats is None else (stats.rtt_p50_ms, stats.rtt_p99_ms)
+        else:
+            many = rec.result if ok else None
+            self._multi[cell] = None if many is None else (many.receiver_bps / 1e6, many.streams)
 
     def samples(self) -> dict[tuple[str, str], array[float]]:
         """Received RTTs per ordered pair whose latest ping record is OK (anchors' Monte-Carlo)."""
@@ -432,12 +423,12 @@ def pair_anchors(
     return tuple(pairs)
 
 
-def rtt_samples(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[float]]:
+def rtt_samples(records: Iterable[SampleRecord]) -> dict[tuple[str, str], list[float]]:
     """Received RTTs per ordered pair (latest ping record per pair)."""
     out: dict[tuple[str, str], list[float]] = {}
     for rec in records:
-        if rec.get("kind") == "ping" and rec.get("status") == CellStatus.OK:
-            out[rec["src"], rec["dst"]] = [float(r) for _, r in rec["probes"] if r is not None]
+        if isinstance(rec, PingRecord) and rec.status is CellStatus.OK and rec.train is not None:
+            out[rec.src, rec.dst] = [r for _, r in rec.train.probes if r is not None]
     return out
 
 

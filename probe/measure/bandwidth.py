@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from probe.errors import HostError
+from probe.measure.plan import BandwidthTest
 from probe.model import CellStatus, CommandResult
+from probe.store.records import Iperf3MultiRecord, Iperf3Record
 from probe.tools.iperf3 import (
     BUSY_RETRIES,
     IperfResult,
@@ -89,21 +91,16 @@ class TestOutcome:
     attempts: int
     test_s: float | None = None  # the client's wall time, "go" to exit: iperf3's own cost
 
-    def record(self, src: str, dst: str, client: str, server: str, reverse: bool) -> dict[str, Any]:
-        return {
-            "kind": "iperf3",
-            "src": src,
-            "dst": dst,
-            "client": client,
-            "server": server,
-            "reverse": reverse,
-            "status": str(self.status),
-            "reason": self.reason,
-            "argv": list(self.argv),
-            "attempts": self.attempts,
-            "test_s": None if self.test_s is None else round(self.test_s, 3),
-            "result": asdict(self.result) if self.result else None,
-        }
+    def record(
+        self, test: BandwidthTest, t: float, *, multi: bool = False
+    ) -> Iperf3Record | Iperf3MultiRecord:
+        """The test's record of samples.jsonl; ``multi``: the ``-P N`` repeat of a test."""
+        src, dst = test.direction
+        return (Iperf3MultiRecord if multi else Iperf3Record)(
+            src=src, dst=dst, client=test.client, server=test.server, reverse=test.reverse,
+            status=self.status, reason=self.reason, t=t, argv=self.argv, attempts=self.attempts,
+            test_s=None if self.test_s is None else round(self.test_s, 3), result=self.result,
+        )  # fmt: skip
 
 
 def turn_bound_s(options: BandwidthOptions) -> float:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from probe.measure.measurement import Connector, HostState, Measurement, RunOptions
+from probe.measure.connect import Connector
+from probe.measure.context import HostState, RunOptions
+from probe.measure.measurement import Measurement
 from probe.measure.ssh import SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory

@@ -18,7 +18,8 @@ from probe import __version__
 from probe.errors import StoreError, Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import dump_anchors
-from probe.measure.measurement import Done, HostState, Measurement, RunOptions, Say
+from probe.measure.context import Done, HostState, RunOptions, Say
+from probe.measure.measurement import Measurement
 from probe.measure.ssh import SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory

@@ -8,18 +8,17 @@
     reports/latest -> <run-id>
 
 ``samples.jsonl`` is the source of truth: a crash loses nothing already measured, and a
-``--resume`` reads it to know which cells are still missing. Each line is one JSON object with a
-``kind`` (``host``, ``ping``, ``iperf3``); lines are written whole, so a torn line (a kill
-mid-write leaves the start of an object, ``{...``, without its end) is detected and skipped with a
-warning, never trusted. Anything else that is not a record of the known shape (a line that is not
-JSON at all, a record missing a key the matrix needs) is damage: ``StoreError`` at
-``samples.jsonl:LINE``. Records of an unknown ``kind`` are skipped (fields and kinds are only ever
-added within a schema major).
+``--resume`` reads it to know which cells are still missing. Each line is one record
+(``probe.store.records``: the format, its one writer and its one reader); lines are written
+whole, so a torn line (a kill mid-write leaves the start of an object, ``{...``, without its end)
+is detected and skipped with a warning, never trusted. Anything else that is not a record of the
+known shape (a line that is not JSON at all, a record missing a key the matrix needs) is damage:
+``StoreError`` at ``samples.jsonl:LINE``. Records of an unknown ``kind`` are skipped (fields and
+kinds are only ever added within a schema major).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -27,14 +26,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from probe.errors import InputError, StoreError
-from probe.model import CellStatus
+from probe.store.records import SampleRecord, UnknownRecord, decode_record, encode_record
 from probe.store.rundoc import RunDoc, decode_run, encode_run
 from probe.textio import read_text, write_atomic
 
-SAMPLES_SCHEMA = "probe.samples/1"
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9]+)?$")
 
 
@@ -55,7 +53,7 @@ def utc_iso(ts: float | None = None) -> str:
 class Samples:
     """What ``samples.jsonl`` holds, with the damage found while reading it."""
 
-    records: tuple[dict[str, Any], ...]
+    records: tuple[SampleRecord, ...]
     torn_lines: tuple[int, ...]  # line numbers that were not whole JSON objects
 
 
@@ -89,14 +87,14 @@ class RunStore:
         """Atomically replace run.json (written at start, updated per phase and at the end)."""
         write_atomic(self.dir / "run.json", encode_run(doc), durable=True)
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: SampleRecord) -> None:
         if self._samples is None:
             path = self.dir / "samples.jsonl"
             torn_tail = path.exists() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
             self._samples = path.open("a", encoding="utf-8")
             if torn_tail:  # a resumed run killed mid-write: keep the torn line a line of its own
                 self._samples.write("\n")
-        self._samples.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+        self._samples.write(encode_record(record) + "\n")
         self._samples.flush()
         os.fsync(self._samples.fileno())
 
@@ -139,7 +137,7 @@ def read_run(run_dir: Path) -> RunDoc:
     return decode_run(text, path)
 
 
-def iter_samples(run_dir: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
+def iter_samples(run_dir: Path) -> Iterator[tuple[int, SampleRecord | UnknownRecord | None]]:
     """(line number, record or None when the line is torn); damage raises StoreError."""
     path = run_dir / "samples.jsonl"
     if not path.exists():
@@ -148,18 +146,18 @@ def iter_samples(run_dir: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
         with path.open(encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh, 1):
                 if line.strip():
-                    yield n, _record(line, f"{path}:{n}")
+                    yield n, decode_record(line, f"{path}:{n}")
     except OSError as exc:
         raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
-def scan_samples(run_dir: Path, torn: list[int]) -> Iterator[dict[str, Any]]:
+def scan_samples(run_dir: Path, torn: list[int]) -> Iterator[SampleRecord]:
     """The records of known kinds one at a time, so a rebuild need not hold them all; the
     numbers of torn lines are appended to ``torn`` as they are met."""
     for n, rec in iter_samples(run_dir):
         if rec is None:
             torn.append(n)
-        elif rec["kind"] in _KINDS:
+        elif not isinstance(rec, UnknownRecord):
             yield rec
 
 
@@ -179,85 +177,3 @@ def torn_warning(run_dir: Path, samples: Samples | Sequence[int]) -> str | None:
         f"{run_dir / 'samples.jsonl'}: skipped {len(torn)} torn line(s) (line {lines}); "
         "the cells they held count as not measured"
     )
-
-
-# --- the record format ---------------------------------------------------------------------
-
-_MEASURED = (CellStatus.OK, CellStatus.ALL_LOST)
-_KINDS = ("host", "ping", "ping_load", "iperf3", "iperf3_multi")
-_STATUSES = frozenset(s.value for s in CellStatus)
-
-
-def _record(line: str, where: str) -> dict[str, Any] | None:
-    """A checked record; None for a torn line (the start of an object cut short)."""
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        if line.lstrip().startswith("{"):
-            return None
-        raise StoreError(f"{where}: not a JSON record") from None
-    except RecursionError:
-        raise StoreError(f"{where}: JSON nested too deeply") from None
-    if not isinstance(rec, dict):
-        raise StoreError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-    kind = _field(rec, "kind", str, where)
-    if kind not in _KINDS:
-        return rec  # a later minor version's kind: skipped by read_samples
-    for key in ("host",) if kind == "host" else ("src", "dst"):
-        _field(rec, key, str, where)
-    status = _field(rec, "status", str, where)
-    if status not in _STATUSES:
-        raise StoreError(f"{where}: unknown status {status!r}")
-    if rec.get("reason") is not None:
-        _field(rec, "reason", str, where)
-    if kind in ("ping", "ping_load") and status in _MEASURED:
-        _check_ping(rec, where)
-    if kind.startswith("iperf3") and status == CellStatus.OK and rec.get("result") is not None:
-        result = _field(rec, "result", dict, where)
-        _field(result, "receiver_bps", float, where, "result.")
-        for key, kinds in (("retransmits", int), ("mean_rtt_ms", float)):
-            if result.get(key) is not None:
-                _field(result, key, kinds, where, "result.")
-    return rec
-
-
-def _check_ping(rec: dict[str, Any], where: str) -> None:
-    sent, received = _field(rec, "sent", int, where), _field(rec, "received", int, where)
-    if sent < 1 or not 0 <= received <= sent:
-        raise StoreError(f"{where}: received {received} of {sent} sent")
-    probes = _field(rec, "probes", list, where)
-    for probe in probes:
-        ok = isinstance(probe, list) and len(probe) == 2 and _is(probe[0], int)
-        if not ok or not (probe[1] is None or _is(probe[1], float)):
-            raise StoreError(f"{where}: 'probes' must hold [seq, rtt_ms or null] pairs")
-    summary = rec.get("summary")
-    if summary is not None:
-        _field(rec, "summary", dict, where)
-        low, _, high = (
-            _field(summary, k, float, where, "summary.")
-            for k in ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms")
-        )
-        if summary.get("rtt_mdev_ms") is not None:
-            _field(summary, "rtt_mdev_ms", float, where, "summary.")
-        if low > high:
-            raise StoreError(f"{where}: summary rtt_min_ms > rtt_max_ms")
-
-
-def _is(value: object, kind: type) -> bool:
-    """JSON typing: a bool is not a number; an int is a float."""
-    if isinstance(value, bool):
-        return kind is bool
-    return isinstance(value, int | float) if kind is float else isinstance(value, kind)
-
-
-def _field(obj: dict[str, Any], key: str, kind: type, where: str, prefix: str = "") -> Any:
-    if key not in obj:
-        raise StoreError(f"{where}: record without '{prefix}{key}'")
-    value = obj[key]
-    if not _is(value, kind):
-        raise StoreError(f"{where}: '{prefix}{key}' is not {_TYPE_NAMES[kind]}: {value!r:.40}")
-    return value
-
-
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list",
-               dict: "an object"}  # fmt: skip

@@ -312,13 +312,24 @@ def ping_fanout_argv(
             *addresses]  # fmt: skip
 
 
+def fanout_target_argv(fanout_argv: Sequence[str], address: str) -> tuple[str, ...]:
+    """The ping the fan-out script runs for ``address``: its line ``ping -n -c "$c" -i "$i" -W
+    "$w" "$a"`` with the script's own arguments (those of ``ping_fanout_argv``)."""
+    count, interval, reply_timeout = fanout_argv[4:_FANOUT_TARGETS]
+    return ("ping", "-n", "-c", count, "-i", interval, "-W", reply_timeout, address)
+
+
+_FANOUT_TARGETS = 7  # sh -c SCRIPT sh COUNT INTERVAL TIMEOUT, then the addresses
+
+
 def ping_fanout_seconds(count: int, interval_s: float, reply_timeout_s: int = 2) -> float:
     """Upper bound of the fan-out's wall time (the train plus the final linger)."""
     return count * interval_s + reply_timeout_s + 1.0
 
 
-def split_fanout(addresses: Sequence[str], result: CommandResult) -> dict[str, CommandResult]:
-    """One CommandResult per address out of the framed fan-out output.
+def split_fanout(fanout_argv: Sequence[str], result: CommandResult) -> dict[str, CommandResult]:
+    """One CommandResult per target address out of the framed output of ``fanout_argv``, each
+    with the argv of the ping that ran for it.
 
     An address whose frame is missing (the script was killed) gets ``exit_status=None`` and the
     script's own stderr, which ``ping_outcome`` turns into a timeout.
@@ -337,10 +348,11 @@ def split_fanout(addresses: Sequence[str], result: CommandResult) -> dict[str, C
         elif current is not None:
             current.append(line)
     results = {}
-    for k, address in enumerate(addresses, 1):
+    for k, address in enumerate(fanout_argv[_FANOUT_TARGETS:], 1):
+        argv = fanout_target_argv(fanout_argv, address)
         if k in rcs:
             results[address] = CommandResult(
-                argv=(*tuple(ping_argv(address, count=1, interval_s=1.0)[:-1]), address),
+                argv=argv,
                 exit_status=rcs[k],
                 stdout="\n".join(out.get(k, [])) + "\n",
                 stderr="\n".join(err.get(k, [])),
@@ -348,7 +360,7 @@ def split_fanout(addresses: Sequence[str], result: CommandResult) -> dict[str, C
             )
         else:
             results[address] = CommandResult(
-                argv=result.argv, exit_status=None if result.exit_status != 127 else 127,
+                argv=argv, exit_status=None if result.exit_status != 127 else 127,
                 stdout="", stderr=result.stderr, elapsed_s=result.elapsed_s,
             )  # fmt: skip
     return results

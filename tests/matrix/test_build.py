@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,7 +17,18 @@ from probe.matrix.build import (
     to_anchors,
     wide,
 )
+from probe.model import CellStatus
+from probe.store.records import (
+    HostRecord,
+    Iperf3MultiRecord,
+    Iperf3Record,
+    PingLoadRecord,
+    PingRecord,
+    PingTrain,
+    SampleRecord,
+)
 from probe.store.rundoc import InventoryRef, RunDoc, RunHost
+from probe.tools.iperf3 import IperfResult
 
 RUN = RunDoc(
     run_id="r1",
@@ -34,31 +44,39 @@ RUN = RunDoc(
 )
 
 
-def ping(src: str, dst: str, rtts: list[float | None], **extra: Any) -> dict[str, Any]:
+def train(rtts: list[float | None]) -> PingTrain:
     got = [r for r in rtts if r is not None]
-    return {
-        "kind": "ping", "src": src, "dst": dst, "status": "ok" if got else "all-lost",
-        "reason": None if got else "all lost", "sent": len(rtts), "received": len(got),
-        "duplicates": 0, "probes": [[i + 1, r] for i, r in enumerate(rtts)], "summary": None,
-        **extra,
-    }  # fmt: skip
+    probes = tuple((i + 1, r) for i, r in enumerate(rtts))
+    return PingTrain(sent=len(rtts), received=len(got), duplicates=0, probes=probes)
+
+
+def ping(src: str, dst: str, rtts: list[float | None]) -> PingRecord:
+    ok = any(r is not None for r in rtts)
+    return PingRecord(
+        src=src, dst=dst, status=CellStatus.OK if ok else CellStatus.ALL_LOST,
+        reason=None if ok else "all lost", train=train(rtts),
+    )  # fmt: skip
 
 
 def iperf(
-    src: str, dst: str, mbps: float, kind: str = "iperf3", streams: int = 1
-) -> dict[str, Any]:
-    return {
-        "kind": kind, "src": src, "dst": dst, "status": "ok", "reason": None,
-        "result": {"receiver_bps": mbps * 1e6, "retransmits": 3, "mean_rtt_ms": 40.0,
-                   "cpu_bound": False, "streams": streams},
-    }  # fmt: skip
+    src: str, dst: str, mbps: float, multi: bool = False, streams: int = 1
+) -> Iperf3Record | Iperf3MultiRecord:
+    result = IperfResult(
+        receiver_bps=mbps * 1e6, sender_bps=mbps * 1e6, retransmits=3, max_snd_cwnd_bytes=None,
+        mean_rtt_ms=40.0, cpu_local_pct=None, cpu_remote_pct=None, cpu_bound=False, version=None,
+        reverse=False, streams=streams, duration_s=10.0, omit_s=2.0, bytes_received=0,
+    )  # fmt: skip
+    return (Iperf3MultiRecord if multi else Iperf3Record)(
+        src=src, dst=dst, client=src, server=dst, reverse=False, status=CellStatus.OK,
+        result=result,
+    )  # fmt: skip
 
 
-def records() -> list[dict[str, Any]]:
+def records() -> list[SampleRecord]:
     return [
-        {"kind": "host", "host": "a", "status": "ok"},
-        {"kind": "host", "host": "b", "status": "ok"},
-        {"kind": "host", "host": "c", "status": "unreachable", "reason": "connection refused"},
+        HostRecord("a", CellStatus.OK),
+        HostRecord("b", CellStatus.OK),
+        HostRecord("c", CellStatus.UNREACHABLE, "connection refused"),
         ping("a", "b", [1.0, 2.0, 3.0, 2.0]),
         ping("b", "a", [1.0, 1.0]),
         ping("a", "c", [None, None]),
@@ -97,7 +115,7 @@ def test_bandwidth_reverse_is_the_opposite_rows_forward() -> None:
 
 
 def test_the_latest_record_of_a_cell_wins_as_after_resume() -> None:
-    failed = {"kind": "ping", "src": "a", "dst": "b", "status": "timeout", "reason": "slow"}
+    failed = PingRecord("a", "b", CellStatus.TIMEOUT, "slow")
     cell = build_matrix(RUN, [failed, *records()]).set_index(["src", "dst"])
     assert cell.loc["a", "b"].status == "ok"
     cell = build_matrix(RUN, [*records(), failed]).set_index(["src", "dst"])
@@ -106,8 +124,8 @@ def test_the_latest_record_of_a_cell_wins_as_after_resume() -> None:
 
 def test_loaded_rtt_and_multi_stream_columns() -> None:
     extra = [
-        {**ping("a", "b", [5.0, 7.0, 9.0]), "kind": "ping_load"},
-        iperf("a", "b", 180.0, kind="iperf3_multi", streams=4),
+        PingLoadRecord("a", "b", CellStatus.OK, train=train([5.0, 7.0, 9.0])),
+        iperf("a", "b", 180.0, multi=True, streams=4),
     ]
     cell = build_matrix(RUN, [*records(), *extra]).set_index(["src", "dst"])
     assert cell.loc["a", "b"].rtt_loaded_p50_ms == 7.0
@@ -134,8 +152,8 @@ def test_views_and_anchors() -> None:
 def test_the_builder_streams_to_the_same_matrix_and_samples() -> None:
     """MatrixBuilder reduces records as they come; a host failure that comes *after* its cells
     still explains them, and a later failed ping drops the pair's RTT samples."""
-    host_down = {"kind": "host", "host": "b", "status": "unreachable", "reason": "gone"}
-    failed = {"kind": "ping", "src": "a", "dst": "c", "status": "timeout", "reason": "slow"}
+    host_down = HostRecord("b", CellStatus.UNREACHABLE, "gone")
+    failed = PingRecord("a", "c", CellStatus.TIMEOUT, "slow")
     stream = [*records(), failed, host_down]
     builder = MatrixBuilder(RUN)
     builder.add_all(iter(stream))  # an iterator: read once, never held

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from probe.measure.context import RunOptions
 from probe.measure.execute import execute
-from probe.measure.measurement import Measurement, RunOptions
+from probe.measure.measurement import Measurement
 from probe.store.rundir import RunStore, read_run
 from probe.store.rundoc import RunDoc
 from tests.sshfleet import FAST, Fleet

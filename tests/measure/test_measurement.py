@@ -6,13 +6,29 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from probe.errors import HostError
+from probe.measure import bandwidth_phase
 from probe.measure.bandwidth import BandwidthOptions
-from probe.measure.measurement import Done, Measurement, RunOptions, parse_preflight
+from probe.measure.connect import parse_preflight
+from probe.measure.context import Done, RunOptions
+from probe.measure.measurement import Measurement
 from probe.model import CellStatus, CommandResult, Host, Inventory, SshTarget
+from probe.store.records import (
+    CellRecord,
+    HostRecord,
+    Iperf3Record,
+    PingFanoutRecord,
+    PingLoadRecord,
+    PingRecord,
+    SampleRecord,
+)
+from probe.tools.ping import ping_argv
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 IPERF_JSON = (FIXTURES / "iperf3" / "loopback" / "iperf3.12_tcp_forward_t2_O1.json").read_text()
@@ -85,6 +101,7 @@ class FakePool:
         self.most = 0
         self.most_site = 0
         self.gated = 0
+        self.commands: list[tuple[str, ...]] = []  # every argv run or spawned, in order
 
     def sites(self, hosts: Sequence[str]) -> set[str]:
         return {f"site:{self.region_of[h]}" for h in hosts}  # an intra-site test uses it once
@@ -125,6 +142,7 @@ class FakePool:
     async def run(
         self, host: str, argv: Sequence[str], *, timeout_s: float | None = None
     ) -> CommandResult:
+        self.commands.append(tuple(argv))
         if argv[0] == "sh" and "have" in argv[2]:  # preflight
             tools = "have ping\nhave timeout\n" + (
                 "" if self.broken.get(host) == "no-iperf3" else "have iperf3\n"
@@ -132,11 +150,14 @@ class FakePool:
             return CommandResult(tuple(argv), 0, tools + "version iperf3 iperf 3.12\n", "", 0.1)
         if argv[0] == "sh":  # the ping fan-out when no armed session is left
             return CommandResult(tuple(argv), 0, self.fanout_output(argv), "", 0.6)
+        if argv[0] == "ping":  # the train under load
+            return CommandResult(tuple(argv), 0, ping_output(argv[-1]), "", 1.0)
         raise HostError(host, "error", f"unexpected command {argv}")
 
     async def spawn(
         self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
     ) -> FakeProcess:
+        self.commands.append(tuple(argv))
         self.gated += gated
         return FakeProcess(self, host, argv, gated)
 
@@ -151,16 +172,20 @@ def inventory(n: int) -> Inventory:
 
 
 def measure(
-    n: int, broken: dict[str, str] | None = None, done: Done | None = None, **opts: Any
-) -> tuple[list[dict[str, Any]], FakePool]:
+    n: int,
+    broken: dict[str, str] | None = None,
+    done: Done | None = None,
+    arm_ping: bool = True,
+    **opts: Any,
+) -> tuple[list[SampleRecord], FakePool]:
     inv = inventory(n)
     pool = FakePool(inv.hosts, broken)
-    records: list[dict[str, Any]] = []
-    options = RunOptions(count=3, bw=BandwidthOptions(duration_s=1, omit_s=0), **opts)
+    records: list[SampleRecord] = []
+    options = RunOptions(**{"count": 3, "bw": BandwidthOptions(duration_s=1, omit_s=0), **opts})
 
     async def go() -> None:
         m = Measurement(inv, pool, options, records.append, lambda _s: None, done)  # type: ignore[arg-type]
-        await m.connect()
+        await m.connect(arm_ping=arm_ping)
         await m.ping_mesh()
         await m.bandwidth()
 
@@ -168,32 +193,37 @@ def measure(
     return records, pool
 
 
+def cells(records: list[SampleRecord], kind: str) -> list[CellRecord]:
+    return [r for r in records if isinstance(r, CellRecord) and r.kind == kind]
+
+
 def test_every_cell_gets_exactly_one_record_and_no_host_runs_two_tests() -> None:
     records, pool = measure(7)
-    pings = Counter((r["src"], r["dst"]) for r in records if r["kind"] == "ping")
-    tests = Counter((r["src"], r["dst"]) for r in records if r["kind"] == "iperf3")
+    pings = Counter((r.src, r.dst) for r in cells(records, "ping"))
+    tests = Counter((r.src, r.dst) for r in cells(records, "iperf3"))
     assert len(pings) == 42 and set(pings.values()) == {1}
     assert len(tests) == 42 and set(tests.values()) == {1}
-    assert all(r["status"] == "ok" for r in records)
+    assert all(r.status == "ok" for r in records if not isinstance(r, PingFanoutRecord))
+    assert sum(isinstance(r, PingFanoutRecord) for r in records) == 7  # one per source
     assert pool.most == 1  # a server and a client never overlap on one host
     assert pool.gated == 42 + 7  # every test and every ping source was armed ahead
 
 
 def test_a_failed_host_and_a_missing_tool_become_reasons() -> None:
     records, _ = measure(4, {"h1": "unreachable", "h2": "no-iperf3"})
-    by_cell = {(r["kind"], r["src"], r["dst"]): r for r in records if r["kind"] != "host"}
-    assert by_cell["ping", "h1", "h0"]["status"] == "unreachable"
-    assert "connection refused" in by_cell["ping", "h1", "h0"]["reason"]
-    assert by_cell["ping", "h0", "h1"]["status"] == "ok"  # pinging towards it still works
-    assert by_cell["iperf3", "h0", "h2"]["status"] == "tool-missing"
-    assert by_cell["iperf3", "h0", "h3"]["status"] == "ok"
+    by_cell = {(r.kind, r.src, r.dst): r for r in records if isinstance(r, CellRecord)}
+    assert by_cell["ping", "h1", "h0"].status == "unreachable"
+    assert "connection refused" in str(by_cell["ping", "h1", "h0"].reason)
+    assert by_cell["ping", "h0", "h1"].status == "ok"  # pinging towards it still works
+    assert by_cell["iperf3", "h0", "h2"].status == "tool-missing"
+    assert by_cell["iperf3", "h0", "h3"].status == "ok"
 
 
 def test_resume_skips_cells_already_measured() -> None:
     first, _ = measure(4)
     done = Done.from_records(first[:-5])  # as if killed before the last results
     assert ("ping", "h0", "h1") in done.cells
-    missing = {("iperf3", r["src"], r["dst"]) for r in first[-5:] if r["kind"] == "iperf3"}
+    missing = {("iperf3", r.src, r.dst) for r in cells(first[-5:], "iperf3")}
     assert missing and not missing & done.cells
 
 
@@ -201,18 +231,52 @@ def test_resume_measures_again_a_test_whose_extras_are_missing() -> None:
     first, _ = measure(4)  # no --under-load, no --compare-streams
     done = Done.from_records(first)
     again, _ = measure(4, done=done, compare_streams=3)
-    assert not [r for r in again if r["kind"] == "ping"]  # every RTT cell was measured
-    multi = {(r["src"], r["dst"]) for r in again if r["kind"] == "iperf3_multi"}
-    assert len(multi) == 12 and {r["kind"] for r in again} == {"host", "iperf3", "iperf3_multi"}
+    assert not cells(again, "ping")  # every RTT cell was measured
+    multi = {(r.src, r.dst) for r in cells(again, "iperf3_multi")}
+    assert len(multi) == 12 and {r.kind for r in again} == {"host", "iperf3", "iperf3_multi"}
     done = Done.from_records(first + again)
-    assert measure(4, done=done, compare_streams=3)[0] == [
-        r for r in measure(4, done=done)[0] if r["kind"] == "host"
-    ]  # nothing left to measure, with or without the extra
+    hosts_only = [replace(r, t=None) for r in measure(4, done=done)[0] if isinstance(r, HostRecord)]
+    assert [replace(r, t=None) for r in measure(4, done=done, compare_streams=3)[0]] == hosts_only
+    # nothing left to measure, with or without the extra
 
 
 def test_exclusive_by_region_runs_one_test_per_site() -> None:
     records, pool = measure(6, exclusive_by="region")
-    assert pool.most_site == 1 and sum(r["kind"] == "iperf3" for r in records) == 30
+    assert pool.most_site == 1 and len(cells(records, "iperf3")) == 30
+
+
+@pytest.mark.parametrize("arm_ping", [True, False])
+def test_a_ping_record_carries_the_ping_that_ran_and_its_fanout(arm_ping: bool) -> None:
+    """Each target's ping as the fan-out script ran it (the run's count, interval and reply
+    timeout), and the whole fan-out command exactly as the SSH runner got it."""
+    records, pool = measure(3, arm_ping=arm_ping, count=7, interval_s=0.3, bandwidth=False)
+    fanouts = {r.id: r for r in records if isinstance(r, PingFanoutRecord)}
+    assert sorted(f.src for f in fanouts.values()) == ["h0", "h1", "h2"]
+    for fanout in fanouts.values():
+        assert fanout.argv in pool.commands and fanout.argv[4:7] == ("7", "0.3", "2")
+        assert fanout.exit_status == 0
+    pings = [r for r in records if isinstance(r, PingRecord)]
+    assert len(pings) == 6
+    for rec in pings:
+        address = f"10.0.0.{int(rec.dst[1:]) + 1}"
+        assert rec.argv == ("ping", "-n", "-c", "7", "-i", "0.3", "-W", "2", address)
+        assert rec.argv == tuple(ping_argv(address, count=7, interval_s=0.3, reply_timeout_s=2))
+        assert rec.fanout is not None and fanouts[rec.fanout].src == rec.src
+        assert address in fanouts[rec.fanout].argv[7:]
+
+
+def test_the_loaded_train_records_its_command_and_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bandwidth_phase, "LOAD_PING_LEAD_S", 0.0)
+    records, pool = measure(2, under_load=True)
+    loaded = [r for r in records if isinstance(r, PingLoadRecord)]
+    tests = {(r.src, r.dst): r for r in records if isinstance(r, Iperf3Record)}
+    assert len(loaded) == 2
+    for rec in loaded:
+        test = tests[rec.src, rec.dst]
+        assert rec.status == "ok" and rec.pinger == test.client and rec.argv in pool.commands
+        address = f"10.0.0.{int(test.server[1:]) + 1}"
+        assert rec.argv == tuple(ping_argv(address, count=5, interval_s=0.2, reply_timeout_s=2))
+        assert rec.train is not None and rec.train.summary is not None
 
 
 def test_parse_preflight() -> None:

@@ -1,7 +1,9 @@
 """Synthetic run directories in the runner's format (run.json + samples.jsonl), seeded.
 
 ``python -m tests.report.runs`` rewrites ``tests/fixtures/runs/lab8/``, the fixed run of the
-golden report test. Its faults, each meant to show up in the report:
+golden report test. It writes the records as dicts in the shape of probe's first files, which
+every later probe must still read (``typed`` reads them back as probe does). Its faults, each
+meant to show up in the report:
 
 - ap2 is unreachable (host record; no ping or iperf3 record touches it);
 - eu3 → us2 ping is ``all-lost`` (ICMP dropped on that path);
@@ -16,11 +18,12 @@ from __future__ import annotations
 import json
 import random
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from probe.model import CellStatus
+from probe.store.records import SampleRecord, UnknownRecord, decode_record
 from probe.store.rundoc import (
     HostConnection,
     InventoryRef,
@@ -161,6 +164,16 @@ def run_doc(names: list[str], run_id: str, t_end: float) -> RunDoc:
         hosts=tuple(_host(n, i, n == "ap2") for i, n in enumerate(names)),
         complete=True,
     )  # fmt: skip
+
+
+def typed(records: Iterable[dict[str, Any]]) -> list[SampleRecord]:
+    """The records as probe reads them from samples.jsonl."""
+    out = []
+    for n, rec in enumerate(records, 1):
+        decoded = decode_record(json.dumps(rec), f"record {n}")
+        assert decoded is not None and not isinstance(decoded, UnknownRecord), rec
+        out.append(decoded)
+    return out
 
 
 def write_run(run_dir: Path, run: RunDoc, records: list[dict[str, Any]]) -> Path:

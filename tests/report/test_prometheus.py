@@ -13,7 +13,7 @@ from probe.matrix.build import build_matrix, load_matrix
 from probe.report.prometheus import escape_label, prometheus_text
 from probe.store.rundir import read_run
 from tests.report import promparse
-from tests.report.runs import ping_record, run_doc
+from tests.report.runs import ping_record, run_doc, typed
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "20261123T090000Z"
 
@@ -79,8 +79,8 @@ def test_label_values_are_escaped() -> None:
     hosts = ["plain", odd]
     run = run_doc(hosts, "20261123T090000Z", 1_795_424_500.0)
     run = replace(run, hosts=tuple(replace(h, region='r"1') for h in run.hosts))
-    records = [ping_record("plain", odd, 1.0, [1.0, 2.0, None]),
-               ping_record(odd, "plain", 1.0, [1.5, 1.5, 1.5])]  # fmt: skip
+    records = typed([ping_record("plain", odd, 1.0, [1.0, 2.0, None]),
+               ping_record(odd, "plain", 1.0, [1.5, 1.5, 1.5])])  # fmt: skip
     text = prometheus_text(run, build_matrix(run, records))
     fams = promparse.parse(text)
     (loss,) = _series(fams["probe_loss_ratio"], src="plain", dst=odd, src_region='r"1')

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from probe.model import CommandResult
-from probe.tools.ping import ping_fanout_argv, split_fanout
+from probe.tools.ping import fanout_target_argv, ping_argv, ping_fanout_argv, split_fanout
 
 SHELL = shutil.which("dash") or "/bin/sh"
 
@@ -29,17 +29,25 @@ case "$a" in
   *) echo "64 bytes from $a: icmp_seq=1 ttl=64 time=0.5 ms"; echo "err for $a" >&2; exit 0 ;;
 esac
 """
+#: prints the argv it was started with, one argument a line
+ECHO_PING = """#!/bin/sh
+printf '%s\n' ping "$@"
+"""
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def _env(tmp_path: Path, ping: str) -> dict[str, str]:
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    (bindir / "ping").write_text(FAKE_PING)
+    (bindir / "ping").write_text(ping)
     (bindir / "ping").chmod(0o755)
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     return {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "TMPDIR": str(tmpdir)}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return _env(tmp_path, FAKE_PING)
 
 
 def _argv(addresses: list[str]) -> list[str]:
@@ -68,12 +76,38 @@ def test_each_target_gets_its_frame_and_exit_status(env: dict[str, str]) -> None
         _argv(addresses), env=env, capture_output=True, text=True, timeout=10, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    per = split_fanout(addresses, CommandResult(("sh",), 0, proc.stdout, proc.stderr, 0.1))
+    argv = _argv(addresses)
+    per = split_fanout(argv, CommandResult(tuple(argv), 0, proc.stdout, proc.stderr, 0.1))
     assert [per[a].exit_status for a in addresses] == [0, 1, 0]
     assert "from 10.0.0.3:" in per["10.0.0.3"].stdout
     assert "from 10.0.0.1" not in per["10.0.0.3"].stdout
     assert per["10.0.0.1"].stderr.strip() == "err for 10.0.0.1"
     assert list(Path(env["TMPDIR"]).iterdir()) == []  # the temp dir went with the script
+
+
+def test_each_target_carries_the_ping_the_script_ran(tmp_path: Path) -> None:
+    """Not a stand-in argv (it once said ``-c 1 -i 1`` whatever ran): the run's count, interval
+    and reply timeout, exactly as ping got them, and what ``ping_argv`` builds for them."""
+    addresses = ["10.0.0.1", "db-1.example"]
+    argv = ping_fanout_argv(addresses, count=7, interval_s=0.3, reply_timeout_s=2)
+    proc = subprocess.run(
+        [SHELL, *argv[1:]], env=_env(tmp_path, ECHO_PING), capture_output=True, text=True,
+        timeout=10, check=True,
+    )  # fmt: skip
+    per = split_fanout(argv, CommandResult(tuple(argv), 0, proc.stdout, proc.stderr, 0.1))
+    for address in addresses:
+        ran = tuple(per[address].stdout.split())
+        assert per[address].argv == ran == fanout_target_argv(argv, address)
+        assert ran == tuple(ping_argv(address, count=7, interval_s=0.3, reply_timeout_s=2))
+        assert ran[1:8] == ("-n", "-c", "7", "-i", "0.3", "-W", "2")
+
+
+def test_a_target_without_its_frame_still_names_its_ping() -> None:
+    argv = ping_fanout_argv(["10.0.0.1", "10.0.0.2"], count=7, interval_s=0.3, reply_timeout_s=2)
+    killed = CommandResult(tuple(argv), None, "@@probe-ping 1 0\n", "Terminated", 12.0)
+    per = split_fanout(argv, killed)
+    assert per["10.0.0.2"].exit_status is None and per["10.0.0.2"].stderr == "Terminated"
+    assert per["10.0.0.2"].argv == fanout_target_argv(argv, "10.0.0.2")
 
 
 def test_term_kills_every_ping_and_removes_the_temp_dir(

@@ -1,0 +1,254 @@
+"""The bandwidth phase: the plan's iperf3 tests, each as soon as its hosts (or sites) are free,
+with the loaded-RTT train (``--under-load``) and the ``-P N`` repeat (``--compare-streams``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from probe.errors import HostError
+from probe.measure.bandwidth import ArmedTest, TestOutcome, turn_bound_s
+from probe.measure.context import HostState, RunContext
+from probe.measure.plan import (
+    BandwidthPlan,
+    BandwidthTest,
+    parse_pair_mode,
+    per_test_wall_s,
+    schedule_rounds,
+    select_pairs,
+    site_of_hosts,
+)
+from probe.model import CellStatus
+from probe.store.records import Iperf3Record, PingLoadRecord, PingTrain
+from probe.tools.ping import PingReport, ping_argv, ping_outcome
+
+LOAD_PING_LEAD_S = 1.5
+LOAD_PING_INTERVAL_S = 0.2
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A bandwidth test's place in its hosts' queues: it arms once the tests before it on the
+    same hosts (sites) have fired, and fires once they have finished."""
+
+    after_fired: list[asyncio.Event]
+    after_finished: list[asyncio.Event]
+    fired: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class BandwidthPhase:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    def plan(self) -> BandwidthPlan:
+        hosts = [s.host for s in self.ctx.hosts.values()]
+        pairs = select_pairs(hosts, parse_pair_mode(self.ctx.options.pairs))
+        exclusive = self.ctx.options.exclusive_by in ("region", "zone")
+        return schedule_rounds(pairs, site_of=self._site_of() if exclusive else None)
+
+    async def run(self) -> None:
+        """Run the plan's tests in round order, each as soon as its hosts (or sites) are free.
+
+        A test waits for the previous test of each host it uses, in plan order, so no host (no
+        site with ``--exclusive-by``) ever takes part in two tests at once; unlike a barrier per
+        round, a short test (a 0.5 ms intra-region pair) does not wait for the round's slowest
+        (a 240 ms intercontinental one), so the phase costs the longest chain, not Σ round maxima.
+        A test is *armed* (server listening, client session open and gated) as soon as those
+        previous tests have started, so starting it costs one line on stdin, not two sessions.
+        """
+        started = time.monotonic()
+        bw_plan = self.plan()
+        bw = self.ctx.options.bw
+        self.ctx.say(bw_plan.summary(per_test_wall_s(bw.duration_s, bw.omit_s)))
+        site_of = self._site_of()
+        todo = [t for round_ in bw_plan.rounds for t in round_ if not self._done(t)]
+        progress = {"done": 0, "total": len(todo)}
+        # ports: the n-th test a host serves uses port_base + n, so its armed next server never
+        # takes the port of the one still running
+        served: Counter[str] = Counter()
+        fired: dict[str, asyncio.Event] = {}
+        finished: dict[str, asyncio.Event] = {}
+        async with asyncio.TaskGroup() as tg:
+            for test in todo:
+                keys = {site_of(test.client), site_of(test.server)}
+                turn = _Turn(
+                    after_fired=[fired[k] for k in keys if k in fired],
+                    after_finished=[finished[k] for k in keys if k in finished],
+                )
+                fired.update(dict.fromkeys(keys, turn.fired))
+                finished.update(dict.fromkeys(keys, turn.finished))
+                port_index = served[test.server]
+                served[test.server] += 1
+                tg.create_task(self._take_turn(test, port_index, turn, progress, started))
+
+    def _done(self, test: BandwidthTest) -> bool:
+        """Measured already (``--resume``), with every extra this run asks for.
+
+        An extra (loaded RTT, N streams) needs the test itself again, so a direction whose
+        extras are missing is measured whole; the newest record of each kind wins.
+        """
+        kinds = ["iperf3"]
+        if self.ctx.options.under_load:
+            kinds.append("ping_load")
+        if self.ctx.options.compare_streams > 1:
+            kinds.append("iperf3_multi")
+        return all((kind, *test.direction) in self.ctx.done.cells for kind in kinds)
+
+    def _site_of(self) -> Callable[[str], str]:
+        exclusive_by = self.ctx.options.exclusive_by
+        if exclusive_by in ("region", "zone"):
+            hosts = [s.host for s in self.ctx.hosts.values()]
+            return site_of_hosts(hosts, exclusive_by)  # type: ignore[arg-type]
+        return lambda name: name
+
+    async def _take_turn(
+        self,
+        test: BandwidthTest,
+        port_index: int,
+        turn: _Turn,
+        progress: dict[str, int],
+        started: float,
+    ) -> None:
+        try:
+            await self._test(test, port_index, turn)
+        finally:
+            turn.fired.set()
+            turn.finished.set()
+        progress["done"] += 1
+        done, total = progress["done"], progress["total"]
+        left = (time.monotonic() - started) / done * (total - done)
+        self.ctx.say(
+            f"bandwidth: {done}/{total} tests ({test.client}→{test.server}), ~{left:.0f}s left"
+        )
+
+    def _unmeasurable(self, test: BandwidthTest) -> tuple[CellStatus, str] | None:
+        for role, name in (("client", test.client), ("server", test.server)):
+            state = self.ctx.hosts[name]
+            if not state.usable:
+                return state.status, f"{role} {name}: {state.reason}"
+            if not state.has("iperf3"):
+                return CellStatus.TOOL_MISSING, f"iperf3 missing on {name}"
+        return None
+
+    async def _test(self, test: BandwidthTest, port_index: int, turn: _Turn) -> None:
+        src, dst = test.direction
+        client, server = self.ctx.hosts[test.client], self.ctx.hosts[test.server]
+        options = self.ctx.options
+        if (why := self._unmeasurable(test)) is not None:
+            self.ctx.emit(
+                Iperf3Record(
+                    src=src,
+                    dst=dst,
+                    client=test.client,
+                    server=test.server,
+                    reverse=test.reverse,
+                    status=why[0],
+                    reason=why[1],
+                    t=time.time(),
+                )
+            )
+            return
+        for event in turn.after_fired:
+            await event.wait()
+        multi = options.compare_streams > 1
+        hold = turn_bound_s(options.bw) * (2 if multi else 1)
+        async with ArmedTest(
+            self.ctx.pool, client=test.client, server=test.server,
+            server_address=server.host.address, reverse=test.reverse,
+            options=options.bw, port_index=port_index, hold_s=hold,
+        ) as armed:  # fmt: skip
+            failed = await armed.arm()
+            for event in turn.after_finished:
+                await event.wait()
+            turn.fired.set()
+            outcome = failed or await self._fire(armed, client, server, src, dst)
+        self.ctx.emit(outcome.record(test, time.time()))
+        if multi and outcome.status is CellStatus.OK:
+            # N streams share the path fairly with each other; the gap to one stream shows how
+            # much a single connection leaves on the table (window- or loss-limited paths).
+            async with ArmedTest(
+                self.ctx.pool, client=test.client, server=test.server,
+                server_address=server.host.address, reverse=test.reverse,
+                options=replace(options.bw, streams=options.compare_streams),
+                port_index=port_index,
+            ) as again:  # fmt: skip
+                outcome = await again.fire()
+            self.ctx.emit(outcome.record(test, time.time(), multi=True))
+
+    async def _fire(
+        self, armed: ArmedTest, client: HostState, server: HostState, src: str, dst: str
+    ) -> TestOutcome:
+        if not (self.ctx.options.under_load and client.has("ping")):
+            return await armed.fire()
+        async with asyncio.TaskGroup() as tg:
+            bw = tg.create_task(armed.fire())
+            tg.create_task(self._ping_under_load(client, server, src, dst))
+        return bw.result()
+
+    async def _ping_under_load(
+        self, client: HostState, server: HostState, src: str, dst: str
+    ) -> None:
+        """RTT while src→dst is saturated: what a pipeline's tokens see behind a prefill.
+
+        The train starts after set-up and warm-up (server start ≈ 1 s, iperf3's own handshake
+        a few RTTs, ``omit``) and ends before the test does, so it samples the loaded path.
+        """
+        bw = self.ctx.options.bw
+        await asyncio.sleep(bw.omit_s + LOAD_PING_LEAD_S)
+        count = max(1, int((bw.duration_s - LOAD_PING_LEAD_S) / LOAD_PING_INTERVAL_S))
+        argv = tuple(
+            ping_argv(
+                server.host.address,
+                count=count,
+                interval_s=LOAD_PING_INTERVAL_S,
+                reply_timeout_s=2,
+            )
+        )
+        pinger = client.host.name
+        try:
+            res = await self.ctx.pool.run(pinger, argv, timeout_s=bw.duration_s + 15)
+        except HostError as exc:
+            self.ctx.emit(
+                PingLoadRecord(
+                    src=src,
+                    dst=dst,
+                    status=CellStatus(exc.status),
+                    reason=str(exc),
+                    t=time.time(),
+                    pinger=pinger,
+                    argv=argv,
+                )
+            )
+            return
+        outcome = ping_outcome(res)
+        if not isinstance(outcome, PingReport):
+            self.ctx.emit(
+                PingLoadRecord(
+                    src=src,
+                    dst=dst,
+                    status=outcome[0],
+                    reason=outcome[1],
+                    t=time.time(),
+                    pinger=pinger,
+                    argv=argv,
+                    exit_status=res.exit_status,
+                )
+            )
+            return
+        self.ctx.emit(
+            PingLoadRecord(
+                src=src,
+                dst=dst,
+                status=CellStatus.OK if outcome.received else CellStatus.ALL_LOST,
+                reason=None if outcome.received else "all probes lost under load",
+                t=time.time(),
+                pinger=pinger,
+                argv=argv,
+                exit_status=res.exit_status,
+                train=PingTrain.from_report(outcome),
+            )
+        )

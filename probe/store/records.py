@@ -1,0 +1,460 @@
+"""The records of ``samples.jsonl``: one frozen dataclass per kind, one writer, one reader.
+
+Each line is one JSON object with a ``kind``; ``t`` is the controller's clock (Unix seconds)
+when the record was made. Units are in the key names, as everywhere in probe.
+
+- ``host``: ``host``, ``status``, ``reason``, ``connect_s``, ``command_s``, ``tools`` (tool →
+  version, or null when missing) — what connect and preflight found.
+- ``ping``: one ordered pair of the ping mesh: ``src``, ``dst``, ``status``, ``reason``, ``argv``,
+  ``exit_status``, ``fanout``; when ping ran (``ok``, ``all-lost``) also ``flavor``, ``sent``,
+  ``received``, ``duplicates``, ``probes`` (``[seq, rtt_ms or null]`` per probe sent, lost ones
+  included), ``summary`` (ping's own ``rtt_min_ms/avg/max/mdev``, or null) and ``errors``.
+- ``ping_fanout``: one fan-out of the ping mesh: ``id``, ``src``, ``argv``, ``exit_status``,
+  ``elapsed_s``.
+- ``ping_load``: the same figures as ``ping`` for a train sent while src→dst carries a bandwidth
+  test (``--under-load``), with the ``pinger`` host, ``argv`` and ``exit_status``.
+- ``iperf3`` and ``iperf3_multi`` (the same test with ``-P N``, ``--compare-streams``): ``src``,
+  ``dst``, ``client``, ``server``, ``reverse``, ``status``, ``reason``, ``argv``, ``attempts``,
+  ``test_s`` and ``result`` (every figure of ``probe.tools.iperf3.IperfResult``, rates in bit/s).
+
+**What ran.** ``argv`` is always the command exactly as the host ran it (before the
+``env LC_ALL=C timeout …`` prefix every remote command gets). The ping mesh runs one fan-out
+script per source, which starts one ping per target: a ``ping`` record's ``argv`` is that
+target's ping as the script ran it (``ping -n -c COUNT -i INTERVAL -W TIMEOUT ADDRESS``) and its
+``fanout`` names the ``ping_fanout`` record (same ``src``, ``id`` = ``fanout``) whose ``argv`` is
+the whole fan-out command given to the SSH runner. The wrapper is recorded once per source, not
+per target: it lists every target, so a copy per record would grow the file with N³.
+
+**Versions.** ``SAMPLES_SCHEMA`` is the format's version. Within a major, kinds and keys are only
+ever added: a reader skips kinds it does not know and takes a key missing from an older file
+as null (or empty), so files written by every probe of the major stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, NoReturn, get_args
+
+from probe.errors import StoreError
+from probe.model import CellStatus
+from probe.tools.iperf3 import IperfInterval, IperfResult
+from probe.tools.ping import Flavor, PingReport, PingSummary
+
+SAMPLES_SCHEMA = "probe.samples/1"
+
+#: One probe of a train: (seq, rtt_ms), rtt_ms None when no reply came back.
+Probe = tuple[int, float | None]
+
+_MEASURED = (CellStatus.OK, CellStatus.ALL_LOST)
+
+
+@dataclass(frozen=True, slots=True)
+class PingTrain:
+    """What one ping run reported (flat keys of its record). ``probes`` has every seq sent."""
+
+    sent: int
+    received: int
+    duplicates: int
+    probes: tuple[Probe, ...]
+    summary: PingSummary | None = None
+    flavor: Flavor | None = None  # None in files from before the key
+    errors: tuple[str, ...] = ()
+
+    @classmethod
+    def from_report(cls, report: PingReport) -> PingTrain:
+        return cls(
+            sent=report.sent,
+            received=report.received,
+            duplicates=report.duplicates,
+            probes=tuple((p.seq, p.rtt_ms) for p in report.probes),
+            summary=report.summary,
+            flavor=report.flavor,
+            errors=report.errors,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HostRecord:
+    kind: ClassVar[str] = "host"
+    host: str
+    status: CellStatus
+    reason: str | None = None
+    t: float | None = None
+    connect_s: float | None = None
+    command_s: float | None = None  # one no-op-sized command: session start + login shell
+    tools: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PingRecord:
+    kind: ClassVar[str] = "ping"
+    src: str
+    dst: str
+    status: CellStatus
+    reason: str | None = None
+    t: float | None = None
+    argv: tuple[str, ...] = ()  # this target's ping, as it ran; () when nothing ran
+    exit_status: int | None = None
+    fanout: str | None = None  # the ``id`` of the ping_fanout record that ran it
+    train: PingTrain | None = None  # when ping ran: status ok or all-lost
+
+
+@dataclass(frozen=True, slots=True)
+class PingFanoutRecord:
+    """One fan-out script on a source, with every target's address in its ``argv``."""
+
+    kind: ClassVar[str] = "ping_fanout"
+    id: str
+    src: str
+    argv: tuple[str, ...]
+    t: float | None = None
+    exit_status: int | None = None  # None: killed, timed out, or never started
+    elapsed_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PingLoadRecord:
+    kind: ClassVar[str] = "ping_load"
+    src: str
+    dst: str
+    status: CellStatus
+    reason: str | None = None
+    t: float | None = None
+    pinger: str | None = None  # the host that sent the train (the test's client)
+    argv: tuple[str, ...] = ()
+    exit_status: int | None = None
+    train: PingTrain | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IperfTestRecord:
+    """One directed iperf3 test; its two kinds are the subclasses below."""
+
+    kind: ClassVar[str]
+    src: str
+    dst: str
+    client: str
+    server: str
+    reverse: bool
+    status: CellStatus
+    reason: str | None = None
+    t: float | None = None
+    argv: tuple[str, ...] = ()  # the client's
+    attempts: int | None = None  # busy servers retried on other ports
+    test_s: float | None = None  # the client's wall time, "go" to exit
+    result: IperfResult | None = None  # status ok only
+
+
+@dataclass(frozen=True, slots=True)
+class Iperf3Record(IperfTestRecord):
+    kind: ClassVar[str] = "iperf3"
+
+
+@dataclass(frozen=True, slots=True)
+class Iperf3MultiRecord(IperfTestRecord):
+    """The test again with ``-P N`` (``--compare-streams N``)."""
+
+    kind: ClassVar[str] = "iperf3_multi"
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownRecord:
+    """A record of a kind this probe does not know (a later minor version's): readers skip it."""
+
+    kind: str
+
+
+CellRecord = PingRecord | PingLoadRecord | Iperf3Record | Iperf3MultiRecord
+SampleRecord = HostRecord | PingFanoutRecord | CellRecord
+
+
+# --- the one writer ------------------------------------------------------------------------
+
+
+def encode_record(rec: SampleRecord) -> str:
+    """One line of samples.jsonl (without its newline)."""
+    return json.dumps(_document(rec), separators=(",", ":"))
+
+
+def _document(rec: SampleRecord) -> dict[str, Any]:
+    if isinstance(rec, HostRecord):
+        return {
+            "kind": rec.kind, "host": rec.host, "t": rec.t, "status": rec.status,
+            "reason": rec.reason, "connect_s": rec.connect_s, "command_s": rec.command_s,
+            "tools": dict(rec.tools),
+        }  # fmt: skip
+    if isinstance(rec, PingFanoutRecord):
+        return {
+            "kind": rec.kind, "id": rec.id, "src": rec.src, "t": rec.t, "argv": list(rec.argv),
+            "exit_status": rec.exit_status, "elapsed_s": rec.elapsed_s,
+        }  # fmt: skip
+    doc: dict[str, Any] = {
+        "kind": rec.kind, "src": rec.src, "dst": rec.dst, "t": rec.t, "status": rec.status,
+        "reason": rec.reason,
+    }  # fmt: skip
+    if isinstance(rec, IperfTestRecord):
+        doc.update(
+            client=rec.client, server=rec.server, reverse=rec.reverse, argv=list(rec.argv),
+            attempts=rec.attempts, test_s=rec.test_s,
+            result=None if rec.result is None else asdict(rec.result),
+        )  # fmt: skip
+        return doc
+    if isinstance(rec, PingLoadRecord):
+        doc["pinger"] = rec.pinger
+    doc.update(argv=list(rec.argv), exit_status=rec.exit_status)
+    if isinstance(rec, PingRecord):
+        doc["fanout"] = rec.fanout
+    if rec.train is not None:
+        doc.update(_train_document(rec.train))
+    return doc
+
+
+def _train_document(train: PingTrain) -> dict[str, Any]:
+    return {
+        "flavor": train.flavor, "sent": train.sent, "received": train.received,
+        "duplicates": train.duplicates, "probes": [list(p) for p in train.probes],
+        "summary": None if train.summary is None else asdict(train.summary),
+        "errors": list(train.errors),
+    }  # fmt: skip
+
+
+# --- the one reader ------------------------------------------------------------------------
+
+
+def decode_record(line: str, where: str) -> SampleRecord | UnknownRecord | None:
+    """The record on one line, checked once; None for a torn line (the start of an object cut
+    short by a kill mid-write). Anything else that is not a record of the known shape raises
+    StoreError naming ``where`` (``samples.jsonl:LINE``)."""
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        if line.lstrip().startswith("{"):
+            return None
+        raise StoreError(f"{where}: not a JSON record") from None
+    except RecursionError:
+        raise StoreError(f"{where}: JSON nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise StoreError(f"{where}: expected a JSON object, got {type(doc).__name__}")
+    obj = _Object(doc, where)
+    kind = obj.text("kind")
+    if kind == HostRecord.kind:
+        return _host(obj)
+    if kind == PingFanoutRecord.kind:
+        return _fanout(obj)
+    if kind in (PingRecord.kind, PingLoadRecord.kind):
+        return _ping(obj, kind)
+    if kind in (Iperf3Record.kind, Iperf3MultiRecord.kind):
+        return _iperf(obj, kind)
+    return UnknownRecord(kind)  # a later minor version's kind
+
+
+_STATUSES = {s.value: s for s in CellStatus}
+_FLAVORS: dict[str, Flavor] = {f: f for f in get_args(Flavor)}
+
+
+def _status(obj: _Object) -> CellStatus:
+    status = obj.text("status")
+    if status not in _STATUSES:
+        obj.fail(f"unknown status {status!r}")
+    return _STATUSES[status]
+
+
+def _host(obj: _Object) -> HostRecord:
+    tools = obj.opt_object("tools")
+    versions: dict[str, str | None] = {}
+    for tool, version in (tools.doc if tools else {}).items():
+        if version is not None and not isinstance(version, str):
+            obj.fail("'tools' must map each tool to its version (a string) or null")
+        versions[tool] = version
+    return HostRecord(
+        host=obj.text("host"), status=_status(obj), reason=obj.opt_text("reason"),
+        t=obj.opt_number("t"), connect_s=obj.opt_number("connect_s"),
+        command_s=obj.opt_number("command_s"), tools=versions,
+    )  # fmt: skip
+
+
+def _fanout(obj: _Object) -> PingFanoutRecord:
+    return PingFanoutRecord(
+        id=obj.text("id"), src=obj.text("src"), argv=obj.argv(required=True),
+        t=obj.opt_number("t"), exit_status=obj.opt_integer("exit_status"),
+        elapsed_s=obj.opt_number("elapsed_s"),
+    )  # fmt: skip
+
+
+def _ping(obj: _Object, kind: str) -> PingRecord | PingLoadRecord:
+    src, dst, status = obj.text("src"), obj.text("dst"), _status(obj)
+    reason, t = obj.opt_text("reason"), obj.opt_number("t")
+    argv, exit_status = obj.argv(), obj.opt_integer("exit_status")
+    train = _train(obj) if status in _MEASURED else None
+    if kind == PingRecord.kind:
+        return PingRecord(
+            src=src, dst=dst, status=status, reason=reason, t=t, argv=argv,
+            exit_status=exit_status, fanout=obj.opt_text("fanout"), train=train,
+        )  # fmt: skip
+    return PingLoadRecord(
+        src=src, dst=dst, status=status, reason=reason, t=t, pinger=obj.opt_text("pinger"),
+        argv=argv, exit_status=exit_status, train=train,
+    )  # fmt: skip
+
+
+def _iperf(obj: _Object, kind: str) -> Iperf3Record | Iperf3MultiRecord:
+    src, dst, status = obj.text("src"), obj.text("dst"), _status(obj)
+    reason = obj.opt_text("reason")
+    ok = status is CellStatus.OK and obj.doc.get("result") is not None
+    cls = Iperf3Record if kind == Iperf3Record.kind else Iperf3MultiRecord
+    return cls(
+        src=src, dst=dst, client=obj.text("client"), server=obj.text("server"),
+        reverse=obj.flag("reverse"), status=status, reason=reason, t=obj.opt_number("t"),
+        argv=obj.argv(), attempts=obj.opt_integer("attempts"), test_s=obj.opt_number("test_s"),
+        result=_iperf_result(obj.object("result")) if ok else None,
+    )  # fmt: skip
+
+
+def _train(obj: _Object) -> PingTrain:
+    sent, received = obj.integer("sent"), obj.integer("received")
+    if sent < 1 or not 0 <= received <= sent:
+        obj.fail(f"received {received} of {sent} sent")
+    raw = obj.items("probes")
+    for probe in raw:  # the hot loop of a rebuild: 20 probes a record, 90k records at 300 hosts
+        if type(probe) is not list or len(probe) != 2 or type(probe[0]) is not int:
+            obj.fail("'probes' must hold [seq, rtt_ms or null] pairs")
+        if probe[1] is not None and type(probe[1]) is not float and type(probe[1]) is not int:
+            obj.fail("'probes' must hold [seq, rtt_ms or null] pairs")
+    probes = tuple((seq, None if rtt is None else float(rtt)) for seq, rtt in raw)
+    flavor = obj.opt_text("flavor")
+    if flavor is not None and flavor not in _FLAVORS:
+        obj.fail(f"unknown ping flavor {flavor!r}")
+    errors = obj.opt_items("errors") or []
+    if not all(isinstance(e, str) for e in errors):
+        obj.fail("'errors' must hold strings")
+    return PingTrain(
+        sent=sent, received=received, duplicates=obj.opt_integer("duplicates") or 0,
+        probes=probes, summary=_summary(obj),
+        flavor=None if flavor is None else _FLAVORS[flavor], errors=tuple(errors),
+    )  # fmt: skip
+
+
+def _summary(obj: _Object) -> PingSummary | None:
+    summary = obj.opt_object("summary")
+    if summary is None:
+        return None
+    low, avg, high = (summary.number(k) for k in ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms"))
+    if low > high:
+        obj.fail("summary rtt_min_ms > rtt_max_ms")
+    return PingSummary(low, avg, high, summary.opt_number("rtt_mdev_ms"))
+
+
+def _iperf_result(r: _Object) -> IperfResult:
+    receiver_bps = r.number("receiver_bps")
+    if not math.isfinite(receiver_bps) or receiver_bps < 0:
+        r.fail(f"'result.receiver_bps' must be a rate ≥ 0 bit/s, not {receiver_bps}")
+    return IperfResult(
+        receiver_bps=receiver_bps,
+        sender_bps=r.number("sender_bps"),
+        retransmits=r.opt_integer("retransmits"),
+        max_snd_cwnd_bytes=r.opt_integer("max_snd_cwnd_bytes"),
+        mean_rtt_ms=r.opt_number("mean_rtt_ms"),
+        cpu_local_pct=r.opt_number("cpu_local_pct"),
+        cpu_remote_pct=r.opt_number("cpu_remote_pct"),
+        cpu_bound=r.flag("cpu_bound"),
+        version=r.opt_text("version"),
+        reverse=r.flag("reverse"),
+        streams=r.integer("streams"),
+        duration_s=r.number("duration_s"),
+        omit_s=r.number("omit_s"),
+        bytes_received=round(r.number("bytes_received")),  # some old files wrote a fraction
+        intervals=tuple(_interval(i, r) for i in r.opt_items("intervals") or ()),
+    )
+
+
+def _interval(value: object, r: _Object) -> IperfInterval:
+    """One periodic report (``{start_s, seconds, bytes}``): what stall detection reads."""
+    if not isinstance(value, dict):
+        r.fail("'result.intervals' must hold objects")
+    i = _Object(value, r.where, f"{r.prefix}intervals[].")
+    return IperfInterval(i.number("start_s"), i.number("seconds"), i.integer("bytes"))
+
+
+class _Object:
+    """One JSON object of a line, read key by key: what is wrong raises StoreError at its line."""
+
+    __slots__ = ("doc", "prefix", "where")
+
+    def __init__(self, doc: dict[str, Any], where: str, prefix: str = "") -> None:
+        self.doc, self.where, self.prefix = doc, where, prefix
+
+    def fail(self, message: str) -> NoReturn:
+        raise StoreError(f"{self.where}: {message}")
+
+    def _get(self, key: str, kind: type, *, required: bool) -> Any:
+        value = self.doc.get(key)
+        if value is None:
+            if required:
+                self.fail(f"record without '{self.prefix}{key}'")
+            return None
+        if not _is(value, kind):
+            self.fail(f"'{self.prefix}{key}' is not {_TYPE_NAMES[kind]}: {value!r:.40}")
+        return value
+
+    def text(self, key: str) -> str:
+        value: str = self._get(key, str, required=True)
+        return value
+
+    def opt_text(self, key: str) -> str | None:
+        value: str | None = self._get(key, str, required=False)
+        return value
+
+    def integer(self, key: str) -> int:
+        value: int = self._get(key, int, required=True)
+        return value
+
+    def opt_integer(self, key: str) -> int | None:
+        value: int | None = self._get(key, int, required=False)
+        return value
+
+    def number(self, key: str) -> float:
+        return float(self._get(key, float, required=True))
+
+    def opt_number(self, key: str) -> float | None:
+        value = self._get(key, float, required=False)
+        return None if value is None else float(value)
+
+    def flag(self, key: str) -> bool:
+        value: bool = self._get(key, bool, required=True)
+        return value
+
+    def items(self, key: str) -> list[Any]:
+        value: list[Any] = self._get(key, list, required=True)
+        return value
+
+    def opt_items(self, key: str) -> list[Any] | None:
+        value: list[Any] | None = self._get(key, list, required=False)
+        return value
+
+    def object(self, key: str) -> _Object:
+        return _Object(self._get(key, dict, required=True), self.where, f"{self.prefix}{key}.")
+
+    def opt_object(self, key: str) -> _Object | None:
+        value = self._get(key, dict, required=False)
+        return None if value is None else _Object(value, self.where, f"{self.prefix}{key}.")
+
+    def argv(self, *, required: bool = False) -> tuple[str, ...]:
+        argv = self._get("argv", list, required=required) or []
+        if not all(isinstance(a, str) for a in argv):
+            self.fail("'argv' must hold strings")
+        return tuple(argv)
+
+
+def _is(value: object, kind: type) -> bool:
+    """JSON typing (values as ``json.loads`` makes them): a bool is not a number; an int is a
+    float."""
+    if kind is float:
+        return type(value) is float or type(value) is int
+    return type(value) is kind
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list", dict: "an object"}  # fmt: skip
