@@ -333,6 +333,7 @@ def profile_summary(path: str, top: int = 20) -> list[dict[str, Any]]:
     """The functions with the most own time in a cProfile dump."""
     stats = pstats.Stats(path, stream=io.StringIO())
     rows = []
+    # typeshed leaves out Stats.stats, the raw table; get_stats_profile() would give counts as text
     for (file, line, func), (_, calls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append(
             {

@@ -8,11 +8,17 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:  # annotations only: the lab fixtures import it when they run
+    from probe.lab import control
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOPOLOGY = ROOT / "inventory" / "lab-3regions.yaml"
+#: truth.json's pairs keyed by (src, dst): each pair's expected figures by name.
+Truth = dict[tuple[str, str], dict[str, float]]
 #: This test run's lab identity. Two test runs on one machine (two clones, CI beside a developer)
 #: bring up labs that share no namespace, interface, state directory or controller address, so
 #: neither can sweep the other's lab away.
@@ -57,7 +63,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.LabInfo]:
     """The default 3-region lab (8 hosts behind a bastion), shared by every lab test, under
     this test run's own name and prefix (``unique_topology``)."""
     from probe.lab import control
@@ -80,9 +86,9 @@ def _healthy_lab(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def truth(lab: object) -> dict[tuple[str, str], dict[str, float]]:
+def truth(lab: control.LabInfo) -> Truth:
     """truth.json of the session lab, keyed by (src, dst)."""
-    doc = json.loads(lab.paths.truth.read_text())  # type: ignore[attr-defined]
+    doc = json.loads(lab.paths.truth.read_text())
     return {(p["src"], p["dst"]): p for p in doc["pairs"]}
 
 

@@ -686,7 +686,9 @@ def _near_valid_record() -> st.SearchStrategy[str]:
               "t": 1.0, "exit_status": 0, "elapsed_s": 4.5}  # fmt: skip
     bases = [host, ping, {**ping, "kind": "ping_load", "pinger": "eu1"}, iperf,
              {**iperf, "kind": "iperf3_multi"}, fanout]  # fmt: skip
-    paths = [(i, (key,)) for i, base in enumerate(bases) for key in base]
+    paths: list[tuple[int, tuple[str, ...]]] = [
+        (i, (key,)) for i, base in enumerate(bases) for key in base
+    ]
     paths += [(1, ("summary", key)) for key in ping["summary"]]
     paths += [(3, ("result", key)) for key in iperf["result"]]
 

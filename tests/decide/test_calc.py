@@ -18,7 +18,7 @@ from probe.decide.options import (
     PoolOptions,
     SpecOptions,
 )
-from probe.decide.policy import load_policy
+from probe.decide.policy import LatencyCheck, load_policy
 from probe.decide.scenarios import Workload
 from probe.errors import InputError
 from probe.report import headline
@@ -127,4 +127,5 @@ def test_a_policy_without_workload_keys_means_the_calc_defaults(tmp_path: Path) 
         "  - {kind: decode, model: llama-3-8b, stages: 2, budget: 1s}\n"
     )
     (check,) = load_policy(policy).checks
-    assert check.workload == Workload.of(PipelineOptions())  # type: ignore[union-attr]
+    assert isinstance(check, LatencyCheck)
+    assert check.workload == Workload.of(PipelineOptions())

@@ -14,7 +14,8 @@ import asyncssh
 import pytest
 
 from probe.lab import control, netns
-from tests.conftest import ROOT, RUN_TAG, unique_topology
+from probe.lab.state import LabTruth, load
+from tests.conftest import ROOT, RUN_TAG, Truth, unique_topology
 
 pytestmark = pytest.mark.lab
 TINY = ROOT / "tests" / "fixtures" / "lab" / "tiny.yaml"
@@ -32,8 +33,7 @@ def ns_run(lab: control.LabInfo, host: str, *argv: str, timeout: float = 60) -> 
 
 
 def address(lab: control.LabInfo, host: str) -> str:
-    doc = json.loads(lab.paths.truth.read_text())
-    return next(h["address"] for h in doc["hosts"] if h["name"] == host)
+    return next(h.address for h in load(lab.paths.truth, LabTruth).hosts if h.name == host)
 
 
 def test_controller_reaches_only_the_jump_host(lab: control.LabInfo) -> None:
@@ -58,14 +58,18 @@ async def test_asyncssh_reaches_every_host_through_one_jump_connection(
     jump_addr = json.loads(lab.paths.state.read_text())
     del jump_addr
     ssh_config = lab.paths.ssh_config.read_text()
-    jump_host = re.search(r"Host bastion\n\s+HostName (\S+)", ssh_config).group(1)  # type: ignore[union-attr]
+    bastion = re.search(r"Host bastion\n\s+HostName (\S+)", ssh_config)
+    assert bastion is not None, ssh_config
+    jump_host = bastion.group(1)
     async with asyncssh.connect(jump_host, **kw) as jump:
         names = {}
         for host in lab.hosts:
             if host == lab.jump:
                 continue
             async with asyncssh.connect(address(lab, host), tunnel=jump, **kw) as conn:
-                names[host] = (await conn.run("hostname", check=True)).stdout.strip()
+                hostname = (await conn.run("hostname", check=True)).stdout
+                assert isinstance(hostname, str), hostname
+                names[host] = hostname.strip()
             # the controller holds exactly one TCP connection to the jump host's sshd
             established = ns_run(
                 lab, "bastion", "ss", "-Htn", "state", "established", "sport", "= :22"
@@ -88,7 +92,7 @@ def _ping(lab: control.LabInfo, src: str, dst: str, count: int, interval: str) -
 @pytest.mark.parametrize(
     ("src", "dst"), [("eu1", "eu2"), ("eu1", "us1"), ("us2", "ap1"), ("home1", "us1")]
 )
-def test_ping_matches_truth(lab: control.LabInfo, truth: dict, src: str, dst: str) -> None:
+def test_ping_matches_truth(lab: control.LabInfo, truth: Truth, src: str, dst: str) -> None:
     want = truth[src, dst]
     got = _ping(lab, src, dst, count=60, interval="0.05")
     se = want["rtt_std_ms"] / 60**0.5  # the mean of 60 jittered samples is itself random
@@ -97,7 +101,7 @@ def test_ping_matches_truth(lab: control.LabInfo, truth: dict, src: str, dst: st
         assert got["mdev"] == pytest.approx(want["rtt_std_ms"], rel=0.3), (got, want)
 
 
-def test_loss_matches_truth(lab: control.LabInfo, truth: dict) -> None:
+def test_loss_matches_truth(lab: control.LabInfo, truth: Truth) -> None:
     want = truth["ap1", "ap2"]["loss_pct"]  # 1 % each way: 1.99 % round trip
     got = _ping(lab, "ap1", "ap2", count=1000, interval="0.005")
     sd = 100 * (want / 100 * (1 - want / 100) / 1000) ** 0.5
@@ -107,7 +111,7 @@ def test_loss_matches_truth(lab: control.LabInfo, truth: dict) -> None:
 
 @pytest.mark.parametrize(("src", "dst", "seconds"), [("eu2", "us2", 4), ("us1", "ap2", 6)])
 def test_iperf3_rate_matches_truth(
-    lab: control.LabInfo, truth: dict, src: str, dst: str, seconds: int
+    lab: control.LabInfo, truth: Truth, src: str, dst: str, seconds: int
 ) -> None:
     want = truth[src, dst]["tcp_max_fwd_bps"]
     server = subprocess.Popen(

@@ -193,7 +193,7 @@ def test_lab_link_rewrites_the_pair_table_and_the_truth(
     tiny_lab: control.LabInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     signalled: list[tuple[int, int]] = []
-    monkeypatch.setattr(control.os, "kill", lambda pid, sig: signalled.append((pid, sig)))
+    monkeypatch.setattr(os, "kill", lambda pid, sig: signalled.append((pid, sig)))
     tiny_lab.paths.emulator_ready.write_text("4242")
     a, b, c = tiny_lab.hosts
     before = load(tiny_lab.paths.pairs, PairTable)

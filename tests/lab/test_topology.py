@@ -104,10 +104,10 @@ def test_bad_topologies_name_file_line_and_key(
     assert err.value.where == f"t.yaml:{line}"
 
 
-def test_missing_and_broken_files(tmp_path: object) -> None:
+def test_missing_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         load_topology("/nonexistent/topo.yaml")
-    bad = tmp_path / "bad.yaml"  # type: ignore[operator]
+    bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
     with pytest.raises(InputError, match=r"bad.yaml:\d+"):
         load_topology(str(bad))

@@ -21,9 +21,10 @@ from probe.model import CellStatus
 from tests.decide.fleet import make_anchors, pair
 
 
-def _doc() -> dict[str, object]:
+def _doc() -> dict[str, Any]:
     a = make_anchors({"us-east": 2, "eu-west": 1}, 75.0, samples=True)
-    return json.loads(dump_anchors(a))  # type: ignore[no-any-return]
+    doc: dict[str, Any] = json.loads(dump_anchors(a))
+    return doc
 
 
 def test_round_trip_is_exact(tmp_path: Path) -> None:
@@ -45,7 +46,8 @@ def test_round_trip_keeps_failed_cells_and_nulls() -> None:
     c = parse_anchors(dump_anchors(b))
     assert c == b
     assert c.pair("r-0", "r-1") == dead
-    assert c.pair("r-1", "r-0") is not None and c.pair("r-1", "r-0").loss_pct == 100.0  # type: ignore[union-attr]
+    back = c.pair("r-1", "r-0")
+    assert back is not None and back.loss_pct == 100.0
     assert c.measured_regions == ()
 
 
@@ -87,19 +89,19 @@ def test_missing_key_names_the_json_path(drop: Callable[[Any], object], path: st
 
 def test_wrong_types_and_values_are_refused() -> None:
     doc = _doc()
-    doc["pairs"][0]["sent"] = "twenty"  # type: ignore[index]
+    doc["pairs"][0]["sent"] = "twenty"
     with pytest.raises(InputError, match=r"\$\.pairs\[0\]\.sent: expected an integer"):
         parse_anchors(json.dumps(doc))
     doc = _doc()
-    doc["pairs"][0]["status"] = "fine"  # type: ignore[index]
+    doc["pairs"][0]["status"] = "fine"
     with pytest.raises(InputError, match="unknown status 'fine'"):
         parse_anchors(json.dumps(doc))
     doc = _doc()
-    doc["pairs"][0]["rtt_ms"] = None  # type: ignore[index]
+    doc["pairs"][0]["rtt_ms"] = None
     with pytest.raises(InputError, match="status is ok but rtt_ms is null"):
         parse_anchors(json.dumps(doc))
     doc = _doc()
-    doc["pairs"][0]["dst"] = "ghost"  # type: ignore[index]
+    doc["pairs"][0]["dst"] = "ghost"
     with pytest.raises(InputError, match="'ghost' is not listed"):
         parse_anchors(json.dumps(doc))
 
@@ -121,7 +123,7 @@ def test_json_follows_the_input_rules(text: str, message: str) -> None:
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_numbers_must_be_finite(bad: str) -> None:
     doc = _doc()
-    doc["pairs"][0]["rtt_ms"]["p50"] = 0.0  # type: ignore[index]
+    doc["pairs"][0]["rtt_ms"]["p50"] = 0.0
     text = json.dumps(doc).replace('"p50": 0.0', f'"p50": {bad}', 1)
     with pytest.raises(InputError, match=r"\$\.pairs\[0\]\.rtt_ms\.p50: expected a number"):
         parse_anchors(text)
@@ -171,7 +173,7 @@ def test_region_rows_are_medians_and_pooled_loss() -> None:
 
 def test_region_counts_round_trip_and_older_files_load_without_them() -> None:
     doc = _doc()
-    region = doc["regions"][0]  # type: ignore[index]
+    region = doc["regions"][0]
     assert region["pairs_bw"] == {"forward": 2, "reverse": 2}
     assert (region["pairs_probed"], region["sent"], region["received"]) == (2, 40, 40)
     for key in ("pairs_probed", "pairs_ipdv", "pairs_bw", "sent", "received"):
@@ -179,6 +181,6 @@ def test_region_counts_round_trip_and_older_files_load_without_them() -> None:
     row = parse_anchors(json.dumps(doc)).regions[0]
     assert row.pairs_ok == 2 and row.loss_pct == 0.0
     assert (row.pairs_probed, row.pairs_ipdv, row.pairs_bw_forward, row.sent) == (None,) * 4
-    doc["regions"][0]["sent"] = 4.5  # type: ignore[index]
+    doc["regions"][0]["sent"] = 4.5
     with pytest.raises(InputError, match=r"\$\.regions\[0\]\.sent: expected an integer"):
         parse_anchors(json.dumps(doc))

@@ -29,6 +29,7 @@ from probe.store.records import (
 )
 from probe.store.rundoc import InventoryRef, RunDoc, RunHost
 from probe.tools.iperf3 import IperfResult
+from tests.cells import Cells, as_float
 
 RUN = RunDoc(
     run_id="r1",
@@ -90,36 +91,39 @@ def test_every_ordered_pair_of_measured_hosts_has_a_row() -> None:
     frame = build_matrix(RUN, records())
     assert list(frame.columns) == COLUMNS
     assert len(frame) == 6  # 3 measured hosts; the jump host j is not a row
-    cell = frame.set_index(["src", "dst"])
-    ab = cell.loc["a", "b"]
+    cell = Cells(frame)
+    ab = tuple(
+        cell.num("a", "b", c) for c in ("rtt_mean_ms", "ipdv_ms", "rtt_min_ms", "rtt_max_ms")
+    )
     # 1, 2, 3, 2: mean 2, IPDV = (1 + 1 + 1) / 3, mdev = sqrt(((1)² + 0 + 1² + 0) / 4)
-    assert (ab.rtt_mean_ms, ab.ipdv_ms, ab.rtt_min_ms, ab.rtt_max_ms) == (2.0, 1.0, 1.0, 3.0)
-    assert ab.rtt_mdev_ms == pytest.approx(math.sqrt(0.5))
-    assert cell.loc["a", "c"].status == "all-lost" and cell.loc["a", "c"].loss_pct == 100.0
-    assert math.isnan(cell.loc["a", "c"].rtt_p50_ms)  # no RTT: NaN with a status, never 0
+    assert ab == (2.0, 1.0, 1.0, 3.0)
+    assert cell.num("a", "b", "rtt_mdev_ms") == pytest.approx(math.sqrt(0.5))
+    assert cell.text("a", "c", "status") == "all-lost" and cell.num("a", "c", "loss_pct") == 100.0
+    assert math.isnan(cell.num("a", "c", "rtt_p50_ms"))  # no RTT: NaN with a status, never 0
 
 
 def test_a_failed_host_explains_its_rows_and_pings_towards_it_still_count() -> None:
-    cell = build_matrix(RUN, records()).set_index(["src", "dst"])
+    cell = Cells(build_matrix(RUN, records()))
     for dst in ("a", "b"):
-        row = cell.loc["c", dst]
-        assert row.status == "unreachable" and "source c" in row.reason
-    assert cell.loc["b", "c"].status == "ok"
-    assert cell.loc["c", "a"].bw_status == "unreachable"
+        status, reason = cell.text("c", dst, "status"), cell.text("c", dst, "reason")
+        assert status == "unreachable" and "source c" in reason
+    assert cell.text("b", "c", "status") == "ok"
+    assert cell.text("c", "a", "bw_status") == "unreachable"
 
 
 def test_bandwidth_reverse_is_the_opposite_rows_forward() -> None:
-    cell = build_matrix(RUN, records()).set_index(["src", "dst"])
-    assert cell.loc["a", "b"].bw_fwd_mbps == 90.0 and cell.loc["a", "b"].bw_rev_mbps == 45.0
-    assert cell.loc["b", "a"].bw_rev_mbps == 90.0
+    cell = Cells(build_matrix(RUN, records()))
+    assert cell.num("a", "b", "bw_fwd_mbps") == 90.0 and cell.num("a", "b", "bw_rev_mbps") == 45.0
+    assert cell.num("b", "a", "bw_rev_mbps") == 90.0
 
 
 def test_the_latest_record_of_a_cell_wins_as_after_resume() -> None:
     failed = PingRecord("a", "b", CellStatus.TIMEOUT, "slow")
-    cell = build_matrix(RUN, [failed, *records()]).set_index(["src", "dst"])
-    assert cell.loc["a", "b"].status == "ok"
-    cell = build_matrix(RUN, [*records(), failed]).set_index(["src", "dst"])
-    assert cell.loc["a", "b"].status == "timeout" and math.isnan(cell.loc["a", "b"].rtt_p50_ms)
+    cell = Cells(build_matrix(RUN, [failed, *records()]))
+    assert cell.text("a", "b", "status") == "ok"
+    cell = Cells(build_matrix(RUN, [*records(), failed]))
+    assert cell.text("a", "b", "status") == "timeout"
+    assert math.isnan(cell.num("a", "b", "rtt_p50_ms"))
 
 
 def test_loaded_rtt_and_multi_stream_columns() -> None:
@@ -127,26 +131,28 @@ def test_loaded_rtt_and_multi_stream_columns() -> None:
         PingLoadRecord("a", "b", CellStatus.OK, train=train([5.0, 7.0, 9.0])),
         iperf("a", "b", 180.0, multi=True, streams=4),
     ]
-    cell = build_matrix(RUN, [*records(), *extra]).set_index(["src", "dst"])
-    assert cell.loc["a", "b"].rtt_loaded_p50_ms == 7.0
+    cell = Cells(build_matrix(RUN, [*records(), *extra]))
+    assert cell.num("a", "b", "rtt_loaded_p50_ms") == 7.0
     assert (
-        cell.loc["a", "b"].bw_fwd_multi_mbps == 180.0 and cell.loc["a", "b"].bw_multi_streams == 4
+        cell.num("a", "b", "bw_fwd_multi_mbps") == 180.0
+        and cell.num("a", "b", "bw_multi_streams") == 4
     )
-    assert cell.loc["a", "b"].bw_fwd_mbps == 90.0  # the single stream is not replaced
-    assert math.isnan(cell.loc["b", "a"].rtt_loaded_p50_ms)
+    assert cell.num("a", "b", "bw_fwd_mbps") == 90.0  # the single stream is not replaced
+    assert math.isnan(cell.num("b", "a", "rtt_loaded_p50_ms"))
 
 
 def test_views_and_anchors() -> None:
     frame = build_matrix(RUN, records())
     grid = wide(frame, "rtt_mean_ms", ["a", "b", "c"])
-    assert grid.loc["a", "b"] == 2.0 and math.isnan(grid.loc["c", "a"])
+    assert as_float(grid.loc["a", "b"]) == 2.0 and math.isnan(as_float(grid.loc["c", "a"]))
     roll = {(f.src_region, f.dst_region): f for f in by_region(frame, "rtt_mean_ms")}
     assert roll["eu", "eu"].pairs == 2 and roll["eu", "us"].measured == 1
     anchors = to_anchors(RUN, frame, rtt_samples(records()))
     again = parse_anchors(dump_anchors(anchors))  # strict JSON: no NaN anywhere
     pair = again.pair("a", "b")
     assert pair is not None and pair.rtt_samples_ms == (1.0, 2.0, 3.0, 2.0)
-    assert again.pair("c", "a") is not None and again.pair("c", "a").reason  # type: ignore[union-attr]
+    ca = again.pair("c", "a")
+    assert ca is not None and ca.reason
 
 
 def test_the_builder_streams_to_the_same_matrix_and_samples() -> None:
@@ -159,13 +165,13 @@ def test_the_builder_streams_to_the_same_matrix_and_samples() -> None:
     builder.add_all(iter(stream))  # an iterator: read once, never held
     frame = builder.frame()
     pd.testing.assert_frame_equal(frame, build_matrix(RUN, stream))
-    cell = frame.set_index(["src", "dst"])
-    assert cell.loc["a", "b"].status == "ok"  # measured before b's host record: kept
-    assert cell.loc["b", "a"].bw_status == "ok"
+    cell = Cells(frame)
+    assert cell.text("a", "b", "status") == "ok"  # measured before b's host record: kept
+    assert cell.text("b", "a", "bw_status") == "ok"
     samples = builder.samples()
     assert list(samples["a", "b"]) == [1.0, 2.0, 3.0, 2.0]
     assert ("a", "c") not in samples
     expected = rtt_samples(stream)
     assert {k: list(v) for k, v in samples.items()} == {
-        k: v for k, v in expected.items() if cell.loc[k].status == "ok"
+        k: v for k, v in expected.items() if cell.text(*k, "status") == "ok"
     }

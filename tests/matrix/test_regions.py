@@ -111,6 +111,7 @@ def test_pooled_loss_lies_between_the_pairs_losses(pairs: list[PairAnchor]) -> N
             p.loss_pct
             for p in pairs
             if (p.src_region, p.dst_region) == (row.src_region, row.dst_region) and p.sent
+            if p.loss_pct is not None
         ]
         if not losses:
             assert row.loss_pct is None

@@ -82,7 +82,7 @@ def _inventory(*names: str) -> Inventory:
 
 def _check(down: set[str], answers: dict[str, str | int | HostError]) -> tuple[HostCheck, ...]:
     inv = _inventory("a", "b", "c", "d", "e")
-    return asyncio.run(check_hosts(inv, FakeConnector(down, answers)))  # type: ignore[arg-type]
+    return asyncio.run(check_hosts(inv, FakeConnector(down, answers)))
 
 
 ANSWERS: dict[str, str | int | HostError] = {
@@ -109,7 +109,7 @@ def test_every_measured_host_gets_one_row_in_inventory_order() -> None:
 
 def test_check_runs_one_preflight_per_reachable_host_and_nothing_else() -> None:
     connector = FakeConnector({"c"}, ANSWERS)
-    asyncio.run(check_hosts(_inventory("a", "b", "c", "d", "e"), connector))  # type: ignore[arg-type]
+    asyncio.run(check_hosts(_inventory("a", "b", "c", "d", "e"), connector))
     assert sorted(host for host, _ in connector.commands) == ["a", "b", "d", "e"]
     assert all(argv[:2] == ["sh", "-c"] for _, argv in connector.commands)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from probe.lab import control, netns
+from tests.cells import as_float
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.lab
@@ -72,7 +74,7 @@ def assert_every_cell_explained(frame: pd.DataFrame) -> None:
     for row in frame.itertuples():
         assert row.status == "ok" or (isinstance(row.reason, str) and row.reason), row
         if row.status == "ok":
-            assert row.rtt_p50_ms == row.rtt_p50_ms  # not NaN
+            assert not math.isnan(as_float(row.rtt_p50_ms))
         assert row.bw_status == "ok" or isinstance(row.bw_reason, str), row
 
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from probe.lab import control, netns
-from tests.conftest import ROOT
+from tests.cells import Cells, as_float, as_str
+from tests.conftest import ROOT, Truth
 
 pytestmark = pytest.mark.lab
 PROBE = str(ROOT / ".venv" / "bin" / "probe")
@@ -130,30 +131,32 @@ def test_every_ordered_pair_is_measured(frame: pd.DataFrame, lab: control.LabInf
     assert set(frame["bw_status"]) == {"ok"}
 
 
-def test_rtt_matches_truth(frame: pd.DataFrame, truth: dict) -> None:
+def test_rtt_matches_truth(frame: pd.DataFrame, truth: Truth) -> None:
     """The issue's bound, 0.5 ms + 2 %, for every ordered pair. The median of n jittered samples
     has a standard error of 1.2533·σ/√n: with 20 samples the σ = 1.4 ms, 12.5 ms pairs missed
     that bound by chance (1.9 standard errors; CI once saw 1.15 ms), with 100 it is 4.2."""
     for row in frame.itertuples():
-        want = truth[row.src, row.dst]
+        want = truth[as_str(row.src), as_str(row.dst)]
         assert row.sent == PINGS
-        assert abs(row.rtt_p50_ms - want["rtt_ms"]) <= 0.5 + 0.02 * want["rtt_ms"], (row, want)
+        error_ms = abs(as_float(row.rtt_p50_ms) - want["rtt_ms"])
+        assert error_ms <= 0.5 + 0.02 * want["rtt_ms"], (row, want)
 
 
-def test_jitter_and_loss_match_truth(frame: pd.DataFrame, truth: dict) -> None:
+def test_jitter_and_loss_match_truth(frame: pd.DataFrame, truth: Truth) -> None:
     """Per link class (pairs with the same configured jitter), averaged over its pairs: one
     pair's std or IPDV from 100 samples is still a noisy estimate (±10-15 %)."""
     classes: dict[float, list[tuple[float, float]]] = {}
     for row in frame.itertuples():
-        want = truth[row.src, row.dst]
+        want = truth[as_str(row.src), as_str(row.dst)]
         if want["rtt_std_ms"] >= 1.0:
-            ratios = (row.rtt_mdev_ms / want["rtt_std_ms"], row.ipdv_ms / want["ipdv_ms"])
-            classes.setdefault(round(want["rtt_std_ms"], 3), []).append(ratios)
+            mdev, ipdv = as_float(row.rtt_mdev_ms), as_float(row.ipdv_ms)
+            ratio = (mdev / want["rtt_std_ms"], ipdv / want["ipdv_ms"])
+            classes.setdefault(round(want["rtt_std_ms"], 3), []).append(ratio)
         if want["loss_pct"] == 0:
             assert row.loss_pct == 0, row
         else:  # PINGS probes at ~2 %: bound by 4 binomial standard deviations
             sd = 100 * (want["loss_pct"] / 100 * (1 - want["loss_pct"] / 100) / PINGS) ** 0.5
-            assert abs(row.loss_pct - want["loss_pct"]) <= 4 * sd, (row, want)
+            assert abs(as_float(row.loss_pct) - want["loss_pct"]) <= 4 * sd, (row, want)
     assert len(classes) >= 3
     for std, ratios in classes.items():
         mdev = sum(r[0] for r in ratios) / len(ratios)
@@ -162,15 +165,16 @@ def test_jitter_and_loss_match_truth(frame: pd.DataFrame, truth: dict) -> None:
         assert 0.7 <= ipdv <= 1.4, (std, ipdv, len(ratios))
 
 
-def test_bandwidth_matches_truth_in_both_directions(frame: pd.DataFrame, truth: dict) -> None:
+def test_bandwidth_matches_truth_in_both_directions(frame: pd.DataFrame, truth: Truth) -> None:
     """Loss-free pairs within 5 % of the TCP maximum of their rate. On the lossy pair (1 % each
     way) a 4 s single stream is set by its loss recoveries as much as by the rate (CI once saw
     181 of 193 Mbit/s): there goodput may fall short, never exceed the rate."""
     lossless = 0
     for row in frame.itertuples():
-        want = truth[row.src, row.dst]
-        fwd, rev = row.bw_fwd_mbps * 1e6, row.bw_rev_mbps * 1e6
-        if want["loss_pct"] == 0 and truth[row.dst, row.src]["loss_pct"] == 0:
+        src, dst = as_str(row.src), as_str(row.dst)
+        want = truth[src, dst]
+        fwd, rev = as_float(row.bw_fwd_mbps) * 1e6, as_float(row.bw_rev_mbps) * 1e6
+        if want["loss_pct"] == 0 and truth[dst, src]["loss_pct"] == 0:
             lossless += 1
             assert fwd == pytest.approx(want["tcp_max_fwd_bps"], rel=0.05), (row.src, row.dst, fwd)
             assert rev == pytest.approx(want["tcp_max_rev_bps"], rel=0.05), (row.src, row.dst, rev)
@@ -282,7 +286,7 @@ def test_diff_flags_exactly_the_link_that_changed(
 
 
 def test_latency_under_load_and_multi_stream_comparison(
-    frame: pd.DataFrame, lab: control.LabInfo, truth: dict, tmp_path: Path
+    frame: pd.DataFrame, lab: control.LabInfo, truth: Truth, tmp_path: Path
 ) -> None:
     proc = probe("run", str(lab.inventory), "-o", str(tmp_path), "--count", "5", "--interval",
                  "0.05", "--pairs", "intra-region", "--duration", "4", "--omit", "1",
@@ -292,12 +296,14 @@ def test_latency_under_load_and_multi_stream_comparison(
     measured = loaded[loaded.bw_status == "ok"]
     assert len(measured) == 10 and measured.rtt_loaded_p50_ms.notna().all()
     assert set(loaded[loaded.bw_status != "ok"].bw_status) == {"skipped"}
-    idle = frame.set_index(["src", "dst"]).rtt_p50_ms
+    idle = Cells(frame)
     for row in measured.itertuples():
-        assert row.rtt_loaded_p50_ms >= idle[row.src, row.dst] - 0.5, row
+        idle_ms = idle.num(as_str(row.src), as_str(row.dst), "rtt_p50_ms")
+        assert as_float(row.rtt_loaded_p50_ms) >= idle_ms - 0.5, row
     uplink = measured[(measured.src == "home1") & (measured.dst == "eu1")].iloc[0]
-    assert uplink.rtt_loaded_p50_ms > idle["home1", "eu1"] + 2  # 10 Mbit/s residential uplink
+    uplink_idle_ms = idle.num("home1", "eu1", "rtt_p50_ms")
+    assert uplink.rtt_loaded_p50_ms > uplink_idle_ms + 2  # 10 Mbit/s residential uplink
     assert (measured.bw_multi_streams == 2).all()
     for row in measured.itertuples():  # a rate-limited path: two streams share the same cap
-        cap = truth[row.src, row.dst]["tcp_max_fwd_bps"] / 1e6
-        assert 0.85 * cap <= row.bw_fwd_multi_mbps <= 1.05 * cap, row
+        cap = truth[as_str(row.src), as_str(row.dst)]["tcp_max_fwd_bps"] / 1e6
+        assert 0.85 * cap <= as_float(row.bw_fwd_multi_mbps) <= 1.05 * cap, row

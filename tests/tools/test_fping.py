@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -192,7 +193,9 @@ def test_repeated_target_keeps_the_first_line_and_says_so() -> None:
 
 def test_interrupted_run_reports_the_probes_it_finished() -> None:
     record = load("fping5.1__sigint_after_0.35s.json")
-    assert record["argv"][:3] == ["fping", "-C", "10"]  # type: ignore[index]
+    argv = record["argv"]
+    assert isinstance(argv, list)
+    assert argv[:3] == ["fping", "-C", "10"]
     stderr = record["stderr"]
     assert isinstance(stderr, str)
     assert all(r.sent == 4 for r in parse_fping(stderr).reports.values())
@@ -332,9 +335,9 @@ def test_wall_time_counts_the_stretched_train() -> None:
         (["$(id)"], {"count": 1, "interval_s": 0.2}),
     ],
 )
-def test_fping_argv_refuses(addresses: list[str], kwargs: dict[str, float]) -> None:
+def test_fping_argv_refuses(addresses: list[str], kwargs: dict[str, Any]) -> None:
     with pytest.raises(InputError):
-        fping_argv(addresses, **kwargs)  # type: ignore[arg-type]
+        fping_argv(addresses, **kwargs)
 
 
 # --- properties -------------------------------------------------------------------------------

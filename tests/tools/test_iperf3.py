@@ -11,6 +11,7 @@ import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -122,7 +123,8 @@ def test_capture(name: str) -> None:
             parse_iperf3(text)
         as_stdout = iperf3_outcome(CommandResult(("iperf3",), 0, text, "", 1.0))
         as_stderr = iperf3_outcome(CommandResult(("iperf3",), 1, "", text, 1.0))
-        assert as_stdout[0] == as_stderr[0] == detail[1]  # type: ignore[index]
+        assert isinstance(as_stdout, tuple) and isinstance(as_stderr, tuple)
+        assert as_stdout[0] == as_stderr[0] == detail[1]
     elif kind == UNUSABLE:
         with pytest.raises(ParseError, match=str(detail)) as info:
             parse_iperf3(text)
@@ -164,7 +166,7 @@ def test_defensive_parsing_keeps_the_measurement(mangle: object) -> None:
     assert parse_iperf3(mangle(_read(FORWARD))) == parse_iperf3(_read(FORWARD))
 
 
-def _forward_doc() -> dict[str, object]:
+def _forward_doc() -> dict[str, Any]:
     doc = json.loads(_read(FORWARD))
     assert isinstance(doc, dict)
     return doc
@@ -200,13 +202,13 @@ def test_json_stream_start_and_end_events() -> None:
 
 def test_cpu_bound_threshold_scales_with_threads_from_3_16() -> None:
     doc = _forward_doc()
-    doc["start"]["test_start"]["num_streams"] = 4  # type: ignore[index]
-    doc["end"]["cpu_utilization_percent"] = {"host_total": 150.0, "remote_total": 20.0}  # type: ignore[index]
+    doc["start"]["test_start"]["num_streams"] = 4
+    doc["end"]["cpu_utilization_percent"] = {"host_total": 150.0, "remote_total": 20.0}
     assert parse_iperf3(json.dumps(doc)).cpu_bound is True  # 3.12: one thread
-    doc["start"]["version"] = "iperf 3.16"  # type: ignore[index]
+    doc["start"]["version"] = "iperf 3.16"
     assert parse_iperf3(json.dumps(doc)).cpu_bound is False  # 4 threads: 150 % < 4 × 90 %
-    doc["end"]["cpu_utilization_percent"] = {"host_total": 89.0}  # type: ignore[index]
-    doc["start"]["version"] = "iperf 3.12"  # type: ignore[index]
+    doc["end"]["cpu_utilization_percent"] = {"host_total": 89.0}
+    doc["start"]["version"] = "iperf 3.12"
     assert parse_iperf3(json.dumps(doc)).cpu_bound is False
 
 
@@ -358,10 +360,10 @@ def test_client_argv() -> None:
         {"streams": 129}, {"connect_timeout_ms": 0},
     ],
 )  # fmt: skip
-def test_client_argv_refuses(kwargs: dict[str, object]) -> None:
-    args: dict[str, object] = {"address": "h1", "port": 5201, "duration_s": 2, "omit_s": 1}
+def test_client_argv_refuses(kwargs: dict[str, Any]) -> None:
+    args: dict[str, Any] = {"address": "h1", "port": 5201, "duration_s": 2, "omit_s": 1}
     with pytest.raises(InputError):
-        iperf3_client_argv(**(args | kwargs))  # type: ignore[arg-type]
+        iperf3_client_argv(**(args | kwargs))
 
 
 def test_busy_helpers() -> None:
