@@ -111,8 +111,10 @@ def _check_run_dir(run: Path, hosts: list[str]) -> None:
     frame = pd.read_csv(run / "matrix.csv")
     for row in frame.itertuples():
         cells = [("rtt", row.status, row.reason)]
-        if isinstance(row.bw_status, str):  # NaN: a pair --pairs intra-region did not plan
+        if row.src_region == row.dst_region:  # --pairs intra-region plans no other test
             cells.append(("bandwidth", row.bw_status, row.bw_reason))
+        else:
+            assert row.bw_status in ("skipped", "not-planned"), row
         for what, status, reason in cells:
             if status in ("ok", "all-lost"):  # a measurement (all-lost is 100 % loss)
                 continue
