@@ -20,11 +20,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from probe.errors import InputError, LabError, NeedsRootError
-from probe.lab import files, netns
+from probe.lab import files, htb, netns
 from probe.lab.files import LabPaths
 from probe.lab.state import (
     ChildPids,
     ChildSpec,
+    EmulatorConfig,
     EmulatorStats,
     LabState,
     PairTable,
@@ -348,19 +349,25 @@ def emulator_stats(lab: LabInfo, timeout_s: float = 2.0) -> EmulatorStats:
 
 
 def set_link(lab: LabInfo, src: str, dst: str, changes: dict[str, float], *, both: bool) -> None:
-    """Change a live link (``lab link``): rewrite the pair table, SIGHUP the emulator, and keep
-    truth.json in step so later comparisons use the new figures. ``changes`` maps
-    :class:`LinkParams` fields to their new values."""
+    """Change a live link (``lab link``): set the kernel rate class of each pair whose rate
+    changed (here, not in the emulator, whose one forwarding thread must never wait on ``tc``),
+    rewrite the pair table, SIGHUP the emulator, and keep truth.json in step so later
+    comparisons use the new figures. ``changes`` maps :class:`LinkParams` fields to values."""
     table = load(lab.paths.pairs, PairTable)
     links = dict(table.pairs)
+    changed: dict[tuple[str, str], LinkParams] = {}
     for pair in [(src, dst)] + ([(dst, src)] if both else []):
         if pair not in links:
             raise InputError(f"lab {lab.name} has no pair {pair[0]}>{pair[1]}")
-        links[pair] = LinkParams(**{**asdict(links[pair]), **changes})
-    save(lab.paths.pairs, replace(table, pairs=links))
+        changed[pair] = LinkParams(**{**asdict(links[pair]), **changes})
     pid = emulator_pid(lab)
     if pid is None:
         raise LabError(f"lab {lab.name}: the emulator is not running")
+    config = load(lab.paths.emulator_config, EmulatorConfig)
+    if config.settings.rate_impl == "htb":  # userspace: the emulator applies the rate itself
+        htb.change(config, {p: n for p, n in changed.items() if n.rate_bps != links[p].rate_bps})
+    links.update(changed)
+    save(lab.paths.pairs, replace(table, pairs=links))
     os.kill(pid, signal.SIGHUP)
     _rewrite_truth(lab, links)
 
