@@ -60,7 +60,8 @@ class LabInfo:
         return f"{self.prefix}{host}"
 
     def exec_argv(self, host: str, *argv: str) -> list[str]:
-        """The command that runs ``argv`` inside ``host``'s namespace (bypassing SSH)."""
+        """The command that runs ``argv`` in ``host``'s network namespace (bypassing SSH); its
+        hostname and files are this machine's (``host_command`` gives the host's view)."""
         return ["ip", "netns", "exec", self.netns(host), *argv]
 
 
@@ -321,9 +322,36 @@ def find_host(host: str) -> LabInfo:
     raise InputError(f"no running lab has a host named {host!r}")
 
 
-def exec_argv(host: str, argv: list[str]) -> list[str]:
-    """``argv`` inside ``host``'s namespace, in whichever running lab has that host."""
-    return find_host(host).exec_argv(host, *argv)
+@dataclass(frozen=True, slots=True)
+class HostCommand:
+    """A command that runs as a lab host sees the machine (``lab exec``)."""
+
+    argv: tuple[str, ...]
+    host_view: bool  # False: the host's sshd is down, so only its network namespace is entered
+
+
+def host_command(lab: LabInfo, host: str, argv: list[str]) -> HostCommand:
+    """``argv`` in ``host``'s network, UTS and mount namespaces — those its sshd runs in: its
+    hostname, its tmpfs home, its `lab tool` faults — and in the caller's directory. The PID
+    namespace is this machine's (``ps`` lists every process). With the sshd down, the network
+    namespace alone."""
+    if host not in lab.hosts:
+        raise InputError(f"lab {lab.name} has no host {host!r}")
+    pid = _host_sshd(lab, host)
+    if pid is None:
+        return HostCommand(tuple(lab.exec_argv(host, *argv)), host_view=False)
+    enter = ("nsenter", "-t", str(pid), "-n", "-u", "-m", f"--wd={Path.cwd()}", "--")
+    return HostCommand((*enter, *argv), host_view=True)
+
+
+def _host_sshd(lab: LabInfo, host: str) -> int | None:
+    """The PID of ``host``'s running sshd, checked to be in the host's network namespace (a
+    recorded PID may be dead, or its number reused by any process of this machine)."""
+    try:
+        pid = _children(lab).get(f"sshd_{host}")
+    except LabError:
+        return None
+    return pid if pid is not None and netns.in_netns(pid, lab.netns(host)) else None
 
 
 def emulator_pid(lab: LabInfo) -> int | None:
@@ -435,8 +463,8 @@ HANG_SCRIPT = (
 
 
 def _in_host_mounts(lab: LabInfo, host: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    pid = _children(lab).get(f"sshd_{host}")
-    if pid is None or not netns.alive(pid):
+    pid = _host_sshd(lab, host)
+    if pid is None:
         raise LabError(f"lab {lab.name}: sshd of {host!r} is not running")
     return subprocess.run(
         ["nsenter", "-t", str(pid), "-m", *argv], capture_output=True, text=True, check=False
