@@ -34,11 +34,13 @@ def render_status(info: LabInfo, *, links: bool = True) -> str:
                 h.address,
                 info.netns(h.name),
                 "jump" if h.name == topo.jump else ("yes" if h.measure else "no"),
+                " → ".join(topo.chain(h.name)) or "(controller)",
                 "up" if pids else "DOWN",
             ]
         )
     out = [f"lab {info.name} ({info.topology})"]
-    out.append(tabulate(rows, ["host", "region", "zone", "address", "netns", "measured", "sshd"]))
+    header = ["host", "region", "zone", "address", "netns", "measured", "ssh via", "sshd"]
+    out.append(tabulate(rows, header))
     pid = control.emulator_pid(info)
     cpu = _cpu_s(pid) if pid else None
     out.append(
