@@ -144,7 +144,8 @@ def _start_supervisor(topo: Topology, paths: LabPaths) -> None:
     }
     for h in topo.hosts:
         children[f"sshd_{h.name}"] = ChildSpec(
-            # unshare --uts gives each host its own hostname; exec keeps sshd the direct child.
+            # unshare --uts gives each host its own hostname; exec keeps sshd the direct child,
+            # so its PID (children.json) names the namespaces `lab exec` and `lab tool` enter.
             (
                 "ip",
                 "netns",
