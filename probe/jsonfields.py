@@ -85,6 +85,8 @@ class JsonObject:
         return default if value is None else self._check(key, value, kind)
 
     def _check(self, key: str, value: object, kind: type[T]) -> T:
+        if type(value) is kind:  # the common case first: the emulator reads while it forwards
+            return value
         if not is_kind(value, kind):
             self.wrong(key, value, _KIND_NAMES[kind])
         if kind is not float:

@@ -25,16 +25,20 @@ Truth = dict[tuple[str, str], dict[str, float]]
 RUN_TAG = secrets.token_hex(2)
 
 
+SLOTS = "tuvw"  # the prefix letter of each of a test run's labs that may be up at once
+
+
 def unique_topology(topology: Path, out_dir: Path, *, slot: int = 0) -> Path:
     """A copy of ``topology`` renamed for this test run: name ``<name>-<tag>``, prefix
-    ``t<tag>-``/``u<tag>-`` (by ``slot``) and a controller link of its own (198.19.N.0/30)."""
+    ``t<tag>-``, ``u<tag>-``, ``v<tag>-`` or ``w<tag>-`` (by ``slot``) and a controller link of
+    its own (198.19.N.0/30)."""
     text = topology.read_text(encoding="utf-8")
     name = re.search(r"^name: *([a-z0-9-]+)", text, re.MULTILINE)
     assert name is not None, f"{topology}: no top-level name"
-    octet = 1 + (int(RUN_TAG, 16) % 100) * 2 + slot
+    octet = 1 + (int(RUN_TAG, 16) % 60) * len(SLOTS) + slot  # at most 240: below 253..255
     for pattern, value in (
         (r"^name: *[a-z0-9-]+", f"name: {name.group(1)[:7]}-{RUN_TAG}"),
-        (r"^prefix: *[a-z0-9-]+", f"prefix: {'tu'[slot]}{RUN_TAG}-"),
+        (r"^prefix: *[a-z0-9-]+", f"prefix: {SLOTS[slot]}{RUN_TAG}-"),
         (r"controller_link: *[0-9./]+", f"controller_link: 198.19.{octet}.0/30"),
     ):
         text, n = re.subn(pattern, value, text, count=1, flags=re.MULTILINE)

@@ -62,11 +62,24 @@ def lab_status(links: bool) -> int:
 @click.argument("host")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def lab_exec(host: str, command: tuple[str, ...]) -> int:
-    """Run COMMAND inside HOST's namespace (no SSH): probe lab exec eu1 -- ping -c1 198.18.2.11"""
+    """Run COMMAND as HOST sees the machine, without SSH: probe lab exec eu1 -- hostname
+
+    COMMAND runs in HOST's network, UTS and mount namespaces (its addresses and routes, its
+    hostname, its empty tmpfs home, a `lab tool` fault) and in the current directory. The
+    process IDs are this machine's: ps shows every process of this machine, not only HOST's.
+    When HOST's sshd is down, only its network namespace is entered (said on stderr).
+    """
     from probe.lab import control
 
     control.require_root()
-    return subprocess.run(control.exec_argv(host, list(command)), check=False).returncode
+    cmd = control.host_command(control.find_host(host), host, list(command))
+    if not cmd.host_view:
+        click.echo(
+            f"lab exec: the sshd of {host} is not running: only its network namespace is "
+            "entered (hostname and files are this machine's)",
+            err=True,
+        )
+    return subprocess.run(cmd.argv, check=False).returncode
 
 
 @lab.command("link")

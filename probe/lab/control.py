@@ -20,11 +20,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from probe.errors import InputError, LabError, NeedsRootError
-from probe.lab import files, netns
+from probe.lab import files, htb, netns
 from probe.lab.files import LabPaths
 from probe.lab.state import (
     ChildPids,
     ChildSpec,
+    EmulatorConfig,
     EmulatorStats,
     LabState,
     PairTable,
@@ -59,7 +60,8 @@ class LabInfo:
         return f"{self.prefix}{host}"
 
     def exec_argv(self, host: str, *argv: str) -> list[str]:
-        """The command that runs ``argv`` inside ``host``'s namespace (bypassing SSH)."""
+        """The command that runs ``argv`` in ``host``'s network namespace (bypassing SSH); its
+        hostname and files are this machine's (``host_command`` gives the host's view)."""
         return ["ip", "netns", "exec", self.netns(host), *argv]
 
 
@@ -142,7 +144,8 @@ def _start_supervisor(topo: Topology, paths: LabPaths) -> None:
     }
     for h in topo.hosts:
         children[f"sshd_{h.name}"] = ChildSpec(
-            # unshare --uts gives each host its own hostname; exec keeps sshd the direct child.
+            # unshare --uts gives each host its own hostname; exec keeps sshd the direct child,
+            # so its PID (children.json) names the namespaces `lab exec` and `lab tool` enter.
             (
                 "ip",
                 "netns",
@@ -320,9 +323,36 @@ def find_host(host: str) -> LabInfo:
     raise InputError(f"no running lab has a host named {host!r}")
 
 
-def exec_argv(host: str, argv: list[str]) -> list[str]:
-    """``argv`` inside ``host``'s namespace, in whichever running lab has that host."""
-    return find_host(host).exec_argv(host, *argv)
+@dataclass(frozen=True, slots=True)
+class HostCommand:
+    """A command that runs as a lab host sees the machine (``lab exec``)."""
+
+    argv: tuple[str, ...]
+    host_view: bool  # False: the host's sshd is down, so only its network namespace is entered
+
+
+def host_command(lab: LabInfo, host: str, argv: list[str]) -> HostCommand:
+    """``argv`` in ``host``'s network, UTS and mount namespaces — those its sshd runs in: its
+    hostname, its tmpfs home, its `lab tool` faults — and in the caller's directory. The PID
+    namespace is this machine's (``ps`` lists every process). With the sshd down, the network
+    namespace alone."""
+    if host not in lab.hosts:
+        raise InputError(f"lab {lab.name} has no host {host!r}")
+    pid = _host_sshd(lab, host)
+    if pid is None:
+        return HostCommand(tuple(lab.exec_argv(host, *argv)), host_view=False)
+    enter = ("nsenter", "-t", str(pid), "-n", "-u", "-m", f"--wd={Path.cwd()}", "--")
+    return HostCommand((*enter, *argv), host_view=True)
+
+
+def _host_sshd(lab: LabInfo, host: str) -> int | None:
+    """The PID of ``host``'s running sshd, checked to be in the host's network namespace (a
+    recorded PID may be dead, or its number reused by any process of this machine)."""
+    try:
+        pid = _children(lab).get(f"sshd_{host}")
+    except LabError:
+        return None
+    return pid if pid is not None and netns.in_netns(pid, lab.netns(host)) else None
 
 
 def emulator_pid(lab: LabInfo) -> int | None:
@@ -348,19 +378,25 @@ def emulator_stats(lab: LabInfo, timeout_s: float = 2.0) -> EmulatorStats:
 
 
 def set_link(lab: LabInfo, src: str, dst: str, changes: dict[str, float], *, both: bool) -> None:
-    """Change a live link (``lab link``): rewrite the pair table, SIGHUP the emulator, and keep
-    truth.json in step so later comparisons use the new figures. ``changes`` maps
-    :class:`LinkParams` fields to their new values."""
+    """Change a live link (``lab link``): set the kernel rate class of each pair whose rate
+    changed (here, not in the emulator, whose one forwarding thread must never wait on ``tc``),
+    rewrite the pair table, SIGHUP the emulator, and keep truth.json in step so later
+    comparisons use the new figures. ``changes`` maps :class:`LinkParams` fields to values."""
     table = load(lab.paths.pairs, PairTable)
     links = dict(table.pairs)
+    changed: dict[tuple[str, str], LinkParams] = {}
     for pair in [(src, dst)] + ([(dst, src)] if both else []):
         if pair not in links:
             raise InputError(f"lab {lab.name} has no pair {pair[0]}>{pair[1]}")
-        links[pair] = LinkParams(**{**asdict(links[pair]), **changes})
-    save(lab.paths.pairs, replace(table, pairs=links))
+        changed[pair] = LinkParams(**{**asdict(links[pair]), **changes})
     pid = emulator_pid(lab)
     if pid is None:
         raise LabError(f"lab {lab.name}: the emulator is not running")
+    config = load(lab.paths.emulator_config, EmulatorConfig)
+    if config.settings.rate_impl == "htb":  # userspace: the emulator applies the rate itself
+        htb.change(config, {p: n for p, n in changed.items() if n.rate_bps != links[p].rate_bps})
+    links.update(changed)
+    save(lab.paths.pairs, replace(table, pairs=links))
     os.kill(pid, signal.SIGHUP)
     _rewrite_truth(lab, links)
 
@@ -428,8 +464,8 @@ HANG_SCRIPT = (
 
 
 def _in_host_mounts(lab: LabInfo, host: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    pid = _children(lab).get(f"sshd_{host}")
-    if pid is None or not netns.alive(pid):
+    pid = _host_sshd(lab, host)
+    if pid is None:
         raise LabError(f"lab {lab.name}: sshd of {host!r} is not running")
     return subprocess.run(
         ["nsenter", "-t", str(pid), "-m", *argv], capture_output=True, text=True, check=False

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probe.errors import LabError
+from probe.lab import htb
 from probe.lab.state import EmulatorConfig, EmulatorStats, LinkCounters, PairTable, load, save
 from probe.lab.topology import LinkParams
 
@@ -173,70 +174,11 @@ class Emulator:
             self.by_fd[fd] = host.name
             self.by_addr[bytes(int(x) for x in host.address.split("."))] = host.name
             configure_tun(host.netns, host.address, self.config.mesh)
-        self.load_pairs()
+        table = self.load_pairs()
         if self.kernel_rate:
-            self.apply_htb(initial=True)
+            htb.install(self.config, table.pairs)
 
-    def apply_htb(self, *, initial: bool) -> None:
-        """Rates as htb classes on the *sender's* tun0, one per destination.
-
-        The kernel back-pressures TCP (TSQ) instead of tail-dropping whole GSO super-packets,
-        which at 240 ms RTT turned one overflow into 45 lost segments and a multi-second
-        recovery; a steady single stream then reaches 99 % of the configured rate.
-        """
-        hosts = self.config.hosts
-        for src in hosts:
-            ns = src.netns
-            if initial:
-                _tc(ns, "qdisc", "add", "dev", "tun0", "root", "handle", "1:", "htb")
-            for i, dst in enumerate(hosts):
-                link = self.links.get((src.name, dst.name))
-                if link is None:
-                    continue
-                classid = f"1:{i + 16:x}"
-                rate = f"{int(link.rate_bps)}bit" if link.rate_bps > 0 else "100gbit"
-                verb = "add" if initial else "change"
-                _tc(
-                    ns,
-                    "class",
-                    verb,
-                    "dev",
-                    "tun0",
-                    "parent",
-                    "1:",
-                    "classid",
-                    classid,
-                    "htb",
-                    "rate",
-                    rate,
-                    "ceil",
-                    rate,
-                    "quantum",
-                    "1514",
-                )
-                if initial:
-                    _tc(
-                        ns,
-                        "filter",
-                        "add",
-                        "dev",
-                        "tun0",
-                        "parent",
-                        "1:",
-                        "protocol",
-                        "ip",
-                        "prio",
-                        "1",
-                        "u32",
-                        "match",
-                        "ip",
-                        "dst",
-                        f"{dst.address}/32",
-                        "flowid",
-                        classid,
-                    )
-
-    def load_pairs(self) -> None:
+    def load_pairs(self) -> PairTable:
         table = load(Path(self.config.pairs_path), PairTable)  # whole or not at all
         if table.comp_us is not None:
             self.comp_s = table.comp_us / 1e6
@@ -246,15 +188,16 @@ class Emulator:
                 self.links[src, dst].update(new)
             else:
                 self.links[src, dst] = new
+        return table
 
     def reload(self) -> bool:
-        """Apply the pair table again (SIGHUP). A table that cannot be read or applied keeps the
-        links as they were: the data plane of a running lab never dies of a bad edit."""
+        """Apply the pair table again (SIGHUP): a parse and an update in memory, never a ``tc``
+        (``lab link`` changes the kernel rate classes itself), so the other links' packets wait
+        well under 1 ms. A table that cannot be read keeps the links as they were: the data
+        plane of a running lab never dies of a bad edit."""
         try:
             self.load_pairs()
-            if self.kernel_rate:
-                self.apply_htb(initial=False)
-        except (OSError, ValueError, LabError, subprocess.CalledProcessError) as exc:
+        except (OSError, ValueError, LabError) as exc:
             print(f"emulator: reload failed, links unchanged: {exc}", file=sys.stderr, flush=True)
             return False
         return True
@@ -359,10 +302,6 @@ class Emulator:
             pairs={pair: LinkCounters(**link.counters) for pair, link in self.links.items()},
         )
         save(Path(self.config.stats_path), stats)
-
-
-def _tc(netns: str, *args: str) -> None:
-    subprocess.run(["tc", "-n", netns, *args], check=True, capture_output=True)
 
 
 def _realtime(priority: int) -> None:

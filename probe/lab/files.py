@@ -87,8 +87,10 @@ def write_keys_and_configs(topo: Topology, paths: LabPaths) -> None:
 
 
 def sshd_config(topo: Topology, paths: LabPaths, host: str) -> str:
-    """Key-only root login; MaxStartups raised because every ProxyJump login comes from the one
-    jump-host address (the default 10:30:100 dropped 9 of 40 concurrent logins)."""
+    """Key-only root login; TCP forwarding on, as any host may be a jump host of others (a
+    ProxyJump hop is a forwarded TCP connection); MaxStartups raised because every ProxyJump
+    login comes from the one jump-host address (the default 10:30:100 dropped 9 of 40
+    concurrent logins)."""
     return "\n".join(
         [
             f"Port {topo.ssh_port}",
@@ -132,13 +134,14 @@ def openssh_client_config(topo: Topology, paths: LabPaths) -> str:
     ]
     for h in topo.hosts:
         lines += [f"Host {h.name}", f"  HostName {ssh_host_of(topo, h.name)}"]
-        if h.name != topo.jump:
-            lines.append(f"  ProxyJump {topo.jump}")
+        if chain := topo.chain(h.name):
+            lines.append(f"  ProxyJump {','.join(chain)}")
     return "\n".join(lines) + "\n"
 
 
 def inventory_doc(topo: Topology, paths: LabPaths) -> dict[str, object]:
-    """The probe inventory of the lab fleet: every host behind the jump host."""
+    """The probe inventory of the lab fleet: every host behind the jump host, or behind a chain
+    of them (``via: [bastion, inner]``, outermost first)."""
     hosts: list[dict[str, object]] = []
     for h in topo.hosts:
         entry: dict[str, object] = {"name": h.name, "address": h.address, "region": h.region}
@@ -146,8 +149,8 @@ def inventory_doc(topo: Topology, paths: LabPaths) -> dict[str, object]:
             entry["zone"] = h.zone
         entry["provider"] = "lab"
         ssh: dict[str, object] = {"host": ssh_host_of(topo, h.name)}
-        if h.name != topo.jump:
-            ssh["via"] = topo.jump
+        if chain := topo.chain(h.name):
+            ssh["via"] = list(chain)
         entry["ssh"] = ssh
         if h.name == topo.jump or not h.measure:
             entry["measure"] = h.measure and h.name != topo.jump

@@ -80,6 +80,15 @@ def netns_pids(name: str) -> list[int]:
     return [int(p) for p in out.split() if p.isdigit()]
 
 
+def in_netns(pid: int, name: str) -> bool:
+    """``pid`` runs in the network namespace ``name`` (a dead PID or a reused number does not)."""
+    try:
+        ns, own = Path(f"/run/netns/{name}").stat(), Path(f"/proc/{pid}/ns/net").stat()
+    except OSError:
+        return False
+    return (ns.st_dev, ns.st_ino) == (own.st_dev, own.st_ino)
+
+
 def kill_pids(pids: list[int], grace_s: float = 1.0) -> None:
     """TERM, wait up to ``grace_s``, then KILL whatever is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):

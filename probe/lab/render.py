@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from tabulate import tabulate
 
 from probe.lab import control, netns
 from probe.lab.control import LabInfo
-from probe.lab.topology import load_topology
+from probe.lab.state import PairTable, load
+from probe.lab.topology import PairTruth, load_topology, pair_truth
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -32,11 +34,13 @@ def render_status(info: LabInfo, *, links: bool = True) -> str:
                 h.address,
                 info.netns(h.name),
                 "jump" if h.name == topo.jump else ("yes" if h.measure else "no"),
+                " → ".join(topo.chain(h.name)) or "(controller)",
                 "up" if pids else "DOWN",
             ]
         )
     out = [f"lab {info.name} ({info.topology})"]
-    out.append(tabulate(rows, ["host", "region", "zone", "address", "netns", "measured", "sshd"]))
+    header = ["host", "region", "zone", "address", "netns", "measured", "ssh via", "sshd"]
+    out.append(tabulate(rows, header))
     pid = control.emulator_pid(info)
     cpu = _cpu_s(pid) if pid else None
     out.append(
@@ -46,23 +50,25 @@ def render_status(info: LabInfo, *, links: bool = True) -> str:
     out.append(f"truth:      {info.paths.truth}")
     out.append(f"ssh_config: {info.paths.ssh_config}  (try: ssh -F THAT_FILE {topo.hosts[1].name})")
     if links:
+        live = replace(topo, links=load(info.paths.pairs, PairTable).pairs)  # `lab link` included
         names = [h.name for h in topo.hosts]
         grid = [
-            [a]
-            + [
-                "—"
-                if a == b
-                else _cell(
-                    topo.links[a, b].delay_ms + topo.links[b, a].delay_ms, topo.links[a, b].rate_bps
-                )
-                for b in names
-            ]
+            [a, *("—" if a == b else link_cell(pair_truth(live, a, b)) for b in names)]
             for a in names
         ]
-        out.append("resolved links: RTT ms / row→col rate Mbit/s (0 = unlimited)")
+        out.append(LINK_LEGEND)
         out.append(tabulate(grid, ["src \\ dst", *names], disable_numparse=True))
     return "\n".join(out)
 
 
-def _cell(rtt_ms: float, rate_bps: float) -> str:
-    return f"{rtt_ms:g}/{rate_bps / 1e6:g}"
+LINK_LEGEND = (
+    "links now (pairs.json): RTT ms ±jitter (RTT std, ms) / row→col Mbit/s (0 = unlimited), "
+    "round-trip loss"
+)
+
+
+def link_cell(t: PairTruth) -> str:
+    """One pair, compact: ``240±2.8/20 2%``; the jitter and the loss only when there is some."""
+    jitter = f"±{t.rtt_std_ms:.2g}" if t.rtt_std_ms > 0 else ""
+    loss = f" {t.loss_pct:.3g}%" if t.loss_pct > 0 else ""
+    return f"{t.rtt_ms:g}{jitter}/{t.rate_fwd_bps / 1e6:g}{loss}"

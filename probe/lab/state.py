@@ -180,13 +180,18 @@ class PairTable:
         return cls(pairs, obj.opt("comp_us", float, None))
 
 
+_JITTER_DISTS = get_args(JitterDist)
+_NO_LINK = LinkParams()
+
+
 def _link(obj: JsonObject) -> LinkParams:
-    """A link; a field left out takes the topology's default (a hand-edited table may)."""
-    d = LinkParams()
+    """A link; a field left out takes the topology's default (a hand-edited table may). Kept
+    cheap: the emulator reads every pair on each ``lab link`` while it forwards packets."""
+    d = _NO_LINK
     return LinkParams(
         delay_ms=obj.opt("delay_ms", float, d.delay_ms),
         jitter_ms=obj.opt("jitter_ms", float, d.jitter_ms),
-        jitter_dist=_choice(obj, "jitter_dist", get_args(JitterDist), d.jitter_dist),
+        jitter_dist=_choice(obj, "jitter_dist", _JITTER_DISTS, d.jitter_dist),
         loss_pct=obj.opt("loss_pct", float, d.loss_pct),
         rate_bps=obj.opt("rate_bps", float, d.rate_bps),
         queue_ms=obj.opt("queue_ms", float, d.queue_ms),

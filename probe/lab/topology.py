@@ -12,6 +12,9 @@ Link resolution, later layers overriding earlier ones *field by field*:
 
 then a host's ``access`` (a last mile such as a residential uplink) is put in series: delays add,
 jitter variances add, losses compound, the lower rate wins.
+
+SSH reaches a host through a chain of jump hosts that starts at the top-level ``jump`` (the only
+host the controller reaches): a host's ``via``, else its region's, else ``jump`` itself.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any, Literal
 from probe.errors import InputError
 from probe.textio import read_text
 from probe.units import parse_duration_ms, parse_percent, parse_rate_bps
-from probe.yamlsrc import MapNode, Node, parse_yaml_mapping
+from probe.yamlsrc import MapNode, Node, closest, parse_yaml_mapping
 
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
 _LAB_RANGE_V4 = ipaddress.IPv4Network("198.18.0.0/15")
@@ -66,6 +69,7 @@ class LabHost:
     measure: bool = True
     access_up: LinkParams | None = None  # last mile, added in series to every path leaving
     access_down: LinkParams | None = None  # ... and entering this host (residential, DSL)
+    via: str | None = None  # the jump host SSH reaches this host through; None: the top-level jump
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,15 @@ class Topology:
 
     def netns(self, host: str) -> str:
         return f"{self.prefix}{host}"
+
+    def chain(self, host: str) -> tuple[str, ...]:
+        """The jump hosts SSH goes through to ``host``, outermost (the top-level jump) first."""
+        hops: list[str] = []
+        via = self.host(host).via
+        while via is not None:
+            hops.append(via)
+            via = self.host(via).via
+        return tuple(reversed(hops))
 
     @property
     def controller_addresses(self) -> tuple[str, str]:
@@ -176,11 +189,12 @@ def parse_topology(text: str, *, source: str) -> Topology:
         raise addressing.require("controller_link").error(
             "'addressing.controller_link' must be a /30"
         )
-    hosts = _parse_hosts(top.section("regions"), mesh, ctl)
+    hosts, host_vias, region_vias = _parse_hosts(top.section("regions"), mesh, ctl)
     jump = top.get_str("jump", "")
     if jump not in {h.name for h in hosts}:
         where = top.key_where("jump") if "jump" in top else top.where
         raise InputError(f"jump host {jump!r} is not a host of any region", where=where)
+    hosts = _resolve_jumps(hosts, host_vias, region_vias, jump)
     return Topology(
         name=name,
         prefix=prefix,
@@ -197,22 +211,27 @@ def parse_topology(text: str, *, source: str) -> Topology:
 
 def _parse_hosts(
     regions: MapNode, mesh: ipaddress.IPv4Network, ctl: ipaddress.IPv4Network
-) -> tuple[LabHost, ...]:
+) -> tuple[tuple[LabHost, ...], dict[str, Node], dict[str, Node]]:
+    """The hosts, and the ``via`` nodes that name jump hosts, by host and by region."""
     if not regions.keys():
         raise regions.error("regions: at least one region with hosts is needed")
     hosts: dict[str, LabHost] = {}
+    host_vias: dict[str, Node] = {}
+    region_vias: dict[str, Node] = {}
     owner: dict[str, str] = {}  # address → host name
     for region, body in regions.items():
         _check_name(region, "region name", regions.key_where(region))
         body_map = body.as_mapping()
-        body_map.check_keys({"hosts"})
+        body_map.check_keys({"hosts", "via"})
+        if (region_via := body_map.get("via")) is not None:
+            region_vias[region] = region_via
         members = body_map.section("hosts")
         for name, spec in members.items():
             _check_name(name, "host name", members.key_where(name))
             if name in hosts:
                 message = f"duplicate host name {name!r} (also in region {hosts[name].region})"
                 raise InputError(message, where=members.key_where(name))
-            host, address_node = _read_host(region, name, spec)
+            host, address_node, via = _read_host(region, name, spec)
             if host.address in owner:
                 message = f"address {host.address} already used by {owner[host.address]}"
                 raise address_node.error(message)
@@ -222,17 +241,20 @@ def _parse_hosts(
                     f"host {name}: address {address} is outside the mesh {mesh}"
                 )
             owner[host.address], hosts[name] = name, host
+            if via is not None:
+                host_vias[name] = via
     if len(hosts) < 2:
         raise regions.error("a lab needs at least two hosts")
-    return tuple(hosts.values())
+    return tuple(hosts.values()), host_vias, region_vias
 
 
-def _read_host(region: str, name: str, spec: Node) -> tuple[LabHost, Node]:
-    """``name: ADDRESS`` or ``name: {address, zone, measure, access}``, and the address node."""
+def _read_host(region: str, name: str, spec: Node) -> tuple[LabHost, Node, Node | None]:
+    """``name: ADDRESS`` or ``name: {address, zone, measure, access, via}``: the host, its
+    address node and its ``via`` node."""
     if spec.is_scalar:
-        return LabHost(name=name, region=region, address=str(_ip(spec))), spec
+        return LabHost(name=name, region=region, address=str(_ip(spec))), spec, None
     fields = spec.as_mapping()
-    fields.check_keys({"address", "zone", "measure", "access"})
+    fields.check_keys({"address", "zone", "measure", "access", "via"})
     address = fields.require("address")
     access = fields.section("access")
     access.check_keys({"up", "down"})
@@ -250,7 +272,52 @@ def _read_host(region: str, name: str, spec: Node) -> tuple[LabHost, Node]:
         access_up=up,
         access_down=down,
     )
-    return host, address
+    return host, address, fields.get("via")
+
+
+def _resolve_jumps(
+    hosts: tuple[LabHost, ...],
+    host_vias: Mapping[str, Node],
+    region_vias: Mapping[str, Node],
+    jump: str,
+) -> tuple[LabHost, ...]:
+    """Each host's jump host: the one its own ``via`` names, else its region's (but for the host
+    that names and the top-level jump), else the top-level ``jump``. Every chain must end at
+    ``jump``, the only host the controller reaches."""
+    names = [h.name for h in hosts]
+    via: dict[str, str] = {}
+    named: dict[str, Node] = {}  # the node behind each via the file names
+    for host in hosts:
+        node = host_vias.get(host.name)
+        if host.name == jump:
+            if node is not None:
+                raise node.error(
+                    f"{host.name} is the top-level jump host, which the controller reaches "
+                    "directly: it takes no via"
+                )
+            continue
+        region = region_vias.get(host.region)
+        if node is None and region is not None and region.as_str() != host.name:
+            node = region
+        if node is None:
+            via[host.name] = jump
+            continue
+        target = node.as_str()
+        if target not in names:
+            raise node.error(f"via: {target!r} is not a host of any region{closest(target, names)}")
+        if target == host.name:
+            raise node.error(f"host {host.name} cannot be its own jump host")
+        via[host.name], named[host.name] = target, node
+    for start in via:
+        path = [start]
+        while path[-1] != jump:
+            step = via[path[-1]]
+            if step in path:
+                cycle = " → ".join([*path[path.index(step) :], step])
+                message = f"jump cycle {cycle}: every chain must end at the jump host {jump!r}"
+                raise named[step].error(message)
+            path.append(step)
+    return tuple(replace(h, via=via.get(h.name)) for h in hosts)
 
 
 def _resolve_links(

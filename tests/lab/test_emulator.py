@@ -9,18 +9,20 @@ from pathlib import Path
 import pytest
 
 from probe.lab.emulator import Emulator
-from probe.lab.state import EmulatorConfig
-from probe.lab.topology import EmulatorSettings
+from probe.lab.state import EmulatedHost, EmulatorConfig
+from probe.lab.topology import EmulatorSettings, RateImpl
 from probe.textio import write_atomic
 
 
-def _emulator(pairs: Path) -> Emulator:
-    settings = EmulatorSettings(rate_impl="userspace")
-    return Emulator(EmulatorConfig((), "198.18.0.0/15", settings, str(pairs), "", ""))
+def _emulator(pairs: Path, rate_impl: RateImpl = "userspace") -> Emulator:
+    settings = EmulatorSettings(rate_impl=rate_impl)
+    hosts = (EmulatedHost("a", "pt-a", "198.18.0.1"), EmulatedHost("b", "pt-b", "198.18.0.2"))
+    return Emulator(EmulatorConfig(hosts, "198.18.0.0/15", settings, str(pairs), "", ""))
 
 
-def _table(delay_ms: float) -> str:
-    return json.dumps({"pairs": {"a>b": {"delay_ms": delay_ms}, "b>a": {"delay_ms": delay_ms}}})
+def _table(delay_ms: float, rate_bps: float = 0.0) -> str:
+    link = {"delay_ms": delay_ms, "rate_bps": rate_bps}
+    return json.dumps({"pairs": {"a>b": link, "b>a": link}})
 
 
 def test_reload_applies_a_changed_table(tmp_path: Path) -> None:
@@ -31,6 +33,22 @@ def test_reload_applies_a_changed_table(tmp_path: Path) -> None:
     pairs.write_text(_table(80))
     assert emu.reload()
     assert emu.links["a", "b"].delay_s == pytest.approx(0.080)
+
+
+@pytest.mark.parametrize("rate_impl", ["htb", "userspace"])
+def test_reload_runs_no_tc(
+    tmp_path: Path, rate_impl: RateImpl, tc_calls: list[tuple[str, ...]]
+) -> None:
+    """Its one forwarding thread re-ran ``tc`` for every pair on each SIGHUP (the other links
+    froze ~0.3 s): a reload is a parse and an update in memory; ``lab link`` runs the ``tc``."""
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(_table(40, 100e6))
+    emu = _emulator(pairs, rate_impl)
+    emu.load_pairs()
+    pairs.write_text(_table(40, 20e6))
+    assert emu.reload()
+    assert tc_calls == []
+    assert emu.links["a", "b"].rate_bps == 20e6  # userspace shapes with it; htb ignores it
 
 
 @pytest.mark.parametrize(

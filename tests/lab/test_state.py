@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from probe.errors import InputError, LabError
-from probe.lab import control, files
+from probe.lab import control, files, htb
 from probe.lab.files import LabPaths
 from probe.lab.state import (
     ChildPids,
@@ -39,8 +40,7 @@ from probe.lab.state import (
 )
 from probe.lab.topology import EmulatorSettings, LinkParams, load_topology
 from tests.conftest import ROOT
-
-TINY = ROOT / "tests" / "fixtures" / "lab" / "tiny.yaml"
+from tests.lab.conftest import TINY
 
 # --- round trip --------------------------------------------------------------------------------
 
@@ -160,22 +160,6 @@ def test_a_missing_state_file_is_a_lab_error(tmp_path: Path) -> None:
 # --- the control paths that need no root ---------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[control.LabInfo]:
-    """A state directory as ``lab up`` leaves it (no namespace, no process)."""
-    topo = load_topology(str(TINY))
-    monkeypatch.setattr(control, "STATE_ROOT", tmp_path)
-    paths = LabPaths(tmp_path / topo.name)
-    paths.root.mkdir()
-    hosts = tuple(h.name for h in topo.hosts)
-    save(paths.state, LabState(topo.name, topo.prefix, str(TINY), hosts, topo.jump))
-    _, pairs = files.emulator_files(topo, paths)
-    save(paths.pairs, pairs)
-    save(paths.truth, files.lab_truth(topo))
-    paths.ready.write_text("1\n")
-    yield control.running()[0]
-
-
 def test_running_reads_the_state_file(tiny_lab: control.LabInfo) -> None:
     assert (tiny_lab.name, tiny_lab.prefix, tiny_lab.topology) == ("tiny", "pt-", str(TINY))
     assert tiny_lab.hosts == ("tj", "ta", "tb") and tiny_lab.jump == "tj"
@@ -208,6 +192,49 @@ def test_lab_link_rewrites_the_pair_table_and_the_truth(
     assert truth[a, b].rtt_ms == pytest.approx(40.0 + before.pairs[b, a].delay_ms)
     with pytest.raises(InputError, match=f"has no pair {a}>nowhere"):
         control.set_link(tiny_lab, a, "nowhere", {"delay_ms": 1.0}, both=True)
+
+
+def test_lab_link_sets_the_rate_class_of_the_changed_pairs_only(
+    tiny_lab: control.LabInfo, tc_calls: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator once re-ran ``tc`` for every pair on each SIGHUP and its forwarding thread
+    froze ~0.3 s: ``lab link`` changes only what changed, from its own process."""
+    monkeypatch.setattr(os, "kill", lambda pid, sig: None)
+    tiny_lab.paths.emulator_ready.write_text("4242")
+    _, a, b = tiny_lab.hosts
+    control.set_link(tiny_lab, a, b, {"delay_ms": 40.0}, both=True)
+    assert tc_calls == []  # no rate changed
+    control.set_link(tiny_lab, a, b, {"rate_bps": 20e6}, both=True)
+    config = load(tiny_lab.paths.emulator_config, EmulatorConfig)
+    for netns, dst in (("pt-ta", b), ("pt-tb", a)):  # the class lab up made for that destination
+        cid = htb.class_id(config, dst)
+        rate = ("rate", "20000000bit", "ceil", "20000000bit", "quantum", "1514")
+        assert (netns, "class", "change", "dev", "tun0", "parent", "1:", "classid", cid, "htb",
+                *rate) in tc_calls  # fmt: skip
+    assert len(tc_calls) == 2
+    tc_calls.clear()
+    control.set_link(tiny_lab, a, b, {"rate_bps": 20e6, "loss_pct": 1.0}, both=False)
+    assert tc_calls == []  # the rate is what it was
+
+
+def test_lab_link_leaves_a_userspace_rate_to_the_emulator(
+    tiny_lab: control.LabInfo, tc_calls: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "kill", lambda pid, sig: None)
+    tiny_lab.paths.emulator_ready.write_text("4242")
+    config = load(tiny_lab.paths.emulator_config, EmulatorConfig)
+    userspace = replace(config, settings=replace(config.settings, rate_impl="userspace"))
+    save(tiny_lab.paths.emulator_config, userspace)
+    control.set_link(tiny_lab, "ta", "tb", {"rate_bps": 20e6}, both=True)
+    assert tc_calls == []
+    assert load(tiny_lab.paths.pairs, PairTable).pairs["ta", "tb"].rate_bps == 20e6
+
+
+def test_lab_link_without_an_emulator_changes_nothing(tiny_lab: control.LabInfo) -> None:
+    before = tiny_lab.paths.pairs.read_text()
+    with pytest.raises(LabError, match="the emulator is not running"):
+        control.set_link(tiny_lab, "ta", "tb", {"rate_bps": 20e6}, both=True)
+    assert tiny_lab.paths.pairs.read_text() == before
 
 
 def _wait_for(check: Callable[[], bool], timeout_s: float = 10.0) -> None:

@@ -16,7 +16,9 @@ from probe.lab.topology import (
     pair_truth,
     parse_topology,
 )
-from tests.conftest import DEFAULT_TOPOLOGY, RUN_TAG, unique_topology
+from tests.conftest import DEFAULT_TOPOLOGY, ROOT, RUN_TAG, unique_topology
+
+CHAIN_TOPOLOGY = ROOT / "inventory" / "lab-chain.yaml"
 
 BASE = """
 name: t1
@@ -117,10 +119,63 @@ def test_each_test_run_gets_its_own_lab_identity(tmp_path: Path) -> None:
     """Two test runs on one machine must not share a lab name, prefix or controller link."""
     base = load_topology(str(DEFAULT_TOPOLOGY))
     mine = load_topology(str(unique_topology(DEFAULT_TOPOLOGY, tmp_path)))
-    other = load_topology(str(unique_topology(DEFAULT_TOPOLOGY, tmp_path, slot=1)))
+    others = [
+        load_topology(str(unique_topology(DEFAULT_TOPOLOGY, tmp_path, slot=slot)))
+        for slot in (1, 2, 3)
+    ]
+    labs = [base, mine, *others]
     assert RUN_TAG in mine.name and RUN_TAG in mine.prefix
-    assert len({base.name, mine.name}) == 2 and len({base.prefix, mine.prefix, other.prefix}) == 3
-    assert (
-        len({base.controller_addresses, mine.controller_addresses, other.controller_addresses}) == 3
-    )
+    assert len({base.name, mine.name}) == 2 and len({t.prefix for t in labs}) == 5
+    assert len({t.controller_addresses for t in labs}) == 5
     assert [h.name for h in mine.hosts] == [h.name for h in base.hosts]
+
+
+CHAIN = """
+name: t2
+prefix: pt-
+jump: j
+regions:
+  eu: {via: a, hosts: {j: 198.18.1.1, a: 198.18.1.2}}
+  us:
+    via: i
+    hosts:
+      i: 198.18.2.1
+      b: 198.18.2.2
+  ap: {hosts: {c: {address: 198.18.3.1, via: i}, d: 198.18.3.2}}
+"""
+
+
+def test_jump_chains_from_a_hosts_via_its_regions_or_the_top_level_jump() -> None:
+    t = parse_topology(CHAIN, source="t.yaml")
+    vias = {h.name: h.via for h in t.hosts}
+    # a region's via skips the host it names and the top-level jump; d has neither: jump j
+    assert vias == {"j": None, "a": "j", "i": "j", "b": "i", "c": "i", "d": "j"}
+    assert t.chain("b") == t.chain("c") == ("j", "i")
+    assert t.chain("i") == t.chain("d") == ("j",) and t.chain("j") == ()
+
+
+@pytest.mark.parametrize(
+    ("patch", "line", "message"),
+    [
+        (("via: i\n", "via: x\n"), 8, "via: 'x' is not a host of any region"),
+        (("via: i}", "via: ii}"), 12, "(did you mean 'i'?)"),
+        (("via: i}", "via: c}"), 12, "host c cannot be its own jump host"),
+        (("i: 198.18.2.1", "i: {address: 198.18.2.1, via: b}"), 10, "jump cycle i → b → i"),
+        (("j: 198.18.1.1", "j: {address: 198.18.1.1, via: a}"), 6, "j is the top-level jump"),
+        (("ap: {hosts", "ap: {bogus: 1, hosts"), 12, "unknown key 'regions.ap.bogus'"),
+    ],
+)
+def test_bad_chains_name_file_line_and_why(patch: tuple[str, str], line: int, message: str) -> None:
+    """Every chain must end at the top-level jump host, the only one the controller reaches."""
+    with pytest.raises(InputError) as err:
+        parse_topology(CHAIN.replace(*patch), source="t.yaml")
+    assert message in str(err.value)
+    assert err.value.where == f"t.yaml:{line}"
+
+
+def test_the_chain_lab_has_two_hops_behind_an_inner_jump_in_another_region() -> None:
+    t = load_topology(str(CHAIN_TOPOLOGY))
+    inner = t.host("inner")
+    assert inner.region != t.host(t.jump).region and not inner.measure
+    behind = [h.name for h in t.hosts if t.chain(h.name) == (t.jump, "inner")]
+    assert 2 <= len(behind) <= 3 and all(t.host(h).measure for h in behind)
