@@ -32,6 +32,7 @@ import pytest
 
 from probe.lab import control, netns
 from probe.store.rundir import read_samples
+from tests.cells import as_str
 from tests.measure.test_faults_lab import (
     _killed_at_exit,
     _only_run,
@@ -111,7 +112,9 @@ def _check_run_dir(run: Path, hosts: list[str]) -> None:
     frame = pd.read_csv(run / "matrix.csv")
     for row in frame.itertuples():
         cells = [("rtt", row.status, row.reason)]
-        if row.src_region == row.dst_region:  # --pairs intra-region plans no other test
+        if as_str(row.src_region) == as_str(
+            row.dst_region
+        ):  # --pairs intra-region plans only these
             cells.append(("bandwidth", row.bw_status, row.bw_reason))
         else:
             assert row.bw_status in ("skipped", "not-planned"), row
