@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
-from probe.cli.options import field_option
+from probe.cli.options import field_option, given_fields
 from probe.errors import Terminated
 from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.context import RunOptions
@@ -197,7 +197,7 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     "--resume",
     type=click.Path(file_okay=False),
     default=None,
-    help="Continue an interrupted run: only missing cells are measured.",
+    help="Continue an interrupted run with its own options: only missing cells are measured.",
 )
 @ssh_options
 def run(
@@ -221,7 +221,8 @@ def run(
     """Measure RTT, loss, jitter (every ordered pair) and single-stream bandwidth (both ways).
 
     Ctrl-C (exit 130) or SIGTERM (exit 143) stops remote tools and keeps what was measured;
-    continue with --resume.
+    continue with --resume, which measures with the run's own options (one given with another
+    value is an error) and needs the same hosts, addresses and labels.
     """
     from probe.inventory import load_inventory
 
@@ -252,6 +253,7 @@ def run(
                 ssh=_ssh_options(accept_new, connect_timeout, known_hosts),
                 say=_say,
                 resume=resume_dir,
+                given=given_fields(click.get_current_context(), RunOptions, BandwidthOptions),
             )
         )
     except KeyboardInterrupt:

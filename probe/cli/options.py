@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -43,3 +44,24 @@ def field_option(
 ) -> Callable[[_F], _F]:
     """``click.option`` with the default of ``default_from`` (``default=`` is refused)."""
     return click.option(*param_decls, cls=FieldOption, default_from=default_from, **attrs)
+
+
+def given_fields(ctx: click.Context, *owners: type[Any]) -> dict[str, str]:
+    """The fields of ``owners`` whose option the command line set (not left to its default),
+    each with the option as written: ``{"duration_s": "--duration 2"}``."""
+    given: dict[str, str] = {}
+    for param in ctx.command.params:
+        if not isinstance(param, FieldOption) or param.default_from[0] not in owners:
+            continue
+        name = param.name or ""
+        if ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
+            continue
+        value = ctx.params[name]
+        if not param.is_flag:
+            shown = f"{param.opts[-1]} {value}"
+        elif value:
+            shown = param.opts[-1]
+        else:
+            shown = param.secondary_opts[-1] if param.secondary_opts else f"no {param.opts[-1]}"
+        given[param.default_from[1]] = shown
+    return given

@@ -63,9 +63,11 @@ class BandwidthPhase:
         started = time.monotonic()
         bw_plan = self.plan()
         bw = self.ctx.options.bw
-        self.ctx.say(bw_plan.summary(per_test_wall_s(bw.duration_s, bw.omit_s)))
+        todo = self.todo(bw_plan)
+        summary = bw_plan.only(todo).summary(per_test_wall_s(bw.duration_s, bw.omit_s))
+        left = f" ({len(todo)} of the plan's {bw_plan.tests} tests left)"
+        self.ctx.say(summary + (left if len(todo) < bw_plan.tests else ""))
         site_of = self._site_of()
-        todo = [t for round_ in bw_plan.rounds for t in round_ if not self._done(t)]
         progress = {"done": 0, "total": len(todo)}
         # ports: the n-th test a host serves uses port_base + n, so its armed next server never
         # takes the port of the one still running
@@ -84,6 +86,10 @@ class BandwidthPhase:
                 port_index = served[test.server]
                 served[test.server] += 1
                 tg.create_task(self._take_turn(test, port_index, turn, progress, started))
+
+    def todo(self, bw_plan: BandwidthPlan) -> list[BandwidthTest]:
+        """The plan's tests still to measure, in plan order (all of them unless resumed)."""
+        return [t for round_ in bw_plan.rounds for t in round_ if not self._done(t)]
 
     def _done(self, test: BandwidthTest) -> bool:
         """Measured already (``--resume``), with every extra this run asks for.

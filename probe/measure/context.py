@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from probe.measure.bandwidth import BandwidthOptions, CommandRunner
 from probe.model import CellStatus, Host
@@ -52,6 +52,22 @@ class RunOptions:
             streams=self.bw.streams,
             under_load=self.under_load,
             compare_streams=self.compare_streams,
+        )
+
+    def following(self, doc: RunOptionsDoc) -> RunOptions:
+        """These options with every recorded one taken from ``doc`` (what a resume uses)."""
+        bw = replace(self.bw, duration_s=doc.duration_s, omit_s=doc.omit_s, streams=doc.streams)
+        return replace(
+            self,
+            count=doc.count,
+            interval_s=doc.interval_s,
+            reply_timeout_s=doc.reply_timeout_s,
+            bandwidth=doc.bandwidth,
+            pairs=doc.pairs,
+            exclusive_by=doc.exclusive_by,
+            under_load=doc.under_load,
+            compare_streams=doc.compare_streams,
+            bw=bw,
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from probe.matrix import build as matrix
 from probe.matrix.anchors import dump_anchors
 from probe.measure.context import Done, HostState, RunOptions, Say
 from probe.measure.measurement import Measurement
+from probe.measure.resume import check_inventory, resume_options, resumed_hosts
 from probe.measure.ssh import SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
@@ -30,6 +31,7 @@ from probe.store.rundoc import (
     ControllerVantage,
     HostConnection,
     InventoryRef,
+    RunAttempt,
     RunDoc,
     RunHost,
     RunPhases,
@@ -73,11 +75,14 @@ async def execute(
     ssh: SshOptions,
     say: Say,
     resume: Path | None = None,
+    given: Mapping[str, str] | None = None,
 ) -> RunSummary:
     """Measure the fleet; on any exit (Ctrl-C included) the run directory is left consistent.
 
     The output folder is locked for the whole run (:class:`RunLock`): a second run or resume
-    there stops with a one-line error before it connects to anything.
+    there stops with a one-line error before it connects to anything. A resume measures with
+    the run's recorded options on the run's fleet (:mod:`probe.measure.resume`); ``given`` names
+    the options the command line set explicitly, each as written.
     """
     root = resume.parent if resume is not None else out_root
     try:
@@ -85,41 +90,50 @@ async def execute(
     except OSError as exc:
         raise StoreError(f"{root}: cannot create the output folder ({exc.strerror})") from exc
     with RunLock(root):
-        return await _execute(
-            inventory, out_root=out_root, options=options, ssh=ssh, say=say, resume=resume
-        )
+        if resume is None:
+            store = RunStore.create(out_root)
+            doc = RunDoc(
+                run_id=store.run_id,
+                probe_version=__version__,
+                inventory=InventoryRef(inventory.source, inventory.sha256),
+                started_utc=utc_iso(),
+                hosts=tuple(RunHost.of(h) for h in inventory.hosts),
+                options=options.as_doc(),
+            )
+            return await _execute(inventory, store, doc, (), Done(), options, ssh, say)
+        store = RunStore.reopen(resume)
+        doc = read_run(resume)
+        note = check_inventory(doc, inventory, resume)
+        options = resume_options(doc.options, options, given, resume)
+        if note is not None:
+            say(note)
+        done = Done.from_records(scan_samples(resume, []))
+        doc = replace(doc, hosts=resumed_hosts(doc, inventory))
+        return await _execute(inventory, store, doc, doc.history, done, options, ssh, say)
 
 
 async def _execute(
     inventory: Inventory,
-    *,
-    out_root: Path,
+    store: RunStore,
+    doc: RunDoc,
+    earlier: tuple[RunAttempt, ...],
+    done: Done,
     options: RunOptions,
     ssh: SshOptions,
     say: Say,
-    resume: Path | None,
 ) -> RunSummary:
-    if resume is not None:
-        store = RunStore.reopen(resume)
-        doc = replace(read_run(resume), resumed_utc=utc_iso())
-        done = Done.from_records(scan_samples(resume, []))
-        say(f"resuming {store.run_id}: {len(done.cells)} cells already measured")
-    else:
-        store = RunStore.create(out_root)
-        done = Done()
-        doc = RunDoc(
-            run_id=store.run_id,
-            probe_version=__version__,
-            inventory=InventoryRef(inventory.source, inventory.sha256),
-            started_utc=utc_iso(),
-            hosts=tuple(RunHost.of(h) for h in inventory.hosts),
-            options=options.as_doc(),
-        )
-    doc = replace(doc, complete=False, interrupted=False)
+    attempt = RunAttempt(utc_iso(), __version__, InventoryRef(inventory.source, inventory.sha256))
+    doc = replace(doc.with_attempts((*earlier, attempt)), complete=False)
     store.write_run(doc)
     say(f"run {store.run_id} → {store.dir}")
     pool = SshPool(inventory, ssh)
     m = Measurement(inventory, pool, options, store.append, say, done)
+    if earlier:
+        left = m.remaining()
+        if left.nothing:  # nothing to ask of the hosts: the run is finished without them
+            say(f"nothing left to measure: {left}")
+            return _end(store, _so_far(doc, m, ended=True), m, options, say)
+        say(f"resuming {store.run_id}: {left}")
     interrupted = False
     terminated: list[int] = []
     try:
@@ -128,9 +142,9 @@ async def _execute(
                 vantage = asyncio.create_task(controller_vantage(inventory, 5))
                 await m.connect()
                 doc = replace(doc, controller=await vantage, hosts=_connected(doc.hosts, m))
-                store.write_run(replace(doc, phases=_phases(m)))
+                store.write_run(_so_far(doc, m))
                 await m.ping_mesh()
-                store.write_run(replace(doc, phases=_phases(m)))
+                store.write_run(_so_far(doc, m))
                 if options.bandwidth:
                     await m.bandwidth()
     except (asyncio.CancelledError, KeyboardInterrupt):
@@ -141,14 +155,19 @@ async def _execute(
             ) from None
         raise
     finally:
-        doc = replace(doc, phases=_phases(m), ended_utc=utc_iso(), interrupted=interrupted)
-        store.close()
-        summary = finish(store, doc, bw_planned=m.bandwidth_plan().tests * (options.bandwidth))
-        say(
-            f"run {store.run_id}: {summary.rtt_ok}/{summary.pairs} RTT cells, "
-            f"{summary.bw_ok}/{summary.bw_planned} bandwidth cells"
-            + (" (interrupted)" if interrupted else "")
-        )
+        summary = _end(store, _so_far(doc, m, ended=True, interrupted=interrupted), m, options, say)
+    return summary
+
+
+def _end(store: RunStore, doc: RunDoc, m: Measurement, options: RunOptions, say: Say) -> RunSummary:
+    """Finish the run directory from its samples and say what it holds."""
+    store.close()
+    summary = finish(store, doc, bw_planned=m.bandwidth_plan().tests * (options.bandwidth))
+    say(
+        f"run {store.run_id}: {summary.rtt_ok}/{summary.pairs} RTT cells, "
+        f"{summary.bw_ok}/{summary.bw_planned} bandwidth cells"
+        + (" (interrupted)" if doc.interrupted else "")
+    )
     return summary
 
 
@@ -189,9 +208,18 @@ def _with_connection(host: RunHost, state: HostState | None) -> RunHost:
     return replace(host, connection=found)
 
 
-def _phases(m: Measurement) -> RunPhases:
+def _so_far(
+    doc: RunDoc, m: Measurement, *, ended: bool = False, interrupted: bool = False
+) -> RunDoc:
+    """The run with its latest attempt as it stands: the phases so far, and its end."""
     p = m.phases
-    return RunPhases(p.get("connect_s"), p.get("ping_s"), p.get("bandwidth_s"))
+    latest = replace(
+        doc.attempts[-1],
+        phases=RunPhases(p.get("connect_s"), p.get("ping_s"), p.get("bandwidth_s")) if p else None,
+        ended_utc=utc_iso() if ended else None,
+        interrupted=interrupted,
+    )
+    return doc.with_attempts((*doc.attempts[:-1], latest))
 
 
 def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 
 from probe.measure import plan
 from probe.measure.bandwidth_phase import BandwidthPhase
@@ -18,6 +19,27 @@ from probe.measure.connect import Connector, ConnectPhase
 from probe.measure.context import Done, Emit, HostState, RunContext, RunOptions, Say
 from probe.measure.ping_mesh import PingMesh
 from probe.model import Inventory
+
+
+@dataclass(frozen=True, slots=True)
+class Remaining:
+    """How many of the run's cells are still to measure (``--resume`` skips the others)."""
+
+    rtt_cells: int
+    rtt_left: int
+    bw_cells: int  # directed bandwidth tests in the plan; 0 without bandwidth
+    bw_left: int
+
+    @property
+    def nothing(self) -> bool:
+        return self.rtt_left == 0 and self.bw_left == 0
+
+    def __str__(self) -> str:
+        """``40/42 RTT cells, 12/42 bandwidth cells already measured``."""
+        parts = [f"{self.rtt_cells - self.rtt_left}/{self.rtt_cells} RTT cells"]
+        if self.bw_cells:
+            parts.append(f"{self.bw_cells - self.bw_left}/{self.bw_cells} bandwidth cells")
+        return ", ".join(parts) + " already measured"
 
 
 class Measurement:
@@ -34,6 +56,7 @@ class Measurement:
     ) -> None:
         self.hosts = {h.name: HostState(h) for h in inventory.measured}
         self.phases: dict[str, float] = {}
+        self._options = options
         ctx = RunContext(pool, options, self.hosts, emit, say, done or Done())
         self._connect = ConnectPhase(pool, self.hosts, emit, say)
         self._ping = PingMesh(ctx)
@@ -51,6 +74,14 @@ class Measurement:
 
     def bandwidth_plan(self) -> plan.BandwidthPlan:
         return self._bandwidth.plan()
+
+    def remaining(self) -> Remaining:
+        """What is left to measure, known before connecting: a resumed run with nothing left
+        need not connect at all."""
+        n = len(self.hosts)
+        bw_plan = self.bandwidth_plan() if self._options.bandwidth else plan.BandwidthPlan(())
+        todo = self._bandwidth.todo(bw_plan)
+        return Remaining(n * (n - 1), self._ping.pairs_left(), bw_plan.tests, len(todo))
 
     async def _timed(self, name: str, phase: Awaitable[None]) -> None:
         started = time.monotonic()

@@ -44,6 +44,10 @@ class PingMesh:
             and ("ping", src.host.name, t.host.name) not in self.ctx.done.cells
         ]
 
+    def pairs_left(self) -> int:
+        """Ordered pairs still to ping (all of them unless the run is resumed)."""
+        return sum(len(self._targets(src)) for src in self.ctx.hosts.values())
+
     def _fanout_argv(self, targets: Sequence[HostState]) -> tuple[str, ...]:
         options = self.ctx.options
         return tuple(

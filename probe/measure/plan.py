@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -198,6 +198,12 @@ class BandwidthPlan:
     @property
     def all_tests(self) -> tuple[BandwidthTest, ...]:
         return tuple(t for r in self.rounds for t in r)
+
+    def only(self, tests: Iterable[BandwidthTest]) -> BandwidthPlan:
+        """This plan with only ``tests`` (what a resumed run has left), empty rounds dropped."""
+        keep = set(tests)
+        rounds = (tuple(t for t in r if t in keep) for r in self.rounds)
+        return BandwidthPlan(tuple(r for r in rounds if r))
 
     def estimated_duration_s(self, per_test_s: float) -> float:
         return len(self.rounds) * per_test_s

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from probe.errors import StoreError
@@ -124,6 +124,19 @@ class RunPhases:
 
 
 @dataclass(frozen=True, slots=True)
+class RunAttempt:
+    """One ``probe run`` of the run: the first, then each ``--resume``. An attempt without
+    ``ended_utc`` never finished (the controller was killed)."""
+
+    started_utc: str
+    probe_version: str
+    inventory: InventoryRef
+    ended_utc: str | None = None
+    interrupted: bool = False
+    phases: RunPhases | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CellCounts:
     """What the finished run directory holds, counted from its samples."""
 
@@ -136,7 +149,9 @@ class CellCounts:
 
 @dataclass(frozen=True, slots=True)
 class RunDoc:
-    """Everything ``run.json`` says. ``resumed_utc`` is the start of the latest ``--resume``."""
+    """Everything ``run.json`` says. ``probe_version`` and ``inventory`` are those the run
+    started with; ``phases``, ``ended_utc``, ``interrupted`` and ``resumed_utc`` (the start of
+    the latest ``--resume``) repeat the latest of ``attempts`` for readers that predate them."""
 
     run_id: str
     probe_version: str
@@ -151,10 +166,37 @@ class RunDoc:
     ended_utc: str | None = None
     resumed_utc: str | None = None
     cells: CellCounts | None = None
+    attempts: tuple[RunAttempt, ...] = ()  # () in files written before attempts were kept
 
     @property
     def measured_hosts(self) -> tuple[RunHost, ...]:
         return tuple(h for h in self.hosts if h.measure)
+
+    @property
+    def history(self) -> tuple[RunAttempt, ...]:
+        """Every attempt, oldest first; a file that kept none reads as the one attempt its
+        top-level fields describe (the latest)."""
+        if self.attempts:
+            return self.attempts
+        started = self.resumed_utc or self.started_utc
+        return (
+            RunAttempt(
+                started, self.probe_version, self.inventory, self.ended_utc,
+                self.interrupted, self.phases,
+            ),
+        )  # fmt: skip
+
+    def with_attempts(self, attempts: tuple[RunAttempt, ...]) -> RunDoc:
+        """This run with ``attempts``, the latest repeated in the top-level fields."""
+        latest = attempts[-1]
+        return replace(
+            self,
+            attempts=attempts,
+            phases=latest.phases,
+            ended_utc=latest.ended_utc,
+            interrupted=latest.interrupted,
+            resumed_utc=latest.started_utc if len(attempts) > 1 else None,
+        )
 
 
 # --- the writer ------------------------------------------------------------------------------
@@ -183,7 +225,23 @@ def encode_run(doc: RunDoc) -> str:
         out["ended_utc"] = doc.ended_utc
     if doc.cells is not None:
         out["cells"] = asdict(doc.cells)
+    if doc.attempts:
+        out["attempts"] = [_attempt_json(a) for a in doc.attempts]
     return json.dumps(out, indent=1) + "\n"
+
+
+def _attempt_json(a: RunAttempt) -> dict[str, object]:
+    out: dict[str, object] = {
+        "started_utc": a.started_utc,
+        "probe_version": a.probe_version,
+        "inventory": asdict(a.inventory),
+        "interrupted": a.interrupted,
+    }
+    if a.ended_utc is not None:
+        out["ended_utc"] = a.ended_utc
+    if a.phases is not None:
+        out["phases"] = dict(a.phases.items())
+    return out
 
 
 def _host_json(h: RunHost) -> dict[str, object]:
@@ -233,14 +291,13 @@ def decode_run(text: str, path: Path | str) -> RunDoc:
         if h["name"] in names:
             top.fail(f"hosts[{i}]: host {h['name']!r} is listed twice")
         names.add(h["name"])
-    inventory = top.obj("inventory")
     phases = top.opt_obj("phases")
     controller = top.opt_obj("controller")
     cells = top.opt_obj("cells")
     return RunDoc(
         run_id=top.req("run_id", str),
         probe_version=top.req("probe_version", str),
-        inventory=InventoryRef(inventory.req("path", str), inventory.req("sha256", str)),
+        inventory=_read_inventory(top.obj("inventory")),
         started_utc=top.req("started_utc", str),
         hosts=tuple(_read_host(h) for h in top.objects("hosts")),
         options=_read_options(top.section("options")),
@@ -251,6 +308,9 @@ def decode_run(text: str, path: Path | str) -> RunDoc:
         ended_utc=top.opt("ended_utc", str, None),
         resumed_utc=top.opt("resumed_utc", str, None),
         cells=None if cells is None else _read_cells(cells),
+        attempts=tuple(_read_attempt(a) for a in top.objects("attempts"))
+        if "attempts" in top
+        else (),
     )
 
 
@@ -321,6 +381,22 @@ def _read_rtt_stats(s: JsonObject) -> RttStats:
     ms = [f.name for f in fields(RttStats) if f.name.endswith("_ms")]  # the optional figures
     figures = {name: s.opt(name, float, None) for name in ms}
     return RttStats(s.req("sent", int), s.req("received", int), s.req("loss_pct", float), **figures)
+
+
+def _read_inventory(i: JsonObject) -> InventoryRef:
+    return InventoryRef(i.req("path", str), i.req("sha256", str))
+
+
+def _read_attempt(a: JsonObject) -> RunAttempt:
+    phases = a.opt_obj("phases")
+    return RunAttempt(
+        started_utc=a.req("started_utc", str),
+        probe_version=a.req("probe_version", str),
+        inventory=_read_inventory(a.obj("inventory")),
+        ended_utc=a.opt("ended_utc", str, None),
+        interrupted=a.req("interrupted", bool),
+        phases=None if phases is None else _read_phases(phases),
+    )
 
 
 def _read_phases(p: JsonObject) -> RunPhases:

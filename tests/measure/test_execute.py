@@ -55,6 +55,9 @@ async def test_run_json_at_start_after_connect_after_ping_and_at_the_end(
     assert pinged.phases is not None and pinged.phases.ping_s is not None
     assert end.ended_utc is not None and end.cells is not None and end.cells.pairs == 2
     assert read_run(run_dir) == end
+    (attempt,) = end.attempts
+    assert attempt.started_utc == end.started_utc and attempt.phases == end.phases
+    assert attempt.ended_utc == end.ended_utc and end.resumed_utc is None
 
 
 async def test_an_interrupted_run_is_finished_and_resumes(
@@ -84,3 +87,6 @@ async def test_an_interrupted_run_is_finished_and_resumes(
     assert resumed.run_id == stopped.run_id and resumed.started_utc == stopped.started_utc
     assert resumed.resumed_utc is not None and not resumed.interrupted
     assert resumed.phases is not None and resumed.phases.ping_s is not None
+    first, again = resumed.attempts  # the resume's sshds listen on other ports: routes may change
+    assert first == stopped.attempts[0] and first.interrupted and first.phases == stopped.phases
+    assert again.started_utc == resumed.resumed_utc and again.phases == resumed.phases

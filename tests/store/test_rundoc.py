@@ -25,6 +25,7 @@ from probe.store.rundoc import (
     ControllerVantage,
     HostConnection,
     InventoryRef,
+    RunAttempt,
     RunDoc,
     RunHost,
     RunOptionsDoc,
@@ -65,6 +66,34 @@ def test_what_the_fixtures_hold() -> None:
     assert old.hosts[0].ssh is None and old.hosts[0].tags == {}
 
 
+def test_a_file_without_attempts_reads_as_the_one_its_top_level_fields_describe() -> None:
+    resumed = decode_run((FIXTURES / "run-resumed.json").read_text(), "run.json")
+    assert resumed.attempts == ()
+    (latest,) = resumed.history
+    assert latest == RunAttempt(
+        resumed.resumed_utc or "", resumed.probe_version, resumed.inventory,
+        resumed.ended_utc, resumed.interrupted, resumed.phases,
+    )  # fmt: skip
+    complete = decode_run((FIXTURES / "run-complete.json").read_text(), "run.json")
+    assert complete.history[0].started_utc == complete.started_utc
+
+
+def test_every_attempt_is_written_the_latest_also_on_top() -> None:
+    first = decode_run((FIXTURES / "run-interrupted.json").read_text(), "run.json")
+    again = RunAttempt("2026-12-01T00:00:00.000Z", "0.2.0", InventoryRef("b.yaml", "b" * 64))
+    doc = first.with_attempts((*first.history, again))
+    assert doc.resumed_utc == again.started_utc and not doc.interrupted
+    assert doc.phases is None and doc.ended_utc is None  # this attempt's, not the first's
+    assert doc.started_utc == first.started_utc and doc.inventory == first.inventory
+    text = encode_run(doc)
+    assert decode_run(text, "run.json") == doc
+    written = json.loads(text)["attempts"]
+    assert [a["started_utc"] for a in written] == [first.started_utc, again.started_utc]
+    assert first.phases is not None and written[0]["phases"] == dict(first.phases.items())
+    assert written[0]["interrupted"] is True and "ended_utc" not in written[1]
+    assert doc.with_attempts(doc.attempts[:1]).resumed_utc is None  # one attempt: not resumed
+
+
 # --- damage: one line naming the file and the key ----------------------------------------------
 
 
@@ -100,6 +129,28 @@ DAMAGE = [
     ("interrupted", None, "'interrupted' must be true or false, not None"),
     ("started_utc", 1795424400, "'started_utc' must be a string, not 1795424400"),
 ]
+
+
+ATTEMPT_DAMAGE = [
+    ("attempts", {}, "'attempts' must be a list, not {}"),
+    ("attempts.0", 3, "'attempts[0]' must be an object, not 3"),
+    ("attempts.0.interrupted", "no", "'attempts[0].interrupted' must be true or false, not 'no'"),
+    ("attempts.0.inventory.sha256", ..., "'attempts[0].inventory.sha256' is missing"),
+    ("attempts.0.phases.ping_s", "1s", "'attempts[0].phases.ping_s' must be a number, not '1s'"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), ATTEMPT_DAMAGE, ids=lambda d: str(d))
+def test_a_damaged_attempt_is_one_line_naming_file_and_key(
+    tmp_path: Path, key: str, value: object, message: str
+) -> None:
+    run = decode_run((FIXTURES / "run-interrupted.json").read_text(), "run.json")
+    doc = json.loads(encode_run(run.with_attempts(run.history)))
+    _edit(doc, key, value)
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(StoreError) as err:
+        read_run(tmp_path)
+    assert str(err.value) == f"{tmp_path / 'run.json'}: {message}"
 
 
 @pytest.mark.parametrize(("key", "value", "message"), DAMAGE, ids=[d[0] for d in DAMAGE])
@@ -170,6 +221,18 @@ RUN = st.builds(
     resumed_utc=st.none() | TEXT,
     cells=st.none()
     | st.builds(CellCounts, COUNT, COUNT, COUNT, COUNT, st.lists(COUNT, max_size=3).map(tuple)),
+    attempts=st.lists(
+        st.builds(
+            RunAttempt,
+            TEXT,
+            TEXT,
+            st.builds(InventoryRef, TEXT, TEXT),
+            st.none() | TEXT,
+            st.booleans(),
+            st.none() | st.builds(RunPhases, OPT_NUMBER, OPT_NUMBER, OPT_NUMBER),
+        ),
+        max_size=3,
+    ).map(tuple),
 )
 
 
