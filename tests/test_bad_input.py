@@ -90,6 +90,18 @@ def _replace_line(number: int, text: str) -> Damage:
     return damage
 
 
+def _cut_line(number: int) -> Damage:
+    """Line ``number`` cut short, as a kill would cut the last line, but in the middle."""
+
+    def damage(run: Path) -> None:
+        path = run / "samples.jsonl"
+        lines = path.read_text().splitlines(keepends=True)
+        lines[number - 1] = lines[number - 1][:60] + "\n"
+        path.write_text("".join(lines))
+
+    return damage
+
+
 def _edit_run(edit: Callable[[dict[str, Any]], object]) -> Damage:
     def damage(run: Path) -> None:
         doc = json.loads((run / "run.json").read_text())
@@ -124,6 +136,7 @@ DAMAGE: dict[str, Damage] = {
     "samples-iperf3-negative-bps": _edit_line(
         IPERF_LINE, lambda r: r["result"].update(receiver_bps=-9.4e8)
     ),
+    "samples-torn-in-the-middle": _cut_line(PING_LINE),
     "run-json-newer": _edit_run(lambda d: d.update(schema="probe.run/2")),
     "run-json-no-schema": _edit_run(lambda d: d.pop("schema")),
     "run-json-host-without-name": _edit_run(lambda d: d["hosts"][2].pop("name")),
@@ -202,6 +215,11 @@ RUN_CASES: dict[str, Case] = {
         ("export", "{runs}/samples-iperf3-negative-bps", "--format", "csv"),
         f"{{runs}}/samples-iperf3-negative-bps/samples.jsonl:{IPERF_LINE}",
         "'result.receiver_bps' must be a rate ≥ 0 bit/s, not -940000000.0",
+    ),
+    "samples-torn-in-the-middle": Case(
+        ("report", "{runs}/samples-torn-in-the-middle"),
+        f"{{runs}}/samples-torn-in-the-middle/samples.jsonl:{PING_LINE}",
+        "a record cut short in the middle of the file (only the last line may be torn by a kill)",
     ),
     "run-json-newer": Case(
         ("show", "{runs}/run-json-newer"),

@@ -85,25 +85,34 @@ def _seconds(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else ""
 
 
+def _printable(text: str) -> str:
+    """A cell as one line of visible text. Cells carry what hosts answered: a tab (Linux's
+    ping_group_range is ``0<TAB>2147483647``) or a newline would break the table, an escape
+    sequence would reach the terminal."""
+    return "".join(c if c.isprintable() else " " if c.isspace() else repr(c)[1:-1] for c in text)
+
+
 def render_check(checks: Sequence[HostCheck]) -> str:
-    """The table of ``probe check``: a missing tool says MISSING, a failed host its reason."""
+    """The table of ``probe check``: a missing tool says MISSING, a failed host its reason; a
+    relay (a jump host, not measured) is marked as one and its tools are not asked."""
     from tabulate import tabulate
 
     rows = [
         [
-            c.host,
+            f"{c.host} (relay)" if c.relay else c.host,
             c.region,
             str(c.status),
             _seconds(c.connect_s),
             _seconds(c.command_s),
-            c.ping or "MISSING" if c.usable else "",
-            c.iperf3 or "MISSING" if c.usable else "",
+            c.ping or "MISSING" if c.usable and not c.relay else "",
+            c.iperf3 or "MISSING" if c.usable and not c.relay else "",
             c.ping_group_range or "",
             c.reason or "",
         ]
         for c in checks
     ]
-    return tabulate(rows, CHECK_COLUMNS)
+    clean = [[_printable(cell) for cell in row] for row in rows]
+    return tabulate(clean, CHECK_COLUMNS)
 
 
 @main.command()
@@ -292,13 +301,19 @@ def _load_matrix(path: Path) -> tuple[RunDoc, pd.DataFrame]:
     help="host: the src × dst grid; region: the region roll-up (pooled loss, medians of pairs).",
 )
 def show(run_dir: str, metric: str, by: str) -> int:
-    """Print the src × dst grid of one metric (a cell without a number shows its status)."""
+    """Print the src × dst grid of one metric (a cell without a number shows its status).
+
+    A run with cells not measured yet (interrupted, killed) says so on the first line."""
     from probe.store.rundir import resolve_run
 
-    run_doc, frame = _load_matrix(resolve_run(run_dir))
+    path = resolve_run(run_dir)
+    run_doc, frame = _load_matrix(path)
 
     from probe.cli.render import render_grid, render_regions
+    from probe.matrix.unmeasured import unmeasured
 
+    if notice := unmeasured(run_doc, frame).notice(str(path), run_doc.inventory.path):
+        click.echo(notice)
     text = render_regions(frame, metric) if by == "region" else render_grid(run_doc, frame, metric)
     click.echo(text)
     return EXIT_OK

@@ -28,11 +28,14 @@ def _warn(message: str) -> None:
 )
 def report(run: str, policy_file: str | None) -> int:
     """Write report.html (self-contained) and report.md into the run directory RUN."""
-    from probe.report import write_report
+    from probe.report import build_report, save_report
     from probe.store.rundir import resolve_run
 
     run_dir = resolve_run(run)
-    md, html = write_report(run_dir, Path(policy_file) if policy_file else None, warn=_warn)
+    report = build_report(run_dir, Path(policy_file) if policy_file else None, warn=_warn)
+    md, html = save_report(run_dir, report)
+    if report.coverage.incomplete:
+        click.echo(report.coverage.incomplete)
     click.echo(f"wrote {html}")
     click.echo(f"wrote {md}")
     return EXIT_OK

@@ -73,6 +73,8 @@ COLUMNS = [
     *LOAD_COLUMNS,
     *MULTI_COLUMNS,
 ]
+#: The reason of a cell no record speaks of: the run never reached it (``--resume`` will).
+NOT_MEASURED = "not measured"
 METRICS = [
     *PING_COLUMNS,
     "bw_fwd_mbps",
@@ -211,9 +213,9 @@ def _empty_row(a: RunHost, b: RunHost) -> dict[str, Any]:
         src_zone=a.zone,
         dst_zone=b.zone,
         status=str(CellStatus.SKIPPED),
-        reason="not measured",
+        reason=NOT_MEASURED,
         bw_status=str(CellStatus.SKIPPED),
-        bw_reason="not measured",
+        bw_reason=NOT_MEASURED,
     )
     for col in [
         *PING_COLUMNS[2:],

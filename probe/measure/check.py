@@ -1,7 +1,9 @@
 """The ``probe check`` use case: can every host be reached, and does it have ping and iperf3?
 
 It runs the connect phase of ``probe run`` (connect, then one preflight command per host) and
-nothing else, so it answers what a run would see without measuring or writing anything.
+nothing else, so it answers what a run would see without measuring or writing anything. The
+relays (``measure: false`` jump hosts) get a row too: they are never measured, but every host
+behind a relay that cannot be reached is unreachable, and the table should say where it broke.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from dataclasses import dataclass
 from probe.measure.connect import Connector
 from probe.measure.context import HostState, RunOptions
 from probe.measure.measurement import Measurement
-from probe.measure.ssh import SshPool
+from probe.measure.ssh import HostConnection, SshPool
 from probe.measure.sshoptions import SshOptions
-from probe.model import CellStatus, Inventory
+from probe.model import CellStatus, Host, Inventory
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,7 @@ class HostCheck:
     ping: str | None
     iperf3: str | None
     ping_group_range: str | None  # who may open ICMP sockets without root
+    relay: bool = False  # a jump host that is not measured: SSH only, its tools are not asked
 
     @classmethod
     def of(cls, state: HostState) -> HostCheck:
@@ -44,21 +47,52 @@ class HostCheck:
             ping_group_range=state.tools.get("ping_group_range"),
         )
 
+    @classmethod
+    def of_relay(cls, host: Host, conn: HostConnection) -> HostCheck:
+        """A relay as connecting to it went (``conn``: the connector's outcome for it)."""
+        return cls(
+            host=host.name,
+            region=host.region,
+            status=conn.status,
+            reason=None if conn.status is CellStatus.OK else conn.reason,
+            connect_s=conn.connect_s,
+            command_s=None,
+            ping=None,
+            iperf3=None,
+            ping_group_range=None,
+            relay=True,
+        )
+
     @property
     def usable(self) -> bool:
         return self.status is CellStatus.OK
 
     @property
     def ready(self) -> bool:
-        """Usable with both tools: ``probe run`` can measure every cell of this host."""
+        """Usable with both tools: ``probe run`` can measure every cell of this host (a relay:
+        it carries the SSH connections of the hosts behind it)."""
+        if self.relay:
+            return self.usable
         return self.usable and self.ping is not None and self.iperf3 is not None
 
 
 async def check_hosts(inventory: Inventory, connector: Connector) -> tuple[HostCheck, ...]:
-    """Connect and preflight every measured host through ``connector``, in inventory order."""
+    """Connect and preflight every measured host through ``connector``; one row per measured
+    host and per relay, in inventory order."""
     m = Measurement(inventory, connector, RunOptions(), lambda _r: None, lambda _s: None)
     await m.connect(arm_ping=False)
-    return tuple(HostCheck.of(state) for state in m.hosts.values())
+    relays = _relays(inventory)
+    # the measured hosts' connections opened their relays: this reads how that went
+    relayed = await connector.connect([h.name for h in relays]) if relays else {}
+    rows = {name: HostCheck.of(state) for name, state in m.hosts.items()}
+    rows.update({h.name: HostCheck.of_relay(h, relayed[h.name]) for h in relays})
+    return tuple(rows[h.name] for h in inventory.hosts if h.name in rows)
+
+
+def _relays(inventory: Inventory) -> list[Host]:
+    """The ``measure: false`` hosts some measured host is reached through."""
+    used = {hop for h in inventory.measured for hop in h.ssh.via}
+    return [h for h in inventory.hosts if not h.measure and h.name in used]
 
 
 async def check(inventory: Inventory, ssh: SshOptions) -> tuple[HostCheck, ...]:

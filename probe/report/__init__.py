@@ -20,6 +20,7 @@ import pandas as pd
 from probe.errors import ProbeError
 from probe.matrix.build import MatrixBuilder, host_order
 from probe.matrix.regions import figure
+from probe.matrix.unmeasured import unmeasured
 from probe.model import CellStatus
 from probe.report.hints import Hint, diagnose
 from probe.store.rundir import read_run, scan_samples, torn_warning
@@ -58,9 +59,10 @@ class Coverage:
     ended_utc: str
     duration_s: float | None
     phases: tuple[tuple[str, float], ...]
-    complete: bool
+    complete: bool  # every cell the run meant to measure has a record (ok or a reason)
     interrupted: bool
     torn_lines: int
+    incomplete: str | None  # the "incomplete: N of M … cells not measured" line, if it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ def _failures(frame: pd.DataFrame, test: Literal["ping", "bandwidth"]) -> list[F
 
 def coverage(run: RunDoc, frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
     hosts = run.measured_hosts
+    missing = unmeasured(run, frame)
     down = tuple(
         (h.name, f"{c.status}: {c.reason or '-'}")
         for h in hosts
@@ -123,9 +126,10 @@ def coverage(run: RunDoc, frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
         ended_utc=end,
         duration_s=_seconds(start, end) if start and end else None,
         phases=tuple(run.phases.items()) if run.phases else (),
-        complete=run.complete,
+        complete=not missing.incomplete,
         interrupted=run.interrupted,
         torn_lines=torn_lines,
+        incomplete=missing.notice(run.run_id, run.inventory.path),
     )
 
 
@@ -232,9 +236,13 @@ def write_report(
     run_dir: Path, policy_file: Path | None = None, *, warn: Callable[[str], None] | None = None
 ) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; return their paths."""
+    return save_report(run_dir, build_report(run_dir, policy_file, warn=warn))
+
+
+def save_report(run_dir: Path, report: Report) -> tuple[Path, Path]:
+    """Write ``report`` as ``report.md`` and ``report.html`` into ``run_dir``."""
     from probe.report import html, markdown
 
-    report = build_report(run_dir, policy_file, warn=warn)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     write_atomic(md_path, markdown.render(report))
     write_atomic(html_path, html.render(report))

@@ -31,6 +31,8 @@ ul{margin:.3rem 0 1rem;padding-left:1.3rem}li{margin:.15rem 0}
 figure{margin:0;border:1px solid #ddd;padding:.5rem}figure img{max-width:100%;height:auto}
 figcaption{font-size:.85rem;color:#444}.headline{font-size:1.05rem;background:#f6f6f6;
   padding:.6rem .8rem;border-left:4px solid #555}footer{color:#666;font-size:.8rem;margin-top:2rem}
+.incomplete{font-weight:700;color:#7a4b00;background:#fff4e0;padding:.6rem .8rem;
+  border-left:4px solid #7a4b00}
 """
 
 CAPTIONS = {
@@ -75,6 +77,12 @@ def _summary(report: Report) -> str:
         out.append("<h3>Cells without a measurement, and why</h3>")
         out.append(_table(rows, ["test", "status", "reason", "cells", "e.g."], {3}))
     return "".join(out)
+
+
+def _incomplete(report: Report) -> str:
+    """An incomplete run says so before anything else (nothing when it is complete)."""
+    notice = report.coverage.incomplete
+    return f'<p class="incomplete" role="alert">{escape(notice)}</p>' if notice else ""
 
 
 def _hints(report: Report) -> str:
@@ -136,6 +144,7 @@ def render(report: Report) -> str:
     title = f"probe report — run {report.run_id}"
     body = [
         f"<h1>{escape(title)}</h1>",
+        _incomplete(report),
         '<h2 id="coverage">Fleet and coverage</h2>',
         _summary(report),
         '<h2 id="hints">Hints</h2>',

@@ -85,6 +85,8 @@ def _grid(report: Report, spec: MetricSpec) -> str:
 
 def render(report: Report) -> str:
     out = [f"# probe report — run {report.run_id}", ""]
+    if report.coverage.incomplete:
+        out += [f"> **{report.coverage.incomplete}**", ""]
     out += ["## Fleet and coverage", "", *summary_lines(report), ""]
     if report.coverage.failures:
         out += ["### Cells without a measurement, and why", "", _failures(report), ""]

@@ -16,6 +16,11 @@ when the record was made. Units are in the key names, as everywhere in probe.
 - ``iperf3`` and ``iperf3_multi`` (the same test with ``-P N``, ``--compare-streams``): ``src``,
   ``dst``, ``client``, ``server``, ``reverse``, ``status``, ``reason``, ``argv``, ``attempts``,
   ``test_s`` and ``result`` (every figure of ``probe.tools.iperf3.IperfResult``, rates in bit/s).
+- ``torn``: ``line`` — not a result but the file's own repair note. Lines are written whole, so
+  only a kill mid-write cuts one short, and then it is the file's last line. A ``--resume``
+  appending after such a line first ends it with a newline and then writes this record, naming
+  it: the torn line is then directly above its ``torn`` record. A torn line anywhere else — not
+  last, no ``torn`` record below it — was cut by something else: damage.
 
 **What ran.** ``argv`` is always the command exactly as the host ran it (before the
 ``env LC_ALL=C timeout …`` prefix every remote command gets). The ping mesh runs one fan-out
@@ -161,6 +166,15 @@ class Iperf3MultiRecord(IperfTestRecord):
 
 
 @dataclass(frozen=True, slots=True)
+class TornMark:
+    """Line ``line``, just above, is a kill-torn tail a resumed run found and wrote after."""
+
+    kind: ClassVar[str] = "torn"
+    line: int
+    t: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownRecord:
     """A record of a kind this probe does not know (a later minor version's): readers skip it."""
 
@@ -174,12 +188,14 @@ SampleRecord = HostRecord | PingFanoutRecord | CellRecord
 # --- the one writer ------------------------------------------------------------------------
 
 
-def encode_record(rec: SampleRecord) -> str:
+def encode_record(rec: SampleRecord | TornMark) -> str:
     """One line of samples.jsonl (without its newline)."""
     return json.dumps(_document(rec), separators=(",", ":"))
 
 
-def _document(rec: SampleRecord) -> dict[str, Any]:
+def _document(rec: SampleRecord | TornMark) -> dict[str, Any]:
+    if isinstance(rec, TornMark):
+        return {"kind": rec.kind, "line": rec.line, "t": rec.t}
     if isinstance(rec, HostRecord):
         return {
             "kind": rec.kind, "host": rec.host, "t": rec.t, "status": rec.status,
@@ -224,14 +240,28 @@ def _train_document(train: PingTrain) -> dict[str, Any]:
 # --- the one reader ------------------------------------------------------------------------
 
 
-def decode_record(line: str, where: str) -> SampleRecord | UnknownRecord | None:
-    """The record on one line, checked once; None for a torn line (the start of an object cut
-    short by a kill mid-write). Anything else that is not a record of the known shape raises
-    StoreError naming ``where`` (``samples.jsonl:LINE``)."""
+def is_torn(line: str) -> bool:
+    """The start of an object cut short (what a kill mid-write leaves): ``{`` but not JSON."""
+    if not line.lstrip().startswith("{"):
+        return False
+    try:
+        json.loads(line)
+    except ValueError:
+        return True
+    except RecursionError:
+        return False  # too deeply nested to read: damage (decode_record names it)
+    return False
+
+
+def decode_record(line: str, where: str) -> SampleRecord | TornMark | UnknownRecord | None:
+    """The record on one line, checked once; None for a torn line (:func:`is_torn`; whether
+    it may be torn *there* is the file's rule, ``probe.store.rundir.iter_samples``). Anything
+    else that is not a record of the known shape raises StoreError naming ``where``
+    (``samples.jsonl:LINE``)."""
     try:
         doc = json.loads(line)
     except ValueError:
-        if line.lstrip().startswith("{"):
+        if is_torn(line):
             return None
         raise StoreError(f"{where}: not a JSON record") from None
     except RecursionError:
@@ -248,6 +278,11 @@ def decode_record(line: str, where: str) -> SampleRecord | UnknownRecord | None:
         return _ping(obj, kind)
     if kind in (Iperf3Record.kind, Iperf3MultiRecord.kind):
         return _iperf(obj, kind)
+    if kind == TornMark.kind:
+        line_number = obj.integer("line")
+        if line_number < 1:
+            obj.fail(f"'line' must be a line number ≥ 1, not {line_number}")
+        return TornMark(line_number, obj.opt_number("t"))
     return UnknownRecord(kind)  # a later minor version's kind
 
 

@@ -11,10 +11,12 @@
 ``--resume`` reads it to know which cells are still missing. Each line is one record
 (``probe.store.records``: the format, its one writer and its one reader); lines are written
 whole, so a torn line (a kill mid-write leaves the start of an object, ``{...``, without its end)
-is detected and skipped with a warning, never trusted. Anything else that is not a record of the
-known shape (a line that is not JSON at all, a record missing a key the matrix needs) is damage:
-``StoreError`` at ``samples.jsonl:LINE``. Records of an unknown ``kind`` are skipped (fields and
-kinds are only ever added within a schema major).
+can only be the last line, and is skipped with a warning, never trusted. A resumed run appending
+after one marks it with a ``torn`` record on the next line, so it stays readable in the middle
+of the file; a torn line anywhere else was cut by something other than a kill. That, and
+anything else that is not a record of the known shape (a line that is not JSON at all, a record
+missing a key the matrix needs), is damage: ``StoreError`` at ``samples.jsonl:LINE``. Records of
+an unknown ``kind`` are skipped (fields and kinds are only ever added within a schema major).
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from pathlib import Path
 from typing import IO
 
 from probe.errors import InputError, StoreError
-from probe.store.records import SampleRecord, UnknownRecord, decode_record, encode_record
+from probe.store.records import (
+    SampleRecord,
+    TornMark,
+    UnknownRecord,
+    decode_record,
+    encode_record,
+    is_torn,
+)
 from probe.store.rundoc import RunDoc, decode_run, encode_run
 from probe.textio import read_text, write_atomic
 
@@ -90,10 +99,14 @@ class RunStore:
     def append(self, record: SampleRecord) -> None:
         if self._samples is None:
             path = self.dir / "samples.jsonl"
-            torn_tail = path.exists() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
+            open_tail = path.exists() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
             self._samples = path.open("a", encoding="utf-8")
-            if torn_tail:  # a resumed run killed mid-write: keep the torn line a line of its own
+            if open_tail:  # a run killed mid-write: keep its last line a line of its own
+                lines, tail = _tail(path)
                 self._samples.write("\n")
+                if is_torn(tail.decode("utf-8", errors="replace")):
+                    mark = TornMark(lines + 1, time.time())
+                    self._samples.write(encode_record(mark) + "\n")
         self._samples.write(encode_record(record) + "\n")
         self._samples.flush()
         os.fsync(self._samples.fileno())
@@ -128,6 +141,17 @@ def _last_byte(path: Path) -> bytes:
         return fh.read(1)
 
 
+def _tail(path: Path) -> tuple[int, bytes]:
+    """(how many lines end with a newline, the bytes after the last newline)."""
+    lines, tail = 0, b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            ended = chunk.count(b"\n")
+            lines += ended
+            tail = chunk.rpartition(b"\n")[2] if ended else tail + chunk
+    return lines, tail
+
+
 def read_run(run_dir: Path) -> RunDoc:
     path = run_dir / "run.json"
     try:
@@ -138,17 +162,38 @@ def read_run(run_dir: Path) -> RunDoc:
 
 
 def iter_samples(run_dir: Path) -> Iterator[tuple[int, SampleRecord | UnknownRecord | None]]:
-    """(line number, record or None when the line is torn); damage raises StoreError."""
+    """(line number, record or None when the line is torn); damage raises StoreError.
+
+    A torn line is accepted last in the file, or followed by the ``torn`` record a resumed run
+    wrote for it (see the module's docstring); ``torn`` records themselves are not yielded."""
     path = run_dir / "samples.jsonl"
     if not path.exists():
         return
+    torn: int | None = None  # a torn line, until the next line says whether it may be
     try:
         with path.open(encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh, 1):
-                if line.strip():
-                    yield n, decode_record(line, f"{path}:{n}")
+                if not line.strip():
+                    continue
+                rec = decode_record(line, f"{path}:{n}")
+                if torn is not None:
+                    if not (isinstance(rec, TornMark) and rec.line == torn):
+                        raise StoreError(
+                            f"{path}:{torn}: a record cut short in the middle of the file "
+                            "(only the last line may be torn by a kill)"
+                        )
+                    yield torn, None
+                    torn = None
+                elif isinstance(rec, TornMark):
+                    raise StoreError(f"{path}:{n}: a 'torn' record below a line that is whole")
+                elif rec is None:
+                    torn = n
+                else:
+                    yield n, rec
     except OSError as exc:
         raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if torn is not None:  # the last line: a kill mid-write
+        yield torn, None
 
 
 def scan_samples(run_dir: Path, torn: list[int]) -> Iterator[SampleRecord]:

@@ -122,3 +122,56 @@ def test_the_table_says_missing_for_a_tool_and_the_reason_for_a_host() -> None:
     assert rows["b"].count("MISSING") == 1 and "iputils" in rows["b"]
     assert "unreachable" in rows["c"] and rows["c"].rstrip().endswith("connection refused")
     assert "MISSING" not in rows["c"] + rows["d"]  # an unusable host's tools are not judged
+
+
+def _relayed_inventory() -> Inventory:
+    """a direct; b behind the relay ``bastion``; c behind ``inner``, itself behind bastion."""
+
+    def host(name: str, i: int, via: tuple[str, ...] = (), measure: bool = True) -> Host:
+        ssh = SshTarget(host=f"10.0.0.{i}", via=via)
+        return Host(name=name, address=f"10.0.0.{i}", ssh=ssh, region="r", measure=measure)
+
+    return Inventory(
+        source="fake.yaml",
+        sha256="0",
+        hosts=(
+            host("bastion", 1, measure=False),
+            host("a", 2),
+            host("inner", 3, via=("bastion",), measure=False),
+            host("b", 4, via=("bastion",)),
+            host("c", 5, via=("bastion", "inner")),
+            host("spare", 6, measure=False),  # nobody's jump host: never contacted
+        ),
+    )
+
+
+def test_relays_get_a_row_with_their_reachability() -> None:
+    answers: dict[str, str | int | HostError] = {h: PREFLIGHT["full"] for h in "abc"}
+    checks = asyncio.run(check_hosts(_relayed_inventory(), FakeConnector({"inner"}, answers)))
+    assert [(c.host, c.relay) for c in checks] == [
+        ("bastion", True), ("a", False), ("inner", True), ("b", False), ("c", False)
+    ]  # fmt: skip
+    bastion, _, inner, _, _ = checks
+    assert bastion.ready and bastion.status is CellStatus.OK and bastion.connect_s == 0.25
+    assert bastion.reason is None and bastion.ping is None and bastion.iperf3 is None
+    assert not inner.ready and inner.status is CellStatus.UNREACHABLE
+    assert inner.reason == "connection refused"
+
+
+def test_the_table_shows_relays_and_no_control_characters() -> None:
+    version = "version iperf3 iperf 3.12\t(cJSON 1.7.15)\x1b[2J\n"
+    answers: dict[str, str | int | HostError] = {
+        h: PREFLIGHT["full"].replace("version iperf3 iperf 3.12 (cJSON 1.7.15)\n", version)
+        for h in "abc"
+    }
+    checks = asyncio.run(check_hosts(_relayed_inventory(), FakeConnector({"inner"}, answers)))
+    assert checks[1].iperf3 == "iperf 3.12\t(cJSON 1.7.15)\x1b[2J"  # kept as the host said it
+    table = render_check(checks)
+    assert "\t" not in table and "\x1b" not in table
+    rows = {line.split()[0]: line for line in table.splitlines()[2:]}
+    assert list(rows) == ["bastion", "a", "inner", "b", "c"]
+    assert rows["bastion"].startswith("bastion (relay)") and " ok " in rows["bastion"]
+    assert "MISSING" not in rows["bastion"] + rows["inner"]  # a relay's tools are not asked
+    assert rows["inner"].startswith("inner (relay)") and "connection refused" in rows["inner"]
+    assert "iperf 3.12 (cJSON 1.7.15)\\x1b[2J" in rows["a"]
+    assert "0 2147483647" in rows["a"]  # /proc's ping_group_range is tab-separated

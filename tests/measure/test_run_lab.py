@@ -221,8 +221,12 @@ def test_check_reports_every_host_and_a_missing_tool(lab: control.LabInfo) -> No
     healthy = probe("check", str(lab.inventory))
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     rows = {line.split()[0]: line for line in healthy.stdout.splitlines()[2:]}
-    assert set(rows) == set(lab.hosts) - {"bastion"}
+    assert set(rows) == set(lab.hosts)  # the relay too: every host is reached through it
+    relays = {name: rows.pop(name) for name in list(rows) if rows[name].split()[1] == "(relay)"}
+    assert lab.jump in relays
+    assert all(" ok " in row and "MISSING" not in row for row in relays.values()), relays
     assert all(" ok " in row and "iperf 3." in row for row in rows.values()), rows
+    assert "\t" not in healthy.stdout
     control.break_tool(lab, "us1", "iperf3", "missing")
     try:
         broken = probe("check", str(lab.inventory))

@@ -19,11 +19,12 @@ import json
 import random
 import statistics
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from probe.model import CellStatus
-from probe.store.records import SampleRecord, UnknownRecord, decode_record
+from probe.store.records import SampleRecord, TornMark, UnknownRecord, decode_record
 from probe.store.rundoc import (
     HostConnection,
     InventoryRef,
@@ -32,6 +33,7 @@ from probe.store.rundoc import (
     RunOptionsDoc,
     RunPhases,
     SshRoute,
+    decode_run,
     encode_run,
 )
 
@@ -171,7 +173,7 @@ def typed(records: Iterable[dict[str, Any]]) -> list[SampleRecord]:
     out = []
     for n, rec in enumerate(records, 1):
         decoded = decode_record(json.dumps(rec), f"record {n}")
-        assert decoded is not None and not isinstance(decoded, UnknownRecord), rec
+        assert decoded is not None and not isinstance(decoded, UnknownRecord | TornMark), rec
         out.append(decoded)
     return out
 
@@ -181,6 +183,20 @@ def write_run(run_dir: Path, run: RunDoc, records: list[dict[str, Any]]) -> Path
     (run_dir / "run.json").write_text(encode_run(run))
     lines = (json.dumps(r, separators=(",", ":")) + "\n" for r in records)
     (run_dir / "samples.jsonl").write_text("".join(lines))
+    return run_dir
+
+
+def cut_short(run_dir: Path, records: int, *, interrupted: bool = True) -> Path:
+    """The run as if stopped before its last ``records`` records: Ctrl-C (``interrupted``), or
+    a kill (run.json as written after the ping mesh: no end, no cell counts)."""
+    path = run_dir / "samples.jsonl"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-records]))
+    doc = decode_run((run_dir / "run.json").read_text(), run_dir / "run.json")
+    if interrupted:
+        doc = replace(doc, complete=False, interrupted=True)
+    else:
+        doc = replace(doc, complete=False, ended_utc=None, cells=None)
+    (run_dir / "run.json").write_text(encode_run(doc))
     return run_dir
 
 

@@ -14,7 +14,7 @@ from probe.matrix.build import host_order, load_matrix
 from probe.report import build_report
 from probe.report.hints import diagnose
 from probe.store.rundir import read_run
-from tests.report.runs import make_lab8
+from tests.report.runs import cut_short, make_lab8
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "20261123T090000Z"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "20261123T090000Z.md"
@@ -115,3 +115,33 @@ def test_no_hints_on_a_clean_fleet() -> None:
     clean = frame[(frame.status == "ok") & (frame.bw_status == "ok")]
     clean = clean[~clean.src.isin(["eu2"]) & ~clean.dst.isin(["eu1"])]
     assert diagnose(clean, [h for h in host_order(doc) if h not in ("eu1", "eu2")]) == ()
+
+
+def test_an_interrupted_run_says_so_at_the_top(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notice = (
+        "incomplete: 12 of 56 bandwidth cells and 0 of 56 RTT cells not measured (interrupted; "
+        f"resume with probe run inventory/lab-3regions.yaml --resume {run_dir.name})"
+    )
+    assert run(["report", str(cut_short(run_dir, 12))]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == notice
+    md = (run_dir / "report.md").read_text(encoding="utf-8").splitlines()
+    assert md[:4] == [f"# probe report — run {run_dir.name}", "", f"> **{notice}**", ""]
+    assert any("(4 min 17 s; incomplete, interrupted)" in line for line in md)
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert f'</h1><p class="incomplete" role="alert">{notice}</p>' in page
+
+
+def test_a_complete_run_with_failures_is_not_called_incomplete(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    doc = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**doc, "complete": False}))  # as probe writes
+    assert run(["report", str(run_dir)]) == 0
+    assert capsys.readouterr().out.startswith("wrote ")
+    md = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "incomplete" not in md and "(4 min 17 s; complete)" in md
+    assert 'class="incomplete"' not in (run_dir / "report.html").read_text(encoding="utf-8")

@@ -18,9 +18,11 @@ from probe.store.records import (
     PingRecord,
     PingTrain,
     SampleRecord,
+    TornMark,
     UnknownRecord,
     decode_record,
     encode_record,
+    is_torn,
 )
 from probe.tools.iperf3 import parse_iperf3
 from probe.tools.ping import PingSummary
@@ -126,3 +128,22 @@ def test_a_negative_receiver_rate_is_damage(bps: float) -> None:
     assert str(exc.value) == (
         f"samples.jsonl:51: 'result.receiver_bps' must be a rate ≥ 0 bit/s, not {bps}"
     )
+
+
+def test_a_torn_mark_reads_back_and_names_a_line() -> None:
+    mark = TornMark(92, 1795424700.5)
+    assert json.loads(encode_record(mark)) == {"kind": "torn", "line": 92, "t": 1795424700.5}
+    assert decode_record(encode_record(mark), "x:93") == mark
+    with pytest.raises(StoreError, match=r"^x:93: 'line' must be a line number ≥ 1, not 0$"):
+        decode_record('{"kind":"torn","line":0}', "x:93")
+    with pytest.raises(StoreError, match=r"^x:93: record without 'line'$"):
+        decode_record('{"kind":"torn"}', "x:93")
+
+
+@pytest.mark.parametrize(
+    ("line", "torn"),
+    [('{"kind":"ping","src":"a","d', True), ("{", True), ('{"kind":"host"}', False),
+     ("ping 10.0.0.1", False), ("", False), ('  {"kind": "x", ', True)],
+)  # fmt: skip
+def test_is_torn_is_the_start_of_an_object_cut_short(line: str, torn: bool) -> None:
+    assert is_torn(line) is torn
