@@ -85,8 +85,15 @@ def _seconds(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else ""
 
 
+def _tool(c: HostCheck, tool: str, version: str | None) -> str:
+    if not c.usable:
+        return ""
+    return version or ("HUNG" if tool in c.hung else "MISSING")
+
+
 def render_check(checks: Sequence[HostCheck]) -> str:
-    """The table of ``probe check``: a missing tool says MISSING, a failed host its reason."""
+    """The table of ``probe check``: a missing tool says MISSING, a hanging one HUNG, a failed
+    host its reason."""
     from tabulate import tabulate
 
     rows = [
@@ -96,8 +103,8 @@ def render_check(checks: Sequence[HostCheck]) -> str:
             str(c.status),
             _seconds(c.connect_s),
             _seconds(c.command_s),
-            c.ping or "MISSING" if c.usable else "",
-            c.iperf3 or "MISSING" if c.usable else "",
+            _tool(c, "ping", c.ping),
+            _tool(c, "iperf3", c.iperf3),
             c.ping_group_range or "",
             c.reason or "",
         ]

@@ -18,7 +18,8 @@ from probe.model import CellStatus, Inventory
 
 @dataclass(frozen=True, slots=True)
 class HostCheck:
-    """One host after connect and preflight; a tool is its version line, None when missing."""
+    """One host after connect and preflight; a tool is its version line, None when missing
+    or hung (then it is in ``hung``)."""
 
     host: str
     region: str
@@ -29,6 +30,7 @@ class HostCheck:
     ping: str | None
     iperf3: str | None
     ping_group_range: str | None  # who may open ICMP sockets without root
+    hung: tuple[str, ...] = ()  # tools that did not answer their version probe in time
 
     @classmethod
     def of(cls, state: HostState) -> HostCheck:
@@ -42,6 +44,7 @@ class HostCheck:
             ping=state.tools.get("ping"),
             iperf3=state.tools.get("iperf3"),
             ping_group_range=state.tools.get("ping_group_range"),
+            hung=tuple(state.hung),
         )
 
     @property

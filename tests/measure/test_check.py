@@ -82,7 +82,7 @@ def _inventory(*names: str) -> Inventory:
 
 def _check(down: set[str], answers: dict[str, str | int | HostError]) -> tuple[HostCheck, ...]:
     inv = _inventory("a", "b", "c", "d", "e")
-    return asyncio.run(check_hosts(inv, FakeConnector(down, answers)))  # type: ignore[arg-type]
+    return asyncio.run(check_hosts(inv, FakeConnector(down, answers)))
 
 
 ANSWERS: dict[str, str | int | HostError] = {
@@ -102,14 +102,14 @@ def test_every_measured_host_gets_one_row_in_inventory_order() -> None:
     assert (a.connect_s, a.command_s, a.ping_group_range) == (0.25, 0.125, "0\t2147483647")
     assert b.usable and not b.ready and b.iperf3 is None
     assert c.status is CellStatus.UNREACHABLE and c.reason == "connection refused"
-    assert d.status is CellStatus.TOOL_MISSING and d.reason == "coreutils `timeout` missing"
+    assert d.status is CellStatus.TOOL_MISSING and d.reason == "coreutils `timeout` missing on d"
     assert e.status is CellStatus.TIMEOUT and e.reason is not None and "timed out" in e.reason
     assert not any(x.ready for x in (c, d, e))
 
 
 def test_check_runs_one_preflight_per_reachable_host_and_nothing_else() -> None:
     connector = FakeConnector({"c"}, ANSWERS)
-    asyncio.run(check_hosts(_inventory("a", "b", "c", "d", "e"), connector))  # type: ignore[arg-type]
+    asyncio.run(check_hosts(_inventory("a", "b", "c", "d", "e"), connector))
     assert sorted(host for host, _ in connector.commands) == ["a", "b", "d", "e"]
     assert all(argv[:2] == ["sh", "-c"] for _, argv in connector.commands)
 
@@ -122,3 +122,11 @@ def test_the_table_says_missing_for_a_tool_and_the_reason_for_a_host() -> None:
     assert rows["b"].count("MISSING") == 1 and "iputils" in rows["b"]
     assert "unreachable" in rows["c"] and rows["c"].rstrip().endswith("connection refused")
     assert "MISSING" not in rows["c"] + rows["d"]  # an unusable host's tools are not judged
+
+
+def test_the_table_says_hung_for_a_tool_that_does_not_answer() -> None:
+    hung = PREFLIGHT["full"].replace("version iperf3 iperf 3.12 (cJSON 1.7.15)", "hung iperf3")
+    checks = _check({"c"}, {**ANSWERS, "a": hung})
+    assert checks[0].hung == ("iperf3",) and checks[0].iperf3 is None and not checks[0].ready
+    row = render_check(checks).splitlines()[2]
+    assert row.split()[0] == "a" and "HUNG" in row and "MISSING" not in row
