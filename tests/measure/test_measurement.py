@@ -184,7 +184,7 @@ def measure(
     options = RunOptions(**{"count": 3, "bw": BandwidthOptions(duration_s=1, omit_s=0), **opts})
 
     async def go() -> None:
-        m = Measurement(inv, pool, options, records.append, lambda _s: None, done)  # type: ignore[arg-type]
+        m = Measurement(inv, pool, options, records.append, lambda _s: None, done)
         await m.connect(arm_ping=arm_ping)
         await m.ping_mesh()
         await m.bandwidth()
