@@ -22,6 +22,10 @@ class CellStatus(StrEnum):
     AUTH_FAILED = "auth-failed"
     HOST_KEY = "host-key-rejected"  # unknown or changed host key under strict checking
     TOOL_MISSING = "tool-missing"  # ping / iperf3 not installed on a host of the pair
+    # ping / iperf3 installed on a host of the pair but hanging: its version probe did not answer
+    # within preflight's deadline, so the host's tests with it are skipped rather than each left
+    # to run into its own (much longer) timeout.
+    TOOL_HUNG = "tool-hung"
     TIMEOUT = "timeout"  # the remote command did not finish in time
     BUSY = "busy"  # iperf3 server busy after every retry
     ERROR = "error"  # the tool ran and reported an error (text in the reason)

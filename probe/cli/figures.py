@@ -63,6 +63,12 @@ def _estimate_row(label: str, e: Estimate, tail: Tail | None = None) -> list[obj
     ]
 
 
+def _caveats(*estimates: Estimate) -> list[str]:
+    """One line per caveat of the figures above it, once each: what they rest on and cannot
+    show (a stalled bandwidth test under a lower bound)."""
+    return [f"caveat: {c}" for c in dict.fromkeys(c for e in estimates for c in e.caveats)]
+
+
 def _hop_table(hops: Sequence[Hop]) -> str:
     rows = [
         [
@@ -83,6 +89,7 @@ def _pipeline(title: str, res: PipelineResult, step: str, total: str) -> list[st
         f"\n== {title}: {' → '.join(res.path)}; payload {_bytes(res.payload_bytes)} per hop",
         _hop_table(res.hops),
         _table(rows, _EST_HEAD),
+        *_caveats(res.per_step, res.total),
     ]
 
 
@@ -129,6 +136,7 @@ def _tensor_parallel(tp: TpResult, w: Workload, hosts: int) -> list[str]:
         f"worst link RTT p50 {tp.worst_hop.rtt_p50_ms:.2f} ms, goodput "
         f"{_fmt(tp.worst_hop.bw_bps / 1e6 if tp.worst_hop.bw_bps else None, 1)} Mbit/s",
         _table(rows, _EST_HEAD),
+        *_caveats(tp.decode_token, tp.decode_total, tp.prefill_request),
     ]
 
 
@@ -183,6 +191,7 @@ def _pool(res: PoolResult) -> list[str]:
         f"hosts, payload {_bytes(res.payload_bytes)} each, served serially per host",
         _table(members, ["host", "RTT p50 ms", "service ms", "even split", "capability-aware"]),
         _table(rows, [*_EST_HEAD[:5], "overhead p50", "overhead p99"]),
+        *_caveats(res.alone, res.even, res.aware),
     ]
 
 

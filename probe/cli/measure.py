@@ -92,9 +92,16 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else " " if c.isspace() else repr(c)[1:-1] for c in text)
 
 
+def _tool(c: HostCheck, tool: str, version: str | None) -> str:
+    if not c.usable or c.relay:
+        return ""
+    return version or ("HUNG" if tool in c.hung else "MISSING")
+
+
 def render_check(checks: Sequence[HostCheck]) -> str:
-    """The table of ``probe check``: a missing tool says MISSING, a failed host its reason; a
-    relay (a jump host, not measured) is marked as one and its tools are not asked."""
+    """The table of ``probe check``: a missing tool says MISSING, a hanging one HUNG, a failed
+    host its reason; a relay (a jump host, not measured) is marked as one and its tools are not
+    asked."""
     from tabulate import tabulate
 
     rows = [
@@ -104,8 +111,8 @@ def render_check(checks: Sequence[HostCheck]) -> str:
             str(c.status),
             _seconds(c.connect_s),
             _seconds(c.command_s),
-            c.ping or "MISSING" if c.usable and not c.relay else "",
-            c.iperf3 or "MISSING" if c.usable and not c.relay else "",
+            _tool(c, "ping", c.ping),
+            _tool(c, "iperf3", c.iperf3),
             c.ping_group_range or "",
             c.reason or "",
         ]

@@ -29,6 +29,7 @@ from probe.tools.iperf3 import (
     iperf3_server_argv,
     is_port_in_use,
     is_server_busy,
+    stall_reason,
 )
 
 SERVER_READY_TIMEOUT_S = 10.0
@@ -180,7 +181,7 @@ class ArmedTest:
                     max_lifetime_s=self.hold_s + self.client_timeout_s + 30,
                 )
             except HostError as exc:
-                return self._outcome(CellStatus(exc.status), f"server {self.server}: {exc}")
+                return self._outcome(CellStatus(exc.status), f"iperf3 server on {exc}")
             self._server = server
             if not await server.read_until("Server listening", SERVER_READY_TIMEOUT_S):
                 done = await server.stop()
@@ -191,10 +192,8 @@ class ArmedTest:
                     continue
                 outcome = iperf3_outcome(done)
                 status, reason = outcome if isinstance(outcome, tuple) else (CellStatus.ERROR, "")
-                reason = (
-                    reason or f"iperf3 server on {self.server} did not start: {text.strip()[:200]}"
-                )
-                return self._outcome(status, f"server {self.server}: {reason}")
+                reason = reason or f"did not start: {text.strip()[:200]}"
+                return self._outcome(status, f"iperf3 server on {self.server}: {reason}")
             self.argv = tuple(
                 iperf3_client_argv(
                     self.server_address,
@@ -215,7 +214,7 @@ class ArmedTest:
                 )
             except HostError as exc:
                 await self.disarm()
-                return self._outcome(CellStatus(exc.status), f"client {self.client}: {exc}")
+                return self._outcome(CellStatus(exc.status), f"iperf3 client on {exc}")
             return None
         return self._busy()
 
@@ -249,14 +248,18 @@ class ArmedTest:
             # a result the client printed stands; without one, a lost end is the reason (its
             # lease took the iperf3 at that end with it, and the client only saw the effect)
             ends = (("client", self.client, client), ("server", self.server, server))
-            lost = [f"{role} {name}" for role, name, end in ends if end.connection_lost]
+            lost = [f"iperf3 {role} on {name}" for role, name, end in ends if end.connection_lost]
             if lost and not isinstance(outcome, IperfResult):
                 return self._outcome(
                     CellStatus.UNREACHABLE, f"{lost[0]}: connection lost during the test"
                 )
-            if isinstance(outcome, IperfResult):
-                return self._outcome(CellStatus.OK, None, outcome, done.elapsed_s)
-            return self._outcome(outcome[0], outcome[1], test_s=done.elapsed_s)
+            who = f"iperf3 client on {self.client} → server {self.server}"
+            if not isinstance(outcome, IperfResult):
+                return self._outcome(outcome[0], f"{who}: {outcome[1]}", test_s=done.elapsed_s)
+            if (why := stall_reason(outcome)) is not None:
+                # kept with its result: the figures stay inspectable, the matrix uses none
+                return self._outcome(CellStatus.STALLED, f"{who}: {why}", outcome, done.elapsed_s)
+            return self._outcome(CellStatus.OK, None, outcome, done.elapsed_s)
 
     async def _retry(self) -> None:
         await asyncio.sleep(busy_backoff_s(self.attempt))

@@ -133,11 +133,8 @@ class BandwidthPhase:
 
     def _unmeasurable(self, test: BandwidthTest) -> tuple[CellStatus, str] | None:
         for role, name in (("client", test.client), ("server", test.server)):
-            state = self.ctx.hosts[name]
-            if not state.usable:
-                return state.status, f"{role} {name}: {state.reason}"
-            if not state.has("iperf3"):
-                return CellStatus.TOOL_MISSING, f"iperf3 missing on {name}"
+            if (why := self.ctx.hosts[name].cannot_run("iperf3", role)) is not None:
+                return why
         return None
 
     async def _test(self, test: BandwidthTest, port_index: int, turn: _Turn) -> None:
@@ -223,7 +220,7 @@ class BandwidthPhase:
                     src=src,
                     dst=dst,
                     status=CellStatus(exc.status),
-                    reason=str(exc),
+                    reason=f"ping under load from {exc}",
                     t=time.time(),
                     pinger=pinger,
                     argv=argv,
@@ -237,7 +234,7 @@ class BandwidthPhase:
                     src=src,
                     dst=dst,
                     status=outcome[0],
-                    reason=outcome[1],
+                    reason=f"ping under load {pinger} → {server.host.name}: {outcome[1]}",
                     t=time.time(),
                     pinger=pinger,
                     argv=argv,
@@ -250,7 +247,9 @@ class BandwidthPhase:
                 src=src,
                 dst=dst,
                 status=CellStatus.OK if outcome.received else CellStatus.ALL_LOST,
-                reason=None if outcome.received else "all probes lost under load",
+                reason=None
+                if outcome.received
+                else f"ping under load {pinger} → {server.host.name}: all probes lost",
                 t=time.time(),
                 pinger=pinger,
                 argv=argv,

@@ -20,7 +20,8 @@ from probe.model import CellStatus, Host, Inventory
 
 @dataclass(frozen=True, slots=True)
 class HostCheck:
-    """One host after connect and preflight; a tool is its version line, None when missing."""
+    """One host after connect and preflight; a tool is its version line, None when missing
+    or hung (then it is in ``hung``)."""
 
     host: str
     region: str
@@ -32,6 +33,7 @@ class HostCheck:
     iperf3: str | None
     ping_group_range: str | None  # who may open ICMP sockets without root
     relay: bool = False  # a jump host that is not measured: SSH only, its tools are not asked
+    hung: tuple[str, ...] = ()  # tools that did not answer their version probe in time
 
     @classmethod
     def of(cls, state: HostState) -> HostCheck:
@@ -45,6 +47,7 @@ class HostCheck:
             ping=state.tools.get("ping"),
             iperf3=state.tools.get("iperf3"),
             ping_group_range=state.tools.get("ping_group_range"),
+            hung=tuple(state.hung),
         )
 
     @classmethod

@@ -1,10 +1,16 @@
-"""The connect phase: reach every host, then ask each which tools it has (one command)."""
+"""The connect phase: reach every host, then ask each which tools it has (one command).
+
+Preflight also finds what would spoil the measurement later: a tool that hangs (its tests are
+skipped with ``tool-hung`` instead of each waiting for its own deadline) and iperf3 processes
+already running on a host (another probe run, or another tool: a loud warning).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from probe.errors import HostError
@@ -12,15 +18,54 @@ from probe.measure.bandwidth import CommandRunner
 from probe.measure.context import Emit, HostState, Say
 from probe.model import CellStatus
 
-#: One command per host: which tools exist and their versions (``timeout`` wraps every command).
-PREFLIGHT_SCRIPT = r"""
-for t in ping iperf3 timeout; do
+#: The tools preflight looks for: what probe runs on a host (``timeout`` wraps every command).
+TOOLS = ("ping", "iperf3", "fping", "timeout")
+#: How long a tool's version probe may take: a tool that does not print its version in this
+#: time hangs (an NFS mount, a wrapper waiting for a lock, a broken binary), and every test
+#: using it would run into its own, much longer, deadline.
+TOOL_DEADLINE_S = 5
+#: The flag that makes each measuring tool print its version and exit.
+VERSION_FLAGS = {"ping": "-V", "iperf3": "--version", "fping": "-v"}
+#: Tools whose processes, found running at preflight, are another measurement on the host (this
+#: run starts none before its bandwidth phase): iperf3 shares the path with our tests.
+WATCHED = ("iperf3",)
+
+_PREFLIGHT = r"""
+for t in @TOOLS@; do
   p=$(command -v "$t" 2>/dev/null) && [ -x "$p" ] && echo "have $t" || echo "missing $t"
 done
-echo "version ping $(ping -V 2>&1 | head -n 1)"
-echo "version iperf3 $(iperf3 --version 2>&1 | head -n 1)"
+probe_version() {
+  command -v "$1" >/dev/null 2>&1 || return 0
+  out=$(timeout -k 1 @DEADLINE@ "$@" 2>&1 </dev/null)
+  case $? in
+    124|137) echo "hung $1" ;;
+    *) echo "version $1 $(printf '%s\n' "$out" | head -n 1)" ;;
+  esac
+}
+@VERSIONS@ &
+wait
 echo "ping_group_range $(cat /proc/sys/net/ipv4/ping_group_range 2>/dev/null)"
+me=$(readlink /proc/self/ns/net 2>/dev/null)
+for t in @WATCHED@; do
+  n=0
+  for c in /proc/[0-9]*/comm; do
+    IFS= read -r name 2>/dev/null <"$c" || continue
+    [ "$name" = "$t" ] || continue
+    ns=$(readlink "${c%comm}ns/net" 2>/dev/null)
+    { [ -z "$ns" ] || [ "$ns" = "$me" ]; } && n=$((n + 1))
+  done
+  echo "running $t $n"
+done
 """
+#: One command per host: which tools exist, their versions (each under ``TOOL_DEADLINE_S``, all
+#: at once), and the watched tools' processes already running in the host's network namespace
+#: (a process in another one, such as a container's, does not share this host's addresses).
+PREFLIGHT_SCRIPT = (
+    _PREFLIGHT.replace("@TOOLS@", " ".join(TOOLS))
+    .replace("@DEADLINE@", str(TOOL_DEADLINE_S))
+    .replace("@VERSIONS@", " & ".join(f"probe_version {t} {f}" for t, f in VERSION_FLAGS.items()))
+    .replace("@WATCHED@", " ".join(WATCHED))
+)
 
 #: Work to start on a host as soon as it is reached (the ping phase arms its fan-out there).
 OnReached = Callable[[HostState], Coroutine[Any, Any, None]]
@@ -35,17 +80,45 @@ class Connector(CommandRunner, Protocol):
     ) -> Mapping[str, Any]: ...
 
 
-def parse_preflight(text: str) -> dict[str, str | None]:
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What one host's preflight found.
+
+    ``tools``: tool → its version line (``"present"`` when it printed none), None when it is
+    missing or hangs; ``hung``: tool → what it did not do in time; ``already_running``: watched
+    tool → how many of its processes ran on the host before this run started any.
+    """
+
+    tools: Mapping[str, str | None]
+    hung: Mapping[str, str] = field(default_factory=dict)
+    already_running: Mapping[str, int] = field(default_factory=dict)
+
+
+def parse_preflight(text: str) -> Preflight:
     have = set(re.findall(r"^have (\S+)$", text, re.MULTILINE))
+    hung = set(re.findall(r"^hung (\S+)$", text, re.MULTILINE))
     tools: dict[str, str | None] = {}
-    for tool in ("ping", "iperf3", "timeout"):
-        tools[tool] = "present" if tool in have else None
-    for tool, version in re.findall(r"^version (ping|iperf3) (.*)$", text, re.MULTILINE):
+    for tool in TOOLS:
+        tools[tool] = "present" if tool in have and tool not in hung else None
+    for tool, version in re.findall(r"^version (\S+) (.*)$", text, re.MULTILINE):
         if tools.get(tool) is not None and version.strip():
             tools[tool] = version.strip()
     if m := re.search(r"^ping_group_range (.*)$", text, re.MULTILINE):
         tools["ping_group_range"] = m.group(1).strip() or None
-    return tools
+    running = {
+        tool: int(n)
+        for tool, n in re.findall(r"^running (\S+) (\d+)$", text, re.MULTILINE)
+        if int(n) > 0
+    }
+    return Preflight(
+        tools,
+        {
+            tool: f"no answer to {VERSION_FLAGS[tool]} within {TOOL_DEADLINE_S} s"
+            for tool in VERSION_FLAGS
+            if tool in hung
+        },
+        running,
+    )
 
 
 class ConnectPhase:
@@ -84,6 +157,8 @@ class ConnectPhase:
                         tg.create_task(on_reached(state))
         for state in self.hosts.values():
             self.emit(state.record())
+        for line in activity_warnings(self.hosts.values()):
+            self.say(line)
 
     async def _preflight(self, state: HostState) -> None:
         try:
@@ -92,7 +167,24 @@ class ConnectPhase:
             state.status, state.reason = CellStatus(exc.status), str(exc)
             return
         if res.exit_status == 127:
-            state.status, state.reason = CellStatus.TOOL_MISSING, "coreutils `timeout` missing"
+            state.status = CellStatus.TOOL_MISSING
+            state.reason = f"coreutils `timeout` missing on {state.host.name}"
             return
-        state.tools = parse_preflight(res.stdout)
+        found = parse_preflight(res.stdout)
+        state.tools, state.hung = dict(found.tools), dict(found.hung)
+        state.already_running = dict(found.already_running)
         state.command_s = res.elapsed_s
+
+
+def activity_warnings(hosts: Iterable[HostState]) -> list[str]:
+    """One loud line per finding, naming every host with it: tests beside another measurement
+    share the path with it, so their figures may be cut (issue: two runs from two folders)."""
+    found: dict[tuple[str, int], list[str]] = {}
+    for state in hosts:
+        for tool, n in state.already_running.items():
+            found.setdefault((tool, n), []).append(state.host.name)
+    return [
+        f"WARNING: {', '.join(names)}: {n} {tool} already running (another probe run, or "
+        "another tool?): bandwidth figures from these hosts may be cut"
+        for (tool, n), names in sorted(found.items())
+    ]

@@ -80,7 +80,9 @@ class HostState:
     reason: str = "not connected"
     connect_s: float | None = None
     command_s: float | None = None  # one no-op-sized command: session start + login shell
-    tools: dict[str, str | None] = field(default_factory=dict)
+    tools: dict[str, str | None] = field(default_factory=dict)  # None: missing, or hung
+    hung: dict[str, str] = field(default_factory=dict)  # tool → what it did not do in time
+    already_running: dict[str, int] = field(default_factory=dict)  # iperf3 → processes
 
     @property
     def usable(self) -> bool:
@@ -88,6 +90,18 @@ class HostState:
 
     def has(self, tool: str) -> bool:
         return self.usable and self.tools.get(tool) is not None
+
+    def cannot_run(self, tool: str, role: str) -> tuple[CellStatus, str] | None:
+        """Why this host, as ``role`` of a cell ("source", "client" …), cannot run ``tool``: the
+        cell's status and a reason naming the host (and the tool, when it is the tool's fault)."""
+        name = self.host.name
+        if not self.usable:
+            return self.status, f"{role} {name}: {self.reason}"
+        if tool in self.hung:
+            return CellStatus.TOOL_HUNG, f"{tool} hangs on {name} ({self.hung[tool]})"
+        if self.tools.get(tool) is None:
+            return CellStatus.TOOL_MISSING, f"{tool} missing on {name}"
+        return None
 
     def record(self) -> HostRecord:
         return HostRecord(
@@ -98,6 +112,8 @@ class HostState:
             connect_s=self.connect_s,
             command_s=self.command_s,
             tools=dict(self.tools),
+            hung=dict(self.hung),
+            already_running=dict(self.already_running),
         )
 
 

@@ -96,13 +96,11 @@ class PingMesh:
         armed = self._armed.pop(src.host.name, None)
         if not targets:
             return
-        if not src.usable or not src.has("ping"):
+        if (why := src.cannot_run("ping", "source")) is not None:
             if armed is not None:
                 await armed[1].stop()
-            status = src.status if not src.usable else CellStatus.TOOL_MISSING
-            reason = src.reason if not src.usable else f"ping missing on {src.host.name}"
             for t in targets:
-                self._emit(src, t, status, f"source {src.host.name}: {reason}")
+                self._emit(src, t, *why)
             return
         argv = armed[0] if armed is not None else self._fanout_argv(targets)
         fanout = uuid.uuid4().hex[:12]
@@ -112,7 +110,7 @@ class PingMesh:
             self._emit_fanout(fanout, src, argv, None)
             for t in targets:
                 self._emit(
-                    src, t, CellStatus(exc.status), f"source {exc}",
+                    src, t, CellStatus(exc.status), f"ping from {exc}",
                     argv=fanout_target_argv(argv, t.host.address), fanout=fanout,
                 )  # fmt: skip
             return
@@ -143,13 +141,15 @@ class PingMesh:
     def _result(self, src: HostState, dst: HostState, res: CommandResult, fanout: str) -> None:
         outcome = ping_outcome(res)
         if not isinstance(outcome, PingReport):
-            self._emit(src, dst, *outcome, argv=res.argv, exit_status=res.exit_status,
-                       fanout=fanout)  # fmt: skip
+            status, reason = outcome
+            self._emit(src, dst, status, f"ping {src.host.name} → {dst.host.name}: {reason}",
+                       argv=res.argv, exit_status=res.exit_status, fanout=fanout)  # fmt: skip
             return
         self._emit(
             src, dst,
             CellStatus.OK if outcome.received else CellStatus.ALL_LOST,
-            None if outcome.received else f"all {outcome.sent} probes lost",
+            None if outcome.received
+            else f"ping {src.host.name} → {dst.host.name}: all {outcome.sent} probes lost",
             argv=res.argv, exit_status=res.exit_status, fanout=fanout,
             train=PingTrain.from_report(outcome),
         )  # fmt: skip

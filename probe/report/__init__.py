@@ -66,6 +66,15 @@ class Coverage:
 
 
 @dataclass(frozen=True, slots=True)
+class Headline:
+    """The calculator's headline figure and the caveats of what it rests on (a stalled test):
+    printed with it, never dropped."""
+
+    text: str
+    caveats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     run_id: str
     probe_version: str
@@ -75,7 +84,7 @@ class Report:
     coverage: Coverage
     rollup: tuple[RegionAnchor, ...]  # the anchors' region rows, in report order
     hints: tuple[Hint, ...]
-    headline: str
+    headline: Headline
     gate: GateReport | None = None
 
 
@@ -159,9 +168,9 @@ def rollup_cells(row: RegionAnchor) -> list[str]:
     ]  # fmt: skip
 
 
-def headline(anchors: Anchors, hosts_up: int) -> str:
+def headline(anchors: Anchors, hosts_up: int) -> Headline:
     """The calculator's figure for its default scenario (``PipelineOptions()``, the defaults of
-    ``probe calc``): decode and prefill on auto-placed stages.
+    ``probe calc``): decode and prefill on auto-placed stages, with the caveats of its hops.
 
     Expected gaps (too few measured hosts, an unmeasured hop) become a sentence, not an error.
     """
@@ -171,7 +180,7 @@ def headline(anchors: Anchors, hosts_up: int) -> str:
     p = PipelineOptions()
     stages = min(p.stages, hosts_up)
     if stages < 2:
-        return "no calculator headline: fewer than two hosts were measured"
+        return Headline("no calculator headline: fewer than two hosts were measured")
     w = Workload.of(p)
     try:
         links = Links.from_anchors(anchors)
@@ -179,17 +188,20 @@ def headline(anchors: Anchors, hosts_up: int) -> str:
         hops = links.hops(path, p.ring)
         dec, pre = decode(hops, w), prefill(hops, w)
     except ProbeError as exc:
-        return f"no calculator headline for {p.model} in {stages} stages: {exc}"
+        return Headline(f"no calculator headline for {p.model} in {stages} stages: {exc}")
     tok, total = dec.per_step, dec.total
+    caveats = tuple(dict.fromkeys((*total.caveats, *pre.total.caveats)))
     tail = f", Monte-Carlo p99 {dec.tail.p99_ms / 1e3:.2f} s" if dec.tail else ""
-    bound = " (lower bound: some goodput unmeasured)" if total.lower_bound else ""
-    return (
+    unknown = "some goodput unmeasured" + (" or stalled, see the caveats" if caveats else "")
+    bound = f" (lower bound: {unknown})" if total.lower_bound else ""
+    return Headline(
         f"{p.model} {p.dtype} in {stages} pipeline stages, auto-placed on "
         f"{' → '.join(dec.path)}: decode {tok.network_p50_ms:.2f} ms/token at RTT p50 "
         f"({tok.network_p99_ms:.2f} at p99); {p.tokens} tokens "
         f"{total.network_p50_ms / 1e3:.2f} s at p50, {total.network_p99_ms / 1e3:.2f} s at p99"
         f"{tail}; prefill of one {p.seq}-token prompt {pre.total.network_p50_ms:.1f} ms "
-        f"at p50. Network only, no compute{bound}."
+        f"at p50. Network only, no compute{bound}.",
+        caveats,
     )
 
 

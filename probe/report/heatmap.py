@@ -50,10 +50,13 @@ STATUS_CODE = {
     CellStatus.AUTH_FAILED.value: "auth",
     CellStatus.HOST_KEY.value: "key",
     CellStatus.TOOL_MISSING.value: "tool",
+    CellStatus.TOOL_HUNG.value: "hung",
     CellStatus.TIMEOUT.value: "t/o",
     CellStatus.BUSY.value: "busy",
     CellStatus.ERROR.value: "err",
+    CellStatus.STALLED.value: "stall",  # iperf3 ran, its rate is no measurement
     CellStatus.SKIPPED.value: "skip",
+    CellStatus.NOT_PLANNED.value: "omit",  # left out by a sampled plan on purpose
 }
 _LABEL_BOX = {"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none",
               "alpha": 0.85}  # fmt: skip

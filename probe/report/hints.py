@@ -11,6 +11,11 @@ destination. A pattern that follows one host points at that host rather than at 
 - **host** (row and column bad): the host itself — a missing tool, a bad NIC, a saturated link.
 - **pair**: a failed cell that no row or column explains: one path is broken.
 
+Some statuses have their own wording: a ``stalled`` bandwidth test (iperf3 ran, the path stopped
+moving data for seconds) is its own aspect, ``bandwidth stalled``; cells that are ``tool-hung``
+point at the hanging tool; ``skipped`` and ``not-planned`` cells were not measured on purpose (or
+not yet) and are never bad.
+
 A row is "bad" when at least ``ROW_SHARE`` of its cells (towards hosts that are up, at least
 ``MIN_CELLS`` of them) are bad for the same aspect, and "clean" when at most ``CLEAN_SHARE`` are.
 """
@@ -18,7 +23,7 @@ A row is "bad" when at least ``ROW_SHARE`` of its cells (towards hosts that are 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
@@ -53,11 +58,26 @@ class _Aspect:
     bandwidth: bool
     failure: bool  # cells fail to measure (reasons worth quoting) rather than measure badly
     bad: Callable[[pd.DataFrame], pd.Series]
+    why: Mapping[Scope, str] = field(default_factory=dict)  # its own wording, else _WHY's
 
 
-def _failed(col: str) -> Callable[[pd.DataFrame], pd.Series]:
+#: Not measured, on purpose or not yet: never a bad cell.
+_UNMEASURED = (CellStatus.SKIPPED.value, CellStatus.NOT_PLANNED.value)
+
+
+def _failed(col: str, *, but: str | None = None) -> Callable[[pd.DataFrame], pd.Series]:
+    """Cells of ``col`` that failed, other than those of status ``but`` (an aspect of its own)."""
+    fine = [CellStatus.OK.value, *_UNMEASURED, *([but] if but else [])]
+
     def bad(frame: pd.DataFrame) -> pd.Series:
-        return ~frame[col].isin([CellStatus.OK.value, CellStatus.SKIPPED.value])
+        return ~frame[col].isin(fine)
+
+    return bad
+
+
+def _status_is(col: str, status: str) -> Callable[[pd.DataFrame], pd.Series]:
+    def bad(frame: pd.DataFrame) -> pd.Series:
+        return frame[col] == status
 
     return bad
 
@@ -84,11 +104,22 @@ def _lossy(frame: pd.DataFrame) -> pd.Series:
     return ok & (frame["loss_pct"] > LOSS_BAD_PCT).fillna(False)
 
 
+_STALLED = CellStatus.STALLED.value
+_STALL_WHY: dict[Scope, str] = {
+    "egress": "its send path stopping for seconds (an outage, a paused sender, a flapping link): "
+    "these rates are no capacity",
+    "ingress": "the path towards it stopping for seconds (an outage, a paused receiver, "
+    "a flapping link): these rates are no capacity",
+    "host": "the host itself stopping for seconds (a paused or migrated VM, a flapping NIC): "
+    "these rates are no capacity",
+}
+
 ASPECTS = (
     _Aspect("ping failed", False, True, _failed("status")),
     _Aspect("loss", False, False, _lossy),
     _Aspect("slow", False, False, _slow),
-    _Aspect("bandwidth failed", True, True, _failed("bw_status")),
+    _Aspect("bandwidth failed", True, True, _failed("bw_status", but=_STALLED)),
+    _Aspect("bandwidth stalled", True, True, _status_is("bw_status", _STALLED), _STALL_WHY),
     _Aspect("low bandwidth", True, False, _low_bw),
 )
 
@@ -102,6 +133,10 @@ _WHY = {
 }
 
 
+#: A tool that hangs is the suspect whatever the pattern: its tests never ran.
+_HUNG_WHY = "a tool that hangs on {h} (no answer to its version probe at preflight)"
+
+
 def _reason(cells: pd.DataFrame, aspect: _Aspect) -> str:
     if not aspect.failure or cells.empty:
         return ""
@@ -109,6 +144,16 @@ def _reason(cells: pd.DataFrame, aspect: _Aspect) -> str:
     text = cells[status].astype(str) + ": " + cells[reason].fillna("-").astype(str)
     counts = text.value_counts()
     return f"; most common: {counts.index[0]} ({int(counts.iloc[0])}×)"
+
+
+def _why(host: str, scope: Scope, aspect: _Aspect, cells: pd.DataFrame) -> str:
+    """What to suspect: the hanging tool when most bad cells are ``tool-hung``, else the
+    aspect's own wording for the scope, else the generic one."""
+    status = "bw_status" if aspect.bandwidth else "status"
+    hung = CellStatus.TOOL_HUNG.value
+    if aspect.failure and not cells.empty and cells[status].value_counts().index[0] == hung:
+        return _HUNG_WHY.format(h=host)
+    return aspect.why.get(scope) or _WHY[scope, aspect.bandwidth].format(h=host)
 
 
 def _host_hint(
@@ -131,8 +176,8 @@ def _host_hint(
     else:
         return None
     cells = pd.concat([row, col])
-    reason = _reason(cells[bad[cells.index]], aspect)
-    why = _WHY[scope, aspect.bandwidth].format(h=host)
+    failed = cells[bad[cells.index]]
+    reason, why = _reason(failed, aspect), _why(host, scope, aspect, failed)
     text = f"{host}: {aspect.label} {where} → suspect {why}{reason}"
     return Hint(scope, host, aspect.label, n_bad, n, text)
 

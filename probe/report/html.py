@@ -96,6 +96,12 @@ def _hints(report: Report) -> str:
     return f'<ul class="hints">{items}</ul>'
 
 
+def _caveats(caveats: Sequence[str]) -> str:
+    """What a figure rests on that it cannot show (a stalled test), under the figure."""
+    items = "".join(f"<li>caveat: {escape(c)}</li>" for c in caveats)
+    return f'<ul class="caveats">{items}</ul>' if items else ""
+
+
 def _gate(report: Report) -> str:
     gate = report.gate
     if gate is None:
@@ -151,7 +157,8 @@ def render(report: Report) -> str:
         _hints(report),
         _gate(report),
         '<h2 id="headline">Calculator headline</h2>',
-        f'<p class="headline">{escape(report.headline)}</p>',
+        f'<p class="headline">{escape(report.headline.text)}</p>',
+        _caveats(report.headline.caveats),
         '<h2 id="heatmaps">Heatmaps</h2>',
         "<p>Rows are sources, columns destinations; hosts are grouped by region. Each cell is "
         "split: upper-left triangle row → column, lower-right column → row. Darker is worse; "

@@ -97,7 +97,9 @@ def render(report: Report) -> str:
         from probe.report.gate import render_markdown
 
         out += [render_markdown(report.gate).replace("## probe gate:", "## Gate:"), ""]
-    out += ["## Calculator headline", "", report.headline, ""]
+    out += ["## Calculator headline", "", report.headline.text, ""]
+    if report.headline.caveats:
+        out += [*(f"- caveat: {c}" for c in report.headline.caveats), ""]
     out += ["## Region × region", "", _rollup(report), ""]
     out += ["## Matrices", ""]
     if len(report.order) > GRID_MAX:
@@ -105,8 +107,9 @@ def render(report: Report) -> str:
     else:
         out += [
             "Row = source, column = destination. Codes: `down` host unreachable, `lost` every "
-            "probe lost, `tool` tool missing, `t/o` timeout, `err` tool error, `skip` not "
-            "measured, `n/a` too few replies.",
+            "probe lost, `tool` tool missing, `hung` tool hangs, `t/o` timeout, `err` tool "
+            "error, `stall` bandwidth test stalled, `skip` not measured, `omit` left out by the "
+            "plan, `n/a` too few replies.",
             "",
         ]
         for spec in HEATMAPS:

@@ -4,7 +4,10 @@ Each line is one JSON object with a ``kind``; ``t`` is the controller's clock (U
 when the record was made. Units are in the key names, as everywhere in probe.
 
 - ``host``: ``host``, ``status``, ``reason``, ``connect_s``, ``command_s``, ``tools`` (tool →
-  version, or null when missing) — what connect and preflight found.
+  version, or null when missing or hung), ``hung`` (tool → what it did not do within preflight's
+  deadline, e.g. ``"no answer to --version within 5 s"``) and ``already_running`` (iperf3 → how
+  many of its processes ran on the host at preflight: another measurement beside this run) —
+  what connect and preflight found.
 - ``ping``: one ordered pair of the ping mesh: ``src``, ``dst``, ``status``, ``reason``, ``argv``,
   ``exit_status``, ``fanout``; when ping ran (``ok``, ``all-lost``) also ``flavor``, ``sent``,
   ``received``, ``duplicates``, ``probes`` (``[seq, rtt_ms or null]`` per probe sent, lost ones
@@ -90,7 +93,9 @@ class HostRecord:
     t: float | None = None
     connect_s: float | None = None
     command_s: float | None = None  # one no-op-sized command: session start + login shell
-    tools: Mapping[str, str | None] = field(default_factory=dict)
+    tools: Mapping[str, str | None] = field(default_factory=dict)  # None: missing, or hung
+    hung: Mapping[str, str] = field(default_factory=dict)  # tool → what it did not do in time
+    already_running: Mapping[str, int] = field(default_factory=dict)  # iperf3 → processes
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +155,7 @@ class IperfTestRecord:
     argv: tuple[str, ...] = ()  # the client's
     attempts: int | None = None  # busy servers retried on other ports
     test_s: float | None = None  # the client's wall time, "go" to exit
-    result: IperfResult | None = None  # status ok only
+    result: IperfResult | None = None  # status ok, or stalled (its figures, never a goodput)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +205,8 @@ def _document(rec: SampleRecord | TornMark) -> dict[str, Any]:
         return {
             "kind": rec.kind, "host": rec.host, "t": rec.t, "status": rec.status,
             "reason": rec.reason, "connect_s": rec.connect_s, "command_s": rec.command_s,
-            "tools": dict(rec.tools),
+            "tools": dict(rec.tools), "hung": dict(rec.hung),
+            "already_running": dict(rec.already_running),
         }  # fmt: skip
     if isinstance(rec, PingFanoutRecord):
         return {
@@ -304,10 +310,18 @@ def _host(obj: _Object) -> HostRecord:
         if version is not None and not isinstance(version, str):
             obj.fail("'tools' must map each tool to its version (a string) or null")
         versions[tool] = version
+    hung = obj.opt_object("hung")
+    if hung and not all(isinstance(v, str) for v in hung.doc.values()):
+        obj.fail("'hung' must map each tool to what it did not do (a string)")
+    running = obj.opt_object("already_running")
+    if running and not all(type(n) is int and n >= 0 for n in running.doc.values()):
+        obj.fail("'already_running' must map each tool to a count (an integer ≥ 0)")
     return HostRecord(
         host=obj.text("host"), status=_status(obj), reason=obj.opt_text("reason"),
         t=obj.opt_number("t"), connect_s=obj.opt_number("connect_s"),
         command_s=obj.opt_number("command_s"), tools=versions,
+        hung=dict(hung.doc) if hung else {},
+        already_running=dict(running.doc) if running else {},
     )  # fmt: skip
 
 
@@ -338,13 +352,14 @@ def _ping(obj: _Object, kind: str) -> PingRecord | PingLoadRecord:
 def _iperf(obj: _Object, kind: str) -> Iperf3Record | Iperf3MultiRecord:
     src, dst, status = obj.text("src"), obj.text("dst"), _status(obj)
     reason = obj.opt_text("reason")
-    ok = status is CellStatus.OK and obj.doc.get("result") is not None
+    # a stalled test keeps its result too (its figures are inspectable, never a goodput)
+    ran = obj.doc.get("result") is not None
     cls = Iperf3Record if kind == Iperf3Record.kind else Iperf3MultiRecord
     return cls(
         src=src, dst=dst, client=obj.text("client"), server=obj.text("server"),
         reverse=obj.flag("reverse"), status=status, reason=reason, t=obj.opt_number("t"),
         argv=obj.argv(), attempts=obj.opt_integer("attempts"), test_s=obj.opt_number("test_s"),
-        result=_iperf_result(obj.object("result")) if ok else None,
+        result=_iperf_result(obj.object("result")) if ran else None,
     )  # fmt: skip
 
 

@@ -188,7 +188,7 @@ def busy_backoff_s(attempt: int, *, base_s: float = 0.5, cap_s: float = 8.0) -> 
 def iperf3_outcome(result: CommandResult) -> IperfResult | tuple[CellStatus, str]:
     """What a finished client command means for the matrix cell."""
     if result.exit_status is None:
-        return CellStatus.TIMEOUT, f"iperf3 client did not finish within {result.elapsed_s:.0f} s"
+        return CellStatus.TIMEOUT, f"no result within {result.elapsed_s:.0f} s"
     if result.exit_status in (126, 127) or "command not found" in result.stderr:
         return CellStatus.TOOL_MISSING, "iperf3 not found on the client host"
     try:

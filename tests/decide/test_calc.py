@@ -114,7 +114,7 @@ def test_the_headline_is_calc_with_its_defaults() -> None:
     res = calc(TWO, CalcOptions(scenarios=frozenset({"decode", "prefill"})))
     p = PipelineOptions()
     assert res.decode is not None and res.prefill is not None
-    text = headline(TWO, len(TWO.hosts))
+    text = headline(TWO, len(TWO.hosts)).text
     assert text.startswith(f"{p.model} {p.dtype} in {p.stages} pipeline stages")
     assert f"{' → '.join(res.path)}: decode {res.decode.per_step.network_p50_ms:.2f} ms" in text
     assert f"{p.tokens} tokens {res.decode.total.network_p50_ms / 1e3:.2f} s" in text

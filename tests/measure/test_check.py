@@ -102,7 +102,7 @@ def test_every_measured_host_gets_one_row_in_inventory_order() -> None:
     assert (a.connect_s, a.command_s, a.ping_group_range) == (0.25, 0.125, "0\t2147483647")
     assert b.usable and not b.ready and b.iperf3 is None
     assert c.status is CellStatus.UNREACHABLE and c.reason == "connection refused"
-    assert d.status is CellStatus.TOOL_MISSING and d.reason == "coreutils `timeout` missing"
+    assert d.status is CellStatus.TOOL_MISSING and d.reason == "coreutils `timeout` missing on d"
     assert e.status is CellStatus.TIMEOUT and e.reason is not None and "timed out" in e.reason
     assert not any(x.ready for x in (c, d, e))
 
@@ -175,3 +175,11 @@ def test_the_table_shows_relays_and_no_control_characters() -> None:
     assert rows["inner"].startswith("inner (relay)") and "connection refused" in rows["inner"]
     assert "iperf 3.12 (cJSON 1.7.15)\\x1b[2J" in rows["a"]
     assert "0 2147483647" in rows["a"]  # /proc's ping_group_range is tab-separated
+
+
+def test_the_table_says_hung_for_a_tool_that_does_not_answer() -> None:
+    hung = PREFLIGHT["full"].replace("version iperf3 iperf 3.12 (cJSON 1.7.15)", "hung iperf3")
+    checks = _check({"c"}, {**ANSWERS, "a": hung})
+    assert checks[0].hung == ("iperf3",) and checks[0].iperf3 is None and not checks[0].ready
+    row = render_check(checks).splitlines()[2]
+    assert row.split()[0] == "a" and "HUNG" in row and "MISSING" not in row

@@ -284,6 +284,6 @@ def test_parse_preflight() -> None:
         "have ping\nmissing iperf3\nhave timeout\n"
         "version ping ping from iputils 20221126\n"
         "version iperf3 sh: iperf3: not found\nping_group_range 1\t0\n"
-    )
+    ).tools
     assert tools["ping"] == "ping from iputils 20221126" and tools["iperf3"] is None
     assert tools["ping_group_range"] == "1\t0"

@@ -85,7 +85,7 @@ def test_headline_says_why_when_it_cannot_be_computed(tmp_path: Path) -> None:
     doc = json.loads((d / "run.json").read_text())
     doc["hosts"] = doc["hosts"][:1]
     (d / "run.json").write_text(json.dumps(doc))
-    assert build_report(d).headline.startswith("no calculator headline")
+    assert build_report(d).headline.text.startswith("no calculator headline")
 
 
 @pytest.mark.parametrize("command", ["report", "diff"])
