@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -237,9 +238,9 @@ def run(
             compare_streams=compare_streams,
             bw=BandwidthOptions(duration_s=duration, omit_s=omit, streams=streams),
         )
-    for message in options.warnings():
-        _warn(message)
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
+    for message in options.warnings(inv.measured, getpass.getuser()):
+        _warn(message)
 
     from probe.measure.execute import execute
     from probe.store.rundir import resolve_run

@@ -59,15 +59,22 @@ class RunOptions:
         streams_ok = self.compare_streams == 0 or 2 <= self.compare_streams <= MAX_STREAMS
         require(self, "compare_streams", streams_ok, f"0 (off) or 2…{MAX_STREAMS}")
 
-    def warnings(self) -> tuple[str, ...]:
-        """Values a host may refuse: said before the run, which still tries them."""
-        if self.interval_s < OLD_IPUTILS_MIN_INTERVAL_S:
-            return (
-                f"ping interval {self.interval_s:g} s: iputils before 20210202 (Ubuntu 20.04, "
-                f"RHEL 8) refuses intervals below {OLD_IPUTILS_MIN_INTERVAL_S:g} s to users who "
-                "are not root; those hosts' ping cells will carry ping's refusal",
-            )
-        return ()
+    def warnings(self, hosts: Iterable[Host], local_user: str) -> tuple[str, ...]:
+        """What some hosts may refuse, said before the run (which still tries it): an interval
+        below 0.2 s where a host logs in as a user other than root (``local_user`` when the
+        inventory names none). Its iputils version is known only once connected."""
+        if self.interval_s >= OLD_IPUTILS_MIN_INTERVAL_S:
+            return ()
+        users = sorted(h.name for h in hosts if (h.ssh.user or local_user) != "root")
+        if not users:
+            return ()
+        named = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+        return (
+            f"ping interval {self.interval_s:g} s: {named} log in as a user other than root, "
+            f"and iputils before 20210202 (Ubuntu 20.04, RHEL 8) refuses such users intervals "
+            f"below {OLD_IPUTILS_MIN_INTERVAL_S:g} s; a host that does has ping's message in its "
+            "cells",
+        )
 
     def as_doc(self) -> RunOptionsDoc:
         """What ``run.json`` records of these options."""

@@ -55,9 +55,10 @@ def inventory(tmp_path: Path, listener: socket.socket) -> Path:
     port = listener.getsockname()[1]
     path = tmp_path / "inv.yaml"
     hosts = [
-        {"name": name, "address": address, "ssh": {"host": "127.0.0.1", "port": port}}
+        {"name": name, "address": address,
+         "ssh": {"host": "127.0.0.1", "port": port, "user": "probe"}}
         for name, address in (("a", "127.0.0.1"), ("b", "127.0.0.2"))
-    ]
+    ]  # fmt: skip
     path.write_text(yaml.safe_dump({"hosts": hosts}))
     return path
 
@@ -117,5 +118,5 @@ def test_a_short_interval_is_a_warning_said_before_anything_runs(
     args = ["run", str(inventory), "--interval", "0.1", "--resume", str(tmp_path / "no-run")]
     assert run(args) == 2  # stopped by the missing run directory, after the warning
     warning, error = capsys.readouterr().err.splitlines()
-    assert warning.startswith("probe: warning: ping interval 0.1 s: iputils before 20210202")
+    assert warning.startswith("probe: warning: ping interval 0.1 s: a, b log in as a user other")
     assert error.startswith("probe: error: ") and "not a run directory" in error

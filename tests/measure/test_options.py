@@ -12,6 +12,7 @@ from probe.errors import InputError, OptionError
 from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.context import RunOptions
 from probe.measure.sshoptions import SshOptions
+from probe.model import Host, SshTarget
 
 BAD: list[tuple[type[Any], str, Any]] = [
     (RunOptions, "count", 0),
@@ -84,10 +85,24 @@ def test_the_defaults_and_the_edges_of_each_range_are_accepted(
     owner(**values)
 
 
+def _host(name: str, user: str | None) -> Host:
+    return Host(name, "10.0.0.1", ssh=SshTarget("10.0.0.1", user=user))
+
+
 def test_an_interval_old_iputils_refuses_to_users_is_a_warning_not_an_error() -> None:
     """iputils before 20210202 refuses < 0.2 s unless root, newer ones < 2 ms: which one a host
     has is not known before connecting, so the run says so and tries."""
-    (warning,) = RunOptions(interval_s=0.05).warnings()
-    assert "ping interval 0.05 s" in warning and "20210202" in warning and "root" in warning
-    assert RunOptions(interval_s=0.2).warnings() == ()
-    assert RunOptions().warnings() == ()
+    hosts = [_host("a", "probe"), _host("b", None), _host("c", "root")]
+    (warning,) = RunOptions(interval_s=0.05).warnings(hosts, local_user="ops")
+    assert warning.startswith("ping interval 0.05 s: a, b log in as a user other than root, ")
+    assert "20210202" in warning
+    many = [_host(f"h{i}", "probe") for i in range(5)]
+    (warning,) = RunOptions(interval_s=0.05).warnings(many, local_user="root")
+    assert "h0, h1, h2 and 2 more log in" in warning
+
+
+def test_no_warning_at_0_2_s_or_when_every_host_logs_in_as_root() -> None:
+    hosts = [_host("a", "probe"), _host("b", None)]
+    assert RunOptions(interval_s=0.2).warnings(hosts, local_user="ops") == ()
+    assert RunOptions().warnings(hosts, local_user="ops") == ()
+    assert RunOptions(interval_s=0.01).warnings(hosts[1:], local_user="root") == ()
