@@ -5,8 +5,11 @@ by the CLI (the only error boundary). Anything else is a bug and keeps its trace
 
     ProbeError                 base; ``exit_code`` is what the CLI returns
     ├── InputError        (2)  a file, option or value the user gave is wrong; names file:line
+    │   ├── OptionError   (2)  an option value out of range; names the option
     │   └── ParseError    (2)  text we were asked to read is not what we expected
-    ├── StoreError        (2)  a run directory is missing, damaged or from a newer schema
+    ├── StoreError        (2)  a run directory is missing, damaged or from a newer schema, or a
+    │   │                      file probe writes cannot be written (names the path)
+    │   └── PartialRunError(4) a run could not write after saving samples: it stopped partial
     ├── LabError          (2)  the emulated lab cannot be brought up / down
     │   └── NeedsRootError(2)  the lab needs root
     ├── HostError         (1)  one host failed (connect, auth, host key, timeout): per-host *data*
@@ -36,14 +39,38 @@ class InputError(ProbeError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class OptionError(InputError):
+    """An option of a library dataclass (``RunOptions``, ``BandwidthOptions``, ``SshOptions``)
+    is out of range. Raised when the value is built, so nothing connects with it; the CLI says
+    the command-line option (``--count``) where the library says the field."""
+
+    def __init__(self, owner: type[object], field: str, rule: str) -> None:
+        self.owner, self.field, self.rule = owner, field, rule
+        super().__init__(f"{owner.__name__}.{field} {rule}")
+
+
+def require(options: object, field: str, ok: bool, rule: str) -> None:
+    """Unless ``ok``: ``OptionError`` "FIELD must be RULE, not VALUE" for ``options.field``."""
+    if not ok:
+        raise OptionError(type(options), field, f"must be {rule}, not {getattr(options, field)!r}")
+
+
 class ParseError(InputError):
     """Tool output or a data file did not have the expected shape."""
 
 
 class StoreError(ProbeError):
-    """A run directory cannot be read or written."""
+    """A run directory cannot be read or written (or another file probe writes, such as an
+    export or a report)."""
 
     exit_code = 2
+
+
+class PartialRunError(StoreError):
+    """A run's directory could not be written after results were saved: the run stopped like
+    an interrupted one (``samples.jsonl`` is intact, ``--resume`` finishes it), exit 4."""
+
+    exit_code = 4
 
 
 class LabError(ProbeError):

@@ -101,6 +101,10 @@ class Fleet:
                 proc.kill()
             await proc.wait()
 
+    def running(self) -> int:
+        """How many real-shell processes are still running (a stopped run leaves none)."""
+        return sum(proc.returncode is None for proc in self._subprocesses)
+
     async def sshd(self, name: str, *, jump: bool = False) -> Sshd:
         """Start one sshd on 127.0.0.1, port chosen by the kernel."""
         key = asyncssh.generate_private_key("ssh-ed25519")

@@ -18,9 +18,9 @@ from probe.errors import ProbeError
 #: Exit codes, documented in the README. Commands return them; the boundary maps errors.
 EXIT_OK = 0
 EXIT_FAIL = 1  # gate failed, diff regressed, check found a broken host
-EXIT_USAGE = 2  # bad input, bad option, lab needs root
+EXIT_USAGE = 2  # bad input, bad option, a file that cannot be written, lab needs root
 EXIT_INCONCLUSIVE = 3  # gate could not decide
-EXIT_PARTIAL = 4  # run finished but some cells carry a failure reason
+EXIT_PARTIAL = 4  # run finished with failed cells, or stopped by a write after saving samples
 EXIT_INTERRUPTED = 130  # SIGINT: partial results are on disk
 
 

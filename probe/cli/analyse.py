@@ -421,10 +421,11 @@ def gate(run: str, policy_file: str, markdown_file: str | None) -> int:
     from probe.decide.gate import evaluate
     from probe.decide.policy import load_policy
     from probe.report.gate import render_markdown
+    from probe.textio import save
 
     policy = load_policy(policy_file)
     report = evaluate(policy, _load_run(run))
     click.echo(render_gate(report, policy.name))
     if markdown_file:
-        Path(markdown_file).write_text(render_markdown(report), encoding="utf-8")
+        save(Path(markdown_file), render_markdown(report))
     return report.exit_code

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import getpass
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
-from probe.cli.options import field_option, given_fields
+from probe.cli.options import field_option, given_fields, option_names
 from probe.errors import Terminated
 from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.context import RunOptions
@@ -130,10 +130,12 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     from probe.inventory import load_inventory
 
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
+    with option_names():
+        ssh = _ssh_options(accept_new, connect_timeout, known_hosts)
 
     from probe.measure.check import check as check_fleet
 
-    checks = asyncio.run(check_fleet(inv, _ssh_options(accept_new, connect_timeout, known_hosts)))
+    checks = asyncio.run(check_fleet(inv, ssh))
     click.echo(render_check(checks))
     return EXIT_OK if all(c.ready for c in checks) else EXIT_FAIL
 
@@ -238,27 +240,31 @@ def run(
 
     Ctrl-C (exit 130) or SIGTERM (exit 143) stops remote tools and keeps what was measured;
     continue with --resume, which measures with the run's own options (one given with another
-    value is an error) and needs the same hosts, addresses and labels.
+    value is an error) and needs the same hosts, addresses and labels. Every option is checked
+    before anything connects.
     """
     from probe.inventory import load_inventory
 
+    with option_names():
+        options = RunOptions(
+            count=count,
+            interval_s=interval,
+            bandwidth=bandwidth,
+            pairs=pairs,
+            exclusive_by=exclusive_by,
+            under_load=under_load,
+            compare_streams=compare_streams,
+            bw=BandwidthOptions(duration_s=duration, omit_s=omit, streams=streams),
+        )
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
+    for message in options.warnings(inv.measured, getpass.getuser()):
+        _warn(message)
 
     from probe.measure.execute import execute
-    from probe.measure.plan import parse_pair_mode
     from probe.store.rundir import resolve_run
 
-    parse_pair_mode(pairs)
-    options = RunOptions(
-        count=count,
-        interval_s=interval,
-        bandwidth=bandwidth,
-        pairs=pairs,
-        exclusive_by=exclusive_by,
-        under_load=under_load,
-        compare_streams=compare_streams,
-        bw=BandwidthOptions(duration_s=duration, omit_s=omit, streams=streams),
-    )
+    with option_names():
+        ssh = _ssh_options(accept_new, connect_timeout, known_hosts)
     resume_dir = resolve_run(resume) if resume else None
     try:
         summary = asyncio.run(
@@ -266,7 +272,7 @@ def run(
                 inv,
                 out_root=Path(out),
                 options=options,
-                ssh=_ssh_options(accept_new, connect_timeout, known_hosts),
+                ssh=ssh,
                 say=_say,
                 resume=resume_dir,
                 given=given_fields(click.get_current_context(), RunOptions, BandwidthOptions),
@@ -340,13 +346,14 @@ def show(run_dir: str, metric: str, by: str) -> int:
 def export(run_dir: str, fmt: str, output: str) -> int:
     """Export the long-form matrix (one row per ordered pair, with status and reason)."""
     from probe.store.rundir import resolve_run
+    from probe.textio import save
 
     path = resolve_run(run_dir)
     run_doc, frame = _load_matrix(path)
     if fmt == "parquet":
         if output == "-":
             raise click.UsageError("parquet is binary: give -o FILE")
-        frame.to_parquet(output, index=False)
+        save(Path(output), frame.to_parquet(None, index=False))
         return EXIT_OK
     if fmt == "csv":
         text = frame.to_csv(index=False)
@@ -361,7 +368,5 @@ def export(run_dir: str, fmt: str, output: str) -> int:
     if output == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:  # write then rename: a textfile collector never reads half a file
-        tmp = Path(f"{output}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(output)
+        save(Path(output), text)
     return EXIT_OK

@@ -3,16 +3,20 @@
 ``field_option("--count", default_from=(RunOptions, "count"), …)`` takes its default from
 ``RunOptions``; changing the field changes the CLI (and its help) with it. The classes named
 here must import without pandas, numpy or asyncssh: ``probe --help`` builds every option.
+Their rules live there too (``__post_init__``); :func:`option_names` says which option broke one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
+
+from probe.errors import InputError, OptionError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -65,3 +69,19 @@ def given_fields(ctx: click.Context, *owners: type[Any]) -> dict[str, str]:
             shown = param.secondary_opts[-1] if param.secondary_opts else f"no {param.opts[-1]}"
         given[param.default_from[1]] = shown
     return given
+
+
+@contextlib.contextmanager
+def option_names() -> Iterator[None]:
+    """Build library options inside: an ``OptionError`` about a field becomes one line naming the
+    command's option instead (``RunOptions.count must be ≥ 1, not 0`` → ``--count must be ≥ 1,
+    not 0``); a field without an option keeps its own name."""
+    try:
+        yield
+    except OptionError as exc:
+        command = click.get_current_context().command
+        for param in command.params:
+            if isinstance(param, FieldOption) and param.default_from == (exc.owner, exc.field):
+                flag = max(param.opts, key=len)
+                raise InputError(f"{flag} {exc.rule}") from exc
+        raise

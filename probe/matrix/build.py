@@ -32,6 +32,7 @@ from probe.store.records import (
 )
 from probe.store.rundir import read_run, scan_samples, torn_warning
 from probe.store.rundoc import RunDoc, RunHost
+from probe.textio import save
 from probe.tools.ping import PingProbe
 
 KEY = ["src", "dst"]
@@ -291,8 +292,10 @@ def load_matrix(
 
 
 def write_matrix(run_dir: Path, frame: pd.DataFrame) -> None:
-    frame.to_csv(run_dir / "matrix.csv", index=False)
-    frame.to_parquet(run_dir / "matrix.parquet", index=False)
+    """matrix.csv and matrix.parquet, each replaced whole (a full disk leaves the old file or
+    none, never a truncated or empty one; the error names the file)."""
+    save(run_dir / "matrix.csv", frame.to_csv(index=False))
+    save(run_dir / "matrix.parquet", frame.to_parquet(None, index=False))
 
 
 # --- views ---------------------------------------------------------------------------------

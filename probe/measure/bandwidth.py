@@ -16,12 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from probe.errors import HostError
+from probe.errors import HostError, require
 from probe.measure.plan import BandwidthTest
 from probe.model import CellStatus, CommandResult
 from probe.store.records import Iperf3MultiRecord, Iperf3Record
 from probe.tools.iperf3 import (
     BUSY_RETRIES,
+    MAX_STREAMS,
     IperfResult,
     busy_backoff_s,
     iperf3_client_argv,
@@ -73,12 +74,23 @@ class CommandRunner(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class BandwidthOptions:
+    """How each iperf3 test runs; checked when built, like ``RunOptions``."""
+
     duration_s: int = 10
     omit_s: int = 2
     streams: int = 1
     port_base: int = 5201
     port_span: int = 64  # the ports probe may use on a host: port_base .. port_base+span-1
     connect_timeout_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        require(self, "duration_s", self.duration_s >= 1, "≥ 1 s")  # iperf3 -t: whole seconds
+        require(self, "omit_s", self.omit_s >= 0, "≥ 0 s")
+        require(self, "streams", 1 <= self.streams <= MAX_STREAMS, f"1…{MAX_STREAMS}")
+        require(self, "port_base", 1 <= self.port_base <= 65535, "a port, 1…65535")
+        last_ok = 1 <= self.port_span <= 65536 - self.port_base
+        require(self, "port_span", last_ok, f"1…{65536 - self.port_base} (ports end at 65535)")
+        require(self, "connect_timeout_ms", self.connect_timeout_ms >= 1, "≥ 1 ms")
 
 
 @dataclass(frozen=True, slots=True)

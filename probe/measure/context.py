@@ -3,11 +3,14 @@ skip, and where results and progress go."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from probe.errors import InputError, require
 from probe.measure.bandwidth import BandwidthOptions, CommandRunner
+from probe.measure.plan import parse_pair_mode
 from probe.model import CellStatus, Host
 from probe.store.records import (
     HostRecord,
@@ -18,6 +21,8 @@ from probe.store.records import (
     SampleRecord,
 )
 from probe.store.rundoc import RunOptionsDoc
+from probe.tools.iperf3 import MAX_STREAMS
+from probe.tools.ping import MIN_INTERVAL_S, OLD_IPUTILS_MIN_INTERVAL_S
 
 #: A cell is measured (not measured again on ``--resume``) when its latest record says so.
 DONE = (CellStatus.OK, CellStatus.ALL_LOST)
@@ -28,6 +33,10 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
+    """How a run measures. Checked when built (``OptionError``), so a value no tool would take
+    fails before anything connects or a run directory exists — not after every host was
+    reached. The CLI's options are these fields (``probe.cli.options``)."""
+
     count: int = 20
     interval_s: float = 0.2
     reply_timeout_s: int = 2
@@ -37,6 +46,35 @@ class RunOptions:
     under_load: bool = False  # ping the pair while its bandwidth test runs (bufferbloat)
     compare_streams: int = 0  # > 1: after each single-stream test, the same with -P N
     bw: BandwidthOptions = field(default_factory=BandwidthOptions)
+
+    def __post_init__(self) -> None:
+        require(self, "count", self.count >= 1, "≥ 1")
+        interval_ok = math.isfinite(self.interval_s) and self.interval_s >= MIN_INTERVAL_S
+        require(self, "interval_s", interval_ok, f"≥ {MIN_INTERVAL_S} s (iputils' floor)")
+        require(self, "reply_timeout_s", self.reply_timeout_s >= 1, "≥ 1 s")
+        modes = "all, cross-region, intra-region or sample:K (K ≥ 1)"
+        require(self, "pairs", _is_pair_mode(self.pairs), modes)
+        site_ok = self.exclusive_by in (None, "region", "zone")
+        require(self, "exclusive_by", site_ok, "region or zone")
+        streams_ok = self.compare_streams == 0 or 2 <= self.compare_streams <= MAX_STREAMS
+        require(self, "compare_streams", streams_ok, f"0 (off) or 2…{MAX_STREAMS}")
+
+    def warnings(self, hosts: Iterable[Host], local_user: str) -> tuple[str, ...]:
+        """What some hosts may refuse, said before the run (which still tries it): an interval
+        below 0.2 s where a host logs in as a user other than root (``local_user`` when the
+        inventory names none). Its iputils version is known only once connected."""
+        if self.interval_s >= OLD_IPUTILS_MIN_INTERVAL_S:
+            return ()
+        users = sorted(h.name for h in hosts if (h.ssh.user or local_user) != "root")
+        if not users:
+            return ()
+        named = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+        return (
+            f"ping interval {self.interval_s:g} s: {named} log in as a user other than root, "
+            f"and iputils before 20210202 (Ubuntu 20.04, RHEL 8) refuses such users intervals "
+            f"below {OLD_IPUTILS_MIN_INTERVAL_S:g} s; a host that does has ping's message in its "
+            "cells",
+        )
 
     def as_doc(self) -> RunOptionsDoc:
         """What ``run.json`` records of these options."""
@@ -69,6 +107,14 @@ class RunOptions:
             compare_streams=doc.compare_streams,
             bw=bw,
         )
+
+
+def _is_pair_mode(text: str) -> bool:
+    try:
+        parse_pair_mode(text)
+    except InputError:
+        return False
+    return True
 
 
 @dataclass(slots=True)

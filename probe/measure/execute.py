@@ -2,7 +2,9 @@
 
 The run directory is written as the run goes (run.json at every phase, samples.jsonl per result)
 and finished even when the run is interrupted: the matrix, anchors and ``latest`` link are
-rebuilt from whatever samples exist, so every cell is a measurement or a reason.
+rebuilt from whatever samples exist, so every cell is a measurement or a reason. A write the
+disk refuses (full, read-only) stops the run instead, the same way, and nothing more is written:
+what is on disk stays whole for ``--resume`` (see ``_unsaved``).
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from probe import __version__
-from probe.errors import StoreError, Terminated
+from probe.errors import PartialRunError, StoreError, Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import dump_anchors
-from probe.measure.context import Done, HostState, RunOptions, Say
+from probe.measure.context import Done, Emit, HostState, RunOptions, Say
 from probe.measure.measurement import Measurement
 from probe.measure.resume import check_inventory, resume_options, resumed_hosts
 from probe.measure.ssh import SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
 from probe.store.lock import RunLock
+from probe.store.records import SampleRecord
 from probe.store.rundir import RunStore, read_run, scan_samples, utc_iso
 from probe.store.rundoc import (
     CellCounts,
@@ -36,6 +39,7 @@ from probe.store.rundoc import (
     RunHost,
     RunPhases,
 )
+from probe.textio import save
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +128,24 @@ async def _execute(
 ) -> RunSummary:
     attempt = RunAttempt(utc_iso(), __version__, InventoryRef(inventory.source, inventory.sha256))
     doc = replace(doc.with_attempts((*earlier, attempt)), complete=False)
-    store.write_run(doc)
+    new = not earlier  # a new run's directory is removed again if nothing could be saved
+    try:
+        store.write_run(doc)
+    except StoreError as exc:
+        raise _unsaved(store, exc, new=new) from exc
     say(f"run {store.run_id} → {store.dir}")
     pool = SshPool(inventory, ssh)
-    m = Measurement(inventory, pool, options, store.append, say, done)
+    stop = _Stop()
+    m = Measurement(inventory, pool, options, stop.saving(store), say, done)
     if earlier:
         left = m.remaining()
         if left.nothing:  # nothing to ask of the hosts: the run is finished without them
             say(f"nothing left to measure: {left}")
-            return _end(store, _so_far(doc, m, ended=True), m, options, say)
+            return _end(store, _so_far(doc, m, ended=True), m, options, say, new=new)
         say(f"resuming {store.run_id}: {left}")
     interrupted = False
-    terminated: list[int] = []
     try:
-        with _cancel_on_sigterm(terminated):
+        with stop.armed():
             async with pool:
                 vantage = asyncio.create_task(controller_vantage(inventory, 5))
                 await m.connect()
@@ -147,22 +155,37 @@ async def _execute(
                 store.write_run(_so_far(doc, m))
                 if options.bandwidth:
                     await m.bandwidth()
+    except StoreError as exc:  # run.json between phases: the run stops there
+        stop.failed = stop.failed or exc
     except (asyncio.CancelledError, KeyboardInterrupt):
-        interrupted = True
-        if terminated:
-            raise Terminated(
-                f"terminated (SIGTERM): partial results are in {store.dir} (resume with --resume)"
-            ) from None
-        raise
+        if stop.failed is None:  # Ctrl-C or SIGTERM, not a write that failed
+            interrupted = True
+            if stop.terminated:
+                raise Terminated(
+                    f"terminated (SIGTERM): partial results are in {store.dir} "
+                    "(resume with --resume)"
+                ) from None
+            raise
     finally:
-        summary = _end(store, _so_far(doc, m, ended=True, interrupted=interrupted), m, options, say)
+        if stop.failed is None:  # else the disk refused: write nothing more, keep what is there
+            ended = _so_far(doc, m, ended=True, interrupted=interrupted)
+            summary = _end(store, ended, m, options, say, new=new)
+        else:
+            store.close()
+    if stop.failed is not None:
+        raise _unsaved(store, stop.failed, new=new) from stop.failed
     return summary
 
 
-def _end(store: RunStore, doc: RunDoc, m: Measurement, options: RunOptions, say: Say) -> RunSummary:
+def _end(
+    store: RunStore, doc: RunDoc, m: Measurement, options: RunOptions, say: Say, *, new: bool
+) -> RunSummary:
     """Finish the run directory from its samples and say what it holds."""
     store.close()
-    summary = finish(store, doc, bw_planned=m.bandwidth_plan().tests * (options.bandwidth))
+    try:
+        summary = finish(store, doc, bw_planned=m.bandwidth_plan().tests * (options.bandwidth))
+    except StoreError as exc:
+        raise _unsaved(store, exc, new=new) from exc
     say(
         f"run {store.run_id}: {summary.rtt_ok}/{summary.pairs} RTT cells, "
         f"{summary.bw_ok}/{summary.bw_planned} bandwidth cells"
@@ -171,28 +194,74 @@ def _end(store: RunStore, doc: RunDoc, m: Measurement, options: RunOptions, say:
     return summary
 
 
-@contextlib.contextmanager
-def _cancel_on_sigterm(terminated: list[int]) -> Iterator[None]:
-    """SIGTERM (a CI job's timeout, systemd, ``kill``) stops the run the way Ctrl-C does: the
-    running task is cancelled, so remote processes are stopped and the run directory finished.
-    Python's default would die on the spot, leaving only the remote leases to clean up."""
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
+class _Stop:
+    """Why probe itself stopped the measuring task — SIGTERM, or a write to the run directory
+    that failed — rather than Ctrl-C. Either way the task is cancelled, as Ctrl-C cancels it, so
+    remote processes are stopped and connections closed on the way out."""
 
-    def on_term() -> None:
-        terminated.append(signal.SIGTERM)
-        if task is not None:
-            task.cancel()
+    def __init__(self) -> None:
+        self.terminated = False
+        self.failed: StoreError | None = None
+        self._task: asyncio.Task[object] | None = None
 
-    try:
-        loop.add_signal_handler(signal.SIGTERM, on_term)
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def saving(self, store: RunStore) -> Emit:
+        """``store.append`` that stops the run when a record cannot be written (a full disk):
+        measuring on would only lose the results, and ``--resume`` can finish the run later."""
+
+        def emit(record: SampleRecord) -> None:
+            if self.failed is not None:  # stopping already: the disk refused a record
+                return
+            try:
+                store.append(record)
+            except StoreError as exc:
+                self.failed = exc
+                self.cancel()
+
+        return emit
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        """While inside: SIGTERM (a CI job's timeout, systemd, ``kill``) and a failed write
+        cancel the running task. Python's default on SIGTERM would die on the spot, leaving only
+        the remote leases to clean up."""
+        self._task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def on_term() -> None:
+            self.terminated = True
+            self.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, on_term)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            handler = False
+        else:
+            handler = True
+        try:
+            yield
+        finally:
+            self._task = None
+            if handler:
+                loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _unsaved(store: RunStore, exc: StoreError, *, new: bool) -> StoreError:
+    """The one line a run ends with when its directory refused a write. Results already in
+    samples.jsonl (whole lines only: a failed append is cut back) make it a partial run that
+    ``--resume`` finishes (exit 4); otherwise nothing was measured (exit 2) and a new run's
+    directory is removed, so ``latest`` and the output folder are as before."""
+    if store.has_samples():
+        return PartialRunError(
+            f"{exc}; the run stopped partial: samples.jsonl is intact, finish it with "
+            f"--resume {store.dir}"
+        )
+    if new:
+        store.discard()
+    return StoreError(f"{exc}; nothing was measured")
 
 
 def _connected(hosts: tuple[RunHost, ...], m: Measurement) -> tuple[RunHost, ...]:
@@ -230,7 +299,7 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     frame = builder.frame()
     matrix.write_matrix(store.dir, frame)
     anchors = matrix.to_anchors(doc, frame, builder.samples())
-    (store.dir / "anchors.json").write_text(dump_anchors(anchors))
+    save(store.dir / "anchors.json", dump_anchors(anchors))
     rtt_ok = int(
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()
     )

@@ -5,12 +5,15 @@ The CLI reads its option defaults from these fields (``probe --help`` must not i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from probe.errors import require
 
 
 @dataclass(frozen=True, slots=True)
 class SshOptions:
-    """How the pool connects and runs commands. Times in seconds."""
+    """How the pool connects and runs commands. Times in seconds; checked when built."""
 
     connect_timeout_s: float = 10.0  # TCP + SSH handshake + auth, per attempt
     command_timeout_s: float = 60.0
@@ -24,3 +27,18 @@ class SshOptions:
     known_hosts: str | None = None  # None: the inventory's, else ~/.ssh/known_hosts
     accept_new: bool = False  # record unknown host keys in the store (never a changed key)
     accept_new_store: str | None = None  # probe-owned known_hosts; trusted whenever given
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout_s", "command_timeout_s"):
+            value = getattr(self, name)
+            require(self, name, math.isfinite(value) and value > 0, "> 0 s")
+        for name in ("keepalive_interval_s", "reconnect_window_s", "retry_backoff_s"):
+            value = getattr(self, name)
+            require(self, name, math.isfinite(value) and value >= 0, "≥ 0 s")  # 0: off
+        require(self, "connect_retries", self.connect_retries >= 0, "≥ 0")
+        for name in (
+            "max_handshakes_per_server",
+            "max_handshakes_per_hop",
+            "max_channels_per_connection",
+        ):
+            require(self, name, getattr(self, name) >= 1, "≥ 1")

@@ -25,7 +25,7 @@ from probe.model import CellStatus
 from probe.report.hints import Hint, diagnose
 from probe.store.rundir import read_run, scan_samples, torn_warning
 from probe.store.rundoc import RunDoc
-from probe.textio import write_atomic
+from probe.textio import save
 
 if TYPE_CHECKING:
     from probe.decide.gate import GateReport
@@ -256,8 +256,8 @@ def save_report(run_dir: Path, report: Report) -> tuple[Path, Path]:
     from probe.report import html, markdown
 
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    write_atomic(md_path, markdown.render(report))
-    write_atomic(html_path, html.render(report))
+    save(md_path, markdown.render(report))
+    save(html_path, html.render(report))
     return md_path, html_path
 
 

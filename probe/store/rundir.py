@@ -17,10 +17,15 @@ of the file; a torn line anywhere else was cut by something other than a kill. T
 anything else that is not a record of the known shape (a line that is not JSON at all, a record
 missing a key the matrix needs), is damage: ``StoreError`` at ``samples.jsonl:LINE``. Records of
 an unknown ``kind`` are skipped (fields and kinds are only ever added within a schema major).
+
+Every write that fails (a full disk, a read-only or unwritable folder) is one ``StoreError``
+naming the path, and leaves no temporary, empty or half-written file: run.json is replaced
+atomically, and an append that fails is cut back to the last whole line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -28,7 +33,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 from probe.errors import InputError, StoreError
 from probe.store.records import (
@@ -40,7 +44,7 @@ from probe.store.records import (
     is_torn,
 )
 from probe.store.rundoc import RunDoc, decode_run, encode_run
-from probe.textio import read_text, write_atomic
+from probe.textio import cannot_write, read_text, save
 
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9]+)?$")
 
@@ -67,12 +71,12 @@ class Samples:
 
 
 class RunStore:
-    """Writes one run directory. ``append`` flushes and fsyncs each record (crash-safe)."""
+    """Writes one run directory. ``append`` writes and fsyncs each record (crash-safe)."""
 
     def __init__(self, root: Path, run_id: str) -> None:
         self.dir = root / run_id
         self.run_id = run_id
-        self._samples: IO[str] | None = None
+        self._samples: int | None = None  # samples.jsonl, opened for appending
 
     @classmethod
     def create(cls, root: Path, run_id: str | None = None) -> RunStore:
@@ -82,7 +86,10 @@ class RunStore:
             n += 1
             rid = f"{base}-{n}"
         store = cls(root, rid)
-        store.dir.mkdir(parents=True)
+        try:
+            store.dir.mkdir(parents=True)
+        except OSError as exc:
+            raise cannot_write(store.dir, exc, "create the run directory") from exc
         return store
 
     @classmethod
@@ -92,37 +99,77 @@ class RunStore:
             raise StoreError(f"{run_dir}: not a run directory (no run.json)")
         return cls(run_dir.parent, run_dir.name)
 
+    @property
+    def samples_path(self) -> Path:
+        return self.dir / "samples.jsonl"
+
     def write_run(self, doc: RunDoc) -> None:
         """Atomically replace run.json (written at start, updated per phase and at the end)."""
-        write_atomic(self.dir / "run.json", encode_run(doc), durable=True)
+        save(self.dir / "run.json", encode_run(doc), durable=True)
 
     def append(self, record: SampleRecord) -> None:
-        if self._samples is None:
-            path = self.dir / "samples.jsonl"
-            open_tail = path.exists() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
-            self._samples = path.open("a", encoding="utf-8")
-            if open_tail:  # a run killed mid-write: keep its last line a line of its own
+        """Add one line to samples.jsonl. A write the disk cuts short (ENOSPC) is cut back to
+        where the file ended, so it never ends in half a record, and raised as ``StoreError``."""
+        path = self.samples_path
+        line = (encode_record(record) + "\n").encode("utf-8")
+        end: int | None = None
+        try:
+            if self._samples is None:
+                flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                self._samples = os.open(path, flags, 0o666)
+            end = os.fstat(self._samples).st_size
+            if end and os.pread(self._samples, 1, end - 1) != b"\n":
+                # a resumed run killed mid-write: the torn line stays a line of its own, and a
+                # ``torn`` record right after it says that a kill, not damage, cut it
                 lines, tail = _tail(path)
-                self._samples.write("\n")
+                marks = b"\n"
                 if is_torn(tail.decode("utf-8", errors="replace")):
-                    mark = TornMark(lines + 1, time.time())
-                    self._samples.write(encode_record(mark) + "\n")
-        self._samples.write(encode_record(record) + "\n")
-        self._samples.flush()
-        os.fsync(self._samples.fileno())
+                    marks += (encode_record(TornMark(lines + 1, time.time())) + "\n").encode()
+                line = marks + line
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._samples, view) :]
+            os.fsync(self._samples)
+        except OSError as exc:
+            if self._samples is not None and end is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._samples, end)
+            raise cannot_write(path, exc) from exc
+
+    def has_samples(self) -> bool:
+        """Whether samples.jsonl holds anything: what a ``--resume`` can build on."""
+        try:
+            return self.samples_path.stat().st_size > 0
+        except OSError:
+            return False
 
     def close(self) -> None:
         if self._samples is not None:
-            self._samples.close()
-            self._samples = None
+            fd, self._samples = self._samples, None
+            os.close(fd)
+
+    def discard(self) -> None:
+        """Remove a new run's directory that holds no samples (best effort: a folder that turned
+        read-only keeps it). Only the files a run writes first are removed, never a tree."""
+        self.close()
+        for name in ("samples.jsonl", "run.json"):
+            with contextlib.suppress(OSError):
+                (self.dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()
 
     def point_latest(self) -> None:
         """``reports/latest`` -> this run (a relative symlink, replaced atomically)."""
         link = self.dir.parent / "latest"
         tmp = self.dir.parent / f".latest.{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(self.run_id)
-        tmp.replace(link)
+        try:
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(self.run_id)
+            tmp.replace(link)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise cannot_write(link, exc) from exc
 
 
 def resolve_run(path: str | Path) -> Path:
@@ -133,12 +180,6 @@ def resolve_run(path: str | Path) -> Path:
     if not p.exists() and (Path("reports") / p / "run.json").exists():
         return (Path("reports") / p).resolve()
     raise StoreError(f"{path}: not a run directory (expected run.json inside)")
-
-
-def _last_byte(path: Path) -> bytes:
-    with path.open("rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1)
 
 
 def _tail(path: Path) -> tuple[int, bytes]:

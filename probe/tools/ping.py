@@ -66,6 +66,10 @@ _NOT_FOUND = re.compile(r"command not found|\bping: not found")
 _SEQ_MODULO = 1 << 16
 _MIN_TIMED_PAYLOAD_BYTES = 16  # below sizeof(struct timeval) ping prints no time at all
 _MAX_PAYLOAD_BYTES = 65507
+#: The shortest interval iputils allows a user who is not root: 2 ms since iputils 20210202
+#: (Debian 11, Ubuntu 22.04, RHEL 9); before it, 200 ms (Ubuntu 20.04, RHEL 8, CentOS 7).
+MIN_INTERVAL_S = 0.002
+OLD_IPUTILS_MIN_INTERVAL_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +148,8 @@ def ping_argv(
     validate_address(address)
     if count < 1:
         raise InputError(f"ping count must be ≥ 1, not {count}")
-    if not math.isfinite(interval_s) or interval_s < 0.002:
-        raise InputError(f"ping interval must be ≥ 0.002 s, not {interval_s}")
+    if not math.isfinite(interval_s) or interval_s < MIN_INTERVAL_S:
+        raise InputError(f"ping interval must be ≥ {MIN_INTERVAL_S} s, not {interval_s}")
     argv = ["ping", "-n", "-c", str(count), "-i", f"{interval_s:g}"]
     if reply_timeout_s is not None:  # -W: how long to linger when nothing came back (default 10 s)
         if reply_timeout_s < 1:
