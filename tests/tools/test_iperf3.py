@@ -238,7 +238,14 @@ def _rates(
     counted = sum(i.bytes for i in intervals)
     got = counted if received is None else round(received)
     base = parse_iperf3(_read(FORWARD))
-    return replace(base, intervals=intervals, bytes_received=got, duration_s=len(mbps) * seconds)
+    duration = len(mbps) * seconds
+    return replace(
+        base,
+        intervals=intervals,
+        bytes_received=got,
+        duration_s=duration,
+        receiver_bps=got * 8 / duration,  # what the receiver saw, as iperf3 reports it
+    )
 
 
 @pytest.mark.parametrize(
@@ -264,6 +271,17 @@ def test_a_sliver_of_an_interval_does_not_set_the_peak() -> None:
     result = _rates([10.0, 9.9, 10.1, 10.0])
     sliver = IperfInterval(4.0, 0.0005, 131072)  # 2.1 Gbit/s; 1 % of it would flag 10 Mbit/s
     assert stall_reason(replace(result, intervals=(*result.intervals, sliver))) is None
+
+
+def test_a_sender_blocked_on_a_full_buffer_is_not_a_stall() -> None:
+    """Seen on the lab (home1→ap1: 10 Mbit/s uplink, deep queue, 240 ms): the sender wrote
+    nothing for a second while the receiver got 9.6 Mbit/s throughout."""
+    blocked = _rates([10.49, 10.49, 0.0, 10.49], received=9.645e6 / 8 * 4)
+    assert stall_reason(blocked) is None
+    # the same intervals with the receiver a quarter short: the path really stalled
+    assert stall_reason(_rates([10.49, 10.49, 0.0, 10.49])) == (
+        "stalled for 1.0 s of 4 s (from 2.0 s)"
+    )
 
 
 def test_stall_spells_are_counted_and_placed() -> None:
