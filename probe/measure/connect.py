@@ -13,16 +13,20 @@ from probe.measure.context import Emit, HostState, Say
 from probe.model import CellStatus
 
 #: One command per host: which tools exist and their versions (``timeout`` wraps every command).
+#: fping is optional: where it is, the ping mesh uses it (``--pinger auto``).
 PREFLIGHT_SCRIPT = r"""
-for t in ping iperf3 timeout; do
+for t in ping iperf3 timeout fping; do
   p=$(command -v "$t" 2>/dev/null) && [ -x "$p" ] && echo "have $t" || echo "missing $t"
 done
 echo "version ping $(ping -V 2>&1 | head -n 1)"
 echo "version iperf3 $(iperf3 --version 2>&1 | head -n 1)"
+command -v fping >/dev/null 2>&1 && echo "version fping $(fping -v 2>&1 | head -n 1)"
 echo "ping_group_range $(cat /proc/sys/net/ipv4/ping_group_range 2>/dev/null)"
 """
+_TOOLS = ("ping", "iperf3", "timeout", "fping")
 
-#: Work to start on a host as soon as it is reached (the ping phase arms its fan-out there).
+#: Work to start on a host once it is reached and preflighted (the ping phase arms its pinger
+#: there: which pinger depends on the tools preflight found).
 OnReached = Callable[[HostState], Coroutine[Any, Any, None]]
 
 
@@ -38,9 +42,9 @@ class Connector(CommandRunner, Protocol):
 def parse_preflight(text: str) -> dict[str, str | None]:
     have = set(re.findall(r"^have (\S+)$", text, re.MULTILINE))
     tools: dict[str, str | None] = {}
-    for tool in ("ping", "iperf3", "timeout"):
+    for tool in _TOOLS:
         tools[tool] = "present" if tool in have else None
-    for tool, version in re.findall(r"^version (ping|iperf3) (.*)$", text, re.MULTILINE):
+    for tool, version in re.findall(r"^version (ping|iperf3|fping) (.*)$", text, re.MULTILINE):
         if tools.get(tool) is not None and version.strip():
             tools[tool] = version.strip()
     if m := re.search(r"^ping_group_range (.*)$", text, re.MULTILINE):
@@ -57,8 +61,8 @@ class ConnectPhase:
         self.pool, self.hosts, self.emit, self.say = pool, hosts, emit, say
 
     async def run(self, on_reached: OnReached | None = None) -> None:
-        """Connect and preflight every host; ``on_reached`` runs beside each usable host's
-        preflight."""
+        """Connect and preflight every host; ``on_reached`` runs after each host's preflight, if
+        the host is still usable."""
         names = list(self.hosts)
         connected = 0
 
@@ -79,11 +83,14 @@ class ConnectPhase:
                         conn.connect_s,
                     )
                 if state.usable:
-                    tg.create_task(self._preflight(state))
-                    if on_reached is not None:
-                        tg.create_task(on_reached(state))
+                    tg.create_task(self._prepare(state, on_reached))
         for state in self.hosts.values():
             self.emit(state.record())
+
+    async def _prepare(self, state: HostState, on_reached: OnReached | None) -> None:
+        await self._preflight(state)
+        if on_reached is not None and state.usable:
+            await on_reached(state)
 
     async def _preflight(self, state: HostState) -> None:
         try:

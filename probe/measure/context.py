@@ -6,8 +6,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
+from probe.errors import InputError
 from probe.measure.bandwidth import BandwidthOptions, CommandRunner
+from probe.measure.plan import parse_ping_pairs
 from probe.model import CellStatus, Host
 from probe.store.records import (
     HostRecord,
@@ -18,12 +21,16 @@ from probe.store.records import (
     SampleRecord,
 )
 from probe.store.rundoc import RunOptionsDoc
+from probe.tools.fping import fping_refuses
 
 #: A cell is measured (not measured again on ``--resume``) when its latest record says so.
 DONE = (CellStatus.OK, CellStatus.ALL_LOST)
 
 Emit = Callable[[SampleRecord], None]
 Say = Callable[[str], None]
+#: Which program pings: ``auto`` is fping on the sources that have it, ping elsewhere.
+Pinger = Literal["auto", "fping", "ping"]
+PINGERS: tuple[Pinger, ...] = ("auto", "fping", "ping")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +38,8 @@ class RunOptions:
     count: int = 20
     interval_s: float = 0.2
     reply_timeout_s: int = 2
+    pinger: Pinger = "auto"
+    ping_pairs: str = "all"  # plan.parse_ping_pairs: all | intra-region | intra-zone | sample:K
     bandwidth: bool = True
     pairs: str = "all"
     exclusive_by: str | None = None
@@ -38,12 +47,23 @@ class RunOptions:
     compare_streams: int = 0  # > 1: after each single-stream test, the same with -P N
     bw: BandwidthOptions = field(default_factory=BandwidthOptions)
 
+    def __post_init__(self) -> None:
+        """A ping plan or pinger probe cannot run is refused before anything connects."""
+        parse_ping_pairs(self.ping_pairs)
+        refused = fping_refuses(
+            count=self.count, interval_s=self.interval_s, reply_timeout_s=self.reply_timeout_s
+        )
+        if self.pinger == "fping" and refused is not None:
+            raise InputError(f"--pinger fping: {refused}")
+
     def as_doc(self) -> RunOptionsDoc:
         """What ``run.json`` records of these options."""
         return RunOptionsDoc(
             count=self.count,
             interval_s=self.interval_s,
             reply_timeout_s=self.reply_timeout_s,
+            pinger=self.pinger,
+            ping_pairs=self.ping_pairs,
             bandwidth=self.bandwidth,
             pairs=self.pairs,
             exclusive_by=self.exclusive_by,

@@ -57,7 +57,9 @@ class _Aspect:
 
 def _failed(col: str) -> Callable[[pd.DataFrame], pd.Series]:
     def bad(frame: pd.DataFrame) -> pd.Series:
-        return ~frame[col].isin([CellStatus.OK.value, CellStatus.SKIPPED.value])
+        return ~frame[col].isin(
+            [CellStatus.OK.value, CellStatus.SKIPPED.value, CellStatus.NOT_PLANNED.value]
+        )
 
     return bad
 
