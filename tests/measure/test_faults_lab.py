@@ -25,7 +25,7 @@ pytestmark = pytest.mark.lab
 PROBE = str(ROOT / ".venv" / "bin" / "probe")
 FAST = ["--count", "5", "--interval", "0.05", "--connect-timeout", "4"]
 BW_FAST = ["--pairs", "intra-region", "--duration", "1", "--omit", "0"]
-LEFTOVER = ("iperf3", "ping", "timeout", "sleep", "hang.sh")
+LEFTOVER = ("iperf3", "ping", "fping", "timeout", "sleep", "hang.sh")
 
 
 def probe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
