@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import pytest
@@ -72,7 +74,7 @@ def assert_every_cell_explained(frame: pd.DataFrame) -> None:
     for row in frame.itertuples():
         assert row.status == "ok" or (isinstance(row.reason, str) and row.reason), row
         if row.status == "ok":
-            assert row.rtt_p50_ms == row.rtt_p50_ms  # not NaN
+            assert not math.isnan(cast(float, row.rtt_p50_ms)), row
         assert row.bw_status == "ok" or isinstance(row.bw_reason, str), row
 
 
