@@ -15,8 +15,9 @@ from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
 from probe.cli.options import field_option, given_fields, option_names
 from probe.errors import Terminated
 from probe.measure.bandwidth import BandwidthOptions
-from probe.measure.context import RunOptions
+from probe.measure.context import PINGERS, Pinger, RunOptions
 from probe.measure.sshoptions import SshOptions
+from probe.tools.ping import PING_FANOUT_MAX
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,6 +161,21 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     help="Seconds between pings.",
 )
 @field_option(
+    "--pinger",
+    type=click.Choice(PINGERS),
+    default_from=(RunOptions, "pinger"),
+    show_default=True,
+    help="Ping with fping (one process per source), with ping (one per target, at most "
+    f"{PING_FANOUT_MAX} at a time), or auto: fping on the sources that have it.",
+)
+@field_option(
+    "--ping-pairs",
+    default_from=(RunOptions, "ping_pairs"),
+    show_default=True,
+    help="Ping pairs: all | intra-region | intra-zone | sample:K (full mesh inside each region, "
+    "K seeded representatives per region across); the rest are not-planned, never failures.",
+)
+@field_option(
     "--bandwidth/--no-bandwidth",
     default_from=(RunOptions, "bandwidth"),
     show_default=True,
@@ -223,6 +239,8 @@ def run(
     out: str,
     count: int,
     interval: float,
+    pinger: Pinger,
+    ping_pairs: str,
     bandwidth: bool,
     duration: int,
     omit: int,
@@ -249,6 +267,8 @@ def run(
         options = RunOptions(
             count=count,
             interval_s=interval,
+            pinger=pinger,
+            ping_pairs=ping_pairs,
             bandwidth=bandwidth,
             pairs=pairs,
             exclusive_by=exclusive_by,

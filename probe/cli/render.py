@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from probe.matrix import build as matrix
 from probe.matrix.regions import figure
+from probe.model import CellStatus
 from probe.store.rundoc import RunDoc
 
 
@@ -36,9 +37,24 @@ def render_grid(run: RunDoc, frame: pd.DataFrame, metric: str) -> str:
 
 
 def render_regions(frame: pd.DataFrame, metric: str) -> str:
-    """One figure of the region roll-up per region pair, with the pairs it rests on."""
+    """One figure of the region roll-up per region pair, with the pairs it rests on (and, for
+    ping figures, how many of the others a sampled ping plan left out)."""
+    unplanned = (
+        frame[frame["status"] == CellStatus.NOT_PLANNED.value]
+        .groupby(["src_region", "dst_region"])
+        .size()
+        .to_dict()
+        if not metric.startswith("bw")
+        else {}
+    )
     rows = [
-        [f.src_region, f.dst_region, _cell(f.value, "—"), f"{f.measured}/{f.pairs}"]
+        [
+            f.src_region,
+            f.dst_region,
+            _cell(f.value, "—"),
+            f"{f.measured}/{f.pairs}"
+            + (f" ({n} not planned)" if (n := unplanned.get((f.src_region, f.dst_region))) else ""),
+        ]
         for f in matrix.by_region(frame, metric)
     ]
     return f"{metric} by region ({figure(metric).definition})\n" + tabulate(

@@ -13,6 +13,7 @@ Policies are read by :mod:`probe.decide.policy`.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,7 +38,7 @@ from probe.decide.scenarios import (
     region_hop,
 )
 from probe.errors import InputError
-from probe.matrix.anchors import Anchors
+from probe.matrix.anchors import Anchors, PairAnchor
 from probe.model import CellStatus
 
 
@@ -89,11 +90,15 @@ class _Inconclusive(Exception):
 
 def _region_hops(anchors: Anchors, regions: Sequence[str], min_ok_pct: float) -> tuple[Hop, ...]:
     hops = []
+    unplanned = Counter(
+        (p.src_region, p.dst_region) for p in anchors.pairs if p.status is CellStatus.NOT_PLANNED
+    )
     for a, b in itertools.pairwise(regions):
         row = anchors.region(a, b)
-        if row is not None and row.pairs and 100.0 * row.pairs_ok / row.pairs < min_ok_pct:
+        pairs = 0 if row is None else row.pairs - unplanned[a, b]  # left out: not failed
+        if row is not None and pairs and 100.0 * row.pairs_ok / pairs < min_ok_pct:
             raise _Inconclusive(
-                f"regions {a}→{b}: {row.pairs_ok} of {row.pairs} pairs ok "
+                f"regions {a}→{b}: {row.pairs_ok} of {pairs} pairs ok "
                 f"(policy needs {min_ok_pct:g}%)"
             )
         hops.append(region_hop(anchors, a, b))
@@ -200,9 +205,14 @@ def _spec_result(c: SpecCheck, anchors: Anchors, links: Links) -> CheckResult:
     return CheckResult(c.name, "spec", verdict, speedup, c.min_speedup, "×", reason)
 
 
+def _planned(anchors: Anchors) -> list[PairAnchor]:
+    """The pairs the run meant to ping: one a sampled ping plan left out is not a failed cell."""
+    return [p for p in anchors.pairs if p.status is not CellStatus.NOT_PLANNED]
+
+
 def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
     regions = anchors.measured_regions
-    pairs = anchors.pairs
+    pairs = _planned(anchors)
     ok = [p for p in pairs if p.ok]
     thin = [p for p in ok if p.received < c.min_samples]
     ok_pct = 100.0 * len(ok) / len(pairs) if pairs else 0.0
@@ -234,7 +244,7 @@ def _loss_result(c: LossCheck, anchors: Anchors) -> CheckResult:
         _cross_region_guard(anchors, {h.region for h in anchors.hosts})
     in_scope = [
         p
-        for p in anchors.pairs
+        for p in _planned(anchors)
         if c.scope == "all" or (p.src_region == p.dst_region) == (c.scope == "intra-region")
     ]
     measured = [p for p in in_scope if p.status in (CellStatus.OK, CellStatus.ALL_LOST)]

@@ -16,10 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-from probe.errors import InputError
+from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
 from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.matrix.stats import RttStats, rtt_stats
+from probe.measure.plan import parse_ping_pairs, select_ping_pairs
 from probe.model import CellStatus
 from probe.store.records import (
     HostRecord,
@@ -117,11 +118,14 @@ class MatrixBuilder:
     A rebuild holds figures, not records: a ping record (argv, a list per probe) is ~5× the
     size of its statistics plus its RTTs, and at 300 hosts whole records were 80 % of the peak.
     Host failures still apply at the end: a host record may follow its cells in the file.
+    A pair the run's ping plan left out (run.json ``options.ping_pairs``; the plan is drawn again,
+    seeded, from run.json's hosts) and that has no ping record is ``not-planned``.
     """
 
     def __init__(self, run: RunDoc) -> None:
         self.hosts = run.measured_hosts
         self._names = {h.name for h in self.hosts}
+        self._unplanned = _unplanned(run)
         self._host_fail: dict[str, tuple[str, str]] = {}
         self._ping: dict[tuple[str, str], _Ping] = {}
         self._rtts: dict[tuple[str, str], array[float]] = {}
@@ -184,7 +188,11 @@ class MatrixBuilder:
                 if a.name != b.name:
                     rows[a.name, b.name] = _empty_row(a, b)
         for key, row in rows.items():
-            _fill_ping(row, self._ping.get(key), self._host_fail)
+            ping = self._ping.get(key)
+            if ping is None and self._unplanned is not None and key not in self._unplanned[0]:
+                row["status"], row["reason"] = str(CellStatus.NOT_PLANNED), self._unplanned[1]
+            else:
+                _fill_ping(row, ping, self._host_fail)
             _fill_bw(row, self._bw.get(key), self._host_fail)
             if (load := self._loaded.get(key)) is not None:
                 row["rtt_loaded_p50_ms"], row["rtt_loaded_p99_ms"] = load
@@ -202,6 +210,19 @@ class MatrixBuilder:
                 "bw_multi_streams": "Int64",
             }
         )
+
+
+def _unplanned(run: RunDoc) -> tuple[frozenset[tuple[str, str]], str] | None:
+    """The pairs the run's ping plan holds and why the others have no measurement; None for
+    the full mesh."""
+    try:
+        mode = parse_ping_pairs(run.options.ping_pairs)
+    except InputError as exc:
+        raise StoreError(f"run.json: 'options.ping_pairs': {exc}") from None
+    if mode.kind == "all":
+        return None
+    plan = select_ping_pairs(run.measured_hosts, mode)
+    return frozenset(plan.pairs), plan.reason
 
 
 def _empty_row(a: RunHost, b: RunHost) -> dict[str, Any]:

@@ -5,7 +5,8 @@ then complete, with failures (``probe run`` exits 4). A cell without one was nev
 run was interrupted, killed, or a kill tore its record — and ``probe run --resume`` measures it.
 ``show`` and ``report`` say so first, so an incomplete run never passes for a complete one.
 
-Every ordered pair of measured hosts is an RTT cell. The bandwidth cells are the plan's tests,
+Every ordered pair of measured hosts the ping plan holds is an RTT cell (``--ping-pairs``: the
+others are ``not-planned``, never missing). The bandwidth cells are the plan's tests,
 recomputed from run.json as ``probe run`` made them (its hosts in order, ``--pairs``): a pair
 outside the plan is no more missing than in a run that never meant to measure it.
 """
@@ -23,6 +24,7 @@ from probe.model import CellStatus, Host, SshTarget
 from probe.store.rundoc import RunDoc
 
 _SKIPPED = str(CellStatus.SKIPPED)
+_NOT_PLANNED = str(CellStatus.NOT_PLANNED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ def unmeasured(run: RunDoc, frame: pd.DataFrame) -> Unmeasured:
     ended, resumed = run.ended_utc, run.resumed_utc
     return Unmeasured(
         rtt=int(missing.sum()),
-        rtt_cells=len(frame),
+        rtt_cells=int((frame["status"] != _NOT_PLANNED).sum()),
         bw=int((bw_missing & in_plan).sum()),
         bw_cells=len(planned),
         interrupted=run.interrupted,

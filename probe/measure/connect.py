@@ -19,6 +19,7 @@ from probe.measure.context import Emit, HostState, Say
 from probe.model import CellStatus
 
 #: The tools preflight looks for: what probe runs on a host (``timeout`` wraps every command).
+#: fping is optional: where it is, the ping mesh uses it (``--pinger auto``).
 TOOLS = ("ping", "iperf3", "fping", "timeout")
 #: How long a tool's version probe may take: a tool that does not print its version in this
 #: time hangs (an NFS mount, a wrapper waiting for a lock, a broken binary), and every test
@@ -67,7 +68,8 @@ PREFLIGHT_SCRIPT = (
     .replace("@WATCHED@", " ".join(WATCHED))
 )
 
-#: Work to start on a host as soon as it is reached (the ping phase arms its fan-out there).
+#: Work to start on a host once it is reached and preflighted (the ping phase arms its pinger
+#: there: which pinger depends on the tools preflight found).
 OnReached = Callable[[HostState], Coroutine[Any, Any, None]]
 
 
@@ -130,8 +132,8 @@ class ConnectPhase:
         self.pool, self.hosts, self.emit, self.say = pool, hosts, emit, say
 
     async def run(self, on_reached: OnReached | None = None) -> None:
-        """Connect and preflight every host; ``on_reached`` runs beside each usable host's
-        preflight."""
+        """Connect and preflight every host; ``on_reached`` runs after each host's preflight, if
+        the host is still usable."""
         names = list(self.hosts)
         connected = 0
 
@@ -152,13 +154,16 @@ class ConnectPhase:
                         conn.connect_s,
                     )
                 if state.usable:
-                    tg.create_task(self._preflight(state))
-                    if on_reached is not None:
-                        tg.create_task(on_reached(state))
+                    tg.create_task(self._prepare(state, on_reached))
         for state in self.hosts.values():
             self.emit(state.record())
         for line in activity_warnings(self.hosts.values()):
             self.say(line)
+
+    async def _prepare(self, state: HostState, on_reached: OnReached | None) -> None:
+        await self._preflight(state)
+        if on_reached is not None and state.usable:
+            await on_reached(state)
 
     async def _preflight(self, state: HostState) -> None:
         try:

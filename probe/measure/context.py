@@ -7,10 +7,11 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Literal, cast
 
 from probe.errors import InputError, require
 from probe.measure.bandwidth import BandwidthOptions, CommandRunner
-from probe.measure.plan import parse_pair_mode
+from probe.measure.plan import parse_pair_mode, parse_ping_pairs
 from probe.model import CellStatus, Host
 from probe.store.records import (
     HostRecord,
@@ -21,6 +22,7 @@ from probe.store.records import (
     SampleRecord,
 )
 from probe.store.rundoc import RunOptionsDoc
+from probe.tools.fping import fping_refuses
 from probe.tools.iperf3 import MAX_STREAMS
 from probe.tools.ping import MIN_INTERVAL_S, OLD_IPUTILS_MIN_INTERVAL_S
 
@@ -29,6 +31,9 @@ DONE = (CellStatus.OK, CellStatus.ALL_LOST)
 
 Emit = Callable[[SampleRecord], None]
 Say = Callable[[str], None]
+#: Which program pings: ``auto`` is fping on the sources that have it, ping elsewhere.
+Pinger = Literal["auto", "fping", "ping"]
+PINGERS: tuple[Pinger, ...] = ("auto", "fping", "ping")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,8 @@ class RunOptions:
     count: int = 20
     interval_s: float = 0.2
     reply_timeout_s: int = 2
+    pinger: Pinger = "auto"
+    ping_pairs: str = "all"  # plan.parse_ping_pairs: all | intra-region | intra-zone | sample:K
     bandwidth: bool = True
     pairs: str = "all"
     exclusive_by: str | None = None
@@ -52,8 +59,16 @@ class RunOptions:
         interval_ok = math.isfinite(self.interval_s) and self.interval_s >= MIN_INTERVAL_S
         require(self, "interval_s", interval_ok, f"≥ {MIN_INTERVAL_S} s (iputils' floor)")
         require(self, "reply_timeout_s", self.reply_timeout_s >= 1, "≥ 1 s")
+        require(self, "pinger", self.pinger in PINGERS, "auto, fping or ping")
+        refused = fping_refuses(
+            count=self.count, interval_s=self.interval_s, reply_timeout_s=self.reply_timeout_s
+        )
+        fping_ok = self.pinger != "fping" or refused is None
+        require(self, "pinger", fping_ok, f"auto or ping for this train ({refused})")
+        ping_modes = "all, intra-region, intra-zone or sample:K (K ≥ 1)"
+        require(self, "ping_pairs", _parses(parse_ping_pairs, self.ping_pairs), ping_modes)
         modes = "all, cross-region, intra-region or sample:K (K ≥ 1)"
-        require(self, "pairs", _is_pair_mode(self.pairs), modes)
+        require(self, "pairs", _parses(parse_pair_mode, self.pairs), modes)
         site_ok = self.exclusive_by in (None, "region", "zone")
         require(self, "exclusive_by", site_ok, "region or zone")
         streams_ok = self.compare_streams == 0 or 2 <= self.compare_streams <= MAX_STREAMS
@@ -82,6 +97,8 @@ class RunOptions:
             count=self.count,
             interval_s=self.interval_s,
             reply_timeout_s=self.reply_timeout_s,
+            pinger=self.pinger,
+            ping_pairs=self.ping_pairs,
             bandwidth=self.bandwidth,
             pairs=self.pairs,
             exclusive_by=self.exclusive_by,
@@ -100,6 +117,8 @@ class RunOptions:
             count=doc.count,
             interval_s=doc.interval_s,
             reply_timeout_s=doc.reply_timeout_s,
+            pinger=cast(Pinger, doc.pinger),  # checked like any other value, in __post_init__
+            ping_pairs=doc.ping_pairs,
             bandwidth=doc.bandwidth,
             pairs=doc.pairs,
             exclusive_by=doc.exclusive_by,
@@ -109,9 +128,9 @@ class RunOptions:
         )
 
 
-def _is_pair_mode(text: str) -> bool:
+def _parses(parse: Callable[[str], object], text: str) -> bool:
     try:
-        parse_pair_mode(text)
+        parse(text)
     except InputError:
         return False
     return True

@@ -44,16 +44,27 @@ from probe.textio import save
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
+    """``rtt_not_planned`` of the ``pairs`` were left out by a sampled ping plan: never missing."""
+
     run_dir: Path
     pairs: int
     rtt_ok: int
     bw_ok: int
     bw_planned: int
     interrupted: bool
+    rtt_not_planned: int = 0
+
+    @property
+    def rtt_planned(self) -> int:
+        return self.pairs - self.rtt_not_planned
 
     @property
     def complete(self) -> bool:
-        return not self.interrupted and self.rtt_ok == self.pairs and self.bw_ok == self.bw_planned
+        return (
+            not self.interrupted
+            and self.rtt_ok == self.rtt_planned
+            and self.bw_ok == self.bw_planned
+        )
 
 
 async def controller_vantage(inventory: Inventory, count: int) -> ControllerVantage:
@@ -186,9 +197,11 @@ def _end(
         summary = finish(store, doc, bw_planned=m.bandwidth_plan().tests * (options.bandwidth))
     except StoreError as exc:
         raise _unsaved(store, exc, new=new) from exc
+    unplanned = summary.rtt_not_planned
     say(
-        f"run {store.run_id}: {summary.rtt_ok}/{summary.pairs} RTT cells, "
-        f"{summary.bw_ok}/{summary.bw_planned} bandwidth cells"
+        f"run {store.run_id}: {summary.rtt_ok}/{summary.rtt_planned} RTT cells"
+        + (f" ({unplanned} of {summary.pairs} not planned)" if unplanned else "")
+        + f", {summary.bw_ok}/{summary.bw_planned} bandwidth cells"
         + (" (interrupted)" if doc.interrupted else "")
     )
     return summary
@@ -303,9 +316,12 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     rtt_ok = int(
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()
     )
+    unplanned = int((frame["status"] == CellStatus.NOT_PLANNED).sum())
     bw_ok = int((frame["bw_status"] == CellStatus.OK).sum())
-    cells = CellCounts(len(frame), rtt_ok, bw_ok, bw_planned, tuple(torn))
-    complete = not doc.interrupted and rtt_ok == len(frame) and bw_ok == bw_planned
-    store.write_run(replace(doc, complete=complete, cells=cells))
+    cells = CellCounts(len(frame), rtt_ok, bw_ok, bw_planned, tuple(torn), unplanned)
+    summary = RunSummary(
+        store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned
+    )
+    store.write_run(replace(doc, complete=summary.complete, cells=cells))
     store.point_latest()
-    return RunSummary(store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted)
+    return summary

@@ -78,10 +78,10 @@ class Measurement:
     def remaining(self) -> Remaining:
         """What is left to measure, known before connecting: a resumed run with nothing left
         need not connect at all."""
-        n = len(self.hosts)
         bw_plan = self.bandwidth_plan() if self._options.bandwidth else plan.BandwidthPlan(())
         todo = self._bandwidth.todo(bw_plan)
-        return Remaining(n * (n - 1), self._ping.pairs_left(), bw_plan.tests, len(todo))
+        rtt_cells = len(self._ping.plan.pairs)  # the ping plan's: not-planned pairs are no cells
+        return Remaining(rtt_cells, self._ping.pairs_left(), bw_plan.tests, len(todo))
 
     async def _timed(self, name: str, phase: Awaitable[None]) -> None:
         started = time.monotonic()

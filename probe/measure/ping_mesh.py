@@ -1,7 +1,12 @@
-"""The ping phase: every source pings every other host at once, through one fan-out session.
+"""The ping phase: every source pings its planned targets at once, with one command.
 
-Each source's fan-out is recorded once (``ping_fanout``: the whole command, every target in its
-argv); each of its targets gets a ``ping`` record naming it, with the target's own ping argv.
+The command is ``fping -C`` where the source has fping (``--pinger auto``, or ``fping``), else
+the fan-out script that runs one ping per target, a bounded number at a time (``ping``). Each
+source's command is recorded once (``ping_fanout``: the whole command, every target in its argv);
+each of its targets gets a ``ping`` record naming it: with the fan-out, that target's own ping
+argv; with fping, no argv of its own (one fping measured every target: the ``ping_fanout``
+record's argv). Which targets a source pings is the run's ping plan (``--ping-pairs``); the pairs
+it leaves out get no record: the matrix marks them ``not-planned`` from run.json's options.
 """
 
 from __future__ import annotations
@@ -10,13 +15,18 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from probe.errors import HostError
 from probe.measure.bandwidth import Process
 from probe.measure.context import HostState, RunContext
+from probe.measure.plan import parse_ping_pairs, select_ping_pairs
 from probe.model import CellStatus, CommandResult
 from probe.store.records import PingFanoutRecord, PingRecord, PingTrain
+from probe.tools.fping import fping_argv, fping_outcome, fping_refuses, fping_seconds
 from probe.tools.ping import (
     PingReport,
     fanout_target_argv,
@@ -26,107 +36,169 @@ from probe.tools.ping import (
     split_fanout,
 )
 
-#: How long a ping fan-out armed during ``connect`` may wait for the phase to start; past it the
+#: How long a ping command armed during ``connect`` may wait for the phase to start; past it the
 #: remote deadline ends it and the phase opens a fresh session instead.
 PING_ARM_HOLD_S = 120.0
+#: What a command may take beyond its own wall-time bound before the runner gives up on it.
+PING_SLACK_S = 10.0
+
+Tool = Literal["fping", "ping"]
+
+
+@dataclass(frozen=True, slots=True)
+class PingCommand:
+    """One source's ping command: which tool, its argv, the addresses it pings (each once) and
+    a bound of its wall time."""
+
+    tool: Tool
+    argv: tuple[str, ...]
+    addresses: tuple[str, ...]
+    seconds: float
 
 
 class PingMesh:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self._armed: dict[str, tuple[tuple[str, ...], Process]] = {}  # source → (argv, process)
+        o = ctx.options
+        self.plan = select_ping_pairs(
+            [s.host for s in ctx.hosts.values()], parse_ping_pairs(o.ping_pairs)
+        )
+        self._planned: dict[str, list[str]] = defaultdict(list)  # source → its targets
+        for src, dst in self.plan.pairs:
+            self._planned[src].append(dst)
+        self._fping_refused = fping_refuses(
+            count=o.count, interval_s=o.interval_s, reply_timeout_s=o.reply_timeout_s
+        )
+        self._armed: dict[str, tuple[PingCommand, Process]] = {}  # source → what runs there
 
     def _targets(self, src: HostState) -> list[HostState]:
         return [
-            t
-            for t in self.ctx.hosts.values()
-            if t.host.name != src.host.name
-            and ("ping", src.host.name, t.host.name) not in self.ctx.done.cells
+            self.ctx.hosts[dst]
+            for dst in self._planned.get(src.host.name, ())
+            if ("ping", src.host.name, dst) not in self.ctx.done.cells
         ]
 
     def pairs_left(self) -> int:
         """Ordered pairs still to ping (all of them unless the run is resumed)."""
         return sum(len(self._targets(src)) for src in self.ctx.hosts.values())
 
-    def _fanout_argv(self, targets: Sequence[HostState]) -> tuple[str, ...]:
-        options = self.ctx.options
-        return tuple(
-            ping_fanout_argv(
-                [t.host.address for t in targets],
-                count=options.count,
-                interval_s=options.interval_s,
-                reply_timeout_s=options.reply_timeout_s,
-            )
-        )
+    def _tool(self, src: HostState) -> Tool:
+        """``--pinger``: ``auto`` is fping where the source has it (preflight found it, and it
+        did not hang) and fping can send the run's train (whole milliseconds), ping elsewhere."""
+        pinger = self.ctx.options.pinger
+        if pinger != "auto":
+            return pinger
+        return "fping" if src.has("fping") and self._fping_refused is None else "ping"
 
-    def _train_s(self) -> float:
+    def _command(self, src: HostState, targets: Sequence[HostState]) -> PingCommand:
         o = self.ctx.options
-        return ping_fanout_seconds(o.count, o.interval_s, o.reply_timeout_s)
+        tool = self._tool(src)
+        if tool == "fping":
+            # fping prints one line per target given: hosts sharing an address share its line
+            addresses = list(dict.fromkeys(t.host.address for t in targets))
+            argv = fping_argv(addresses, count=o.count, interval_s=o.interval_s,
+                              reply_timeout_s=o.reply_timeout_s)  # fmt: skip
+        else:
+            addresses = [t.host.address for t in targets]
+            argv = ping_fanout_argv(addresses, count=o.count, interval_s=o.interval_s,
+                                    reply_timeout_s=o.reply_timeout_s)  # fmt: skip
+        seconds = self._bound_s(tool, len(addresses))
+        return PingCommand(tool, tuple(argv), tuple(addresses), seconds)
+
+    def _bound_s(self, tool: Tool, targets: int) -> float:
+        """How long the tool may take to ping ``targets`` targets: it grows with their count."""
+        o = self.ctx.options
+        if tool == "fping":
+            return fping_seconds(targets, count=o.count, interval_s=o.interval_s,
+                                 reply_timeout_s=o.reply_timeout_s)  # fmt: skip
+        return ping_fanout_seconds(o.count, o.interval_s, o.reply_timeout_s, targets=targets)
 
     async def arm(self, state: HostState) -> None:
-        """Open the source's fan-out session now, gated, so the phase itself only says "go".
+        """Start the source's ping command now, gated, so the phase itself only says "go".
 
         Opening a session costs two round trips to the host (0.5 s behind a 240 ms bastion
-        path) plus its login shell; here that overlaps the preflight instead of the train.
+        path) plus its login shell; here that overlaps the other hosts' connect and preflight
+        instead of the train. It runs after the host's preflight: which tool depends on it.
         """
         targets = self._targets(state)
-        if not targets:
+        if not targets or not state.has(self._tool(state)):
             return
-        argv = self._fanout_argv(targets)
+        command = self._command(state, targets)
         # on failure the phase opens its own session, and reports what goes wrong then
         with contextlib.suppress(HostError):
             process = await self.ctx.pool.spawn(
                 state.host.name,
-                argv,
-                max_lifetime_s=PING_ARM_HOLD_S + self._train_s() + 10,
+                command.argv,
+                max_lifetime_s=PING_ARM_HOLD_S + command.seconds + PING_SLACK_S,
                 gated=True,
             )
-            self._armed[state.host.name] = (argv, process)
+            self._armed[state.host.name] = (command, process)
 
     async def run(self) -> None:
-        train = self._train_s()
         sources = list(self.ctx.hosts.values())
-        self.ctx.say(f"ping: {len(sources)} sources × {len(sources) - 1} targets, ~{train:.0f}s")
+        work = [(self._tool(s), len(t)) for s in sources if s.usable and (t := self._targets(s))]
+        tools = Counter(tool for tool, _ in work)
+        parts = [f"ping: {len(self.plan.pairs)} ordered pairs planned ({self.plan.mode})"]
+        parts += [f"{tool} on {n} sources" for tool, n in sorted(tools.items())]
+        parts += [f"~{max((self._bound_s(*w) for w in work), default=0):.0f}s"]
+        self.ctx.say(", ".join(parts))
         async with asyncio.TaskGroup() as tg:
             for src in sources:
-                tg.create_task(self._ping_from(src, train))
+                tg.create_task(self._ping_from(src))
 
-    async def _ping_from(self, src: HostState, train_s: float) -> None:
+    async def _ping_from(self, src: HostState) -> None:
         targets = self._targets(src)
         armed = self._armed.pop(src.host.name, None)
         if not targets:
             return
-        if (why := src.cannot_run("ping", "source")) is not None:
+        tool = self._tool(src)
+        if (why := src.cannot_run(tool, "source")) is not None:
             if armed is not None:
                 await armed[1].stop()
             for t in targets:
                 self._emit(src, t, *why)
             return
-        argv = armed[0] if armed is not None else self._fanout_argv(targets)
+        command = armed[0] if armed is not None else self._command(src, targets)
         fanout = uuid.uuid4().hex[:12]
         try:
-            res = await self._run_fanout(src, argv, armed, train_s + 10)
+            res = await self._run_command(src, command, armed)
         except HostError as exc:
-            self._emit_fanout(fanout, src, argv, None)
+            self._emit_fanout(fanout, src, command.argv, None)
             for t in targets:
                 self._emit(
-                    src, t, CellStatus(exc.status), f"ping from {exc}",
-                    argv=fanout_target_argv(argv, t.host.address), fanout=fanout,
+                    src, t, CellStatus(exc.status), f"{command.tool} from {exc}",
+                    argv=self._target_argv(command, t), fanout=fanout,
                 )  # fmt: skip
             return
-        self._emit_fanout(fanout, src, argv, res)
-        per_target = split_fanout(argv, res)
-        for t in targets:
-            self._result(src, t, per_target[t.host.address], fanout)
-        self.ctx.say(f"ping: {src.host.name} → {len(targets)} targets done")
+        self._emit_fanout(fanout, src, command.argv, res)
+        if command.tool == "fping":
+            outcomes = fping_outcome(res, command.addresses)
+            for t in targets:
+                self._result(src, t, "fping", outcomes[t.host.address], (), res.exit_status,
+                             fanout)  # fmt: skip
+        else:
+            per_target = split_fanout(command.argv, res)
+            for t in targets:
+                ran = per_target[t.host.address]
+                self._result(src, t, "ping", ping_outcome(ran), ran.argv, ran.exit_status,
+                             fanout)  # fmt: skip
+        self.ctx.say(f"ping: {src.host.name} → {len(targets)} targets done ({command.tool})")
 
-    async def _run_fanout(
+    @staticmethod
+    def _target_argv(command: PingCommand, dst: HostState) -> tuple[str, ...]:
+        """The process that pinged ``dst`` alone: none with fping (its one command pinged every
+        target, and the source's ``ping_fanout`` record holds it)."""
+        if command.tool == "fping":
+            return ()
+        return fanout_target_argv(command.argv, dst.host.address)
+
+    async def _run_command(
         self,
         src: HostState,
-        argv: tuple[str, ...],
-        armed: tuple[tuple[str, ...], Process] | None,
-        timeout_s: float,
+        command: PingCommand,
+        armed: tuple[PingCommand, Process] | None,
     ) -> CommandResult:
+        argv, timeout_s = command.argv, command.seconds + PING_SLACK_S
         process = None if armed is None else armed[1]
         if process is not None and not process.ended:
             process.release()
@@ -138,19 +210,27 @@ class PingMesh:
             await process.stop()
         return await self.ctx.pool.run(src.host.name, argv, timeout_s=timeout_s)
 
-    def _result(self, src: HostState, dst: HostState, res: CommandResult, fanout: str) -> None:
-        outcome = ping_outcome(res)
+    def _result(
+        self,
+        src: HostState,
+        dst: HostState,
+        tool: Tool,
+        outcome: PingReport | tuple[CellStatus, str],
+        argv: tuple[str, ...],
+        exit_status: int | None,
+        fanout: str,
+    ) -> None:
         if not isinstance(outcome, PingReport):
             status, reason = outcome
-            self._emit(src, dst, status, f"ping {src.host.name} → {dst.host.name}: {reason}",
-                       argv=res.argv, exit_status=res.exit_status, fanout=fanout)  # fmt: skip
+            self._emit(src, dst, status, f"{tool} {src.host.name} → {dst.host.name}: {reason}",
+                       argv=argv, exit_status=exit_status, fanout=fanout)  # fmt: skip
             return
         self._emit(
             src, dst,
             CellStatus.OK if outcome.received else CellStatus.ALL_LOST,
             None if outcome.received
-            else f"ping {src.host.name} → {dst.host.name}: all {outcome.sent} probes lost",
-            argv=res.argv, exit_status=res.exit_status, fanout=fanout,
+            else f"{tool} {src.host.name} → {dst.host.name}: all {outcome.sent} probes lost",
+            argv=argv, exit_status=exit_status, fanout=fanout,
             train=PingTrain.from_report(outcome),
         )  # fmt: skip
 

@@ -23,14 +23,30 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from probe.errors import InputError
-from probe.model import Host
 
 PairKind = Literal["all", "cross-region", "intra-region", "intra-zone", "sample"]
 ExclusiveBy = Literal["region", "zone"]
 Pair = tuple[str, str]
+
+
+class PlanHost(Protocol):
+    """What a plan reads of a host: an inventory ``Host``, or a ``RunHost`` of run.json (the
+    matrix redraws a run's ping plan from it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def zone(self) -> str | None: ...
+    @property
+    def measure(self) -> bool: ...
+
+
+_H = TypeVar("_H", bound=PlanHost)
 
 _FIXED_KINDS: tuple[PairKind, ...] = ("all", "cross-region", "intra-region")
 _PING_FIXED_KINDS: tuple[PairKind, ...] = ("all", "intra-region", "intra-zone")
@@ -68,7 +84,7 @@ def _parse_mode(text: str, kinds: tuple[PairKind, ...], what: str) -> PairMode:
     raise InputError(f"{what} {text!r}: expected {', '.join(kinds)} or sample:K")
 
 
-def _measured(hosts: Sequence[Host]) -> list[Host]:
+def _measured(hosts: Sequence[_H]) -> list[_H]:
     measured = [h for h in hosts if h.measure]
     names = [h.name for h in measured]
     if len(set(names)) != len(names):
@@ -77,7 +93,7 @@ def _measured(hosts: Sequence[Host]) -> list[Host]:
     return measured
 
 
-def select_pairs(hosts: Sequence[Host], mode: PairMode, *, seed: int = 0) -> list[Pair]:
+def select_pairs(hosts: Sequence[PlanHost], mode: PairMode, *, seed: int = 0) -> list[Pair]:
     """Unordered pairs ``(a, b)``, ``a`` before ``b`` in input order; same input → same output."""
     measured = _measured(hosts)
     reps = _representatives(measured, mode.sample_k or 1, seed) if mode.kind == "sample" else set()
@@ -89,7 +105,7 @@ def select_pairs(hosts: Sequence[Host], mode: PairMode, *, seed: int = 0) -> lis
     ]
 
 
-def _wanted(a: Host, b: Host, kind: PairKind, reps: set[str]) -> bool:
+def _wanted(a: PlanHost, b: PlanHost, kind: PairKind, reps: set[str]) -> bool:
     same_region = a.region == b.region
     if kind == "cross-region":
         return not same_region
@@ -102,7 +118,7 @@ def _wanted(a: Host, b: Host, kind: PairKind, reps: set[str]) -> bool:
     return True
 
 
-def _representatives(hosts: list[Host], k: int, seed: int) -> set[str]:
+def _representatives(hosts: Sequence[PlanHost], k: int, seed: int) -> set[str]:
     """``k`` hosts per region (all if fewer), drawn reproducibly from ``seed``."""
     rng = random.Random(seed)
     by_region: dict[str, list[str]] = defaultdict(list)
@@ -114,7 +130,7 @@ def _representatives(hosts: list[Host], k: int, seed: int) -> set[str]:
     return reps
 
 
-def ping_mesh_pairs(hosts: Sequence[Host]) -> list[Pair]:
+def ping_mesh_pairs(hosts: Sequence[PlanHost]) -> list[Pair]:
     """Every ordered pair of measured hosts: ping is light enough to run the full mesh."""
     return list(select_ping_pairs(hosts, PairMode("all")).pairs)
 
@@ -138,8 +154,13 @@ class PingPlan:
         planned = set(self.pairs)
         return ((a, b) for a in self.hosts for b in self.hosts if a != b and (a, b) not in planned)
 
+    @property
+    def reason(self) -> str:
+        """Why a pair the plan left out has no measurement (its cell's reason)."""
+        return f"not in the {self.mode} plan"
 
-def select_ping_pairs(hosts: Sequence[Host], mode: PairMode, *, seed: int = 0) -> PingPlan:
+
+def select_ping_pairs(hosts: Sequence[PlanHost], mode: PairMode, *, seed: int = 0) -> PingPlan:
     """Ordered pairs to ping; same input and seed → same plan.
 
     ``intra-zone``: a host without a zone shares one with its region's others (as
@@ -165,7 +186,7 @@ def select_ping_pairs(hosts: Sequence[Host], mode: PairMode, *, seed: int = 0) -
     return PingPlan(mode, tuple(order), tuple(pairs))
 
 
-def site_of_hosts(hosts: Sequence[Host], by: ExclusiveBy) -> Callable[[str], str]:
+def site_of_hosts(hosts: Sequence[PlanHost], by: ExclusiveBy) -> Callable[[str], str]:
     """``--exclusive-by``: a host without a zone shares one site with its region's others."""
     sites = {h.name: h.region if by == "region" else f"{h.region}/{h.zone or '?'}" for h in hosts}
     return sites.__getitem__

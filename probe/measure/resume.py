@@ -4,11 +4,12 @@ The cells a resume measures join those measured before, in one matrix under one 
 so they must be measured the same way between the same hosts:
 
 * **options**: every option run.json records (``options``: ping count, interval and reply
-  timeout; bandwidth on or off, pairs, exclusive-by, duration, omit, streams, under-load,
-  compare-streams) changes what a cell means or which cells there are. A resume uses the
-  recorded values; one given again with another value is refused, naming it. Options run.json
-  does not record (connect timeout, known_hosts, accept-new, output folder) only change how the
-  controller works, and apply.
+  timeout, pinger, ping pairs; bandwidth on or off, pairs, exclusive-by, duration, omit,
+  streams, under-load, compare-streams) changes what a cell means or which cells there are
+  (the matrix draws the ping plan again from run.json: a resume must measure that plan). A
+  resume uses the recorded values; one given again with another value is refused, naming it.
+  Options run.json does not record (connect timeout, known_hosts, accept-new, output folder)
+  only change how the controller works, and apply.
 * **inventory**: the measured hosts must be the same, with the same address and labels (region,
   zone, provider, tags, ``measure``). How the controller reaches them (ssh host, port, user,
   jump hosts, relay-only hosts) may change: it is no part of a measurement.

@@ -54,6 +54,7 @@ class Coverage:
     ping_ok: int
     ping_all_lost: int
     bw_ok: int
+    ping_not_planned: int  # left out by a sampled ping plan: not failures
     failures: tuple[FailureGroup, ...]
     started_utc: str
     ended_utc: str
@@ -130,6 +131,7 @@ def coverage(run: RunDoc, frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
         ping_ok=int((frame["status"] == CellStatus.OK.value).sum()),
         ping_all_lost=int((frame["status"] == CellStatus.ALL_LOST.value).sum()),
         bw_ok=int((frame["bw_status"] == CellStatus.OK.value).sum()),
+        ping_not_planned=int((frame["status"] == CellStatus.NOT_PLANNED.value).sum()),
         failures=tuple(_failures(frame, "ping") + _failures(frame, "bandwidth")),
         started_utc=start,
         ended_utc=end,

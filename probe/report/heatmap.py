@@ -12,7 +12,8 @@ Design (see the README section "probe report"):
   scale when the values span more than ``LOG_SPAN``× (a fleet mixes 0.3 ms LAN and 150 ms WAN);
   loss uses a few fixed bins, so that 1 % is not lost next to 100 %.
 - **Status cells** (no value: host down, tool missing, all probes lost…) are never coloured as a
-  value: they are hatched grey with a short code, explained in the legend.
+  value: they are hatched grey with a short code, explained in the legend. Pairs a sampled ping
+  plan left out (``omit``) are plain white with their code: a choice, not a failure.
 - Hosts are grouped by region; black lines separate the region blocks.
 """
 
@@ -58,6 +59,8 @@ STATUS_CODE = {
     CellStatus.SKIPPED.value: "skip",
     CellStatus.NOT_PLANNED.value: "omit",  # left out by a sampled plan on purpose
 }
+UNPLANNED = STATUS_CODE[CellStatus.NOT_PLANNED.value]
+UNPLANNED_FACE = "#ffffff"
 _LABEL_BOX = {"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none",
               "alpha": 0.85}  # fmt: skip
 NO_VALUE = "n/a"  # measured, but this figure needs more replies than came back
@@ -188,6 +191,7 @@ def heatmap_png(
     else:
         rgba = cmap(norm(np.nan_to_num(values, nan=1.0)))
         rgba[codes != ""] = (0.85, 0.85, 0.85, 1.0)
+        rgba[codes == UNPLANNED] = (1.0, 1.0, 1.0, 1.0)
         rgba[np.eye(n, dtype=bool)] = (1.0, 1.0, 1.0, 1.0)
         ax.imshow(rgba, extent=(0, n, n, 0), interpolation="nearest")
     _decorate(fig, ax, order, regions, spec, split)
@@ -228,6 +232,7 @@ def _draw_split(
     tris: list[list[tuple[float, float]]] = []
     colours: list[tuple[float, float, float, float]] = []
     hatched: list[list[tuple[float, float]]] = []
+    unplanned: list[list[tuple[float, float]]] = []
     size = max(5.0, min(8.0, cell * 72 * 0.17))
     for r in range(n):
         for c in range(n):
@@ -240,7 +245,7 @@ def _draw_split(
                 code, value = codes[i, j], values[i, j]
                 x, y = c + at[0], r + at[1]
                 if code:
-                    hatched.append(tri)
+                    (unplanned if code == UNPLANNED else hatched).append(tri)
                     if annotate:
                         ax.text(x, y, code, ha="center", va="center", fontsize=size - 0.5,
                                 color="#333333", bbox=_LABEL_BOX)  # fmt: skip
@@ -255,6 +260,10 @@ def _draw_split(
     ax.add_collection(
         PolyCollection(hatched, facecolors=STATUS_FACE, edgecolors=STATUS_EDGE, linewidths=0.3,
                        hatch=STATUS_HATCH)
+    )  # fmt: skip
+    ax.add_collection(
+        PolyCollection(unplanned, facecolors=UNPLANNED_FACE, edgecolors=STATUS_EDGE,
+                       linewidths=0.3)
     )  # fmt: skip
 
 
@@ -304,9 +313,11 @@ def _legend(fig: Figure, codes: np.ndarray, split: bool) -> None:
     meaning[NO_VALUE] = "too few replies"
     handles = [
         Patch(
-            facecolor=STATUS_FACE if split else "#d9d9d9",
+            facecolor=UNPLANNED_FACE
+            if code == UNPLANNED
+            else (STATUS_FACE if split else "#d9d9d9"),
             edgecolor=STATUS_EDGE,
-            hatch=STATUS_HATCH if split else None,
+            hatch=STATUS_HATCH if split and code != UNPLANNED else None,
             label=f"{code} = {meaning.get(code, code)}",
         )
         for code in present

@@ -51,10 +51,11 @@ def summary_lines(report: Report) -> list[str]:
     )
     if c.torn_lines:
         lines.append(f"- **Damaged**: {c.torn_lines} torn line(s) in samples.jsonl were skipped")
-    failed_ping = c.pairs - c.ping_ok - c.ping_all_lost
+    failed_ping = c.pairs - c.ping_ok - c.ping_all_lost - c.ping_not_planned
+    not_planned = f", not planned {c.ping_not_planned}" if c.ping_not_planned else ""
     lines.append(
         f"- **Pairs** (ordered): {c.pairs}; ping ok {c.ping_ok}, all probes lost "
-        f"{c.ping_all_lost}, failed {failed_ping}; bandwidth ok {c.bw_ok}, "
+        f"{c.ping_all_lost}{not_planned}, failed {failed_ping}; bandwidth ok {c.bw_ok}, "
         f"failed {c.pairs - c.bw_ok}."
     )
     return lines

@@ -12,8 +12,8 @@ when the record was made. Units are in the key names, as everywhere in probe.
   ``exit_status``, ``fanout``; when ping ran (``ok``, ``all-lost``) also ``flavor``, ``sent``,
   ``received``, ``duplicates``, ``probes`` (``[seq, rtt_ms or null]`` per probe sent, lost ones
   included), ``summary`` (ping's own ``rtt_min_ms/avg/max/mdev``, or null) and ``errors``.
-- ``ping_fanout``: one fan-out of the ping mesh: ``id``, ``src``, ``argv``, ``exit_status``,
-  ``elapsed_s``.
+- ``ping_fanout``: one source's ping command in the ping mesh (fping, or the fan-out script):
+  ``id``, ``src``, ``argv``, ``exit_status``, ``elapsed_s``.
 - ``ping_load``: the same figures as ``ping`` for a train sent while src→dst carries a bandwidth
   test (``--under-load``), with the ``pinger`` host, ``argv`` and ``exit_status``.
 - ``iperf3`` and ``iperf3_multi`` (the same test with ``-P N``, ``--compare-streams``): ``src``,
@@ -26,12 +26,15 @@ when the record was made. Units are in the key names, as everywhere in probe.
   last, no ``torn`` record below it — was cut by something else: damage.
 
 **What ran.** ``argv`` is always the command exactly as the host ran it (before the
-``env LC_ALL=C timeout …`` prefix every remote command gets). The ping mesh runs one fan-out
-script per source, which starts one ping per target: a ``ping`` record's ``argv`` is that
-target's ping as the script ran it (``ping -n -c COUNT -i INTERVAL -W TIMEOUT ADDRESS``) and its
-``fanout`` names the ``ping_fanout`` record (same ``src``, ``id`` = ``fanout``) whose ``argv`` is
-the whole fan-out command given to the SSH runner. The wrapper is recorded once per source, not
-per target: it lists every target, so a copy per record would grow the file with N³.
+``env LC_ALL=C timeout …`` prefix every remote command gets). The ping mesh runs one command per
+source, and a ``ping`` record's ``fanout`` names its ``ping_fanout`` record (same ``src``,
+``id`` = ``fanout``), whose ``argv`` is that whole command as given to the SSH runner. With fping
+(``flavor`` "fping") that command pinged every target and a ``ping`` record's own ``argv`` is
+empty: no process pinged its target alone. With the fan-out script, which starts one ping per
+target, a ``ping`` record's ``argv`` is that target's ping as the script ran it (``ping -n -c
+COUNT -i INTERVAL -W TIMEOUT ADDRESS``). The command is recorded once per source, not per
+target: it lists every target, so a copy per record would grow the file with N³. Pairs a sampled
+ping plan left out get no record (run.json's ``options.ping_pairs`` says which they are).
 
 **Versions.** ``SAMPLES_SCHEMA`` is the format's version. Within a major, kinds and keys are only
 ever added: a reader skips kinds it does not know and takes a key missing from an older file
@@ -106,7 +109,7 @@ class PingRecord:
     status: CellStatus
     reason: str | None = None
     t: float | None = None
-    argv: tuple[str, ...] = ()  # this target's ping, as it ran; () when nothing ran
+    argv: tuple[str, ...] = ()  # this target's own ping, as it ran; () for fping, or none ran
     exit_status: int | None = None
     fanout: str | None = None  # the ``id`` of the ping_fanout record that ran it
     train: PingTrain | None = None  # when ping ran: status ok or all-lost
@@ -114,7 +117,8 @@ class PingRecord:
 
 @dataclass(frozen=True, slots=True)
 class PingFanoutRecord:
-    """One fan-out script on a source, with every target's address in its ``argv``."""
+    """One source's ping command (fping, or the fan-out script), every target's address in its
+    ``argv``."""
 
     kind: ClassVar[str] = "ping_fanout"
     id: str

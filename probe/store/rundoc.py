@@ -88,6 +88,8 @@ class RunOptionsDoc:
     count: int = 20
     interval_s: float = 0.2
     reply_timeout_s: int = 2
+    pinger: str = "ping"  # auto | fping | ping
+    ping_pairs: str = "all"  # every ordered pair, or a sampled plan (the rest: not-planned)
     bandwidth: bool = True
     pairs: str = "all"
     exclusive_by: str | None = None
@@ -138,13 +140,15 @@ class RunAttempt:
 
 @dataclass(frozen=True, slots=True)
 class CellCounts:
-    """What the finished run directory holds, counted from its samples."""
+    """What the finished run directory holds, counted from its samples. ``rtt_not_planned``
+    pairs were left out by a sampled ping plan: the run is complete without them."""
 
     pairs: int
     rtt_measured: int
     bw_measured: int
     bw_planned: int
     torn_sample_lines: tuple[int, ...] = ()
+    rtt_not_planned: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +213,7 @@ def encode_run(doc: RunDoc) -> str:
         "run_id": doc.run_id,
         "probe_version": doc.probe_version,
         "inventory": asdict(doc.inventory),
-        "options": asdict(doc.options),
+        "options": _added_only_if_set(doc.options, RunOptionsDoc(), _LATER_OPTIONS),
         "started_utc": doc.started_utc,
         "hosts": [_host_json(h) for h in doc.hosts],
         "complete": doc.complete,
@@ -224,10 +228,26 @@ def encode_run(doc: RunDoc) -> str:
     if doc.ended_utc is not None:
         out["ended_utc"] = doc.ended_utc
     if doc.cells is not None:
-        out["cells"] = asdict(doc.cells)
+        out["cells"] = _added_only_if_set(doc.cells, _NO_CELLS, ("rtt_not_planned",))
     if doc.attempts:
         out["attempts"] = [_attempt_json(a) for a in doc.attempts]
     return json.dumps(out, indent=1) + "\n"
+
+
+#: Keys added after probe 0.1.0 whose default is what probe did before them: written only when
+#: they say something else, so a file an older probe wrote is written back unchanged.
+_LATER_OPTIONS = ("pinger", "ping_pairs")
+_NO_CELLS = CellCounts(0, 0, 0, 0)
+
+
+def _added_only_if_set(
+    value: RunOptionsDoc | CellCounts, default: RunOptionsDoc | CellCounts, later: tuple[str, ...]
+) -> dict[str, object]:
+    out = asdict(value)
+    for name in later:
+        if out[name] == getattr(default, name):
+            del out[name]
+    return out
 
 
 def _attempt_json(a: RunAttempt) -> dict[str, object]:
@@ -357,6 +377,8 @@ def _read_options(o: JsonObject) -> RunOptionsDoc:
         count=o.opt("count", int, d.count),
         interval_s=o.opt("interval_s", float, d.interval_s),
         reply_timeout_s=o.opt("reply_timeout_s", int, d.reply_timeout_s),
+        pinger=o.opt("pinger", str, d.pinger),
+        ping_pairs=o.opt("ping_pairs", str, d.ping_pairs),
         bandwidth=o.opt("bandwidth", bool, d.bandwidth),
         pairs=o.opt("pairs", str, d.pairs),
         exclusive_by=o.opt("exclusive_by", str, d.exclusive_by),
@@ -410,4 +432,5 @@ def _read_cells(c: JsonObject) -> CellCounts:
         bw_measured=c.req("bw_measured", int),
         bw_planned=c.req("bw_planned", int),
         torn_sample_lines=c.listing("torn_sample_lines", int) if "torn_sample_lines" in c else (),
+        rtt_not_planned=c.opt("rtt_not_planned", int, 0),
     )

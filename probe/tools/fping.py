@@ -102,10 +102,7 @@ def fping_argv(
     the ping path's linger (2 s) rather than fping's default (the period, too short on a WAN).
     Names are printed as given, never reverse-resolved, so results map back to ``addresses``.
     """
-    period_ms = _whole_ms(interval_s, "interval", MIN_PERIOD_MS)
-    timeout_ms = _whole_ms(reply_timeout_s, "reply timeout", 1)
-    if count < 1:
-        raise InputError(f"fping count must be ≥ 1, not {count}")
+    period_ms, timeout_ms = _train_ms(count, interval_s, reply_timeout_s)
     for address in addresses:
         validate_address(address)
     if len(set(addresses)) != len(addresses):
@@ -115,6 +112,25 @@ def fping_argv(
         raise InputError(f"fping gap (-i) must be ≥ {MIN_GAP_MS} ms, not {gap}")
     return ["fping", "-C", str(count), "-p", str(period_ms), "-i", str(gap), "-q",
             "-t", str(timeout_ms), *addresses]  # fmt: skip
+
+
+def fping_refuses(*, count: int, interval_s: float, reply_timeout_s: float) -> str | None:
+    """Why fping cannot send this train (its ``-p`` and ``-t`` are whole milliseconds, ``-p`` ≥
+    ``MIN_PERIOD_MS``), or None: where it cannot, the ping path can (``--pinger auto``)."""
+    try:
+        _train_ms(count, interval_s, reply_timeout_s)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def _train_ms(count: int, interval_s: float, reply_timeout_s: float) -> tuple[int, int]:
+    """``-p`` and ``-t`` in milliseconds, checked with ``count``."""
+    period_ms = _whole_ms(interval_s, "interval", MIN_PERIOD_MS)
+    timeout_ms = _whole_ms(reply_timeout_s, "reply timeout", 1)
+    if count < 1:
+        raise InputError(f"fping count must be ≥ 1, not {count}")
+    return period_ms, timeout_ms
 
 
 def fping_seconds(

@@ -269,10 +269,18 @@ def _flavor(text: str, *, iputils: bool, summary: PingSummary | None) -> Flavor:
 
 # --- one source, many targets, one SSH channel -------------------------------------------------
 
-#: Runs one ping per target concurrently on the source host and prints each output framed, so a
-#: host with N targets needs one SSH session, not N (sshd MaxSessions is 10). Its ping flags are
-#: those of ``ping_argv`` (a test holds the two together). The temp directory and every ping die
-#: with the script: the EXIT trap kills the pings not yet waited for (by PID: dash's
+#: The most pings the fan-out script runs at once. Starting hundreds together cost a source GiBs
+#: of RSS, and at ≥ 500 targets some pings lost their *first* probe on a loopback that loses
+#: nothing. In batches of this size the fan-out takes ⌈targets / 32⌉ trains
+#: (``ping_fanout_seconds``); fping (``probe.tools.fping``) takes one.
+PING_FANOUT_MAX = 32
+
+#: Runs one ping per target on the source host, at most ``$4`` at a time, and prints each
+#: output framed, so a host with N targets needs one SSH session, not N (sshd MaxSessions is 10).
+#: Its ping flags are those of ``ping_argv`` (a test holds the two together). The pings start in
+#: batches, each batch waited for before the next starts: POSIX sh has no ``wait -n`` (dash,
+#: busybox ash), and the pings of a batch take the same train time. The temp directory and every
+#: ping die with the script: the EXIT trap kills the pings not yet waited for (by PID: dash's
 #: ``$(jobs -p)`` is empty inside a trap), and the remote ``timeout`` TERMs the script.
 FANOUT_SCRIPT = r"""
 d=$(mktemp -d "${TMPDIR:-/tmp}/probe-ping.XXXXXX") || exit 125
@@ -280,19 +288,25 @@ pids=""
 trap 'k=0; for p in $pids; do k=$((k+1)); [ -e "$d/$k.rc" ] || kill "$p" 2>/dev/null; done
 rm -rf "$d"' EXIT
 trap 'exit 143' HUP INT TERM
-c=$1; i=$2; w=$3; shift 3
+c=$1; i=$2; w=$3; m=$4; shift 4
+batch=""; first=1
+reap() {
+  r=$first
+  for p in $batch; do
+    wait "$p"
+    echo $? >"$d/$r.rc"
+    r=$((r+1))
+  done
+  batch=""; first=$r
+}
 k=0
 for a in "$@"; do
   k=$((k+1))
   ping -n -c "$c" -i "$i" -W "$w" "$a" >"$d/$k.out" 2>"$d/$k.err" &
-  pids="$pids $!"
+  pids="$pids $!"; batch="$batch $!"
+  [ $((k - first + 1)) -lt "$m" ] || reap
 done
-k=0
-for p in $pids; do
-  k=$((k+1))
-  wait "$p"
-  echo $? >"$d/$k.rc"
-done
+reap
 k=0
 for a in "$@"; do
   k=$((k+1))
@@ -307,28 +321,44 @@ _FRAME_ERR = re.compile(r"^@@probe-ping-stderr (\d+)$")
 
 
 def ping_fanout_argv(
-    addresses: Sequence[str], *, count: int, interval_s: float, reply_timeout_s: int = 2
+    addresses: Sequence[str],
+    *,
+    count: int,
+    interval_s: float,
+    reply_timeout_s: int = 2,
+    max_concurrent: int = PING_FANOUT_MAX,
 ) -> list[str]:
-    """argv of the fan-out script: ping every address from one host at once."""
+    """argv of the fan-out script: ping every address from one host, ``max_concurrent`` at once."""
     for address in addresses:
         ping_argv(address, count=count, interval_s=interval_s, reply_timeout_s=reply_timeout_s)
+    if max_concurrent < 1:
+        raise InputError(f"the fan-out needs at least one ping at a time, not {max_concurrent}")
     return ["sh", "-c", FANOUT_SCRIPT, "sh", str(count), f"{interval_s:g}", str(reply_timeout_s),
-            *addresses]  # fmt: skip
+            str(max_concurrent), *addresses]  # fmt: skip
 
 
 def fanout_target_argv(fanout_argv: Sequence[str], address: str) -> tuple[str, ...]:
     """The ping the fan-out script runs for ``address``: its line ``ping -n -c "$c" -i "$i" -W
     "$w" "$a"`` with the script's own arguments (those of ``ping_fanout_argv``)."""
-    count, interval, reply_timeout = fanout_argv[4:_FANOUT_TARGETS]
+    count, interval, reply_timeout = fanout_argv[4:7]
     return ("ping", "-n", "-c", count, "-i", interval, "-W", reply_timeout, address)
 
 
-_FANOUT_TARGETS = 7  # sh -c SCRIPT sh COUNT INTERVAL TIMEOUT, then the addresses
+_FANOUT_TARGETS = 8  # sh -c SCRIPT sh COUNT INTERVAL TIMEOUT MAX_CONCURRENT, then the addresses
 
 
-def ping_fanout_seconds(count: int, interval_s: float, reply_timeout_s: int = 2) -> float:
-    """Upper bound of the fan-out's wall time (the train plus the final linger)."""
-    return count * interval_s + reply_timeout_s + 1.0
+def ping_fanout_seconds(
+    count: int,
+    interval_s: float,
+    reply_timeout_s: int = 2,
+    *,
+    targets: int = 1,
+    max_concurrent: int = PING_FANOUT_MAX,
+) -> float:
+    """Upper bound of the fan-out's wall time: per batch of ``max_concurrent`` pings the train,
+    the final linger and half a second to start the batch; one second more for the script."""
+    batches = max(1, math.ceil(targets / max_concurrent))
+    return batches * (count * interval_s + reply_timeout_s + 0.5) + 1.0
 
 
 def split_fanout(fanout_argv: Sequence[str], result: CommandResult) -> dict[str, CommandResult]:

@@ -95,7 +95,8 @@ def test_the_library_fields_cover_the_measurement_and_the_calculator() -> None:
     """The options the brief names are field options (not only equal by luck)."""
     fields = {(path, option.name) for path, option in OPTIONS if isinstance(option, FieldOption)}
     for command, names in {
-        "run": {"count", "interval", "duration", "omit", "streams", "connect_timeout"},
+        "run": {"count", "interval", "duration", "omit", "streams", "connect_timeout"}
+        | {"pinger", "ping_pairs"},
         "check": {"connect_timeout", "known_hosts", "accept_new"},
         "calc": {"model", "stages", "tokens", "seq", "batch", "dtype", "ring", "trials", "seed"},
         "groups": {"model", "stages", "rtt_stat"},

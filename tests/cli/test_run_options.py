@@ -32,6 +32,8 @@ BAD = [
     ("--compare-streams", "-1"),
     ("--pairs", "most"),
     ("--pairs", "sample:0"),
+    ("--ping-pairs", "cross-region"),
+    ("--ping-pairs", "sample:0"),
     ("--connect-timeout", "0"),
     ("--connect-timeout", "-1"),
     ("--connect-timeout", "nan"),
@@ -120,3 +122,31 @@ def test_a_short_interval_is_a_warning_said_before_anything_runs(
     warning, error = capsys.readouterr().err.splitlines()
     assert warning.startswith("probe: warning: ping interval 0.1 s: a, b log in as a user other")
     assert error.startswith("probe: error: ") and "not a run directory" in error
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pinger", "fping", "--interval", "0.0025"],
+         "--pinger must be auto or ping for this train (fping interval must be whole "
+         "milliseconds ≥ 10 ms, not 0.0025 s), not 'fping'"),
+        (["--ping-pairs", "cross-region"],
+         "--ping-pairs must be all, intra-region, intra-zone or sample:K (K ≥ 1), "
+         "not 'cross-region'"),
+        (["--ping-pairs", "sample:0"], "--ping-pairs must be "),
+    ],
+)  # fmt: skip
+def test_a_ping_option_probe_cannot_run_is_refused_before_connecting(
+    args: list[str],
+    message: str,
+    inventory: Path,
+    listener: socket.socket,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "reports"
+    assert run(["run", str(inventory), "-o", str(out), "--connect-timeout", "1", *args]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("probe: error: ") and message in line, line
+    assert not out.exists()  # no run directory: nothing started
+    assert _nobody_connected(listener)

@@ -250,3 +250,32 @@ def test_a_policy_naming_what_the_run_lacks_is_an_error_at_its_line(
     assert message.startswith(f"{tmp_path / 'policy.yaml'}:3: check 'decode#1': ")
     assert "not in run synthetic" in message
     assert ("eu-wset" in message and "us-east" in message) or "'ghost'" in message
+
+
+def test_pairs_a_sampled_ping_plan_left_out_are_not_failed_cells(tmp_path: Path) -> None:
+    """sample:1 across us-east and eu-west: one representative pair each way is measured, the
+    other 30 cross-region pairs are not-planned. Region, loss and coverage checks decide on the
+    planned pairs; the same 30 cells *failed* leave them inconclusive or failing."""
+
+    def sampled(status: CellStatus) -> Anchors:
+        h = {x.name: x for x in TWO.hosts}
+        left_out = {
+            (a.name, b.name): pair(a, b, 75.0, status=status)
+            for a in h.values()
+            for b in h.values()
+            if a.region != b.region and {a.name, b.name} != {"us-east-0", "eu-west-0"}
+        }
+        return make_anchors({"us-east": 4, "eu-west": 4}, 75.0, overrides=left_out)
+
+    region = """  - kind: prefill
+    model: llama-3-8b
+    regions: [us-east, eu-west]
+    budget_per_hop: 10s
+"""
+    loss = "  - kind: max_loss\n    max: 1%\n    scope: cross-region\n"
+    coverage = "  - kind: coverage\n    min_regions: 2\n    min_samples: 20\n    min_ok: 100%\n"
+    body = region + loss + coverage
+    assert _verdicts(tmp_path, body, sampled(CellStatus.NOT_PLANNED)) == [Verdict.PASS] * 3
+    assert _verdicts(tmp_path, body, sampled(CellStatus.TIMEOUT)) == [
+        Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE, Verdict.FAIL,
+    ]  # fmt: skip

@@ -88,6 +88,20 @@ def test_only_planned_bandwidth_cells_can_be_missing(run_dir: Path) -> None:
     assert (got.bw, got.bw_cells, got.incomplete) == (0, 2 * (3 * 3 + 3 * 2 + 3 * 2), False)
 
 
+def test_only_rtt_cells_the_ping_plan_holds_count(run_dir: Path) -> None:
+    """``--ping-pairs intra-region``: the cross-region pairs are not-planned, never missing."""
+    regions = {h.name: h.region for h in read_run(run_dir).hosts}
+    _drop(run_dir, lambda r: r["kind"] != "ping" or regions[r["src"]] == regions[r["dst"]])
+    assert _unmeasured(run_dir).rtt > 0  # the full mesh misses them
+    _options(run_dir, ping_pairs="intra-region")
+    got = _unmeasured(run_dir)
+    assert (got.rtt, got.rtt_cells, got.incomplete) == (0, 3 * 2 + 3 * 2 + 2 * 1, False)
+    _drop(run_dir, lambda r: (r["kind"], r.get("src"), r.get("dst")) != ("ping", "eu1", "eu2"))
+    assert _unmeasured(run_dir).notice("R", "inventory/lab-3regions.yaml") == (
+        f"incomplete: 0 of 56 bandwidth cells and 1 of 14 RTT cells not measured ({RESUME})"
+    )
+
+
 def test_without_bandwidth_only_rtt_cells_count(run_dir: Path) -> None:
     _drop(run_dir, lambda r: r["kind"] != "iperf3")
     _options(run_dir, bandwidth=False)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from probe.measure.context import RunOptions
-from probe.measure.execute import execute
+from probe.measure.execute import RunSummary, execute, finish
 from probe.measure.measurement import Measurement
+from probe.model import CellStatus
+from probe.store.records import PingRecord, PingTrain
 from probe.store.rundir import RunStore, read_run
-from probe.store.rundoc import RunDoc
+from probe.store.rundoc import CellCounts, InventoryRef, RunDoc, RunHost
 from tests.sshfleet import FAST, Fleet
 
 OPTIONS = RunOptions(count=2, bandwidth=False)
@@ -90,3 +94,74 @@ async def test_an_interrupted_run_is_finished_and_resumes(
     first, again = resumed.attempts  # the resume's sshds listen on other ports: routes may change
     assert first == stopped.attempts[0] and first.interrupted and first.phases == stopped.phases
     assert again.started_utc == resumed.resumed_utc and again.phases == resumed.phases
+
+
+def _ok(src: str, dst: str) -> PingRecord:
+    train = PingTrain(sent=2, received=2, duplicates=0, probes=((1, 1.0), (2, 1.0)))
+    return PingRecord(src=src, dst=dst, status=CellStatus.OK, train=train)
+
+
+def _finish(tmp_path: Path, records: list[PingRecord]) -> RunSummary:
+    """A run of eu {a, b} and us {c} with ``--ping-pairs intra-region``, finished."""
+    store = RunStore.create(tmp_path)
+    hosts = (RunHost("a", "10.0.0.1", "eu"), RunHost("b", "10.0.0.2", "eu"),
+             RunHost("c", "10.0.0.3", "us"))  # fmt: skip
+    doc = RunDoc(
+        run_id=store.run_id, probe_version="0", inventory=InventoryRef("i.yaml", "0" * 64),
+        started_utc="2026-11-23T00:00:00Z", hosts=hosts,
+        options=replace(OPTIONS, ping_pairs="intra-region").as_doc(),
+    )  # fmt: skip
+    for rec in records:
+        store.append(rec)
+    store.close()
+    return finish(store, doc, bw_planned=0)
+
+
+def test_not_planned_cells_are_neither_failed_nor_missing(tmp_path: Path) -> None:
+    """Only a ↔ b is planned: with both measured the run is complete (exit 0), though 4 of its
+    6 cells have no RTT; a planned cell without one still makes it partial (exit 4)."""
+    summary = _finish(tmp_path / "full", [_ok("a", "b"), _ok("b", "a")])
+    assert (summary.pairs, summary.rtt_ok, summary.rtt_not_planned) == (6, 2, 4)
+    assert summary.rtt_planned == 2 and summary.complete
+    written = read_run(summary.run_dir)
+    assert written.complete and written.cells == CellCounts(6, 2, 0, 0, (), rtt_not_planned=4)
+    assert written.options.ping_pairs == "intra-region" and written.options.pinger == "auto"
+    partial = _finish(tmp_path / "partial", [_ok("a", "b")])
+    assert not partial.complete and partial.rtt_planned == 2 and partial.rtt_ok == 1
+    assert not read_run(partial.run_dir).complete
+
+
+async def test_a_resumed_run_keeps_its_ping_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The matrix marks not-planned cells from run.json's plan: a resume measures that plan
+    when --ping-pairs is not given (given with another value, it is refused: test_resume)."""
+
+    async def interrupt(_m: Measurement) -> None:
+        raise KeyboardInterrupt
+
+    seen: list[str] = []
+    init = Measurement.__init__
+
+    def spy(m: Measurement, *args: Any, **kwargs: Any) -> None:
+        seen.append(args[2].ping_pairs)
+        init(m, *args, **kwargs)
+
+    monkeypatch.setattr(Measurement, "__init__", spy)
+    async with Fleet(tmp_path) as fleet:
+        a, b = await fleet.sshd("a"), await fleet.sshd("b")
+        inventory = fleet.inventory([fleet.host("a", a), fleet.host("b", b)])
+        with monkeypatch.context() as patch:
+            patch.setattr(Measurement, "ping_mesh", interrupt)
+            with pytest.raises(KeyboardInterrupt):
+                await execute(
+                    inventory, out_root=tmp_path / "reports", ssh=FAST, say=print,
+                    options=replace(OPTIONS, ping_pairs="intra-zone"),
+                )  # fmt: skip
+        (run_dir,) = (tmp_path / "reports").glob("2*")
+        await execute(
+            inventory, out_root=tmp_path, options=OPTIONS, ssh=FAST, say=print, resume=run_dir,
+            given={},
+        )  # fmt: skip
+    assert seen == ["intra-zone", "intra-zone"]
+    assert read_run(run_dir).options.ping_pairs == "intra-zone"

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.lab
 PROBE = str(ROOT / ".venv" / "bin" / "probe")
 FAST = ["--count", "5", "--interval", "0.05", "--connect-timeout", "4"]
 BW_FAST = ["--pairs", "intra-region", "--duration", "1", "--omit", "0"]
-LEFTOVER = ("iperf3", "ping", "timeout", "sleep", "hang.sh")
+LEFTOVER = ("iperf3", "ping", "fping", "timeout", "sleep", "hang.sh")
 
 
 def probe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,7 +102,8 @@ def test_a_hanging_ping_is_caught_at_preflight_without_stalling_the_run(
 ) -> None:
     control.break_tool(mended, "ap2", "ping", "hang")
     started = time.monotonic()
-    proc = probe("run", str(mended.inventory), "-o", str(tmp_path), *FAST, "--no-bandwidth")
+    ping_only = ["--no-bandwidth", "--pinger", "ping"]  # auto: fping, where the host has it
+    proc = probe("run", str(mended.inventory), "-o", str(tmp_path), *FAST, *ping_only)
     assert time.monotonic() - started < 60
     assert proc.returncode == 4, proc.stderr
     frame = matrix(proc)

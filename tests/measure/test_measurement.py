@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from probe.errors import HostError
+from probe.matrix.build import train_stats
+from probe.matrix.stats import RttStats
 from probe.measure import bandwidth_phase
 from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.connect import parse_preflight
 from probe.measure.context import Done, RunOptions
 from probe.measure.measurement import Measurement
+from probe.measure.ping_mesh import PING_SLACK_S
+from probe.measure.plan import parse_ping_pairs, select_ping_pairs
 from probe.model import CellStatus, CommandResult, Host, Inventory, SshTarget
 from probe.store.records import (
     CellRecord,
@@ -28,7 +32,8 @@ from probe.store.records import (
     PingRecord,
     SampleRecord,
 )
-from probe.tools.ping import ping_argv
+from probe.tools.fping import fping_argv, fping_seconds
+from probe.tools.ping import PING_FANOUT_MAX, ping_argv, ping_fanout_seconds
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 IPERF_JSON = (FIXTURES / "iperf3" / "loopback" / "iperf3.12_tcp_forward_t2_O1.json").read_text()
@@ -77,7 +82,8 @@ class FakeProcess:
             self.pool.leave(self.host, server)
             out = IPERF_JSON
         else:
-            out = self.pool.fanout_output(self.argv)
+            self.ended = True
+            return self.pool.pinger(self.host, self.argv)
         self.ended = True
         return CommandResult(tuple(self.argv), 0, out, "", 0.01)
 
@@ -92,7 +98,14 @@ class FakePool:
     ``most`` is the most tests one host (``most_site``: one region) took part in at once.
     """
 
-    def __init__(self, hosts: Sequence[Host], broken: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        hosts: Sequence[Host],
+        broken: dict[str, str] | None = None,
+        fping: Collection[str] = (),
+    ) -> None:
+        self.fping = set(fping)  # hosts with fping installed
+        self.timeouts: dict[tuple[str, ...], float | None] = {}  # argv run → its timeout
         self.hosts = [h.name for h in hosts]
         self.host_of = {h.address: h.name for h in hosts}
         self.region_of = {h.name: h.region for h in hosts}
@@ -135,21 +148,40 @@ class FakePool:
 
     @staticmethod
     def fanout_output(argv: Sequence[str]) -> str:
-        addresses = argv[7:]
+        addresses = argv[8:]
         return "".join(f"@@probe-ping {k} 0\n{ping_output(a)}@@probe-ping-stderr {k}\n"
                        for k, a in enumerate(addresses, 1))  # fmt: skip
+
+    def pinger(self, host: str, argv: Sequence[str]) -> CommandResult:
+        """What the source's ping command says: the fan-out's frames, or fping's -C lines
+        (the same RTTs as ``ping_output``; exit 4 where ``broken`` says "fping-fails")."""
+        if argv[0] == "sh":
+            return CommandResult(tuple(argv), 0, self.fanout_output(argv), "", 0.6)
+        assert argv[0] == "fping" and host in self.fping, (host, argv)
+        if self.broken.get(host) == "fping-fails":
+            return CommandResult(tuple(argv), 4, "", "fping: can't create socket\n", 0.1)
+        count = int(argv[argv.index("-C") + 1])
+        addresses = argv[argv.index("-t") + 2 :]
+        width = max(map(len, addresses))
+        rtts = " ".join(f"1.{i}" for i in range(1, count + 1))
+        return CommandResult(
+            tuple(argv), 0, "", "".join(f"{a:<{width}} : {rtts}\n" for a in addresses), 0.6
+        )
 
     async def run(
         self, host: str, argv: Sequence[str], *, timeout_s: float | None = None
     ) -> CommandResult:
         self.commands.append(tuple(argv))
+        self.timeouts[tuple(argv)] = timeout_s
         if argv[0] == "sh" and "have" in argv[2]:  # preflight
             tools = "have ping\nhave timeout\n" + (
                 "" if self.broken.get(host) == "no-iperf3" else "have iperf3\n"
             )
+            if host in self.fping:
+                tools += "have fping\nversion fping fping: Version 5.1\n"
             return CommandResult(tuple(argv), 0, tools + "version iperf3 iperf 3.12\n", "", 0.1)
-        if argv[0] == "sh":  # the ping fan-out when no armed session is left
-            return CommandResult(tuple(argv), 0, self.fanout_output(argv), "", 0.6)
+        if argv[0] in ("sh", "fping"):  # the ping command when no armed session is left
+            return self.pinger(host, argv)
         if argv[0] == "ping":  # the train under load
             return CommandResult(tuple(argv), 0, ping_output(argv[-1]), "", 1.0)
         raise HostError(host, "error", f"unexpected command {argv}")
@@ -176,10 +208,11 @@ def measure(
     broken: dict[str, str] | None = None,
     done: Done | None = None,
     arm_ping: bool = True,
+    fping: Collection[str] = (),
     **opts: Any,
 ) -> tuple[list[SampleRecord], FakePool]:
     inv = inventory(n)
-    pool = FakePool(inv.hosts, broken)
+    pool = FakePool(inv.hosts, broken, fping)
     records: list[SampleRecord] = []
     options = RunOptions(**{"count": 3, "bw": BandwidthOptions(duration_s=1, omit_s=0), **opts})
 
@@ -287,3 +320,100 @@ def test_parse_preflight() -> None:
     ).tools
     assert tools["ping"] == "ping from iputils 20221126" and tools["iperf3"] is None
     assert tools["ping_group_range"] == "1\t0"
+
+
+def _fanouts(records: list[SampleRecord]) -> dict[str, PingFanoutRecord]:
+    return {r.src: r for r in records if isinstance(r, PingFanoutRecord)}
+
+
+def _pings(records: list[SampleRecord]) -> dict[tuple[str, str], PingRecord]:
+    return {(r.src, r.dst): r for r in records if isinstance(r, PingRecord)}
+
+
+@pytest.mark.parametrize("arm_ping", [True, False])
+def test_auto_pings_with_one_fping_per_source_where_the_source_has_it(arm_ping: bool) -> None:
+    records, pool = measure(4, fping={"h0", "h2"}, arm_ping=arm_ping, bandwidth=False)
+    fanouts, pings = _fanouts(records), _pings(records)
+    for src in ("h0", "h2"):
+        targets = [f"10.0.0.{i + 1}" for i in range(4) if f"h{i}" != src]
+        fping = tuple(fping_argv(targets, count=3, interval_s=0.2, reply_timeout_s=2))
+        assert fanouts[src].argv == fping and pool.commands.count(fping) == 1  # one process
+        assert fanouts[src].exit_status == 0
+    assert fanouts["h1"].argv[0] == fanouts["h3"].argv[0] == "sh"  # no fping there: ping
+    assert len(pings) == 12 and {r.status for r in pings.values()} == {CellStatus.OK}
+    for (src, _dst), rec in pings.items():
+        assert rec.train is not None and rec.fanout == fanouts[src].id
+        if src in ("h0", "h2"):  # fping measured it: the fanout record holds the one command
+            assert rec.train.flavor == "fping" and rec.argv == () and rec.exit_status == 0
+            assert rec.train.probes == ((0, 1.1), (1, 1.2), (2, 1.3))
+        else:
+            assert rec.train.flavor == "iputils" and rec.argv[0] == "ping"
+
+
+def test_the_same_replies_give_the_same_statistics_from_fping_and_ping() -> None:
+    pings = _pings(measure(2, fping={"h0"}, bandwidth=False)[0])
+    by_fping, by_ping = pings["h0", "h1"].train, pings["h1", "h0"].train
+    assert by_fping is not None and by_fping.flavor == "fping"
+    assert by_ping is not None and by_ping.flavor == "iputils"
+    fping_stats, ping_stats = train_stats(by_fping), train_stats(by_ping)
+    for f in fields(RttStats):
+        assert getattr(fping_stats, f.name) == pytest.approx(getattr(ping_stats, f.name), abs=1e-3)
+
+
+def test_pinger_ping_never_runs_fping_and_pinger_fping_needs_it() -> None:
+    records, pool = measure(3, fping={"h0"}, pinger="ping", bandwidth=False)
+    assert all(c[0] != "fping" for c in pool.commands)
+    assert {r.train.flavor for r in _pings(records).values() if r.train} == {"iputils"}
+    pings = _pings(measure(3, fping={"h0"}, pinger="fping", bandwidth=False)[0])
+    assert pings["h0", "h1"].status == "ok"
+    assert pings["h1", "h0"].status == "tool-missing"
+    assert pings["h1", "h0"].reason == "fping missing on h1"
+
+
+def test_auto_pings_with_ping_when_fping_cannot_send_the_train() -> None:
+    """fping's -p is whole milliseconds: a 2.5 ms interval is ping's to send."""
+    records, pool = measure(2, fping={"h0", "h1"}, interval_s=0.0025, bandwidth=False)
+    assert all(c[0] != "fping" for c in pool.commands)
+    assert {r.status for r in _pings(records).values()} == {CellStatus.OK}
+
+
+def test_a_failed_fping_fails_its_sources_cells_with_its_words() -> None:
+    pings = _pings(measure(3, {"h0": "fping-fails"}, fping={"h0"}, bandwidth=False)[0])
+    for dst in ("h1", "h2"):
+        assert pings["h0", dst].status == "error" and pings["h0", dst].exit_status == 4
+        assert pings["h0", dst].reason == f"fping h0 → {dst}: fping: can't create socket"
+    assert pings["h1", "h0"].status == "ok"
+
+
+def test_the_deadline_scales_with_the_target_count() -> None:
+    """40 hosts: fping's bound counts its targets; the fan-out runs 39 pings in two batches."""
+    _, pool = measure(40, fping={"h0"}, arm_ping=False, bandwidth=False)
+    fping = next(argv for argv in pool.commands if argv[0] == "fping")
+    fanout = next(argv for argv in pool.timeouts if argv[0] == "sh" and "-c" in argv[1:2]
+                  and argv[4:8] == ("3", "0.2", "2", str(PING_FANOUT_MAX)))  # fmt: skip
+    assert len(fping) - 10 == len(fanout) - 8 == 39
+    assert pool.timeouts[fping] == fping_seconds(39, count=3, interval_s=0.2) + PING_SLACK_S
+    one_batch = ping_fanout_seconds(3, 0.2, 2, targets=PING_FANOUT_MAX)
+    assert pool.timeouts[fanout] == ping_fanout_seconds(3, 0.2, 2, targets=39) + PING_SLACK_S
+    assert ping_fanout_seconds(3, 0.2, 2, targets=39) > one_batch
+
+
+def test_a_sampled_ping_plan_pings_only_its_pairs() -> None:
+    """Two regions of three hosts, sample:1: the two full meshes inside (12 pairs) and one
+    representative each way across (2): 14 of the 30 ordered pairs, and records for no other."""
+    records, _ = measure(6, ping_pairs="sample:1", bandwidth=False)
+    plan = select_ping_pairs(inventory(6).hosts, parse_ping_pairs("sample:1"))
+    pings = _pings(records)
+    assert sorted(pings) == sorted(plan.pairs) and len(pings) == 14
+    assert {r.status for r in pings.values()} == {CellStatus.OK}
+    address = {f"h{i}": f"10.0.0.{i + 1}" for i in range(6)}
+    for src, fanout in _fanouts(records).items():
+        assert list(fanout.argv[8:]) == [address[d] for s, d in plan.pairs if s == src]
+
+
+def test_preflight_finds_fping_and_its_version() -> None:
+    found = parse_preflight(
+        "have ping\nhave iperf3\nhave timeout\nhave fping\nversion fping fping: Version 5.1\n"
+    )
+    assert found.tools["fping"] == "fping: Version 5.1"
+    assert parse_preflight("have ping\nmissing fping\n").tools["fping"] is None

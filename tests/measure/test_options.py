@@ -23,6 +23,9 @@ BAD: list[tuple[type[Any], str, Any]] = [
     (RunOptions, "interval_s", math.nan),
     (RunOptions, "interval_s", math.inf),
     (RunOptions, "reply_timeout_s", 0),
+    (RunOptions, "pinger", "hping"),
+    (RunOptions, "ping_pairs", "cross-region"),
+    (RunOptions, "ping_pairs", "sample:0"),
     (RunOptions, "pairs", "most"),
     (RunOptions, "pairs", "sample:0"),
     (RunOptions, "pairs", "sample:"),
@@ -69,6 +72,9 @@ GOOD: list[tuple[type[Any], dict[str, Any]]] = [
     (RunOptions, {"count": 1, "interval_s": 0.002, "reply_timeout_s": 1}),
     (RunOptions, {"pairs": "sample:3", "exclusive_by": "zone", "compare_streams": 2}),
     (RunOptions, {"pairs": "cross-region", "exclusive_by": "region", "compare_streams": 128}),
+    (RunOptions, {"pinger": "fping", "interval_s": 0.01, "ping_pairs": "sample:2"}),
+    (RunOptions, {"pinger": "auto", "interval_s": 0.0025, "ping_pairs": "intra-zone"}),
+    (RunOptions, {"pinger": "ping", "interval_s": 0.0025, "ping_pairs": "intra-region"}),
     (BandwidthOptions, {}),
     (BandwidthOptions, {"duration_s": 1, "omit_s": 0, "streams": 128}),
     (BandwidthOptions, {"port_base": 65535, "port_span": 1, "connect_timeout_ms": 1}),
@@ -76,6 +82,19 @@ GOOD: list[tuple[type[Any], dict[str, Any]]] = [
     (SshOptions, {"keepalive_interval_s": 0.0, "reconnect_window_s": 0.0, "connect_retries": 0}),
     (SshOptions, {"connect_timeout_s": 0.3, "retry_backoff_s": 0.0}),
 ]
+
+
+def test_fping_is_refused_for_a_train_it_cannot_send_where_auto_would_use_ping() -> None:
+    """fping's period is whole milliseconds ≥ 10 ms: ``--pinger auto`` pings such a train with
+    ping, ``--pinger fping`` cannot, and says why under ``pinger``."""
+    with pytest.raises(OptionError) as caught:
+        RunOptions(pinger="fping", interval_s=0.0025)
+    assert (caught.value.owner, caught.value.field) == (RunOptions, "pinger")
+    assert str(caught.value) == (
+        "RunOptions.pinger must be auto or ping for this train (fping interval must be whole "
+        "milliseconds ≥ 10 ms, not 0.0025 s), not 'fping'"
+    )
+    assert RunOptions(interval_s=0.0025).pinger == "auto"  # auto leaves that train to ping
 
 
 @pytest.mark.parametrize(("owner", "values"), GOOD)

@@ -96,12 +96,14 @@ class Fleet(FakePool):
         for tool, version in (("ping", "ping from iputils 20221126"), ("iperf3", "iperf 3.12")):
             hangs = tool in self.hung.get(host, ())
             lines.append(f"hung {tool}" if hangs else f"version {tool} {version}")
+        if "fping" in self.hung.get(host, ()):  # fping is optional: only where it hangs here
+            lines += ["have fping", "hung fping"]
         lines.append(f"running iperf3 {self.running.get(host, 0)}")
         return "\n".join(lines) + "\n"
 
     def fanout(self, argv: Sequence[str]) -> str:
         out = []
-        for k, address in enumerate(argv[7:], 1):
+        for k, address in enumerate(argv[8:], 1):  # sh -c SCRIPT sh COUNT INTERVAL TIMEOUT MAX
             if address in self.killed:
                 continue  # no frame: the script was killed before printing it
             rc, text = (
@@ -252,6 +254,26 @@ def test_a_hung_ping_fails_its_source_row_only() -> None:
             assert rec.reason == f"ping hangs on h2 (no answer to -V within {TOOL_DEADLINE_S} s)"
         else:
             assert rec.status is CellStatus.OK  # towards h2 too
+
+
+def test_a_hung_fping_is_never_run_auto_pings_with_ping_and_fping_says_hung() -> None:
+    """fping's version probe is preflight's too (one detection): ``--pinger auto`` pings with
+    ping from a host whose fping hangs, ``--pinger fping`` makes that host's row tool-hung."""
+    records, _, _ = measure(fleet(3, hung={"h0": ("fping",)}), 3, bandwidth=False)
+    assert hosts(records)["h0"].hung == {"fping": f"no answer to -v within {TOOL_DEADLINE_S} s"}
+    pings = cells(records, "ping")
+    assert {r.status for r in pings} == {CellStatus.OK}
+    assert all(r.argv[0] == "ping" for r in pings if r.src == "h0")
+    records, _, _ = measure(fleet(3, hung={"h0": ("fping",)}), 3, bandwidth=False, pinger="fping")
+    for rec in cells(records, "ping"):
+        if rec.src == "h0":
+            assert rec.status is CellStatus.TOOL_HUNG
+            assert rec.reason == f"fping hangs on h0 (no answer to -v within {TOOL_DEADLINE_S} s)"
+        else:
+            assert (rec.status, rec.reason) == (
+                CellStatus.TOOL_MISSING,
+                f"fping missing on {rec.src}",
+            )
 
 
 def test_every_reason_names_its_host_and_tool() -> None:

@@ -144,6 +144,23 @@ def test_a_resume_measures_with_the_options_the_run_recorded(
     assert " 3 tests, " in plan and plan.endswith("(3 of the plan's 12 tests left)")
 
 
+def test_a_resume_counts_the_rtt_cells_of_the_runs_ping_plan(
+    tmp_path: Path, fake_fleet: list[Connector]
+) -> None:
+    """h0, h1 in r1 and h2, h3 in r2 with ``--ping-pairs intra-region``: 4 RTT cells, not 12;
+    the 8 cross-region pairs are not-planned, and the resume measures with the run's plan."""
+    options = replace(RECORDED, ping_pairs="intra-region")
+    records, _ = measure(4, ping_pairs="intra-region")
+    last = [i for i, r in enumerate(records) if isinstance(r, Iperf3Record)][-3]
+    inv = inventory(4)
+    run_dir = write_run(tmp_path / "reports", inv, records[:last], options)
+    said: list[str] = []
+    summary = resume(inv, run_dir, RunOptions(), given={}, said=said)
+    assert summary.complete and (summary.rtt_ok, summary.rtt_not_planned) == (4, 8)
+    assert f"resuming {run_dir.name}: 4/4 RTT cells, 9/12 bandwidth cells already measured" in said
+    assert read_run(run_dir).options == options.as_doc()
+
+
 def test_an_option_given_with_another_value_is_refused_before_connecting(
     tmp_path: Path, fake_fleet: list[Connector]
 ) -> None:
@@ -190,7 +207,8 @@ def test_without_a_command_line_every_option_counts_as_given() -> None:
 
 def test_a_resume_takes_every_option_run_json_records() -> None:
     recorded = RunOptions(
-        count=7, interval_s=0.3, reply_timeout_s=5, bandwidth=False, pairs="cross-region",
+        count=7, interval_s=0.3, reply_timeout_s=5, pinger="fping", ping_pairs="sample:2",
+        bandwidth=False, pairs="cross-region",
         exclusive_by="zone", under_load=True, compare_streams=4,
         bw=BandwidthOptions(duration_s=3, omit_s=1, streams=2),
     ).as_doc()  # fmt: skip

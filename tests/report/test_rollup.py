@@ -10,8 +10,10 @@ import pytest
 
 from probe.cli import run
 from probe.matrix.build import load_matrix, to_anchors
-from probe.report import build_report
+from probe.measure.plan import parse_ping_pairs, select_ping_pairs
+from probe.report import build_report, markdown
 from probe.report.diff import diff_runs
+from probe.report.heatmap import HEATMAPS, UNPLANNED, grids
 from probe.store.rundir import read_run
 from tests.report.runs import T0, iperf3_record, ping_record, run_doc, write_run
 
@@ -93,3 +95,38 @@ def test_show_by_region_says_what_each_figure_rests_on(
     assert run(["show", str(run_dir), "--metric", "rtt_max_ms", "--by", "region"]) == 2
     err = capsys.readouterr().err
     assert "no region roll-up of 'rtt_max_ms'" in err and len(err.strip().splitlines()) == 1
+
+
+def _sampled_run(run_dir: Path) -> Path:
+    """The same four hosts pinged with ``--ping-pairs sample:1``: records for the planned pairs
+    only (b's full mesh, a1 ↔ b's representative), as ``probe run`` writes them."""
+    doc = run_doc(list(REGION), run_dir.name, T0 + 100.0)
+    hosts = tuple(replace(h, region=REGION[h.name]) for h in doc.hosts)
+    doc = replace(doc, hosts=hosts, options=replace(doc.options, ping_pairs="sample:1"))
+    plan = select_ping_pairs(doc.measured_hosts, parse_ping_pairs("sample:1"))
+    records = [ping_record(s, d, T0 + i, [1.0] * 20) for i, (s, d) in enumerate(plan.pairs)]
+    return write_run(run_dir, doc, records)
+
+
+def test_pairs_a_sampled_plan_left_out_are_not_planned_in_every_view(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = _sampled_run(tmp_path / "20261123T090000Z")
+    frame = load_matrix(run_dir)
+    left_out = frame[frame.status == "not-planned"]
+    assert len(left_out) == 4 and set(left_out.reason) == {"not in the sample:1 plan"}
+    assert set(frame[frame.status != "not-planned"].status) == {"ok"}
+    # the region roll-up rests on the planned, measured pair only, and says so
+    row = to_anchors(read_run(run_dir), frame).region("a", "b")
+    assert row is not None and (row.pairs, row.pairs_ok, row.pairs_probed) == (3, 1, 1)
+    assert run(["show", str(run_dir), "--metric", "rtt_p50_ms", "--by", "region"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^a\s+b\s+1\s+1/3 \(2 not planned\)$", out, re.M), out
+    assert re.search(r"^b\s+b\s+1\s+6/6$", out, re.M), out
+    # the report counts them apart, not as failures; the heatmap marks them with their own code
+    report = build_report(run_dir)
+    assert report.coverage.ping_not_planned == 4
+    assert not [h for h in report.hints if h.aspect == "ping failed"]
+    assert "all probes lost 0, not planned 4, failed 0;" in markdown.render(report)
+    codes = grids(frame, list(REGION), HEATMAPS[0])[1]
+    assert (codes == UNPLANNED).sum() == 4 and set(codes.flat) == {"", UNPLANNED}

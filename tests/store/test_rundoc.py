@@ -9,6 +9,7 @@ and the golden run as ``tests/report/runs.py`` wrote it then (fewer options, no 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,20 @@ def test_any_value_anywhere_is_read_or_one_line_of_store_error(
         return
     text = encode_run(run)  # what was accepted is written back and read again alike
     assert encode_run(decode_run(text, "run.json")) == text
+
+
+def test_the_pinger_and_the_ping_plan_are_kept_and_older_files_read_what_probe_did() -> None:
+    old = decode_run((FIXTURES / "run-complete.json").read_text(), "run.json")
+    assert (old.options.pinger, old.options.ping_pairs) == ("ping", "all")
+    assert old.cells is not None and old.cells.rtt_not_planned == 0
+    new = replace(
+        old,
+        options=replace(old.options, pinger="auto", ping_pairs="sample:2"),
+        cells=replace(old.cells, rtt_not_planned=3),
+    )
+    text = encode_run(new)
+    written = json.loads(text)
+    assert written["options"]["pinger"] == "auto"
+    assert written["options"]["ping_pairs"] == "sample:2"
+    assert written["cells"]["rtt_not_planned"] == 3
+    assert decode_run(text, "run.json") == new

@@ -19,6 +19,7 @@ from probe.tools.fping import (
     fping_argv,
     fping_gap_ms,
     fping_outcome,
+    fping_refuses,
     fping_seconds,
     parse_fping,
 )
@@ -338,6 +339,16 @@ def test_wall_time_counts_the_stretched_train() -> None:
 def test_fping_argv_refuses(addresses: list[str], kwargs: dict[str, Any]) -> None:
     with pytest.raises(InputError):
         fping_argv(addresses, **kwargs)
+
+
+def test_fping_refuses_says_which_trains_it_cannot_send() -> None:
+    """What ``--pinger auto`` leaves to ping, and ``--pinger fping`` refuses up front."""
+    assert fping_refuses(count=20, interval_s=0.2, reply_timeout_s=2) is None
+    assert fping_refuses(count=5, interval_s=0.05, reply_timeout_s=2) is None
+    assert "whole milliseconds ≥ 10 ms" in str(
+        fping_refuses(count=20, interval_s=0.0025, reply_timeout_s=2)
+    )
+    assert "count must be ≥ 1" in str(fping_refuses(count=0, interval_s=0.2, reply_timeout_s=2))
 
 
 # --- properties -------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The ping fan-out script in a real POSIX shell, with a stand-in ``ping`` first on PATH.
 
 The lab runs it with the real ping; here the shell logic alone is pinned down: framing and exit
-codes per target, the temp directory removed, and — the case that once leaked — every ping
-killed when the script is TERMed (dash's ``$(jobs -p)`` is empty inside a trap).
+codes per target, the temp directory removed, at most ``PING_FANOUT_MAX`` pings at once (in
+every POSIX shell found here: dash, busybox ash, bash --posix), and — the case that once
+leaked — every ping killed when the script is TERMed (dash's ``$(jobs -p)`` is empty inside a
+trap), in a later batch too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from probe.model import CommandResult
-from probe.tools.ping import fanout_target_argv, ping_argv, ping_fanout_argv, split_fanout
+from probe.tools.ping import (
+    PING_FANOUT_MAX,
+    fanout_target_argv,
+    ping_argv,
+    ping_fanout_argv,
+    ping_fanout_seconds,
+    split_fanout,
+)
 
 SHELL = shutil.which("dash") or "/bin/sh"
 
@@ -33,6 +42,28 @@ esac
 ECHO_PING = """#!/bin/sh
 printf '%s\n' ping "$@"
 """
+#: notes its start and its end in $PROBE_TEST_LOG (short appends: atomic) and, in between,
+#: replies once every ping of its batch has started (at most 10 s): so the most pings running
+#: at once is exactly the bound when the script keeps it, whatever the machine's load
+COUNTING_PING = """#!/bin/sh
+for a; do :; done
+echo "+ $a" >>"$PROBE_TEST_LOG"
+n=$(grep -c "^+" "$PROBE_TEST_LOG")
+end=$(( (n + PROBE_TEST_BOUND - 1) / PROBE_TEST_BOUND * PROBE_TEST_BOUND ))
+[ "$end" -le "$PROBE_TEST_TARGETS" ] || end=$PROBE_TEST_TARGETS
+t=0
+while [ "$(grep -c "^+" "$PROBE_TEST_LOG")" -lt "$end" ] && [ "$t" -lt 200 ]; do
+  sleep 0.05; t=$((t+1))
+done
+echo "64 bytes from $a: icmp_seq=1 ttl=64 time=0.5 ms"
+echo "- $a" >>"$PROBE_TEST_LOG"
+"""
+#: POSIX shells the script must work in (``sh`` of Debian, Alpine and a bash-only host)
+SHELLS = [
+    pytest.param(argv, id=argv[0], marks=pytest.mark.skipif(
+        shutil.which(argv[0]) is None, reason=f"{argv[0]} not installed"))
+    for argv in (["dash"], ["busybox", "sh"], ["bash", "--posix"])
+]  # fmt: skip
 
 
 def _env(tmp_path: Path, ping: str) -> dict[str, str]:
@@ -131,3 +162,68 @@ def test_term_kills_every_ping_and_removes_the_temp_dir(
         time.sleep(0.05)
     assert _sleepers(tmp_path) == []
     assert list(Path(env["TMPDIR"]).iterdir()) == []
+
+
+def _most_at_once(log: Path) -> int:
+    running = most = 0
+    for line in log.read_text().splitlines():
+        running += 1 if line.startswith("+") else -1
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(("targets", "bound"), [(100, PING_FANOUT_MAX), (10, 3)])
+def test_at_most_the_bound_runs_at_once_and_every_target_is_framed(
+    tmp_path: Path, shell: list[str], targets: int, bound: int
+) -> None:
+    addresses = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(targets)]
+    argv = ping_fanout_argv(
+        addresses, count=3, interval_s=0.2, reply_timeout_s=1, max_concurrent=bound
+    )
+    log = tmp_path / "pings.log"
+    env = {**_env(tmp_path, COUNTING_PING), "PROBE_TEST_LOG": str(log),
+           "PROBE_TEST_BOUND": str(bound), "PROBE_TEST_TARGETS": str(targets)}  # fmt: skip
+    proc = subprocess.run(
+        [*shell, *argv[1:]], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _most_at_once(log) == bound  # never more, and the batches do run side by side
+    assert log.read_text().count("+ ") == targets
+    per = split_fanout(argv, CommandResult(tuple(argv), 0, proc.stdout, proc.stderr, 0.1))
+    assert [per[a].exit_status for a in addresses] == [0] * targets
+    assert all(f"from {a}:" in per[a].stdout for a in addresses)
+    assert list(Path(env["TMPDIR"]).iterdir()) == []
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_term_in_a_later_batch_kills_its_pings_and_starts_no_more(
+    env: dict[str, str], tmp_path: Path, shell: list[str]
+) -> None:
+    argv = ping_fanout_argv(
+        ["10.0.0.1", "10.0.0.9", "10.0.0.9"], count=3, interval_s=0.2, reply_timeout_s=1,
+        max_concurrent=1,
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        [*shell, *argv[1:]], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 5
+    while not _sleepers(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_sleepers(tmp_path)) == 1  # batch 2 of 3: one hanging "ping"
+    proc.terminate()
+    assert proc.wait(timeout=5) == 143
+    proc.communicate()
+    deadline = time.monotonic() + 2
+    while _sleepers(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the third batch would have started by now
+    assert _sleepers(tmp_path) == []
+    assert list(Path(env["TMPDIR"]).iterdir()) == []
+
+
+def test_the_fanouts_bound_counts_its_batches() -> None:
+    one = ping_fanout_seconds(20, 0.2, 2, targets=1)
+    assert ping_fanout_seconds(20, 0.2, 2, targets=PING_FANOUT_MAX) == one
+    assert ping_fanout_seconds(20, 0.2, 2, targets=PING_FANOUT_MAX + 1) - 1 == 2 * (one - 1)
+    assert ping_fanout_seconds(20, 0.2, 2, targets=100, max_concurrent=10) - 1 == 10 * (one - 1)
