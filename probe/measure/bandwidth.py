@@ -257,8 +257,9 @@ class ArmedTest:
                 await self._retry()
                 continue
             outcome = iperf3_outcome(done)
-            # a result the client printed stands; without one, a lost end is the reason (its
-            # lease took the iperf3 at that end with it, and the client only saw the effect)
+            # a healthy result the client printed stands; without one, or with a stall, a lost
+            # end is the reason (its lease took the iperf3 at that end with it, and the client
+            # only saw the effect)
             ends = (("client", self.client, client), ("server", self.server, server))
             lost = [f"iperf3 {role} on {name}" for role, name, end in ends if end.connection_lost]
             if lost and not isinstance(outcome, IperfResult):
@@ -269,6 +270,13 @@ class ArmedTest:
             if not isinstance(outcome, IperfResult):
                 return self._outcome(outcome[0], f"{who}: {outcome[1]}", test_s=done.elapsed_s)
             if (why := stall_reason(outcome)) is not None:
+                if lost:  # the stall was the connection going away: say that, as above
+                    return self._outcome(
+                        CellStatus.UNREACHABLE,
+                        f"{lost[0]}: connection lost during the test ({why})",
+                        outcome,
+                        done.elapsed_s,
+                    )
                 # kept with its result: the figures stay inspectable, the matrix uses none
                 return self._outcome(CellStatus.STALLED, f"{who}: {why}", outcome, done.elapsed_s)
             return self._outcome(CellStatus.OK, None, outcome, done.elapsed_s)
