@@ -43,6 +43,11 @@ STALL_MIN_S = 1.0  # iperf3's default interval: one whole report of (almost) not
 STALL_SHARE = 0.01
 STALL_FLOOR_BPS = 10 * 1460 * 8.0  # one initial TCP window (RFC 6928, 10 segments) per second
 STALL_BYTES_RATIO = 2.0  # bytes received vs bytes the intervals count: further apart, inconsistent
+#: ...and further apart than socket buffers hold: a forward test's intervals count what the sender
+#: wrote, which runs ahead of the receiver by its send buffer (Linux autotunes it up to
+#: ``tcp_wmem`` max, 4 MiB by default) plus what is in flight. Seen on the lab: a 1 s test on a
+#: 20 Mbit/s, 240 ms path counts 0.6 MB written for 0.2 MB received.
+STALL_SLACK_BYTES = 16 * 2**20
 _INTERVAL_SLACK = 0.95  # iperf3's 1 s intervals last 0.998…1.003 s
 
 _BUSY = "the server is busy running a test"
@@ -220,7 +225,8 @@ def stall_reason(result: IperfResult) -> str | None:
       The peak, not the median, is the reference: a stall over half the test drags the median
       down to the stall itself. The leading intervals while the rate still rises are slow start,
       judged by the floor only (10 Gbit/s at 240 ms RTT spends seconds ramping).
-    - bytes received and bytes the intervals count more than ``STALL_BYTES_RATIO`` apart. Forward,
+    - bytes received and bytes the intervals count more than ``STALL_BYTES_RATIO`` and more than
+      ``STALL_SLACK_BYTES`` apart. Forward,
       the intervals count bytes handed to the sender's socket, ahead of the receiver by its
       buffers and the bytes in flight (a few RTTs' worth under Linux autotuning), far less than
       half a test; with ``-R`` they count the received bytes themselves.
@@ -239,7 +245,8 @@ def stall_reason(result: IperfResult) -> str | None:
         return f"stalled for {total:.1f} s of {test} (from {spells[0][0]:.1f} s{more})"
     counted = sum(i.bytes for i in result.intervals)
     ratio = result.bytes_received / counted if counted else math.inf
-    if result.intervals and not 1 / STALL_BYTES_RATIO <= ratio <= STALL_BYTES_RATIO:
+    apart = abs(result.bytes_received - counted) > STALL_SLACK_BYTES
+    if result.intervals and apart and not 1 / STALL_BYTES_RATIO <= ratio <= STALL_BYTES_RATIO:
         return (
             f"inconsistent: {result.bytes_received / 1e6:,.1f} MB received, "
             f"the intervals count {counted / 1e6:,.1f} MB"

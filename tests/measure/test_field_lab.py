@@ -8,6 +8,8 @@ measurement or a reason, nothing left on the hosts.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -104,4 +106,35 @@ def test_a_second_run_or_resume_in_a_busy_folder_stops_before_connecting(
         assert "\n" not in line and "in use by another probe run" in line
         assert f"pid {first.pid}" in line and str(tmp_path) in line
     assert [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()] == [run]
+    assert_clean(lab)
+
+
+def test_a_network_stall_mid_test_is_stalled_not_a_measurement(
+    lab: control.LabInfo, tmp_path: Path
+) -> None:
+    """The WAN emulator frozen for 3.5 s while tests run: what a stalled path does to iperf3.
+    A test that sat through it says so (``stalled``, how long, from when) and the matrix takes
+    no goodput from it; the rest are measurements."""
+    args = [*FAST, "--pairs", "intra-region", "--duration", "6", "--omit", "0"]
+    with _killed_at_exit(_start(lab, tmp_path, *args)) as proc:
+        _wait_for_file(tmp_path)
+        run = _only_run(tmp_path)
+        _wait_for(run / "samples.jsonl", "iperf3", 1)
+        time.sleep(2.0)  # the next tests are running now
+        pid = control.emulator_pid(lab)
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(3.5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 4, err
+    frame = pd.read_csv(run / "matrix.csv")
+    assert_every_cell_explained(frame)
+    tested = frame[frame.src_region == frame.dst_region]
+    stalled = tested[tested.bw_status == "stalled"]
+    assert len(stalled) >= 1 and set(tested.bw_status) <= {"ok", "stalled"}
+    assert all("stalled for" in r for r in stalled.bw_reason)
+    assert stalled.bw_fwd_mbps.isna().all()  # never a goodput
     assert_clean(lab)
