@@ -196,7 +196,7 @@ def _alone_per_class(
 def phases(topology: Path, quick: bool) -> dict[str, Any]:
     """Ping phase / one train and bandwidth phase / (rounds × per-test) on one lab."""
     from probe.inventory import load_inventory
-    from probe.measure.plan import parse_pair_mode, schedule_rounds, select_pairs
+    from probe.plan import parse_pair_mode, schedule_rounds, select_pairs
 
     lab = control.up(str(topology), echo=False)
     count, interval = 20, 0.2

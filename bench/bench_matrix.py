@@ -136,7 +136,7 @@ def _iperf3_record(client: str, server: str, rng: random.Random) -> Iperf3Record
 
 
 def _bandwidth_pairs(hosts: list[dict[str, Any]], pairs: str) -> list[tuple[str, str]]:
-    from probe.measure import plan
+    from probe import plan
 
     if pairs == "none":
         return []
@@ -305,7 +305,7 @@ def sample_pair_counts(n_hosts: int = TARGET_HOSTS) -> list[dict[str, Any]]:
     """
     from collections import Counter
 
-    from probe.measure import plan
+    from probe import plan
 
     hosts = _model_hosts([_host(i) for i in range(n_hosts)])
     per_round_s = plan.per_test_wall_s(10, 2)

@@ -19,9 +19,9 @@ import pandas as pd
 from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
 from probe.matrix.regions import RegionFigure, figures, roll_up
-from probe.matrix.stats import RttStats, rtt_stats
-from probe.measure.plan import parse_ping_pairs, select_ping_pairs
 from probe.model import CellStatus
+from probe.plan import parse_ping_pairs, select_ping_pairs
+from probe.stats import RttStats, rtt_stats
 from probe.store.records import (
     HostRecord,
     Iperf3Record,
@@ -89,7 +89,7 @@ METRICS = [
 
 def train_stats(train: PingTrain) -> RttStats:
     """Statistics of one ping train of samples.jsonl; ping's summary unless duplicates
-    polluted it (see ``probe.matrix.stats.report_stats``)."""
+    polluted it (see ``probe.stats.report_stats``)."""
     return rtt_stats(
         [PingProbe(seq, rtt) for seq, rtt in train.probes],
         sent=train.sent,

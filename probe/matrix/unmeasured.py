@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from probe.matrix.build import NOT_MEASURED
-from probe.measure.plan import parse_pair_mode, select_pairs
 from probe.model import CellStatus, Host, SshTarget
+from probe.plan import parse_pair_mode, select_pairs
 from probe.store.rundoc import RunDoc
 
 _SKIPPED = str(CellStatus.SKIPPED)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from probe.errors import HostError, require
-from probe.measure.plan import BandwidthTest
 from probe.model import CellStatus, CommandResult
+from probe.plan import BandwidthTest
 from probe.store.records import Iperf3MultiRecord, Iperf3Record
 from probe.tools.iperf3 import (
     BUSY_RETRIES,

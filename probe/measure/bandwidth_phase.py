@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from probe.errors import HostError
 from probe.measure.bandwidth import ArmedTest, TestOutcome, turn_bound_s
 from probe.measure.context import HostState, RunContext
-from probe.measure.plan import (
+from probe.model import CellStatus
+from probe.plan import (
     BandwidthPlan,
     BandwidthTest,
     parse_pair_mode,
@@ -21,7 +22,6 @@ from probe.measure.plan import (
     select_pairs,
     site_of_hosts,
 )
-from probe.model import CellStatus
 from probe.store.records import Iperf3Record, PingLoadRecord, PingTrain
 from probe.tools.ping import PingReport, ping_argv, ping_outcome
 

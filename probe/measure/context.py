@@ -11,8 +11,8 @@ from typing import Literal, cast
 
 from probe.errors import InputError, require
 from probe.measure.bandwidth import BandwidthOptions, CommandRunner
-from probe.measure.plan import parse_pair_mode, parse_ping_pairs
 from probe.model import CellStatus, Host
+from probe.plan import parse_pair_mode, parse_ping_pairs
 from probe.store.records import (
     HostRecord,
     Iperf3MultiRecord,

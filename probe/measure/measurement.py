@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from probe.measure import plan
+from probe import plan
 from probe.measure.bandwidth_phase import BandwidthPhase
 from probe.measure.connect import Connector, ConnectPhase
 from probe.measure.context import Done, Emit, HostState, RunContext, RunOptions, Say

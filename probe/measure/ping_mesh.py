@@ -23,8 +23,8 @@ from typing import Literal
 from probe.errors import HostError
 from probe.measure.bandwidth import Process
 from probe.measure.context import HostState, RunContext
-from probe.measure.plan import parse_ping_pairs, select_ping_pairs
 from probe.model import CellStatus, CommandResult
+from probe.plan import parse_ping_pairs, select_ping_pairs
 from probe.store.records import PingFanoutRecord, PingRecord, PingTrain
 from probe.tools.fping import fping_argv, fping_outcome, fping_refuses, fping_seconds
 from probe.tools.ping import (

@@ -29,7 +29,7 @@ from icmplib import (
 )
 
 from probe.errors import InputError
-from probe.matrix.stats import RttStats, rtt_stats
+from probe.stats import RttStats, rtt_stats
 from probe.tools.ping import PingProbe, validate_address
 
 IcmpMode = Literal["privileged", "unprivileged", "unavailable"]

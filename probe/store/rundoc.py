@@ -17,8 +17,8 @@ from pathlib import Path
 
 from probe.errors import StoreError
 from probe.jsonfields import JsonObject, parse_object
-from probe.matrix.stats import RttStats
 from probe.model import CellStatus, Host
+from probe.stats import RttStats
 
 RUN_SCHEMA = "probe.run/1"
 

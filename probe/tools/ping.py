@@ -12,7 +12,7 @@ Facts the parser leans on (iputils ``ping_common.c``, busybox ``ping.c``, FreeBS
 - iputils prints per-packet times ≥ 99.95 ms rounded to integers and ≥ 9.995 ms to one decimal;
   the summary line is exact to the microsecond. busybox and BSD print 3 decimals everywhere.
 - Every flavour folds duplicate replies into its summary min/avg/max/mdev, so a summary is exact
-  for the probes only when there were no duplicates (``probe.matrix.stats.report_stats`` checks).
+  for the probes only when there were no duplicates (``probe.stats.report_stats`` checks).
 - BSD's "stddev" and iputils' "mdev" are the same population standard deviation; busybox has none.
 """
 

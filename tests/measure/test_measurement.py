@@ -14,15 +14,15 @@ import pytest
 
 from probe.errors import HostError
 from probe.matrix.build import train_stats
-from probe.matrix.stats import RttStats
 from probe.measure import bandwidth_phase
 from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.connect import parse_preflight
 from probe.measure.context import Done, RunOptions
 from probe.measure.measurement import Measurement
 from probe.measure.ping_mesh import PING_SLACK_S
-from probe.measure.plan import parse_ping_pairs, select_ping_pairs
 from probe.model import CellStatus, CommandResult, Host, Inventory, SshTarget
+from probe.plan import parse_ping_pairs, select_ping_pairs
+from probe.stats import RttStats
 from probe.store.records import (
     CellRecord,
     HostRecord,

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from probe.lab import control, netns
-from probe.measure.plan import parse_ping_pairs, select_ping_pairs
+from probe.plan import parse_ping_pairs, select_ping_pairs
 from probe.store.rundir import read_run
 from tests.measure.test_faults_lab import assert_clean
 from tests.measure.test_run_lab import probe

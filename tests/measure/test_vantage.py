@@ -11,8 +11,8 @@ import icmplib
 import pytest
 
 from probe.errors import InputError
-from probe.matrix.stats import RttStats
 from probe.measure.vantage import controller_rtt, icmp_mode
+from probe.stats import RttStats
 
 LOOPBACK = "127.0.0.1"
 

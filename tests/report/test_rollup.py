@@ -10,7 +10,7 @@ import pytest
 
 from probe.cli import run
 from probe.matrix.build import load_matrix, to_anchors
-from probe.measure.plan import parse_ping_pairs, select_ping_pairs
+from probe.plan import parse_ping_pairs, select_ping_pairs
 from probe.report import build_report, markdown
 from probe.report.diff import diff_runs
 from probe.report.heatmap import HEATMAPS, UNPLANNED, grids

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probe.errors import StoreError
-from probe.matrix.stats import RttStats
 from probe.model import CellStatus
+from probe.stats import RttStats
 from probe.store.rundir import read_run
 from probe.store.rundoc import (
     CellCounts,

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probe.errors import InputError
-from probe.matrix.stats import report_stats
 from probe.model import CellStatus, CommandResult
+from probe.stats import report_stats
 from probe.tools.fping import (
     FpingRun,
     fping_argv,

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probe.errors import InputError, ParseError
-from probe.matrix.stats import percentile, report_stats
 from probe.model import CellStatus, CommandResult
+from probe.stats import percentile, report_stats
 from probe.tools.ping import PingProbe, PingReport, PingSummary, parse_ping, ping_argv, ping_outcome
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ping"

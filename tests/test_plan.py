@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probe.errors import InputError
-from probe.measure.plan import (
+from probe.model import Host, SshTarget
+from probe.plan import (
     BandwidthPlan,
     BandwidthTest,
     PairMode,
@@ -24,7 +25,6 @@ from probe.measure.plan import (
     select_ping_pairs,
     site_of_hosts,
 )
-from probe.model import Host, SshTarget
 
 Pair = tuple[str, str]
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe.matrix.stats import RttStats, percentile, rtt_stats
+from probe.stats import RttStats, percentile, rtt_stats
 from probe.tools.ping import PingProbe, PingSummary
 
 
