@@ -20,7 +20,7 @@ from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
 from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.model import CellStatus
-from probe.plan import parse_ping_pairs, select_ping_pairs
+from probe.plan import parse_pair_mode, parse_ping_pairs, select_pairs, select_ping_pairs
 from probe.stats import RttStats, rtt_stats
 from probe.store.records import (
     HostRecord,
@@ -119,13 +119,20 @@ class MatrixBuilder:
     size of its statistics plus its RTTs, and at 300 hosts whole records were 80 % of the peak.
     Host failures still apply at the end: a host record may follow its cells in the file.
     A pair the run's ping plan left out (run.json ``options.ping_pairs``; the plan is drawn again,
-    seeded, from run.json's hosts) and that has no ping record is ``not-planned``.
+    seeded, from run.json's hosts) and that has no ping record is ``not-planned``; so is a
+    bandwidth cell outside ``--pairs`` (or every one under ``--no-bandwidth``).
     """
 
     def __init__(self, run: RunDoc) -> None:
         self.hosts = run.measured_hosts
         self._names = {h.name for h in self.hosts}
         self._unplanned = _unplanned(run)
+        self._bw_planned = bandwidth_cells(run)
+        self._bw_unplanned_reason = (
+            f"not in the --pairs {run.options.pairs} plan"
+            if run.options.bandwidth
+            else "no bandwidth tests in this run (--no-bandwidth)"
+        )
         self._host_fail: dict[str, tuple[str, str]] = {}
         self._ping: dict[tuple[str, str], _Ping] = {}
         self._rtts: dict[tuple[str, str], array[float]] = {}
@@ -193,7 +200,12 @@ class MatrixBuilder:
                 row["status"], row["reason"] = str(CellStatus.NOT_PLANNED), self._unplanned[1]
             else:
                 _fill_ping(row, ping, self._host_fail)
-            _fill_bw(row, self._bw.get(key), self._host_fail)
+            bw = self._bw.get(key)
+            if bw is None and key not in self._bw_planned:
+                row["bw_status"] = str(CellStatus.NOT_PLANNED)
+                row["bw_reason"] = self._bw_unplanned_reason
+            else:
+                _fill_bw(row, bw, self._host_fail)
             if (load := self._loaded.get(key)) is not None:
                 row["rtt_loaded_p50_ms"], row["rtt_loaded_p99_ms"] = load
             if (many := self._multi.get(key)) is not None:
@@ -210,6 +222,19 @@ class MatrixBuilder:
                 "bw_multi_streams": "Int64",
             }
         )
+
+
+def bandwidth_cells(run: RunDoc) -> frozenset[tuple[str, str]]:
+    """The (src, dst) cells ``probe run`` planned bandwidth tests for: both directions of the
+    pairs ``--pairs`` selects among the measured hosts, in run.json's order."""
+    if not run.options.bandwidth:
+        return frozenset()
+    try:
+        mode = parse_pair_mode(run.options.pairs)
+    except InputError as exc:
+        raise StoreError(f"run.json: 'options.pairs': {exc}") from None
+    pairs = select_pairs(run.measured_hosts, mode)
+    return frozenset([*pairs, *((b, a) for a, b in pairs)])
 
 
 def _unplanned(run: RunDoc) -> tuple[frozenset[tuple[str, str]], str] | None:

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from probe.matrix.build import NOT_MEASURED
-from probe.model import CellStatus, Host, SshTarget
-from probe.plan import parse_pair_mode, select_pairs
+from probe.matrix.build import NOT_MEASURED, bandwidth_cells
+from probe.model import CellStatus
 from probe.store.rundoc import RunDoc
 
 _SKIPPED = str(CellStatus.SKIPPED)
@@ -75,16 +74,3 @@ def unmeasured(run: RunDoc, frame: pd.DataFrame) -> Unmeasured:
         # ISO times of one format order as text; a resume keeps the first attempt's end
         finished=ended is not None and (resumed is None or ended >= resumed),
     )
-
-
-def bandwidth_cells(run: RunDoc) -> frozenset[tuple[str, str]]:
-    """The (src, dst) cells ``probe run`` planned bandwidth tests for: both directions of the
-    pairs ``--pairs`` selects among the measured hosts, in run.json's order."""
-    if not run.options.bandwidth:
-        return frozenset()
-    hosts = [
-        Host(h.name, h.address, SshTarget(h.address), h.region, h.zone, measure=h.measure)
-        for h in run.hosts
-    ]
-    pairs = select_pairs(hosts, parse_pair_mode(run.options.pairs))
-    return frozenset([*pairs, *((b, a) for a, b in pairs)])

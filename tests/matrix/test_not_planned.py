@@ -92,3 +92,29 @@ def test_a_sample_plan_is_drawn_again_from_run_json() -> None:
 def test_a_damaged_ping_plan_in_run_json_is_one_line() -> None:
     with pytest.raises(StoreError, match=r"^run.json: 'options.ping_pairs': ping pairs 'sample:x'"):
         build_matrix(_run("sample:x"), RECORDS)
+
+
+def test_bandwidth_cells_outside_the_pairs_plan_are_not_planned() -> None:
+    """``--pairs intra-region`` plans a↔b only: a→c and the others have no test by design, which
+    is not a failure and not "not measured" either; a planned test without a record still is."""
+    run = RunDoc(
+        run_id="r1", probe_version="0", inventory=InventoryRef("inventory.yaml", "0" * 64),
+        started_utc="2026-11-23T00:00:00Z", hosts=HOSTS,
+        options=RunOptionsDoc(pairs="intra-region"),
+    )  # fmt: skip
+    frame = build_matrix(run, RECORDS)
+    cells = {(row["src"], row["dst"]): row for row in frame.to_dict("records")}
+    for key in [("a", "c"), ("c", "a"), ("b", "c"), ("c", "b")]:
+        assert cells[key]["bw_status"] == CellStatus.NOT_PLANNED
+        assert cells[key]["bw_reason"] == "not in the --pairs intra-region plan"
+    assert cells["a", "b"]["bw_status"] == CellStatus.SKIPPED  # planned, no record yet
+    off = build_matrix(
+        RunDoc(
+            run_id="r1", probe_version="0", inventory=InventoryRef("inventory.yaml", "0" * 64),
+            started_utc="2026-11-23T00:00:00Z", hosts=HOSTS,
+            options=RunOptionsDoc(bandwidth=False),
+        ),
+        RECORDS,
+    )  # fmt: skip
+    assert set(off.bw_status) == {CellStatus.NOT_PLANNED}
+    assert set(off.bw_reason) == {"no bandwidth tests in this run (--no-bandwidth)"}

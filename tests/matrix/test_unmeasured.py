@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from probe.matrix.build import load_matrix
-from probe.matrix.unmeasured import Unmeasured, bandwidth_cells, unmeasured
+from probe.matrix.build import bandwidth_cells, load_matrix
+from probe.matrix.unmeasured import Unmeasured, unmeasured
 from probe.store.rundir import read_run
 from probe.store.rundoc import RunOptionsDoc
 from tests.report.runs import cut_short

@@ -295,11 +295,11 @@ def test_latency_under_load_and_multi_stream_comparison(
     proc = probe("run", str(lab.inventory), "-o", str(tmp_path), "--count", "5", "--interval",
                  "0.05", "--pairs", "intra-region", "--duration", "4", "--omit", "1",
                  "--under-load", "--compare-streams", "2")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr  # unselected pairs are "skipped", not failures
+    assert proc.returncode == 0, proc.stderr  # unselected pairs are "not-planned", not failures
     loaded = pd.read_csv(Path(proc.stdout.strip().splitlines()[-1]) / "matrix.csv")
     measured = loaded[loaded.bw_status == "ok"]
     assert len(measured) == 10 and measured.rtt_loaded_p50_ms.notna().all()
-    assert set(loaded[loaded.bw_status != "ok"].bw_status) == {"skipped"}
+    assert set(loaded[loaded.bw_status != "ok"].bw_status) == {"not-planned"}
     idle = Cells(frame)
     for row in measured.itertuples():
         idle_ms = idle.num(as_str(row.src), as_str(row.dst), "rtt_p50_ms")
