@@ -47,7 +47,7 @@ demo: sysdeps venv ## lab up -> probe run (ping + iperf3) -> grids, report, calc
 	$(PROBE) show reports/latest --metric rtt_p50_ms; \
 	$(PROBE) show reports/latest --metric rtt_p50_ms --by region; \
 	$(PROBE) show reports/latest --metric bw_mbps; \
-	$(PROBE) report reports/latest --policy inventory/policies/interactive-wan.yaml; \
+	$(PROBE) report reports/latest --policy inventory/policies/lab-wan.yaml; \
 	$(PROBE) calc reports/latest --model llama-3-8b --stages 3 --scenario decode,prefill; \
 	$(PROBE) gate reports/latest --policy inventory/policies/coverage.yaml || true; \
 	echo "report: reports/latest/report.html"

@@ -279,3 +279,12 @@ def test_pairs_a_sampled_ping_plan_left_out_are_not_failed_cells(tmp_path: Path)
     assert _verdicts(tmp_path, body, sampled(CellStatus.TIMEOUT)) == [
         Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE, Verdict.FAIL,
     ]  # fmt: skip
+
+
+def test_the_demo_policy_decides_on_the_lab_regions() -> None:
+    """``make demo`` reports and gates the lab (regions eu, us, ap) with lab-wan.yaml: every
+    region it names is one the lab has, so it decides instead of refusing the policy."""
+    lab = make_anchors({"eu": 3, "us": 2, "ap": 2}, 40.0, samples=True)
+    report = evaluate(load_policy(POLICIES / "lab-wan.yaml"), lab)
+    assert len(report.results) == 4
+    assert all(r.verdict in (Verdict.PASS, Verdict.FAIL) for r in report.results), report
