@@ -170,7 +170,7 @@ def _records(hosts: list[dict[str, Any]], bw_pairs: str, seed: int) -> Iterator[
 def write_run_dir(path: Path, n_hosts: int, bw_pairs: str, seed: int = 0) -> dict[str, int]:
     """run.json + samples.jsonl for ``n_hosts``; returns record and byte counts."""
     from probe.store.rundoc import (
-        HostConnection,
+        ConnectOutcome,
         InventoryRef,
         RunDoc,
         RunHost,
@@ -190,7 +190,7 @@ def write_run_dir(path: Path, n_hosts: int, bw_pairs: str, seed: int = 0) -> dic
         hosts=tuple(
             RunHost(
                 h["name"], h["address"], h["region"], h["zone"],
-                connection=HostConnection(CellStatus.OK, None, 0.2, h["tools"]),
+                connection=ConnectOutcome(CellStatus.OK, None, 0.2, h["tools"]),
             )
             for h in hosts
         ),

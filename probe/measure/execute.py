@@ -31,8 +31,8 @@ from probe.store.records import SampleRecord
 from probe.store.rundir import RunStore, read_run, scan_samples, utc_iso
 from probe.store.rundoc import (
     CellCounts,
+    ConnectOutcome,
     ControllerVantage,
-    HostConnection,
     InventoryRef,
     RunAttempt,
     RunDoc,
@@ -286,7 +286,7 @@ def _with_connection(host: RunHost, state: HostState | None) -> RunHost:
     if state is None:
         return host
     reason = None if state.usable else state.reason
-    found = HostConnection(state.status, reason, state.connect_s, dict(state.tools))
+    found = ConnectOutcome(state.status, reason, state.connect_s, dict(state.tools))
     return replace(host, connection=found)
 
 

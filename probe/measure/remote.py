@@ -55,7 +55,7 @@ def remote_command(argv: Sequence[str], deadline_s: float) -> str:
 
 
 @dataclass(slots=True)
-class Link:
+class SshLink:
     """A live connection and the sessions it may still open."""
 
     conn: asyncssh.SSHClientConnection
@@ -72,7 +72,7 @@ class RemoteProcess:
         host: str,
         argv: tuple[str, ...],
         process: asyncssh.SSHClientProcess[str],
-        link: Link,
+        link: SshLink,
         on_done: Callable[[RemoteProcess], None],
     ) -> None:
         self.host = host

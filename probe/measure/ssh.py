@@ -44,8 +44,8 @@ from probe.measure.hostkeys import HostKeys, KeyCheckingClient, default_accept_n
 from probe.measure.remote import (
     GATED_SPAWN_SCRIPT,
     SPAWN_SCRIPT,
-    Link,
     RemoteProcess,
+    SshLink,
     open_session,
     remote_command,
     run_command,
@@ -113,7 +113,7 @@ class SshPool:
             raise InputError("known_hosts file not found", where=known)
         files = [str(Path(known or "~/.ssh/known_hosts").expanduser())]
         self._keys = HostKeys([*files, *([store] if store else [])], store, options.accept_new)
-        self._links: dict[str, Link] = {}
+        self._links: dict[str, SshLink] = {}
         self._results: dict[str, HostConnection] = {}
         self._handshakes: dict[tuple[str, str, int], asyncio.Semaphore] = {}
         self._hop_handshakes: dict[str, asyncio.Semaphore] = {}
@@ -219,7 +219,7 @@ class SshPool:
             raise InputError("unknown host", where=name)
         return self._chains[name]
 
-    def _link(self, host: str) -> Link:
+    def _link(self, host: str) -> SshLink:
         link = self._links.get(host)
         if link is None:
             result = self._results.get(host)
@@ -228,7 +228,7 @@ class SshPool:
             raise HostError(host, CellStatus.ERROR, "not connected (SshPool.connect first)")
         return link
 
-    async def _live_link(self, host: str) -> Link:
+    async def _live_link(self, host: str) -> SshLink:
         """The host's link, reconnected once if its connection was lost (jump hosts first)."""
         link = self._link(host)
         if not link.conn.is_closed():
@@ -320,7 +320,7 @@ class SshPool:
                 await asyncio.sleep(opts.retry_backoff_s * 2**attempt * random.uniform(0.5, 1.5))
                 continue
             sessions = asyncio.Semaphore(opts.max_channels_per_connection)
-            self._links[name] = Link(conn, sessions, asyncio.Semaphore(1), depth)
+            self._links[name] = SshLink(conn, sessions, asyncio.Semaphore(1), depth)
             return HostConnection(name, True, CellStatus.OK, client.verdict or "", elapsed)
         raise AssertionError("unreachable")  # pragma: no cover
 

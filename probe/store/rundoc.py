@@ -42,7 +42,7 @@ class SshRoute:
 
 
 @dataclass(frozen=True, slots=True)
-class HostConnection:
+class ConnectOutcome:
     """What connecting to a host found: the status its cells inherit and its tool versions."""
 
     status: CellStatus
@@ -63,7 +63,7 @@ class RunHost:
     tags: Mapping[str, str] = field(default_factory=dict)
     measure: bool = True
     ssh: SshRoute | None = None  # None in files written before it was recorded
-    connection: HostConnection | None = None
+    connection: ConnectOutcome | None = None
 
     @classmethod
     def of(cls, host: Host) -> RunHost:
@@ -356,11 +356,11 @@ def _read_host(h: JsonObject) -> RunHost:
     )
 
 
-def _read_connection(h: JsonObject) -> HostConnection:
+def _read_connection(h: JsonObject) -> ConnectOutcome:
     status = h.req("status", str)
     if status not in _STATUSES:
         h.wrong("status", status, "a cell status")
-    return HostConnection(
+    return ConnectOutcome(
         status=CellStatus(status),
         reason=h.opt("reason", str, None),
         connect_s=h.opt("connect_s", float, None),

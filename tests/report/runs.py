@@ -26,7 +26,7 @@ from typing import Any
 from probe.model import CellStatus
 from probe.store.records import SampleRecord, TornMark, UnknownRecord, decode_record
 from probe.store.rundoc import (
-    HostConnection,
+    ConnectOutcome,
     InventoryRef,
     RunDoc,
     RunHost,
@@ -62,9 +62,9 @@ def _iso(t: float) -> str:
 def _host(name: str, i: int, down: bool) -> RunHost:
     region, address = region_of(name), f"198.18.{i // 200 + 1}.{i % 200 + 11}"
     connection = (
-        HostConnection(CellStatus.UNREACHABLE, "connect to 198.18.1.18:22: connection timed out")
+        ConnectOutcome(CellStatus.UNREACHABLE, "connect to 198.18.1.18:22: connection timed out")
         if down else
-        HostConnection(CellStatus.OK, None, 0.4,
+        ConnectOutcome(CellStatus.OK, None, 0.4,
                        {"ping": "iputils 20221126", "iperf3": None if name == "us3" else "3.12"})
     )  # fmt: skip
     return RunHost(name, address, region, f"{region}-a", "lab", ssh=SshRoute(address, user="root"),

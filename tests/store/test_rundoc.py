@@ -23,8 +23,8 @@ from probe.stats import RttStats
 from probe.store.rundir import read_run
 from probe.store.rundoc import (
     CellCounts,
+    ConnectOutcome,
     ControllerVantage,
-    HostConnection,
     InventoryRef,
     RunAttempt,
     RunDoc,
@@ -56,7 +56,7 @@ def test_what_the_fixtures_hold() -> None:
     assert a.tags == {"gpu": "h100"} and a.ssh == SshRoute("127.0.0.1", 42561, "probe", ())
     assert a.connection is not None and a.connection.tools["timeout"] == "present"
     assert not c.measure and c.connection is None and c.ssh is not None and c.ssh.via == ("a",)
-    assert d.connection == HostConnection(CellStatus.UNREACHABLE, "connection refused", None, {})
+    assert d.connection == ConnectOutcome(CellStatus.UNREACHABLE, "connection refused", None, {})
     assert resumed.controller is not None and isinstance(resumed.controller.rtt["d"], RttStats)
     assert resumed.phases is not None and resumed.phases.bandwidth_s is None
     stopped = decode_run((FIXTURES / "run-interrupted.json").read_text(), "run.json")
@@ -176,7 +176,7 @@ COUNT = st.integers(min_value=0, max_value=10**6)
 
 RTT_STATS = st.builds(RttStats, COUNT, COUNT, NUMBER, *([OPT_NUMBER] * 9))
 CONNECTION = st.builds(
-    HostConnection,
+    ConnectOutcome,
     st.sampled_from(CellStatus),
     st.none() | TEXT,
     OPT_NUMBER,
