@@ -12,7 +12,7 @@ DEMO_ARGS ?= --duration 5 --omit 2
 # command:package pairs; a package is installed when its command is missing
 SYSDEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client iperf3:iperf3 ping:iputils-ping \
            fping:fping ip:iproute2 pgrep:procps ssh-keygen:openssh-client unshare:util-linux \
-           tc:iproute2 chromium:chromium
+           tc:iproute2 chromium:chromium nft:nftables busybox:busybox
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help sysdeps venv demo test test-unit bench lint clean lab-up lab-down
