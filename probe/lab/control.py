@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from probe.errors import InputError, LabError, NeedsRootError
-from probe.lab import files, htb, netns
+from probe.lab import files, hostsetup, htb, netns
 from probe.lab.files import LabPaths
 from probe.lab.state import (
     ChildPids,
@@ -95,8 +95,14 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
             state = replace(state, created_run_sshd=True)
             save(paths.state, state)
         netns.add_guard_route()
+        if allow := hostsetup.cc_to_allow(topo.hosts):
+            state = replace(state, allowed_cc=allow)
+            save(paths.state, state)
+            hostsetup.change_allowed_cc(add=allow)
         for h in topo.hosts:
             netns.create_netns(topo.netns(h.name))
+            hostsetup.configure(topo.netns(h.name), h)
+        _add_users(topo, paths, state)
         ctl_addr, jump_addr = topo.controller_addresses
         if f" {ctl_addr}/" in netns.ip("-o", "addr", "show").stdout:
             raise LabError(
@@ -120,15 +126,30 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
     return _info(paths)
 
 
-#: Run in each host's own mount namespace before its sshd: a hostname, and an empty home for
-#: root. Every SSH command runs the login shell, and Debian's bash sources ~/.bashrc for SSH
-#: commands: this machine's (pyenv init) cost 140 ms of CPU per command, a property of the
-#: controller machine that an emulated host must not inherit. Propagation is private
-#: (unshare's default), so nothing is mounted outside the namespace.
+def _add_users(topo: Topology, paths: LabPaths, state: LabState) -> None:
+    """The login accounts the topology names and this machine lacks, each recorded before it
+    exists (``down`` deletes them by their marker, whatever the record says)."""
+    marker = hostsetup.account_marker(paths)
+    for name in hostsetup.missing_users(topo.hosts):
+        state = replace(state, created_users=(*state.created_users, name))
+        save(paths.state, state)
+        hostsetup.add_user(name, marker)
+
+
+#: Run in each host's own mount namespace before its sshd (``sh -c SCRIPT sh HOSTNAME CONFIG
+#: USER [SOURCE TARGET]...``): a hostname, an empty home for root, for a ``user:`` host an empty
+#: /home with that account's home, then the tool bind mounts. Every SSH command runs the login
+#: shell, and Debian's bash sources ~/.bashrc for SSH commands: this machine's (pyenv init) cost
+#: 140 ms of CPU per command, a property of the controller machine that an emulated host must
+#: not inherit. Propagation is private (unshare's default), so nothing is mounted outside.
 HOST_INIT_SCRIPT = (
     'hostname "$1" && home=$(getent passwd root | cut -d: -f6) && '
     'mount -t tmpfs -o size=16m,mode=0700 probe-lab-home "${home:-/root}" && '
-    'exec /usr/sbin/sshd -D -e -f "$2"'
+    "config=$2 && user=$3 && shift 3 && "
+    'if [ -n "$user" ]; then mount -t tmpfs -o size=16m,mode=0755 probe-lab-users /home && '
+    'install -d -m 0700 -o "$user" -g "$(id -g "$user")" "/home/$user"; fi && '
+    'while [ $# -ge 2 ]; do mount --bind "$1" "$2" && shift 2 || exit 1; done && '
+    'exec /usr/sbin/sshd -D -e -f "$config"'
 )
 
 
@@ -160,6 +181,8 @@ def _start_supervisor(topo: Topology, paths: LabPaths) -> None:
                 "sh",
                 h.name,
                 str(paths.sshd_config(h.name)),
+                h.user or "",
+                *(part for bind in hostsetup.tool_binds(h, paths) for part in bind),
             ),
             str(paths.sshd_log(h.name)),
         )
@@ -223,16 +246,19 @@ def _tail(path: Path) -> str:
 
 
 def _check_ssh(topo: Topology, paths: LabPaths) -> None:
-    """One real login through the controller link proves keys, known_hosts and sshd agree."""
-    proc = subprocess.run(
-        ["ssh", "-F", str(paths.ssh_config), topo.jump, "true"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise LabError(f"ssh to the jump host failed: {proc.stderr.strip()}")
+    """One real login through the controller link proves keys, known_hosts and sshd agree; one
+    more per ``user:`` host, whose account and key lookup are its own."""
+    users = [h.name for h in topo.hosts if h.user is not None and h.name != topo.jump]
+    for host in [topo.jump, *users]:
+        proc = subprocess.run(
+            ["ssh", "-F", str(paths.ssh_config), host, "true"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise LabError(f"ssh to {host} failed: {proc.stderr.strip()}")
 
 
 def _supervisor_pid(paths: LabPaths) -> int | None:
@@ -261,6 +287,7 @@ def down(name: str | None = None, *, echo: bool = True) -> list[str]:
         state = _state(paths)
         if state is None:  # no record of it: never guess a prefix (it may be another lab's)
             removed += netns.sweep(_NO_PREFIX, str(paths.root))
+            removed += hostsetup.remove_users(hostsetup.account_marker(paths))
             if paths.root.exists():
                 shutil.rmtree(paths.root)
             continue
@@ -294,8 +321,12 @@ def _down_one(prefix: str, paths: LabPaths) -> list[str]:
             time.sleep(0.05)
         removed.append("supervisor")
     removed += netns.sweep(prefix, str(paths.root))
+    removed += hostsetup.remove_users(hostsetup.account_marker(paths))  # none runs a process now
     state = _state(paths)
     created_run_sshd = state is not None and state.created_run_sshd
+    if state is not None and state.allowed_cc:
+        hostsetup.change_allowed_cc(remove=state.allowed_cc)
+        removed.append(f"allowed congestion control {' '.join(state.allowed_cc)}")
     if paths.root.exists():
         shutil.rmtree(paths.root)
         removed.append(f"state {paths.root}")

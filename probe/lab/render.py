@@ -10,7 +10,7 @@ from tabulate import tabulate
 from probe.lab import control, netns
 from probe.lab.control import LabInfo
 from probe.lab.state import PairTable, load
-from probe.lab.topology import PairTruth, load_topology, pair_truth
+from probe.lab.topology import LabHost, PairTruth, load_topology, pair_truth, ports_text
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -36,10 +36,11 @@ def render_status(info: LabInfo, *, links: bool = True) -> str:
                 "jump" if h.name == topo.jump else ("yes" if h.measure else "no"),
                 " → ".join(topo.chain(h.name)) or "(controller)",
                 "up" if pids else "DOWN",
+                host_traits(h),
             ]
         )
     out = [f"lab {info.name} ({info.topology})"]
-    header = ["host", "region", "zone", "address", "netns", "measured", "ssh via", "sshd"]
+    header = ["host", "region", "zone", "address", "netns", "measured", "ssh via", "sshd", "unlike"]
     out.append(tabulate(rows, header))
     pid = control.emulator_pid(info)
     cpu = _cpu_s(pid) if pid else None
@@ -59,6 +60,17 @@ def render_status(info: LabInfo, *, links: bool = True) -> str:
         out.append(LINK_LEGEND)
         out.append(tabulate(grid, ["src \\ dst", *names], disable_numparse=True))
     return "\n".join(out)
+
+
+def host_traits(h: LabHost) -> str:
+    """What sets the host apart (``lab status``'s "unlike" column): its login when not root,
+    ICMP withheld from it, busybox tools, its congestion control, the TCP ports it drops."""
+    traits = [f"login {h.user}"] if h.user else []
+    traits += [] if h.unprivileged_icmp else ["no icmp"]
+    traits += ["busybox"] if h.tools == "busybox" else []
+    traits += [f"cc {h.cc}"] if h.cc else []
+    traits += [f"drops tcp {ports_text(h.drop_tcp)}"] if h.drop_tcp else []
+    return ", ".join(traits)
 
 
 LINK_LEGEND = (

@@ -85,11 +85,16 @@ class LabState:
     jump: str
     created_run_sshd: bool = False  # /run/sshd was made by this lab: the last lab down removes it
     supervisor_pid: int | None = None
+    created_users: tuple[str, ...] = ()  # login accounts this lab added: ``down`` deletes them
+    allowed_cc: tuple[str, ...] = ()  # congestion controls it added to the machine's allowed list
 
     def to_json(self) -> object:
         out = asdict(self)
         if self.supervisor_pid is None:
             del out["supervisor_pid"]
+        for key in ("created_users", "allowed_cc"):
+            if not out[key]:
+                del out[key]
         return out
 
     @classmethod
@@ -102,6 +107,8 @@ class LabState:
             jump=obj.req("jump", str),
             created_run_sshd=obj.opt("created_run_sshd", bool, False),
             supervisor_pid=obj.opt("supervisor_pid", int, None),
+            created_users=obj.listing("created_users", str) if "created_users" in obj else (),
+            allowed_cc=obj.listing("allowed_cc", str) if "allowed_cc" in obj else (),
         )
 
 
@@ -110,6 +117,7 @@ class TruthHost:
     name: str
     region: str
     address: str
+    cc: str | None = None  # the TCP congestion control the topology set; None: the kernel's
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +149,12 @@ class LabTruth:
         if schema != TRUTH_SCHEMA:
             obj.fail(f"schema {schema!r} is not {TRUTH_SCHEMA}")
         hosts = tuple(
-            TruthHost(h.req("name", str), h.req("region", str), h.req("address", str))
+            TruthHost(
+                h.req("name", str), h.req("region", str), h.req("address", str),
+                h.opt("cc", str, None),
+            )
             for h in obj.objects("hosts")
-        )
+        )  # fmt: skip
         pairs = tuple(_truth(p) for p in obj.objects("pairs"))
         return cls(obj.req("lab", str), obj.req("topology", str), hosts, pairs)
 
@@ -158,6 +169,7 @@ def _truth(p: JsonObject) -> PairTruth:
         loss_pct=p.req("loss_pct", float),
         rate_fwd_bps=p.req("rate_fwd_bps", float),
         rate_rev_bps=p.req("rate_rev_bps", float),
+        bw_status=p.opt("bw_status", str, None),
     )
 
 

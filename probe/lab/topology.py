@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from probe.errors import InputError
 from probe.textio import read_text
@@ -37,9 +37,15 @@ MSS_EFFICIENCY = 1448 / 1500  # TCP payload per 1500-byte IP packet with timesta
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,11}")  # ends up in netns and interface names
 _PREFIX = re.compile(r"[a-z][a-z0-9]{0,4}-")
 _LINK_KEYS = {"delay", "jitter", "jitter_dist", "loss", "rate", "queue", "reorder"}
+_FLEET_KEYS = {"firewall", "user", "unprivileged_icmp", "tools", "cc"}  # hosts unlike the others
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")  # what useradd accepts, without a trailing '$'
+_PORTS = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?")
 
 JitterDist = Literal["normal", "uniform"]
 RateImpl = Literal["htb", "userspace"]  # htb: kernel back-pressure; userspace: tail drop
+Tools = Literal["system", "busybox"]  # busybox: ping and timeout are busybox applets
+CongestionControl = Literal["cubic", "bbr"]
+PortRange = tuple[int, int]  # inclusive
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,11 @@ class LabHost:
     access_up: LinkParams | None = None  # last mile, added in series to every path leaving
     access_down: LinkParams | None = None  # ... and entering this host (residential, DSL)
     via: str | None = None  # the jump host SSH reaches this host through; None: the top-level jump
+    drop_tcp: tuple[PortRange, ...] = ()  # firewall: inbound TCP to these ports is dropped
+    user: str | None = None  # the SSH login, a non-root account; None: root
+    unprivileged_icmp: bool = True  # False: the login account cannot ping (no ICMP socket)
+    tools: Tools = "system"
+    cc: CongestionControl | None = None  # TCP congestion control; None: the kernel's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +144,9 @@ class PairTruth:
     loss_pct: float
     rate_fwd_bps: float
     rate_rev_bps: float
+    #: the status a bandwidth test of src→dst must carry (dst serving iperf3, as probe's default
+    #: plan has it); None: it is measured. "blocked": dst's firewall drops the iperf3 ports
+    bw_status: str | None = None
 
     @property
     def tcp_max_fwd_bps(self) -> float:
@@ -157,6 +171,7 @@ def pair_truth(topo: Topology, src: str, dst: str) -> PairTruth:
         loss_pct=loss,
         rate_fwd_bps=fwd.rate_bps,
         rate_rev_bps=rev.rate_bps,
+        bw_status="blocked" if topo.host(dst).drop_tcp else None,
     )
 
 
@@ -181,6 +196,7 @@ def parse_topology(text: str, *, source: str) -> Topology:
         raise top.require("prefix").error(message)
     ssh = top.section("ssh")
     ssh.check_keys({"port"})
+    ssh_port = ssh.get_int("port", 22, min=1, max=65535)
     addressing = top.section("addressing")
     addressing.check_keys({"mesh", "controller_link"})
     mesh = _subnet(addressing.get("mesh"), "198.18.0.0/15")
@@ -189,7 +205,7 @@ def parse_topology(text: str, *, source: str) -> Topology:
         raise addressing.require("controller_link").error(
             "'addressing.controller_link' must be a /30"
         )
-    hosts, host_vias, region_vias = _parse_hosts(top.section("regions"), mesh, ctl)
+    hosts, host_vias, region_vias = _parse_hosts(top.section("regions"), mesh, ctl, ssh_port)
     jump = top.get_str("jump", "")
     if jump not in {h.name for h in hosts}:
         where = top.key_where("jump") if "jump" in top else top.where
@@ -202,7 +218,7 @@ def parse_topology(text: str, *, source: str) -> Topology:
         hosts=hosts,
         links=_resolve_links(hosts, top.section("links"), top.section("pairs")),
         emulator=_parse_emulator(top.section("emulator")),
-        ssh_port=ssh.get_int("port", 22, min=1, max=65535),
+        ssh_port=ssh_port,
         controller_link=str(ctl),
         mesh=str(mesh),
         source=source,
@@ -210,7 +226,7 @@ def parse_topology(text: str, *, source: str) -> Topology:
 
 
 def _parse_hosts(
-    regions: MapNode, mesh: ipaddress.IPv4Network, ctl: ipaddress.IPv4Network
+    regions: MapNode, mesh: ipaddress.IPv4Network, ctl: ipaddress.IPv4Network, ssh_port: int
 ) -> tuple[tuple[LabHost, ...], dict[str, Node], dict[str, Node]]:
     """The hosts, and the ``via`` nodes that name jump hosts, by host and by region."""
     if not regions.keys():
@@ -231,7 +247,7 @@ def _parse_hosts(
             if name in hosts:
                 message = f"duplicate host name {name!r} (also in region {hosts[name].region})"
                 raise InputError(message, where=members.key_where(name))
-            host, address_node, via = _read_host(region, name, spec)
+            host, address_node, via = _read_host(region, name, spec, ssh_port)
             if host.address in owner:
                 message = f"address {host.address} already used by {owner[host.address]}"
                 raise address_node.error(message)
@@ -248,13 +264,15 @@ def _parse_hosts(
     return tuple(hosts.values()), host_vias, region_vias
 
 
-def _read_host(region: str, name: str, spec: Node) -> tuple[LabHost, Node, Node | None]:
-    """``name: ADDRESS`` or ``name: {address, zone, measure, access, via}``: the host, its
+def _read_host(
+    region: str, name: str, spec: Node, ssh_port: int
+) -> tuple[LabHost, Node, Node | None]:
+    """``name: ADDRESS`` or ``name: {address, zone, measure, access, via, ...}``: the host, its
     address node and its ``via`` node."""
     if spec.is_scalar:
         return LabHost(name=name, region=region, address=str(_ip(spec))), spec, None
     fields = spec.as_mapping()
-    fields.check_keys({"address", "zone", "measure", "access", "via"})
+    fields.check_keys({"address", "zone", "measure", "access", "via", *_FLEET_KEYS})
     address = fields.require("address")
     access = fields.section("access")
     access.check_keys({"up", "down"})
@@ -263,6 +281,12 @@ def _read_host(region: str, name: str, spec: Node) -> tuple[LabHost, Node, Node 
         for k in ("up", "down")
     )
     zone = fields.get("zone")
+    user = None if (user_node := fields.get("user")) is None else _user(user_node)
+    unprivileged_icmp = fields.get_bool("unprivileged_icmp", True)
+    if not unprivileged_icmp and user is None:
+        raise fields.require("unprivileged_icmp").error(
+            f"host {name}: unprivileged_icmp: false needs a user: root always has ICMP"
+        )
     host = LabHost(
         name=name,
         region=region,
@@ -271,8 +295,43 @@ def _read_host(region: str, name: str, spec: Node) -> tuple[LabHost, Node, Node 
         measure=fields.get_bool("measure", True),
         access_up=up,
         access_down=down,
+        drop_tcp=_firewall(fields.section("firewall"), ssh_port),
+        user=user,
+        unprivileged_icmp=unprivileged_icmp,
+        tools=fields.get_choice("tools", get_args(Tools), "system"),
+        cc=fields.get_choice("cc", get_args(CongestionControl), None),
     )
     return host, address, fields.get("via")
+
+
+def _user(node: Node) -> str:
+    value = node.as_str()
+    if not _USER.fullmatch(value):
+        raise node.error(f"{node.name}: {value!r} must match {_USER.pattern}")
+    if value == "root":
+        raise node.error(f"{node.name}: root is every lab host's login already; leave user out")
+    return value
+
+
+def _firewall(spec: MapNode, ssh_port: int) -> tuple[PortRange, ...]:
+    """``firewall: {drop_tcp: "5201-5299"}`` (ports and ranges, comma-separated); the SSH port
+    must stay open: the lab could not reach the host."""
+    spec.check_keys({"drop_tcp"})
+    node = spec.get("drop_tcp")
+    if node is None:
+        return ()
+    ranges: list[PortRange] = []
+    for part in node.as_str().split(","):
+        match = _PORTS.fullmatch(part.strip())
+        low, high = (
+            (int(match.group(1)), int(match.group(2) or match.group(1))) if match else (0, 0)
+        )
+        if not 1 <= low <= high <= 65535:
+            raise node.error(f"{node.name}: {part.strip()!r} is not a port or a range LOW-HIGH")
+        if low <= ssh_port <= high:
+            raise node.error(f"{node.name}: {part.strip()} covers the SSH port {ssh_port}")
+        ranges.append((low, high))
+    return tuple(ranges)
 
 
 def _resolve_jumps(
@@ -373,6 +432,11 @@ def in_series(path: LinkParams, access: LinkParams) -> LinkParams:
         else path.queue_ms,
         reorder=path.reorder or access.reorder,
     )
+
+
+def ports_text(ranges: tuple[PortRange, ...]) -> str:
+    """``5201-5299,8080``: the ranges as nft and the topology file write them."""
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
 
 
 def _check_selector(section: MapNode, key: str, known: set[str], what: str) -> None:
