@@ -285,7 +285,7 @@ def _read_host(
     unprivileged_icmp = fields.get_bool("unprivileged_icmp", True)
     if not unprivileged_icmp and user is None:
         raise fields.require("unprivileged_icmp").error(
-            f"host {name}: unprivileged_icmp: false needs a user: root always has ICMP"
+            f"host {name}: unprivileged_icmp: false needs a user: root has ICMP"
         )
     host = LabHost(
         name=name,

@@ -14,6 +14,7 @@ from probe.lab.topology import load_topology
 from tests.conftest import ROOT
 
 TINY = ROOT / "tests" / "fixtures" / "lab" / "tiny.yaml"
+FIELD_HOSTS = ROOT / "tests" / "fixtures" / "lab" / "field-hosts.yaml"  # hosts unlike the others
 
 
 @pytest.fixture

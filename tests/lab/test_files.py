@@ -12,6 +12,7 @@ from probe.lab import files
 from probe.lab.files import LabPaths
 from probe.lab.topology import load_topology
 from tests.conftest import DEFAULT_TOPOLOGY, ROOT
+from tests.lab.conftest import FIELD_HOSTS
 
 CHAIN_TOPOLOGY = ROOT / "inventory" / "lab-chain.yaml"
 
@@ -51,3 +52,26 @@ def test_the_ssh_config_writes_proxyjump_chains(tmp_path: Path) -> None:
     assert "AllowTcpForwarding yes" in files.sshd_config(
         load_topology(str(CHAIN_TOPOLOGY)), LabPaths(tmp_path), "inner"
     )  # a ProxyJump hop is a forwarded TCP connection
+
+
+def test_a_user_host_logs_in_as_its_account_with_the_labs_key(tmp_path: Path) -> None:
+    """The inventory and ssh_config name the account; its sshd reads the lab's root-only key
+    file through root (sshd opens AuthorizedKeysFile as the user, who cannot traverse there)."""
+    topo, paths = load_topology(str(FIELD_HOSTS)), LabPaths(tmp_path)
+    inventory = parse_inventory(
+        yaml.safe_dump(files.inventory_doc(topo, paths)), source="i.yaml", base_dir=tmp_path
+    )
+    users = {h.name: h.ssh.user for h in inventory.hosts}
+    assert users == {"fbj": "root", "fw": "root", "nonroot": "probefb", "noicmp": "probefb",
+                     "bbox": "root"}  # fmt: skip
+    config = files.openssh_client_config(topo, paths)
+    blocks = {b.split("\n")[0]: b for b in config.split("Host ")[2:]}
+    assert "User probefb" in blocks["nonroot"] and "User root" in blocks["fw"]
+    assert "  User " not in config.split("Host ")[1]  # Host * comes first: its User would win
+    nonroot = files.sshd_config(topo, paths, "nonroot").splitlines()
+    assert "AuthorizedKeysFile none" in nonroot and "AuthorizedKeysCommandUser root" in nonroot
+    assert any(
+        line.startswith("AuthorizedKeysCommand /") and line.endswith(f"cat {paths.authorized_keys}")
+        for line in nonroot
+    )
+    assert f"AuthorizedKeysFile {paths.authorized_keys}" in files.sshd_config(topo, paths, "fw")

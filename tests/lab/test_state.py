@@ -40,7 +40,7 @@ from probe.lab.state import (
 )
 from probe.lab.topology import EmulatorSettings, LinkParams, load_topology
 from tests.conftest import ROOT
-from tests.lab.conftest import TINY
+from tests.lab.conftest import FIELD_HOSTS, TINY
 
 # --- round trip --------------------------------------------------------------------------------
 
@@ -56,7 +56,7 @@ LINK = st.builds(
 )  # fmt: skip
 RECORDS: st.SearchStrategy[LabFile] = st.one_of(
     st.builds(LabState, TEXT, TEXT, TEXT, st.lists(TEXT).map(tuple), TEXT, st.booleans(),
-              st.none() | PID),
+              st.none() | PID, st.lists(TEXT).map(tuple), st.lists(TEXT).map(tuple)),
     st.builds(PairTable, st.dictionaries(PAIR, LINK, max_size=4), st.none() | NUMBER),
     st.builds(
         EmulatorConfig,
@@ -109,6 +109,18 @@ def test_what_lab_up_writes_reads_back_equal(tmp_path: Path) -> None:
     assert [h["name"] for h in doc["hosts"]] == [h.name for h in topo.hosts]
     assert doc["pairs"][0]["tcp_max_fwd_bps"] == pytest.approx(truth.pairs[0].tcp_max_fwd_bps)
     assert set(json.loads(paths.pairs.read_text())["pairs"]) == {f"{a}>{b}" for a, b in topo.links}
+
+
+def test_the_truth_of_hosts_unlike_the_others_reads_back_equal(tmp_path: Path) -> None:
+    """truth.json names the expected ``blocked`` of every test into the firewalled host and each
+    host's congestion control."""
+    truth = files.lab_truth(load_topology(str(FIELD_HOSTS)))
+    save(tmp_path / "truth.json", truth)
+    assert load(tmp_path / "truth.json", LabTruth) == truth
+    blocked = {(p.src, p.dst) for p in truth.pairs if p.bw_status is not None}
+    assert blocked == {(src, "fw") for src in ("fbj", "nonroot", "noicmp", "bbox")}
+    assert {p.bw_status for p in truth.pairs} == {"blocked", None}
+    assert {h.name: h.cc for h in truth.hosts if h.cc} == {"fw": "cubic", "nonroot": "bbr"}
 
 
 # --- damage -------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from probe.lab.topology import (
     load_topology,
     pair_truth,
     parse_topology,
+    ports_text,
+    truth_table,
 )
 from tests.conftest import DEFAULT_TOPOLOGY, ROOT, RUN_TAG, unique_topology
 
@@ -179,3 +181,63 @@ def test_the_chain_lab_has_two_hops_behind_an_inner_jump_in_another_region() -> 
     assert inner.region != t.host(t.jump).region and not inner.measure
     behind = [h.name for h in t.hosts if t.chain(h.name) == (t.jump, "inner")]
     assert 2 <= len(behind) <= 3 and all(t.host(h).measure for h in behind)
+
+
+# --- hosts unlike the others (issue 13: real fleets) -----------------------------------------
+
+FLEET = """
+name: t3
+jump: j
+regions:
+  eu:
+    hosts:
+      j: 198.18.1.1
+      a: {address: 198.18.1.2, firewall: {drop_tcp: "5201-5299,8080"}, cc: cubic}
+      b: {address: 198.18.1.3, user: probe-u, unprivileged_icmp: false, tools: busybox}
+"""
+
+
+def test_a_host_may_drop_tcp_ports_log_in_as_a_user_and_have_its_own_tools_and_cc() -> None:
+    t = parse_topology(FLEET, source="t.yaml")
+    a, b, j = t.host("a"), t.host("b"), t.host("j")
+    assert (a.drop_tcp, a.cc, a.user, a.tools) == (((5201, 5299), (8080, 8080)), "cubic", None,
+                                                    "system")  # fmt: skip
+    assert (b.user, b.unprivileged_icmp, b.tools, b.cc) == ("probe-u", False, "busybox", None)
+    assert (j.drop_tcp, j.user, j.unprivileged_icmp, j.cc) == ((), None, True, None)
+    assert ports_text(a.drop_tcp) == "5201-5299,8080"
+    # probe's default plan serves src→dst from dst: every test into a is blocked, none out of it
+    assert [(p.src, p.dst) for p in truth_table(t) if p.bw_status == "blocked"] == [
+        ("j", "a"), ("b", "a")
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("patch", "line", "message"),
+    [
+        (('"5201-5299,8080"', '"20-30"'), 8, "drop_tcp': 20-30 covers the SSH port 22"),
+        (('"5201-5299,8080"', '"5299-5201"'), 8, "'5299-5201' is not a port or a range"),
+        (('"5201-5299,8080"', '"70000"'), 8, "'70000' is not a port"),
+        (('"5201-5299,8080"', "iperf"), 8, "'iperf' is not a port"),
+        (("{drop_tcp:", "{drop_udp:"), 8, "unknown key 'regions.eu.hosts.a.firewall.drop_udp'"),
+        (("cc: cubic", "cc: vegas"), 8, "one of cubic, bbr, got 'vegas'"),
+        (("cc: cubic", "cc: cubic, nat: j"), 8, "unknown key 'regions.eu.hosts.a.nat'"),
+        (("user: probe-u", "user: root"), 9, "root is every lab host's login already"),
+        (("user: probe-u", "user: Probe"), 9, "'Probe' must match"),
+        (("user: probe-u, ", ""), 9, "unprivileged_icmp: false needs a user: root has ICMP"),
+        (("tools: busybox", "tools: toybox"), 9, "one of system, busybox"),
+    ],
+)
+def test_bad_host_properties_name_file_line_and_why(
+    patch: tuple[str, str], line: int, message: str
+) -> None:
+    with pytest.raises(InputError) as err:
+        parse_topology(FLEET.replace(*patch), source="t.yaml")
+    assert message in str(err.value)
+    assert err.value.where == f"t.yaml:{line}"
+
+
+def test_the_ssh_port_decides_which_ports_a_firewall_may_drop() -> None:
+    moved = FLEET.replace("name: t3", "name: t3\nssh: {port: 2222}")
+    assert parse_topology(moved.replace("5201-5299,8080", "20-30"), source="t.yaml")
+    with pytest.raises(InputError, match="covers the SSH port 2222"):
+        parse_topology(moved.replace("5201-5299,8080", "2200-2299"), source="t.yaml")
