@@ -51,8 +51,13 @@ def test_every_capture_is_here() -> None:
 def test_every_capture_parses_into_one_probe_per_seq(path: Path) -> None:
     report = parse_ping(path.read_text())
     os_name = path.stem.split("__")[0]
-    expected = {"alpine-linux-3.13": "busybox", "freebsd12": "bsd", "osx-10.14.6": "bsd",
-                "openstack-iputils-old": "iputils-old", "debian-busybox-1.35": "busybox"}
+    expected = {
+        "alpine-linux-3.13": "busybox",
+        "freebsd12": "bsd",
+        "osx-10.14.6": "bsd",
+        "openstack-iputils-old": "iputils-old",
+        "debian-busybox-1.35": "busybox",
+    }
     assert report.flavor == expected.get(os_name, "iputils")
     first = 1 if report.flavor.startswith("iputils") else 0
     assert [p.seq for p in report.probes] == list(range(first, first + report.sent))
