@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -16,7 +17,10 @@ import pytest
 from probe.cli.measure import render_check
 from probe.measure.check import HostCheck, account_findings, check_hosts
 from probe.measure.connect import PREFLIGHT_SCRIPT, TOOL_DEADLINE_S, parse_preflight
+from probe.measure.remote import GATED_SPAWN_SCRIPT, KILL_SCRIPT, SPAWN_SCRIPT
 from probe.model import CellStatus
+from probe.tools.iperf3 import iperf3_client_argv, iperf3_server_argv
+from probe.tools.ping import FANOUT_SCRIPT
 from tests.measure.test_check import ANSWERS, PREFLIGHT, FakeConnector, _inventory
 from tests.measure.test_measurement import inventory
 from tests.measure.test_preflight import Fleet, cells, hosts, measure
@@ -228,3 +232,26 @@ def test_a_ping_that_needs_setuid_inside_the_range() -> None:
     text = DENIED_PREFLIGHT.replace("ping_group_range 1\t0", "ping_group_range 0\t2147483647")
     (a, _) = _checks(a=text, b=text)
     assert "includes gid 1000" in account_findings(a)[0]
+
+
+# --- what an account may write -----------------------------------------------------------------
+
+
+def test_every_remote_file_is_under_the_accounts_tmpdir() -> None:
+    """An unprivileged account may write little more than ``$TMPDIR`` (default /tmp): the one
+    remote temp directory (the ping fan-out's) is made there, no command names another path,
+    and iperf3 writes no file (no --logfile, --pidfile, -F)."""
+    scripts = {
+        "fan-out": FANOUT_SCRIPT, "preflight": PREFLIGHT_SCRIPT, "spawn": SPAWN_SCRIPT,
+        "gated spawn": GATED_SPAWN_SCRIPT, "kill": KILL_SCRIPT,
+    }  # fmt: skip
+    assert 'mktemp -d "${TMPDIR:-/tmp}/probe-ping.XXXXXX"' in FANOUT_SCRIPT
+    for name, script in scripts.items():
+        elsewhere = script.replace("${TMPDIR:-/tmp}", "$TMPDIR")
+        assert not re.search(r"/tmp|/var/|/home|\$HOME|~/|/run/", elsewhere), name
+        assert "mktemp" not in script or name == "fan-out"
+    iperf3 = [
+        *iperf3_server_argv(5201, idle_timeout_s=30),
+        *iperf3_client_argv("10.0.0.1", 5201, duration_s=10, omit_s=1, reverse=True, streams=4),
+    ]
+    assert not {"--logfile", "--pidfile", "-F", "--file"} & set(iperf3)
