@@ -102,8 +102,11 @@ def _tool(c: HostCheck, tool: str, version: str | None) -> str:
 def render_check(checks: Sequence[HostCheck]) -> str:
     """The table of ``probe check``: a missing tool says MISSING, a hanging one HUNG, a failed
     host its reason; a relay (a jump host, not measured) is marked as one and its tools are not
-    asked."""
+    asked. Below it, one line per thing a host's account lacks, with what it costs, and the
+    hosts whose ping is not today's iputils (its output differs: probe reads it)."""
     from tabulate import tabulate
+
+    from probe.measure.check import account_findings
 
     rows = [
         [
@@ -120,7 +123,10 @@ def render_check(checks: Sequence[HostCheck]) -> str:
         for c in checks
     ]
     clean = [[_printable(cell) for cell in row] for row in rows]
-    return tabulate(clean, CHECK_COLUMNS)
+    notes = [f"{c.host}: {line}" for c in checks if c.usable for line in account_findings(c)]
+    odd = (c for c in checks if c.ping_flavor not in (None, "iputils"))
+    notes += [f"{c.host}: ping is {c.ping_flavor}" for c in odd]
+    return "\n".join([tabulate(clean, CHECK_COLUMNS), *map(_printable, notes)])
 
 
 @main.command()

@@ -1,5 +1,10 @@
 """The ``probe check`` use case: can every host be reached, and does it have ping and iperf3?
 
+It also says what each host's account lacks and what that costs the run (``account_findings``):
+preflight tries ping and fping on the host's own loopback as that account, so a refusal is found
+however the host grants ICMP (root, setuid, cap_net_raw, ``ping_group_range``), and the range and
+the account's groups (``id -G``) only explain it.
+
 It runs the connect phase of ``probe run`` (connect, then one preflight command per host) and
 nothing else, so it answers what a run would see without measuring or writing anything. The
 relays (``measure: false`` jump hosts) get a row too: they are never measured, but every host
@@ -8,7 +13,8 @@ behind a relay that cannot be reached is unreachable, and the table should say w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from probe.measure.connect import Connector
 from probe.measure.context import HostState, RunOptions
@@ -16,6 +22,7 @@ from probe.measure.measurement import Measurement
 from probe.measure.ssh import HostConnection, SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Host, Inventory
+from probe.tools.ping import Flavor, ping_tool_flavor
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +41,10 @@ class HostCheck:
     ping_group_range: str | None  # who may open ICMP sockets without root
     relay: bool = False  # a jump host that is not measured: SSH only, its tools are not asked
     hung: tuple[str, ...] = ()  # tools that did not answer their version probe in time
+    fping: str | None = None  # optional: the ping mesh uses it where it works
+    ping_flavor: Flavor | None = None  # which ping: iputils, iputils-old, busybox; None unknown
+    icmp_denied: Mapping[str, str] = field(default_factory=dict)  # ping/fping → what it said
+    groups: str | None = None  # the account's group ids (``id -G``)
 
     @classmethod
     def of(cls, state: HostState) -> HostCheck:
@@ -48,6 +59,10 @@ class HostCheck:
             iperf3=state.tools.get("iperf3"),
             ping_group_range=state.tools.get("ping_group_range"),
             hung=tuple(state.hung),
+            fping=state.tools.get("fping"),
+            ping_flavor=ping_tool_flavor(state.tools.get("ping")),
+            icmp_denied=dict(state.icmp_denied),
+            groups=state.tools.get("groups"),
         )
 
     @classmethod
@@ -76,7 +91,55 @@ class HostCheck:
         it carries the SSH connections of the hosts behind it)."""
         if self.relay:
             return self.usable
-        return self.usable and self.ping is not None and self.iperf3 is not None
+        tools = self.ping is not None and self.iperf3 is not None
+        return self.usable and tools and self.can_ping
+
+    @property
+    def can_ping(self) -> bool:
+        """This account may send ICMP with the tool ``--pinger auto`` picks here."""
+        fping = self.fping is not None and "fping" not in self.icmp_denied
+        return "ping" not in self.icmp_denied or fping
+
+
+def account_findings(c: HostCheck) -> tuple[str, ...]:
+    """What ``c``'s account lacks and what it costs the run, one line each."""
+    found = []
+    if "ping" in c.icmp_denied:
+        cost = (
+            "the ping mesh uses fping here"
+            if c.can_ping
+            else "no RTT cells from this host (bandwidth tests still run)"
+        )
+        found.append(
+            f'no ICMP for this account: ping says "{c.icmp_denied["ping"]}"; '
+            f"{_range_says(c.ping_group_range, c.groups)} → {cost}"
+        )
+    if "fping" in c.icmp_denied:
+        found.append(
+            f'fping may not open its ICMP socket ("{c.icmp_denied["fping"]}"; not setuid, no '
+            "cap_net_raw) → "
+            + ("falls back to ping" if "ping" not in c.icmp_denied else "no fping either")
+        )
+    return tuple(found)
+
+
+def _range_says(ping_group_range: str | None, groups: str | None) -> str:
+    """Whether net.ipv4.ping_group_range lets one of ``groups`` open ping sockets."""
+    try:
+        low, high = (int(v) for v in (ping_group_range or "").split())
+        gids = [int(g) for g in (groups or "").split()]
+    except ValueError:
+        return f"ping_group_range {ping_group_range!r}, groups {groups!r}"
+    inside = [g for g in gids if low <= g <= high]
+    if inside:
+        return (
+            f"ping_group_range {low} {high} includes gid {inside[0]}, so this ping does not "
+            "use ping sockets (iputils before 20150815, busybox) and needs setuid or cap_net_raw"
+        )
+    return (
+        f"ping_group_range {low} {high} excludes gids {' '.join(map(str, gids)) or '?'} and "
+        "ping has neither setuid nor cap_net_raw"
+    )
 
 
 async def check_hosts(inventory: Inventory, connector: Connector) -> tuple[HostCheck, ...]:

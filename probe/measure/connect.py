@@ -17,6 +17,7 @@ from probe.errors import HostError
 from probe.measure.bandwidth import CommandRunner
 from probe.measure.context import Emit, HostState, Say
 from probe.model import CellStatus
+from probe.tools.ping import icmp_denied
 
 #: The tools preflight looks for: what probe runs on a host (``timeout`` wraps every command).
 #: fping is optional: where it is, the ping mesh uses it (``--pinger auto``).
@@ -27,6 +28,14 @@ TOOLS = ("ping", "iperf3", "fping", "timeout")
 TOOL_DEADLINE_S = 5
 #: The flag that makes each measuring tool print its version and exit.
 VERSION_FLAGS = {"ping": "-V", "iperf3": "--version", "fping": "-v"}
+#: How preflight finds whether this account may send ICMP: it tries, one probe to the host's own
+#: loopback. Trying is the one test that covers every way a host grants it (root, a setuid or
+#: cap_net_raw binary, net.ipv4.ping_group_range, and whatever a container or LSM forbids); the
+#: range and the account's groups are read only to explain a refusal (``probe check``).
+ICMP_PROBES = {
+    "ping": ("-n", "-c", "1", "-W", "1", "127.0.0.1"),
+    "fping": ("-c", "1", "-t", "500", "127.0.0.1"),  # not -q: fping < 5.2 then says nothing
+}
 #: Tools whose processes, found running at preflight, are another measurement on the host (this
 #: run starts none before its bandwidth phase): iperf3 shares the path with our tests.
 WATCHED = ("iperf3",)
@@ -39,13 +48,19 @@ probe_version() {
   command -v "$1" >/dev/null 2>&1 || return 0
   out=$(timeout -k 1 @DEADLINE@ "$@" 2>&1 </dev/null)
   case $? in
-    124|137) echo "hung $1" ;;
-    *) echo "version $1 $(printf '%s\n' "$out" | head -n 1)" ;;
+    124|137|143) echo "hung $1" ;;
+    *) echo "version $1 $(printf '%s\n' "$out" | sed -e '/option --/d' -e q)" ;;
   esac
 }
-@VERSIONS@ &
+probe_icmp() {
+  command -v "$1" >/dev/null 2>&1 || return 0
+  err=$(timeout -k 1 @DEADLINE@ "$@" 2>&1 >/dev/null </dev/null)
+  printf '%s\n' "$err" | sed "s/^/icmp-said $1 /"
+}
+@VERSIONS@ & @ICMP@ &
 wait
 echo "ping_group_range $(cat /proc/sys/net/ipv4/ping_group_range 2>/dev/null)"
+echo "groups $(id -G 2>/dev/null)"
 me=$(readlink /proc/self/ns/net 2>/dev/null)
 for t in @WATCHED@; do
   n=0
@@ -59,12 +74,16 @@ for t in @WATCHED@; do
 done
 """
 #: One command per host: which tools exist, their versions (each under ``TOOL_DEADLINE_S``, all
-#: at once), and the watched tools' processes already running in the host's network namespace
-#: (a process in another one, such as a container's, does not share this host's addresses).
+#: at once; the first line that is not a complaint about the flag: busybox's ping names itself on
+#: its second), whether ping and fping may send ICMP as this account (``ICMP_PROBES``, what each
+#: said on stderr), who the account is (``id -G``), and the watched tools' processes already
+#: running in the host's network namespace (a process in another one, such as a container's,
+#: does not share this host's addresses).
 PREFLIGHT_SCRIPT = (
     _PREFLIGHT.replace("@TOOLS@", " ".join(TOOLS))
     .replace("@DEADLINE@", str(TOOL_DEADLINE_S))
     .replace("@VERSIONS@", " & ".join(f"probe_version {t} {f}" for t, f in VERSION_FLAGS.items()))
+    .replace("@ICMP@", " & ".join(f"probe_icmp {t} {' '.join(a)}" for t, a in ICMP_PROBES.items()))
     .replace("@WATCHED@", " ".join(WATCHED))
 )
 
@@ -94,6 +113,7 @@ class Preflight:
     tools: Mapping[str, str | None]
     hung: Mapping[str, str] = field(default_factory=dict)
     already_running: Mapping[str, int] = field(default_factory=dict)
+    icmp_denied: Mapping[str, str] = field(default_factory=dict)  # tool → what it said
 
 
 def parse_preflight(text: str) -> Preflight:
@@ -107,6 +127,16 @@ def parse_preflight(text: str) -> Preflight:
             tools[tool] = version.strip()
     if m := re.search(r"^ping_group_range (.*)$", text, re.MULTILINE):
         tools["ping_group_range"] = m.group(1).strip() or None
+    if m := re.search(r"^groups (.*)$", text, re.MULTILINE):
+        tools["groups"] = m.group(1).strip() or None
+    said: dict[str, list[str]] = {}
+    for tool, line in re.findall(r"^icmp-said (\S+) (.*)$", text, re.MULTILINE):
+        said.setdefault(tool, []).append(line)
+    denied = {
+        tool: line
+        for tool, lines in said.items()
+        if tool in ICMP_PROBES and (line := icmp_denied("\n".join(lines))) is not None
+    }
     running = {
         tool: int(n)
         for tool, n in re.findall(r"^running (\S+) (\d+)$", text, re.MULTILINE)
@@ -120,6 +150,7 @@ def parse_preflight(text: str) -> Preflight:
             if tool in hung
         },
         running,
+        denied,
     )
 
 
@@ -178,6 +209,7 @@ class ConnectPhase:
         found = parse_preflight(res.stdout)
         state.tools, state.hung = dict(found.tools), dict(found.hung)
         state.already_running = dict(found.already_running)
+        state.icmp_denied = dict(found.icmp_denied)
         state.command_s = res.elapsed_s
 
 

@@ -24,7 +24,7 @@ from probe.store.records import (
 from probe.store.rundoc import RunOptionsDoc
 from probe.tools.fping import fping_refuses
 from probe.tools.iperf3 import MAX_STREAMS
-from probe.tools.ping import MIN_INTERVAL_S, OLD_IPUTILS_MIN_INTERVAL_S
+from probe.tools.ping import MIN_INTERVAL_S, OLD_IPUTILS_MIN_INTERVAL_S, denied_reason
 
 #: A cell is measured (not measured again on ``--resume``) when its latest record says so.
 DONE = (CellStatus.OK, CellStatus.ALL_LOST)
@@ -148,6 +148,7 @@ class HostState:
     tools: dict[str, str | None] = field(default_factory=dict)  # None: missing, or hung
     hung: dict[str, str] = field(default_factory=dict)  # tool → what it did not do in time
     already_running: dict[str, int] = field(default_factory=dict)  # iperf3 → processes
+    icmp_denied: dict[str, str] = field(default_factory=dict)  # ping/fping → what it said
 
     @property
     def usable(self) -> bool:
@@ -166,6 +167,8 @@ class HostState:
             return CellStatus.TOOL_HUNG, f"{tool} hangs on {name} ({self.hung[tool]})"
         if self.tools.get(tool) is None:
             return CellStatus.TOOL_MISSING, f"{tool} missing on {name}"
+        if tool in self.icmp_denied:
+            return CellStatus.ERROR, f"{role} {name}: {denied_reason(tool, self.icmp_denied[tool])}"
         return None
 
     def record(self) -> HostRecord:

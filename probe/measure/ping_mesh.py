@@ -83,12 +83,14 @@ class PingMesh:
         return sum(len(self._targets(src)) for src in self.ctx.hosts.values())
 
     def _tool(self, src: HostState) -> Tool:
-        """``--pinger``: ``auto`` is fping where the source has it (preflight found it, and it
-        did not hang) and fping can send the run's train (whole milliseconds), ping elsewhere."""
+        """``--pinger``: ``auto`` is fping where the source has it (preflight found it, it did
+        not hang and may open its ICMP socket) and fping can send the run's train (whole
+        milliseconds), ping elsewhere."""
         pinger = self.ctx.options.pinger
         if pinger != "auto":
             return pinger
-        return "fping" if src.has("fping") and self._fping_refused is None else "ping"
+        usable = src.has("fping") and "fping" not in src.icmp_denied
+        return "fping" if usable and self._fping_refused is None else "ping"
 
     def _command(self, src: HostState, targets: Sequence[HostState]) -> PingCommand:
         o = self.ctx.options
@@ -121,7 +123,7 @@ class PingMesh:
         instead of the train. It runs after the host's preflight: which tool depends on it.
         """
         targets = self._targets(state)
-        if not targets or not state.has(self._tool(state)):
+        if not targets or state.cannot_run(self._tool(state), "source") is not None:
             return
         command = self._command(state, targets)
         # on failure the phase opens its own session, and reports what goes wrong then

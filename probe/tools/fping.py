@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from probe.errors import InputError
 from probe.model import CellStatus, CommandResult
-from probe.tools.ping import PingProbe, PingReport, validate_address
+from probe.tools.ping import PingProbe, PingReport, denied_reason, icmp_denied, validate_address
 
 #: ``-i`` floor: fping < 4.0 and builds configured ``--enable-safe-limits`` refuse ``-i`` < 1 ms
 #: from non-root users ("these options are too risky for mere mortals"), and fping < 4.2 reads
@@ -217,6 +217,8 @@ def fping_outcome(
                     f"fping did not finish within {result.elapsed_s:.1f} s")  # fmt: skip
     if result.exit_status == 127 or _NOT_FOUND.search(result.stderr):
         return _all(addresses, CellStatus.TOOL_MISSING, stderr_line or "fping not found")
+    if (denied := icmp_denied(result.stderr)) is not None:  # says so under -q only since 5.2
+        return _all(addresses, CellStatus.ERROR, denied_reason("fping", denied))
     if result.exit_status not in (0, 1, 2):
         meaning = _EXIT_MEANING.get(result.exit_status)
         reason = f"fping exited with status {result.exit_status}" + (

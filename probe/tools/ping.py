@@ -9,6 +9,9 @@ ParseError, so this one rebuilds the seq range from the transmitted count.
 
 Facts the parser leans on (iputils ``ping_common.c``, busybox ``ping.c``, FreeBSD ``ping.c``):
 - iputils numbers seqs from 1, busybox and BSD from 0; seqs are 16 bits and wrap.
+- iputils s20100418 and s20101006 (Ubuntu 10.10–12.10, Debian 7) name the seq of a reply line
+  ``icmp_req=`` (``pr_echo_reply``); their "From … icmp_seq=N …" error lines and every other
+  release say ``icmp_seq=``. Such output is flavour "iputils-old" (when it has a reply line).
 - iputils prints per-packet times ≥ 99.95 ms rounded to integers and ≥ 9.995 ms to one decimal;
   the summary line is exact to the microsecond. busybox and BSD print 3 decimals everywhere.
 - Every flavour folds duplicate replies into its summary min/avg/max/mdev, so a summary is exact
@@ -28,7 +31,7 @@ from typing import Literal
 from probe.errors import InputError, ParseError
 from probe.model import CellStatus, CommandResult
 
-Flavor = Literal["iputils", "busybox", "bsd", "fping"]  # fping: see probe.tools.fping
+Flavor = Literal["iputils", "iputils-old", "busybox", "bsd", "fping"]  # fping: probe.tools.fping
 
 _A = re.ASCII  # \d must not accept other scripts' digits: int("٣") is 3
 _NUM = r"\d{1,9}(?:\.\d{1,6})?"  # bounded: int() refuses > 4300 digits, float() overflows
@@ -48,10 +51,11 @@ _TITLE = re.compile(r"^--- (?P<dest>.*?) ping6? statistics ---$", _A)
 _HEADER = re.compile(r"^PING6?\b(?:.*?\((?P<addr>[^()\s]*)\))?", _A)
 _BSD6_HEADER = re.compile(r"^PING6\(.*--> (?P<addr>\S+)", _A)
 _REPLY = re.compile(
-    rf"\bbytes from .*?[:,] (?:icmp_seq|seq)=(?P<seq>\d{{1,9}})\b"
+    rf"\bbytes from .*?[:,] (?:icmp_seq|icmp_req|seq)=(?P<seq>\d{{1,9}})\b"
     rf"(?:.*?\btime[=<](?P<time>{_NUM}) ?ms)?(?P<tail>.*)$",
     _A,
 )
+_OLD_IPUTILS_REPLY = re.compile(r"\bbytes from .*?: icmp_req=\d", _A)
 _ICMP_ERROR = re.compile(r"^From \S+(?: \(\S+\))?:? (?P<msg>icmp_seq=\d{1,9} .+)$", _A)
 _BSD_ERROR = re.compile(r"^\d+ bytes from .*?: (?P<msg>[A-Z][^=]*)$", _A)
 _TIMESTAMP = re.compile(r"^\[\d+(?:\.\d+)?\] ", _A)
@@ -62,6 +66,18 @@ _IGNORED = re.compile(  # said by ping, known, and carrying nothing the report k
 )
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$", _A)
 _NOT_FOUND = re.compile(r"command not found|\bping: not found")
+#: What a ping or fping says when this account may not open an ICMP socket: iputils ≥ 20190709
+#: ("socket: Operation not permitted", then "=> missing cap_net_raw+p capability or setuid?";
+#: "socket: Permission denied" where ping_group_range refuses it), older iputils ("icmp open
+#: socket: Operation not permitted"), busybox ("permission denied (are you root?)"), fping ("can't
+#: create [raw ]socket (must run as root?)"). Not "sendmsg: Operation not permitted": that is a
+#: firewall refusing the packet, not the account refused the socket.
+_ICMP_DENIED = re.compile(
+    r"socket: (?:Operation not permitted|Permission denied)|are you root\?|must run as root"
+    r"|missing cap_net_raw",
+    re.IGNORECASE,
+)
+_IPUTILS_VERSION = re.compile(r"\biputils-?s*(?P<date>\d{6,8})\b|\bping from iputils\b", _A)
 
 _SEQ_MODULO = 1 << 16
 _MIN_TIMED_PAYLOAD_BYTES = 16  # below sizeof(struct timeval) ping prints no time at all
@@ -183,7 +199,7 @@ def parse_ping(text: str) -> PingReport:
     dups = _DUPS.search(stats["rest"])
     summary = _summary(lines[stats_at + 1 :])
     flavor = _flavor(text, iputils=stats["pkts"] is None, summary=summary)
-    base = 1 if flavor == "iputils" else 0
+    base = 1 if flavor.startswith("iputils") else 0
 
     first_rtt: dict[int, float] = {}
     errors: list[str] = []
@@ -222,6 +238,39 @@ def parse_ping(text: str) -> PingReport:
     )
 
 
+def icmp_denied(stderr: str) -> str | None:
+    """The line in which ping or fping says this account may not open an ICMP socket, or None.
+
+    Such a source has no RTT cells at all, whatever its peers do: root, a setuid or
+    ``cap_net_raw`` binary, or ``net.ipv4.ping_group_range`` covering one of its groups fixes it.
+    """
+    return next((s.strip() for s in stderr.splitlines() if _ICMP_DENIED.search(s)), None)
+
+
+def denied_reason(tool: str, line: str) -> str:
+    """A cell's reason when ``tool`` was refused its ICMP socket (``line``: what it said)."""
+    return (
+        f"{tool} may not send ICMP as this account ({line}): it needs root, a setuid or "
+        "cap_net_raw binary, or net.ipv4.ping_group_range covering one of its groups"
+    )
+
+
+def ping_tool_flavor(version: str | None) -> Flavor | None:
+    """Which ping a host has, from the first line of ``ping -V`` (preflight): "busybox"
+    ("BusyBox v1.35.0 …" after busybox's complaint about ``-V``), "iputils-old" (snapshots
+    s20100418 and s20101006: "ping utility, iputils-sss20101006"), "iputils", or None (another
+    ping, or none). Their argv is the same (busybox accepts ``-n``); their output differs."""
+    if version is None:
+        return None
+    if "BusyBox" in version:
+        return "busybox"
+    if m := _IPUTILS_VERSION.search(version):
+        date = m["date"] or ""
+        date = f"20{date}" if len(date) == 6 else date  # "iputils-ss100418" style: yymmdd
+        return "iputils-old" if "20100418" <= date < "20121221" else "iputils"
+    return None
+
+
 def ping_outcome(result: CommandResult) -> PingReport | tuple[CellStatus, str]:
     """What a finished ping command means: a report (exit 0, or 1 = some or all lost) or why not."""
     stderr_line = next((s.strip() for s in result.stderr.splitlines() if s.strip()), "")
@@ -229,6 +278,8 @@ def ping_outcome(result: CommandResult) -> PingReport | tuple[CellStatus, str]:
         return CellStatus.TIMEOUT, f"ping did not finish within {result.elapsed_s:.1f} s"
     if result.exit_status == 127 or _NOT_FOUND.search(result.stderr):
         return CellStatus.TOOL_MISSING, stderr_line or "ping not found"
+    if (denied := icmp_denied(result.stderr)) is not None:  # busybox exits 1, iputils 2
+        return CellStatus.ERROR, denied_reason("ping", denied)
     if result.exit_status not in (0, 1):
         reason = stderr_line or f"ping exited with status {result.exit_status}"
         return CellStatus.ERROR, reason
@@ -256,7 +307,7 @@ def _summary(lines: list[str]) -> PingSummary | None:
 def _flavor(text: str, *, iputils: bool, summary: PingSummary | None) -> Flavor:
     """iputils says "N received"; busybox and BSD say "N packets received" and differ after."""
     if iputils:
-        return "iputils"
+        return "iputils-old" if _OLD_IPUTILS_REPLY.search(text) else "iputils"
     if summary is not None and summary.rtt_mdev_ms is not None:
         return "bsd"  # busybox has no fourth (stddev) value
     if "PING6(" in text or "Request timeout" in text or "icmp_seq=" in text:

@@ -263,7 +263,9 @@ def result(exit_status: int | None, stderr: str = "") -> CommandResult:
         (result(4), CellStatus.ERROR,
          "fping exited with status 4 (a system call failed, e.g. no ICMP socket)"),
         (result(4, "fping: can't create socket (must run as root?)\n"), CellStatus.ERROR,
-         "fping: can't create socket (must run as root?)"),
+         "fping may not send ICMP as this account (fping: can't create socket (must run as "
+         "root?)): it needs root, a setuid or cap_net_raw binary, or net.ipv4.ping_group_range "
+         "covering one of its groups"),
         (result(4, "fping error: not enough sequence numbers available! (expire_timeout=10, "
                    "host_nr=3, ping_count=9, seqmap_next_id=0)\n"), CellStatus.ERROR,
          "fping error: not enough sequence numbers available! (expire_timeout=10, host_nr=3, "

@@ -15,11 +15,22 @@ from hypothesis import strategies as st
 from probe.errors import InputError, ParseError
 from probe.model import CellStatus, CommandResult
 from probe.stats import percentile, report_stats
-from probe.tools.ping import PingProbe, PingReport, PingSummary, parse_ping, ping_argv, ping_outcome
+from probe.tools.ping import (
+    PingProbe,
+    PingReport,
+    PingSummary,
+    icmp_denied,
+    parse_ping,
+    ping_argv,
+    ping_outcome,
+    ping_tool_flavor,
+)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ping"
 CAPTURES = sorted(FIXTURES.rglob("*.out"))
 JC_CAPTURES = sorted((FIXTURES / "jc").glob("*.out"))
+OLD_IPUTILS_CAPTURES = sorted((FIXTURES / "openstack").glob("*.out"))
+DENIED = FIXTURES / "local" / "denied"
 
 
 def capture(name: str) -> str:
@@ -32,16 +43,23 @@ def lost(report: PingReport) -> list[int]:
 
 def test_every_capture_is_here() -> None:
     assert len(JC_CAPTURES) == 72
-    assert len(CAPTURES) == 73
+    assert len(OLD_IPUTILS_CAPTURES) == 3
+    assert len(CAPTURES) == 77
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.stem)
 def test_every_capture_parses_into_one_probe_per_seq(path: Path) -> None:
     report = parse_ping(path.read_text())
     os_name = path.stem.split("__")[0]
-    expected = {"alpine-linux-3.13": "busybox", "freebsd12": "bsd", "osx-10.14.6": "bsd"}
+    expected = {
+        "alpine-linux-3.13": "busybox",
+        "freebsd12": "bsd",
+        "osx-10.14.6": "bsd",
+        "openstack-iputils-old": "iputils-old",
+        "debian-busybox-1.35": "busybox",
+    }
     assert report.flavor == expected.get(os_name, "iputils")
-    first = 1 if report.flavor == "iputils" else 0
+    first = 1 if report.flavor.startswith("iputils") else 0
     assert [p.seq for p in report.probes] == list(range(first, first + report.sent))
     replied = sum(p.rtt_ms is not None for p in report.probes)
     assert replied <= report.received <= report.sent
@@ -200,6 +218,63 @@ def test_current_iputils_capture() -> None:
     report = parse_ping(capture("debian-iputils-20221126__ping-ip-i0.01-w5"))
     assert (report.flavor, report.sent, report.received, report.errors) == ("iputils", 10, 10, ())
     assert report.summary == PingSummary(0.040, 0.046, 0.072, 0.009)
+
+
+@pytest.mark.parametrize("path", OLD_IPUTILS_CAPTURES, ids=lambda p: p.stem)
+def test_old_iputils_icmp_req_replies_are_probes(path: Path) -> None:
+    """s20101006 says ``icmp_req=N``: each reply line is its probe, none "lost" (it once read
+    every probe as lost but the summary, so percentiles and jitter came out empty)."""
+    report = parse_ping(path.read_text())
+    assert (report.flavor, report.sent, report.received, report.errors) == ("iputils-old", 4, 4, ())
+    assert [p.seq for p in report.probes] == [1, 2, 3, 4] and lost(report) == []
+    stats = report_stats(report)
+    assert stats.rtt_p50_ms is not None and stats.ipdv_ms is not None
+
+
+def test_old_iputils_gateway_capture_spelled_out() -> None:
+    report = parse_ping(capture("openstack-iputils-old__ping-ip-gateway"))
+    assert [p.rtt_ms for p in report.probes] == [0.357, 0.473, 0.504, 0.470]
+    assert report.summary == PingSummary(0.357, 0.451, 0.504, 0.055)
+    assert report.destination == "172.16.1.1"
+    stats = report_stats(report)
+    assert stats.ipdv_ms == pytest.approx((0.116 + 0.031 + 0.034) / 3)
+
+
+def old_iputils(text: str) -> str:
+    """``text`` as s20101006 prints it: reply lines (``pr_echo_reply``) say icmp_req."""
+    return "\n".join(
+        line.replace(": icmp_seq=", ": icmp_req=") if " bytes from " in line else line
+        for line in text.split("\n")
+    )
+
+
+def test_old_iputils_dup_and_unreachable_in_their_own_format() -> None:
+    """Their "(DUP!)" follows the time as today; their error lines still say icmp_seq (ping.c
+    ``receive_error_msg``: "From %s icmp_seq=%u ")."""
+    dup = capture("centos-7.7__ping-ip-dup")
+    report = parse_ping(old_iputils(dup))
+    assert report.flavor == "iputils-old"
+    assert report.probes == parse_ping(dup).probes == (PingProbe(1, 0.586), PingProbe(2, 0.861))
+    unreachable = capture("ubuntu-22.04__ping-dest-unreachable")
+    assert parse_ping(old_iputils(unreachable)) == parse_ping(unreachable)  # no reply: "iputils"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(0, 10_000_000)), min_size=1, max_size=40))
+def test_old_iputils_output_reads_like_todays(trips_us: list[int | None]) -> None:
+    """Any train in s20101006's words gives the very probes and figures of today's iputils."""
+    today = parse_ping(iputils_output(trips_us))
+    then = parse_ping(old_iputils(iputils_output(trips_us)))
+    assert then.probes == today.probes and then.summary == today.summary
+    assert then.flavor == ("iputils-old" if today.received else "iputils")
+    assert report_stats(then) == report_stats(today)
+
+
+def test_busybox_1_35_capture() -> None:
+    report = parse_ping(capture("debian-busybox-1.35__ping-ip-i0.2"))
+    assert (report.flavor, report.sent, report.received, report.errors) == ("busybox", 10, 10, ())
+    assert [p.seq for p in report.probes] == list(range(10))
+    assert report.summary == PingSummary(0.042, 0.066, 0.099, None)
 
 
 # --- a 240 ms link, in iputils' own format ---------------------------------------------------
@@ -405,6 +480,68 @@ def test_ping_argv_refuses_what_is_not_an_address(address: str) -> None:
 def test_ping_argv_refuses_bad_options(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InputError):
         ping_argv("10.0.0.2", **kwargs)
+
+
+# --- which ping, and an account that may not use it -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "flavor"),
+    [
+        ("ping from iputils 20221126", "iputils"),
+        ("ping utility, iputils-s20161105", "iputils"),
+        ("ping utility, iputils-s20121221", "iputils"),  # icmp_seq again
+        ("ping utility, iputils-sss20101006", "iputils-old"),
+        ("ping utility, iputils-sss20100418", "iputils-old"),
+        ("ping utility, iputils-sss20071127", "iputils"),  # CentOS 6: icmp_seq
+        ("BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary.", "busybox"),
+        ("usage: ping [-AaDdfnoQqRrv] [-c count] [-G sweepmaxsize]", None),
+        ("present", None),
+        (None, None),
+    ],
+)
+def test_which_ping_from_its_version_line(version: str | None, flavor: str | None) -> None:
+    assert ping_tool_flavor(version) == flavor
+
+
+def denied(name: str) -> CommandResult:
+    """A real capture of a ping refused its ICMP socket (tests/fixtures/ping/local/denied)."""
+    exit_status = {"busybox-1.35": 1, "iputils-20221126": 2}[name]
+    out, err = ((DENIED / f"{name}.{s}").read_text() for s in ("stdout", "stderr"))
+    return CommandResult(("ping", "x"), exit_status, out, err, elapsed_s=0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("busybox-1.35", "ping: permission denied (are you root?)"),
+        ("iputils-20221126", "ping: socket: Operation not permitted"),
+    ],
+)
+def test_an_account_refused_icmp_gets_a_reason_saying_so(name: str, line: str) -> None:
+    res = denied(name)
+    assert icmp_denied(res.stderr) == line
+    status, reason = ping_outcome(res)  # type: ignore[misc]
+    assert status is CellStatus.ERROR
+    assert reason.startswith(f"ping may not send ICMP as this account ({line})")
+    assert "ping_group_range" in reason
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "ping: icmp open socket: Operation not permitted",  # iputils before 2016
+        "ping: socket: Permission denied",  # the ping socket, refused by ping_group_range
+        "fping: can't create raw socket (must run as root?) : Operation not permitted",
+    ],
+)
+def test_other_words_for_no_icmp_socket(stderr: str) -> None:
+    assert icmp_denied(f"\n{stderr}\n") == stderr
+
+
+def test_a_firewall_refusing_the_packet_is_not_the_account() -> None:
+    """iptables -j REJECT on OUTPUT makes sendmsg fail with EPERM: the socket was allowed."""
+    assert icmp_denied("ping: sendmsg: Operation not permitted\n") is None
 
 
 # --- exit status -----------------------------------------------------------------------------

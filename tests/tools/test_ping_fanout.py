@@ -17,13 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from probe.measure.remote import remote_command
 from probe.model import CommandResult
 from probe.tools.ping import (
     PING_FANOUT_MAX,
+    PingReport,
     fanout_target_argv,
     ping_argv,
     ping_fanout_argv,
     ping_fanout_seconds,
+    ping_outcome,
     split_fanout,
 )
 
@@ -227,3 +230,43 @@ def test_the_fanouts_bound_counts_its_batches() -> None:
     assert ping_fanout_seconds(20, 0.2, 2, targets=PING_FANOUT_MAX) == one
     assert ping_fanout_seconds(20, 0.2, 2, targets=PING_FANOUT_MAX + 1) - 1 == 2 * (one - 1)
     assert ping_fanout_seconds(20, 0.2, 2, targets=100, max_concurrent=10) - 1 == 10 * (one - 1)
+
+
+def _busybox_pings() -> bool:
+    busybox = shutil.which("busybox")
+    probe = [str(busybox), "ping", "-c", "1", "-W", "1", "127.0.0.1"]
+    return (
+        busybox is not None
+        and subprocess.run(probe, capture_output=True, check=False).returncode == 0
+    )
+
+
+@pytest.mark.skipif(not _busybox_pings(), reason="no busybox, or its ping may not run here")
+def test_busybox_ping_and_timeout_applets_run_the_fanout_per_probe(tmp_path: Path) -> None:
+    """A busybox-only host: ping, timeout and sh are applets. The very command line probe sends
+    (``remote_command``), against loopback addresses only; every target's probes parse one by
+    one (busybox numbers them from 0) and name busybox."""
+    busybox = shutil.which("busybox")
+    assert busybox is not None
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for applet in ("ping", "timeout", "sh", "env", "mktemp", "cat", "rm"):
+        (bindir / applet).symlink_to(busybox)
+    (tmp_path / "tmp").mkdir()
+    addresses = ["127.0.0.1", "127.0.0.2"]
+    argv = ping_fanout_argv(addresses, count=5, interval_s=0.2, reply_timeout_s=1)
+    line = remote_command(argv, ping_fanout_seconds(5, 0.2, 1, targets=2) + 5)
+    env = {"PATH": str(bindir), "TMPDIR": str(tmp_path / "tmp")}
+    proc = subprocess.run(
+        [str(bindir / "sh"), "-c", line], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    per = split_fanout(argv, CommandResult(tuple(argv), 0, proc.stdout, proc.stderr, 1.0))
+    for address in addresses:
+        report = ping_outcome(per[address])
+        assert isinstance(report, PingReport), report
+        assert (report.flavor, report.sent, report.received) == ("busybox", 5, 5)
+        assert [p.seq for p in report.probes] == [0, 1, 2, 3, 4]
+        assert all(p.rtt_ms is not None for p in report.probes)
+    assert list((tmp_path / "tmp").iterdir()) == []
