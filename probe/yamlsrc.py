@@ -326,8 +326,10 @@ class MapNode(Node):
         for key in self._entries:
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
+                shown = self._child(key)
+                shown = shown if shown.isprintable() else repr(shown)[1:-1]  # one line, always
                 raise InputError(
-                    f"unknown key '{self._child(key)}'{closest(key, allowed)}; known keys: {known}",
+                    f"unknown key '{shown}'{closest(key, allowed)}; known keys: {known}",
                     where=self.key_where(key),
                 )
 

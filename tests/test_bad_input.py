@@ -799,3 +799,11 @@ def test_fuzz_ssh_config(text: str, alias: str) -> None:
 def test_fuzz_units(parse: Callable[[object], float], value: object) -> None:
     with contextlib.suppress(InputError):
         assert parse(value) >= 0
+
+
+def test_an_unknown_key_with_a_newline_is_named_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("? '\n\n  '\n: null\n", encoding="utf-8")
+    with pytest.raises(ProbeError) as info:
+        load_policy(path)
+    assert "\n" not in str(info.value) and "unknown key" in str(info.value)
