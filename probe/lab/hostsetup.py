@@ -26,6 +26,7 @@ AVAILABLE_CC = Path("/proc/sys/net/ipv4/tcp_available_congestion_control")
 FIREWALL_TABLE = "probe_lab_firewall"
 NO_GROUP = "1 0"  # a ping_group_range that admits no group (the kernel's own default)
 BUSYBOX_TOOLS = ("ping", "timeout")
+ABSENT_ON_BUSYBOX = ("fping",)  # a busybox-only host has no fping: probe must use busybox ping
 
 
 def sysctls(host: LabHost) -> tuple[str, ...]:
@@ -80,14 +81,16 @@ def configure(netns: str, host: LabHost) -> None:
 
 def tool_binds(host: LabHost, paths: LabPaths) -> tuple[tuple[str, str], ...]:
     """(source, target) bind mounts for the host's mount namespace: busybox over ping and
-    timeout (``tools: busybox``), or a ping without its file capability (``unprivileged_icmp:
+    timeout and no fping (``tools: busybox``), or a ping without its file capability (``unprivileged_icmp:
     false``: iputils ping is ``cap_net_raw=ep`` here, so ping_group_range alone withholds
     nothing)."""
     if host.tools == "busybox":
         busybox = shutil.which("busybox")
         if busybox is None:
             raise LabError(f"{host.name}: tools: busybox needs busybox (make sysdeps)")
-        return tuple((busybox, target) for tool in BUSYBOX_TOOLS for target in _installed(tool))
+        applets = [(busybox, target) for tool in BUSYBOX_TOOLS for target in _installed(tool)]
+        absent = [("/dev/null", t) for tool in ABSENT_ON_BUSYBOX for t in _installed(tool)]
+        return tuple(applets + absent)  # /dev/null: not executable, so `command -v` skips it
     if not host.unprivileged_icmp:
         plain = paths.root / "ping-without-capability"
         if not plain.exists():

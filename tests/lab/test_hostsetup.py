@@ -48,11 +48,14 @@ def test_the_host_descriptions_lab_status_prints(topo: Topology) -> None:
 
 
 @pytest.mark.skipif(shutil.which("busybox") is None, reason="make sysdeps installs busybox")
-def test_busybox_is_bound_over_ping_and_timeout(topo: Topology, tmp_path: Path) -> None:
+def test_busybox_is_bound_over_ping_and_timeout_and_fping_is_hidden(
+    topo: Topology, tmp_path: Path
+) -> None:
     binds = hostsetup.tool_binds(topo.host("bbox"), LabPaths(tmp_path))
-    sources = {source for source, _ in binds}
-    targets = {os.path.basename(target) for _, target in binds}
-    assert sources == {shutil.which("busybox")} and targets == {"ping", "timeout"}
+    applets = {os.path.basename(t) for s, t in binds if s == shutil.which("busybox")}
+    hidden = {os.path.basename(t) for s, t in binds if s == "/dev/null"}
+    assert applets == {"ping", "timeout"} and len(applets) + len(hidden) == len({*applets, *hidden})
+    assert hidden == ({"fping"} if shutil.which("fping") else set())
     assert len({target for _, target in binds}) == len(binds)  # /bin is /usr/bin here: once
 
 
