@@ -106,6 +106,7 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
         netns.create_controller_link(
             f"{topo.prefix}ctl", topo.netns(topo.jump), ctl_addr, jump_addr
         )
+        _start_nat(topo)
         files.write_keys_and_configs(topo, paths)
         files.write_inventory_and_truth(topo, paths)
         _start_supervisor(topo, paths)
@@ -118,6 +119,15 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
     if echo:
         print(f"lab {topo.name} up in {time.monotonic() - started:.1f}s: {len(topo.hosts)} hosts")
     return _info(paths)
+
+
+def _start_nat(topo: Topology) -> None:
+    """Each host behind NAT: its LAN to the gateway; each gateway: its masquerade."""
+    behind = [h for h in topo.hosts if h.nat is not None]
+    for h in behind:
+        netns.create_nat_lan(topo.netns(h.nat or ""), topo.netns(h.name), h.name, h.lan)
+    for gateway in sorted({h.nat for h in behind if h.nat is not None}):
+        netns.start_nat(topo.netns(gateway))
 
 
 #: Run in each host's own mount namespace before its sshd: a hostname, and an empty home for

@@ -13,9 +13,9 @@ from probe.lab.topology import (
     Topology,
     in_series,
     load_topology,
-    pair_truth,
     parse_topology,
 )
+from probe.lab.truth import pair_truth
 from tests.conftest import DEFAULT_TOPOLOGY, ROOT, RUN_TAG, unique_topology
 
 CHAIN_TOPOLOGY = ROOT / "inventory" / "lab-chain.yaml"
