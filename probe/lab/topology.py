@@ -238,6 +238,7 @@ def parse_topology(text: str, *, source: str) -> Topology:
         networks=_used_networks(declared, hosts),
         source=source,
     )
+    _check_lans(topo, parsed.lan_nodes)
     for h in topo.hosts:
         if h.via is not None and h.nat is None and not topo.common_networks(h.name, h.via):
             message = f"host {h.name} shares no network with its jump host {h.via}"
