@@ -293,7 +293,11 @@ def _used_networks(
             message = f"network {d.network.name}: no host has an address on it"
             raise InputError(message, where=d.where)
         subnet = ipaddress.IPv4Network(d.network.subnet)
-        if mesh.where is None and MESH in used and subnet.overlaps(_v4net(mesh.network.subnet)):
+        if (
+            mesh.where is None
+            and MESH in used
+            and subnet.overlaps(ipaddress.IPv4Network(mesh.network.subnet))
+        ):
             raise InputError(
                 f"network {d.network.name}: subnet {subnet} overlaps addressing.mesh "
                 f"{mesh.network.subnet} (the network of `address:`): give mesh a range of its own",
@@ -379,7 +383,7 @@ def _address_subnet(
         known = [n for n in networks if networks[n].where is not None]
         message = f"network {network!r} is not declared under networks:{closest(network, known)}"
         raise node.error(message)
-    return _v4net(networks[network].network.subnet)
+    return ipaddress.IPv4Network(networks[network].network.subnet)
 
 
 def _ends(address: str) -> tuple[str, str]:
@@ -395,7 +399,7 @@ def _check_lans(topo: Topology, lan_nodes: Mapping[str, Node]) -> None:
     for host, node in lan_nodes.items():
         lan = ipaddress.IPv4Network(f"{node.as_str()}/30", strict=False)
         for clash in others:
-            if lan.overlaps(_v4net(clash)):
+            if lan.overlaps(ipaddress.IPv4Network(clash)):
                 raise node.error(f"host {host}: its NAT LAN {lan} overlaps {clash}")
 
 
@@ -631,10 +635,6 @@ def _ip(node: Node) -> ipaddress.IPv4Address:
     if not isinstance(addr, ipaddress.IPv4Address) or addr not in LAB_RANGE:
         raise node.error(f"{node.name}: {value} is outside {LAB_RANGE} (the lab's only range)")
     return addr
-
-
-def _v4net(subnet: str) -> ipaddress.IPv4Network:
-    return ipaddress.IPv4Network(subnet)
 
 
 def _subnet(node: Node | None, default: str) -> ipaddress.IPv4Network:
