@@ -205,6 +205,7 @@ class Emulator:
                     self.links[key] = new
                 route = packed(hosts[src].addresses[network.name])
                 route += packed(hosts[dst].addresses[network.name])
+                # -1: no TUN yet (a table read before setup, in tests): never written to
                 self.routes[route] = (src, self.links[key], self.fds.get(dst, -1))
         return table
 
