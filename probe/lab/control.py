@@ -123,10 +123,12 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
 
 def _start_nat(topo: Topology) -> None:
     """Each host behind NAT: its LAN to the gateway; each gateway: its masquerade."""
-    behind = [h for h in topo.hosts if h.nat is not None]
-    for h in behind:
-        netns.create_nat_lan(topo.netns(h.nat or ""), topo.netns(h.name), h.name, h.lan)
-    for gateway in sorted({h.nat for h in behind if h.nat is not None}):
+    gateways: set[str] = set()
+    for h in topo.hosts:
+        if h.nat is not None:
+            netns.create_nat_lan(topo.netns(h.nat), topo.netns(h.name), h.name, h.lan)
+            gateways.add(h.nat)
+    for gateway in sorted(gateways):
         netns.start_nat(topo.netns(gateway))
 
 
