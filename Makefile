@@ -15,7 +15,7 @@ SYSDEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client iperf3:iperf3 ping:i
            tc:iproute2 chromium:chromium nft:nftables busybox:busybox
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help sysdeps venv demo test test-unit bench lint clean lab-up lab-down
+.PHONY: help sysdeps venv demo demo-field test test-unit bench lint clean lab-up lab-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ demo: sysdeps venv ## lab up -> probe run (ping + iperf3) -> grids, report, calc
 	$(PROBE) calc reports/latest --model llama-3-8b --stages 3 --scenario decode,prefill; \
 	$(PROBE) gate reports/latest --policy inventory/policies/coverage.yaml || true; \
 	echo "report: reports/latest/report.html"
+
+demo-field: ## the demo on lab-field.yaml: private, public and overlay networks, hosts behind NAT
+	@$(MAKE) --no-print-directory demo TOPO=inventory/lab-field.yaml \
+	  LABINV=/run/probe-lab/field/inventory.yaml
 
 test: sysdeps venv ## run every test (the lab tests need root)
 	$(PY) -m pytest -q

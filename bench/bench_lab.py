@@ -30,7 +30,8 @@ from typing import Any
 
 from bench.common import ROOT, print_table, write_report
 from probe.lab import control
-from probe.lab.topology import load_topology, pair_truth
+from probe.lab.topology import load_topology
+from probe.lab.truth import pair_truth
 from probe.store.rundir import read_run
 from probe.store.rundoc import RunDoc
 

@@ -112,6 +112,7 @@ def up(topology_path: str, *, echo: bool = True) -> LabInfo:
         netns.create_controller_link(
             f"{topo.prefix}ctl", topo.netns(topo.jump), ctl_addr, jump_addr
         )
+        _start_nat(topo)
         files.write_keys_and_configs(topo, paths)
         files.write_inventory_and_truth(topo, paths)
         _start_supervisor(topo, paths)
@@ -134,6 +135,17 @@ def _add_users(topo: Topology, paths: LabPaths, state: LabState) -> None:
         state = replace(state, created_users=(*state.created_users, name))
         save(paths.state, state)
         hostsetup.add_user(name, marker)
+
+
+def _start_nat(topo: Topology) -> None:
+    """Each host behind NAT: its LAN to the gateway; each gateway: its masquerade."""
+    gateways: set[str] = set()
+    for h in topo.hosts:
+        if h.nat is not None:
+            netns.create_nat_lan(topo.netns(h.nat), topo.netns(h.name), h.name, h.lan)
+            gateways.add(h.nat)
+    for gateway in sorted(gateways):
+        netns.start_nat(topo.netns(gateway))
 
 
 #: Run in each host's own mount namespace before its sshd (``sh -c SCRIPT sh HOSTNAME CONFIG

@@ -1,8 +1,11 @@
 """The lab's WAN emulator: one userspace process forwarding between the hosts' TUN devices.
 
 This kernel has no netem, so per-directed-pair delay, jitter, loss and rate are applied here. Every
-lab host has a ``tun0`` whose file descriptor this process holds; a packet read from host A's TUN
-is routed by its IPv4 destination to host B's TUN after the A→B link model has been applied:
+lab host has a ``tun0`` whose file descriptor this process holds, with its address on each of its
+networks. A packet read from host A's TUN is routed by its IPv4 destination to host B's TUN only
+when its source is A's address on the destination's network (a private network is not routed
+across: anything else is dropped and counted), after the A→B link model over that network (the
+pair's link, then the network's extra in series) has been applied:
 
     drop with probability loss
     departure = max(now, busy_until) + wire_bits / rate        (FIFO bottleneck, rate 0 = none)
@@ -136,14 +139,19 @@ def open_tun(netns: str, gso: bool) -> int:
     return fd
 
 
-def configure_tun(netns: str, address: str, mesh: str) -> None:
-    """Address, MTU and the mesh route; no default route exists in a lab namespace."""
-    for args in (
-        ["link", "set", "tun0", "mtu", "1500", "up"],
-        ["addr", "add", f"{address}/32", "dev", "tun0"],
-        ["route", "add", mesh, "dev", "tun0"],
-    ):
+def configure_tun(netns: str, addresses: list[str]) -> None:
+    """MTU and each ``ADDRESS/PREFIX``: the kernel then routes each network's subnet through
+    tun0 with that address as source (and a NAT gateway's masquerade picks it); no default
+    route exists in a lab namespace."""
+    commands = [["link", "set", "tun0", "mtu", "1500", "up"]]
+    commands += [["addr", "add", address, "dev", "tun0"] for address in addresses]
+    for args in commands:
         subprocess.run(["ip", "-n", netns, *args], check=True, capture_output=True)
+
+
+def packed(address: str) -> bytes:
+    """An IPv4 address as it sits in a packet header."""
+    return bytes(int(x) for x in address.split("."))
 
 
 class Emulator:
@@ -160,34 +168,45 @@ class Emulator:
         self.kernel_rate = settings.rate_impl == "htb"
         self.fds: dict[str, int] = {}
         self.by_fd: dict[int, str] = {}
-        self.by_addr: dict[bytes, str] = {}
-        self.links: dict[tuple[str, str], Link] = {}
+        self.known: set[bytes] = set()  # every host address
+        self.links: dict[tuple[str, str, str], Link] = {}  # (src, dst, network)
+        self.routes: dict[bytes, tuple[str, Link, int]] = {}  # src+dst address → src, link, fd
         self.heap: list[tuple[float, int, int, bytes, Link]] = []
         self.seq = 0
         self.flags = {"reload": False, "dump": False, "stop": False}
         self.dropped_unroutable = 0
+        self.dropped_cross_network = 0
 
     def setup(self) -> None:
+        prefix = {n.name: n.subnet.split("/")[1] for n in self.config.networks}
         for host in self.config.hosts:
             fd = open_tun(host.netns, self.gso)
             self.fds[host.name] = fd
             self.by_fd[fd] = host.name
-            self.by_addr[bytes(int(x) for x in host.address.split("."))] = host.name
-            configure_tun(host.netns, host.address, self.config.mesh)
+            self.known |= {packed(a) for a in host.addresses.values()}
+            configure_tun(host.netns, [f"{a}/{prefix[n]}" for n, a in host.addresses.items()])
         table = self.load_pairs()
         if self.kernel_rate:
             htb.install(self.config, table.pairs)
 
     def load_pairs(self) -> PairTable:
+        """Read the pair table and make each pair's link over each network both are on."""
         table = load(Path(self.config.pairs_path), PairTable)  # whole or not at all
         if table.comp_us is not None:
             self.comp_s = table.comp_us / 1e6
+        hosts = {h.name: h for h in self.config.hosts}
         for (src, dst), params in table.pairs.items():
-            new = Link.from_params(params)
-            if (src, dst) in self.links:
-                self.links[src, dst].update(new)
-            else:
-                self.links[src, dst] = new
+            for network in self.config.shared_networks(src, dst):
+                new = Link.from_params(network.over(params))
+                key = (src, dst, network.name)
+                if key in self.links:
+                    self.links[key].update(new)
+                else:
+                    self.links[key] = new
+                route = packed(hosts[src].addresses[network.name])
+                route += packed(hosts[dst].addresses[network.name])
+                # -1: no TUN yet (a table read before setup, in tests): never written to
+                self.routes[route] = (src, self.links[key], self.fds.get(dst, -1))
         return table
 
     def reload(self) -> bool:
@@ -217,12 +236,14 @@ class Emulator:
                 return
             if len(pkt) < off + 20 or pkt[off] >> 4 != 4:
                 continue  # IPv6 is off in the lab; anything else is noise
-            dst = self.by_addr.get(pkt[off + 16 : off + 20])
-            link = self.links.get((src, dst)) if dst is not None else None
-            if dst is None or link is None:
-                self.dropped_unroutable += 1
+            route = self.routes.get(pkt[off + 12 : off + 20])
+            if route is None or route[0] != src:
+                if pkt[off + 16 : off + 20] in self.known:
+                    self.dropped_cross_network += 1
+                else:
+                    self.dropped_unroutable += 1
                 continue
-            self.enqueue(pkt, link, self.fds[dst], now)
+            self.enqueue(pkt, route[1], route[2], now)
 
     def enqueue(self, pkt: bytes, link: Link, dst_fd: int, now: float) -> None:
         c = link.counters
@@ -299,9 +320,21 @@ class Emulator:
             cpu_s=usage.user + usage.system,
             dropped_unroutable=self.dropped_unroutable,
             comp_us=self.comp_s * 1e6,
-            pairs={pair: LinkCounters(**link.counters) for pair, link in self.links.items()},
+            pairs=self.pair_counters(),
+            dropped_cross_network=self.dropped_cross_network,
         )
         save(Path(self.config.stats_path), stats)
+
+    def pair_counters(self) -> dict[tuple[str, str], LinkCounters]:
+        """Each directed pair's counters, summed over its networks."""
+        sums: dict[tuple[str, str], dict[str, float]] = {}
+        for (src, dst, _), link in self.links.items():
+            total = sums.setdefault((src, dst), dict.fromkeys(link.counters, 0.0))
+            for name, value in link.counters.items():
+                total[name] = (
+                    max(total[name], value) if name == "late_max_us" else total[name] + value
+                )
+        return {pair: LinkCounters(**c) for pair, c in sums.items()}
 
 
 def _realtime(priority: int) -> None:

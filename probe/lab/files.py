@@ -15,7 +15,8 @@ import yaml
 
 from probe.errors import LabError
 from probe.lab.state import EmulatedHost, EmulatorConfig, LabTruth, PairTable, TruthHost, save
-from probe.lab.topology import Topology, truth_table
+from probe.lab.topology import MESH, Topology
+from probe.lab.truth import truth_table
 
 
 class LabPaths:
@@ -62,8 +63,8 @@ def keygen(path: Path, comment: str) -> str:
 
 
 def ssh_host_of(topo: Topology, host: str) -> str:
-    """The address the controller's SSH client dials for ``host`` (through the jump host)."""
-    return topo.controller_addresses[1] if host == topo.jump else topo.host(host).address
+    """The address the controller's SSH client dials for ``host`` (through its jump chain)."""
+    return topo.controller_addresses[1] if host == topo.jump else topo.ssh_address(host)
 
 
 def known_hosts_name(topo: Topology, host: str) -> str:
@@ -152,10 +153,21 @@ def openssh_client_config(topo: Topology, paths: LabPaths) -> str:
 
 def inventory_doc(topo: Topology, paths: LabPaths) -> dict[str, object]:
     """The probe inventory of the lab fleet: every host behind the jump host, or behind a chain
-    of them (``via: [bastion, inner]``, outermost first)."""
+    of them (``via: [bastion, inner]``, outermost first). A one-network lab gives each host its
+    ``address``; otherwise each host lists ``addresses`` by network, ``networks`` gives the
+    preference order, and a host behind NAT is at its gateway's addresses with ``nat: true``
+    (SSH reaches it through the gateway, at its LAN address)."""
+    named = [n.name for n in topo.networks] != [MESH]
     hosts: list[dict[str, object]] = []
     for h in topo.hosts:
-        entry: dict[str, object] = {"name": h.name, "address": h.address, "region": h.region}
+        entry: dict[str, object] = {"name": h.name}
+        if named:
+            entry["addresses"] = topo.peer_addresses(h.name)
+        else:
+            entry["address"] = h.address
+        entry["region"] = h.region
+        if h.nat is not None:
+            entry["nat"] = True
         if h.zone:
             entry["zone"] = h.zone
         entry["provider"] = "lab"
@@ -168,13 +180,16 @@ def inventory_doc(topo: Topology, paths: LabPaths) -> dict[str, object]:
         if h.name == topo.jump or not h.measure:
             entry["measure"] = h.measure and h.name != topo.jump
         hosts.append(entry)
-    return {
+    doc: dict[str, object] = {
         "known_hosts": str(paths.known_hosts),
         "defaults": {
             "ssh": {"user": "root", "port": topo.ssh_port, "identity": str(paths.client_key)}
         },
-        "hosts": hosts,
     }
+    if named:
+        doc["networks"] = [n.name for n in topo.networks]
+    doc["hosts"] = hosts
+    return doc
 
 
 def write_inventory_and_truth(topo: Topology, paths: LabPaths) -> None:
@@ -184,15 +199,20 @@ def write_inventory_and_truth(topo: Topology, paths: LabPaths) -> None:
 
 
 def lab_truth(topo: Topology) -> LabTruth:
-    hosts = tuple(TruthHost(h.name, h.region, h.address, h.cc) for h in topo.hosts)
-    return LabTruth(topo.name, topo.source, hosts, tuple(truth_table(topo)))
+    hosts = tuple(
+        TruthHost(h.name, h.region, h.address, topo.peer_addresses(h.name), h.nat, h.cc)
+        for h in topo.hosts
+    )
+    return LabTruth(topo.name, topo.source, hosts, *truth_table(topo))
 
 
 def emulator_files(topo: Topology, paths: LabPaths) -> tuple[EmulatorConfig, PairTable]:
     """(emulator config, pair table). The pair table is rewritten by ``lab link`` + SIGHUP."""
     config = EmulatorConfig(
-        hosts=tuple(EmulatedHost(h.name, topo.netns(h.name), h.address) for h in topo.hosts),
-        mesh=topo.mesh,
+        hosts=tuple(
+            EmulatedHost(h.name, topo.netns(h.name), dict(h.addresses)) for h in topo.emulated
+        ),
+        networks=topo.networks,
         settings=topo.emulator,
         pairs_path=str(paths.pairs),
         stats_path=str(paths.stats),

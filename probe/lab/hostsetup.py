@@ -81,9 +81,9 @@ def configure(netns: str, host: LabHost) -> None:
 
 def tool_binds(host: LabHost, paths: LabPaths) -> tuple[tuple[str, str], ...]:
     """(source, target) bind mounts for the host's mount namespace: busybox over ping and
-    timeout and no fping (``tools: busybox``), or a ping without its file capability (``unprivileged_icmp:
-    false``: iputils ping is ``cap_net_raw=ep`` here, so ping_group_range alone withholds
-    nothing)."""
+    timeout and no fping (``tools: busybox``), or a ping without its file capability
+    (``unprivileged_icmp: false``: iputils ping is ``cap_net_raw=ep`` here, so
+    ping_group_range alone withholds nothing)."""
     if host.tools == "busybox":
         busybox = shutil.which("busybox")
         if busybox is None:

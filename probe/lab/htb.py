@@ -1,4 +1,5 @@
-"""Link rates as kernel htb classes on each sender's ``tun0``, one class per destination.
+"""Link rates as kernel htb classes on each sender's ``tun0``, one class per destination address
+(a pair's rate may differ per network: a network's extra link in series may be slower).
 
 The kernel back-pressures TCP (TSQ) instead of tail-dropping whole GSO super-packets, which at
 240 ms RTT turned one overflow into 45 lost segments and a multi-second recovery; a steady single
@@ -20,32 +21,42 @@ from probe.lab.topology import LinkParams
 UNLIMITED = "100gbit"  # rate 0 (unlimited) still needs a class: far above what the lab carries
 
 
-def class_id(config: EmulatorConfig, dst: str) -> str:
-    """The class of every sender's packets to ``dst``: from ``dst``'s place in the host list."""
-    index = [h.name for h in config.hosts].index(dst)
-    return f"1:{index + 16:x}"
+def class_id(config: EmulatorConfig, address: str) -> str:
+    """The class of every sender's packets to ``address``: from its place among all addresses."""
+    addresses = [a for h in config.hosts for a in h.addresses.values()]
+    return f"1:{addresses.index(address) + 16:x}"
+
+
+def _classes(
+    config: EmulatorConfig, links: Mapping[tuple[str, str], LinkParams]
+) -> list[tuple[str, str, str, float]]:
+    """(sender's netns, class, destination address, rate) of each pair in ``links`` over each
+    network both hosts are on."""
+    hosts = {h.name: h for h in config.hosts}
+    out = []
+    for (src, dst), params in links.items():
+        for network in config.shared_networks(src, dst):
+            address = hosts[dst].addresses[network.name]
+            rate = network.over(params).rate_bps
+            out.append((hosts[src].netns, class_id(config, address), address, rate))
+    return out
 
 
 def install(config: EmulatorConfig, links: Mapping[tuple[str, str], LinkParams]) -> None:
-    """The root qdisc, one class and one destination filter per pair in ``links``."""
+    """The root qdisc, one class and one destination filter per pair and network."""
     for src in config.hosts:
         tc(src.netns, "qdisc", "add", "dev", "tun0", "root", "handle", "1:", "htb")
-        for dst in config.hosts:
-            params = links.get((src.name, dst.name))
-            if params is None:
-                continue
-            cid = class_id(config, dst.name)
-            tc(src.netns, *_class("add", cid, params.rate_bps))
-            match = ("u32", "match", "ip", "dst", f"{dst.address}/32", "flowid", cid)
-            tc(src.netns, "filter", "add", "dev", "tun0", "parent", "1:", "protocol", "ip",
-               "prio", "1", *match)  # fmt: skip
+    for netns, cid, address, rate in _classes(config, links):
+        tc(netns, *_class("add", cid, rate))
+        match = ("u32", "match", "ip", "dst", f"{address}/32", "flowid", cid)
+        tc(netns, "filter", "add", "dev", "tun0", "parent", "1:", "protocol", "ip",
+           "prio", "1", *match)  # fmt: skip
 
 
 def change(config: EmulatorConfig, links: Mapping[tuple[str, str], LinkParams]) -> None:
-    """Give each pair of ``links`` its rate (one ``tc`` per pair, none for an empty mapping)."""
-    netns = {h.name: h.netns for h in config.hosts}
-    for (src, dst), params in links.items():
-        tc(netns[src], *_class("change", class_id(config, dst), params.rate_bps))
+    """Give each pair of ``links`` its rate over each of its networks (no ``tc`` for none)."""
+    for netns, cid, _, rate in _classes(config, links):
+        tc(netns, *_class("change", cid, rate))
 
 
 def _class(verb: str, cid: str, rate_bps: float) -> tuple[str, ...]:

@@ -63,6 +63,60 @@ def create_controller_link(link: str, netns: str, ctl_addr: str, jump_addr: str)
     ip("-n", netns, "link", "set", "ctl0", "up")
 
 
+#: A NAT gateway's rules: out of tun0 the LAN hosts take the gateway's address on the network
+#: of the destination (masquerade picks the tun0 address whose subnet holds it); into the LANs,
+#: only replies: nothing connects to a host behind NAT.
+NAT_RULESET = """table ip probe_nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "tun0" masquerade
+  }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    iifname "n-*" oifname "tun0" accept
+    iifname "tun0" ct state established,related accept
+  }
+}
+"""
+
+
+def lan_link(host: str) -> str:
+    """The gateway's side of the veth to ``host`` (``n-`` + a host name fits IFNAMSIZ)."""
+    return f"n-{host}"
+
+
+def create_nat_lan(gateway_ns: str, host_ns: str, host: str, lan: tuple[str, str]) -> None:
+    """A veth between the gateway and the host behind it, made inside the two namespaces (so
+    it goes with them), the host's default route through the gateway: ``lan`` is (the host's,
+    the gateway's) address on their /30."""
+    host_addr, gateway_addr = lan
+    gateway_if = lan_link(host)
+    ip("-n", gateway_ns, "link", "add", gateway_if, "type", "veth", "peer", "name", "eth0",
+       "netns", host_ns)  # fmt: skip
+    ip("-n", gateway_ns, "addr", "add", f"{gateway_addr}/30", "dev", gateway_if)
+    ip("-n", gateway_ns, "link", "set", gateway_if, "up")
+    ip("-n", host_ns, "addr", "add", f"{host_addr}/30", "dev", "eth0")
+    ip("-n", host_ns, "link", "set", "eth0", "up")
+    ip("-n", host_ns, "route", "add", "default", "via", gateway_addr)
+
+
+def start_nat(gateway_ns: str) -> None:
+    """Forwarding on and the masquerade rules in the gateway's namespace."""
+    for argv in (
+        ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+        ["nft", "-f", "-"],
+    ):
+        proc = subprocess.run(
+            ["ip", "netns", "exec", gateway_ns, *argv],
+            input=NAT_RULESET if argv[0] == "nft" else None,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise LabError(f"{' '.join(argv)} in {gateway_ns}: {proc.stderr.strip()}")
+
+
 def add_guard_route() -> bool:
     """Install ``unreachable 198.18.0.0/15`` unless present; True when we added it."""
     if GUARD in ip("route", "show", "type", "unreachable", check=False).stdout:

@@ -10,7 +10,8 @@ from tabulate import tabulate
 from probe.lab import control, netns
 from probe.lab.control import LabInfo
 from probe.lab.state import PairTable, load
-from probe.lab.topology import LabHost, PairTruth, load_topology, pair_truth, ports_text
+from probe.lab.topology import MESH, LabHost, Topology, load_topology, ports_text
+from probe.lab.truth import PairTruth, expectations
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -31,7 +32,7 @@ def render_status(info: LabInfo, *, links: bool = True) -> str:
                 h.name,
                 h.region,
                 h.zone or "",
-                h.address,
+                _addresses(topo, h),
                 info.netns(h.name),
                 "jump" if h.name == topo.jump else ("yes" if h.measure else "no"),
                 " → ".join(topo.chain(h.name)) or "(controller)",
@@ -53,10 +54,7 @@ def render_status(info: LabInfo, *, links: bool = True) -> str:
     if links:
         live = replace(topo, links=load(info.paths.pairs, PairTable).pairs)  # `lab link` included
         names = [h.name for h in topo.hosts]
-        grid = [
-            [a, *("—" if a == b else link_cell(pair_truth(live, a, b)) for b in names)]
-            for a in names
-        ]
+        grid = [[a, *(_grid_cell(live, a, b) for b in names)] for a in names]
         out.append(LINK_LEGEND)
         out.append(tabulate(grid, ["src \\ dst", *names], disable_numparse=True))
     return "\n".join(out)
@@ -74,9 +72,25 @@ def host_traits(h: LabHost) -> str:
 
 
 LINK_LEGEND = (
-    "links now (pairs.json): RTT ms ±jitter (RTT std, ms) / row→col Mbit/s (0 = unlimited), "
-    "round-trip loss"
+    "links now (pairs.json), over the first network both share: RTT ms ±jitter (RTT std, ms) / "
+    "row→col Mbit/s (0 = unlimited), round-trip loss; n/m: not measurable (both behind NAT, or "
+    "no network in common)"
 )
+
+
+def _addresses(topo: Topology, h: LabHost) -> str:
+    if h.nat is not None:
+        return f"{h.address} (NAT via {h.nat})"
+    if [n.name for n in topo.networks] == [MESH]:
+        return h.address
+    return " ".join(f"{net}={address}" for net, address in h.addresses)
+
+
+def _grid_cell(topo: Topology, a: str, b: str) -> str:
+    if a == b:
+        return "—"
+    first = expectations(topo, a, b)[0]
+    return link_cell(first) if isinstance(first, PairTruth) else "n/m"
 
 
 def link_cell(t: PairTruth) -> str:

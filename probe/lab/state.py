@@ -24,11 +24,22 @@ from typing import Protocol, Self, TypeVar, get_args
 
 from probe.errors import LabError
 from probe.jsonfields import JsonObject, read_object
-from probe.lab.topology import EmulatorSettings, JitterDist, LinkParams, PairTruth, RateImpl
+from probe.lab.topology import (
+    MESH,
+    EmulatorSettings,
+    JitterDist,
+    LinkParams,
+    Network,
+    RateImpl,
+)
+from probe.lab.truth import PairStatus, PairTruth, TruthStatus
 from probe.textio import write_atomic
 
 TRUTH_SCHEMA = "probe.lab-truth/1"
-TRUTH_NOTE = "rtt/std/ipdv/loss: round trip seen from src; rates: one-way (fwd = src->dst)"
+TRUTH_NOTE = (
+    "rtt/std/ipdv/loss: round trip seen from src; rates: one-way (fwd = src->dst); one entry "
+    "per ordered pair and network; 'statuses': the pairs probe must report with that status"
+)
 
 
 class LabFile(Protocol):
@@ -116,18 +127,22 @@ class LabState:
 class TruthHost:
     name: str
     region: str
-    address: str
+    address: str  # the first of ``addresses``; behind NAT, its LAN address
+    addresses: Mapping[str, str] = field(default_factory=dict)  # network → what peers dial
+    nat: str | None = None  # its NAT gateway
     cc: str | None = None  # the TCP congestion control the topology set; None: the kernel's
 
 
 @dataclass(frozen=True, slots=True)
 class LabTruth:
-    """``truth.json``: the topology's expectations, for tests and benchmarks to compare with."""
+    """``truth.json``: the topology's expectations, for tests and benchmarks to compare with.
+    Files written before networks existed read as one network, ``mesh``, with no statuses."""
 
     lab: str
     topology: str
     hosts: tuple[TruthHost, ...]
     pairs: tuple[PairTruth, ...]
+    statuses: tuple[PairStatus, ...] = ()
 
     def to_json(self) -> object:
         return {
@@ -135,12 +150,13 @@ class LabTruth:
             "lab": self.lab,
             "topology": self.topology,
             "note": TRUTH_NOTE,
-            "hosts": [asdict(h) for h in self.hosts],
+            "hosts": [_host_json(h) for h in self.hosts],
             "pairs": [
                 {**asdict(t), "tcp_max_fwd_bps": t.tcp_max_fwd_bps,
                  "tcp_max_rev_bps": t.tcp_max_rev_bps}
                 for t in self.pairs
             ],  # the TCP maxima are derived: written for readers, not read back
+            "statuses": [asdict(s) for s in self.statuses],
         }  # fmt: skip
 
     @classmethod
@@ -148,15 +164,38 @@ class LabTruth:
         schema = obj.req("schema", str)
         if schema != TRUTH_SCHEMA:
             obj.fail(f"schema {schema!r} is not {TRUTH_SCHEMA}")
-        hosts = tuple(
-            TruthHost(
-                h.req("name", str), h.req("region", str), h.req("address", str),
-                h.opt("cc", str, None),
-            )
-            for h in obj.objects("hosts")
-        )  # fmt: skip
+        hosts = tuple(_truth_host(h) for h in obj.objects("hosts"))
         pairs = tuple(_truth(p) for p in obj.objects("pairs"))
-        return cls(obj.req("lab", str), obj.req("topology", str), hosts, pairs)
+        statuses = tuple(
+            PairStatus(
+                s.req("src", str), s.req("dst", str), s.req("network", str),
+                _choice(s, "status", ("not-measurable",), "not-measurable"), s.req("reason", str),
+            )
+            for s in (obj.objects("statuses") if "statuses" in obj else ())
+        )  # fmt: skip
+        return cls(obj.req("lab", str), obj.req("topology", str), hosts, pairs, statuses)
+
+
+def _host_json(h: TruthHost) -> dict[str, object]:
+    out: dict[str, object] = {"name": h.name, "region": h.region, "address": h.address}
+    out["addresses"] = dict(h.addresses)
+    if h.nat is not None:
+        out["nat"] = h.nat
+    if h.cc is not None:
+        out["cc"] = h.cc
+    return out
+
+
+def _truth_host(h: JsonObject) -> TruthHost:
+    address = h.req("address", str)
+    addresses = h.section("addresses").entries(str) if "addresses" in h else {MESH: address}
+    return TruthHost(
+        h.req("name", str), h.req("region", str), address, addresses, h.opt("nat", str, None),
+        h.opt("cc", str, None),
+    )  # fmt: skip
+
+
+_TRUTH_STATUSES = get_args(TruthStatus)
 
 
 def _truth(p: JsonObject) -> PairTruth:
@@ -169,6 +208,10 @@ def _truth(p: JsonObject) -> PairTruth:
         loss_pct=p.req("loss_pct", float),
         rate_fwd_bps=p.req("rate_fwd_bps", float),
         rate_rev_bps=p.req("rate_rev_bps", float),
+        network=p.opt("network", str, MESH),
+        address=p.opt("address", str, ""),
+        status=_choice(p, "status", _TRUTH_STATUSES, "ok"),
+        reason=p.opt("reason", str, ""),
         bw_status=p.opt("bw_status", str, None),
     )
 
@@ -215,7 +258,7 @@ def _link(obj: JsonObject) -> LinkParams:
 class EmulatedHost:
     name: str
     netns: str
-    address: str
+    addresses: Mapping[str, str]  # network → this host's address on it (on its tun0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,18 +266,23 @@ class EmulatorConfig:
     """``emulator.json``: everything the emulator process needs, given on its command line."""
 
     hosts: tuple[EmulatedHost, ...]
-    mesh: str  # the route every host sends through its tun0
+    networks: tuple[Network, ...]  # each host routes a network's subnet through its tun0
     settings: EmulatorSettings
     pairs_path: str
     stats_path: str
     ready_path: str  # written with the emulator's PID once every TUN is up
     seed: int | None = None  # loss and jitter draws; None: a fresh seed
 
+    def shared_networks(self, src: str, dst: str) -> list[Network]:
+        """The networks both hosts have an address on, in preference order."""
+        on = {h.name: h.addresses for h in self.hosts}
+        return [n for n in self.networks if n.name in on[src] and n.name in on[dst]]
+
     def to_json(self) -> object:
         s = self.settings
         out: dict[str, object] = {
             "hosts": [asdict(h) for h in self.hosts],
-            "mesh": self.mesh,
+            "networks": [asdict(n) for n in self.networks],
             "gso": s.gso,
             "rate_impl": s.rate_impl,
             "timing": {"guard_us": s.guard_us, "spin_us": s.spin_us,
@@ -259,18 +307,26 @@ class EmulatorConfig:
             comp_us=timing.opt("comp_us", float, d.comp_us),
         )
         hosts = tuple(
-            EmulatedHost(h.req("name", str), h.req("netns", str), h.req("address", str))
+            EmulatedHost(h.req("name", str), h.req("netns", str), h.obj("addresses").entries(str))
             for h in obj.objects("hosts")
+        )
+        networks = tuple(
+            Network(n.req("name", str), n.req("subnet", str), _extra(n.opt_obj("extra")))
+            for n in obj.objects("networks")
         )
         return cls(
             hosts=hosts,
-            mesh=obj.req("mesh", str),
+            networks=networks,
             settings=settings,
             pairs_path=obj.req("pairs_path", str),
             stats_path=obj.req("stats_path", str),
             ready_path=obj.req("ready_path", str),
             seed=obj.opt("seed", int, None),
         )
+
+
+def _extra(obj: JsonObject | None) -> LinkParams | None:
+    return None if obj is None else _link(obj)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,15 +347,17 @@ class EmulatorStats:
 
     time_monotonic_s: float
     cpu_s: float
-    dropped_unroutable: int
+    dropped_unroutable: int  # to an address no host has
     comp_us: float
-    pairs: Mapping[tuple[str, str], LinkCounters] = field(default_factory=dict)
+    pairs: Mapping[tuple[str, str], LinkCounters] = field(default_factory=dict)  # all networks
+    dropped_cross_network: int = 0  # to a host, from an address not on the destination's network
 
     def to_json(self) -> object:
         return {
             "time_monotonic_s": self.time_monotonic_s,
             "cpu_s": self.cpu_s,
             "dropped_unroutable": self.dropped_unroutable,
+            "dropped_cross_network": self.dropped_cross_network,
             "comp_us": self.comp_us,
             "pairs": {_pair_key(*k): asdict(c) for k, c in self.pairs.items()},
         }
@@ -314,6 +372,7 @@ class EmulatorStats:
             dropped_unroutable=obj.req("dropped_unroutable", int),
             comp_us=obj.req("comp_us", float),
             pairs=pairs,
+            dropped_cross_network=obj.opt("dropped_cross_network", int, 0),
         )
 
 

@@ -10,14 +10,18 @@ import pytest
 
 from probe.lab.emulator import Emulator
 from probe.lab.state import EmulatedHost, EmulatorConfig
-from probe.lab.topology import EmulatorSettings, RateImpl
+from probe.lab.topology import MESH, EmulatorSettings, Network, RateImpl
 from probe.textio import write_atomic
 
 
 def _emulator(pairs: Path, rate_impl: RateImpl = "userspace") -> Emulator:
     settings = EmulatorSettings(rate_impl=rate_impl)
-    hosts = (EmulatedHost("a", "pt-a", "198.18.0.1"), EmulatedHost("b", "pt-b", "198.18.0.2"))
-    return Emulator(EmulatorConfig(hosts, "198.18.0.0/15", settings, str(pairs), "", ""))
+    hosts = (
+        EmulatedHost("a", "pt-a", {MESH: "198.18.0.1"}),
+        EmulatedHost("b", "pt-b", {MESH: "198.18.0.2"}),
+    )
+    networks = (Network(MESH, "198.18.0.0/15"),)
+    return Emulator(EmulatorConfig(hosts, networks, settings, str(pairs), "", ""))
 
 
 def _table(delay_ms: float, rate_bps: float = 0.0) -> str:
@@ -32,7 +36,7 @@ def test_reload_applies_a_changed_table(tmp_path: Path) -> None:
     emu.load_pairs()
     pairs.write_text(_table(80))
     assert emu.reload()
-    assert emu.links["a", "b"].delay_s == pytest.approx(0.080)
+    assert emu.links["a", "b", MESH].delay_s == pytest.approx(0.080)
 
 
 @pytest.mark.parametrize("rate_impl", ["htb", "userspace"])
@@ -48,7 +52,7 @@ def test_reload_runs_no_tc(
     pairs.write_text(_table(40, 20e6))
     assert emu.reload()
     assert tc_calls == []
-    assert emu.links["a", "b"].rate_bps == 20e6  # userspace shapes with it; htb ignores it
+    assert emu.links["a", "b", MESH].rate_bps == 20e6  # userspace shapes with it; htb ignores it
 
 
 @pytest.mark.parametrize(
@@ -69,8 +73,8 @@ def test_a_table_that_cannot_be_read_changes_nothing(tmp_path: Path, torn: str) 
     emu.load_pairs()
     pairs.write_text(torn)
     assert not emu.reload()
-    assert emu.links["a", "b"].delay_s == pytest.approx(0.040)
-    assert emu.links["b", "a"].delay_s == pytest.approx(0.040)
+    assert emu.links["a", "b", MESH].delay_s == pytest.approx(0.040)
+    assert emu.links["b", "a", MESH].delay_s == pytest.approx(0.040)
 
 
 def test_readers_never_see_a_torn_table(tmp_path: Path) -> None:

@@ -35,10 +35,12 @@ from probe.lab.state import (
     LinkCounters,
     PairTable,
     SuperviseSpec,
+    TruthHost,
     load,
     save,
 )
-from probe.lab.topology import EmulatorSettings, LinkParams, load_topology
+from probe.lab.topology import MESH, EmulatorSettings, LinkParams, Network, load_topology
+from probe.lab.truth import PairStatus, PairTruth
 from tests.conftest import ROOT
 from tests.lab.conftest import FIELD_HOSTS, TINY
 
@@ -60,8 +62,11 @@ RECORDS: st.SearchStrategy[LabFile] = st.one_of(
     st.builds(PairTable, st.dictionaries(PAIR, LINK, max_size=4), st.none() | NUMBER),
     st.builds(
         EmulatorConfig,
-        st.lists(st.builds(EmulatedHost, TEXT, TEXT, TEXT), max_size=3).map(tuple),
-        TEXT,
+        st.lists(
+            st.builds(EmulatedHost, TEXT, TEXT, st.dictionaries(TEXT, TEXT, max_size=2)),
+            max_size=3,
+        ).map(tuple),
+        st.lists(st.builds(Network, TEXT, TEXT, st.none() | LINK), max_size=3).map(tuple),
         st.builds(EmulatorSettings, st.booleans(), st.sampled_from(["htb", "userspace"]),
                   PID, PID, PID, NUMBER),
         TEXT, TEXT, TEXT,
@@ -69,7 +74,16 @@ RECORDS: st.SearchStrategy[LabFile] = st.one_of(
     ),
     st.builds(
         EmulatorStats, NUMBER, NUMBER, PID, NUMBER,
-        st.dictionaries(PAIR, st.builds(LinkCounters, *[NUMBER] * 6), max_size=4),
+        st.dictionaries(PAIR, st.builds(LinkCounters, *[NUMBER] * 6), max_size=4), PID,
+    ),
+    st.builds(
+        LabTruth, TEXT, TEXT,
+        st.lists(st.builds(TruthHost, TEXT, TEXT, TEXT, st.dictionaries(TEXT, TEXT, max_size=2),
+                           st.none() | TEXT), max_size=3).map(tuple),
+        st.lists(st.builds(PairTruth, TEXT, TEXT, *[NUMBER] * 6, TEXT, TEXT,
+                           st.sampled_from(["ok", "from_reverse"]), TEXT), max_size=3).map(tuple),
+        st.lists(st.builds(PairStatus, TEXT, TEXT, TEXT, st.just("not-measurable"), TEXT),
+                 max_size=3).map(tuple),
     ),
     st.builds(
         SuperviseSpec,
@@ -135,10 +149,10 @@ DAMAGE = [
     (PairTable, '{"pairs": {"a>b": {"delay_ms": "40ms"}}}',
      "'pairs.a>b.delay_ms' must be a number, not '40ms'"),
     (PairTable, '{"pairs": {"ab": {}}}', "'pairs.ab' must name a directed pair as SRC>DST"),
-    (EmulatorConfig, '{"hosts": [], "mesh": "m", "rate_impl": "tc", "pairs_path": "p", '
+    (EmulatorConfig, '{"hosts": [], "networks": [], "rate_impl": "tc", "pairs_path": "p", '
      '"stats_path": "s", "ready_path": "r"}', "'rate_impl' must be 'htb' or 'userspace', not 'tc'"),
-    (EmulatorConfig, '{"hosts": [{"name": "a", "netns": "n"}], "mesh": "m"}',
-     "'hosts[0].address' is missing"),
+    (EmulatorConfig, '{"hosts": [{"name": "a", "netns": "n"}], "networks": []}',
+     "'hosts[0].addresses' is missing"),
     (LabTruth, '{"schema": "probe.lab-truth/2"}', "schema 'probe.lab-truth/2' is not"),
     (SuperviseSpec, '{"children": {}, "critical": ["emulator"]}',
      "critical child 'emulator' is not one of 'children'"),
@@ -218,8 +232,9 @@ def test_lab_link_sets_the_rate_class_of_the_changed_pairs_only(
     assert tc_calls == []  # no rate changed
     control.set_link(tiny_lab, a, b, {"rate_bps": 20e6}, both=True)
     config = load(tiny_lab.paths.emulator_config, EmulatorConfig)
+    address = {h.name: h.addresses[MESH] for h in config.hosts}
     for netns, dst in (("pt-ta", b), ("pt-tb", a)):  # the class lab up made for that destination
-        cid = htb.class_id(config, dst)
+        cid = htb.class_id(config, address[dst])
         rate = ("rate", "20000000bit", "ceil", "20000000bit", "quantum", "1514")
         assert (netns, "class", "change", "dev", "tun0", "parent", "1:", "classid", cid, "htb",
                 *rate) in tc_calls  # fmt: skip

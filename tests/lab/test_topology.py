@@ -13,11 +13,10 @@ from probe.lab.topology import (
     Topology,
     in_series,
     load_topology,
-    pair_truth,
     parse_topology,
     ports_text,
-    truth_table,
 )
+from probe.lab.truth import pair_truth, truth_table
 from tests.conftest import DEFAULT_TOPOLOGY, ROOT, RUN_TAG, unique_topology
 
 CHAIN_TOPOLOGY = ROOT / "inventory" / "lab-chain.yaml"
@@ -206,7 +205,7 @@ def test_a_host_may_drop_tcp_ports_log_in_as_a_user_and_have_its_own_tools_and_c
     assert (j.drop_tcp, j.user, j.unprivileged_icmp, j.cc) == ((), None, True, None)
     assert ports_text(a.drop_tcp) == "5201-5299,8080"
     # probe's default plan serves src→dst from dst: every test into a is blocked, none out of it
-    assert [(p.src, p.dst) for p in truth_table(t) if p.bw_status == "blocked"] == [
+    assert [(p.src, p.dst) for p in truth_table(t)[0] if p.bw_status == "blocked"] == [
         ("j", "a"), ("b", "a")
     ]  # fmt: skip
 
@@ -220,7 +219,7 @@ def test_a_host_may_drop_tcp_ports_log_in_as_a_user_and_have_its_own_tools_and_c
         (('"5201-5299,8080"', "iperf"), 8, "'iperf' is not a port"),
         (("{drop_tcp:", "{drop_udp:"), 8, "unknown key 'regions.eu.hosts.a.firewall.drop_udp'"),
         (("cc: cubic", "cc: vegas"), 8, "one of cubic, bbr, got 'vegas'"),
-        (("cc: cubic", "cc: cubic, nat: j"), 8, "unknown key 'regions.eu.hosts.a.nat'"),
+        (("cc: cubic", "cc: cubic, natt: j"), 8, "unknown key 'regions.eu.hosts.a.natt'"),
         (("user: probe-u", "user: root"), 9, "root is every lab host's login already"),
         (("user: probe-u", "user: Probe"), 9, "'Probe' must match"),
         (("user: probe-u, ", ""), 9, "unprivileged_icmp: false needs a user: root has ICMP"),
