@@ -20,6 +20,7 @@ from probe.measure.connect import parse_preflight
 from probe.measure.context import Done, RunOptions
 from probe.measure.measurement import Measurement
 from probe.measure.ping_mesh import PING_SLACK_S
+from probe.measure.remote import Secret
 from probe.model import CellStatus, CommandResult, Host, Inventory, SshTarget
 from probe.plan import parse_ping_pairs, select_ping_pairs
 from probe.stats import RttStats
@@ -187,7 +188,13 @@ class FakePool:
         raise HostError(host, "error", f"unexpected command {argv}")
 
     async def spawn(
-        self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        max_lifetime_s: float,
+        gated: bool = False,
+        secrets: Sequence[Secret] = (),
     ) -> FakeProcess:
         self.commands.append(tuple(argv))
         self.gated += gated

@@ -22,6 +22,7 @@ from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.connect import PREFLIGHT_SCRIPT, TOOL_DEADLINE_S, parse_preflight
 from probe.measure.context import RunOptions
 from probe.measure.measurement import Measurement
+from probe.measure.remote import Secret
 from probe.model import CellStatus, CommandResult, Host
 from probe.store.records import (
     CellRecord,
@@ -121,7 +122,13 @@ class Fleet(FakePool):
         return await super().run(host, argv, timeout_s=timeout_s)
 
     async def spawn(
-        self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        max_lifetime_s: float,
+        gated: bool = False,
+        secrets: Sequence[Secret] = (),
     ) -> FakeProcess:
         self.commands.append(tuple(argv))
         self.spawned.append((host, tuple(argv)))
