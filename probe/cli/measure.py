@@ -14,7 +14,7 @@ import click
 from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
 from probe.cli.options import field_option, given_fields, option_names
 from probe.errors import Terminated
-from probe.measure.bandwidth import BandwidthOptions
+from probe.measure.bandwidth import AUTH_MODES, AuthMode, BandwidthOptions
 from probe.measure.context import PINGERS, Pinger, RunOptions
 from probe.measure.sshoptions import SshOptions
 from probe.tools.ping import PING_FANOUT_MAX
@@ -203,6 +203,22 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     help="iperf3 parallel streams (-P).",
 )
 @field_option(
+    "--congestion",
+    metavar="ALGO",
+    default_from=(BandwidthOptions, "congestion"),
+    help="TCP congestion control the iperf3 sender uses (iperf3 -C, e.g. cubic, bbr); "
+    "default: each host's own. Recorded per test either way.",
+)
+@field_option(
+    "--auth",
+    type=click.Choice(AUTH_MODES),
+    default_from=(BandwidthOptions, "auth"),
+    show_default=True,
+    help="Authenticate iperf3 tests with a credential made for the run and removed after it: "
+    "auto where both ends can (iperf3 3.7+ with OpenSSL), required (a pair that cannot is "
+    "not measured), or off.",
+)
+@field_option(
     "--pairs",
     default_from=(RunOptions, "pairs"),
     show_default=True,
@@ -245,6 +261,8 @@ def run(
     duration: int,
     omit: int,
     streams: int,
+    congestion: str | None,
+    auth: AuthMode,
     pairs: str,
     exclusive_by: str | None,
     compare_streams: int,
@@ -274,7 +292,13 @@ def run(
             exclusive_by=exclusive_by,
             under_load=under_load,
             compare_streams=compare_streams,
-            bw=BandwidthOptions(duration_s=duration, omit_s=omit, streams=streams),
+            bw=BandwidthOptions(
+                duration_s=duration,
+                omit_s=omit,
+                streams=streams,
+                congestion=congestion,
+                auth=auth,
+            ),
         )
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
     for message in options.warnings(inv.measured, getpass.getuser()):
