@@ -77,8 +77,8 @@ def ssh_options(f: F) -> F:
 
 
 CHECK_COLUMNS = (
-    "host", "region", "ssh", "connect s", "command s", "ping", "iperf3", "ping_group_range",
-    "reason",
+    "host", "region", "ssh", "connect s", "command s", "ping", "iperf3", "iperf3 auth",
+    "ping_group_range", "reason",
 )  # fmt: skip
 
 
@@ -114,6 +114,7 @@ def render_check(checks: Sequence[HostCheck]) -> str:
             _seconds(c.command_s),
             _tool(c, "ping", c.ping),
             _tool(c, "iperf3", c.iperf3),
+            c.iperf3_auth if c.usable and not c.relay else "",
             c.ping_group_range or "",
             c.reason or "",
         ]

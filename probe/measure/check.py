@@ -16,6 +16,7 @@ from probe.measure.measurement import Measurement
 from probe.measure.ssh import HostConnection, SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Host, Inventory
+from probe.tools.iperf3auth import cannot_authenticate
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,8 @@ class HostCheck:
     ping_group_range: str | None  # who may open ICMP sockets without root
     relay: bool = False  # a jump host that is not measured: SSH only, its tools are not asked
     hung: tuple[str, ...] = ()  # tools that did not answer their version probe in time
+    # "yes", or why iperf3 tests with this host cannot be authenticated; "" without iperf3
+    iperf3_auth: str = ""
 
     @classmethod
     def of(cls, state: HostState) -> HostCheck:
@@ -48,6 +51,7 @@ class HostCheck:
             iperf3=state.tools.get("iperf3"),
             ping_group_range=state.tools.get("ping_group_range"),
             hung=tuple(state.hung),
+            iperf3_auth=_auth(state),
         )
 
     @classmethod
@@ -90,6 +94,14 @@ async def check_hosts(inventory: Inventory, connector: Connector) -> tuple[HostC
     rows = {name: HostCheck.of(state) for name, state in m.hosts.items()}
     rows.update({h.name: HostCheck.of_relay(h, relayed[h.name]) for h in relays})
     return tuple(rows[h.name] for h in inventory.hosts if h.name in rows)
+
+
+def _auth(state: HostState) -> str:
+    """Whether the host's iperf3 can take part in an authenticated test (``--auth``)."""
+    version = state.tools.get("iperf3")
+    if version is None:
+        return ""
+    return cannot_authenticate(version, state.tools.get("iperf3_features")) or "yes"
 
 
 def _relays(inventory: Inventory) -> list[Host]:
