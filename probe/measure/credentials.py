@@ -12,7 +12,6 @@ leaves no key behind either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 
 from probe.errors import HostError
@@ -67,9 +66,7 @@ class HostCredentials:
     async def aclose(self) -> None:
         for task in self._dirs.values():
             task.cancel()
-        for task in self._dirs.values():
-            with contextlib.suppress(BaseException):
-                await task
+        await asyncio.gather(*self._dirs.values(), return_exceptions=True)
         holders, self._holders = self._holders, []
         for holder in holders:
             await holder.stop()

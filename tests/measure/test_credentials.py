@@ -155,3 +155,22 @@ def _private_files(files: dict[str, str], tmpdir: Path) -> None:
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert path.read_text() == content
+
+
+@needs_auth_iperf3
+async def test_a_server_whose_address_is_not_its_own_listens_on_every_address(
+    tmp_path: Path,
+) -> None:
+    """-B with a cloud's 1:1 NAT public address fails ("Cannot assign requested address"):
+    the server then listens unbound rather than the test failing."""
+    options = BandwidthOptions(duration_s=1, omit_s=0, port_base=_free_port(), port_span=1)
+    async with (
+        _two_hosts(tmp_path) as pool,
+        ArmedTest(
+            pool, client="cli", server="srv", server_address="127.0.0.1", reverse=False,
+            options=options, port_index=0, bind="203.0.113.7",
+        ) as armed,
+    ):  # fmt: skip
+        outcome = await armed.fire()
+    assert outcome.status is CellStatus.OK, outcome.reason
+    assert armed.bind is None and not outcome.authenticated
