@@ -14,7 +14,7 @@ import click
 from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
 from probe.cli.options import field_option, given_fields, option_names
 from probe.errors import Terminated
-from probe.measure.bandwidth import BandwidthOptions
+from probe.measure.bandwidth import AUTH_MODES, AuthMode, BandwidthOptions
 from probe.measure.context import PINGERS, Pinger, RunOptions
 from probe.measure.sshoptions import SshOptions
 from probe.tools.ping import PING_FANOUT_MAX
@@ -77,8 +77,8 @@ def ssh_options(f: F) -> F:
 
 
 CHECK_COLUMNS = (
-    "host", "region", "ssh", "connect s", "command s", "ping", "iperf3", "ping_group_range",
-    "reason",
+    "host", "region", "ssh", "connect s", "command s", "ping", "iperf3", "iperf3 auth",
+    "ping_group_range", "reason",
 )  # fmt: skip
 
 
@@ -117,6 +117,7 @@ def render_check(checks: Sequence[HostCheck]) -> str:
             _seconds(c.command_s),
             _tool(c, "ping", c.ping),
             _tool(c, "iperf3", c.iperf3),
+            c.iperf3_auth if c.usable and not c.relay else "",
             c.ping_group_range or "",
             c.reason or "",
         ]
@@ -209,6 +210,22 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     help="iperf3 parallel streams (-P).",
 )
 @field_option(
+    "--congestion",
+    metavar="ALGO",
+    default_from=(BandwidthOptions, "congestion"),
+    help="TCP congestion control the iperf3 sender uses (iperf3 -C, e.g. cubic, bbr); "
+    "default: each host's own. Recorded per test either way.",
+)
+@field_option(
+    "--auth",
+    type=click.Choice(AUTH_MODES),
+    default_from=(BandwidthOptions, "auth"),
+    show_default=True,
+    help="Authenticate iperf3 tests with a credential made for the run and removed after it: "
+    "auto where both ends can (iperf3 3.7+ with OpenSSL), required (a pair that cannot is "
+    "not measured), or off.",
+)
+@field_option(
     "--pairs",
     default_from=(RunOptions, "pairs"),
     show_default=True,
@@ -251,6 +268,8 @@ def run(
     duration: int,
     omit: int,
     streams: int,
+    congestion: str | None,
+    auth: AuthMode,
     pairs: str,
     exclusive_by: str | None,
     compare_streams: int,
@@ -280,7 +299,13 @@ def run(
             exclusive_by=exclusive_by,
             under_load=under_load,
             compare_streams=compare_streams,
-            bw=BandwidthOptions(duration_s=duration, omit_s=omit, streams=streams),
+            bw=BandwidthOptions(
+                duration_s=duration,
+                omit_s=omit,
+                streams=streams,
+                congestion=congestion,
+                auth=auth,
+            ),
         )
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
     for message in options.warnings(inv.measured, getpass.getuser()):

@@ -60,6 +60,9 @@ BW_COLUMNS = [
     "bw_fwd_retransmits",
     "bw_fwd_tcp_rtt_ms",
     "bw_fwd_cpu_bound",
+    # TCP congestion control of src→dst's sender (src) and receiver (dst), as iperf3 reported
+    "sender_cc",
+    "receiver_cc",
 ]
 #: RTT while src→dst carries a bandwidth test (``probe run --under-load``): bufferbloat.
 LOAD_COLUMNS = ["rtt_loaded_p50_ms", "rtt_loaded_p99_ms"]
@@ -139,6 +142,7 @@ class MatrixBuilder:
         self._bw: dict[tuple[str, str], _Bw] = {}
         self._loaded: dict[tuple[str, str], tuple[float | None, float | None] | None] = {}
         self._multi: dict[tuple[str, str], tuple[float, int] | None] = {}
+        self._cc: dict[tuple[str, str], tuple[str | None, str | None]] = {}
 
     def add_all(self, records: Iterable[SampleRecord]) -> None:
         for rec in records:
@@ -165,6 +169,9 @@ class MatrixBuilder:
                 self._rtts[cell] = array("d", (r for _, r in rec.train.probes if r is not None))
         elif isinstance(rec, Iperf3Record):
             result = rec.result if ok else None
+            self._cc.pop(cell, None)
+            if result is not None:
+                self._cc[cell] = (result.sender_cc, result.receiver_cc)
             self._bw[cell] = (
                 (str(rec.status), rec.reason, math.nan, None, math.nan, None)
                 if result is None
@@ -210,6 +217,7 @@ class MatrixBuilder:
                 row["rtt_loaded_p50_ms"], row["rtt_loaded_p99_ms"] = load
             if (many := self._multi.get(key)) is not None:
                 row["bw_fwd_multi_mbps"], row["bw_multi_streams"] = many
+            row["sender_cc"], row["receiver_cc"] = self._cc.get(key, (None, None))
         for (src, dst), row in rows.items():
             row["bw_rev_mbps"] = rows[dst, src]["bw_fwd_mbps"]
         frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)

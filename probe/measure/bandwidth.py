@@ -14,7 +14,7 @@ import asyncio
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from probe.errors import HostError, require
 from probe.model import CellStatus, CommandResult
@@ -22,8 +22,11 @@ from probe.plan import BandwidthTest
 from probe.store.records import Iperf3MultiRecord, Iperf3Record
 from probe.tools.iperf3 import (
     BUSY_RETRIES,
+    CONGESTION_NAME,
     MAX_STREAMS,
+    ClientAuth,
     IperfResult,
+    ServerAuth,
     busy_backoff_s,
     iperf3_client_argv,
     iperf3_outcome,
@@ -33,9 +36,17 @@ from probe.tools.iperf3 import (
     stall_reason,
 )
 
+if TYPE_CHECKING:  # remote imports asyncssh, which `probe --help` must not
+    from probe.measure.remote import Secret
+
 SERVER_READY_TIMEOUT_S = 10.0
 SERVER_IDLE_TIMEOUT_S = 30
 SERVER_EXIT_WAIT_S = 3.0
+#: ``auto``: authenticate where both ends' iperf3 can; ``required``: a pair that cannot is not
+#: measured (its cells say why); ``off``: never.
+AuthMode = Literal["auto", "off", "required"]
+AUTH_MODES: tuple[AuthMode, ...] = ("auto", "off", "required")
+_NOT_LOCAL = "Cannot assign requested address"  # -B with an address the host does not have
 
 
 def _never(_text: str) -> bool:
@@ -68,7 +79,13 @@ class CommandRunner(Protocol):
     ) -> CommandResult: ...
 
     async def spawn(
-        self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        max_lifetime_s: float,
+        gated: bool = False,
+        secrets: Sequence[Secret] = (),
     ) -> Process: ...
 
 
@@ -82,6 +99,8 @@ class BandwidthOptions:
     port_base: int = 5201
     port_span: int = 64  # the ports probe may use on a host: port_base .. port_base+span-1
     connect_timeout_ms: int = 5000
+    congestion: str | None = None  # iperf3 -C: the TCP congestion control the sender uses
+    auth: AuthMode = "auto"
 
     def __post_init__(self) -> None:
         require(self, "duration_s", self.duration_s >= 1, "≥ 1 s")  # iperf3 -t: whole seconds
@@ -91,6 +110,18 @@ class BandwidthOptions:
         last_ok = 1 <= self.port_span <= 65536 - self.port_base
         require(self, "port_span", last_ok, f"1…{65536 - self.port_base} (ports end at 65535)")
         require(self, "connect_timeout_ms", self.connect_timeout_ms >= 1, "≥ 1 ms")
+        cc_ok = self.congestion is None or CONGESTION_NAME.fullmatch(self.congestion) is not None
+        require(self, "congestion", cc_ok, "a congestion control name: [a-z0-9_], ≤ 15")
+        require(self, "auth", self.auth in AUTH_MODES, "auto, off or required")
+
+
+@dataclass(frozen=True, slots=True)
+class PairAuth:
+    """How one test authenticates: the files each end names, and the client's password."""
+
+    server: ServerAuth
+    client: ClientAuth
+    password: Secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +134,7 @@ class TestOutcome:
     argv: tuple[str, ...]
     attempts: int
     test_s: float | None = None  # the client's wall time, "go" to exit: iperf3's own cost
+    authenticated: bool = False
 
     def record(
         self, test: BandwidthTest, t: float, *, multi: bool = False
@@ -113,6 +145,7 @@ class TestOutcome:
             src=src, dst=dst, client=test.client, server=test.server, reverse=test.reverse,
             status=self.status, reason=self.reason, t=t, argv=self.argv, attempts=self.attempts,
             test_s=None if self.test_s is None else round(self.test_s, 3), result=self.result,
+            authenticated=self.authenticated,
         )  # fmt: skip
 
 
@@ -146,8 +179,11 @@ class ArmedTest:
         options: BandwidthOptions,
         port_index: int,
         hold_s: float = 0.0,
+        bind: str | None = None,
+        auth: PairAuth | None = None,
     ) -> None:
         self.runner = runner
+        self.bind, self.auth = bind, auth
         self.client, self.server, self.server_address = client, server, server_address
         self.reverse, self.options, self.port_index = reverse, options, port_index
         self.client_timeout_s = client_timeout_s(options)
@@ -170,7 +206,9 @@ class ArmedTest:
         result: IperfResult | None = None,
         test_s: float | None = None,
     ) -> TestOutcome:
-        return TestOutcome(status, reason, result, self.argv, self.attempt + 1, test_s)
+        return TestOutcome(
+            status, reason, result, self.argv, self.attempt + 1, test_s, self.auth is not None
+        )
 
     async def disarm(self) -> None:
         procs = [p for p in (self._client, self._server) if p is not None]
@@ -189,7 +227,12 @@ class ArmedTest:
             try:
                 server = await self.runner.spawn(
                     self.server,
-                    iperf3_server_argv(port, idle_timeout_s=idle_s),
+                    iperf3_server_argv(
+                        port,
+                        idle_timeout_s=idle_s,
+                        bind=self.bind,
+                        auth=None if self.auth is None else self.auth.server,
+                    ),
                     max_lifetime_s=self.hold_s + self.client_timeout_s + 30,
                 )
             except HostError as exc:
@@ -199,6 +242,11 @@ class ArmedTest:
                 done = await server.stop()
                 self._server = None
                 text = done.stdout + done.stderr
+                if _NOT_LOCAL in text and self.bind is not None:
+                    # the test's address is not the host's own (1:1 NAT, a cloud's public
+                    # address): it can only listen on every address
+                    self.bind = None
+                    continue
                 if is_port_in_use(text):
                     await self._retry()
                     continue
@@ -215,6 +263,8 @@ class ArmedTest:
                     reverse=self.reverse,
                     streams=self.options.streams,
                     connect_timeout_ms=self.options.connect_timeout_ms,
+                    congestion=self.options.congestion,
+                    auth=None if self.auth is None else self.auth.client,
                 )
             )
             try:
@@ -223,6 +273,7 @@ class ArmedTest:
                     self.argv,
                     max_lifetime_s=self.hold_s + self.client_timeout_s,
                     gated=True,
+                    secrets=() if self.auth is None else (self.auth.password,),
                 )
             except HostError as exc:
                 await self.disarm()

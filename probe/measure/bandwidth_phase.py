@@ -4,14 +4,16 @@ with the loaded-RTT train (``--under-load``) and the ``-P N`` repeat (``--compar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from probe.errors import HostError
-from probe.measure.bandwidth import ArmedTest, TestOutcome, turn_bound_s
+from probe.measure.bandwidth import ArmedTest, PairAuth, TestOutcome, turn_bound_s
 from probe.measure.context import HostState, RunContext
+from probe.measure.credentials import HostCredentials
 from probe.model import CellStatus
 from probe.plan import (
     BandwidthPlan,
@@ -23,6 +25,7 @@ from probe.plan import (
     site_of_hosts,
 )
 from probe.store.records import Iperf3Record, PingLoadRecord, PingTrain
+from probe.tools.iperf3auth import RunCredential, cannot_authenticate
 from probe.tools.ping import PingReport, ping_argv, ping_outcome
 
 LOAD_PING_LEAD_S = 1.5
@@ -43,6 +46,7 @@ class _Turn:
 class BandwidthPhase:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
+        self.credentials: HostCredentials | None = None  # during run(), unless --auth off
 
     def plan(self) -> BandwidthPlan:
         hosts = [s.host for s in self.ctx.hosts.values()]
@@ -74,7 +78,13 @@ class BandwidthPhase:
         served: Counter[str] = Counter()
         fired: dict[str, asyncio.Event] = {}
         finished: dict[str, asyncio.Event] = {}
-        async with asyncio.TaskGroup() as tg:
+        if bw.auth != "off" and todo:
+            # every holder outlives the whole phase at worst; stopped (files removed) at its end
+            lifetime = len(todo) * turn_bound_s(bw) * (2 if self.ctx.options.compare_streams else 1)
+            self.credentials = HostCredentials(
+                self.ctx.pool, RunCredential.generate(), lifetime_s=lifetime + 60
+            )
+        async with self.credentials or contextlib.nullcontext(), asyncio.TaskGroup() as tg:
             for test in todo:
                 keys = {site_of(test.client), site_of(test.server)}
                 turn = _Turn(
@@ -135,13 +145,39 @@ class BandwidthPhase:
         for role, name in (("client", test.client), ("server", test.server)):
             if (why := self.ctx.hosts[name].cannot_run("iperf3", role)) is not None:
                 return why
+        if self.ctx.options.bw.auth == "required" and (why_not := self._cannot_authenticate(test)):
+            return CellStatus.TOOL_MISSING, f"--auth required: {why_not}"
         return None
+
+    def _cannot_authenticate(self, test: BandwidthTest) -> str | None:
+        """Why the test's two iperf3 cannot authenticate (naming the host); None if they can."""
+        for name in (test.client, test.server):
+            tools = self.ctx.hosts[name].tools
+            if why := cannot_authenticate(tools.get("iperf3"), tools.get("iperf3_features")):
+                return f"{why} on {name}"
+        return None
+
+    async def _auth(self, test: BandwidthTest) -> PairAuth | None:
+        """The test's credential files (uploaded at first need), or None: it runs without."""
+        if self.credentials is None or self._cannot_authenticate(test) is not None:
+            return None
+        versions = {n: self.ctx.hosts[n].tools.get("iperf3") for n in (test.client, test.server)}
+        return await self.credentials.pair(
+            test.client, versions[test.client], test.server, versions[test.server]
+        )
 
     async def _test(self, test: BandwidthTest, port_index: int, turn: _Turn) -> None:
         src, dst = test.direction
         client, server = self.ctx.hosts[test.client], self.ctx.hosts[test.server]
         options = self.ctx.options
-        if (why := self._unmeasurable(test)) is not None:
+        why = self._unmeasurable(test)
+        auth = None
+        if why is None:
+            try:
+                auth = await self._auth(test)
+            except HostError as exc:
+                why = CellStatus(exc.status), f"iperf3 credential on {exc}"
+        if why is not None:
             self.ctx.emit(
                 Iperf3Record(
                     src=src,
@@ -163,6 +199,7 @@ class BandwidthPhase:
             self.ctx.pool, client=test.client, server=test.server,
             server_address=server.host.address, reverse=test.reverse,
             options=options.bw, port_index=port_index, hold_s=hold,
+            bind=server.host.address, auth=auth,
         ) as armed:  # fmt: skip
             failed = await armed.arm()
             for event in turn.after_finished:
@@ -177,7 +214,7 @@ class BandwidthPhase:
                 self.ctx.pool, client=test.client, server=test.server,
                 server_address=server.host.address, reverse=test.reverse,
                 options=replace(options.bw, streams=options.compare_streams),
-                port_index=port_index,
+                port_index=port_index, bind=server.host.address, auth=auth,
             ) as again:  # fmt: skip
                 outcome = await again.fire()
             self.ctx.emit(outcome.record(test, time.time(), multi=True))

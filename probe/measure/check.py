@@ -22,6 +22,7 @@ from probe.measure.measurement import Measurement
 from probe.measure.ssh import HostConnection, SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Host, Inventory
+from probe.tools.iperf3auth import cannot_authenticate
 from probe.tools.ping import Flavor, ping_tool_flavor
 
 
@@ -45,6 +46,8 @@ class HostCheck:
     ping_flavor: Flavor | None = None  # which ping: iputils, iputils-old, busybox; None unknown
     icmp_denied: Mapping[str, str] = field(default_factory=dict)  # ping/fping → what it said
     groups: str | None = None  # the account's group ids (``id -G``)
+    # "yes", or why iperf3 tests with this host cannot be authenticated; "" without iperf3
+    iperf3_auth: str = ""
 
     @classmethod
     def of(cls, state: HostState) -> HostCheck:
@@ -63,6 +66,7 @@ class HostCheck:
             ping_flavor=ping_tool_flavor(state.tools.get("ping")),
             icmp_denied=dict(state.icmp_denied),
             groups=state.tools.get("groups"),
+            iperf3_auth=_auth(state),
         )
 
     @classmethod
@@ -153,6 +157,14 @@ async def check_hosts(inventory: Inventory, connector: Connector) -> tuple[HostC
     rows = {name: HostCheck.of(state) for name, state in m.hosts.items()}
     rows.update({h.name: HostCheck.of_relay(h, relayed[h.name]) for h in relays})
     return tuple(rows[h.name] for h in inventory.hosts if h.name in rows)
+
+
+def _auth(state: HostState) -> str:
+    """Whether the host's iperf3 can take part in an authenticated test (``--auth``)."""
+    version = state.tools.get("iperf3")
+    if version is None:
+        return ""
+    return cannot_authenticate(version, state.tools.get("iperf3_features")) or "yes"
 
 
 def _relays(inventory: Inventory) -> list[Host]:

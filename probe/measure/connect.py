@@ -49,7 +49,8 @@ probe_version() {
   out=$(timeout -k 1 @DEADLINE@ "$@" 2>&1 </dev/null)
   case $? in
     124|137|143) echo "hung $1" ;;
-    *) echo "version $1 $(printf '%s\n' "$out" | sed -e '/option --/d' -e q)" ;;
+    *) echo "version $1 $(printf '%s\n' "$out" | sed -e '/option --/d' -e q)"
+       printf '%s\n' "$out" | sed -n "s/^Optional features available: */features $1 /p" ;;
   esac
 }
 probe_icmp() {
@@ -106,7 +107,9 @@ class Preflight:
     """What one host's preflight found.
 
     ``tools``: tool → its version line (``"present"`` when it printed none), None when it is
-    missing or hangs; ``hung``: tool → what it did not do in time; ``already_running``: watched
+    missing or hangs (and ``iperf3_features``: the "Optional features available" of its
+    ``--version``, which say whether it can authenticate); ``hung``: tool → what it did not do
+    in time; ``already_running``: watched
     tool → how many of its processes ran on the host before this run started any.
     """
 
@@ -125,6 +128,9 @@ def parse_preflight(text: str) -> Preflight:
     for tool, version in re.findall(r"^version (\S+) (.*)$", text, re.MULTILINE):
         if tools.get(tool) is not None and version.strip():
             tools[tool] = version.strip()
+    for tool, features in re.findall(r"^features (\S+) (.*)$", text, re.MULTILINE):
+        if tools.get(tool) is not None:  # iperf3's build options: can it authenticate?
+            tools[f"{tool}_features"] = features.strip()
     if m := re.search(r"^ping_group_range (.*)$", text, re.MULTILINE):
         tools["ping_group_range"] = m.group(1).strip() or None
     if m := re.search(r"^groups (.*)$", text, re.MULTILINE):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, cast
 
 from probe.errors import InputError, require
-from probe.measure.bandwidth import BandwidthOptions, CommandRunner
+from probe.measure.bandwidth import AuthMode, BandwidthOptions, CommandRunner
 from probe.model import CellStatus, Host
 from probe.plan import parse_pair_mode, parse_ping_pairs
 from probe.store.records import (
@@ -107,11 +107,20 @@ class RunOptions:
             streams=self.bw.streams,
             under_load=self.under_load,
             compare_streams=self.compare_streams,
+            congestion=self.bw.congestion,
+            auth=self.bw.auth,
         )
 
     def following(self, doc: RunOptionsDoc) -> RunOptions:
         """These options with every recorded one taken from ``doc`` (what a resume uses)."""
-        bw = replace(self.bw, duration_s=doc.duration_s, omit_s=doc.omit_s, streams=doc.streams)
+        bw = replace(
+            self.bw,
+            duration_s=doc.duration_s,
+            omit_s=doc.omit_s,
+            streams=doc.streams,
+            congestion=doc.congestion,
+            auth=cast(AuthMode, doc.auth),  # checked in __post_init__
+        )
         return replace(
             self,
             count=doc.count,

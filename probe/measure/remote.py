@@ -17,7 +17,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import asyncssh
@@ -37,15 +37,38 @@ _LEASE = (
     "(cat <&3 >/dev/null 2>&1; read -r s </proc/self/stat 2>/dev/null || exit 0; s=${s##*) }; "
     'set -- $s; [ "$2" = "$$" ] && kill -s TERM "$$") >/dev/null 2>&1 & '
 )
+_GATE = 'IFS= read -r go && [ "$go" = go ] || exit 0; '
+_EXEC = 'exec "$@" </dev/null 3<&-'
 #: Print our PID, then become the command (same PID), held by the lease.
-SPAWN_SCRIPT = "echo $$; " + _LEASE + 'exec "$@" </dev/null 3<&-'
+SPAWN_SCRIPT = "echo $$; " + _LEASE + _EXEC
 #: As SPAWN_SCRIPT, but wait for a "go" line first; EOF or anything else (the controller went
 #: away) ends it without running the command.
-GATED_SPAWN_SCRIPT = (
-    'echo $$; IFS= read -r go && [ "$go" = go ] || exit 0; ' + _LEASE + 'exec "$@" </dev/null 3<&-'
-)
+GATED_SPAWN_SCRIPT = "echo $$; " + _GATE + _LEASE + _EXEC
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 KILL_SCRIPT = 'kill -s "$1" "$2"'  # the shell builtin: no /bin/kill needed, no name matching
 Ready = str | re.Pattern[str] | Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """An environment variable a spawned command gets through its session's stdin: a command
+    line is visible to every user of the host (``ps``), and probe logs and records argv."""
+
+    env: str
+    value: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not _ENV_NAME.fullmatch(self.env) or "\n" in self.value or "\r" in self.value:
+            raise ValueError(f"a secret is one line in an environment variable ({self.env})")
+
+
+def spawn_script(*, gated: bool, secrets: Sequence[Secret] = ()) -> str:
+    """The ``sh -c`` script a spawn runs: PID, then each secret's line from stdin (exported),
+    then the gate, the lease and the command."""
+    if not secrets:
+        return GATED_SPAWN_SCRIPT if gated else SPAWN_SCRIPT
+    reads = "".join(f"IFS= read -r {s.env} && export {s.env} || exit 0; " for s in secrets)
+    return "echo $$; " + reads + (_GATE if gated else "") + _LEASE + _EXEC
 
 
 def remote_command(argv: Sequence[str], deadline_s: float) -> str:

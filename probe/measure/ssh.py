@@ -42,13 +42,13 @@ import asyncssh
 from probe.errors import HostError, InputError
 from probe.measure.hostkeys import HostKeys, KeyCheckingClient, default_accept_new_store
 from probe.measure.remote import (
-    GATED_SPAWN_SCRIPT,
-    SPAWN_SCRIPT,
     RemoteProcess,
+    Secret,
     SshLink,
     open_session,
     remote_command,
     run_command,
+    spawn_script,
 )
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, CommandResult, Inventory
@@ -178,7 +178,13 @@ class SshPool:
             return await run_command(host, link.conn, argv, timeout)
 
     async def spawn(
-        self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        max_lifetime_s: float,
+        gated: bool = False,
+        secrets: Sequence[Secret] = (),
     ) -> RemoteProcess:
         """Start a long-running ``argv`` whose remote PID is known; :meth:`RemoteProcess.stop` it.
 
@@ -187,9 +193,10 @@ class SshPool:
         ``gated``: the session is opened and the PID known, but ``argv`` starts only at
         :meth:`RemoteProcess.release`. Opening a session costs two round trips to the host plus
         its login shell; a gated start pays that ahead, off the measurement's critical path.
+        ``secrets`` reach the command's environment through stdin, never its command line.
         """
         link = await self._live_link(host)
-        script = GATED_SPAWN_SCRIPT if gated else SPAWN_SCRIPT
+        script = spawn_script(gated=gated, secrets=secrets)
         command = remote_command(["sh", "-c", script, "sh", *argv], max_lifetime_s)
         await link.sessions.acquire()
         try:
@@ -200,6 +207,8 @@ class SshPool:
         remote = RemoteProcess(host, tuple(argv), process, link, self._spawned.discard)
         line = ""
         try:
+            for secret in secrets:
+                process.stdin.write(secret.value + "\n")
             async with asyncio.timeout(self._options.command_timeout_s):
                 line = await process.stdout.readline()
             remote.pid = int(line)

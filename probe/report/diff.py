@@ -4,6 +4,9 @@ Region pairs are compared on the region roll-up (``matrix.regions``), the rows e
 shows: RTT medians over ok pairs, loss pooled over probes, goodput medians.
 
 Which changes are regressions, and the default thresholds, are ``probe.decide.regression``'s.
+A goodput change where the sender's TCP congestion control changed between the runs (CUBIC vs
+BBR: a factor of several on a lossy long path) is not the path's: it is shown as
+``cc changed: cubic→bbr``, neither a regression nor an improvement.
 ``diff_runs`` never reads files: the CLI loads the two frames (``matrix.load_matrix``).
 """
 
@@ -50,6 +53,7 @@ class PairDiff:
     status: tuple[str, str]  # ping status (before, after)
     bw_status: tuple[str, str]
     changes: tuple[Change, ...]
+    cc_change: str | None = None  # "cubic→bbr": the goodput change is the algorithm's
 
     @property
     def regressions(self) -> frozenset[Kind]:
@@ -123,10 +127,43 @@ def compare(kind: Kind, before: float | None, after: float | None, t: Thresholds
 def _pair_diff(key: tuple[str, str], a: Mapping[str, object], b: Mapping[str, object],
                t: Thresholds) -> PairDiff:  # fmt: skip
     changes = tuple(compare(k, _num(a[col]), _num(b[col]), t) for k, col in _COLUMN.items())
+    cc = _cc_change({_text(a.get("sender_cc"))}, {_text(b.get("sender_cc"))})
     return PairDiff(
         key[0], key[1], (str(a["status"]), str(b["status"])),
-        (str(a["bw_status"]), str(b["bw_status"])), changes,
+        (str(a["bw_status"]), str(b["bw_status"])), _cc_neutral(changes, cc), cc,
     )  # fmt: skip
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _cc_change(before: set[str | None], after: set[str | None]) -> str | None:
+    """``cubic→bbr`` when the senders' algorithms (known in both runs) differ, else None."""
+    before.discard(None)
+    after.discard(None)
+    if not before or not after or before == after:
+        return None
+    return f"{'+'.join(sorted(map(str, before)))}→{'+'.join(sorted(map(str, after)))}"
+
+
+def _cc_neutral(changes: tuple[Change, ...], cc_change: str | None) -> tuple[Change, ...]:
+    """Goodput under another congestion control is no change of the path: not judged."""
+    if cc_change is None:
+        return changes
+    return tuple(Change(c.kind, c.before, c.after, False, False) if c.kind == "bw" else c
+                 for c in changes)  # fmt: skip
+
+
+def _region_cc(frame: pd.DataFrame) -> dict[tuple[str, str], set[str | None]]:
+    """The senders' algorithms of each region pair's measured goodputs."""
+    out: dict[tuple[str, str], set[str | None]] = {}
+    if "sender_cc" not in frame.columns:  # a matrix from before the column
+        return out
+    for r in _rows(frame[frame["bw_status"] == _OK]).values():
+        key = (str(r["src_region"]), str(r["dst_region"]))
+        out.setdefault(key, set()).add(_text(r["sender_cc"]))
+    return out
 
 
 def _status(measured: bool) -> str:
@@ -134,14 +171,17 @@ def _status(measured: bool) -> str:
     return _OK if measured else "none-ok"
 
 
-def _region_diff(a: RegionAnchor, b: RegionAnchor, t: Thresholds) -> PairDiff:
+def _region_diff(
+    a: RegionAnchor, b: RegionAnchor, t: Thresholds, cc_change: str | None = None
+) -> PairDiff:
     """Two rows of the region roll-up (``matrix.regions``): the same figures as everywhere."""
     changes = tuple(
         compare(k, figure(col).value(a), figure(col).value(b), t) for k, col in _COLUMN.items()
     )
     return PairDiff(
         a.src_region, a.dst_region, (_status(a.pairs_ok > 0), _status(b.pairs_ok > 0)),
-        (_status(a.bw.forward_mbps is not None), _status(b.bw.forward_mbps is not None)), changes,
+        (_status(a.bw.forward_mbps is not None), _status(b.bw.forward_mbps is not None)),
+        _cc_neutral(changes, cc_change), cc_change,
     )  # fmt: skip
 
 
@@ -164,10 +204,15 @@ def diff_runs(
     rows_b = _rows(frame_b)
     common = [k for k in rows_a if k in rows_b]
     reg_a, reg_b = region_rows(frame_a), region_rows(frame_b)
+    cc_a, cc_b = _region_cc(frame_a), _region_cc(frame_b)
     return DiffResult(
         thresholds=t,
         pairs=tuple(_pair_diff(k, rows_a[k], rows_b[k], t) for k in common),
-        regions=tuple(_region_diff(reg_a[k], reg_b[k], t) for k in reg_a if k in reg_b),
+        regions=tuple(
+            _region_diff(reg_a[k], reg_b[k], t, _cc_change(cc_a.get(k, set()), cc_b.get(k, set())))
+            for k in reg_a
+            if k in reg_b
+        ),
         appeared=tuple(k for k in rows_b if k not in rows_a),
         vanished=tuple(k for k in rows_a if k not in rows_b),
     )
@@ -181,6 +226,11 @@ def _fmt(c: Change) -> str:
     return f"{one(c.before)} → {one(c.after)}{mark}"
 
 
+def _flags(d: PairDiff) -> str:
+    flags = sorted(d.regressions) + ([f"cc changed: {d.cc_change}"] if d.cc_change else [])
+    return ", ".join(flags) or "–"
+
+
 def render_diff(result: DiffResult, fail_on: Collection[str] = DEFAULT_FAIL_ON) -> str:
     """A Markdown summary: the pairs and region pairs that moved past a threshold."""
     from tabulate import tabulate
@@ -191,9 +241,9 @@ def render_diff(result: DiffResult, fail_on: Collection[str] = DEFAULT_FAIL_ON) 
     def table(diffs: tuple[PairDiff, ...]) -> str:
         rows = [
             [f"{d.src} → {d.dst}", " → ".join(d.status), " → ".join(d.bw_status),
-             *(_fmt(c) for c in d.changes), ", ".join(sorted(d.regressions)) or "–"]
+             *(_fmt(c) for c in d.changes), _flags(d)]
             for d in diffs
-            if d.regressions or d.improvements
+            if d.regressions or d.improvements or d.cc_change
         ]  # fmt: skip
         return tabulate(rows, head, tablefmt="github") if rows else "No change past a threshold."
 

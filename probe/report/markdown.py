@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 from tabulate import tabulate
 
+from probe.model import CellStatus
 from probe.report import ROLLUP_HEADERS, Report, rollup_cells
 from probe.report.heatmap import HEATMAPS, MetricSpec, grids, short
 
@@ -58,7 +60,29 @@ def summary_lines(report: Report) -> list[str]:
         f"{c.ping_all_lost}{not_planned}, failed {failed_ping}; bandwidth ok {c.bw_ok}, "
         f"failed {c.pairs - c.bw_ok}."
     )
+    if (cc := congestion_line(report.frame)) is not None:
+        lines.append(cc)
     return lines
+
+
+def congestion_line(frame: pd.DataFrame) -> str | None:
+    """Which TCP congestion control sent the measured goodputs, and a warning when a run mixes
+    them: on a lossy long path CUBIC and BBR differ by large factors, so such goodputs are not
+    comparable with each other. None when iperf3 reported no algorithm."""
+    if "sender_cc" not in frame.columns:
+        return None
+    senders = frame.loc[frame["bw_status"] == CellStatus.OK.value, "sender_cc"].dropna()
+    counts = senders.value_counts()
+    if counts.empty:
+        return None
+    shown = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+    line = f"- **Congestion control** (senders of the {len(senders)} measured tests): {shown}"
+    if len(counts) > 1:
+        line += (
+            "; mixed: goodput on lossy long paths depends on the algorithm, compare tests "
+            "with the same one (matrix columns sender_cc, receiver_cc)"
+        )
+    return line + "."
 
 
 def _failures(report: Report) -> str:

@@ -18,7 +18,10 @@ when the record was made. Units are in the key names, as everywhere in probe.
   test (``--under-load``), with the ``pinger`` host, ``argv`` and ``exit_status``.
 - ``iperf3`` and ``iperf3_multi`` (the same test with ``-P N``, ``--compare-streams``): ``src``,
   ``dst``, ``client``, ``server``, ``reverse``, ``status``, ``reason``, ``argv``, ``attempts``,
-  ``test_s`` and ``result`` (every figure of ``probe.tools.iperf3.IperfResult``, rates in bit/s).
+  ``test_s``, ``authenticated`` (the test ran with the run's iperf3 credential; null in files
+  from before the key) and ``result`` (every figure of ``probe.tools.iperf3.IperfResult``, rates
+  in bit/s, with ``sender_cc`` / ``receiver_cc``: the TCP congestion control of the data's
+  sender and receiver as iperf3 reported them — with ``reverse`` the sender is the server).
 - ``torn``: ``line`` — not a result but the file's own repair note. Lines are written whole, so
   only a kill mid-write cuts one short, and then it is the file's last line. A ``--resume``
   appending after such a line first ends it with a newline and then writes this record, naming
@@ -160,6 +163,7 @@ class IperfTestRecord:
     attempts: int | None = None  # busy servers retried on other ports
     test_s: float | None = None  # the client's wall time, "go" to exit
     result: IperfResult | None = None  # status ok, or stalled (its figures, never a goodput)
+    authenticated: bool | None = None  # None: a record from before the key
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +228,7 @@ def _document(rec: SampleRecord | TornMark) -> dict[str, Any]:
     if isinstance(rec, IperfTestRecord):
         doc.update(
             client=rec.client, server=rec.server, reverse=rec.reverse, argv=list(rec.argv),
-            attempts=rec.attempts, test_s=rec.test_s,
+            attempts=rec.attempts, test_s=rec.test_s, authenticated=rec.authenticated,
             result=None if rec.result is None else asdict(rec.result),
         )  # fmt: skip
         return doc
@@ -364,6 +368,7 @@ def _iperf(obj: _Object, kind: str) -> Iperf3Record | Iperf3MultiRecord:
         reverse=obj.flag("reverse"), status=status, reason=reason, t=obj.opt_number("t"),
         argv=obj.argv(), attempts=obj.opt_integer("attempts"), test_s=obj.opt_number("test_s"),
         result=_iperf_result(obj.object("result")) if ran else None,
+        authenticated=obj.opt_flag("authenticated"),
     )  # fmt: skip
 
 
@@ -421,6 +426,8 @@ def _iperf_result(r: _Object) -> IperfResult:
         omit_s=r.number("omit_s"),
         bytes_received=round(r.number("bytes_received")),  # some old files wrote a fraction
         intervals=tuple(_interval(i, r) for i in r.opt_items("intervals") or ()),
+        sender_cc=r.opt_text("sender_cc"),
+        receiver_cc=r.opt_text("receiver_cc"),
     )
 
 
@@ -478,6 +485,10 @@ class _Object:
 
     def flag(self, key: str) -> bool:
         value: bool = self._get(key, bool, required=True)
+        return value
+
+    def opt_flag(self, key: str) -> bool | None:
+        value: bool | None = self._get(key, bool, required=False)
         return value
 
     def items(self, key: str) -> list[Any]:

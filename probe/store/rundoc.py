@@ -98,6 +98,8 @@ class RunOptionsDoc:
     streams: int = 1
     under_load: bool = False
     compare_streams: int = 0
+    congestion: str | None = None  # iperf3 -C; None: each host's default
+    auth: str = "off"  # auto | off | required: iperf3 authentication
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +238,7 @@ def encode_run(doc: RunDoc) -> str:
 
 #: Keys added after probe 0.1.0 whose default is what probe did before them: written only when
 #: they say something else, so a file an older probe wrote is written back unchanged.
-_LATER_OPTIONS = ("pinger", "ping_pairs")
+_LATER_OPTIONS = ("pinger", "ping_pairs", "congestion", "auth")
 _NO_CELLS = CellCounts(0, 0, 0, 0)
 
 
@@ -387,6 +389,8 @@ def _read_options(o: JsonObject) -> RunOptionsDoc:
         streams=o.opt("streams", int, d.streams),
         under_load=o.opt("under_load", bool, d.under_load),
         compare_streams=o.opt("compare_streams", int, d.compare_streams),
+        congestion=o.opt("congestion", str, d.congestion),
+        auth=o.opt("auth", str, d.auth),
     )
 
 

@@ -49,6 +49,8 @@ STALL_BYTES_RATIO = 2.0  # bytes received vs bytes the intervals count: further 
 #: 20 Mbit/s, 240 ms path counts 0.6 MB written for 0.2 MB received.
 STALL_SLACK_BYTES = 16 * 2**20
 _INTERVAL_SLACK = 0.95  # iperf3's 1 s intervals last 0.998…1.003 s
+#: A TCP congestion control name as Linux spells them (``TCP_CA_NAME_MAX`` 16 with its NUL).
+CONGESTION_NAME = re.compile(r"[a-z0-9_]{1,15}")
 
 _BUSY = "the server is busy running a test"
 _PLAIN_ERROR = re.compile(r"^iperf3: error - (.+)$", re.MULTILINE)
@@ -100,6 +102,10 @@ class IperfResult:
     omit_s: float
     bytes_received: int
     intervals: tuple[IperfInterval, ...] = ()  # the measured ones (omitted ramp left out)
+    # TCP congestion control of the data's sender and receiver (``end.*_tcp_congestion``): with
+    # ``-R`` the sender is the server. None: not reported (before 3.3, or not Linux).
+    sender_cc: str | None = None
+    receiver_cc: str | None = None
 
 
 class IperfReportedError(ParseError):
@@ -110,15 +116,50 @@ class IperfReportedError(ParseError):
         super().__init__(f"iperf3: {self.message}")
 
 
-def iperf3_server_argv(port: int, *, idle_timeout_s: int) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class ServerAuth:
+    """Files an authenticating server reads (``probe.tools.iperf3auth`` makes their content).
+
+    ``pkcs1``: the peer's iperf3 is from before 3.17, whose RSA padding 3.17+ no longer uses by
+    default (``--use-pkcs1-padding``, only known to 3.17+).
+    """
+
+    private_key_path: str
+    users_path: str
+    pkcs1: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuth:
+    """What an authenticating client names; its password is ``IPERF3_PASSWORD`` in its
+    environment, never an argument."""
+
+    username: str
+    public_key_path: str
+    pkcs1: bool = False
+
+
+def iperf3_server_argv(
+    port: int, *, idle_timeout_s: int, bind: str | None = None, auth: ServerAuth | None = None
+) -> list[str]:
     """One-off server; it exits after one test or ``idle_timeout_s`` without one (3.12 verified).
 
     Text mode + ``--forceflush`` so ``Server listening on PORT`` reaches us at once: readiness.
+    ``bind``: listen on the test's address only (``-B``), not on every address of the host.
+    With ``auth`` a client without the run's credential gets "test authorization failed" and
+    the one-off server goes on waiting for the right one (3.12 verified).
     """
     _check_port(port)
     if idle_timeout_s < 1:
         raise InputError(f"iperf3 idle timeout must be ≥ 1 s, got {idle_timeout_s}")
     argv = ["iperf3", "-s", "-1", "-p", str(port), "--idle-timeout", str(idle_timeout_s)]
+    if bind is not None:
+        _check_address(bind)
+        argv += ["-B", bind]
+    if auth is not None:
+        argv += ["--rsa-private-key-path", auth.private_key_path]
+        argv += ["--authorized-users-path", auth.users_path]
+        argv += ["--use-pkcs1-padding"] if auth.pkcs1 else []
     return [*argv, "--forceflush"]
 
 
@@ -131,8 +172,14 @@ def iperf3_client_argv(
     reverse: bool = False,
     streams: int = 1,
     connect_timeout_ms: int = 5000,
+    congestion: str | None = None,
+    auth: ClientAuth | None = None,
 ) -> list[str]:
-    """TCP client, JSON out. Never ``--bidir``: both directions at once share the path."""
+    """TCP client, JSON out. Never ``--bidir``: both directions at once share the path.
+
+    ``congestion`` (``-C``): the client sends it to the server too, so the data's sender uses
+    it in either direction.
+    """
     _check_address(address)
     _check_port(port)
     if not 1 <= streams <= MAX_STREAMS:
@@ -147,7 +194,19 @@ def iperf3_client_argv(
         argv += ["-P", str(streams)]
     if reverse:
         argv.append("-R")
+    if congestion is not None:
+        argv += ["-C", check_congestion(congestion)]
+    if auth is not None:
+        argv += ["--username", auth.username, "--rsa-public-key-path", auth.public_key_path]
+        argv += ["--use-pkcs1-padding"] if auth.pkcs1 else []
     return argv
+
+
+def check_congestion(name: str) -> str:
+    """A congestion control name iperf3 may pass to the kernel (``-C``), else InputError."""
+    if not CONGESTION_NAME.fullmatch(name):
+        raise InputError(f"not a TCP congestion control name ([a-z0-9_], ≤ 15): {name!r}")
+    return name
 
 
 def _check_port(port: int) -> None:
@@ -413,7 +472,13 @@ def _result_from(doc: Mapping[str, object]) -> IperfResult:
         omit_s=_num(setup, "omit") or 0.0,
         bytes_received=int(_required(received, "bytes")),
         intervals=_intervals(doc.get("intervals")),
+        sender_cc=_cc(end.get("sender_tcp_congestion")),
+        receiver_cc=_cc(end.get("receiver_tcp_congestion")),
     )
+
+
+def _cc(value: object) -> str | None:
+    return value if isinstance(value, str) and CONGESTION_NAME.fullmatch(value) else None
 
 
 def _intervals(raw: object) -> tuple[IperfInterval, ...]:
@@ -458,6 +523,11 @@ def _cpu_bound(
 def _version(value: object) -> str | None:
     m = _VERSION.search(value) if isinstance(value, str) else None
     return m.group(1) if m else None
+
+
+def version_tuple(line: str | None) -> tuple[int, ...]:
+    """``(3, 12)`` from ``iperf 3.12 (cJSON 1.7.15)`` or ``3.12``; ``(0,)`` when unknown."""
+    return _version_tuple(_version(line))
 
 
 def _version_tuple(version: str | None) -> tuple[int, ...]:

@@ -28,6 +28,8 @@ BAD = [
     ("--omit", "-1"),
     ("--streams", "0"),
     ("--streams", "129"),
+    ("--congestion", "BBR"),
+    ("--congestion", "cubic;id"),
     ("--compare-streams", "1"),
     ("--compare-streams", "-1"),
     ("--pairs", "most"),

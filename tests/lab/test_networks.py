@@ -180,8 +180,9 @@ def test_the_inventory_of_a_lab_with_networks(tmp_path: Path) -> None:
     assert hosts["h"]["addresses"] == {"public": "198.18.0.9"} and hosts["h"]["nat"] is True
     assert hosts["h"]["ssh"] == {"host": "198.18.100.2", "via": ["j", "g"]}
     assert hosts["b"]["ssh"] == {"host": "198.18.0.3", "via": ["j"]}
-    assert "Host h\n  HostName 198.18.100.2\n  User root\n  ProxyJump j,g\n" in files.openssh_client_config(
-        t, LabPaths(tmp_path)
+    assert (
+        "Host h\n  HostName 198.18.100.2\n  User root\n  ProxyJump j,g\n"
+        in files.openssh_client_config(t, LabPaths(tmp_path))
     )
 
 

@@ -183,3 +183,27 @@ def test_the_table_says_hung_for_a_tool_that_does_not_answer() -> None:
     assert checks[0].hung == ("iperf3",) and checks[0].iperf3 is None and not checks[0].ready
     row = render_check(checks).splitlines()[2]
     assert row.split()[0] == "a" and "HUNG" in row and "MISSING" not in row
+
+
+def test_check_says_which_hosts_can_authenticate_iperf3() -> None:
+    features = (
+        "features iperf3 CPU affinity setting, TCP congestion algorithm setting, "
+        "authentication, bind to device\n"
+    )
+    old = PREFLIGHT["full"].replace("iperf 3.12 (cJSON 1.7.15)", "iperf 3.6 (cJSON 1.5.2)")
+    answers: dict[str, str | int | HostError] = {
+        "a": PREFLIGHT["full"] + features,  # 3.12 built with OpenSSL
+        "b": PREFLIGHT["full"],  # 3.12 without: no "authentication" among its features
+        "c": old + features,
+        "d": PREFLIGHT["no-iperf3"],
+        "e": PREFLIGHT["full"],
+    }
+    checks = {c.host: c for c in _check(set(), answers)}
+    assert checks["a"].iperf3_auth == "yes"
+    assert checks["b"].iperf3_auth == "iperf3 3.12 was built without authentication (OpenSSL)"
+    assert checks["c"].iperf3_auth == "iperf3 3.6 has no authentication (3.7+)"
+    assert checks["d"].iperf3_auth == ""
+    lines = render_check(tuple(checks.values())).splitlines()
+    assert "iperf3 auth" in lines[0]
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert " yes " in rows["a"] and "built without authentication" in rows["b"]

@@ -20,6 +20,7 @@ from probe.measure.connect import parse_preflight
 from probe.measure.context import Done, RunOptions
 from probe.measure.measurement import Measurement
 from probe.measure.ping_mesh import PING_SLACK_S
+from probe.measure.remote import Secret
 from probe.model import CellStatus, CommandResult, Host, Inventory, SshTarget
 from probe.plan import parse_ping_pairs, select_ping_pairs
 from probe.stats import RttStats
@@ -67,6 +68,8 @@ class FakeProcess:
         await self.stop()
 
     async def read_until(self, ready: object, timeout_s: float) -> bool:
+        if callable(ready) and self.argv[:2] == ["sh", "-c"] and "probe-iperf3" in self.argv[2]:
+            return bool(ready(f"dir /tmp/probe-iperf3.{self.host}\n"))  # credential holder
         return isinstance(ready, str)  # "Server listening" at once; then the end of stream
 
     def release(self) -> None:
@@ -103,8 +106,11 @@ class FakePool:
         hosts: Sequence[Host],
         broken: dict[str, str] | None = None,
         fping: Collection[str] = (),
+        auth: Collection[str] = (),
     ) -> None:
         self.fping = set(fping)  # hosts with fping installed
+        self.auth = set(auth)  # hosts whose iperf3 can authenticate
+        self.secrets: list[tuple[str, tuple[str, ...]]] = []  # (host, env names) per spawn
         self.timeouts: dict[tuple[str, ...], float | None] = {}  # argv run → its timeout
         self.hosts = [h.name for h in hosts]
         self.host_of = {h.address: h.name for h in hosts}
@@ -179,6 +185,8 @@ class FakePool:
             )
             if host in self.fping:
                 tools += "have fping\nversion fping fping: Version 5.1\n"
+            if host in self.auth:
+                tools += "features iperf3 TCP congestion algorithm setting, authentication\n"
             return CommandResult(tuple(argv), 0, tools + "version iperf3 iperf 3.12\n", "", 0.1)
         if argv[0] in ("sh", "fping"):  # the ping command when no armed session is left
             return self.pinger(host, argv)
@@ -187,10 +195,17 @@ class FakePool:
         raise HostError(host, "error", f"unexpected command {argv}")
 
     async def spawn(
-        self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        max_lifetime_s: float,
+        gated: bool = False,
+        secrets: Sequence[Secret] = (),
     ) -> FakeProcess:
         self.commands.append(tuple(argv))
         self.gated += gated
+        self.secrets.append((host, tuple(s.env for s in secrets)))
         return FakeProcess(self, host, argv, gated)
 
 
@@ -209,10 +224,11 @@ def measure(
     done: Done | None = None,
     arm_ping: bool = True,
     fping: Collection[str] = (),
+    auth: Collection[str] = (),
     **opts: Any,
 ) -> tuple[list[SampleRecord], FakePool]:
     inv = inventory(n)
-    pool = FakePool(inv.hosts, broken, fping)
+    pool = FakePool(inv.hosts, broken, fping, auth)
     records: list[SampleRecord] = []
     options = RunOptions(**{"count": 3, "bw": BandwidthOptions(duration_s=1, omit_s=0), **opts})
 
@@ -417,3 +433,44 @@ def test_preflight_finds_fping_and_its_version() -> None:
     )
     assert found.tools["fping"] == "fping: Version 5.1"
     assert parse_preflight("have ping\nmissing fping\n").tools["fping"] is None
+
+
+def test_tests_authenticate_where_both_ends_can_and_say_so() -> None:
+    records, pool = measure(3, auth={"h0", "h1"})
+    tests = {(r.src, r.dst): r for r in records if isinstance(r, Iperf3Record)}
+    assert len(tests) == 6 and all(t.status == "ok" for t in tests.values())
+    authenticated = {k for k, t in tests.items() if t.authenticated}
+    assert authenticated == {("h0", "h1"), ("h1", "h0")}
+    assert all(t.authenticated is False for k, t in tests.items() if k not in authenticated)
+    servers = [argv for argv in pool.commands if "--rsa-private-key-path" in argv]
+    assert len(servers) == 2 and all("--username" not in a for a in servers)
+    assert servers[0][servers[0].index("--rsa-private-key-path") + 1].startswith(
+        "/tmp/probe-iperf3."
+    )
+    clients = [argv for argv in pool.commands if "--username" in argv]
+    assert len(clients) == 2 and all(not any("IPERF3" in a for a in c) for c in clients)
+    holders = [(h, envs) for h, envs in pool.secrets if "PROBE_RSA_KEY" in envs or
+               "PROBE_RSA_PUB" in envs]  # fmt: skip
+    assert sorted(holders) == [
+        ("h0", ("PROBE_RSA_KEY", "PROBE_USERS")), ("h0", ("PROBE_RSA_PUB",)),
+        ("h1", ("PROBE_RSA_KEY", "PROBE_USERS")), ("h1", ("PROBE_RSA_PUB",)),
+    ]  # fmt: skip
+    # once per host and role, whatever the number of tests
+    assert sum(envs == ("IPERF3_PASSWORD",) for _, envs in pool.secrets) == 2  # the clients
+
+
+def test_auth_required_leaves_a_pair_that_cannot_unmeasured_with_the_reason() -> None:
+    bw = BandwidthOptions(duration_s=1, omit_s=0, auth="required")
+    records, _ = measure(3, auth={"h0", "h1"}, bw=bw)
+    tests = {(r.src, r.dst): r for r in cells(records, "iperf3")}
+    assert tests["h0", "h1"].status == "ok"
+    why = "--auth required: iperf3 3.12 was built without authentication (OpenSSL) on h2"
+    assert (tests["h0", "h2"].status, tests["h0", "h2"].reason) == ("tool-missing", why)
+    assert (tests["h2", "h1"].status, tests["h2", "h1"].reason) == ("tool-missing", why)
+
+
+def test_congestion_is_passed_to_every_client() -> None:
+    bw = BandwidthOptions(duration_s=1, omit_s=0, congestion="bbr")
+    _, pool = measure(3, bw=bw)
+    clients = [argv for argv in pool.commands if argv[:2] == ("iperf3", "-c")]
+    assert len(clients) == 6 and all(a[a.index("-C") + 1] == "bbr" for a in clients)

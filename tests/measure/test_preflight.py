@@ -22,6 +22,7 @@ from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.connect import PREFLIGHT_SCRIPT, TOOL_DEADLINE_S, parse_preflight
 from probe.measure.context import RunOptions
 from probe.measure.measurement import Measurement
+from probe.measure.remote import Secret
 from probe.model import CellStatus, CommandResult, Host
 from probe.store.records import (
     CellRecord,
@@ -121,7 +122,13 @@ class Fleet(FakePool):
         return await super().run(host, argv, timeout_s=timeout_s)
 
     async def spawn(
-        self, host: str, argv: Sequence[str], *, max_lifetime_s: float, gated: bool = False
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        max_lifetime_s: float,
+        gated: bool = False,
+        secrets: Sequence[Secret] = (),
     ) -> FakeProcess:
         self.commands.append(tuple(argv))
         self.spawned.append((host, tuple(argv)))
@@ -184,6 +191,18 @@ def test_parse_preflight_finds_hung_tools_and_iperf3_already_running() -> None:
     assert found.already_running == {"iperf3": 2}
     quiet = parse_preflight("have ping\nhave iperf3\nversion iperf3 iperf 3.12\nrunning iperf3 0\n")
     assert quiet.hung == {} and quiet.already_running == {} and quiet.tools["iperf3"]
+    assert "iperf3_features" not in quiet.tools  # an iperf3 that lists none
+
+
+def test_parse_preflight_keeps_iperf3s_optional_features() -> None:
+    """They say whether iperf3 can authenticate (``--auth``)."""
+    found = parse_preflight(
+        "have iperf3\nversion iperf3 iperf 3.12 (cJSON 1.7.15)\n"
+        "features iperf3 CPU affinity setting, authentication, bind to device\n"
+    )
+    assert found.tools["iperf3_features"] == "CPU affinity setting, authentication, bind to device"
+    gone = parse_preflight("missing iperf3\nfeatures iperf3 authentication\n")
+    assert "iperf3_features" not in gone.tools
 
 
 def test_the_script_calls_a_hanging_tool_hung_and_counts_iperf3_processes(

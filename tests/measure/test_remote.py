@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.measure.remote import GATED_SPAWN_SCRIPT, SPAWN_SCRIPT
+from probe.measure.remote import GATED_SPAWN_SCRIPT, SPAWN_SCRIPT, Secret
 from probe.measure.ssh import SshPool
 from tests.sshfleet import FAST, Fleet
 
@@ -170,3 +170,27 @@ def test_the_lease_ends_a_command_when_stdin_closes(tmp_path: Path) -> None:
     proc.stdin.close()
     assert proc.wait(timeout=5) == -15  # TERMed by the watcher, as the PID it printed
     proc.stdout.close()
+
+
+@pytest.mark.skipif(shutil.which("timeout") is None, reason="needs coreutils timeout")
+async def test_a_secret_reaches_the_environment_through_stdin_only(tmp_path: Path) -> None:
+    secret = Secret("PROBE_TEST_SECRET", "s3cret value")
+    async with Fleet(tmp_path, real_shell=True) as fleet:
+        sshd = await fleet.sshd("real")
+        async with SshPool(fleet.inventory([fleet.host("real", sshd)]), FAST) as pool:
+            await pool.connect()
+            argv = ["sh", "-c", 'printf "%s|" "$PROBE_TEST_SECRET"']
+            for gated in (False, True):
+                proc = await pool.spawn(
+                    "real", argv, max_lifetime_s=20, gated=gated, secrets=[secret]
+                )
+                if gated:
+                    proc.release()
+                result = await proc.wait(timeout_s=5)
+                assert result.stdout == "s3cret value|"
+    assert sshd.stats.commands and not any("s3cret" in line for line in sshd.stats.commands)
+    assert "s3cret" not in repr(secret)
+    with pytest.raises(ValueError, match="one line"):
+        Secret("PROBE_TEST_SECRET", "two\nlines")
+    with pytest.raises(ValueError, match="one line"):
+        Secret("X; rm", "v")

@@ -210,7 +210,7 @@ def test_a_resume_takes_every_option_run_json_records() -> None:
         count=7, interval_s=0.3, reply_timeout_s=5, pinger="fping", ping_pairs="sample:2",
         bandwidth=False, pairs="cross-region",
         exclusive_by="zone", under_load=True, compare_streams=4,
-        bw=BandwidthOptions(duration_s=3, omit_s=1, streams=2),
+        bw=BandwidthOptions(duration_s=3, omit_s=1, streams=2, congestion="bbr", auth="required"),
     ).as_doc()  # fmt: skip
     default = RunOptions().as_doc()
     assert all(getattr(recorded, f) != getattr(default, f) for f in _names(RunOptionsDoc))

@@ -10,7 +10,7 @@ import pytest
 from probe.cli import run
 from probe.decide.regression import Thresholds
 from probe.matrix.build import load_matrix
-from probe.report.diff import compare, diff_runs
+from probe.report.diff import compare, diff_runs, render_diff
 from tests.report.runs import make_lab8, ping_record
 
 T = Thresholds()
@@ -85,6 +85,25 @@ def test_broken_fixed_appeared_vanished(runs: tuple[Path, Path, Path]) -> None:
     assert "broken" in by_pair["eu3", "us2"].improvements
     assert {s for s, _ in result.vanished} == {"us2"} and result.appeared == ()
     assert result.failed({"vanished"}) and result.failed({"broken"})
+
+
+def test_a_goodput_change_under_another_congestion_control_is_not_a_path_regression(
+    runs: tuple[Path, Path, Path],
+) -> None:
+    a, b = load_matrix(runs[0]).copy(), load_matrix(runs[1]).copy()
+    a["sender_cc"], b["sender_cc"] = "cubic", "cubic"
+    for pair in (("eu1", "eu2"), ("eu2", "eu1")):  # a third of the goodput in run B
+        row = (b.src == pair[0]) & (b.dst == pair[1])
+        b.loc[row, "bw_fwd_mbps"] = b.loc[row, "bw_fwd_mbps"] / 3
+    b.loc[(b.src == "eu2") & (b.dst == "eu1"), "sender_cc"] = "bbr"
+    by_pair = {(p.src, p.dst): p for p in diff_runs(a, b).pairs}
+    same_cc, other_cc = by_pair["eu1", "eu2"], by_pair["eu2", "eu1"]
+    assert same_cc.regressions == {"bw"} and same_cc.cc_change is None
+    assert other_cc.regressions == frozenset() and other_cc.improvements == frozenset()
+    assert other_cc.cc_change == "cubic→bbr"
+    assert "cc changed: cubic→bbr" in render_diff(diff_runs(a, b))
+    old = a.drop(columns=["sender_cc"])  # a matrix from before the column: nothing to compare
+    assert not any(p.cc_change for p in diff_runs(old, b).pairs)
 
 
 def test_cli_exit_codes(runs: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

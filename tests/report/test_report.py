@@ -145,3 +145,30 @@ def test_a_complete_run_with_failures_is_not_called_incomplete(
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     assert "incomplete" not in md and "(4 min 17 s; complete)" in md
     assert 'class="incomplete"' not in (run_dir / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_senders_congestion_control_is_in_the_matrix_and_a_mix_is_said(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from probe.report import markdown
+
+    d = Path(shutil.copytree(FIXTURE, tmp_path / "x"))
+    assert markdown.congestion_line(build_report(d).frame) is None  # iperf3 named none
+    lines = (d / "samples.jsonl").read_text().splitlines()
+    out = []
+    for line in lines:
+        rec = json.loads(line)
+        if rec.get("kind") == "iperf3" and rec.get("result"):
+            sender = "bbr" if rec["src"] == "eu1" else "cubic"
+            rec["result"].update(sender_cc=sender, receiver_cc="cubic")
+        out.append(json.dumps(rec))
+    (d / "samples.jsonl").write_text("\n".join(out) + "\n")
+    report = build_report(d)
+    frame = report.frame
+    row = frame[(frame.src == "eu1") & (frame.dst == "eu2")]
+    assert (row.sender_cc.item(), row.receiver_cc.item()) == ("bbr", "cubic")
+    cc = markdown.congestion_line(report.frame)
+    assert cc is not None and "bbr 5, cubic 25" in cc and "mixed" in cc  # eu1 → 5 measured
+    assert cc in markdown.render(report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,8 @@ RECORDS: list[SampleRecord] = [
     Iperf3Record("b", "a", "a", "b", True, CellStatus.BUSY, "busy after 5 attempts", 4.0),
     Iperf3MultiRecord("a", "b", "a", "b", False, CellStatus.OK, None, 5.0, ("iperf3",), 1, 3.3,
                       IPERF),
+    Iperf3Record("b", "a", "a", "b", True, CellStatus.OK, None, 6.0, ("iperf3",), 1, 3.2,
+                 replace(IPERF, sender_cc="cubic", receiver_cc="bbr"), authenticated=True),
 ]  # fmt: skip
 
 
@@ -147,3 +150,14 @@ def test_a_torn_mark_reads_back_and_names_a_line() -> None:
 )  # fmt: skip
 def test_is_torn_is_the_start_of_an_object_cut_short(line: str, torn: bool) -> None:
     assert is_torn(line) is torn
+
+
+def test_an_iperf3_record_from_before_cc_and_auth_reads_them_as_unknown() -> None:
+    doc = json.loads(encode_record(RECORDS[6]))
+    del doc["authenticated"], doc["result"]["sender_cc"], doc["result"]["receiver_cc"]
+    rec = decode_record(json.dumps(doc), "x:1")
+    assert isinstance(rec, Iperf3Record) and rec.authenticated is None
+    assert rec.result is not None and (rec.result.sender_cc, rec.result.receiver_cc) == (None, None)
+    again = json.loads(encode_record(RECORDS[9]))
+    assert again["authenticated"] is True
+    assert (again["result"]["sender_cc"], again["result"]["receiver_cc"]) == ("cubic", "bbr")

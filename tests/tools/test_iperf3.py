@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 from probe.errors import InputError, ParseError
 from probe.model import CellStatus, CommandResult
 from probe.tools.iperf3 import (
+    ClientAuth,
     IperfInterval,
     IperfReportedError,
     IperfResult,
+    ServerAuth,
     busy_backoff_s,
     iperf3_client_argv,
     iperf3_outcome,
@@ -73,11 +75,12 @@ EXPECTED: dict[str, tuple[str, object]] = {
     FORWARD: (OK, {
         "streams": 1, "reverse": False, "retransmits": 0, "max_snd_cwnd_bytes": 916762,
         "mean_rtt_ms": 0.044, "version": "3.12", "duration_s": 2.0, "omit_s": 1.0,
-        "bytes_received": 7325024309, "cpu_bound": True}),
+        "bytes_received": 7325024309, "cpu_bound": True, "sender_cc": "bbr",
+        "receiver_cc": "bbr"}),
     "loopback/iperf3.12_tcp_reverse_R_get_server_output.json": (OK, {
         "reverse": True, "max_snd_cwnd_bytes": None, "mean_rtt_ms": None, "retransmits": 0}),
     "loopback/iperf3.12_tcp_reverse_R_t2_O1.json": (OK, {
-        "reverse": True, "max_snd_cwnd_bytes": None, "mean_rtt_ms": None,
+        "reverse": True, "max_snd_cwnd_bytes": None, "mean_rtt_ms": None, "sender_cc": "bbr",
         "bytes_received": 5937168384, "cpu_remote_pct": pytest.approx(99.38, abs=0.01)}),
     "loopback/iperf3.12_tcp_paced_b10M_t4_O1.json": (OK, {
         "bytes_received": 4980736, "duration_s": 4.0, "omit_s": 1.0}),
@@ -425,3 +428,46 @@ def test_real_iperf3_on_loopback() -> None:
         finally:
             if server.poll() is None:
                 server.kill()
+
+
+def _with_cc(sender: object, receiver: object) -> str:
+    doc = json.loads(_read(FORWARD))
+    doc["end"].update(sender_tcp_congestion=sender, receiver_tcp_congestion=receiver)
+    return json.dumps(doc)
+
+
+def test_congestion_control_of_both_ends_is_read_and_checked() -> None:
+    """iperf3 names the *data's* sender and receiver (with -R the sender is the server), so
+    the names hold as they are whichever way the test ran."""
+    result = parse_iperf3(_with_cc("cubic", "bbr"))
+    assert (result.sender_cc, result.receiver_cc) == ("cubic", "bbr")
+    odd = parse_iperf3(_with_cc("bbr; rm -rf", 3))  # not a kernel's name: not reported
+    assert (odd.sender_cc, odd.receiver_cc) == (None, None)
+    doc = json.loads(_read(FORWARD))
+    del doc["end"]["sender_tcp_congestion"], doc["end"]["receiver_tcp_congestion"]
+    older = parse_iperf3(json.dumps(doc))  # before 3.3, or not Linux
+    assert (older.sender_cc, older.receiver_cc) == (None, None)
+
+
+def test_congestion_bind_and_auth_argv() -> None:
+    client = iperf3_client_argv(
+        "10.0.0.2", 5201, duration_s=5, omit_s=1, reverse=True, congestion="bbr",
+        auth=ClientAuth("probe-1a2b", "/tmp/d/PROBE_RSA_PUB", pkcs1=True),
+    )  # fmt: skip
+    assert client[-8:] == [
+        "-R", "-C", "bbr", "--username", "probe-1a2b", "--rsa-public-key-path",
+        "/tmp/d/PROBE_RSA_PUB", "--use-pkcs1-padding",
+    ]  # fmt: skip
+    server = iperf3_server_argv(
+        5201, idle_timeout_s=30, bind="10.0.0.2", auth=ServerAuth("/t/KEY", "/t/USERS")
+    )
+    assert server == [
+        "iperf3", "-s", "-1", "-p", "5201", "--idle-timeout", "30", "-B", "10.0.0.2",
+        "--rsa-private-key-path", "/t/KEY", "--authorized-users-path", "/t/USERS",
+        "--forceflush",
+    ]  # fmt: skip
+    for bad in ("BBR", "cubic;id", "-x", "", "a" * 16):
+        with pytest.raises(InputError, match="congestion control name"):
+            iperf3_client_argv("10.0.0.2", 5201, duration_s=5, omit_s=1, congestion=bad)
+    with pytest.raises(InputError):
+        iperf3_server_argv(5201, idle_timeout_s=30, bind="-x")
