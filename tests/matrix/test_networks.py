@@ -17,6 +17,7 @@ from probe.report import build_report
 from probe.report.markdown import render
 from probe.store.records import PingRecord, PingTrain, decode_record, encode_record
 from probe.store.rundoc import InventoryRef, RunDoc, RunHost, RunOptionsDoc, decode_run, encode_run
+from tests.cells import as_float
 from tests.report.runs import typed, write_run
 
 LAN = {"a": "10.0.0.1", "b": "10.0.0.2"}
@@ -100,7 +101,7 @@ def test_the_long_form_has_a_row_per_network_the_preferred_first() -> None:
 def test_grids_and_anchors_read_the_preferred_network() -> None:
     frame = build_matrix(RUN, typed(RECORDS))
     assert wide(frame, "rtt_p50_ms").loc["a", "b"] == 0.2  # lan, not wan's 9.0
-    assert math.isnan(float(wide(frame, "rtt_p50_ms").loc["b", "a"]))
+    assert math.isnan(as_float(wide(frame, "rtt_p50_ms").loc["b", "a"]))
     assert status_grid(frame).loc["a", "d"] == "not-measurable"
     anchors = to_anchors(RUN, frame)
     pair = anchors.pair("a", "b")
