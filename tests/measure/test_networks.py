@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +15,11 @@ from probe.errors import InputError
 from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.context import RunOptions
 from probe.measure.measurement import Measurement
-from probe.measure.resume import check_network
+from probe.measure.resume import check_inventory, check_network
 from probe.model import Host, Inventory, SshTarget
 from probe.networks import NetworkOrder
 from probe.store.records import PingFanoutRecord, SampleRecord
+from probe.store.rundoc import InventoryRef, RunDoc, RunHost
 from tests.measure.test_measurement import FakePool, cells
 
 ADDRESSES = {
@@ -104,3 +107,16 @@ def test_network_and_networks_all_exclude_each_other() -> None:
         RunOptions(network="lan", networks="all")
     with pytest.raises(InputError, match="networks"):
         RunOptions(networks="some")
+
+
+def test_a_resume_refuses_other_addresses_or_another_network_order() -> None:
+    inv = inventory()
+    run = RunDoc("r", "0", InventoryRef("fake.yaml", "0"), "2026-11-23T00:00:00Z",
+                 tuple(RunHost.of(h) for h in inv.hosts), networks=inv.networks)  # fmt: skip
+    assert check_inventory(run, inv, Path("run")) is None
+    reordered = replace(inv, networks=NetworkOrder(("wan", "lan")))
+    with pytest.raises(InputError, match="networks or network_order differ"):
+        check_inventory(run, reordered, Path("run"))
+    moved = replace(inv.hosts[0], addresses={"lan": "10.0.0.99", "wan": "203.0.113.1"})
+    with pytest.raises(InputError, match="a addresses"):
+        check_inventory(run, replace(inv, hosts=(moved, *inv.hosts[1:])), Path("run"))
