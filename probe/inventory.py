@@ -240,11 +240,13 @@ def _read_addresses(entry: MapNode) -> tuple[dict[str, str], dict[str, str]]:
         return {DEFAULT_NETWORK: address}, {DEFAULT_NETWORK: single.where}
     addresses: dict[str, str] = {}
     wheres: dict[str, str] = {}
-    for network, node in several.items() if several is not None else ():
-        check_name(network, "network name", several.key_where(network) if several else "")
+    if several is None:
+        return addresses, wheres
+    for network, node in several.items():
+        check_name(network, "network name", several.key_where(network))
         addresses[network] = check_address(node.as_str(), f"address on {network}", node.where)
         wheres[network] = node.where
-    if several is not None and not addresses:
+    if not addresses:
         raise several.error("'addresses' is empty: give at least one NETWORK: ADDRESS")
     return addresses, wheres
 
@@ -277,9 +279,9 @@ def _read_networks(root: MapNode, drafts: Mapping[str, _Draft]) -> NetworkOrder:
     order = names(root.get("networks"))
     pairs: dict[tuple[str, str], tuple[str, ...]] = {}
     one_way: dict[tuple[str, str], tuple[str, ...]] = {}
-    mapping = root.get_mapping("network_order")
-    for key, node in mapping.items() if mapping is not None else ():
-        ends = _region_pair(key, regions, mapping.key_where(key) if mapping else node.where)
+    mapping = root.section("network_order")
+    for key, node in mapping.items():
+        ends = _region_pair(key, regions, mapping.key_where(key))
         listed = names(node)
         if ">" in key:
             one_way[ends] = listed
