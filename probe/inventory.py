@@ -15,19 +15,25 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from probe.errors import InputError
 from probe.model import Host, Inventory, SshTarget
+from probe.networks import DEFAULT_NETWORK, NetworkOrder, ranked
 from probe.sshconfig import SshConfig, SshHostConfig, parse_jump, read_ssh_config
 from probe.textio import read_text
 from probe.yamlsrc import MapNode, Node, closest, parse_yaml_mapping
 
-_TOP_KEYS = frozenset({"version", "known_hosts", "ssh_config", "defaults", "hosts"})
-_HOST_KEYS = frozenset({"name", "address", "region", "zone", "provider", "tags", "measure", "ssh"})
+_TOP_KEYS = frozenset(
+    {"version", "known_hosts", "ssh_config", "defaults", "hosts", "networks", "network_order"}
+)
+_HOST_KEYS = frozenset(
+    {"name", "address", "addresses", "region", "zone", "provider", "tags", "measure", "ssh"}
+)
 _SSH_KEYS = frozenset({"host", "port", "user", "identity", "via", "alias"})
-_PER_HOST_ONLY = {"name", "address", "ssh.host", "ssh.alias"}  # never in `defaults`
+_PER_HOST_ONLY = {"name", "address", "addresses", "ssh.host", "ssh.alias"}  # never in `defaults`
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _TAG_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+@=-]{0,127}")
@@ -91,7 +97,7 @@ class _Draft:
 
     host: Host
     where: str
-    address_where: str
+    address_where: Mapping[str, str]  # network → file:line of its address
     alias: str | None
     hops: tuple[_Hop, ...]
 
@@ -188,7 +194,11 @@ def _read_ssh(
 
 
 def _read_host(
-    entry: MapNode, defaults: MapNode | None, config: SshConfig | None, base_dir: Path
+    entry: MapNode,
+    defaults: MapNode | None,
+    config: SshConfig | None,
+    base_dir: Path,
+    preference: tuple[str, ...],
 ) -> _Draft:
     entry.check_keys(_HOST_KEYS)
     name_node = entry.require("name")
@@ -196,15 +206,15 @@ def _read_host(
     measure_node = _pick(entry, defaults, "measure")
     measure = True if measure_node is None else measure_node.as_bool()
     ssh = _read_ssh(entry, defaults, config, base_dir)
-    address_node = entry.get("address")
-    address = ssh.host
-    if address_node is not None:
-        address = check_address(address_node.as_str(), "address", address_node.where)
-    elif measure or address is None:
+    addresses, wheres = _read_addresses(entry)
+    if not addresses and ssh.host is not None and not measure:
+        addresses, wheres = {DEFAULT_NETWORK: ssh.host}, {DEFAULT_NETWORK: name_node.where}
+    if not addresses:
         need = (
             "'address' (what its peers use to reach it)" if measure else "'address' or 'ssh.host'"
         )
         raise name_node.error(f"host '{name}' needs {need}")
+    address = addresses[ranked(addresses, preference)[0]]
     host = Host(
         name=name,
         address=address,
@@ -214,9 +224,92 @@ def _read_host(
         provider=_label(_pick(entry, defaults, "provider"), "provider"),
         tags=_tags(entry, defaults),
         measure=measure,
+        addresses=addresses if list(addresses) != [DEFAULT_NETWORK] else {},
     )
-    address_where = name_node.where if address_node is None else address_node.where
-    return _Draft(host, name_node.where, address_where, ssh.alias, ssh.hops)
+    return _Draft(host, name_node.where, wheres, ssh.alias, ssh.hops)
+
+
+def _read_addresses(entry: MapNode) -> tuple[dict[str, str], dict[str, str]]:
+    """``address: X`` (network ``default``) or ``addresses: {NETWORK: ADDR}``, with each one's
+    place in the file; both empty when the host has neither."""
+    single, several = entry.get("address"), entry.get_mapping("addresses")
+    if single is not None and several is not None:
+        raise several.error(f"host has both 'address' ({single.where}) and 'addresses': use one")
+    if single is not None:
+        address = check_address(single.as_str(), "address", single.where)
+        return {DEFAULT_NETWORK: address}, {DEFAULT_NETWORK: single.where}
+    addresses: dict[str, str] = {}
+    wheres: dict[str, str] = {}
+    if several is None:
+        return addresses, wheres
+    for network, node in several.items():
+        check_name(network, "network name", several.key_where(network))
+        addresses[network] = check_address(node.as_str(), f"address on {network}", node.where)
+        wheres[network] = node.where
+    if not addresses:
+        raise several.error("'addresses' is empty: give at least one NETWORK: ADDRESS")
+    return addresses, wheres
+
+
+def _listed(node: Node | None) -> tuple[str, ...]:
+    """A list of network names (``networks:``, a ``network_order`` entry), each once."""
+    listed: list[str] = []
+    for value, item in node.as_str_list() if node is not None else ():
+        check_name(value, "network name", item.where)
+        if value in listed:
+            raise item.error(f"network '{value}' is listed twice")
+        listed.append(value)
+    return tuple(listed)
+
+
+def _read_networks(root: MapNode, drafts: Mapping[str, _Draft]) -> NetworkOrder:
+    """``networks:`` and ``network_order:``; every network they name must be some host's."""
+    known = {n for d in drafts.values() for n in d.address_where}
+    regions = {d.host.region for d in drafts.values()}
+
+    def names(node: Node | None) -> tuple[str, ...]:
+        listed = _listed(node)
+        for i, value in enumerate(listed):
+            if value not in known and node is not None:
+                where = node.where if node.is_scalar else node.as_list()[i].where
+                message = f"unknown network '{value}': no host has an address on it"
+                raise InputError(message + closest(value, known), where=where)
+        return listed
+
+    order = names(root.get("networks"))
+    pairs: dict[tuple[str, str], tuple[str, ...]] = {}
+    one_way: dict[tuple[str, str], tuple[str, ...]] = {}
+    mapping = root.section("network_order")
+    for key, node in mapping.items():
+        ends = _region_pair(key, regions, mapping.key_where(key))
+        listed = names(node)
+        if ">" in key:
+            one_way[ends] = listed
+        else:
+            pairs[ends] = pairs[ends[::-1]] = listed
+    return NetworkOrder(order, pairs | one_way)
+
+
+def _region_pair(key: str, regions: set[str], where: str) -> tuple[str, str]:
+    """``"ra>rb"``, or ``"ra-rb"`` split at the one dash that leaves two known regions (region
+    names may hold dashes themselves)."""
+    if ">" in key:
+        splits = [tuple(key.split(">", 1))]
+    else:
+        splits = [(key[:i], key[i + 1 :]) for i, c in enumerate(key) if c == "-"]
+    found = [(a, b) for a, b in splits if a in regions and b in regions]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        shown = " or ".join(f"{a}>{b}" for a, b in found)
+        raise InputError(f"network_order '{key}' is ambiguous ({shown}): use 'ra>rb' entries",
+                         where=where)  # fmt: skip
+    known = ", ".join(sorted(regions))
+    raise InputError(
+        f"network_order '{key}' names no pair of this inventory's regions ({known}): "
+        "write 'ra-rb' (both ways) or 'ra>rb'",
+        where=where,
+    )
 
 
 def _jump_name(hop: _Hop, drafts: dict[str, _Draft], owner: str) -> str:
@@ -321,25 +414,30 @@ def parse_inventory(text: str, *, source: str, base_dir: Path) -> Inventory:
     if not entries:
         raise InputError("'hosts' is empty: list at least one host", where=hosts_where)
     drafts: dict[str, _Draft] = {}
-    measured: dict[str, _Draft] = {}  # by address: two measured hosts cannot share one
+    preference = _listed(root.get("networks"))
+    measured: dict[tuple[str, str], _Draft] = {}  # two measured hosts cannot share one
     for item in entries:
-        draft = _read_host(item.as_mapping(), defaults, config, base_dir)
+        draft = _read_host(item.as_mapping(), defaults, config, base_dir, preference)
         host = draft.host
         if (first := drafts.get(host.name)) is not None:
             message = f"duplicate host name '{host.name}' (first at {first.where})"
             raise InputError(message, where=draft.where)
         drafts[host.name] = draft
-        if host.measure and (other := measured.get(host.address)) is not None:
-            message = (
-                f"address {host.address} is also host '{other.host.name}' ({other.address_where})"
-            )
-            raise InputError(message, where=draft.address_where)
-        if host.measure:
-            measured[host.address] = draft
+        for network, where in draft.address_where.items() if host.measure else ():
+            address = (host.addresses or {DEFAULT_NETWORK: host.address})[network]
+            if (other := measured.get((network, address))) is not None:
+                on = "" if network == DEFAULT_NETWORK else f" on network {network}"
+                message = (
+                    f"address {address}{on} is also host '{other.host.name}' "
+                    f"({other.address_where[network]})"
+                )
+                raise InputError(message, where=where)
+            measured[network, address] = draft
     if not measured:
         raise InputError("every host has 'measure: false': nothing to measure", where=hosts_where)
     sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Inventory(source=source, sha256=sha256, hosts=_resolve(drafts), known_hosts=known_hosts)
+    order = _read_networks(root, drafts)
+    return Inventory(source, sha256, _resolve(drafts), known_hosts, order)
 
 
 def _check_defaults(defaults: MapNode) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from probe.networks import NetworkOrder
+
 
 class CellStatus(StrEnum):
     """Why a matrix cell holds what it holds. Only ``OK`` carries a measurement.
@@ -34,6 +36,7 @@ class CellStatus(StrEnum):
     STALLED = "stalled"
     SKIPPED = "skipped"  # not selected by the plan, or interrupted before it ran
     NOT_PLANNED = "not-planned"  # left out by a sampled ping plan (plan.select_ping_pairs)
+    NOT_MEASURABLE = "not-measurable"  # the plan knows the pair cannot be measured: reason says why
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,9 @@ class SshTarget:
 
 @dataclass(frozen=True, slots=True)
 class Host:
-    """One inventory entry. ``address`` is what *peers* use to reach it (often private)."""
+    """One inventory entry. ``address`` is what *peers* use to reach it (often private);
+    ``addresses`` (network → address, ``probe.networks``) when it is on several networks, its
+    preferred one then being ``address``."""
 
     name: str
     address: str
@@ -59,6 +64,7 @@ class Host:
     provider: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     measure: bool = True
+    addresses: Mapping[str, str] = field(default_factory=dict)  # {}: network default = address
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,7 @@ class Inventory:
     sha256: str
     hosts: tuple[Host, ...]
     known_hosts: str | None = None
+    networks: NetworkOrder = field(default_factory=NetworkOrder)
 
     def host(self, name: str) -> Host:
         for h in self.hosts:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
 from probe.errors import InputError
+from probe.networks import DEFAULT_NETWORK
 
 PairKind = Literal["all", "cross-region", "intra-region", "intra-zone", "sample"]
 ExclusiveBy = Literal["region", "zone"]
@@ -194,11 +195,13 @@ def site_of_hosts(hosts: Sequence[PlanHost], by: ExclusiveBy) -> Callable[[str],
 
 @dataclass(frozen=True, slots=True)
 class BandwidthTest:
-    """iperf3 client on ``client``, server on ``server``; ``reverse`` is ``-R``."""
+    """iperf3 client on ``client``, server on ``server``; ``reverse`` is ``-R``; over
+    ``network`` (the client dials the server's address on it, ``probe.networks``)."""
 
     client: str
     server: str
     reverse: bool = False
+    network: str = DEFAULT_NETWORK
 
     @property
     def direction(self) -> Pair:
@@ -249,11 +252,15 @@ def schedule_rounds(
     site_of: Callable[[str], str] | None = None,
     directions: Literal["both", "forward"] = "both",
     reverse_flag: bool = False,
+    networks: Callable[[str, str], Sequence[str]] | None = None,
 ) -> BandwidthPlan:
     """Rounds where no host (no site, with ``site_of``) appears twice.
 
     A pair's reverse runs in the round right after its forward: both directions are then
-    measured under the same conditions, and an interrupted run keeps whole pairs.
+    measured under the same conditions, and an interrupted run keeps whole pairs. ``networks``
+    (data sender, receiver) → the networks to test that direction over (``default`` alone when
+    not given): a pair tested over two networks takes two forward/reverse round pairs, the n-th
+    network of each pair of a colour class in the n-th.
     """
     _check_pairs(pairs)
     resource = site_of or (lambda name: name)
@@ -261,17 +268,24 @@ def schedule_rounds(
     classes: dict[int, list[Pair]] = defaultdict(list)
     for pair, colour in zip(pairs, colours, strict=True):
         classes[colour].append(pair)
+    over = networks or (lambda a, b: (DEFAULT_NETWORK,))
     rounds: list[tuple[BandwidthTest, ...]] = []
     for colour in sorted(classes):
-        rounds.append(tuple(BandwidthTest(a, b) for a, b in classes[colour]))
-        if directions == "both":
-            rounds.append(tuple(_backward(a, b, reverse_flag) for a, b in classes[colour]))
-    return BandwidthPlan(tuple(rounds))
+        pairs_of = [(a, b, over(a, b), over(b, a)) for a, b in classes[colour]]
+        for n in range(max(len(fwd) for _, _, fwd, _ in pairs_of)):
+            rounds.append(tuple(BandwidthTest(a, b, network=fwd[n])
+                                for a, b, fwd, _ in pairs_of if n < len(fwd)))  # fmt: skip
+            if directions == "both":
+                rounds.append(tuple(_backward(a, b, reverse_flag, back[n])
+                                    for a, b, _, back in pairs_of if n < len(back)))  # fmt: skip
+    return BandwidthPlan(tuple(r for r in rounds if r))
 
 
-def _backward(a: str, b: str, reverse_flag: bool) -> BandwidthTest:
+def _backward(a: str, b: str, reverse_flag: bool, network: str) -> BandwidthTest:
     """b→a: ``-R`` on the same client and server, or the roles swapped."""
-    return BandwidthTest(a, b, reverse=True) if reverse_flag else BandwidthTest(b, a)
+    if reverse_flag:
+        return BandwidthTest(a, b, reverse=True, network=network)
+    return BandwidthTest(b, a, network=network)
 
 
 def _check_pairs(pairs: Sequence[Pair]) -> None:

@@ -316,3 +316,22 @@ def test_ping_plan_small_example() -> None:
     assert (("h3", eu_rep) in sampled.pairs) and len(sampled.pairs) == 6 + 2
     # bandwidth's selection never crosses zones with intra-zone either
     assert select_pairs(hosts, PairMode("intra-zone")) == [("h0", "h1")]
+
+
+def test_a_pair_over_two_networks_takes_a_round_pair_per_network() -> None:
+    pairs = [("a", "b"), ("c", "d"), ("a", "c")]
+    both = {frozenset("ab"): ("lan", "wan")}
+
+    def networks(src: str, dst: str) -> tuple[str, ...]:
+        return both.get(frozenset((src, dst)), ("wan",))
+
+    plan = schedule_rounds(pairs, networks=networks)
+    tests = plan.all_tests
+    ab = {(t.client, t.server, t.network) for t in tests if {t.client, t.server} == {"a", "b"}}
+    assert ab == {("a", "b", "lan"), ("b", "a", "lan"), ("a", "b", "wan"), ("b", "a", "wan")}
+    assert len(tests) == 2 * (len(pairs) + 1)
+    for round_ in plan.rounds:  # still no host twice in a round
+        hosts = [h for t in round_ for h in (t.client, t.server)]
+        assert len(hosts) == len(set(hosts))
+    plain = schedule_rounds(pairs)
+    assert {t.network for t in plain.all_tests} == {"default"}

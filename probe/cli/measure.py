@@ -17,6 +17,7 @@ from probe.errors import Terminated
 from probe.measure.bandwidth import AUTH_MODES, AuthMode, BandwidthOptions
 from probe.measure.context import PINGERS, Pinger, RunOptions
 from probe.measure.sshoptions import SshOptions
+from probe.networks import ALL_NETWORKS
 from probe.tools.ping import PING_FANOUT_MAX
 
 if TYPE_CHECKING:
@@ -250,6 +251,19 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     default_from=(RunOptions, "under_load"),
     help="Also ping each pair while its bandwidth test runs (latency under load, bufferbloat).",
 )
+@field_option(
+    "--network",
+    default_from=(RunOptions, "network"),
+    help="Measure over this network only (an inventory 'addresses:' name); pairs not both on "
+    "it are not-measurable.",
+)
+@field_option(
+    "--networks",
+    type=click.Choice([ALL_NETWORKS]),
+    default_from=(RunOptions, "networks"),
+    help="all: measure each pair over every network both hosts are on, a cell per network (the "
+    "preferred network's cells feed the grids, anchors and calc).",
+)
 @click.option(
     "--resume",
     type=click.Path(file_okay=False),
@@ -274,6 +288,8 @@ def run(
     exclusive_by: str | None,
     compare_streams: int,
     under_load: bool,
+    network: str | None,
+    networks: str | None,
     resume: str | None,
     accept_new: bool,
     known_hosts: str | None,
@@ -299,6 +315,8 @@ def run(
             exclusive_by=exclusive_by,
             under_load=under_load,
             compare_streams=compare_streams,
+            network=network,
+            networks=networks,
             bw=BandwidthOptions(
                 duration_s=duration,
                 omit_s=omit,

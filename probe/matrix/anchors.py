@@ -5,7 +5,9 @@ only ever added, so a reader ignores keys it does not know; a different major is
 pair is *ordered*: ``rtt_ms`` is the round trip measured from ``src``; ``bw_mbps.forward`` is the
 receiver goodput ``src → dst`` in Mbit/s (10⁶ bit/s), ``reverse`` is ``dst → src``. A pair whose
 ``status`` is not ``ok`` carries no RTT (``all-lost`` keeps its loss of 100 %) and must never be
-read as a good link.
+read as a good link. ``network`` and ``address`` say which network a pair was measured over and
+the destination's address on it (``probe.networks``: its preferred one; absent from files written
+before named networks, and for a pair without one).
 
 Region rows roll up the pairs from ``src_region`` to ``dst_region``; ``probe.matrix.regions``
 computes them and defines each figure (RTT and IPDV: medians over ok pairs; loss: pooled over every
@@ -88,6 +90,8 @@ class PairAnchor:
     bw_status: str | None = None
     bw_reason: str | None = None
     rtt_samples_ms: tuple[float, ...] | None = None
+    network: str | None = None  # the network measured over (the pair's preferred one)
+    address: str | None = None  # dst's address on it
 
     @property
     def ok(self) -> bool:
@@ -188,6 +192,7 @@ def _pair_dict(p: PairAnchor) -> dict[str, object]:
         "loss_pct": p.loss_pct, "sent": p.sent, "received": p.received,
         "bw_mbps": _bw_dict(p.bw), "bw_status": p.bw_status, "bw_reason": p.bw_reason,
         "rtt_samples_ms": list(p.rtt_samples_ms) if p.rtt_samples_ms is not None else None,
+        "network": p.network, "address": p.address,
     }  # fmt: skip
 
 
@@ -362,7 +367,14 @@ def _read_pair(node: _Json) -> PairAnchor:
         bw_status=o.get_str("bw_status"),
         bw_reason=o.get_str("bw_reason"),
         rtt_samples_ms=None if samples is None else tuple(v.as_float() for v in samples.as_list()),
+        network=_added_str(o, "network"),
+        address=_added_str(o, "address"),
     )
+
+
+def _added_str(o: _JsonMap, key: str) -> str | None:
+    node = o.added(key)
+    return None if node is None else node.as_str()
 
 
 def _count(o: _JsonMap, key: str) -> int | None:

@@ -1,8 +1,16 @@
 """Samples → the latency/bandwidth matrix (pandas): long form, wide grids, region roll-ups, anchors.
 
-Long form is the one source every view derives from: one row per ordered pair of measured hosts,
+Long form is the one source every view derives from: one row per ordered pair of measured hosts
+and network it was measured over (``network``, and ``address``: the destination's on it),
 *always* present, with ``status`` and ``reason`` saying why a row has no numbers. Nothing here is
 0 for "unknown": an empty cell is NaN plus a status.
+
+**Networks.** A pair's rows come in ``probe.networks``' order, the rule's network first (the one
+production traffic would use): only ``--networks all`` gives a pair more than one. Every
+single-figure view — the wide grids, region roll-ups, anchors and so calc, groups and gate —
+reads that first row of each pair (:func:`preferred`); the others are extra rows of the long form
+and its exports. A pair with no network to measure over has one row, ``not-measurable``, without
+a network.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
 from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.model import CellStatus
+from probe.networks import ALL_NETWORKS, DEFAULT_NETWORK, NetworkChoice, NoRoute, Route, routes
 from probe.plan import parse_pair_mode, parse_ping_pairs, select_pairs, select_ping_pairs
 from probe.stats import RttStats, rtt_stats
 from probe.store.records import (
@@ -37,6 +46,8 @@ from probe.textio import save
 from probe.tools.ping import PingProbe
 
 KEY = ["src", "dst"]
+#: What a row is keyed by: the pair and the network (``--networks all`` gives a pair several).
+CELL_KEY = [*KEY, "network"]
 LABELS = ["src_region", "dst_region", "src_zone", "dst_zone"]
 PING_COLUMNS = [
     "sent",
@@ -69,7 +80,8 @@ LOAD_COLUMNS = ["rtt_loaded_p50_ms", "rtt_loaded_p99_ms"]
 #: ``--compare-streams N``: src→dst goodput of N parallel streams, beside the single stream.
 MULTI_COLUMNS = ["bw_fwd_multi_mbps", "bw_multi_streams"]
 COLUMNS = [
-    *KEY,
+    *CELL_KEY,
+    "address",
     *LABELS,
     "status",
     "reason",
@@ -109,6 +121,8 @@ def build_matrix(run: RunDoc, records: Iterable[SampleRecord]) -> pd.DataFrame:
     return builder.frame()
 
 
+#: A row's key: source, destination, network.
+_Cell = tuple[str, str, str]
 #: A cell's ping outcome: status, reason, statistics (measured cells only).
 _Ping = tuple[str, str | None, RttStats | None]
 #: A cell's bandwidth outcome: status, reason, goodput Mbit/s, retransmits, TCP RTT, CPU-bound.
@@ -129,6 +143,7 @@ class MatrixBuilder:
     def __init__(self, run: RunDoc) -> None:
         self.hosts = run.measured_hosts
         self._names = {h.name for h in self.hosts}
+        self._route = _router(run)
         self._unplanned = _unplanned(run)
         self._bw_planned = bandwidth_cells(run)
         self._bw_unplanned_reason = (
@@ -137,12 +152,12 @@ class MatrixBuilder:
             else "no bandwidth tests in this run (--no-bandwidth)"
         )
         self._host_fail: dict[str, tuple[str, str]] = {}
-        self._ping: dict[tuple[str, str], _Ping] = {}
-        self._rtts: dict[tuple[str, str], array[float]] = {}
-        self._bw: dict[tuple[str, str], _Bw] = {}
-        self._loaded: dict[tuple[str, str], tuple[float | None, float | None] | None] = {}
-        self._multi: dict[tuple[str, str], tuple[float, int] | None] = {}
-        self._cc: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        self._ping: dict[_Cell, _Ping] = {}
+        self._rtts: dict[_Cell, array[float]] = {}
+        self._bw: dict[_Cell, _Bw] = {}
+        self._loaded: dict[_Cell, tuple[float | None, float | None] | None] = {}
+        self._multi: dict[_Cell, tuple[float, int] | None] = {}
+        self._cc: dict[_Cell, tuple[str | None, str | None]] = {}
 
     def add_all(self, records: Iterable[SampleRecord]) -> None:
         for rec in records:
@@ -157,7 +172,7 @@ class MatrixBuilder:
             return
         if isinstance(rec, PingFanoutRecord):
             return  # its cells come in their own records
-        cell = (rec.src, rec.dst)
+        cell = (rec.src, rec.dst, rec.network)
         if cell[0] == cell[1] or cell[0] not in self._names or cell[1] not in self._names:
             return
         ok = rec.status is CellStatus.OK
@@ -192,23 +207,37 @@ class MatrixBuilder:
             self._multi[cell] = None if many is None else (many.receiver_bps / 1e6, many.streams)
 
     def samples(self) -> dict[tuple[str, str], array[float]]:
-        """Received RTTs per ordered pair whose latest ping record is OK (anchors' Monte-Carlo)."""
-        return self._rtts
+        """Received RTTs per ordered pair whose latest ping record over its preferred network is
+        OK (anchors' Monte-Carlo)."""
+        out = {}
+        for (src, dst, network), rtts in self._rtts.items():
+            found = self._route(src, dst)
+            if not isinstance(found, NoRoute) and found[0].network == network:
+                out[src, dst] = rtts
+        return out
 
     def frame(self) -> pd.DataFrame:
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        rows: dict[_Cell, dict[str, Any]] = {}
         for a in self.hosts:
             for b in self.hosts:
-                if a.name != b.name:
-                    rows[a.name, b.name] = _empty_row(a, b)
+                if a.name == b.name:
+                    continue
+                found = self._route(a.name, b.name)
+                if isinstance(found, NoRoute):
+                    rows[a.name, b.name, ""] = _unmeasurable_row(a, b, found.reason)
+                for r in () if isinstance(found, NoRoute) else found:
+                    rows[a.name, b.name, r.network] = _empty_row(a, b, r)
         for key, row in rows.items():
+            if row["status"] == CellStatus.NOT_MEASURABLE:
+                continue
+            pair = key[:2]
             ping = self._ping.get(key)
-            if ping is None and self._unplanned is not None and key not in self._unplanned[0]:
+            if ping is None and self._unplanned is not None and pair not in self._unplanned[0]:
                 row["status"], row["reason"] = str(CellStatus.NOT_PLANNED), self._unplanned[1]
             else:
                 _fill_ping(row, ping, self._host_fail)
             bw = self._bw.get(key)
-            if bw is None and key not in self._bw_planned:
+            if bw is None and pair not in self._bw_planned:
                 row["bw_status"] = str(CellStatus.NOT_PLANNED)
                 row["bw_reason"] = self._bw_unplanned_reason
             else:
@@ -218,8 +247,9 @@ class MatrixBuilder:
             if (many := self._multi.get(key)) is not None:
                 row["bw_fwd_multi_mbps"], row["bw_multi_streams"] = many
             row["sender_cc"], row["receiver_cc"] = self._cc.get(key, (None, None))
-        for (src, dst), row in rows.items():
-            row["bw_rev_mbps"] = rows[dst, src]["bw_fwd_mbps"]
+        for (src, dst, network), row in rows.items():
+            if (back := rows.get((dst, src, network))) is not None:
+                row["bw_rev_mbps"] = back["bw_fwd_mbps"]
         frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
         return frame.astype(
             {
@@ -258,11 +288,49 @@ def _unplanned(run: RunDoc) -> tuple[frozenset[tuple[str, str]], str] | None:
     return frozenset(plan.pairs), plan.reason
 
 
-def _empty_row(a: RunHost, b: RunHost) -> dict[str, Any]:
+def _router(run: RunDoc) -> Callable[[str, str], tuple[Route, ...] | NoRoute]:
+    """What the run measured from one host to another (``probe.networks``), drawn again from
+    run.json: its hosts' addresses, its network order and its ``--network(s)`` options."""
+    hosts = {h.name: h for h in run.measured_hosts}
+    choice = NetworkChoice(run.options.network, run.options.networks == ALL_NETWORKS)
+    if choice.only is None and not any(h.addresses for h in hosts.values()):
+        # every host on the one network `default`: the rule has nothing to choose (fast path)
+        return lambda src, dst: (Route(DEFAULT_NETWORK, hosts[dst].address),)
+    cache: dict[tuple[str, str], tuple[Route, ...] | NoRoute] = {}
+
+    def route(src: str, dst: str) -> tuple[Route, ...] | NoRoute:
+        if (src, dst) not in cache:
+            cache[src, dst] = routes(hosts[src], hosts[dst], run.networks, choice)
+        return cache[src, dst]
+
+    return route
+
+
+def preferred(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each pair's first row: its preferred network's (what single-figure views read)."""
+    duplicated = frame.duplicated(KEY)
+    return frame[~duplicated] if duplicated.any() else frame
+
+
+def networks_of(frame: pd.DataFrame) -> list[str]:
+    """The networks a matrix has rows for, in first-seen order."""
+    return [n for n in dict.fromkeys(frame["network"]) if isinstance(n, str)]
+
+
+def _unmeasurable_row(a: RunHost, b: RunHost, reason: str) -> dict[str, Any]:
+    row = _empty_row(a, b, None)
+    status = str(CellStatus.NOT_MEASURABLE)
+    row.update(status=status, reason=reason, bw_status=status, bw_reason=reason)
+    return row
+
+
+def _empty_row(a: RunHost, b: RunHost, route: Route | None) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row.update(
         src=a.name,
         dst=b.name,
+        network=None if route is None else route.network,
+        address=None if route is None else route.address,
         src_region=a.region,
         dst_region=b.region,
         src_zone=a.zone,
@@ -364,7 +432,9 @@ def _metric(frame: pd.DataFrame, metric: str) -> pd.Series:
 
 
 def wide(frame: pd.DataFrame, metric: str, order: Sequence[str] | None = None) -> pd.DataFrame:
-    """src × dst grid of one metric (NaN where the cell has no measurement)."""
+    """src × dst grid of one metric over each pair's preferred network (NaN where the cell has
+    no measurement)."""
+    frame = preferred(frame)
     values = frame.assign(_v=_metric(frame, metric).astype("float64"))
     grid = values.pivot(index="src", columns="dst", values="_v")
     names = list(order) if order else sorted(set(frame["src"]) | set(frame["dst"]))
@@ -375,6 +445,7 @@ def status_grid(
     frame: pd.DataFrame, order: Sequence[str] | None = None, *, bandwidth: bool = False
 ) -> pd.DataFrame:
     col = "bw_status" if bandwidth else "status"
+    frame = preferred(frame)
     grid = frame.pivot(index="src", columns="dst", values=col)
     names = list(order) if order else sorted(set(frame["src"]) | set(frame["dst"]))
     return grid.reindex(index=names, columns=names)
@@ -440,9 +511,10 @@ def to_anchors(
 def pair_anchors(
     frame: pd.DataFrame, samples: Mapping[tuple[str, str], Sequence[float]] | None = None
 ) -> tuple[A.PairAnchor, ...]:
-    """The rows of ``frame`` as typed pairs (what the region roll-up and anchors.json read)."""
+    """The rows of ``frame`` as typed pairs (what the region roll-up and anchors.json read): each
+    pair's preferred network's row."""
     pairs = []
-    for rec in _records(frame):
+    for rec in _records(preferred(frame)):
         ok = rec["status"] == CellStatus.OK
         rtt = (
             A.RttAnchor(
@@ -477,6 +549,8 @@ def pair_anchors(
                 rtt_samples_ms=tuple(samples[rec["src"], rec["dst"]])
                 if samples and ok and (rec["src"], rec["dst"]) in samples
                 else None,
+                network=_text(rec["network"]),
+                address=_text(rec["address"]),
             )
         )
     return tuple(pairs)

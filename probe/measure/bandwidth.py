@@ -137,15 +137,16 @@ class TestOutcome:
     authenticated: bool = False
 
     def record(
-        self, test: BandwidthTest, t: float, *, multi: bool = False
+        self, test: BandwidthTest, t: float, address: str, *, multi: bool = False
     ) -> Iperf3Record | Iperf3MultiRecord:
-        """The test's record of samples.jsonl; ``multi``: the ``-P N`` repeat of a test."""
+        """The test's record of samples.jsonl (``address``: the server's, dialled);
+        ``multi``: the ``-P N`` repeat of a test."""
         src, dst = test.direction
         return (Iperf3MultiRecord if multi else Iperf3Record)(
             src=src, dst=dst, client=test.client, server=test.server, reverse=test.reverse,
             status=self.status, reason=self.reason, t=t, argv=self.argv, attempts=self.attempts,
             test_s=None if self.test_s is None else round(self.test_s, 3), result=self.result,
-            authenticated=self.authenticated,
+            authenticated=self.authenticated, network=test.network, address=address,
         )  # fmt: skip
 
 

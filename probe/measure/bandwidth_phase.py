@@ -1,5 +1,8 @@
 """The bandwidth phase: the plan's iperf3 tests, each as soon as its hosts (or sites) are free,
-with the loaded-RTT train (``--under-load``) and the ``-P N`` repeat (``--compare-streams``)."""
+with the loaded-RTT train (``--under-load``) and the ``-P N`` repeat (``--compare-streams``).
+
+A test runs over a network (``probe.networks``): the client dials the server's address on it. A
+pair with no network to test over has no test (the matrix marks it ``not-measurable``)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ from dataclasses import dataclass, field, replace
 
 from probe.errors import HostError
 from probe.measure.bandwidth import ArmedTest, PairAuth, TestOutcome, turn_bound_s
-from probe.measure.context import HostState, RunContext
+from probe.measure.context import RunContext
 from probe.measure.credentials import HostCredentials
 from probe.model import CellStatus
+from probe.networks import NoRoute, host_networks
 from probe.plan import (
     BandwidthPlan,
     BandwidthTest,
@@ -52,7 +56,15 @@ class BandwidthPhase:
         hosts = [s.host for s in self.ctx.hosts.values()]
         pairs = select_pairs(hosts, parse_pair_mode(self.ctx.options.pairs))
         exclusive = self.ctx.options.exclusive_by in ("region", "zone")
-        return schedule_rounds(pairs, site_of=self._site_of() if exclusive else None)
+        return schedule_rounds(
+            [(a, b) for a, b in pairs if not isinstance(self.ctx.routes(a, b), NoRoute)],
+            site_of=self._site_of() if exclusive else None,
+            networks=self._networks,
+        )
+
+    def _networks(self, src: str, dst: str) -> list[str]:
+        found = self.ctx.routes(src, dst)
+        return [] if isinstance(found, NoRoute) else [r.network for r in found]
 
     async def run(self) -> None:
         """Run the plan's tests in round order, each as soon as its hosts (or sites) are free.
@@ -112,7 +124,8 @@ class BandwidthPhase:
             kinds.append("ping_load")
         if self.ctx.options.compare_streams > 1:
             kinds.append("iperf3_multi")
-        return all((kind, *test.direction) in self.ctx.done.cells for kind in kinds)
+        cells = self.ctx.done.cells
+        return all((kind, *test.direction, test.network) in cells for kind in kinds)
 
     def _site_of(self) -> Callable[[str], str]:
         exclusive_by = self.ctx.options.exclusive_by
@@ -168,7 +181,7 @@ class BandwidthPhase:
 
     async def _test(self, test: BandwidthTest, port_index: int, turn: _Turn) -> None:
         src, dst = test.direction
-        client, server = self.ctx.hosts[test.client], self.ctx.hosts[test.server]
+        address = host_networks(self.ctx.hosts[test.server].host)[test.network]
         options = self.ctx.options
         why = self._unmeasurable(test)
         auth = None
@@ -188,6 +201,8 @@ class BandwidthPhase:
                     status=why[0],
                     reason=why[1],
                     t=time.time(),
+                    network=test.network,
+                    address=address,
                 )
             )
             return
@@ -197,52 +212,51 @@ class BandwidthPhase:
         hold = turn_bound_s(options.bw) * (2 if multi else 1)
         async with ArmedTest(
             self.ctx.pool, client=test.client, server=test.server,
-            server_address=server.host.address, reverse=test.reverse,
+            server_address=address, reverse=test.reverse,
             options=options.bw, port_index=port_index, hold_s=hold,
-            bind=server.host.address, auth=auth,
+            bind=address, auth=auth,
         ) as armed:  # fmt: skip
             failed = await armed.arm()
             for event in turn.after_finished:
                 await event.wait()
             turn.fired.set()
-            outcome = failed or await self._fire(armed, client, server, src, dst)
-        self.ctx.emit(outcome.record(test, time.time()))
+            outcome = failed or await self._fire(armed, test, address)
+        self.ctx.emit(outcome.record(test, time.time(), address))
         if multi and outcome.status is CellStatus.OK:
             # N streams share the path fairly with each other; the gap to one stream shows how
             # much a single connection leaves on the table (window- or loss-limited paths).
             async with ArmedTest(
                 self.ctx.pool, client=test.client, server=test.server,
-                server_address=server.host.address, reverse=test.reverse,
+                server_address=address, reverse=test.reverse,
                 options=replace(options.bw, streams=options.compare_streams),
-                port_index=port_index, bind=server.host.address, auth=auth,
+                port_index=port_index, bind=address, auth=auth,
             ) as again:  # fmt: skip
                 outcome = await again.fire()
-            self.ctx.emit(outcome.record(test, time.time(), multi=True))
+            self.ctx.emit(outcome.record(test, time.time(), address, multi=True))
 
-    async def _fire(
-        self, armed: ArmedTest, client: HostState, server: HostState, src: str, dst: str
-    ) -> TestOutcome:
+    async def _fire(self, armed: ArmedTest, test: BandwidthTest, address: str) -> TestOutcome:
+        client = self.ctx.hosts[test.client]
         if not (self.ctx.options.under_load and client.has("ping")):
             return await armed.fire()
         async with asyncio.TaskGroup() as tg:
             bw = tg.create_task(armed.fire())
-            tg.create_task(self._ping_under_load(client, server, src, dst))
+            tg.create_task(self._ping_under_load(test, address))
         return bw.result()
 
-    async def _ping_under_load(
-        self, client: HostState, server: HostState, src: str, dst: str
-    ) -> None:
+    async def _ping_under_load(self, test: BandwidthTest, address: str) -> None:
         """RTT while src→dst is saturated: what a pipeline's tokens see behind a prefill.
 
         The train starts after set-up and warm-up (server start ≈ 1 s, iperf3's own handshake
         a few RTTs, ``omit``) and ends before the test does, so it samples the loaded path.
         """
         bw = self.ctx.options.bw
+        client, server = self.ctx.hosts[test.client], self.ctx.hosts[test.server]
+        src, dst = test.direction
         await asyncio.sleep(bw.omit_s + LOAD_PING_LEAD_S)
         count = max(1, int((bw.duration_s - LOAD_PING_LEAD_S) / LOAD_PING_INTERVAL_S))
         argv = tuple(
             ping_argv(
-                server.host.address,
+                address,
                 count=count,
                 interval_s=LOAD_PING_INTERVAL_S,
                 reply_timeout_s=2,
@@ -261,6 +275,8 @@ class BandwidthPhase:
                     t=time.time(),
                     pinger=pinger,
                     argv=argv,
+                    network=test.network,
+                    address=address,
                 )
             )
             return
@@ -276,6 +292,8 @@ class BandwidthPhase:
                     pinger=pinger,
                     argv=argv,
                     exit_status=res.exit_status,
+                    network=test.network,
+                    address=address,
                 )
             )
             return
@@ -292,5 +310,7 @@ class BandwidthPhase:
                 argv=argv,
                 exit_status=res.exit_status,
                 train=PingTrain.from_report(outcome),
+                network=test.network,
+                address=address,
             )
         )

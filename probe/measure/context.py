@@ -12,6 +12,7 @@ from typing import Literal, cast
 from probe.errors import InputError, require
 from probe.measure.bandwidth import AuthMode, BandwidthOptions, CommandRunner
 from probe.model import CellStatus, Host
+from probe.networks import ALL_NETWORKS, NetworkChoice, NetworkOrder, NoRoute, Route, routes
 from probe.plan import parse_pair_mode, parse_ping_pairs
 from probe.store.records import (
     HostRecord,
@@ -52,6 +53,8 @@ class RunOptions:
     exclusive_by: str | None = None
     under_load: bool = False  # ping the pair while its bandwidth test runs (bufferbloat)
     compare_streams: int = 0  # > 1: after each single-stream test, the same with -P N
+    network: str | None = None  # measure over this network only (probe.networks)
+    networks: str | None = None  # "all": every pair over every network both hosts are on
     bw: BandwidthOptions = field(default_factory=BandwidthOptions)
 
     def __post_init__(self) -> None:
@@ -73,6 +76,14 @@ class RunOptions:
         require(self, "exclusive_by", site_ok, "region or zone")
         streams_ok = self.compare_streams == 0 or 2 <= self.compare_streams <= MAX_STREAMS
         require(self, "compare_streams", streams_ok, f"0 (off) or 2…{MAX_STREAMS}")
+        require(self, "networks", self.networks in (None, ALL_NETWORKS), f"'{ALL_NETWORKS}'")
+        alone = self.network is None or self.networks is None
+        require(self, "network", alone, "unset with --networks all (one or every network)")
+
+    @property
+    def choice(self) -> NetworkChoice:
+        """Which networks a pair is measured over."""
+        return NetworkChoice(self.network, self.networks == ALL_NETWORKS)
 
     def warnings(self, hosts: Iterable[Host], local_user: str) -> tuple[str, ...]:
         """What some hosts may refuse, said before the run (which still tries it): an interval
@@ -109,6 +120,8 @@ class RunOptions:
             compare_streams=self.compare_streams,
             congestion=self.bw.congestion,
             auth=self.bw.auth,
+            network=self.network,
+            networks=self.networks,
         )
 
     def following(self, doc: RunOptionsDoc) -> RunOptions:
@@ -133,6 +146,8 @@ class RunOptions:
             exclusive_by=doc.exclusive_by,
             under_load=doc.under_load,
             compare_streams=doc.compare_streams,
+            network=doc.network,
+            networks=doc.networks,
             bw=bw,
         )
 
@@ -199,16 +214,16 @@ _CELL_RECORDS = (PingRecord, PingLoadRecord, Iperf3Record, Iperf3MultiRecord)
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """Cells already measured (``--resume``): ``(kind, src, dst)``."""
+    """Cells already measured (``--resume``): ``(kind, src, dst, network)``."""
 
-    cells: frozenset[tuple[str, str, str]] = frozenset()
+    cells: frozenset[tuple[str, str, str, str]] = frozenset()
 
     @classmethod
     def from_records(cls, records: Iterable[SampleRecord]) -> Done:
-        latest: dict[tuple[str, str, str], CellStatus] = {}
+        latest: dict[tuple[str, str, str, str], CellStatus] = {}
         for rec in records:
             if isinstance(rec, _CELL_RECORDS):
-                latest[rec.kind, rec.src, rec.dst] = rec.status
+                latest[rec.kind, rec.src, rec.dst, rec.network] = rec.status
         return cls(frozenset(k for k, status in latest.items() if status in DONE))
 
 
@@ -222,3 +237,10 @@ class RunContext:
     emit: Emit
     say: Say
     done: Done
+    networks: NetworkOrder = field(default_factory=NetworkOrder)
+
+    def routes(self, src: str, dst: str) -> tuple[Route, ...] | NoRoute:
+        """What the run measures from ``src`` to ``dst`` (``probe.networks``: the rule's
+        network first), or why it cannot."""
+        a, b = self.hosts[src].host, self.hosts[dst].host
+        return routes(a, b, self.networks, self.options.choice)

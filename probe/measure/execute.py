@@ -22,7 +22,7 @@ from probe.matrix import build as matrix
 from probe.matrix.anchors import dump_anchors
 from probe.measure.context import Done, Emit, HostState, RunOptions, Say
 from probe.measure.measurement import Measurement
-from probe.measure.resume import check_inventory, resume_options, resumed_hosts
+from probe.measure.resume import check_inventory, check_network, resume_options, resumed_hosts
 from probe.measure.ssh import SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
@@ -99,6 +99,7 @@ async def execute(
     the run's recorded options on the run's fleet (:mod:`probe.measure.resume`); ``given`` names
     the options the command line set explicitly, each as written.
     """
+    check_network(inventory, options.network)
     root = resume.parent if resume is not None else out_root
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -114,6 +115,7 @@ async def execute(
                 started_utc=utc_iso(),
                 hosts=tuple(RunHost.of(h) for h in inventory.hosts),
                 options=options.as_doc(),
+                networks=inventory.networks,
             )
             return await _execute(inventory, store, doc, (), Done(), options, ssh, say)
         store = RunStore.reopen(resume)

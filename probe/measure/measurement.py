@@ -57,7 +57,7 @@ class Measurement:
         self.hosts = {h.name: HostState(h) for h in inventory.measured}
         self.phases: dict[str, float] = {}
         self._options = options
-        ctx = RunContext(pool, options, self.hosts, emit, say, done or Done())
+        ctx = RunContext(pool, options, self.hosts, emit, say, done or Done(), inventory.networks)
         self._connect = ConnectPhase(pool, self.hosts, emit, say)
         self._ping = PingMesh(ctx)
         self._bandwidth = BandwidthPhase(ctx)

@@ -7,6 +7,13 @@ each of its targets gets a ``ping`` record naming it: with the fan-out, that tar
 argv; with fping, no argv of its own (one fping measured every target: the ``ping_fanout``
 record's argv). Which targets a source pings is the run's ping plan (``--ping-pairs``); the pairs
 it leaves out get no record: the matrix marks them ``not-planned`` from run.json's options.
+
+A target is a destination *on a network* (``probe.networks``): the rule's, the one ``--network``
+names, or with ``--networks all`` each network both hosts are on — one source then pings the
+same destination once per network, at each network's address, still in its one command. A pair
+with no network to measure over gets no record either: the matrix, drawing the same rule from
+run.json, marks it ``not-measurable``. Targets sharing an address (two networks reusing one
+private range) share its one line of the command's output.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from probe.errors import HostError
 from probe.measure.bandwidth import Process
 from probe.measure.context import HostState, RunContext
 from probe.model import CellStatus, CommandResult
+from probe.networks import NoRoute, Route
 from probe.plan import parse_ping_pairs, select_ping_pairs
 from probe.store.records import PingFanoutRecord, PingRecord, PingTrain
 from probe.tools.fping import fping_argv, fping_outcome, fping_refuses, fping_seconds
@@ -46,6 +54,18 @@ Tool = Literal["fping", "ping"]
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """A destination and the route (network, address) the source pings it over."""
+
+    state: HostState
+    route: Route
+
+    @property
+    def name(self) -> str:
+        return self.state.host.name
+
+
+@dataclass(frozen=True, slots=True)
 class PingCommand:
     """One source's ping command: which tool, its argv, the addresses it pings (each once) and
     a bound of its wall time."""
@@ -63,19 +83,20 @@ class PingMesh:
         self.plan = select_ping_pairs(
             [s.host for s in ctx.hosts.values()], parse_ping_pairs(o.ping_pairs)
         )
-        self._planned: dict[str, list[str]] = defaultdict(list)  # source → its targets
+        self._planned: dict[str, list[tuple[str, Route]]] = defaultdict(list)  # source → targets
         for src, dst in self.plan.pairs:
-            self._planned[src].append(dst)
+            if not isinstance(found := ctx.routes(src, dst), NoRoute):
+                self._planned[src].extend((dst, r) for r in found)
         self._fping_refused = fping_refuses(
             count=o.count, interval_s=o.interval_s, reply_timeout_s=o.reply_timeout_s
         )
         self._armed: dict[str, tuple[PingCommand, Process]] = {}  # source → what runs there
 
-    def _targets(self, src: HostState) -> list[HostState]:
+    def _targets(self, src: HostState) -> list[Target]:
         return [
-            self.ctx.hosts[dst]
-            for dst in self._planned.get(src.host.name, ())
-            if ("ping", src.host.name, dst) not in self.ctx.done.cells
+            Target(self.ctx.hosts[dst], route)
+            for dst, route in self._planned.get(src.host.name, ())
+            if ("ping", src.host.name, dst, route.network) not in self.ctx.done.cells
         ]
 
     def pairs_left(self) -> int:
@@ -92,16 +113,15 @@ class PingMesh:
         usable = src.has("fping") and "fping" not in src.icmp_denied
         return "fping" if usable and self._fping_refused is None else "ping"
 
-    def _command(self, src: HostState, targets: Sequence[HostState]) -> PingCommand:
+    def _command(self, src: HostState, targets: Sequence[Target]) -> PingCommand:
         o = self.ctx.options
         tool = self._tool(src)
+        # one line (fping) or one ping (fan-out) per address: targets sharing one share it
+        addresses = list(dict.fromkeys(t.route.address for t in targets))
         if tool == "fping":
-            # fping prints one line per target given: hosts sharing an address share its line
-            addresses = list(dict.fromkeys(t.host.address for t in targets))
             argv = fping_argv(addresses, count=o.count, interval_s=o.interval_s,
                               reply_timeout_s=o.reply_timeout_s)  # fmt: skip
         else:
-            addresses = [t.host.address for t in targets]
             argv = ping_fanout_argv(addresses, count=o.count, interval_s=o.interval_s,
                                     reply_timeout_s=o.reply_timeout_s)  # fmt: skip
         seconds = self._bound_s(tool, len(addresses))
@@ -176,23 +196,23 @@ class PingMesh:
         if command.tool == "fping":
             outcomes = fping_outcome(res, command.addresses)
             for t in targets:
-                self._result(src, t, "fping", outcomes[t.host.address], (), res.exit_status,
+                self._result(src, t, "fping", outcomes[t.route.address], (), res.exit_status,
                              fanout)  # fmt: skip
         else:
             per_target = split_fanout(command.argv, res)
             for t in targets:
-                ran = per_target[t.host.address]
+                ran = per_target[t.route.address]
                 self._result(src, t, "ping", ping_outcome(ran), ran.argv, ran.exit_status,
                              fanout)  # fmt: skip
         self.ctx.say(f"ping: {src.host.name} → {len(targets)} targets done ({command.tool})")
 
     @staticmethod
-    def _target_argv(command: PingCommand, dst: HostState) -> tuple[str, ...]:
+    def _target_argv(command: PingCommand, dst: Target) -> tuple[str, ...]:
         """The process that pinged ``dst`` alone: none with fping (its one command pinged every
         target, and the source's ``ping_fanout`` record holds it)."""
         if command.tool == "fping":
             return ()
-        return fanout_target_argv(command.argv, dst.host.address)
+        return fanout_target_argv(command.argv, dst.route.address)
 
     async def _run_command(
         self,
@@ -215,7 +235,7 @@ class PingMesh:
     def _result(
         self,
         src: HostState,
-        dst: HostState,
+        dst: Target,
         tool: Tool,
         outcome: PingReport | tuple[CellStatus, str],
         argv: tuple[str, ...],
@@ -224,14 +244,14 @@ class PingMesh:
     ) -> None:
         if not isinstance(outcome, PingReport):
             status, reason = outcome
-            self._emit(src, dst, status, f"{tool} {src.host.name} → {dst.host.name}: {reason}",
+            self._emit(src, dst, status, f"{tool} {src.host.name} → {dst.name}: {reason}",
                        argv=argv, exit_status=exit_status, fanout=fanout)  # fmt: skip
             return
         self._emit(
             src, dst,
             CellStatus.OK if outcome.received else CellStatus.ALL_LOST,
             None if outcome.received
-            else f"{tool} {src.host.name} → {dst.host.name}: all {outcome.sent} probes lost",
+            else f"{tool} {src.host.name} → {dst.name}: all {outcome.sent} probes lost",
             argv=argv, exit_status=exit_status, fanout=fanout,
             train=PingTrain.from_report(outcome),
         )  # fmt: skip
@@ -253,7 +273,7 @@ class PingMesh:
     def _emit(
         self,
         src: HostState,
-        dst: HostState,
+        dst: Target,
         status: CellStatus,
         reason: str | None,
         *,
@@ -265,7 +285,7 @@ class PingMesh:
         self.ctx.emit(
             PingRecord(
                 src=src.host.name,
-                dst=dst.host.name,
+                dst=dst.name,
                 status=status,
                 reason=reason,
                 t=time.time(),
@@ -273,5 +293,7 @@ class PingMesh:
                 exit_status=exit_status,
                 fanout=fanout,
                 train=train,
+                network=dst.route.network,
+                address=dst.route.address,
             )
         )

@@ -26,10 +26,11 @@ from pathlib import Path
 from probe.errors import InputError
 from probe.measure.context import RunOptions
 from probe.model import Inventory
+from probe.networks import host_networks
 from probe.store.rundoc import RunDoc, RunHost, RunOptionsDoc
 
 #: The labels of a measured host that must not change: what its cells are grouped and read by.
-LABELS = ("measure", "address", "region", "zone", "provider", "tags")
+LABELS = ("measure", "address", "addresses", "region", "zone", "provider", "tags")
 _RECORDED = tuple(f.name for f in fields(RunOptionsDoc))
 _MAX_NAMES = 10
 
@@ -66,6 +67,8 @@ def check_inventory(run: RunDoc, inventory: Inventory, run_dir: Path) -> str | N
     """Refuse an inventory of another fleet, saying what differs; a note (or None) when the
     file is not the one the run recorded but its measured hosts are the same."""
     differences = fleet_differences(run.hosts, [RunHost.of(h) for h in inventory.hosts])
+    if inventory.networks != run.networks:
+        differences.append("networks or network_order differ")
     if differences:
         raise InputError(
             f"the inventory differs from run {run.run_id} ({run_dir}): "
@@ -103,6 +106,15 @@ def fleet_differences(before: Sequence[RunHost], after: Sequence[RunHost]) -> li
             if a != b:
                 out.append(f"{name} {label} {_text(a)} → {_text(b)}")
     return out
+
+
+def check_network(inventory: Inventory, network: str | None) -> None:
+    """``--network NAME`` must name a network of the inventory's measured hosts."""
+    known = {n for h in inventory.measured for n in host_networks(h)}
+    if network is not None and network not in known:
+        names = ", ".join(sorted(known))
+        message = f"--network {network}: no measured host is on it (networks: {names})"
+        raise InputError(message, where=inventory.source)
 
 
 def resumed_hosts(run: RunDoc, inventory: Inventory) -> tuple[RunHost, ...]:

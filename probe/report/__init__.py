@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from probe.errors import ProbeError
-from probe.matrix.build import MatrixBuilder, host_order
+from probe.matrix.build import MatrixBuilder, host_order, networks_of, preferred
 from probe.matrix.regions import figure
 from probe.matrix.unmeasured import unmeasured
 from probe.model import CellStatus
@@ -87,6 +87,7 @@ class Report:
     hints: tuple[Hint, ...]
     headline: Headline
     gate: GateReport | None = None
+    networks: tuple[tuple[str, ...], ...] = ()  # network_rows: () for a one-network run
 
 
 def _seconds(start: str, end: str) -> float | None:
@@ -157,6 +158,36 @@ ROLLUP_HEADERS = ("regions", "ping ok", "RTT p50 ms", "RTT p99 ms", "IPDV ms", "
                   "bw Mbit/s")  # fmt: skip
 
 
+NETWORK_HEADERS = ("network", "pairs", "ping ok", "RTT p50 ms", "bw ok", "bw Mbit/s")
+NETWORKS_NOTE = (
+    "Each pair measured over every network both hosts are on; the grids, region rows and "
+    "calculator use each pair's preferred network (the first in the inventory's order)."
+)
+
+
+def network_rows(frame: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
+    """Per network of a run measured over several (``--networks all``): its pairs, how many
+    answered and the medians over those of RTT p50 and goodput (cells of ``NETWORK_HEADERS``);
+    () when the run has one network (the grids and the region table say it all)."""
+    names = networks_of(frame)
+    if len(names) < 2:
+        return ()
+    rows = []
+    for name in names:
+        part = frame[frame["network"] == name]
+        ok = part[part["status"] == CellStatus.OK.value]
+        bw_ok = part[part["bw_status"] == CellStatus.OK.value]
+        rows.append((
+            name, str(len(part)), str(len(ok)), fmt(_median(ok["rtt_p50_ms"])),
+            str(len(bw_ok)), fmt(_median(bw_ok["bw_fwd_mbps"]), 0),
+        ))  # fmt: skip
+    return tuple(rows)
+
+
+def _median(values: pd.Series) -> float | None:
+    return float(values.median()) if values.notna().any() else None
+
+
 def rollup_cells(row: RegionAnchor) -> list[str]:
     """One region row as the cells of ``ROLLUP_HEADERS``."""
 
@@ -224,7 +255,7 @@ def build_report(
     frame = builder.frame()
     order = tuple(host_order(run))
     regions = {h.name: h.region for h in run.hosts}
-    cov = coverage(run, frame, len(torn))
+    cov = coverage(run, preferred(frame), len(torn))
     anchors = to_anchors(run, frame, builder.samples())
     gate = None
     if policy_file is not None:
@@ -240,9 +271,10 @@ def build_report(
         regions=regions,
         coverage=cov,
         rollup=rollup(anchors.regions, order, regions),
-        hints=diagnose(frame, order, dict(cov.down)),
+        hints=diagnose(preferred(frame), order, dict(cov.down)),
         headline=headline(anchors, len(order) - len(cov.down)),
         gate=gate,
+        networks=network_rows(frame),
     )
 
 

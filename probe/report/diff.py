@@ -21,7 +21,7 @@ import pandas as pd
 
 from probe.decide.regression import DEFAULT_FAIL_ON, KINDS, Kind, Thresholds
 from probe.matrix.anchors import RegionAnchor
-from probe.matrix.build import pair_anchors
+from probe.matrix.build import pair_anchors, preferred
 from probe.matrix.regions import figure, roll_up
 from probe.model import CellStatus
 
@@ -191,7 +191,7 @@ def region_rows(frame: pd.DataFrame) -> dict[tuple[str, str], RegionAnchor]:
 
 
 def _rows(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
-    records = cast("list[dict[str, object]]", frame.to_dict("records"))
+    records = cast("list[dict[str, object]]", preferred(frame).to_dict("records"))
     return {(str(r["src"]), str(r["dst"])): r for r in records}
 
 

@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from probe.matrix.build import preferred
 from probe.model import CellStatus
 
 SPLIT_MAX = 40  # hosts; more and the matrix is drawn without split cells
@@ -58,6 +59,7 @@ STATUS_CODE = {
     CellStatus.STALLED.value: "stall",  # iperf3 ran, its rate is no measurement
     CellStatus.SKIPPED.value: "skip",
     CellStatus.NOT_PLANNED.value: "omit",  # left out by a sampled plan on purpose
+    CellStatus.NOT_MEASURABLE.value: "n/m",  # no network (or no way in) to measure over
 }
 UNPLANNED = STATUS_CODE[CellStatus.NOT_PLANNED.value]
 UNPLANNED_FACE = "#ffffff"
@@ -108,6 +110,7 @@ def grids(
     frame: pd.DataFrame, order: Sequence[str], spec: MetricSpec
 ) -> tuple[np.ndarray, np.ndarray]:
     """(values, codes): n × n arrays, row = source; a code is "" where the cell has a value."""
+    frame = preferred(frame)
     values = frame.pivot(index="src", columns="dst", values=spec.column)
     status = frame.pivot(index="src", columns="dst", values=spec.status_column)
     v = (

@@ -11,7 +11,7 @@ import base64
 from collections.abc import Sequence
 from html import escape
 
-from probe.report import ROLLUP_HEADERS, Report, rollup_cells
+from probe.report import NETWORK_HEADERS, NETWORKS_NOTE, ROLLUP_HEADERS, Report, rollup_cells
 from probe.report.heatmap import HEATMAPS, heatmap_png
 from probe.report.markdown import summary_lines
 
@@ -146,6 +146,16 @@ def _rollup(report: Report) -> str:
     return note + _table(rows, ROLLUP_HEADERS, set(range(1, len(ROLLUP_HEADERS))))
 
 
+def _networks(report: Report) -> str:
+    """Per network, when the run measured pairs over several (else nothing)."""
+    if not report.networks:
+        return ""
+    rows = [list(r) for r in report.networks]
+    return f'<h2 id="networks">Per network</h2><p>{escape(NETWORKS_NOTE)}</p>' + _table(
+        rows, NETWORK_HEADERS, set(range(1, len(NETWORK_HEADERS)))
+    )
+
+
 def render(report: Report) -> str:
     title = f"probe report — run {report.run_id}"
     body = [
@@ -166,6 +176,7 @@ def render(report: Report) -> str:
         _heatmaps(report),
         '<h2 id="regions">Region × region</h2>',
         _rollup(report),
+        _networks(report),
         f"<footer>probe {escape(report.probe_version)} · rebuilt offline from samples.jsonl"
         "</footer>",
     ]

@@ -12,7 +12,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from probe.model import CellStatus
-from probe.report import ROLLUP_HEADERS, Report, rollup_cells
+from probe.report import NETWORK_HEADERS, NETWORKS_NOTE, ROLLUP_HEADERS, Report, rollup_cells
 from probe.report.heatmap import HEATMAPS, MetricSpec, grids, short
 
 GRID_MAX = 16  # hosts; larger fleets get no text grids (see report.html)
@@ -126,6 +126,9 @@ def render(report: Report) -> str:
     if report.headline.caveats:
         out += [*(f"- caveat: {c}" for c in report.headline.caveats), ""]
     out += ["## Region × region", "", _rollup(report), ""]
+    if report.networks:
+        out += ["## Per network", "", NETWORKS_NOTE, "",
+                _table([list(r) for r in report.networks], NETWORK_HEADERS), ""]  # fmt: skip
     out += ["## Matrices", ""]
     if len(report.order) > GRID_MAX:
         out += [f"{len(report.order)} hosts: too many for text grids; see report.html.", ""]

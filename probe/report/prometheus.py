@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import pandas as pd
 
+from probe.matrix.build import preferred
 from probe.model import CellStatus
 from probe.store.rundoc import RunDoc
 
@@ -76,8 +77,9 @@ def _epoch(stamp: object) -> float | None:
 
 
 def prometheus_text(run: RunDoc, frame: pd.DataFrame) -> str:
-    """The exposition text of one run (its ``run.json``, the long-form matrix)."""
-    rows = cast("list[dict[str, Any]]", frame.to_dict("records"))
+    """The exposition text of one run (its ``run.json``, the long-form matrix): each pair over
+    its preferred network (one series per pair)."""
+    rows = cast("list[dict[str, Any]]", preferred(frame).to_dict("records"))
     run_id = run.run_id
 
     def base(r: Mapping[str, Any]) -> Labels:

@@ -8,20 +8,23 @@ when the record was made. Units are in the key names, as everywhere in probe.
   deadline, e.g. ``"no answer to --version within 5 s"``) and ``already_running`` (iperf3 → how
   many of its processes ran on the host at preflight: another measurement beside this run) —
   what connect and preflight found.
-- ``ping``: one ordered pair of the ping mesh: ``src``, ``dst``, ``status``, ``reason``, ``argv``,
-  ``exit_status``, ``fanout``; when ping ran (``ok``, ``all-lost``) also ``flavor``, ``sent``,
+- ``ping``: one ordered pair of the ping mesh over one network: ``src``, ``dst``, ``network``,
+  ``address`` (dst's, on that network), ``status``, ``reason``, ``argv``, ``exit_status``,
+  ``fanout``; when ping ran (``ok``, ``all-lost``) also ``flavor``, ``sent``,
   ``received``, ``duplicates``, ``probes`` (``[seq, rtt_ms or null]`` per probe sent, lost ones
   included), ``summary`` (ping's own ``rtt_min_ms/avg/max/mdev``, or null) and ``errors``.
 - ``ping_fanout``: one source's ping command in the ping mesh (fping, or the fan-out script):
   ``id``, ``src``, ``argv``, ``exit_status``, ``elapsed_s``.
 - ``ping_load``: the same figures as ``ping`` for a train sent while src→dst carries a bandwidth
-  test (``--under-load``), with the ``pinger`` host, ``argv`` and ``exit_status``.
+  test (``--under-load``), with the ``pinger`` host, ``argv`` and ``exit_status``; ``network`` and
+  ``address`` are the test's.
 - ``iperf3`` and ``iperf3_multi`` (the same test with ``-P N``, ``--compare-streams``): ``src``,
-  ``dst``, ``client``, ``server``, ``reverse``, ``status``, ``reason``, ``argv``, ``attempts``,
-  ``test_s``, ``authenticated`` (the test ran with the run's iperf3 credential; null in files
-  from before the key) and ``result`` (every figure of ``probe.tools.iperf3.IperfResult``, rates
-  in bit/s, with ``sender_cc`` / ``receiver_cc``: the TCP congestion control of the data's
-  sender and receiver as iperf3 reported them — with ``reverse`` the sender is the server).
+  ``dst``, ``network``, ``address`` (the server's, dialled by the client), ``client``,
+  ``server``, ``reverse``, ``status``, ``reason``, ``argv``, ``attempts``, ``test_s``,
+  ``authenticated`` (the test ran with the run's iperf3 credential; null in files from before
+  the key) and ``result`` (every figure of ``probe.tools.iperf3.IperfResult``, rates in bit/s,
+  with ``sender_cc`` / ``receiver_cc``: the TCP congestion control of the data's sender and
+  receiver as iperf3 reported them — with ``reverse`` the sender is the server).
 - ``torn``: ``line`` — not a result but the file's own repair note. Lines are written whole, so
   only a kill mid-write cuts one short, and then it is the file's last line. A ``--resume``
   appending after such a line first ends it with a newline and then writes this record, naming
@@ -41,7 +44,9 @@ ping plan left out get no record (run.json's ``options.ping_pairs`` says which t
 
 **Versions.** ``SAMPLES_SCHEMA`` is the format's version. Within a major, kinds and keys are only
 ever added: a reader skips kinds it does not know and takes a key missing from an older file
-as null (or empty), so files written by every probe of the major stay readable.
+as null (or empty), so files written by every probe of the major stay readable. A cell record
+without ``network`` is from before named networks: network ``default``, at the address run.json
+gives the destination.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from typing import Any, ClassVar, NoReturn, get_args
 
 from probe.errors import StoreError
 from probe.model import CellStatus
+from probe.networks import DEFAULT_NETWORK
 from probe.tools.iperf3 import IperfInterval, IperfResult
 from probe.tools.ping import Flavor, PingReport, PingSummary
 
@@ -116,6 +122,8 @@ class PingRecord:
     exit_status: int | None = None
     fanout: str | None = None  # the ``id`` of the ping_fanout record that ran it
     train: PingTrain | None = None  # when ping ran: status ok or all-lost
+    network: str = DEFAULT_NETWORK  # the network pinged over (probe.networks)
+    address: str | None = None  # dst's address pinged; None in files from before the key
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,8 @@ class PingLoadRecord:
     argv: tuple[str, ...] = ()
     exit_status: int | None = None
     train: PingTrain | None = None
+    network: str = DEFAULT_NETWORK
+    address: str | None = None  # the server's address pinged
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +174,8 @@ class IperfTestRecord:
     test_s: float | None = None  # the client's wall time, "go" to exit
     result: IperfResult | None = None  # status ok, or stalled (its figures, never a goodput)
     authenticated: bool | None = None  # None: a record from before the key
+    network: str = DEFAULT_NETWORK  # the network tested over (probe.networks)
+    address: str | None = None  # the server's address the client dialled
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +235,7 @@ def _document(rec: SampleRecord | TornMark) -> dict[str, Any]:
         }  # fmt: skip
     doc: dict[str, Any] = {
         "kind": rec.kind, "src": rec.src, "dst": rec.dst, "t": rec.t, "status": rec.status,
-        "reason": rec.reason,
+        "reason": rec.reason, "network": rec.network, "address": rec.address,
     }  # fmt: skip
     if isinstance(rec, IperfTestRecord):
         doc.update(
@@ -346,14 +358,16 @@ def _ping(obj: _Object, kind: str) -> PingRecord | PingLoadRecord:
     reason, t = obj.opt_text("reason"), obj.opt_number("t")
     argv, exit_status = obj.argv(), obj.opt_integer("exit_status")
     train = _train(obj) if status in _MEASURED else None
+    network, address = obj.opt_text("network") or DEFAULT_NETWORK, obj.opt_text("address")
     if kind == PingRecord.kind:
         return PingRecord(
             src=src, dst=dst, status=status, reason=reason, t=t, argv=argv,
             exit_status=exit_status, fanout=obj.opt_text("fanout"), train=train,
+            network=network, address=address,
         )  # fmt: skip
     return PingLoadRecord(
         src=src, dst=dst, status=status, reason=reason, t=t, pinger=obj.opt_text("pinger"),
-        argv=argv, exit_status=exit_status, train=train,
+        argv=argv, exit_status=exit_status, train=train, network=network, address=address,
     )  # fmt: skip
 
 
@@ -369,6 +383,7 @@ def _iperf(obj: _Object, kind: str) -> Iperf3Record | Iperf3MultiRecord:
         argv=obj.argv(), attempts=obj.opt_integer("attempts"), test_s=obj.opt_number("test_s"),
         result=_iperf_result(obj.object("result")) if ran else None,
         authenticated=obj.opt_flag("authenticated"),
+        network=obj.opt_text("network") or DEFAULT_NETWORK, address=obj.opt_text("address"),
     )  # fmt: skip
 
 

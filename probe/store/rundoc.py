@@ -18,6 +18,7 @@ from pathlib import Path
 from probe.errors import StoreError
 from probe.jsonfields import JsonObject, parse_object
 from probe.model import CellStatus, Host
+from probe.networks import NetworkOrder
 from probe.stats import RttStats
 
 RUN_SCHEMA = "probe.run/1"
@@ -64,6 +65,7 @@ class RunHost:
     measure: bool = True
     ssh: SshRoute | None = None  # None in files written before it was recorded
     connection: ConnectOutcome | None = None
+    addresses: Mapping[str, str] = field(default_factory=dict)  # {}: network default = address
 
     @classmethod
     def of(cls, host: Host) -> RunHost:
@@ -78,6 +80,7 @@ class RunHost:
             tags=dict(host.tags),
             measure=host.measure,
             ssh=SshRoute(s.host, s.port, s.user, s.via),
+            addresses=dict(host.addresses),
         )
 
 
@@ -100,6 +103,8 @@ class RunOptionsDoc:
     compare_streams: int = 0
     congestion: str | None = None  # iperf3 -C; None: each host's default
     auth: str = "off"  # auto | off | required: iperf3 authentication
+    network: str | None = None  # --network NAME
+    networks: str | None = None  # --networks all
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +178,7 @@ class RunDoc:
     resumed_utc: str | None = None
     cells: CellCounts | None = None
     attempts: tuple[RunAttempt, ...] = ()  # () in files written before attempts were kept
+    networks: NetworkOrder = field(default_factory=NetworkOrder)  # the inventory's order
 
     @property
     def measured_hosts(self) -> tuple[RunHost, ...]:
@@ -233,12 +239,17 @@ def encode_run(doc: RunDoc) -> str:
         out["cells"] = _added_only_if_set(doc.cells, _NO_CELLS, ("rtt_not_planned",))
     if doc.attempts:
         out["attempts"] = [_attempt_json(a) for a in doc.attempts]
+    if not doc.networks.empty:
+        out["networks"] = {
+            "order": list(doc.networks.networks),
+            "pairs": {f"{a}>{b}": list(v) for (a, b), v in doc.networks.pairs.items()},
+        }
     return json.dumps(out, indent=1) + "\n"
 
 
 #: Keys added after probe 0.1.0 whose default is what probe did before them: written only when
 #: they say something else, so a file an older probe wrote is written back unchanged.
-_LATER_OPTIONS = ("pinger", "ping_pairs", "congestion", "auth")
+_LATER_OPTIONS = ("pinger", "ping_pairs", "congestion", "auth", "network", "networks")
 _NO_CELLS = CellCounts(0, 0, 0, 0)
 
 
@@ -276,6 +287,8 @@ def _host_json(h: RunHost) -> dict[str, object]:
         "tags": dict(h.tags),
         "measure": h.measure,
     }
+    if h.addresses:
+        out["addresses"] = dict(h.addresses)
     if h.ssh is not None:
         out["ssh"] = asdict(h.ssh)
     if (c := h.connection) is not None:
@@ -333,6 +346,7 @@ def decode_run(text: str, path: Path | str) -> RunDoc:
         attempts=tuple(_read_attempt(a) for a in top.objects("attempts"))
         if "attempts" in top
         else (),
+        networks=_read_networks(top.section("networks")),
     )
 
 
@@ -355,7 +369,20 @@ def _read_host(h: JsonObject) -> RunHost:
             ssh.listing("via", str),
         ),
         connection=_read_connection(h) if "status" in h else None,
+        addresses=h.section("addresses").entries(str),
     )
+
+
+def _read_networks(n: JsonObject) -> NetworkOrder:
+    """The network preference order (``probe.networks``); directed pairs as ``"ra>rb"``."""
+    pairs = {}
+    table = n.section("pairs")
+    for key in table.names():
+        src, sep, dst = key.partition(">")
+        if not sep:
+            table.wrong(key, key, "a region pair written 'ra>rb'")
+        pairs[src, dst] = table.listing(key, str)
+    return NetworkOrder(n.listing("order", str) if "order" in n else (), pairs)
 
 
 def _read_connection(h: JsonObject) -> ConnectOutcome:
@@ -391,6 +418,8 @@ def _read_options(o: JsonObject) -> RunOptionsDoc:
         compare_streams=o.opt("compare_streams", int, d.compare_streams),
         congestion=o.opt("congestion", str, d.congestion),
         auth=o.opt("auth", str, d.auth),
+        network=o.opt("network", str, d.network),
+        networks=o.opt("networks", str, d.networks),
     )
 
 

@@ -95,7 +95,9 @@ async def test_an_authenticated_test_measures_and_leaves_nothing(
         assert outcome.authenticated and outcome.result is not None
         assert outcome.result.sender_cc and outcome.result.receiver_cc  # Linux reports both
         assert "--username" in outcome.argv
-        line = encode_record(outcome.record(BandwidthTest("cli", "srv", reverse=True), 0.0))
+        line = encode_record(
+            outcome.record(BandwidthTest("cli", "srv", reverse=True), 0.0, "127.0.0.1")
+        )
         assert credential.password not in line and credential.password not in " ".join(outcome.argv)
         assert '"authenticated":true' in line
     assert await asyncio.to_thread(_listing, tmpdir_env) == []  # the phase's end removed them

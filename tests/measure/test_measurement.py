@@ -271,8 +271,8 @@ def test_a_failed_host_and_a_missing_tool_become_reasons() -> None:
 def test_resume_skips_cells_already_measured() -> None:
     first, _ = measure(4)
     done = Done.from_records(first[:-5])  # as if killed before the last results
-    assert ("ping", "h0", "h1") in done.cells
-    missing = {("iperf3", r.src, r.dst) for r in cells(first[-5:], "iperf3")}
+    assert ("ping", "h0", "h1", "default") in done.cells
+    missing = {("iperf3", r.src, r.dst, r.network) for r in cells(first[-5:], "iperf3")}
     assert missing and not missing & done.cells
 
 

@@ -209,12 +209,19 @@ def test_a_resume_takes_every_option_run_json_records() -> None:
     recorded = RunOptions(
         count=7, interval_s=0.3, reply_timeout_s=5, pinger="fping", ping_pairs="sample:2",
         bandwidth=False, pairs="cross-region",
-        exclusive_by="zone", under_load=True, compare_streams=4,
+        exclusive_by="zone", under_load=True, compare_streams=4, network="mesh",
         bw=BandwidthOptions(duration_s=3, omit_s=1, streams=2, congestion="bbr", auth="required"),
     ).as_doc()  # fmt: skip
+    every = RunOptions(networks="all").as_doc()  # --network and --networks exclude each other
     default = RunOptions().as_doc()
-    assert all(getattr(recorded, f) != getattr(default, f) for f in _names(RunOptionsDoc))
+    assert all(
+        getattr(recorded, f) != getattr(default, f)
+        for f in _names(RunOptionsDoc)
+        if f != "networks"
+    )
+    assert every.networks != default.networks
     assert RunOptions().following(recorded).as_doc() == recorded
+    assert RunOptions().following(every).as_doc() == every
 
 
 def _names(cls: type[Any]) -> list[str]:
