@@ -19,15 +19,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from probe.errors import InputError
-from probe.model import Host, Inventory, SshTarget
+from probe.model import INBOUND_ALL, INBOUND_NONE, Host, Inbound, Inventory, PortRange, SshTarget
 from probe.sshconfig import SshConfig, SshHostConfig, parse_jump, read_ssh_config
 from probe.textio import read_text
 from probe.yamlsrc import MapNode, Node, closest, parse_yaml_mapping
 
 _TOP_KEYS = frozenset({"version", "known_hosts", "ssh_config", "defaults", "hosts"})
-_HOST_KEYS = frozenset({"name", "address", "region", "zone", "provider", "tags", "measure", "ssh"})
+_HOST_KEYS = frozenset(
+    {"name", "address", "region", "zone", "provider", "tags", "measure", "ssh"}
+    | {"inbound", "nat", "iperf3_ports"}
+)
 _SSH_KEYS = frozenset({"host", "port", "user", "identity", "via", "alias"})
-_PER_HOST_ONLY = {"name", "address", "ssh.host", "ssh.alias"}  # never in `defaults`
+_PER_HOST_ONLY = {"name", "address", "ssh.host", "ssh.alias", "inbound", "nat"}  # not `defaults`
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _TAG_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+@=-]{0,127}")
@@ -118,6 +121,33 @@ def _tags(entry: MapNode, defaults: MapNode | None) -> dict[str, str]:
             else:
                 tags[key] = _check_pattern(node.as_str(), _TAG_VALUE, "tag value", node.where)
     return tags
+
+
+def _inbound(entry: MapNode) -> Inbound:
+    """``inbound:`` (default all), or ``nat: true``: a host behind NAT accepts nothing."""
+    node, nat = entry.get("inbound"), entry.get("nat")
+    inbound = INBOUND_ALL
+    if node is not None:
+        words = tuple(value for value, _ in node.as_str_list())
+        try:
+            inbound = Inbound.parse(words)
+        except ValueError as exc:
+            raise node.error(f"{node.name}: {exc}") from None
+    if nat is None or not nat.as_bool():
+        return inbound
+    if node is not None and inbound != INBOUND_NONE:
+        message = f"'nat: true' means inbound none, but 'inbound' ({node.where}) says {inbound}"
+        raise nat.error(message)
+    return INBOUND_NONE
+
+
+def _ports(node: Node | None) -> PortRange | None:
+    if node is None:
+        return None
+    try:
+        return PortRange.parse(node.as_str())
+    except ValueError as exc:
+        raise node.error(f"{node.name}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +244,8 @@ def _read_host(
         provider=_label(_pick(entry, defaults, "provider"), "provider"),
         tags=_tags(entry, defaults),
         measure=measure,
+        inbound=_inbound(entry),
+        iperf3_ports=_ports(_pick(entry, defaults, "iperf3_ports")),
     )
     address_where = name_node.where if address_node is None else address_node.where
     return _Draft(host, name_node.where, address_where, ssh.alias, ssh.hops)
@@ -321,7 +353,9 @@ def parse_inventory(text: str, *, source: str, base_dir: Path) -> Inventory:
     if not entries:
         raise InputError("'hosts' is empty: list at least one host", where=hosts_where)
     drafts: dict[str, _Draft] = {}
-    measured: dict[str, _Draft] = {}  # by address: two measured hosts cannot share one
+    # by address: two measured hosts cannot share one, unless nothing aims at it (NAT'd hosts
+    # behind one gateway share its public address)
+    measured: dict[str, _Draft] = {}
     for item in entries:
         draft = _read_host(item.as_mapping(), defaults, config, base_dir)
         host = draft.host
@@ -329,14 +363,15 @@ def parse_inventory(text: str, *, source: str, base_dir: Path) -> Inventory:
             message = f"duplicate host name '{host.name}' (first at {first.where})"
             raise InputError(message, where=draft.where)
         drafts[host.name] = draft
-        if host.measure and (other := measured.get(host.address)) is not None:
+        if not host.measure or host.inbound == INBOUND_NONE:
+            continue
+        if (other := measured.get(host.address)) is not None:
             message = (
                 f"address {host.address} is also host '{other.host.name}' ({other.address_where})"
             )
             raise InputError(message, where=draft.address_where)
-        if host.measure:
-            measured[host.address] = draft
-    if not measured:
+        measured[host.address] = draft
+    if not any(d.host.measure for d in drafts.values()):
         raise InputError("every host has 'measure: false': nothing to measure", where=hosts_where)
     sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Inventory(source=source, sha256=sha256, hosts=_resolve(drafts), known_hosts=known_hosts)

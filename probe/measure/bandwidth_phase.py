@@ -1,5 +1,10 @@
 """The bandwidth phase: the plan's iperf3 tests, each as soon as its hosts (or sites) are free,
-with the loaded-RTT train (``--under-load``) and the ``-P N`` repeat (``--compare-streams``)."""
+with the loaded-RTT train (``--under-load``) and the ``-P N`` repeat (``--compare-streams``).
+
+Who serves is ``probe.reach``'s: a host that accepts no TCP on its iperf3 ports is the client
+both ways (``-R`` for its download); a pair neither end of which can serve gets no test (the
+matrix marks it ``not-measurable``). A server listens on its own host's iperf3 ports.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,9 @@ from probe.plan import (
     select_pairs,
     site_of_hosts,
 )
+from probe.reach import bandwidth_roles, server_ports
 from probe.store.records import Iperf3Record, PingLoadRecord, PingTrain
+from probe.tools.iperf3 import connect_failure
 from probe.tools.ping import PingReport, ping_argv, ping_outcome
 
 LOAD_PING_LEAD_S = 1.5
@@ -45,10 +52,15 @@ class BandwidthPhase:
         self.ctx = ctx
 
     def plan(self) -> BandwidthPlan:
-        hosts = [s.host for s in self.ctx.hosts.values()]
-        pairs = select_pairs(hosts, parse_pair_mode(self.ctx.options.pairs))
+        hosts = {name: s.host for name, s in self.ctx.hosts.items()}
+        pairs = select_pairs(list(hosts.values()), parse_pair_mode(self.ctx.options.pairs))
+        roles = bandwidth_roles(pairs, hosts, self.ctx.options.bw.iperf3_ports)
         exclusive = self.ctx.options.exclusive_by in ("region", "zone")
-        return schedule_rounds(pairs, site_of=self._site_of() if exclusive else None)
+        return schedule_rounds(
+            roles.pairs,
+            site_of=self._site_of() if exclusive else None,
+            reverse_for=roles.reverse_for,
+        )
 
     async def run(self) -> None:
         """Run the plan's tests in round order, each as soon as its hosts (or sites) are free.
@@ -69,8 +81,8 @@ class BandwidthPhase:
         self.ctx.say(summary + (left if len(todo) < bw_plan.tests else ""))
         site_of = self._site_of()
         progress = {"done": 0, "total": len(todo)}
-        # ports: the n-th test a host serves uses port_base + n, so its armed next server never
-        # takes the port of the one still running
+        # ports: the n-th test a host serves uses the n-th of its iperf3 ports, so its armed
+        # next server never takes the port of the one still running
         served: Counter[str] = Counter()
         fired: dict[str, asyncio.Event] = {}
         finished: dict[str, asyncio.Event] = {}
@@ -159,16 +171,19 @@ class BandwidthPhase:
             await event.wait()
         multi = options.compare_streams > 1
         hold = turn_bound_s(options.bw) * (2 if multi else 1)
+        ports = server_ports(server.host, options.bw.iperf3_ports)
+        bw = replace(options.bw, iperf3_ports=ports or options.bw.iperf3_ports)
         async with ArmedTest(
             self.ctx.pool, client=test.client, server=test.server,
             server_address=server.host.address, reverse=test.reverse,
-            options=options.bw, port_index=port_index, hold_s=hold,
+            options=bw, port_index=port_index, hold_s=hold,
         ) as armed:  # fmt: skip
             failed = await armed.arm()
             for event in turn.after_finished:
                 await event.wait()
             turn.fired.set()
             outcome = failed or await self._fire(armed, client, server, src, dst)
+            outcome = self._blocked(outcome, armed, server.host.address)
         self.ctx.emit(outcome.record(test, time.time()))
         if multi and outcome.status is CellStatus.OK:
             # N streams share the path fairly with each other; the gap to one stream shows how
@@ -176,11 +191,27 @@ class BandwidthPhase:
             async with ArmedTest(
                 self.ctx.pool, client=test.client, server=test.server,
                 server_address=server.host.address, reverse=test.reverse,
-                options=replace(options.bw, streams=options.compare_streams),
+                options=replace(bw, streams=options.compare_streams),
                 port_index=port_index,
             ) as again:  # fmt: skip
                 outcome = await again.fire()
             self.ctx.emit(outcome.record(test, time.time(), multi=True))
+
+    def _blocked(self, outcome: TestOutcome, armed: ArmedTest, address: str) -> TestOutcome:
+        """A control connection that timed out or was refused although the pair answers ping
+        met a firewall: ``blocked``, naming the port (without that evidence it stays ``error``:
+        the path itself may be down)."""
+        failure = connect_failure(outcome.reason or "")
+        if outcome.status is not CellStatus.ERROR or failure is None or armed.port is None:
+            return outcome
+        if frozenset((armed.client, armed.server)) not in self.ctx.answered:
+            return outcome
+        return replace(
+            outcome,
+            status=CellStatus.BLOCKED,
+            reason=f"iperf3 client on {armed.client} → {address}:{armed.port} on {armed.server}: "
+            f"{failure} while ping between them works (a firewall drops or rejects the port)",
+        )
 
     async def _fire(
         self, armed: ArmedTest, client: HostState, server: HostState, src: str, dst: str

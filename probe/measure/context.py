@@ -11,7 +11,7 @@ from typing import Literal, cast
 
 from probe.errors import InputError, require
 from probe.measure.bandwidth import BandwidthOptions, CommandRunner
-from probe.model import CellStatus, Host
+from probe.model import CellStatus, Host, PortRange
 from probe.plan import parse_pair_mode, parse_ping_pairs
 from probe.store.records import (
     HostRecord,
@@ -107,11 +107,18 @@ class RunOptions:
             streams=self.bw.streams,
             under_load=self.under_load,
             compare_streams=self.compare_streams,
+            iperf3_ports=str(self.bw.iperf3_ports),
         )
 
     def following(self, doc: RunOptionsDoc) -> RunOptions:
         """These options with every recorded one taken from ``doc`` (what a resume uses)."""
-        bw = replace(self.bw, duration_s=doc.duration_s, omit_s=doc.omit_s, streams=doc.streams)
+        bw = replace(
+            self.bw,
+            duration_s=doc.duration_s,
+            omit_s=doc.omit_s,
+            streams=doc.streams,
+            iperf3_ports=PortRange.parse(doc.iperf3_ports, check=False),
+        )
         return replace(
             self,
             count=doc.count,
@@ -187,9 +194,11 @@ _CELL_RECORDS = (PingRecord, PingLoadRecord, Iperf3Record, Iperf3MultiRecord)
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """Cells already measured (``--resume``): ``(kind, src, dst)``."""
+    """Cells already measured (``--resume``): ``(kind, src, dst)``; ``answered``: the pairs
+    (either direction) whose ping got replies."""
 
     cells: frozenset[tuple[str, str, str]] = frozenset()
+    answered: frozenset[frozenset[str]] = frozenset()
 
     @classmethod
     def from_records(cls, records: Iterable[SampleRecord]) -> Done:
@@ -197,12 +206,22 @@ class Done:
         for rec in records:
             if isinstance(rec, _CELL_RECORDS):
                 latest[rec.kind, rec.src, rec.dst] = rec.status
-        return cls(frozenset(k for k, status in latest.items() if status in DONE))
+        return cls(
+            frozenset(k for k, status in latest.items() if status in DONE),
+            frozenset(
+                frozenset((src, dst))
+                for (kind, src, dst), status in latest.items()
+                if kind == "ping" and status is CellStatus.OK
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class RunContext:
-    """Handed to each phase: the connector, the options and the shared host states."""
+    """Handed to each phase: the connector, the options and the shared host states.
+
+    ``answered`` grows as pings get replies (from ``done`` on): an iperf3 connection that fails
+    between hosts that answer each other's ping met a firewall (``blocked``)."""
 
     pool: CommandRunner
     options: RunOptions
@@ -210,3 +229,7 @@ class RunContext:
     emit: Emit
     say: Say
     done: Done
+    answered: set[frozenset[str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.answered.update(self.done.answered)

@@ -29,7 +29,7 @@ from probe.model import Inventory
 from probe.store.rundoc import RunDoc, RunHost, RunOptionsDoc
 
 #: The labels of a measured host that must not change: what its cells are grouped and read by.
-LABELS = ("measure", "address", "region", "zone", "provider", "tags")
+LABELS = ("measure", "address", "region", "zone", "provider", "tags", "inbound", "iperf3_ports")
 _RECORDED = tuple(f.name for f in fields(RunOptionsDoc))
 _MAX_NAMES = 10
 

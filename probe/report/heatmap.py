@@ -58,6 +58,8 @@ STATUS_CODE = {
     CellStatus.STALLED.value: "stall",  # iperf3 ran, its rate is no measurement
     CellStatus.SKIPPED.value: "skip",
     CellStatus.NOT_PLANNED.value: "omit",  # left out by a sampled plan on purpose
+    CellStatus.NOT_MEASURABLE.value: "n/m",  # neither end accepts what the test needs
+    CellStatus.BLOCKED.value: "fw",  # a firewall drops the iperf3 port
 }
 UNPLANNED = STATUS_CODE[CellStatus.NOT_PLANNED.value]
 UNPLANNED_FACE = "#ffffff"

@@ -11,16 +11,19 @@ the default probe used before it existed, a missing table as empty, anything els
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 from probe.errors import StoreError
 from probe.jsonfields import JsonObject, parse_object
-from probe.model import CellStatus, Host
+from probe.model import INBOUND_ALL, CellStatus, Host, Inbound, PortRange
 from probe.stats import RttStats
 
 RUN_SCHEMA = "probe.run/1"
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class RunHost:
     measure: bool = True
     ssh: SshRoute | None = None  # None in files written before it was recorded
     connection: ConnectOutcome | None = None
+    inbound: Inbound = INBOUND_ALL  # the matrix redraws who could aim at whom (probe.reach)
+    iperf3_ports: PortRange | None = None
 
     @classmethod
     def of(cls, host: Host) -> RunHost:
@@ -78,6 +83,8 @@ class RunHost:
             tags=dict(host.tags),
             measure=host.measure,
             ssh=SshRoute(s.host, s.port, s.user, s.via),
+            inbound=host.inbound,
+            iperf3_ports=host.iperf3_ports,
         )
 
 
@@ -98,6 +105,7 @@ class RunOptionsDoc:
     streams: int = 1
     under_load: bool = False
     compare_streams: int = 0
+    iperf3_ports: str = "5201-5264"  # which hosts can serve (probe.reach): which cells there are
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +244,7 @@ def encode_run(doc: RunDoc) -> str:
 
 #: Keys added after probe 0.1.0 whose default is what probe did before them: written only when
 #: they say something else, so a file an older probe wrote is written back unchanged.
-_LATER_OPTIONS = ("pinger", "ping_pairs")
+_LATER_OPTIONS = ("pinger", "ping_pairs", "iperf3_ports")
 _NO_CELLS = CellCounts(0, 0, 0, 0)
 
 
@@ -276,6 +284,10 @@ def _host_json(h: RunHost) -> dict[str, object]:
     }
     if h.ssh is not None:
         out["ssh"] = asdict(h.ssh)
+    if h.inbound != INBOUND_ALL:  # written only when restricted: older files read back equal
+        out["inbound"] = list(h.inbound.words)
+    if h.iperf3_ports is not None:
+        out["iperf3_ports"] = str(h.iperf3_ports)
     if (c := h.connection) is not None:
         out.update(status=str(c.status), reason=c.reason, connect_s=c.connect_s)
         out["tools"] = dict(c.tools)
@@ -353,7 +365,20 @@ def _read_host(h: JsonObject) -> RunHost:
             ssh.listing("via", str),
         ),
         connection=_read_connection(h) if "status" in h else None,
+        inbound=_parsed(h, "inbound", Inbound.parse, h.listing("inbound", str))
+        if "inbound" in h
+        else INBOUND_ALL,
+        iperf3_ports=_parsed(h, "iperf3_ports", PortRange.parse, h.req("iperf3_ports", str))
+        if "iperf3_ports" in h
+        else None,
     )
+
+
+def _parsed(h: JsonObject, key: str, parse: Callable[[_T], _R], value: _T) -> _R:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        h.fail(f"{h.name(key)}: {exc}")
 
 
 def _read_connection(h: JsonObject) -> ConnectOutcome:
@@ -387,6 +412,9 @@ def _read_options(o: JsonObject) -> RunOptionsDoc:
         streams=o.opt("streams", int, d.streams),
         under_load=o.opt("under_load", bool, d.under_load),
         compare_streams=o.opt("compare_streams", int, d.compare_streams),
+        iperf3_ports=str(
+            _parsed(o, "iperf3_ports", PortRange.parse, o.opt("iperf3_ports", str, d.iperf3_ports))
+        ),
     )
 
 

@@ -51,6 +51,9 @@ STALL_SLACK_BYTES = 16 * 2**20
 _INTERVAL_SLACK = 0.95  # iperf3's 1 s intervals last 0.998…1.003 s
 
 _BUSY = "the server is busy running a test"
+_CONNECT_FAILED = re.compile(
+    r"unable to connect to server\b.*?: (Connection timed out|Connection refused|No route to host)"
+)
 _PLAIN_ERROR = re.compile(r"^iperf3: error - (.+)$", re.MULTILINE)
 _ERROR_KEY = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _NONFINITE = re.compile(r"(:\s*)(-?)(nan|inf(?:inity)?)\b", re.IGNORECASE)
@@ -304,6 +307,16 @@ def _stalls(intervals: tuple[IperfInterval, ...]) -> list[tuple[float, float]]:
     return spells
 
 
+def connect_failure(message: str) -> str | None:
+    """Why iperf3's control connection failed (``Connection timed out``, ``Connection
+    refused``, ``No route to host``: what a firewall that drops or rejects the port causes),
+    or None for any other failure. 3.12 says ``unable to connect to server: Connection timed
+    out``; later versions put a hint between (``unable to connect to server - server may have
+    stopped running or use a different port, firewall issue, etc.: …``)."""
+    m = _CONNECT_FAILED.search(message)
+    return m.group(1) if m else None
+
+
 def _failure(message: str) -> tuple[CellStatus, str]:
     message = message.removeprefix("error - ").strip()
     return (CellStatus.BUSY if is_server_busy(message) else CellStatus.ERROR), message
@@ -396,7 +409,8 @@ def _result_from(doc: Mapping[str, object]) -> IperfResult:
     version = _version(start.get("version"))
     local, remote = _num(cpu, "host_total"), _num(cpu, "remote_total")
     cwnds, rtts = _sender_tcp_info(end)
-    retransmits = _num(sent, "retransmits")
+    reverse = bool(setup.get("reverse"))
+    retransmits = None if reverse else _num(sent, "retransmits")  # -R: the server's, not sent
     return IperfResult(
         receiver_bps=_required(received, "bits_per_second"),
         sender_bps=_required(sent, "bits_per_second"),
@@ -407,7 +421,7 @@ def _result_from(doc: Mapping[str, object]) -> IperfResult:
         cpu_remote_pct=remote,
         cpu_bound=_cpu_bound(local, remote, streams=streams, version=version),
         version=version,
-        reverse=bool(setup.get("reverse")),
+        reverse=reverse,
         streams=streams,
         duration_s=_required(setup, "duration"),
         omit_s=_num(setup, "omit") or 0.0,
