@@ -201,9 +201,9 @@ class BandwidthTest:
     server: str
     reverse: bool = False
 
-    #: What a ``-R`` test's record says of itself: its sender is the server, whose TCP figures
-    #: iperf3 does not send back.
-    REVERSE_NOTE = "iperf3 -R: sender-side figures (cwnd, TCP RTT, retransmits) not available"
+    #: What a ``-R`` test's record says of itself: its sender is the server, whose cwnd and TCP
+    #: RTT iperf3 does not send back (its retransmits it does: the results exchange has them).
+    REVERSE_NOTE = "iperf3 -R: sender-side cwnd and TCP RTT not available (the server sent)"
 
     @property
     def direction(self) -> Pair:

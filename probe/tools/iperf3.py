@@ -409,8 +409,7 @@ def _result_from(doc: Mapping[str, object]) -> IperfResult:
     version = _version(start.get("version"))
     local, remote = _num(cpu, "host_total"), _num(cpu, "remote_total")
     cwnds, rtts = _sender_tcp_info(end)
-    reverse = bool(setup.get("reverse"))
-    retransmits = None if reverse else _num(sent, "retransmits")  # -R: the server's, not sent
+    retransmits = _num(sent, "retransmits")
     return IperfResult(
         receiver_bps=_required(received, "bits_per_second"),
         sender_bps=_required(sent, "bits_per_second"),
@@ -421,7 +420,7 @@ def _result_from(doc: Mapping[str, object]) -> IperfResult:
         cpu_remote_pct=remote,
         cpu_bound=_cpu_bound(local, remote, streams=streams, version=version),
         version=version,
-        reverse=reverse,
+        reverse=bool(setup.get("reverse")),
         streams=streams,
         duration_s=_required(setup, "duration"),
         omit_s=_num(setup, "omit") or 0.0,

@@ -93,9 +93,10 @@ def test_nat_hosts_are_measured_from_their_side_only(
         download = frame[frame.src.isin(OPEN) & (frame.src != "fw") & (frame.dst == home)]
         assert set(upload.bw_status) == set(download.bw_status) == {"ok"}
         assert download.bw_fwd_mbps.gt(0).all() and upload.bw_fwd_mbps.gt(0).all()
-        # -R: the sender is the server, whose cwnd, TCP RTT and retransmits iperf3 keeps
+        # -R: the sender is the server, whose cwnd and TCP RTT iperf3 keeps; its retransmits
+        # come back in iperf3's results exchange
         assert download.bw_fwd_tcp_rtt_ms.isna().all()
-        assert download.bw_fwd_retransmits.isna().all()
+        assert download.bw_fwd_retransmits.notna().all()
         assert set(download.bw_reason) == {BandwidthTest.REVERSE_NOTE}
         for r in records:
             if r["dst"] == home and r["status"] == "ok":

@@ -78,10 +78,8 @@ EXPECTED: dict[str, tuple[str, object]] = {
         "streams": 1, "reverse": False, "retransmits": 0, "max_snd_cwnd_bytes": 916762,
         "mean_rtt_ms": 0.044, "version": "3.12", "duration_s": 2.0, "omit_s": 1.0,
         "bytes_received": 7325024309, "cpu_bound": True}),
-    # -R: the sender is the server; its retransmits, like its cwnd and RTT, are not sent back
-    # (the client's sum_sent says 0): unknown, not a measured zero
     "loopback/iperf3.12_tcp_reverse_R_get_server_output.json": (OK, {
-        "reverse": True, "max_snd_cwnd_bytes": None, "mean_rtt_ms": None, "retransmits": None}),
+        "reverse": True, "max_snd_cwnd_bytes": None, "mean_rtt_ms": None, "retransmits": 0}),
     "loopback/iperf3.12_tcp_reverse_R_t2_O1.json": (OK, {
         "reverse": True, "max_snd_cwnd_bytes": None, "mean_rtt_ms": None,
         "bytes_received": 5937168384, "cpu_remote_pct": pytest.approx(99.38, abs=0.01)}),
@@ -149,10 +147,7 @@ def test_rates_agree_with_pypi_iperf3_testresult(name: str) -> None:
     assert ours.receiver_bps == oracle.received_bps
     assert ours.sender_bps == oracle.sent_bps
     assert ours.bytes_received == oracle.received_bytes
-    # -R: the oracle reads the 0 the client's sum_sent holds; the sender (the server) never
-    # reported its retransmits, so ours are unknown
-    assert ours.retransmits == (None if ours.reverse else oracle.retransmits)
-    assert not ours.reverse or oracle.retransmits == 0
+    assert ours.retransmits == oracle.retransmits
     assert ours.cpu_local_pct == oracle.local_cpu_total
     assert ours.cpu_remote_pct == oracle.remote_cpu_total
     assert (ours.reverse, ours.streams) == (oracle.reverse, oracle.num_streams)
