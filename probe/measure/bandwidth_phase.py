@@ -172,7 +172,8 @@ class BandwidthPhase:
         multi = options.compare_streams > 1
         hold = turn_bound_s(options.bw) * (2 if multi else 1)
         ports = server_ports(server.host, options.bw.iperf3_ports)
-        bw = replace(options.bw, iperf3_ports=ports or options.bw.iperf3_ports)
+        assert ports is not None, test  # the plan chose a server that accepts its ports
+        bw = replace(options.bw, iperf3_ports=ports)
         async with ArmedTest(
             self.ctx.pool, client=test.client, server=test.server,
             server_address=server.host.address, reverse=test.reverse,
@@ -216,7 +217,8 @@ class BandwidthPhase:
     async def _fire(
         self, armed: ArmedTest, client: HostState, server: HostState, src: str, dst: str
     ) -> TestOutcome:
-        if not (self.ctx.options.under_load and client.has("ping")):
+        # the loaded train pings the server: never one that refuses ICMP (probe.reach)
+        if not (self.ctx.options.under_load and client.has("ping") and server.host.inbound.icmp):
             return await armed.fire()
         async with asyncio.TaskGroup() as tg:
             bw = tg.create_task(armed.fire())

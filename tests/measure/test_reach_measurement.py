@@ -8,13 +8,25 @@ import asyncio
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from probe.measure import bandwidth_phase
 from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.context import RunOptions
 from probe.measure.measurement import Measurement
-from probe.model import INBOUND_NONE, CellStatus, CommandResult, Host, Inventory, PortRange
+from probe.model import (
+    INBOUND_NONE,
+    CellStatus,
+    CommandResult,
+    Host,
+    Inbound,
+    Inventory,
+    PortRange,
+)
 from probe.plan import BandwidthTest
-from probe.store.records import Iperf3Record, PingRecord, SampleRecord
+from probe.store.records import Iperf3Record, PingLoadRecord, PingRecord, SampleRecord
 from probe.tools.iperf3 import connect_failure
 from tests.measure.test_measurement import FakePool, FakeProcess, inventory, ping_output
 
@@ -77,10 +89,11 @@ def run(
     inv: Inventory,
     firewalled: dict[str, str] | None = None,
     silent: Collection[str] = (),
+    **opts: Any,
 ) -> tuple[list[SampleRecord], FirewalledPool]:
     pool = FirewalledPool(inv.hosts, firewalled or {}, silent)
     records: list[SampleRecord] = []
-    options = RunOptions(count=3, bw=BandwidthOptions(duration_s=1, omit_s=0))
+    options = RunOptions(count=3, bw=BandwidthOptions(duration_s=1, omit_s=0), **opts)
 
     async def go() -> None:
         m = Measurement(inv, pool, options, records.append, lambda _s: None)
@@ -172,3 +185,16 @@ def test_connect_failures_are_read_from_the_words_of_each_iperf3_version() -> No
     assert connect_failure(later) == "Connection refused"
     assert connect_failure("the server is busy running a test. try again later") is None
     assert connect_failure("unable to send control message: Broken pipe") is None
+
+
+def test_the_loaded_train_never_pings_a_server_that_refuses_icmp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bandwidth_phase, "LOAD_PING_LEAD_S", 0.0)
+    tcp_only = Inbound(icmp=False, tcp=(PortRange(1, 65535),))
+    inv = with_hosts(inventory(2), h1={"inbound": tcp_only})
+    records, pool = run(inv, under_load=True)
+    loaded = [r for r in records if isinstance(r, PingLoadRecord)]
+    assert [(r.src, r.dst) for r in loaded] == [("h1", "h0")]  # h1 →(client) h0: h0 answers
+    assert not [argv for argv in pool.commands if argv[0] == "ping"
+                and inv.host("h1").address in argv]  # fmt: skip
