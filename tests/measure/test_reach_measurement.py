@@ -14,7 +14,7 @@ import pytest
 
 from probe.measure import bandwidth_phase
 from probe.measure.bandwidth import BandwidthOptions
-from probe.measure.context import RunOptions
+from probe.measure.context import Done, RunOptions
 from probe.measure.measurement import Measurement
 from probe.model import (
     INBOUND_NONE,
@@ -198,3 +198,14 @@ def test_the_loaded_train_never_pings_a_server_that_refuses_icmp(
     assert [(r.src, r.dst) for r in loaded] == [("h1", "h0")]  # h1 →(client) h0: h0 answers
     assert not [argv for argv in pool.commands if argv[0] == "ping"
                 and inv.host("h1").address in argv]  # fmt: skip
+
+
+def test_a_resume_knows_which_pairs_answered_ping_before() -> None:
+    """A resumed run's bandwidth phase has no ping phase of its own to go by."""
+    records, _ = run(inventory(3), silent={"h2"})
+    done = Done.from_records(records)
+    assert done.answered == {frozenset(("h0", "h1")), frozenset(("h2", "h0")),
+                             frozenset(("h2", "h1"))}  # fmt: skip
+    lost = Done.from_records([r for r in records if not (isinstance(r, PingRecord)
+                                                         and r.src == "h2")])  # fmt: skip
+    assert lost.answered == {frozenset(("h0", "h1"))}  # pings toward h2 were all lost
