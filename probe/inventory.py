@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from probe.errors import InputError
-from probe.model import Host, Inventory, SshTarget
+from probe.model import INBOUND_ALL, INBOUND_NONE, Host, Inbound, Inventory, PortRange, SshTarget
 from probe.networks import DEFAULT_NETWORK, NetworkOrder, ranked
 from probe.sshconfig import SshConfig, SshHostConfig, parse_jump, read_ssh_config
 from probe.textio import read_text
@@ -31,9 +31,10 @@ _TOP_KEYS = frozenset(
 )
 _HOST_KEYS = frozenset(
     {"name", "address", "addresses", "region", "zone", "provider", "tags", "measure", "ssh"}
+    | {"inbound", "nat", "iperf3_ports"}
 )
 _SSH_KEYS = frozenset({"host", "port", "user", "identity", "via", "alias"})
-_PER_HOST_ONLY = {"name", "address", "addresses", "ssh.host", "ssh.alias"}  # never in `defaults`
+_PER_HOST_ONLY = {"name", "address", "addresses", "ssh.host", "ssh.alias", "inbound", "nat"}
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _TAG_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+@=-]{0,127}")
@@ -124,6 +125,33 @@ def _tags(entry: MapNode, defaults: MapNode | None) -> dict[str, str]:
             else:
                 tags[key] = _check_pattern(node.as_str(), _TAG_VALUE, "tag value", node.where)
     return tags
+
+
+def _inbound(entry: MapNode) -> Inbound:
+    """``inbound:`` (default all), or ``nat: true``: a host behind NAT accepts nothing."""
+    node, nat = entry.get("inbound"), entry.get("nat")
+    inbound = INBOUND_ALL
+    if node is not None:
+        words = tuple(value for value, _ in node.as_str_list())
+        try:
+            inbound = Inbound.parse(words)
+        except ValueError as exc:
+            raise node.error(f"{node.name}: {exc}") from None
+    if nat is None or not nat.as_bool():
+        return inbound
+    if node is not None and inbound != INBOUND_NONE:
+        message = f"'nat: true' means inbound none, but 'inbound' ({node.where}) says {inbound}"
+        raise nat.error(message)
+    return INBOUND_NONE
+
+
+def _ports(node: Node | None) -> PortRange | None:
+    if node is None:
+        return None
+    try:
+        return PortRange.parse(node.as_str())
+    except ValueError as exc:
+        raise node.error(f"{node.name}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +253,8 @@ def _read_host(
         tags=_tags(entry, defaults),
         measure=measure,
         addresses=addresses if list(addresses) != [DEFAULT_NETWORK] else {},
+        inbound=_inbound(entry),
+        iperf3_ports=_ports(_pick(entry, defaults, "iperf3_ports")),
     )
     return _Draft(host, name_node.where, wheres, ssh.alias, ssh.hops)
 
@@ -415,7 +445,9 @@ def parse_inventory(text: str, *, source: str, base_dir: Path) -> Inventory:
         raise InputError("'hosts' is empty: list at least one host", where=hosts_where)
     drafts: dict[str, _Draft] = {}
     preference = _listed(root.get("networks"))
-    measured: dict[tuple[str, str], _Draft] = {}  # two measured hosts cannot share one
+    # by (network, address): two measured hosts cannot share one, unless nothing aims at it
+    # (NAT'd hosts behind one gateway share its public address)
+    measured: dict[tuple[str, str], _Draft] = {}
     for item in entries:
         draft = _read_host(item.as_mapping(), defaults, config, base_dir, preference)
         host = draft.host
@@ -423,7 +455,8 @@ def parse_inventory(text: str, *, source: str, base_dir: Path) -> Inventory:
             message = f"duplicate host name '{host.name}' (first at {first.where})"
             raise InputError(message, where=draft.where)
         drafts[host.name] = draft
-        for network, where in draft.address_where.items() if host.measure else ():
+        aimed_at = host.measure and host.inbound != INBOUND_NONE
+        for network, where in draft.address_where.items() if aimed_at else ():
             address = (host.addresses or {DEFAULT_NETWORK: host.address})[network]
             if (other := measured.get((network, address))) is not None:
                 on = "" if network == DEFAULT_NETWORK else f" on network {network}"
@@ -433,7 +466,7 @@ def parse_inventory(text: str, *, source: str, base_dir: Path) -> Inventory:
                 )
                 raise InputError(message, where=where)
             measured[network, address] = draft
-    if not measured:
+    if not any(d.host.measure for d in drafts.values()):
         raise InputError("every host has 'measure: false': nothing to measure", where=hosts_where)
     sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     order = _read_networks(root, drafts)

@@ -36,7 +36,108 @@ class CellStatus(StrEnum):
     STALLED = "stalled"
     SKIPPED = "skipped"  # not selected by the plan, or interrupted before it ran
     NOT_PLANNED = "not-planned"  # left out by a sampled ping plan (plan.select_ping_pairs)
-    NOT_MEASURABLE = "not-measurable"  # the plan knows the pair cannot be measured: reason says why
+    # the plan knows the pair cannot be measured: the hosts share no network, or neither accepts
+    # the inbound traffic it needs (ICMP for RTT, TCP on its iperf3 ports for bandwidth); the
+    # reason says which
+    NOT_MEASURABLE = "not-measurable"
+    # iperf3's control connection timed out or was refused while ping between the pair worked:
+    # a firewall on the path drops or rejects the iperf3 port (the reason names address:port)
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PortRange:
+    """TCP ports ``lo``…``hi``, both included; ``valid`` when 1 ≤ lo ≤ hi ≤ 65535."""
+
+    lo: int
+    hi: int
+
+    @classmethod
+    def parse(cls, text: str, *, check: bool = True) -> PortRange:
+        """``PORT`` or ``LO-HI`` in decimal digits; ``ValueError`` says what is wrong (with
+        ``check=False`` only the syntax: an option class checks the range, naming itself)."""
+        parts = text.strip().split("-")
+        if len(parts) > 2 or not all(p.isascii() and p.isdigit() and len(p) < 9 for p in parts):
+            raise ValueError(f"{text!r}: expected PORT or LO-HI, e.g. 5201-5299")
+        ports = cls(int(parts[0]), int(parts[-1]))
+        if check and not ports.valid:
+            raise ValueError(f"{text!r}: ports are 1…65535, the low one first")
+        return ports
+
+    def __repr__(self) -> str:  # as written: messages quote it
+        return repr(str(self))
+
+    @property
+    def valid(self) -> bool:
+        return 1 <= self.lo <= self.hi <= 65535
+
+    def __len__(self) -> int:
+        return self.hi - self.lo + 1
+
+    def __str__(self) -> str:
+        return str(self.lo) if self.lo == self.hi else f"{self.lo}-{self.hi}"
+
+    def overlap(self, other: PortRange) -> PortRange | None:
+        """The ports in both ranges, or None."""
+        lo, hi = max(self.lo, other.lo), min(self.hi, other.hi)
+        return PortRange(lo, hi) if lo <= hi else None
+
+
+ALL_PORTS = PortRange(1, 65535)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What a host accepts from its peers (inventory ``inbound:``): the plan never aims at more.
+
+    A host behind NAT accepts nothing (``nat: true``); a security group may let ICMP through and
+    no TCP, or TCP on some ports only. ``tcp`` lists the accepted TCP port ranges.
+    """
+
+    icmp: bool = True
+    tcp: tuple[PortRange, ...] = (ALL_PORTS,)
+
+    @classmethod
+    def parse(cls, words: tuple[str, ...]) -> Inbound:
+        """``all`` | ``none`` | ``icmp`` | ``tcp`` | ``tcp:PORTS``, or several of the last three;
+        ``ValueError`` says what is wrong."""
+        if not words:
+            raise ValueError("expected all, none, icmp, tcp or tcp:PORTS")
+        alone = sorted({"all", "none"} & set(words))
+        if alone and len(words) > 1:
+            raise ValueError(f"{alone[0]!r} cannot be combined with other entries")
+        if alone:
+            return INBOUND_ALL if alone[0] == "all" else INBOUND_NONE
+        icmp, tcp = False, []
+        for word in words:
+            if word == "icmp":
+                icmp = True
+            elif word == "tcp":
+                tcp.append(ALL_PORTS)
+            elif word.startswith("tcp:"):
+                tcp.append(PortRange.parse(word.removeprefix("tcp:")))
+            else:
+                raise ValueError(f"{word!r}: expected all, none, icmp, tcp or tcp:PORTS")
+        return cls(icmp, tuple(tcp))
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """What :meth:`parse` reads back equal (run.json, messages)."""
+        if self in (INBOUND_ALL, INBOUND_NONE):
+            return ("all",) if self.icmp else ("none",)
+        tcp = ["tcp" if r == ALL_PORTS else f"tcp:{r}" for r in self.tcp]
+        return (*(["icmp"] if self.icmp else []), *tcp)
+
+    def __str__(self) -> str:
+        return ", ".join(self.words)
+
+    def tcp_within(self, ports: PortRange) -> PortRange | None:
+        """The first accepted stretch of ``ports`` (where an iperf3 server may listen)."""
+        return next((r for t in self.tcp if (r := t.overlap(ports)) is not None), None)
+
+
+INBOUND_ALL = Inbound()
+INBOUND_NONE = Inbound(icmp=False, tcp=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +166,8 @@ class Host:
     tags: Mapping[str, str] = field(default_factory=dict)
     measure: bool = True
     addresses: Mapping[str, str] = field(default_factory=dict)  # {}: network default = address
+    inbound: Inbound = INBOUND_ALL
+    iperf3_ports: PortRange | None = None  # None: the run's (``--iperf3-ports``)
 
 
 @dataclass(frozen=True, slots=True)

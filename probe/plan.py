@@ -9,7 +9,8 @@ most tests one site takes part in; L itself is a lower bound).
 
 Reverse direction = swapped roles by default: the data sender is then always the iperf3 client,
 whose JSON carries the sender's cwnd and TCP RTT (with ``-R`` iperf 3.12 reports them as 0).
-``reverse_flag=True`` uses ``-R`` instead, for fleets where only one side accepts connections.
+``reverse_flag=True`` uses ``-R`` instead; ``reverse_for`` does so for the pairs where only one
+side accepts connections (``probe.reach``: the other is the client both ways).
 
 Ping pairs are ordered (each direction is its own probe train). A full mesh is N(N−1) trains,
 which thousands of hosts cannot afford every run; ``select_ping_pairs`` samples in the words of
@@ -21,7 +22,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
@@ -203,6 +204,10 @@ class BandwidthTest:
     reverse: bool = False
     network: str = DEFAULT_NETWORK
 
+    #: What a ``-R`` test's record says of itself: its sender is the server, whose cwnd and TCP
+    #: RTT iperf3 does not send back (its retransmits it does: the results exchange has them).
+    REVERSE_NOTE = "iperf3 -R: sender-side cwnd and TCP RTT not available (the server sent)"
+
     @property
     def direction(self) -> Pair:
         """(src, dst) of the data: client→server, or server→client under ``-R``."""
@@ -253,8 +258,10 @@ def schedule_rounds(
     directions: Literal["both", "forward"] = "both",
     reverse_flag: bool = False,
     networks: Callable[[str, str], Sequence[str]] | None = None,
+    reverse_for: Collection[Pair] = (),
 ) -> BandwidthPlan:
-    """Rounds where no host (no site, with ``site_of``) appears twice.
+    """Rounds where no host (no site, with ``site_of``) appears twice; the backward test of a
+    pair in ``reverse_for`` (or of every pair, ``reverse_flag``) is ``-R`` on its client.
 
     A pair's reverse runs in the round right after its forward: both directions are then
     measured under the same conditions, and an interrupted run keeps whole pairs. ``networks``
@@ -276,7 +283,7 @@ def schedule_rounds(
             rounds.append(tuple(BandwidthTest(a, b, network=fwd[n])
                                 for a, b, fwd, _ in pairs_of if n < len(fwd)))  # fmt: skip
             if directions == "both":
-                rounds.append(tuple(_backward(a, b, reverse_flag, back[n])
+                rounds.append(tuple(_backward(a, b, reverse_flag or (a, b) in reverse_for, back[n])
                                     for a, b, _, back in pairs_of if n < len(back)))  # fmt: skip
     return BandwidthPlan(tuple(r for r in rounds if r))
 

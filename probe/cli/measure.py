@@ -17,6 +17,7 @@ from probe.errors import Terminated
 from probe.measure.bandwidth import AUTH_MODES, AuthMode, BandwidthOptions
 from probe.measure.context import PINGERS, Pinger, RunOptions
 from probe.measure.sshoptions import SshOptions
+from probe.model import PortRange
 from probe.networks import ALL_NETWORKS
 from probe.tools.ping import PING_FANOUT_MAX
 
@@ -35,6 +36,22 @@ def _say(message: str) -> None:
 
 def _warn(message: str) -> None:
     click.echo(f"probe: warning: {message}", err=True)
+
+
+class PortsType(click.ParamType[PortRange, object]):
+    """``LO-HI`` or ``PORT``; the range itself is checked by ``BandwidthOptions``."""
+
+    name = "LO-HI"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> PortRange:
+        if isinstance(value, PortRange):
+            return value
+        try:
+            return PortRange.parse(str(value), check=False)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _ssh_options(accept_new: bool, connect_timeout: float, known_hosts: str | None) -> SshOptions:
@@ -227,6 +244,14 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     "not measured), or off.",
 )
 @field_option(
+    "--iperf3-ports",
+    type=PortsType(),
+    default_from=(BandwidthOptions, "iperf3_ports"),
+    show_default=True,
+    help="TCP ports iperf3 servers listen on (LO-HI), unless a host's inventory names its own "
+    "(iperf3_ports).",
+)
+@field_option(
     "--pairs",
     default_from=(RunOptions, "pairs"),
     show_default=True,
@@ -284,6 +309,7 @@ def run(
     streams: int,
     congestion: str | None,
     auth: AuthMode,
+    iperf3_ports: PortRange,
     pairs: str,
     exclusive_by: str | None,
     compare_streams: int,
@@ -323,6 +349,7 @@ def run(
                 streams=streams,
                 congestion=congestion,
                 auth=auth,
+                iperf3_ports=iperf3_ports,
             ),
         )
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast

@@ -27,9 +27,10 @@ import pandas as pd
 from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
 from probe.matrix.regions import RegionFigure, figures, roll_up
-from probe.model import CellStatus
+from probe.model import CellStatus, PortRange
 from probe.networks import ALL_NETWORKS, DEFAULT_NETWORK, NetworkChoice, NoRoute, Route, routes
 from probe.plan import parse_pair_mode, parse_ping_pairs, select_pairs, select_ping_pairs
+from probe.reach import BandwidthRoles, PingWay, bandwidth_roles, ping_reach
 from probe.stats import RttStats, rtt_stats
 from probe.store.records import (
     HostRecord,
@@ -86,6 +87,7 @@ COLUMNS = [
     "status",
     "reason",
     *PING_COLUMNS,
+    "from_reverse",  # RTT figures copied from dst→src: dst accepts no inbound ICMP
     *BW_COLUMNS,
     *LOAD_COLUMNS,
     *MULTI_COLUMNS,
@@ -137,7 +139,9 @@ class MatrixBuilder:
     Host failures still apply at the end: a host record may follow its cells in the file.
     A pair the run's ping plan left out (run.json ``options.ping_pairs``; the plan is drawn again,
     seeded, from run.json's hosts) and that has no ping record is ``not-planned``; so is a
-    bandwidth cell outside ``--pairs`` (or every one under ``--no-bandwidth``).
+    bandwidth cell outside ``--pairs`` (or every one under ``--no-bandwidth``). A planned cell
+    the run could not aim at (``probe.reach``, from run.json's ``inbound``) is ``not-measurable``
+    or, toward a host refusing ICMP, a copy of the reverse direction marked ``from_reverse``.
     """
 
     def __init__(self, run: RunDoc) -> None:
@@ -146,6 +150,7 @@ class MatrixBuilder:
         self._route = _router(run)
         self._unplanned = _unplanned(run)
         self._bw_planned = bandwidth_cells(run)
+        self._bw_refused = bandwidth_not_measurable(run)
         self._bw_unplanned_reason = (
             f"not in the --pairs {run.options.pairs} plan"
             if run.options.bandwidth
@@ -227,17 +232,27 @@ class MatrixBuilder:
                     rows[a.name, b.name, ""] = _unmeasurable_row(a, b, found.reason)
                 for r in () if isinstance(found, NoRoute) else found:
                     rows[a.name, b.name, r.network] = _empty_row(a, b, r)
+        by_name = {h.name: h for h in self.hosts}
+        from_reverse: dict[_Cell, str] = {}
         for key, row in rows.items():
             if row["status"] == CellStatus.NOT_MEASURABLE:
                 continue
             pair = key[:2]
             ping = self._ping.get(key)
+            reach = ping_reach(by_name[key[0]], by_name[key[1]])
             if ping is None and self._unplanned is not None and pair not in self._unplanned[0]:
                 row["status"], row["reason"] = str(CellStatus.NOT_PLANNED), self._unplanned[1]
+            elif ping is None and reach.way is PingWay.NOT_MEASURABLE:
+                row["status"], row["reason"] = str(CellStatus.NOT_MEASURABLE), reach.reason
+            elif ping is None and reach.way is PingWay.FROM_REVERSE:
+                from_reverse[key] = reach.reason or ""
             else:
                 _fill_ping(row, ping, self._host_fail)
             bw = self._bw.get(key)
-            if bw is None and pair not in self._bw_planned:
+            if bw is None and pair in self._bw_refused:
+                row["bw_status"] = str(CellStatus.NOT_MEASURABLE)
+                row["bw_reason"] = self._bw_refused[pair]
+            elif bw is None and pair not in self._bw_planned:
                 row["bw_status"] = str(CellStatus.NOT_PLANNED)
                 row["bw_reason"] = self._bw_unplanned_reason
             else:
@@ -247,12 +262,16 @@ class MatrixBuilder:
             if (many := self._multi.get(key)) is not None:
                 row["bw_fwd_multi_mbps"], row["bw_multi_streams"] = many
             row["sender_cc"], row["receiver_cc"] = self._cc.get(key, (None, None))
+        for (src, dst, network), why in from_reverse.items():
+            if (back := rows.get((dst, src, network))) is not None:
+                _copy_reverse(rows[src, dst, network], back, why)
         for (src, dst, network), row in rows.items():
             if (back := rows.get((dst, src, network))) is not None:
                 row["bw_rev_mbps"] = back["bw_fwd_mbps"]
         frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
         return frame.astype(
             {
+                "from_reverse": "bool",
                 "bw_fwd_cpu_bound": "boolean",
                 "sent": "Int64",
                 "received": "Int64",
@@ -264,15 +283,28 @@ class MatrixBuilder:
 
 def bandwidth_cells(run: RunDoc) -> frozenset[tuple[str, str]]:
     """The (src, dst) cells ``probe run`` planned bandwidth tests for: both directions of the
-    pairs ``--pairs`` selects among the measured hosts, in run.json's order."""
+    pairs ``--pairs`` selects among the measured hosts, in run.json's order, that some end of
+    can serve (``probe.reach``)."""
+    pairs = _bandwidth_roles(run).pairs
+    return frozenset([*pairs, *((b, a) for a, b in pairs)])
+
+
+def bandwidth_not_measurable(run: RunDoc) -> dict[tuple[str, str], str]:
+    """Both cells of each selected pair neither end of which can be an iperf3 server, and why."""
+    refused = _bandwidth_roles(run).not_measurable
+    return {cell: why for (a, b), why in refused.items() for cell in ((a, b), (b, a))}
+
+
+def _bandwidth_roles(run: RunDoc) -> BandwidthRoles:
     if not run.options.bandwidth:
-        return frozenset()
+        return BandwidthRoles((), frozenset(), {})
     try:
         mode = parse_pair_mode(run.options.pairs)
     except InputError as exc:
         raise StoreError(f"run.json: 'options.pairs': {exc}") from None
     pairs = select_pairs(run.measured_hosts, mode)
-    return frozenset([*pairs, *((b, a) for a, b in pairs)])
+    hosts = {h.name: h for h in run.measured_hosts}
+    return bandwidth_roles(pairs, hosts, PortRange.parse(run.options.iperf3_ports))
 
 
 def _unplanned(run: RunDoc) -> tuple[frozenset[tuple[str, str]], str] | None:
@@ -339,6 +371,7 @@ def _empty_row(a: RunHost, b: RunHost, route: Route | None) -> dict[str, Any]:
         reason=NOT_MEASURED,
         bw_status=str(CellStatus.SKIPPED),
         bw_reason=NOT_MEASURED,
+        from_reverse=False,
     )
     for col in [
         *PING_COLUMNS[2:],
@@ -350,6 +383,19 @@ def _empty_row(a: RunHost, b: RunHost, route: Route | None) -> dict[str, Any]:
     ]:
         row[col] = math.nan
     return row
+
+
+def _copy_reverse(row: dict[str, Any], reverse: dict[str, Any], why: str) -> None:
+    """The RTT cell toward a host that refuses ICMP: the reverse direction's, said so (a cell
+    the reverse has no record for yet stays "not measured": ``--resume`` measures it)."""
+    row["from_reverse"] = True
+    row["status"] = reverse["status"]
+    if reverse["reason"] == NOT_MEASURED:
+        row["reason"] = NOT_MEASURED
+    else:
+        row["reason"] = why if reverse["reason"] is None else f"{why}; {reverse['reason']}"
+    for col in PING_COLUMNS:
+        row[col] = reverse[col]
 
 
 def _host_reason(

@@ -6,7 +6,8 @@ run was interrupted, killed, or a kill tore its record — and ``probe run --res
 ``show`` and ``report`` say so first, so an incomplete run never passes for a complete one.
 
 Every ordered pair of measured hosts the ping plan holds is an RTT cell (``--ping-pairs``: the
-others are ``not-planned``, never missing). The bandwidth cells are the plan's tests,
+others are ``not-planned``, never missing), unless neither host accepts ICMP (``not-measurable``).
+The bandwidth cells are the plan's tests,
 recomputed from run.json as ``probe run`` made them (its hosts in order, ``--pairs``): a pair
 outside the plan is no more missing than in a run that never meant to measure it.
 """
@@ -23,7 +24,8 @@ from probe.model import CellStatus
 from probe.store.rundoc import RunDoc
 
 _SKIPPED = str(CellStatus.SKIPPED)
-_NOT_PLANNED = str(CellStatus.NOT_PLANNED)
+#: RTT rows that are no cell to measure: left out by the plan, or known to be unmeasurable
+_NO_CELL = (str(CellStatus.NOT_PLANNED), str(CellStatus.NOT_MEASURABLE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ def unmeasured(run: RunDoc, frame: pd.DataFrame) -> Unmeasured:
     ended, resumed = run.ended_utc, run.resumed_utc
     return Unmeasured(
         rtt=int(missing.sum()),
-        rtt_cells=int((frame["status"] != _NOT_PLANNED).sum()),
+        rtt_cells=int((~frame["status"].isin(_NO_CELL)).sum()),
         bw=int((bw_missing & in_plan).sum()),
         bw_cells=len(planned),
         interrupted=run.interrupted,

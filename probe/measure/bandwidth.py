@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from probe.errors import HostError, require
-from probe.model import CellStatus, CommandResult
+from probe.model import CellStatus, CommandResult, PortRange
 from probe.plan import BandwidthTest
 from probe.store.records import Iperf3MultiRecord, Iperf3Record
 from probe.tools.iperf3 import (
@@ -47,6 +47,7 @@ SERVER_EXIT_WAIT_S = 3.0
 AuthMode = Literal["auto", "off", "required"]
 AUTH_MODES: tuple[AuthMode, ...] = ("auto", "off", "required")
 _NOT_LOCAL = "Cannot assign requested address"  # -B with an address the host does not have
+IPERF3_PORTS = PortRange(5201, 5264)
 
 
 def _never(_text: str) -> bool:
@@ -96,8 +97,9 @@ class BandwidthOptions:
     duration_s: int = 10
     omit_s: int = 2
     streams: int = 1
-    port_base: int = 5201
-    port_span: int = 64  # the ports probe may use on a host: port_base .. port_base+span-1
+    #: ``--iperf3-ports``: where servers listen on a host whose inventory entry names none
+    iperf3_ports: PortRange = IPERF3_PORTS
+    #: iperf3 ≥ 3.7 ``--connect-timeout``: a firewall that drops the port fails the test fast
     connect_timeout_ms: int = 5000
     congestion: str | None = None  # iperf3 -C: the TCP congestion control the sender uses
     auth: AuthMode = "auto"
@@ -106,9 +108,8 @@ class BandwidthOptions:
         require(self, "duration_s", self.duration_s >= 1, "≥ 1 s")  # iperf3 -t: whole seconds
         require(self, "omit_s", self.omit_s >= 0, "≥ 0 s")
         require(self, "streams", 1 <= self.streams <= MAX_STREAMS, f"1…{MAX_STREAMS}")
-        require(self, "port_base", 1 <= self.port_base <= 65535, "a port, 1…65535")
-        last_ok = 1 <= self.port_span <= 65536 - self.port_base
-        require(self, "port_span", last_ok, f"1…{65536 - self.port_base} (ports end at 65535)")
+        ports_ok = self.iperf3_ports.valid
+        require(self, "iperf3_ports", ports_ok, "ports LO-HI within 1…65535, LO ≤ HI")
         require(self, "connect_timeout_ms", self.connect_timeout_ms >= 1, "≥ 1 ms")
         cc_ok = self.congestion is None or CONGESTION_NAME.fullmatch(self.congestion) is not None
         require(self, "congestion", cc_ok, "a congestion control name: [a-z0-9_], ≤ 15")
@@ -142,9 +143,12 @@ class TestOutcome:
         """The test's record of samples.jsonl (``address``: the server's, dialled);
         ``multi``: the ``-P N`` repeat of a test."""
         src, dst = test.direction
+        reason = self.reason
+        if reason is None and test.reverse and self.result is not None:
+            reason = test.REVERSE_NOTE  # said with the figures, so nobody reads a 0 cwnd
         return (Iperf3MultiRecord if multi else Iperf3Record)(
             src=src, dst=dst, client=test.client, server=test.server, reverse=test.reverse,
-            status=self.status, reason=self.reason, t=t, argv=self.argv, attempts=self.attempts,
+            status=self.status, reason=reason, t=t, argv=self.argv, attempts=self.attempts,
             test_s=None if self.test_s is None else round(self.test_s, 3), result=self.result,
             authenticated=self.authenticated, network=test.network, address=address,
         )  # fmt: skip
@@ -191,6 +195,7 @@ class ArmedTest:
         self.hold_s = hold_s  # the longest it may wait armed; both ends outlive it
         self.attempt = 0
         self.argv: tuple[str, ...] = ()
+        self.port: int | None = None  # where the server listens, once started
         self._server: Process | None = None
         self._client: Process | None = None
 
@@ -220,10 +225,9 @@ class ArmedTest:
     async def arm(self) -> TestOutcome | None:
         """Start the server and the gated client; None when armed, else why it cannot run."""
         while self.attempt <= BUSY_RETRIES:
-            port = (
-                self.options.port_base
-                + (self.port_index + self.attempt * 7) % self.options.port_span
-            )
+            ports = self.options.iperf3_ports
+            port = ports.lo + (self.port_index + self.attempt * 7) % len(ports)
+            self.port = port
             idle_s = math.ceil(self.hold_s) + SERVER_IDLE_TIMEOUT_S
             try:
                 server = await self.runner.spawn(
@@ -339,7 +343,8 @@ class ArmedTest:
 
     def _busy(self) -> TestOutcome:
         self.attempt = min(self.attempt, BUSY_RETRIES)
-        port = self.options.port_base + self.port_index % self.options.port_span
+        ports = self.options.iperf3_ports
+        port = ports.lo + self.port_index % len(ports)
         return self._outcome(
             CellStatus.BUSY,
             f"iperf3 server on {self.server} busy or its ports in use (from {port}) "

@@ -2,7 +2,12 @@
 with the loaded-RTT train (``--under-load``) and the ``-P N`` repeat (``--compare-streams``).
 
 A test runs over a network (``probe.networks``): the client dials the server's address on it. A
-pair with no network to test over has no test (the matrix marks it ``not-measurable``)."""
+pair with no network to test over has no test (the matrix marks it ``not-measurable``).
+
+Who serves is ``probe.reach``'s: a host that accepts no TCP on its iperf3 ports is the client
+both ways (``-R`` for its download); a pair neither end of which can serve gets no test (the
+matrix marks it ``not-measurable``). A server listens on its own host's iperf3 ports.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,9 @@ from probe.plan import (
     select_pairs,
     site_of_hosts,
 )
+from probe.reach import bandwidth_roles, server_ports
 from probe.store.records import Iperf3Record, PingLoadRecord, PingTrain
+from probe.tools.iperf3 import connect_failure
 from probe.tools.iperf3auth import RunCredential, cannot_authenticate
 from probe.tools.ping import PingReport, ping_argv, ping_outcome
 
@@ -53,13 +60,15 @@ class BandwidthPhase:
         self.credentials: HostCredentials | None = None  # during run(), unless --auth off
 
     def plan(self) -> BandwidthPlan:
-        hosts = [s.host for s in self.ctx.hosts.values()]
-        pairs = select_pairs(hosts, parse_pair_mode(self.ctx.options.pairs))
+        hosts = {name: s.host for name, s in self.ctx.hosts.items()}
+        pairs = select_pairs(list(hosts.values()), parse_pair_mode(self.ctx.options.pairs))
+        roles = bandwidth_roles(pairs, hosts, self.ctx.options.bw.iperf3_ports)
         exclusive = self.ctx.options.exclusive_by in ("region", "zone")
         return schedule_rounds(
-            [(a, b) for a, b in pairs if not isinstance(self.ctx.routes(a, b), NoRoute)],
+            [(a, b) for a, b in roles.pairs if not isinstance(self.ctx.routes(a, b), NoRoute)],
             site_of=self._site_of() if exclusive else None,
             networks=self._networks,
+            reverse_for=roles.reverse_for,
         )
 
     def _networks(self, src: str, dst: str) -> list[str]:
@@ -85,8 +94,8 @@ class BandwidthPhase:
         self.ctx.say(summary + (left if len(todo) < bw_plan.tests else ""))
         site_of = self._site_of()
         progress = {"done": 0, "total": len(todo)}
-        # ports: the n-th test a host serves uses port_base + n, so its armed next server never
-        # takes the port of the one still running
+        # ports: the n-th test a host serves uses the n-th of its iperf3 ports, so its armed
+        # next server never takes the port of the one still running
         served: Counter[str] = Counter()
         fired: dict[str, asyncio.Event] = {}
         finished: dict[str, asyncio.Event] = {}
@@ -181,7 +190,8 @@ class BandwidthPhase:
 
     async def _test(self, test: BandwidthTest, port_index: int, turn: _Turn) -> None:
         src, dst = test.direction
-        address = host_networks(self.ctx.hosts[test.server].host)[test.network]
+        server = self.ctx.hosts[test.server]
+        address = host_networks(server.host)[test.network]
         options = self.ctx.options
         why = self._unmeasurable(test)
         auth = None
@@ -210,10 +220,13 @@ class BandwidthPhase:
             await event.wait()
         multi = options.compare_streams > 1
         hold = turn_bound_s(options.bw) * (2 if multi else 1)
+        ports = server_ports(server.host, options.bw.iperf3_ports)
+        assert ports is not None, test  # the plan chose a server that accepts its ports
+        bw = replace(options.bw, iperf3_ports=ports)
         async with ArmedTest(
             self.ctx.pool, client=test.client, server=test.server,
             server_address=address, reverse=test.reverse,
-            options=options.bw, port_index=port_index, hold_s=hold,
+            options=bw, port_index=port_index, hold_s=hold,
             bind=address, auth=auth,
         ) as armed:  # fmt: skip
             failed = await armed.arm()
@@ -221,6 +234,7 @@ class BandwidthPhase:
                 await event.wait()
             turn.fired.set()
             outcome = failed or await self._fire(armed, test, address)
+            outcome = self._blocked(outcome, armed, address)
         self.ctx.emit(outcome.record(test, time.time(), address))
         if multi and outcome.status is CellStatus.OK:
             # N streams share the path fairly with each other; the gap to one stream shows how
@@ -228,15 +242,32 @@ class BandwidthPhase:
             async with ArmedTest(
                 self.ctx.pool, client=test.client, server=test.server,
                 server_address=address, reverse=test.reverse,
-                options=replace(options.bw, streams=options.compare_streams),
+                options=replace(bw, streams=options.compare_streams),
                 port_index=port_index, bind=address, auth=auth,
             ) as again:  # fmt: skip
                 outcome = await again.fire()
             self.ctx.emit(outcome.record(test, time.time(), address, multi=True))
 
+    def _blocked(self, outcome: TestOutcome, armed: ArmedTest, address: str) -> TestOutcome:
+        """A control connection that timed out or was refused although the pair answers ping
+        met a firewall: ``blocked``, naming the port (without that evidence it stays ``error``:
+        the path itself may be down)."""
+        failure = connect_failure(outcome.reason or "")
+        if outcome.status is not CellStatus.ERROR or failure is None or armed.port is None:
+            return outcome
+        if frozenset((armed.client, armed.server)) not in self.ctx.answered:
+            return outcome
+        return replace(
+            outcome,
+            status=CellStatus.BLOCKED,
+            reason=f"iperf3 client on {armed.client} → {address}:{armed.port} on {armed.server}: "
+            f"{failure} while ping between them works (a firewall drops or rejects the port)",
+        )
+
     async def _fire(self, armed: ArmedTest, test: BandwidthTest, address: str) -> TestOutcome:
-        client = self.ctx.hosts[test.client]
-        if not (self.ctx.options.under_load and client.has("ping")):
+        client, server = self.ctx.hosts[test.client], self.ctx.hosts[test.server]
+        # the loaded train pings the server: never one that refuses ICMP (probe.reach)
+        if not (self.ctx.options.under_load and client.has("ping") and server.host.inbound.icmp):
             return await armed.fire()
         async with asyncio.TaskGroup() as tg:
             bw = tg.create_task(armed.fire())

@@ -11,7 +11,7 @@ from typing import Literal, cast
 
 from probe.errors import InputError, require
 from probe.measure.bandwidth import AuthMode, BandwidthOptions, CommandRunner
-from probe.model import CellStatus, Host
+from probe.model import CellStatus, Host, PortRange
 from probe.networks import ALL_NETWORKS, NetworkChoice, NetworkOrder, NoRoute, Route, routes
 from probe.plan import parse_pair_mode, parse_ping_pairs
 from probe.store.records import (
@@ -122,6 +122,7 @@ class RunOptions:
             auth=self.bw.auth,
             network=self.network,
             networks=self.networks,
+            iperf3_ports=str(self.bw.iperf3_ports),
         )
 
     def following(self, doc: RunOptionsDoc) -> RunOptions:
@@ -133,6 +134,7 @@ class RunOptions:
             streams=doc.streams,
             congestion=doc.congestion,
             auth=cast(AuthMode, doc.auth),  # checked in __post_init__
+            iperf3_ports=PortRange.parse(doc.iperf3_ports, check=False),
         )
         return replace(
             self,
@@ -214,9 +216,11 @@ _CELL_RECORDS = (PingRecord, PingLoadRecord, Iperf3Record, Iperf3MultiRecord)
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """Cells already measured (``--resume``): ``(kind, src, dst, network)``."""
+    """Cells already measured (``--resume``): ``(kind, src, dst, network)``; ``answered``: the
+    pairs (either direction) whose ping got replies."""
 
     cells: frozenset[tuple[str, str, str, str]] = frozenset()
+    answered: frozenset[frozenset[str]] = frozenset()
 
     @classmethod
     def from_records(cls, records: Iterable[SampleRecord]) -> Done:
@@ -224,12 +228,22 @@ class Done:
         for rec in records:
             if isinstance(rec, _CELL_RECORDS):
                 latest[rec.kind, rec.src, rec.dst, rec.network] = rec.status
-        return cls(frozenset(k for k, status in latest.items() if status in DONE))
+        return cls(
+            frozenset(k for k, status in latest.items() if status in DONE),
+            frozenset(
+                frozenset((src, dst))
+                for (kind, src, dst, _), status in latest.items()
+                if kind == "ping" and status is CellStatus.OK
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class RunContext:
-    """Handed to each phase: the connector, the options and the shared host states."""
+    """Handed to each phase: the connector, the options and the shared host states.
+
+    ``answered`` grows as pings get replies (from ``done`` on): an iperf3 connection that fails
+    between hosts that answer each other's ping met a firewall (``blocked``)."""
 
     pool: CommandRunner
     options: RunOptions
@@ -238,6 +252,10 @@ class RunContext:
     say: Say
     done: Done
     networks: NetworkOrder = field(default_factory=NetworkOrder)
+    answered: set[frozenset[str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.answered.update(self.done.answered)
 
     def routes(self, src: str, dst: str) -> tuple[Route, ...] | NoRoute:
         """What the run measures from ``src`` to ``dst`` (``probe.networks``: the rule's

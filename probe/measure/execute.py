@@ -53,10 +53,11 @@ class RunSummary:
     bw_planned: int
     interrupted: bool
     rtt_not_planned: int = 0
+    rtt_not_measurable: int = 0  # neither host accepts ICMP (probe.reach): never missing
 
     @property
     def rtt_planned(self) -> int:
-        return self.pairs - self.rtt_not_planned
+        return self.pairs - self.rtt_not_planned - self.rtt_not_measurable
 
     @property
     def complete(self) -> bool:
@@ -203,6 +204,7 @@ def _end(
     say(
         f"run {store.run_id}: {summary.rtt_ok}/{summary.rtt_planned} RTT cells"
         + (f" ({unplanned} of {summary.pairs} not planned)" if unplanned else "")
+        + (f" ({summary.rtt_not_measurable} not measurable)" if summary.rtt_not_measurable else "")
         + f", {summary.bw_ok}/{summary.bw_planned} bandwidth cells"
         + (" (interrupted)" if doc.interrupted else "")
     )
@@ -319,10 +321,11 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()
     )
     unplanned = int((frame["status"] == CellStatus.NOT_PLANNED).sum())
+    unmeasurable = int((frame["status"] == CellStatus.NOT_MEASURABLE).sum())
     bw_ok = int((frame["bw_status"] == CellStatus.OK).sum())
     cells = CellCounts(len(frame), rtt_ok, bw_ok, bw_planned, tuple(torn), unplanned)
     summary = RunSummary(
-        store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned
+        store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned, unmeasurable
     )
     store.write_run(replace(doc, complete=summary.complete, cells=cells))
     store.point_latest()

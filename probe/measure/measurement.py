@@ -80,7 +80,7 @@ class Measurement:
         need not connect at all."""
         bw_plan = self.bandwidth_plan() if self._options.bandwidth else plan.BandwidthPlan(())
         todo = self._bandwidth.todo(bw_plan)
-        rtt_cells = len(self._ping.plan.pairs)  # the ping plan's: not-planned pairs are no cells
+        rtt_cells = len(self._ping.pings)  # the pings planned: other cells are none to measure
         return Remaining(rtt_cells, self._ping.pairs_left(), bw_plan.tests, len(todo))
 
     async def _timed(self, name: str, phase: Awaitable[None]) -> None:

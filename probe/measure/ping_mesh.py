@@ -5,8 +5,9 @@ the fan-out script that runs one ping per target, a bounded number at a time (``
 source's command is recorded once (``ping_fanout``: the whole command, every target in its argv);
 each of its targets gets a ``ping`` record naming it: with the fan-out, that target's own ping
 argv; with fping, no argv of its own (one fping measured every target: the ``ping_fanout``
-record's argv). Which targets a source pings is the run's ping plan (``--ping-pairs``); the pairs
-it leaves out get no record: the matrix marks them ``not-planned`` from run.json's options.
+record's argv). Which targets a source pings is the run's ping plan (``--ping-pairs``) less the
+targets that accept no ICMP (``probe.reach``); the pairs it leaves out get no record: the matrix
+marks them ``not-planned``, ``not-measurable`` or fills them from the reverse direction.
 
 A target is a destination *on a network* (``probe.networks``): the rule's, the one ``--network``
 names, or with ``--networks all`` each network both hosts are on — one source then pings the
@@ -33,6 +34,7 @@ from probe.measure.context import HostState, RunContext
 from probe.model import CellStatus, CommandResult
 from probe.networks import NoRoute, Route
 from probe.plan import parse_ping_pairs, select_ping_pairs
+from probe.reach import pings
 from probe.store.records import PingFanoutRecord, PingRecord, PingTrain
 from probe.tools.fping import fping_argv, fping_outcome, fping_refuses, fping_seconds
 from probe.tools.ping import (
@@ -83,8 +85,10 @@ class PingMesh:
         self.plan = select_ping_pairs(
             [s.host for s in ctx.hosts.values()], parse_ping_pairs(o.ping_pairs)
         )
+        hosts = {name: state.host for name, state in ctx.hosts.items()}
+        self.pings = pings(self.plan.pairs, hosts)
         self._planned: dict[str, list[tuple[str, Route]]] = defaultdict(list)  # source → targets
-        for src, dst in self.plan.pairs:
+        for src, dst in self.pings:
             if not isinstance(found := ctx.routes(src, dst), NoRoute):
                 self._planned[src].extend((dst, r) for r in found)
         self._fping_refused = fping_refuses(
@@ -160,7 +164,7 @@ class PingMesh:
         sources = list(self.ctx.hosts.values())
         work = [(self._tool(s), len(t)) for s in sources if s.usable and (t := self._targets(s))]
         tools = Counter(tool for tool, _ in work)
-        parts = [f"ping: {len(self.plan.pairs)} ordered pairs planned ({self.plan.mode})"]
+        parts = [f"ping: {len(self.pings)} ordered pairs planned ({self.plan.mode})"]
         parts += [f"{tool} on {n} sources" for tool, n in sorted(tools.items())]
         parts += [f"~{max((self._bound_s(*w) for w in work), default=0):.0f}s"]
         self.ctx.say(", ".join(parts))
@@ -282,6 +286,8 @@ class PingMesh:
         fanout: str | None = None,
         train: PingTrain | None = None,
     ) -> None:
+        if status is CellStatus.OK:
+            self.ctx.answered.add(frozenset((src.host.name, dst.name)))
         self.ctx.emit(
             PingRecord(
                 src=src.host.name,

@@ -30,7 +30,10 @@ from probe.networks import host_networks
 from probe.store.rundoc import RunDoc, RunHost, RunOptionsDoc
 
 #: The labels of a measured host that must not change: what its cells are grouped and read by.
-LABELS = ("measure", "address", "addresses", "region", "zone", "provider", "tags")
+LABELS = (
+    "measure", "address", "addresses", "region", "zone", "provider", "tags", "inbound",
+    "iperf3_ports",
+)  # fmt: skip
 _RECORDED = tuple(f.name for f in fields(RunOptionsDoc))
 _MAX_NAMES = 10
 

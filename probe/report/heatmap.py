@@ -59,7 +59,8 @@ STATUS_CODE = {
     CellStatus.STALLED.value: "stall",  # iperf3 ran, its rate is no measurement
     CellStatus.SKIPPED.value: "skip",
     CellStatus.NOT_PLANNED.value: "omit",  # left out by a sampled plan on purpose
-    CellStatus.NOT_MEASURABLE.value: "n/m",  # no network (or no way in) to measure over
+    CellStatus.NOT_MEASURABLE.value: "n/m",  # no shared network, or no end accepts the test
+    CellStatus.BLOCKED.value: "fw",  # a firewall drops the iperf3 port
 }
 UNPLANNED = STATUS_CODE[CellStatus.NOT_PLANNED.value]
 UNPLANNED_FACE = "#ffffff"

@@ -11,17 +11,20 @@ the default probe used before it existed, a missing table as empty, anything els
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 from probe.errors import StoreError
 from probe.jsonfields import JsonObject, parse_object
-from probe.model import CellStatus, Host
+from probe.model import INBOUND_ALL, CellStatus, Host, Inbound, PortRange
 from probe.networks import NetworkOrder
 from probe.stats import RttStats
 
 RUN_SCHEMA = "probe.run/1"
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class RunHost:
     ssh: SshRoute | None = None  # None in files written before it was recorded
     connection: ConnectOutcome | None = None
     addresses: Mapping[str, str] = field(default_factory=dict)  # {}: network default = address
+    inbound: Inbound = INBOUND_ALL  # the matrix redraws who could aim at whom (probe.reach)
+    iperf3_ports: PortRange | None = None
 
     @classmethod
     def of(cls, host: Host) -> RunHost:
@@ -81,6 +86,8 @@ class RunHost:
             measure=host.measure,
             ssh=SshRoute(s.host, s.port, s.user, s.via),
             addresses=dict(host.addresses),
+            inbound=host.inbound,
+            iperf3_ports=host.iperf3_ports,
         )
 
 
@@ -105,6 +112,7 @@ class RunOptionsDoc:
     auth: str = "off"  # auto | off | required: iperf3 authentication
     network: str | None = None  # --network NAME
     networks: str | None = None  # --networks all
+    iperf3_ports: str = "5201-5264"  # which hosts can serve (probe.reach): which cells there are
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +257,9 @@ def encode_run(doc: RunDoc) -> str:
 
 #: Keys added after probe 0.1.0 whose default is what probe did before them: written only when
 #: they say something else, so a file an older probe wrote is written back unchanged.
-_LATER_OPTIONS = ("pinger", "ping_pairs", "congestion", "auth", "network", "networks")
+_LATER_OPTIONS = (
+    "pinger", "ping_pairs", "congestion", "auth", "network", "networks", "iperf3_ports",
+)  # fmt: skip
 _NO_CELLS = CellCounts(0, 0, 0, 0)
 
 
@@ -291,6 +301,10 @@ def _host_json(h: RunHost) -> dict[str, object]:
         out["addresses"] = dict(h.addresses)
     if h.ssh is not None:
         out["ssh"] = asdict(h.ssh)
+    if h.inbound != INBOUND_ALL:  # written only when restricted: older files read back equal
+        out["inbound"] = list(h.inbound.words)
+    if h.iperf3_ports is not None:
+        out["iperf3_ports"] = str(h.iperf3_ports)
     if (c := h.connection) is not None:
         out.update(status=str(c.status), reason=c.reason, connect_s=c.connect_s)
         out["tools"] = dict(c.tools)
@@ -370,7 +384,20 @@ def _read_host(h: JsonObject) -> RunHost:
         ),
         connection=_read_connection(h) if "status" in h else None,
         addresses=h.section("addresses").entries(str),
+        inbound=_parsed(h, "inbound", Inbound.parse, h.listing("inbound", str))
+        if "inbound" in h
+        else INBOUND_ALL,
+        iperf3_ports=_parsed(h, "iperf3_ports", PortRange.parse, h.req("iperf3_ports", str))
+        if "iperf3_ports" in h
+        else None,
     )
+
+
+def _parsed(h: JsonObject, key: str, parse: Callable[[_T], _R], value: _T) -> _R:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        h.fail(f"{h.name(key)}: {exc}")
 
 
 def _read_networks(n: JsonObject) -> NetworkOrder:
@@ -420,6 +447,9 @@ def _read_options(o: JsonObject) -> RunOptionsDoc:
         auth=o.opt("auth", str, d.auth),
         network=o.opt("network", str, d.network),
         networks=o.opt("networks", str, d.networks),
+        iperf3_ports=str(
+            _parsed(o, "iperf3_ports", PortRange.parse, o.opt("iperf3_ports", str, d.iperf3_ports))
+        ),
     )
 
 

@@ -53,6 +53,9 @@ _INTERVAL_SLACK = 0.95  # iperf3's 1 s intervals last 0.998…1.003 s
 CONGESTION_NAME = re.compile(r"[a-z0-9_]{1,15}")
 
 _BUSY = "the server is busy running a test"
+_CONNECT_FAILED = re.compile(
+    r"unable to connect to server\b.*?: (Connection timed out|Connection refused|No route to host)"
+)
 _PLAIN_ERROR = re.compile(r"^iperf3: error - (.+)$", re.MULTILINE)
 _ERROR_KEY = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _NONFINITE = re.compile(r"(:\s*)(-?)(nan|inf(?:inity)?)\b", re.IGNORECASE)
@@ -361,6 +364,16 @@ def _stalls(intervals: tuple[IperfInterval, ...]) -> list[tuple[float, float]]:
         if is_low and length >= STALL_MIN_S * _INTERVAL_SLACK:
             spells.append((run[0].start_s, length))
     return spells
+
+
+def connect_failure(message: str) -> str | None:
+    """Why iperf3's control connection failed (``Connection timed out``, ``Connection
+    refused``, ``No route to host``: what a firewall that drops or rejects the port causes),
+    or None for any other failure. 3.12 says ``unable to connect to server: Connection timed
+    out``; later versions put a hint between (``unable to connect to server - server may have
+    stopped running or use a different port, firewall issue, etc.: …``)."""
+    m = _CONNECT_FAILED.search(message)
+    return m.group(1) if m else None
 
 
 def _failure(message: str) -> tuple[CellStatus, str]:

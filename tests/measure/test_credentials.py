@@ -19,7 +19,7 @@ import pytest
 from probe.measure.bandwidth import ArmedTest, BandwidthOptions
 from probe.measure.credentials import HostCredentials
 from probe.measure.ssh import SshPool
-from probe.model import CellStatus
+from probe.model import CellStatus, PortRange
 from probe.plan import BandwidthTest
 from probe.store.records import encode_record
 from probe.tools.iperf3 import iperf3_client_argv, iperf3_outcome, iperf3_server_argv
@@ -76,7 +76,8 @@ async def test_an_authenticated_test_measures_and_leaves_nothing(
 ) -> None:
     version, _ = _iperf3_version()
     credential = RunCredential.generate()
-    options = BandwidthOptions(duration_s=1, omit_s=0, port_base=_free_port(), port_span=1)
+    port = _free_port()
+    options = BandwidthOptions(duration_s=1, omit_s=0, iperf3_ports=PortRange(port, port))
     async with _two_hosts(tmp_path) as pool:
         async with HostCredentials(pool, credential, lifetime_s=60) as creds:
             auth = await creds.pair("cli", version, "srv", version)
@@ -165,7 +166,8 @@ async def test_a_server_whose_address_is_not_its_own_listens_on_every_address(
 ) -> None:
     """-B with a cloud's 1:1 NAT public address fails ("Cannot assign requested address"):
     the server then listens unbound rather than the test failing."""
-    options = BandwidthOptions(duration_s=1, omit_s=0, port_base=_free_port(), port_span=1)
+    port = _free_port()
+    options = BandwidthOptions(duration_s=1, omit_s=0, iperf3_ports=PortRange(port, port))
     async with (
         _two_hosts(tmp_path) as pool,
         ArmedTest(

@@ -12,7 +12,7 @@ from probe.errors import InputError, OptionError
 from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.context import RunOptions
 from probe.measure.sshoptions import SshOptions
-from probe.model import Host, SshTarget
+from probe.model import Host, PortRange, SshTarget
 
 BAD: list[tuple[type[Any], str, Any]] = [
     (RunOptions, "count", 0),
@@ -37,10 +37,9 @@ BAD: list[tuple[type[Any], str, Any]] = [
     (BandwidthOptions, "omit_s", -1),
     (BandwidthOptions, "streams", 0),
     (BandwidthOptions, "streams", 129),
-    (BandwidthOptions, "port_base", 0),
-    (BandwidthOptions, "port_base", 65536),
-    (BandwidthOptions, "port_span", 0),
-    (BandwidthOptions, "port_span", 64336),  # 5201 + 64336 - 1 = 69536 > 65535
+    (BandwidthOptions, "iperf3_ports", PortRange(0, 5201)),
+    (BandwidthOptions, "iperf3_ports", PortRange(65535, 65536)),
+    (BandwidthOptions, "iperf3_ports", PortRange(5299, 5201)),  # LO > HI
     (BandwidthOptions, "connect_timeout_ms", 0),
     (SshOptions, "connect_timeout_s", 0.0),
     (SshOptions, "connect_timeout_s", math.nan),
@@ -77,7 +76,8 @@ GOOD: list[tuple[type[Any], dict[str, Any]]] = [
     (RunOptions, {"pinger": "ping", "interval_s": 0.0025, "ping_pairs": "intra-region"}),
     (BandwidthOptions, {}),
     (BandwidthOptions, {"duration_s": 1, "omit_s": 0, "streams": 128}),
-    (BandwidthOptions, {"port_base": 65535, "port_span": 1, "connect_timeout_ms": 1}),
+    (BandwidthOptions, {"iperf3_ports": PortRange(65535, 65535), "connect_timeout_ms": 1}),
+    (BandwidthOptions, {"iperf3_ports": PortRange(1, 65535)}),
     (SshOptions, {}),
     (SshOptions, {"keepalive_interval_s": 0.0, "reconnect_window_s": 0.0, "connect_retries": 0}),
     (SshOptions, {"connect_timeout_s": 0.3, "retry_backoff_s": 0.0}),

@@ -17,7 +17,7 @@ from probe.measure.bandwidth import BandwidthOptions
 from probe.measure.context import RunOptions
 from probe.measure.execute import RunSummary, execute
 from probe.measure.resume import fleet_differences, resume_options
-from probe.model import Host, Inventory, SshTarget
+from probe.model import Host, Inventory, PortRange, SshTarget
 from probe.store.records import Iperf3Record, SampleRecord
 from probe.store.rundir import RunStore, read_run, read_samples, utc_iso
 from probe.store.rundoc import (
@@ -210,7 +210,8 @@ def test_a_resume_takes_every_option_run_json_records() -> None:
         count=7, interval_s=0.3, reply_timeout_s=5, pinger="fping", ping_pairs="sample:2",
         bandwidth=False, pairs="cross-region",
         exclusive_by="zone", under_load=True, compare_streams=4, network="mesh",
-        bw=BandwidthOptions(duration_s=3, omit_s=1, streams=2, congestion="bbr", auth="required"),
+        bw=BandwidthOptions(duration_s=3, omit_s=1, streams=2, congestion="bbr", auth="required",
+                            iperf3_ports=PortRange(6000, 6009)),
     ).as_doc()  # fmt: skip
     every = RunOptions(networks="all").as_doc()  # --network and --networks exclude each other
     default = RunOptions().as_doc()
@@ -229,10 +230,21 @@ def _names(cls: type[Any]) -> list[str]:
 
 
 def test_options_run_json_does_not_record_are_kept() -> None:
-    asked = RunOptions(bw=BandwidthOptions(port_base=6000, connect_timeout_ms=900))
+    asked = RunOptions(bw=BandwidthOptions(connect_timeout_ms=900))
     used = resume_options(RECORDED.as_doc(), asked, {}, Path("run"))
     assert used.as_doc() == RECORDED.as_doc()
-    assert used.bw.port_base == 6000 and used.bw.connect_timeout_ms == 900
+    assert used.bw.connect_timeout_ms == 900
+
+
+def test_the_iperf3_ports_are_recorded_they_decide_which_hosts_can_serve() -> None:
+    """A host that accepts TCP on some ports only can serve or not depending on the run's ports:
+    which bandwidth cells are measurable, so a resume takes the run's and refuses others."""
+    asked = RunOptions(bw=BandwidthOptions(iperf3_ports=PortRange(6000, 6063)))
+    used = resume_options(RECORDED.as_doc(), RECORDED, {}, Path("run"))
+    assert used.bw.iperf3_ports == PortRange(5201, 5264)
+    with pytest.raises(InputError, match="--iperf3-ports 6000-6063 differs from the run's "):
+        resume_options(RECORDED.as_doc(), asked, {"iperf3_ports": "--iperf3-ports 6000-6063"},
+                       Path("run"))  # fmt: skip
 
 
 # --- inventory ---------------------------------------------------------------------------------

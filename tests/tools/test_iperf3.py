@@ -59,6 +59,10 @@ EXPECTED: dict[str, tuple[str, object]] = {
         REPORTED, ("select failed: Bad file descriptor", CellStatus.ERROR)),
     "loopback/iperf3.12_error_connection_refused.json": (
         REPORTED, ("unable to connect to server: Connection refused", CellStatus.ERROR)),
+    "loopback/iperf3.12_error_connect_timeout.json": (
+        REPORTED, ("unable to connect to server: Connection timed out", CellStatus.ERROR)),
+    "loopback/iperf3.12_plaintext_error_connect_timeout.stderr.txt": (
+        REPORTED, ("Connection timed out", CellStatus.ERROR)),
     "loopback/iperf3.12_error_server_busy.json": (
         REPORTED, ("the server is busy", CellStatus.BUSY)),
     "loopback/iperf3.12_plaintext_error_connection_refused.stderr.txt": (
