@@ -115,7 +115,9 @@ def test_truth_of_hosts_behind_nat() -> None:
 
 def test_field_lab_has_the_promised_shape() -> None:
     t = load_topology(str(FIELD))
-    assert len(t.hosts) <= 10  # namespaces on a 2-core machine
+    assert len(t.hosts) <= 12  # namespaces on a 2-core machine
+    unlike = {h.name for h in t.hosts if h.drop_tcp or h.user or h.tools == "busybox"}
+    assert unlike == {"fw", "op", "bb"} and {h.cc for h in t.hosts} == {None, "cubic", "bbr"}
     assert [n.name for n in t.networks][-2:] == ["public", "mesh"]
     assert len({h.region for h in t.hosts}) >= 2
     behind = [h for h in t.hosts if h.nat is not None]
