@@ -43,8 +43,9 @@ class PairTruth:
     address: str = ""  # dst's address on that network (its NAT gateway's, behind NAT)
     status: TruthStatus = "ok"
     reason: str = ""
-    #: the status a bandwidth test of src→dst must carry (dst serving iperf3, as probe's default
-    #: plan has it); None: it is measured. "blocked": dst's firewall drops the iperf3 ports
+    #: the status a bandwidth test of src→dst must carry; None: it is measured. "blocked": the
+    #: firewall of the host serving iperf3 in probe's plan (dst; src when dst is behind NAT)
+    #: drops the iperf3 ports
     bw_status: str | None = None
 
     @property
@@ -100,8 +101,14 @@ def pair_truth(topo: Topology, src: str, dst: str, network: str | None = None) -
         reason=""
         if behind is None
         else f"{dst} is behind NAT ({behind}): RTT from its own pings to {src}",
-        bw_status="blocked" if topo.host(dst).drop_tcp else None,
+        bw_status="blocked" if topo.host(_server(topo, src, dst)).drop_tcp else None,
     )
+
+
+def _server(topo: Topology, src: str, dst: str) -> str:
+    """Who serves iperf3 for the data src→dst in probe's plan: dst, unless dst accepts nothing
+    (behind NAT): then src serves and dst is the ``-R`` client."""
+    return src if topo.host(dst).nat is not None else dst
 
 
 def expectations(topo: Topology, src: str, dst: str) -> list[PairTruth | PairStatus]:

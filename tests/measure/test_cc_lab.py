@@ -54,9 +54,10 @@ def _credential_dirs() -> set[Path]:
     return set(Path("/tmp").glob("probe-iperf3.*"))  # lab hosts share this machine's /tmp
 
 
-def _run(lab: control.LabInfo, out: Path, *args: str) -> Path:
+def _run(lab: control.LabInfo, out: Path, *args: str, stall_ok: bool = False) -> Path:
     proc = probe("run", str(lab.inventory), "-o", str(out), *FAST, *args)
-    assert proc.returncode == 0, proc.stderr
+    # 4: a cell failed; allowed only where a CUBIC test may be stalled (checked by the caller)
+    assert proc.returncode in ((0, 4) if stall_ok else (0,)), proc.stderr
     return run_dir(proc)
 
 
@@ -66,7 +67,7 @@ def test_cubic_and_bbr_on_the_lossy_long_path_are_recorded_by_name(
     before = _credential_dirs()
     goodput: dict[str, list[float]] = {}
     for algo in ("cubic", "bbr"):
-        run = _run(cclab, tmp_path / algo, *LONG, "--congestion", algo)
+        run = _run(cclab, tmp_path / algo, *LONG, "--congestion", algo, stall_ok=algo == "cubic")
         assert json.loads((run / "run.json").read_text())["options"]["congestion"] == algo
         records = _iperf3_records(run)
         assert set(records) == {("e1", "a1"), ("a1", "e1")}
@@ -96,11 +97,12 @@ def test_cubic_and_bbr_on_the_lossy_long_path_are_recorded_by_name(
 def test_without_congestion_each_end_uses_its_own_default(
     cclab: control.LabInfo, tmp_path: Path
 ) -> None:
-    """The sender of src → dst is src, also when the test ran with -R (the server sends)."""
+    """The sender of src → dst is src: the default plan swaps roles for the reverse direction
+    (tests/measure/test_credentials.py covers -R, where the server sends)."""
     run = _run(cclab, tmp_path, "--duration", "2", "--omit", "0")
     assert "congestion" not in json.loads((run / "run.json").read_text())["options"]
     records = _iperf3_records(run)
-    assert {r["reverse"] for r in records.values()} == {False, True}
+    assert {r["reverse"] for r in records.values()} == {False}
     for (src, dst), rec in records.items():
         assert rec["result"] is not None, rec["reason"]
         sender, receiver = rec["result"]["sender_cc"], rec["result"]["receiver_cc"]
