@@ -34,8 +34,9 @@ class CellStatus(StrEnum):
     # iperf3 ran to the end but moved no bytes, or moved none for part of its duration (the
     # reason says how long and when): its rate is not a measurement of the path's capacity.
     STALLED = "stalled"
-    SKIPPED = "skipped"  # not selected by the plan, or interrupted before it ran
-    NOT_PLANNED = "not-planned"  # left out by a sampled ping plan (plan.select_ping_pairs)
+    SKIPPED = "skipped"  # planned but no record: interrupted or killed before it ran (--resume)
+    # left out by the run's plan: a sampled --ping-pairs, --pairs, or --no-bandwidth
+    NOT_PLANNED = "not-planned"
     # the plan knows the pair cannot be measured: the hosts share no network, or neither accepts
     # the inbound traffic it needs (ICMP for RTT, TCP on its iperf3 ports for bandwidth); the
     # reason says which
