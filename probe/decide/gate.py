@@ -4,7 +4,9 @@ A check is INCONCLUSIVE — never PASS — when it needs data the run does not h
 failed, a region pair with too few ok pairs, a cross-region check on a run that measured fewer
 than two regions, a Monte-Carlo tail without raw samples, or a figure that is only a lower bound
 (unmeasured or stalled goodput) and still within budget. A lower bound already over budget is a
-FAIL. A verdict resting on a stalled bandwidth test names it in its reason.
+FAIL. A verdict resting on a stalled bandwidth test names it in its reason. ``not-planned`` and
+``not-measurable`` cells are excluded, never failed: checks decide on the other pairs, and coverage
+says how many it left out.
 
 Overall: any FAIL → FAIL (exit 1); else any INCONCLUSIVE → INCONCLUSIVE (exit 3); else PASS (0).
 Policies are read by :mod:`probe.decide.policy`.
@@ -88,14 +90,17 @@ class _Inconclusive(Exception):
     """Raised inside one check's evaluation; becomes that check's INCONCLUSIVE verdict."""
 
 
+#: Cells the run never meant to measure: left out by a sampled plan, or that no run can measure
+#: as the inventory declares the hosts (no shared network, neither end accepts the test).
+EXCLUDED = (CellStatus.NOT_PLANNED, CellStatus.NOT_MEASURABLE)
+
+
 def _region_hops(anchors: Anchors, regions: Sequence[str], min_ok_pct: float) -> tuple[Hop, ...]:
     hops = []
-    unplanned = Counter(
-        (p.src_region, p.dst_region) for p in anchors.pairs if p.status is CellStatus.NOT_PLANNED
-    )
+    excluded = Counter((p.src_region, p.dst_region) for p in anchors.pairs if p.status in EXCLUDED)
     for a, b in itertools.pairwise(regions):
         row = anchors.region(a, b)
-        pairs = 0 if row is None else row.pairs - unplanned[a, b]  # left out: not failed
+        pairs = 0 if row is None else row.pairs - excluded[a, b]  # left out: not failed
         if row is not None and pairs and 100.0 * row.pairs_ok / pairs < min_ok_pct:
             raise _Inconclusive(
                 f"regions {a}→{b}: {row.pairs_ok} of {pairs} pairs ok "
@@ -109,6 +114,11 @@ def _host_hops(links: Links, path: Sequence[str], ring: bool) -> tuple[Hop, ...]
     ends = [*path, path[0]] if ring else list(path)
     for a, b in itertools.pairwise(ends):
         cell = links.anchors.pair(a, b)
+        if cell is not None and cell.status in EXCLUDED:
+            raise _Inconclusive(
+                f"cell {a}→{b} is excluded by the plan or reachability, not a failure "
+                f"({cell.status.value}: {cell.reason or '-'}): place the path over other hosts"
+            )
         if cell is None or cell.status is not CellStatus.OK:
             status = "no cell" if cell is None else f"{cell.status.value}: {cell.reason or '-'}"
             raise _Inconclusive(f"cell {a}→{b} was not measured ok ({status})")
@@ -206,8 +216,18 @@ def _spec_result(c: SpecCheck, anchors: Anchors, links: Links) -> CheckResult:
 
 
 def _planned(anchors: Anchors) -> list[PairAnchor]:
-    """The pairs the run meant to ping: one a sampled ping plan left out is not a failed cell."""
-    return [p for p in anchors.pairs if p.status is not CellStatus.NOT_PLANNED]
+    """The pairs the run meant to ping: one left out by a sampled ping plan or that cannot be
+    measured is not a failed cell."""
+    return [p for p in anchors.pairs if p.status not in EXCLUDED]
+
+
+def _excluded_note(anchors: Anchors) -> str | None:
+    """How many pairs coverage leaves out, and why (so a 100 % never hides them)."""
+    counts = Counter(p.status.value for p in anchors.pairs if p.status in EXCLUDED)
+    if not counts:
+        return None
+    each = ", ".join(f"{counts[s.value]} {s.value}" for s in EXCLUDED if counts[s.value])
+    return f"{sum(counts.values())} pair(s) excluded by the plan or reachability ({each})"
 
 
 def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
@@ -228,6 +248,7 @@ def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
         problems.append(f"{ok_pct:.1f}% of pairs ok, policy needs {c.min_ok_pct:g}%")
     verdict = Verdict.FAIL if problems else Verdict.PASS
     summary = f"{len(regions)} region(s), {len(ok)}/{len(pairs)} pairs ok"
+    excluded = _excluded_note(anchors)
     return CheckResult(
         c.name,
         "coverage",
@@ -235,7 +256,7 @@ def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
         float(len(regions)),
         float(c.min_regions),
         "regions",
-        "; ".join(problems) or summary,
+        "; ".join([*(problems or [summary]), *([excluded] if excluded else [])]),
     )
 
 

@@ -2,7 +2,8 @@
 
 A pair {a, b} is *good* when both ordered cells ``a → b`` and ``b → a`` are ok, the RTT of each is
 within ``max_rtt_ms`` and the goodput each way is at least ``min_bw_bps`` (when a floor is set).
-An unmeasured or failed cell is never good. Groups are cliques of the good graph.
+An unmeasured, failed or ``not-measurable`` cell is never good; a ``from_reverse`` one is ok (the
+same round trip, measured from the other end). Groups are cliques of the good graph.
 
 Algorithm (maximum cliques are NP-hard; this is polynomial, O(N²) numpy work per pass):
 

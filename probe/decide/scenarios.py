@@ -8,6 +8,8 @@ Monte-Carlo distribution of the end-to-end time.
 Hop rules (never assume an unmeasured link is good):
 - the RTT of ``a → b`` is the ok cell ``a → b``; failing that the ok cell ``b → a`` (the same
   round trip measured from the other end); an ``all-lost`` cell in either direction kills the hop;
+  a ``from_reverse`` cell (toward a host refusing ICMP) is such a round trip, used as measured
+  with its samples; a ``not-measurable`` cell is no link: never placed on, a reason when asked for;
 - the goodput of ``a → b`` is the lower of ``(a, b).forward`` and ``(b, a).reverse`` present; when
   neither is, the transfer term is unknown and the figure is flagged as a latency-only lower bound;
 - a stalled bandwidth test (``(a, b).bw_status`` is ``stalled``: the status of the test that

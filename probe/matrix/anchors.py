@@ -7,7 +7,9 @@ receiver goodput ``src → dst`` in Mbit/s (10⁶ bit/s), ``reverse`` is ``dst �
 ``status`` is not ``ok`` carries no RTT (``all-lost`` keeps its loss of 100 %) and must never be
 read as a good link. ``network`` and ``address`` say which network a pair was measured over and
 the destination's address on it (``probe.networks``: its preferred one; absent from files written
-before named networks, and for a pair without one).
+before named networks, and for a pair without one). ``from_reverse: true`` marks a pair whose RTT
+(figures and samples) was measured from ``dst`` (it accepts no inbound ICMP): the same round trip;
+the key is written only then.
 
 Region rows roll up the pairs from ``src_region`` to ``dst_region``; ``probe.matrix.regions``
 computes them and defines each figure (RTT and IPDV: medians over ok pairs; loss: pooled over every
@@ -92,6 +94,7 @@ class PairAnchor:
     rtt_samples_ms: tuple[float, ...] | None = None
     network: str | None = None  # the network measured over (the pair's preferred one)
     address: str | None = None  # dst's address on it
+    from_reverse: bool = False  # the RTT was measured dst → src: dst accepts no inbound ICMP
 
     @property
     def ok(self) -> bool:
@@ -185,7 +188,7 @@ def _bw_dict(b: Bandwidth) -> dict[str, float | None]:
 
 
 def _pair_dict(p: PairAnchor) -> dict[str, object]:
-    return {
+    out: dict[str, object] = {
         "src": p.src, "dst": p.dst, "src_region": p.src_region, "dst_region": p.dst_region,
         "status": p.status.value, "reason": p.reason, "rtt_ms": _rtt_dict(p.rtt),
         "rtt_mdev_ms": p.rtt_mdev_ms, "ipdv_ms": p.ipdv_ms, "pdv_p99_ms": p.pdv_p99_ms,
@@ -194,6 +197,9 @@ def _pair_dict(p: PairAnchor) -> dict[str, object]:
         "rtt_samples_ms": list(p.rtt_samples_ms) if p.rtt_samples_ms is not None else None,
         "network": p.network, "address": p.address,
     }  # fmt: skip
+    if p.from_reverse:
+        out["from_reverse"] = True
+    return out
 
 
 def _region_dict(r: RegionAnchor) -> dict[str, object]:
@@ -369,12 +375,19 @@ def _read_pair(node: _Json) -> PairAnchor:
         rtt_samples_ms=None if samples is None else tuple(v.as_float() for v in samples.as_list()),
         network=_added_str(o, "network"),
         address=_added_str(o, "address"),
+        from_reverse=_added_flag(o, "from_reverse"),
     )
 
 
 def _added_str(o: _JsonMap, key: str) -> str | None:
     node = o.added(key)
     return None if node is None else node.as_str()
+
+
+def _added_flag(o: _JsonMap, key: str) -> bool:
+    """A flag written only when true: absent (older files, or false) is false."""
+    node = o.added(key)
+    return node is not None and node.as_bool()
 
 
 def _count(o: _JsonMap, key: str) -> int | None:

@@ -562,6 +562,8 @@ def pair_anchors(
     pairs = []
     for rec in _records(preferred(frame)):
         ok = rec["status"] == CellStatus.OK
+        # a cell copied from the reverse direction has the reverse's samples
+        measured = (rec["dst"], rec["src"]) if rec["from_reverse"] else (rec["src"], rec["dst"])
         rtt = (
             A.RttAnchor(
                 min_ms=rec["rtt_min_ms"],
@@ -592,11 +594,12 @@ def pair_anchors(
                 bw=A.Bandwidth(_num(rec["bw_fwd_mbps"]), _num(rec["bw_rev_mbps"])),
                 bw_status=CellStatus(rec["bw_status"]) if rec["bw_status"] else None,
                 bw_reason=_text(rec["bw_reason"]),
-                rtt_samples_ms=tuple(samples[rec["src"], rec["dst"]])
-                if samples and ok and (rec["src"], rec["dst"]) in samples
+                rtt_samples_ms=tuple(samples[measured])
+                if samples and ok and measured in samples
                 else None,
                 network=_text(rec["network"]),
                 address=_text(rec["address"]),
+                from_reverse=bool(rec["from_reverse"]),
             )
         )
     return tuple(pairs)

@@ -44,7 +44,8 @@ from probe.textio import save
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    """``rtt_not_planned`` of the ``pairs`` were left out by a sampled ping plan: never missing."""
+    """``rtt_not_planned`` of the ``pairs`` were left out by a sampled ping plan and
+    ``rtt_not_measurable`` cannot be measured (``probe.reach``): never missing."""
 
     run_dir: Path
     pairs: int
@@ -65,6 +66,24 @@ class RunSummary:
             not self.interrupted
             and self.rtt_ok == self.rtt_planned
             and self.bw_ok == self.bw_planned
+        )
+
+    def line(self, run_id: str) -> str:
+        """The end-of-run line: cells measured of those planned, and the pairs left out apart
+        (never missing)."""
+        apart = [
+            f"{n} {why}"
+            for n, why in (
+                (self.rtt_not_planned, "not planned"),
+                (self.rtt_not_measurable, "not measurable"),
+            )
+            if n
+        ]
+        return (
+            f"run {run_id}: {self.rtt_ok}/{self.rtt_planned} RTT cells"
+            + (f" ({', '.join(apart)} of {self.pairs} pairs)" if apart else "")
+            + f", {self.bw_ok}/{self.bw_planned} bandwidth cells"
+            + (" (interrupted)" if self.interrupted else "")
         )
 
 
@@ -200,14 +219,7 @@ def _end(
         summary = finish(store, doc, bw_planned=m.bandwidth_plan().tests * (options.bandwidth))
     except StoreError as exc:
         raise _unsaved(store, exc, new=new) from exc
-    unplanned = summary.rtt_not_planned
-    say(
-        f"run {store.run_id}: {summary.rtt_ok}/{summary.rtt_planned} RTT cells"
-        + (f" ({unplanned} of {summary.pairs} not planned)" if unplanned else "")
-        + (f" ({summary.rtt_not_measurable} not measurable)" if summary.rtt_not_measurable else "")
-        + f", {summary.bw_ok}/{summary.bw_planned} bandwidth cells"
-        + (" (interrupted)" if doc.interrupted else "")
-    )
+    say(summary.line(store.run_id))
     return summary
 
 
@@ -323,7 +335,7 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     unplanned = int((frame["status"] == CellStatus.NOT_PLANNED).sum())
     unmeasurable = int((frame["status"] == CellStatus.NOT_MEASURABLE).sum())
     bw_ok = int((frame["bw_status"] == CellStatus.OK).sum())
-    cells = CellCounts(len(frame), rtt_ok, bw_ok, bw_planned, tuple(torn), unplanned)
+    cells = CellCounts(len(frame), rtt_ok, bw_ok, bw_planned, tuple(torn), unplanned, unmeasurable)
     summary = RunSummary(
         store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned, unmeasurable
     )

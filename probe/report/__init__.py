@@ -55,6 +55,9 @@ class Coverage:
     ping_all_lost: int
     bw_ok: int
     ping_not_planned: int  # left out by a sampled ping plan: not failures
+    # the hosts share no network or neither accepts the test (probe.reach): not failures either
+    ping_not_measurable: int
+    bw_not_measurable: int
     failures: tuple[FailureGroup, ...]
     started_utc: str
     ended_utc: str
@@ -133,6 +136,8 @@ def coverage(run: RunDoc, frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
         ping_all_lost=int((frame["status"] == CellStatus.ALL_LOST.value).sum()),
         bw_ok=int((frame["bw_status"] == CellStatus.OK.value).sum()),
         ping_not_planned=int((frame["status"] == CellStatus.NOT_PLANNED.value).sum()),
+        ping_not_measurable=int((frame["status"] == CellStatus.NOT_MEASURABLE.value).sum()),
+        bw_not_measurable=int((frame["bw_status"] == CellStatus.NOT_MEASURABLE.value).sum()),
         failures=tuple(_failures(frame, "ping") + _failures(frame, "bandwidth")),
         started_utc=start,
         ended_utc=end,

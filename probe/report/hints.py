@@ -13,8 +13,11 @@ destination. A pattern that follows one host points at that host rather than at 
 
 Some statuses have their own wording: a ``stalled`` bandwidth test (iperf3 ran, the path stopped
 moving data for seconds) is its own aspect, ``bandwidth stalled``; cells that are ``tool-hung``
-point at the hanging tool; ``skipped`` and ``not-planned`` cells were not measured on purpose (or
-not yet) and are never bad.
+point at the hanging tool; ``skipped``, ``not-planned`` and ``not-measurable`` cells were not
+measured on purpose (or not yet, or cannot be as the inventory declares the hosts) and are never
+bad. A ``blocked`` bandwidth test (a firewall drops the iperf3 port) is its own aspect, and its
+hint says what to do: open the port on the server host, or declare its ``inbound:`` so it is the
+iperf3 client instead.
 
 A row is "bad" when at least ``ROW_SHARE`` of its cells (towards hosts that are up, at least
 ``MIN_CELLS`` of them) are bad for the same aspect, and "clean" when at most ``CLEAN_SHARE`` are.
@@ -22,13 +25,14 @@ A row is "bad" when at least ``ROW_SHARE`` of its cells (towards hosts that are 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
 
-from probe.model import CellStatus
+from probe.model import CellStatus, PortRange
 
 ROW_SHARE = 0.75
 CLEAN_SHARE = 0.25
@@ -59,15 +63,20 @@ class _Aspect:
     failure: bool  # cells fail to measure (reasons worth quoting) rather than measure badly
     bad: Callable[[pd.DataFrame], pd.Series]
     why: Mapping[Scope, str] = field(default_factory=dict)  # its own wording, else _WHY's
+    advice: Callable[[pd.DataFrame], str] | None = None  # what to do about its bad cells
 
 
-#: Not measured, on purpose or not yet: never a bad cell.
-_UNMEASURED = (CellStatus.SKIPPED.value, CellStatus.NOT_PLANNED.value)
+#: Not measured, on purpose, not yet, or not measurable as declared: never a bad cell.
+_UNMEASURED = (
+    CellStatus.SKIPPED.value,
+    CellStatus.NOT_PLANNED.value,
+    CellStatus.NOT_MEASURABLE.value,
+)
 
 
-def _failed(col: str, *, but: str | None = None) -> Callable[[pd.DataFrame], pd.Series]:
-    """Cells of ``col`` that failed, other than those of status ``but`` (an aspect of its own)."""
-    fine = [CellStatus.OK.value, *_UNMEASURED, *([but] if but else [])]
+def _failed(col: str, *, but: tuple[str, ...] = ()) -> Callable[[pd.DataFrame], pd.Series]:
+    """Cells of ``col`` that failed, other than those of statuses ``but`` (aspects of their own)."""
+    fine = [CellStatus.OK.value, *_UNMEASURED, *but]
 
     def bad(frame: pd.DataFrame) -> pd.Series:
         return ~frame[col].isin(fine)
@@ -114,12 +123,44 @@ _STALL_WHY: dict[Scope, str] = {
     "these rates are no capacity",
 }
 
+_BLOCKED = CellStatus.BLOCKED.value
+_BLOCKED_WHY: dict[Scope, str] = dict.fromkeys(
+    ("egress", "ingress", "host"), "a firewall dropping or rejecting the iperf3 port"
+)
+#: The port and server a ``blocked`` reason names: "iperf3 client on C → ADDR:PORT on SERVER: …"
+_BLOCKED_AT = re.compile(r"→ \S+:(\d+) on ([^\s:]+):")
+
+
+def _unblock(cells: pd.DataFrame) -> str:
+    """What to do about blocked tests, per server host: open the ports they used, or declare
+    the host's ``inbound:`` so the plan makes it the client (a reason probe did not word names
+    no server: the destination, the default plan's server)."""
+    ports: dict[str, set[int]] = {}
+    for reason, dst in zip(cells["bw_reason"], cells["dst"], strict=True):
+        at = _BLOCKED_AT.search(reason) if isinstance(reason, str) else None
+        used = ports.setdefault(at.group(2) if at else str(dst), set())
+        used.update([int(at.group(1))] if at else [])
+    return "; ".join(
+        f"open TCP {PortRange(min(p), max(p)) if p else 'its iperf3 ports'} on {host} or declare "
+        f"`inbound:` in the inventory so {host} is the iperf3 client"
+        for host, p in ports.items()
+    )
+
+
 ASPECTS = (
     _Aspect("ping failed", False, True, _failed("status")),
     _Aspect("loss", False, False, _lossy),
     _Aspect("slow", False, False, _slow),
-    _Aspect("bandwidth failed", True, True, _failed("bw_status", but=_STALLED)),
+    _Aspect("bandwidth failed", True, True, _failed("bw_status", but=(_STALLED, _BLOCKED))),
     _Aspect("bandwidth stalled", True, True, _status_is("bw_status", _STALLED), _STALL_WHY),
+    _Aspect(
+        "bandwidth blocked",
+        True,
+        True,
+        _status_is("bw_status", _BLOCKED),
+        _BLOCKED_WHY,
+        _unblock,
+    ),
     _Aspect("low bandwidth", True, False, _low_bw),
 )
 
@@ -144,6 +185,10 @@ def _reason(cells: pd.DataFrame, aspect: _Aspect) -> str:
     text = cells[status].astype(str) + ": " + cells[reason].fillna("-").astype(str)
     counts = text.value_counts()
     return f"; most common: {counts.index[0]} ({int(counts.iloc[0])}×)"
+
+
+def _advice(aspect: _Aspect, cells: pd.DataFrame) -> str:
+    return "" if aspect.advice is None or cells.empty else f" → {aspect.advice(cells)}"
 
 
 def _why(host: str, scope: Scope, aspect: _Aspect, cells: pd.DataFrame) -> str:
@@ -178,7 +223,7 @@ def _host_hint(
     cells = pd.concat([row, col])
     failed = cells[bad[cells.index]]
     reason, why = _reason(failed, aspect), _why(host, scope, aspect, failed)
-    text = f"{host}: {aspect.label} {where} → suspect {why}{reason}"
+    text = f"{host}: {aspect.label} {where} → suspect {why}{reason}" + _advice(aspect, failed)
     return Hint(scope, host, aspect.label, n_bad, n, text)
 
 
@@ -231,6 +276,7 @@ def _pair_hints(live: pd.DataFrame, explained: pd.Series, order: Sequence[str]) 
             subject = f"{cell['src']} → {cell['dst']}"
             why = cell[reason] if isinstance(cell[reason], str) else "-"
             text = f"{subject}: {aspect.label} ({cell[status]}: {why}); only this path"
+            text += _advice(aspect, live.loc[[idx]])
             key = (rank.get(cell["src"], 0), rank.get(cell["dst"], 0), int(aspect.bandwidth))
             out.append((key, Hint("pair", subject, aspect.label, 1, 1, text)))
     out.sort(key=lambda kv: kv[0])

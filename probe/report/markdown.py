@@ -53,12 +53,14 @@ def summary_lines(report: Report) -> list[str]:
     )
     if c.torn_lines:
         lines.append(f"- **Damaged**: {c.torn_lines} torn line(s) in samples.jsonl were skipped")
-    failed_ping = c.pairs - c.ping_ok - c.ping_all_lost - c.ping_not_planned
+    failed_ping = c.pairs - c.ping_ok - c.ping_all_lost - c.ping_not_planned - c.ping_not_measurable
     not_planned = f", not planned {c.ping_not_planned}" if c.ping_not_planned else ""
+    not_planned += f", not measurable {c.ping_not_measurable}" if c.ping_not_measurable else ""
+    bw_not = f", not measurable {c.bw_not_measurable}" if c.bw_not_measurable else ""
     lines.append(
         f"- **Pairs** (ordered): {c.pairs}; ping ok {c.ping_ok}, all probes lost "
-        f"{c.ping_all_lost}{not_planned}, failed {failed_ping}; bandwidth ok {c.bw_ok}, "
-        f"failed {c.pairs - c.bw_ok}."
+        f"{c.ping_all_lost}{not_planned}, failed {failed_ping}; bandwidth ok {c.bw_ok}{bw_not}, "
+        f"failed {c.pairs - c.bw_ok - c.bw_not_measurable}."
     )
     if (cc := congestion_line(report.frame)) is not None:
         lines.append(cc)
@@ -136,8 +138,9 @@ def render(report: Report) -> str:
         out += [
             "Row = source, column = destination. Codes: `down` host unreachable, `lost` every "
             "probe lost, `tool` tool missing, `hung` tool hangs, `t/o` timeout, `err` tool "
-            "error, `stall` bandwidth test stalled, `skip` not measured, `omit` left out by the "
-            "plan, `n/a` too few replies.",
+            "error, `stall` bandwidth test stalled, `fw` iperf3 port blocked by a firewall, "
+            "`skip` not measured, `omit` left out by the plan, `n/m` not measurable (no shared "
+            "network, or neither end accepts the test), `n/a` too few replies.",
             "",
         ]
         for spec in HEATMAPS:

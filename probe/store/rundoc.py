@@ -156,7 +156,9 @@ class RunAttempt:
 @dataclass(frozen=True, slots=True)
 class CellCounts:
     """What the finished run directory holds, counted from its samples. ``rtt_not_planned``
-    pairs were left out by a sampled ping plan: the run is complete without them."""
+    pairs were left out by a sampled ping plan, ``rtt_not_measurable`` ones cannot be measured
+    (``probe.reach``: neither host accepts ICMP, or they share no network): the run is complete
+    without them."""
 
     pairs: int
     rtt_measured: int
@@ -164,6 +166,7 @@ class CellCounts:
     bw_planned: int
     torn_sample_lines: tuple[int, ...] = ()
     rtt_not_planned: int = 0
+    rtt_not_measurable: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +247,8 @@ def encode_run(doc: RunDoc) -> str:
     if doc.ended_utc is not None:
         out["ended_utc"] = doc.ended_utc
     if doc.cells is not None:
-        out["cells"] = _added_only_if_set(doc.cells, _NO_CELLS, ("rtt_not_planned",))
+        later = ("rtt_not_planned", "rtt_not_measurable")
+        out["cells"] = _added_only_if_set(doc.cells, _NO_CELLS, later)
     if doc.attempts:
         out["attempts"] = [_attempt_json(a) for a in doc.attempts]
     if not doc.networks.empty:
@@ -496,4 +500,5 @@ def _read_cells(c: JsonObject) -> CellCounts:
         bw_planned=c.req("bw_planned", int),
         torn_sample_lines=c.listing("torn_sample_lines", int) if "torn_sample_lines" in c else (),
         rtt_not_planned=c.opt("rtt_not_planned", int, 0),
+        rtt_not_measurable=c.opt("rtt_not_measurable", int, 0),
     )

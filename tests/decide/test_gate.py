@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -288,3 +289,44 @@ def test_the_demo_policy_decides_on_the_lab_regions() -> None:
     report = evaluate(load_policy(POLICIES / "lab-wan.yaml"), lab)
     assert len(report.results) == 4
     assert all(r.verdict in (Verdict.PASS, Verdict.FAIL) for r in report.results), report
+
+
+def test_not_measurable_pairs_are_excluded_never_failed_and_coverage_counts_them(
+    tmp_path: Path,
+) -> None:
+    """eu-west-3 sits behind NAT and us-east-3 too: neither accepts ICMP, so both cells between
+    them are not-measurable. Region, loss and coverage checks pass on the other pairs, coverage
+    says how many it excluded and why, and a path through them says it is excluded, not failed."""
+    h = {x.name: x for x in TWO.hosts}
+    nat = {
+        (a, b): replace(
+            pair(h[a], h[b], 75.0, status=CellStatus.NOT_MEASURABLE),
+            reason="neither host accepts inbound ICMP",
+        )
+        for a, b in (("us-east-3", "eu-west-3"), ("eu-west-3", "us-east-3"))
+    }
+    anchors = make_anchors({"us-east": 4, "eu-west": 4}, 75.0, overrides=nat, samples=True)
+    region = """  - kind: prefill
+    model: llama-3-8b
+    regions: [us-east, eu-west]
+    budget_per_hop: 10s
+"""
+    loss = "  - kind: max_loss\n    max: 1%\n    scope: cross-region\n"
+    coverage = "  - kind: coverage\n    min_regions: 2\n    min_samples: 20\n    min_ok: 100%\n"
+    report = evaluate(load_policy(_policy(tmp_path, region + loss + coverage)), anchors)
+    assert [r.verdict for r in report.results] == [Verdict.PASS] * 3, report
+    assert report.results[2].reason == (
+        "2 region(s), 54/54 pairs ok; "
+        "2 pair(s) excluded by the plan or reachability (2 not-measurable)"
+    )
+    path = """  - kind: decode
+    model: llama-3-8b
+    path: [us-east-3, eu-west-3]
+    budget: 100s
+"""
+    (result,) = evaluate(load_policy(_policy(tmp_path, path)), anchors).results
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.reason.startswith(
+        "cell us-east-3→eu-west-3 is excluded by the plan or reachability, not a failure "
+        "(not-measurable: neither host accepts inbound ICMP)"
+    ), result.reason

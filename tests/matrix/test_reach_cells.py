@@ -7,10 +7,12 @@ The matrix draws who could aim at whom again from run.json's hosts (``inbound``,
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-from probe.matrix.build import bandwidth_cells, build_matrix
+from probe.matrix.anchors import dump_anchors, parse_anchors
+from probe.matrix.build import MatrixBuilder, bandwidth_cells, build_matrix, to_anchors
 from probe.matrix.unmeasured import unmeasured
 from probe.model import INBOUND_NONE, CellStatus, Inbound, PortRange
 from probe.store.records import HostRecord, PingRecord, PingTrain, SampleRecord
@@ -133,3 +135,24 @@ def test_not_measurable_cells_are_never_counted_missing() -> None:
     assert counts.bw_cells == 12 - 2  # n ↔ i
     # a→i, a→t, i→t (from_reverse: t→i), t→i … are missing; n → i, n → a are not
     assert counts.rtt == int((frame["status"] == "skipped").sum())
+
+
+def test_anchors_mark_a_reverse_rtt_and_carry_the_reverse_samples() -> None:
+    """a → n's RTT is n's ping of a: anchors say so (``from_reverse: true``, written only then)
+    and hold n → a's samples, so calc's Monte-Carlo has them; files without the key read false."""
+    run = _run()
+    builder = MatrixBuilder(run)
+    builder.add_all(RECORDS)
+    anchors = to_anchors(run, builder.frame(), builder.samples())
+    a_n, n_a = anchors.pair("a", "n"), anchors.pair("n", "a")
+    assert a_n is not None and n_a is not None
+    assert a_n.from_reverse and a_n.rtt_samples_ms == n_a.rtt_samples_ms == (10.0, 12.0)
+    assert not n_a.from_reverse
+    assert parse_anchors(dump_anchors(anchors)) == anchors
+    doc = json.loads(dump_anchors(anchors))
+    marked = {(p["src"], p["dst"]) for p in doc["pairs"] if "from_reverse" in p}
+    assert marked == {(p.src, p.dst) for p in anchors.pairs if p.from_reverse}
+    assert all(p["from_reverse"] is True for p in doc["pairs"] if "from_reverse" in p)
+    for p in doc["pairs"]:
+        p.pop("from_reverse", None)
+    assert not any(p.from_reverse for p in parse_anchors(json.dumps(doc)).pairs)

@@ -11,7 +11,7 @@ import pytest
 from probe.measure.context import RunOptions
 from probe.measure.execute import RunSummary, execute, finish
 from probe.measure.measurement import Measurement
-from probe.model import CellStatus
+from probe.model import INBOUND_NONE, CellStatus
 from probe.store.records import PingRecord, PingTrain
 from probe.store.rundir import RunStore, read_run
 from probe.store.rundoc import CellCounts, InventoryRef, RunDoc, RunHost
@@ -165,3 +165,27 @@ async def test_a_resumed_run_keeps_its_ping_plan(
         )  # fmt: skip
     assert seen == ["intra-zone", "intra-zone"]
     assert read_run(run_dir).options.ping_pairs == "intra-zone"
+
+
+def test_not_measurable_cells_are_counted_apart_never_missing(tmp_path: Path) -> None:
+    """b and c sit behind NAT: b ↔ c cannot be measured, a → b and a → c are b's and c's own
+    pings. With those measured the run is complete; run.json and the end line count b ↔ c
+    apart."""
+    store = RunStore.create(tmp_path)
+    hosts = (RunHost("a", "10.0.0.1"), RunHost("b", "10.0.0.2", inbound=INBOUND_NONE),
+             RunHost("c", "10.0.0.3", inbound=INBOUND_NONE))  # fmt: skip
+    doc = RunDoc(
+        run_id=store.run_id, probe_version="0", inventory=InventoryRef("i.yaml", "0" * 64),
+        started_utc="2026-11-23T00:00:00Z", hosts=hosts, options=OPTIONS.as_doc(),
+    )  # fmt: skip
+    for rec in (_ok("b", "a"), _ok("c", "a")):
+        store.append(rec)
+    store.close()
+    summary = finish(store, doc, bw_planned=0)
+    assert (summary.pairs, summary.rtt_ok, summary.rtt_not_measurable) == (6, 4, 2)
+    assert summary.rtt_planned == 4 and summary.complete
+    written = read_run(summary.run_dir)
+    assert written.cells == CellCounts(6, 4, 0, 0, (), rtt_not_measurable=2)
+    assert summary.line("R") == (
+        "run R: 4/4 RTT cells (2 not measurable of 6 pairs), 0/0 bandwidth cells"
+    )

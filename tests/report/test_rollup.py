@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from probe.cli import run
-from probe.matrix.build import load_matrix, to_anchors
+from probe.matrix.build import bandwidth_cells, load_matrix, to_anchors
+from probe.model import INBOUND_NONE
 from probe.plan import parse_ping_pairs, select_ping_pairs
 from probe.report import build_report, markdown
 from probe.report.diff import diff_runs
@@ -130,3 +131,50 @@ def test_pairs_a_sampled_plan_left_out_are_not_planned_in_every_view(
     assert "all probes lost 0, not planned 4, failed 0;" in markdown.render(report)
     codes = grids(frame, list(REGION), HEATMAPS[0])[1]
     assert (codes == UNPLANNED).sum() == 4 and set(codes.flat) == {"", UNPLANNED}
+
+
+def _nat_run(run_dir: Path) -> Path:
+    """a1 and b3 sit behind NAT (``inbound: none``): the cells between them are not-measurable,
+    those toward one of them come from its own pings (from_reverse); every other test ran."""
+    doc = run_doc(list(REGION), run_dir.name, T0 + 100.0)
+    hosts = tuple(
+        replace(h, region=REGION[h.name], inbound=INBOUND_NONE if h.name in NAT else h.inbound)
+        for h in doc.hosts
+    )
+    doc = replace(doc, hosts=hosts)
+    pinged = [(s, d) for s in REGION for d in REGION if s != d and d not in NAT]
+    records = [ping_record(s, d, T0 + i, [1.0] * 20) for i, (s, d) in enumerate(pinged)]
+    tests = sorted(bandwidth_cells(doc))
+    records += [iperf3_record(s, d, T0 + 50 + i, 100e6, None) for i, (s, d) in enumerate(tests)]
+    return write_run(run_dir, doc, records)
+
+
+NAT = ("a1", "b3")
+
+
+def test_pairs_that_cannot_be_measured_are_not_measurable_in_every_view(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = _nat_run(tmp_path / "20261123T090000Z")
+    frame = load_matrix(run_dir)
+    apart = frame[frame.status == "not-measurable"]
+    assert sorted(zip(apart.src, apart.dst, strict=True)) == [("a1", "b3"), ("b3", "a1")]
+    assert set(apart.bw_status) == {"not-measurable"}
+    assert set(frame[frame.status != "not-measurable"].status) == {"ok"}
+    # show --by region: the figures rest on the measurable pairs, and say what was left out
+    for metric in ("rtt_p50_ms", "bw_mbps"):
+        assert run(["show", str(run_dir), "--metric", metric, "--by", "region"]) == 0
+        out = capsys.readouterr().out
+        assert re.search(r"^a\s+b\s+\S+\s+2/3 \(1 not measurable\)$", out, re.M), out
+        assert re.search(r"^b\s+a\s+\S+\s+2/3 \(1 not measurable\)$", out, re.M), out
+        assert re.search(r"^b\s+b\s+\S+\s+6/6$", out, re.M), out
+    # the report counts them apart, never as failures, and the heatmaps mark them n/m
+    report = build_report(run_dir)
+    assert (report.coverage.ping_not_measurable, report.coverage.bw_not_measurable) == (2, 2)
+    assert not [h for h in report.hints if h.aspect in ("ping failed", "bandwidth failed")]
+    text = markdown.render(report)
+    counts = "lost 0, not measurable 2, failed 0; bandwidth ok 10, not measurable 2, failed 0."
+    assert counts in text, text
+    assert "`n/m` not measurable" in text and "`fw` iperf3 port blocked" in text
+    codes = grids(frame, list(REGION), HEATMAPS[0])[1]
+    assert (codes == "n/m").sum() == 2

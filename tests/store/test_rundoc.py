@@ -305,3 +305,15 @@ def test_the_pinger_and_the_ping_plan_are_kept_and_older_files_read_what_probe_d
     assert written["options"]["ping_pairs"] == "sample:2"
     assert written["cells"]["rtt_not_planned"] == 3
     assert decode_run(text, "run.json") == new
+
+
+def test_not_measurable_cells_are_counted_apart_and_older_files_write_back_unchanged() -> None:
+    text = (FIXTURES / "run-complete.json").read_text()
+    old = decode_run(text, "run.json")
+    assert old.cells is not None and old.cells.rtt_not_measurable == 0
+    # the key is written only when some cell is not measurable: the file is written back as it was
+    assert encode_run(old).rstrip("\n") == text.rstrip("\n")
+    new = replace(old, cells=replace(old.cells, rtt_not_measurable=2))
+    written = encode_run(new)
+    assert json.loads(written)["cells"]["rtt_not_measurable"] == 2
+    assert decode_run(written, "run.json") == new
