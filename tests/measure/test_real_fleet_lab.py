@@ -19,6 +19,7 @@ import pytest
 
 from probe.lab import control
 from probe.lab.state import LabTruth, load
+from tests.cells import as_float, as_str
 from tests.conftest import ROOT, unique_topology
 from tests.measure.test_faults_lab import assert_clean, probe, run_dir
 
@@ -78,7 +79,7 @@ def test_each_cell_is_the_truth_or_its_expected_status(
     statuses = {(s.src, s.dst, s.network): s for s in truth.statuses}
     checked = {"ok": 0, "from_reverse": 0, "not-measurable": 0, "blocked": 0}
     for row in frame.itertuples():
-        key = (row.src, row.dst, row.network)
+        key = (as_str(row.src), as_str(row.dst), as_str(row.network))
         if key in statuses:
             assert (row.status, row.bw_status) == ("not-measurable", "not-measurable"), row
             assert isinstance(row.reason, str) and "inbound" in row.reason, row
@@ -90,25 +91,29 @@ def test_each_cell_is_the_truth_or_its_expected_status(
         checked["from_reverse" if row.from_reverse else "ok"] += 1
         # the median of PINGS jittered samples: 0.5 ms + 2 %, widened by 3 standard errors
         slack = 0.5 + 0.02 * want.rtt_ms + 3 * 1.2533 * want.rtt_std_ms / math.sqrt(PINGS)
-        assert abs(float(row.rtt_p50_ms) - want.rtt_ms) <= slack, (row, want)
+        assert abs(as_float(row.rtt_p50_ms) - want.rtt_ms) <= slack, (row, want)
         if want.bw_status == "blocked":
             assert row.bw_status == "blocked", row
-            assert ":52" in row.bw_reason and "firewall" in row.bw_reason, row.bw_reason
+            reason = as_str(row.bw_reason)
+            assert ":52" in reason and "firewall" in reason, reason
             checked["blocked"] += 1
         else:
             assert row.bw_status == "ok", row
-            assert float(row.bw_fwd_mbps) <= 1.05 * want.tcp_max_fwd_bps / 1e6, (row, want)
+            assert as_float(row.bw_fwd_mbps) <= 1.05 * want.tcp_max_fwd_bps / 1e6, (row, want)
     assert all(checked.values()), checked  # each case occurs in the field lab
 
 
 def test_each_network_carries_its_own_path(frame: pd.DataFrame) -> None:
     """eu1→eu2 over the private eu network is faster than over public (+2 ms each way), and
     eu1→us1 over the overlay slower than over public (+5 ms each way)."""
-    rtt = {(r.src, r.dst, r.network): float(r.rtt_p50_ms) for r in frame.itertuples()}
+    rtt = {
+        (as_str(r.src), as_str(r.dst), as_str(r.network)): as_float(r.rtt_p50_ms)
+        for r in frame.itertuples()
+    }
     assert rtt["eu1", "eu2", "public"] - rtt["eu1", "eu2", "eu"] == pytest.approx(4, abs=1)
     assert rtt["eu1", "us1", "mesh"] - rtt["eu1", "us1", "public"] == pytest.approx(6, abs=1.5)
     first = frame.drop_duplicates(["src", "dst"])  # the rule's network comes first
-    rule = {(r.src, r.dst): r.network for r in first.itertuples()}
+    rule = {(as_str(r.src), as_str(r.dst)): as_str(r.network) for r in first.itertuples()}
     assert rule["eu1", "eu2"] == "eu" and rule["eu1", "us1"] == "public"
 
 
