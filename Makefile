@@ -52,9 +52,9 @@ demo: sysdeps venv ## lab up -> probe run (ping + iperf3) -> grids, report, calc
 	$(PROBE) gate reports/latest --policy inventory/policies/coverage.yaml || true; \
 	echo "report: reports/latest/report.html"
 
-demo-field: ## the demo on lab-field.yaml: private, public and overlay networks, hosts behind NAT
+demo-field: ## the demo on lab-field.yaml: networks, NAT, a firewall, non-root, busybox, cubic/bbr
 	@$(MAKE) --no-print-directory demo TOPO=inventory/lab-field.yaml \
-	  LABINV=/run/probe-lab/field/inventory.yaml
+	  LABINV=/run/probe-lab/field/inventory.yaml DEMO_ARGS="--networks all --duration 3 --omit 1"
 
 test: sysdeps venv ## run every test (the lab tests need root)
 	$(PY) -m pytest -q
