@@ -9,7 +9,6 @@ from tabulate import tabulate
 
 from probe.matrix import build as matrix
 from probe.matrix.regions import figure
-from probe.model import CellStatus
 from probe.store.rundoc import RunDoc
 
 
@@ -39,14 +38,7 @@ def render_grid(run: RunDoc, frame: pd.DataFrame, metric: str) -> str:
 def render_regions(frame: pd.DataFrame, metric: str) -> str:
     """One figure of the region roll-up per region pair, with the pairs it rests on (and, for
     ping figures, how many of the others a sampled ping plan left out)."""
-    unplanned = (
-        frame[frame["status"] == CellStatus.NOT_PLANNED.value]
-        .groupby(["src_region", "dst_region"])
-        .size()
-        .to_dict()
-        if not metric.startswith("bw")
-        else {}
-    )
+    unplanned = matrix.unplanned_by_region(frame, metric)
     rows = [
         [
             f.src_region,
