@@ -18,7 +18,8 @@ import click
 from probe import units
 from probe.cli import main
 from probe.cli.figures import render_calculation, render_gate, render_groups
-from probe.cli.options import field_option
+from probe.cli.jsondoc import calc_document, dumps, gate_document, groups_document
+from probe.cli.options import field_option, json_option
 from probe.decide.formulas import BYTES_PER_ELEMENT, Dtype
 from probe.decide.options import (
     SCENARIOS,
@@ -290,6 +291,7 @@ def _pipeline(
     show_default=True,
     help="Monte-Carlo RNG seed.",
 )
+@json_option("calc")
 def calc(
     run: str,
     model: str,
@@ -317,6 +319,7 @@ def calc(
     payload: float | None,
     trials: int,
     seed: int,
+    as_json: bool,
 ) -> int:
     """Predict decode, prefill, tensor-parallel, speculative and pooling times over RUN."""
     anchors = _load_run(run)  # before numpy is imported: a bad run fails fast
@@ -350,7 +353,7 @@ def calc(
         result = calculate(anchors, options)
     except MissingInput as exc:
         raise click.UsageError(_NEEDS[exc.scenario]) from None
-    click.echo(render_calculation(result))
+    click.echo(dumps(calc_document(result)) if as_json else render_calculation(result))
     return 0
 
 
@@ -376,6 +379,7 @@ def calc(
     help="Which RTT statistic is held to --max-rtt.",
 )
 @_model_options
+@json_option("groups")
 def groups(
     run: str,
     max_rtt: float,
@@ -389,6 +393,7 @@ def groups(
     seq: int,
     ring: bool,
     stages: int,
+    as_json: bool,
 ) -> int:
     """Network-local groups of RUN, each with its best stage order and predicted figures."""
     anchors = _load_run(run)  # before numpy is imported: a bad run fails fast
@@ -397,7 +402,9 @@ def groups(
 
     from probe.decide.groups import group_run
 
-    click.echo(render_groups(anchors.run_id, limits, stages, group_run(anchors, limits, pipeline)))
+    found = group_run(anchors, limits, pipeline)
+    args = (anchors.run_id, limits, stages, found)
+    click.echo(dumps(groups_document(*args)) if as_json else render_groups(*args))
     return 0
 
 
@@ -416,7 +423,8 @@ def groups(
     type=click.Path(dir_okay=False),
     help="Also write a Markdown summary here (for CI logs).",
 )
-def gate(run: str, policy_file: str, markdown_file: str | None) -> int:
+@json_option("gate")
+def gate(run: str, policy_file: str, markdown_file: str | None, as_json: bool) -> int:
     """Judge RUN against a policy. Exit 0 PASS, 1 FAIL, 3 INCONCLUSIVE, 2 usage or input error."""
     from probe.decide.gate import evaluate
     from probe.decide.policy import load_policy
@@ -425,7 +433,9 @@ def gate(run: str, policy_file: str, markdown_file: str | None) -> int:
 
     policy = load_policy(policy_file)
     report = evaluate(policy, _load_run(run))
-    click.echo(render_gate(report, policy.name))
+    click.echo(
+        dumps(gate_document(report, policy.name)) if as_json else render_gate(report, policy.name)
+    )
     if markdown_file:
         save(Path(markdown_file), render_markdown(report))
     return report.exit_code

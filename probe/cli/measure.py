@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
-from probe.cli.options import field_option, given_fields, option_names
+from probe.cli.jsondoc import check_document, dumps
+from probe.cli.options import field_option, given_fields, json_option, option_names
 from probe.errors import Terminated
 from probe.measure.bandwidth import AUTH_MODES, AuthMode, BandwidthOptions
 from probe.measure.context import PINGERS, Pinger, RunOptions
@@ -24,6 +25,7 @@ from probe.tools.ping import PING_FANOUT_MAX
 if TYPE_CHECKING:
     import pandas as pd
 
+    from probe.matrix.unmeasured import Unmeasured
     from probe.measure.check import HostCheck
     from probe.store.rundoc import RunDoc
 
@@ -151,7 +153,10 @@ def render_check(checks: Sequence[HostCheck]) -> str:
 @main.command()
 @click.argument("inventory", type=click.Path(dir_okay=False))
 @ssh_options
-def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_timeout: float) -> int:
+@json_option("check")
+def check(
+    inventory: str, accept_new: bool, known_hosts: str | None, connect_timeout: float, as_json: bool
+) -> int:
     """Can every host be reached and does it have ping and iperf3? A table and an exit code."""
     from probe.inventory import load_inventory
 
@@ -162,7 +167,7 @@ def check(inventory: str, accept_new: bool, known_hosts: str | None, connect_tim
     from probe.measure.check import check as check_fleet
 
     checks = asyncio.run(check_fleet(inv, ssh))
-    click.echo(render_check(checks))
+    click.echo(dumps(check_document(checks)) if as_json else render_check(checks))
     return EXIT_OK if all(c.ready for c in checks) else EXIT_FAIL
 
 
@@ -409,7 +414,8 @@ def _load_matrix(path: Path) -> tuple[RunDoc, pd.DataFrame]:
     show_default=True,
     help="host: the src × dst grid; region: the region roll-up (pooled loss, medians of pairs).",
 )
-def show(run_dir: str, metric: str, by: str) -> int:
+@json_option("show")
+def show(run_dir: str, metric: str, by: str, as_json: bool) -> int:
     """Print the src × dst grid of one metric (a cell without a number shows its status).
 
     A run with cells not measured yet (interrupted, killed) says so on the first line."""
@@ -421,11 +427,38 @@ def show(run_dir: str, metric: str, by: str) -> int:
     from probe.cli.render import render_grid, render_regions
     from probe.matrix.unmeasured import unmeasured
 
-    if notice := unmeasured(run_doc, frame).notice(str(path), run_doc.inventory.path):
+    missing = unmeasured(run_doc, frame)
+    notice = missing.notice(str(path), run_doc.inventory.path)
+    if as_json:
+        if notice:
+            _warn(notice)
+        click.echo(dumps(_show_document(run_doc, frame, metric, by, missing, notice)))
+        return EXIT_OK
+    if notice:
         click.echo(notice)
     text = render_regions(frame, metric) if by == "region" else render_grid(run_doc, frame, metric)
     click.echo(text)
     return EXIT_OK
+
+
+def _show_document(
+    run: RunDoc, frame: pd.DataFrame, metric: str, by: str, missing: Unmeasured, notice: str | None
+) -> dict[str, object]:
+    from probe.cli.jsondoc import show_hosts_document, show_regions_document
+    from probe.matrix import build as matrix
+    from probe.matrix.regions import figure
+
+    if by == "region":
+        rows = matrix.by_region(frame, metric)
+        unplanned = matrix.unplanned_by_region(frame, metric)
+        definition = figure(metric).definition
+        return show_regions_document(
+            run.run_id, metric, definition, rows, unplanned, missing, notice
+        )
+    order = matrix.host_order(run)
+    values = matrix.wide(frame, metric, order)
+    statuses = matrix.status_grid(frame, order, bandwidth=metric.startswith("bw"))
+    return show_hosts_document(run.run_id, metric, values, statuses, missing, notice)
 
 
 @main.command()

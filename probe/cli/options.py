@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from probe.cli.jsondoc import schema_id
 from probe.errors import InputError, OptionError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -85,3 +86,14 @@ def option_names() -> Iterator[None]:
                 flag = max(param.opts, key=len)
                 raise InputError(f"{flag} {exc.rule}") from exc
         raise
+
+
+def json_option(name: str) -> Callable[[_F], _F]:
+    """``--json``: print the document ``probe.NAME/1`` instead of the text (``cli.jsondoc``)."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help=f"Print one JSON document (schema {schema_id(name)}) instead of text; "
+        "warnings stay on stderr.",
+    )

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from probe.cli import EXIT_FAIL, EXIT_OK, main
-from probe.cli.options import field_option
+from probe.cli.jsondoc import diff_document, dumps
+from probe.cli.options import field_option, json_option
 from probe.decide.regression import DEFAULT_FAIL_ON, KINDS, Thresholds
 
 
@@ -109,6 +110,7 @@ def _kinds(_ctx: click.Context, param: click.Parameter, value: str) -> frozenset
     show_default=True,
     help="Bandwidth regressed: down by more than this percentage.",
 )
+@json_option("diff")
 def diff(
     run_a: str,
     run_b: str,
@@ -119,6 +121,7 @@ def diff(
     rtt_p99_ms: float,
     loss_pp: float,
     bw_pct: float,
+    as_json: bool,
 ) -> int:
     """Compare RUN_A (before) with RUN_B (after). Exit 1 when a --fail-on regression occurred."""
     from probe.matrix.build import load_matrix
@@ -126,8 +129,12 @@ def diff(
     from probe.store.rundir import resolve_run
 
     thresholds = Thresholds(rtt_p50_pct, rtt_p50_ms, rtt_p99_pct, rtt_p99_ms, loss_pp, bw_pct)
-    before = load_matrix(resolve_run(run_a), warn=_warn)
-    after = load_matrix(resolve_run(run_b), warn=_warn)
+    dir_a, dir_b = resolve_run(run_a), resolve_run(run_b)
+    before = load_matrix(dir_a, warn=_warn)
+    after = load_matrix(dir_b, warn=_warn)
     result = diff_runs(before, after, thresholds)
-    click.echo(render_diff(result, fail_on), nl=False)
+    if as_json:
+        click.echo(dumps(diff_document(result, fail_on, str(dir_a), str(dir_b))))
+    else:
+        click.echo(render_diff(result, fail_on), nl=False)
     return EXIT_FAIL if result.failed(fail_on) else EXIT_OK

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -500,6 +501,16 @@ def status_grid(
 def by_region(frame: pd.DataFrame, metric: str) -> tuple[RegionFigure, ...]:
     """Region × region: one figure of the region roll-up (``matrix.regions`` defines it)."""
     return figures(roll_up(pair_anchors(frame)), metric)
+
+
+def unplanned_by_region(frame: pd.DataFrame, metric: str) -> dict[tuple[str, str], int]:
+    """Per region pair, the pairs a sampled ping plan left out of a ping figure (none for a
+    goodput figure: the bandwidth plan is another)."""
+    if metric.startswith("bw"):
+        return {}
+    left_out = frame[frame["status"] == CellStatus.NOT_PLANNED.value]
+    pairs = zip(left_out["src_region"], left_out["dst_region"], strict=True)
+    return dict(Counter((str(s), str(d)) for s, d in pairs))
 
 
 def host_order(run: RunDoc) -> list[str]:
