@@ -397,7 +397,7 @@ def groups(
 
     from probe.decide.groups import group_run
 
-    click.echo(render_groups(anchors.run_id, limits, stages, group_run(anchors, limits, pipeline)))
+    click.echo(render_groups(anchors.run_id, stages, group_run(anchors, limits, pipeline)))
     return 0
 
 

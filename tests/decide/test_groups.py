@@ -23,7 +23,7 @@ CROSS = {
 
 
 def _regions(groups: list[Group]) -> list[set[str]]:
-    return [set(g.hosts) for g in groups]
+    return [set(g.members) for g in groups]
 
 
 def _expected(anchors: Anchors) -> list[set[str]]:
@@ -47,7 +47,7 @@ def test_a_slow_link_inside_a_region_splits_it() -> None:
     slow = {("us-east-0", "us-east-1"): pair(a0, a1, 0.5, 100.0)}  # 100 Mbit/s < 1 Gbit/s floor
     a = make_anchors(REGIONS, CROSS, overrides=slow)
     groups = find_groups(Links.from_anchors(a), Limits(5.0, 1e9), 3, W)
-    us_east = [set(g.hosts) for g in groups if g.regions == ("us-east",)]
+    us_east = [set(g.members) for g in groups if g.regions == ("us-east",)]
     assert sorted(len(g) for g in us_east) == [1, 5]
     assert not any({"us-east-0", "us-east-1"} <= g for g in us_east)
     assert {h.name for h in a.hosts_in("ap-ne")} in _regions(groups)
@@ -61,14 +61,14 @@ def test_an_unmeasured_cell_is_never_good() -> None:
     good = good_pairs(links, Limits(5.0))
     i0, i2 = links.index["r-0"], links.index["r-2"]
     assert not good[i0, i2] and not good[i2, i0]
-    assert sorted(len(g.hosts) for g in find_groups(links, Limits(5.0), 2, W)) == [1, 2]
+    assert sorted(len(g.members) for g in find_groups(links, Limits(5.0), 2, W)) == [1, 2]
 
 
 def test_missing_goodput_fails_a_bandwidth_floor_but_not_a_latency_only_limit() -> None:
     a = make_anchors({"r": 3}, bw_mbps=None)
     links = Links.from_anchors(a)
-    assert [len(g.hosts) for g in find_groups(links, Limits(5.0, 1e9), 2, W)] == [1, 1, 1]
-    assert [len(g.hosts) for g in find_groups(links, Limits(5.0), 2, W)] == [3]
+    assert [len(g.members) for g in find_groups(links, Limits(5.0, 1e9), 2, W)] == [1, 1, 1]
+    assert [len(g.members) for g in find_groups(links, Limits(5.0), 2, W)] == [3]
 
 
 def test_close_regions_merge_when_the_limits_allow() -> None:
