@@ -224,7 +224,12 @@ def render_groups(run_id: str, stages: int, found: Grouping) -> str:
         )
         members.append(
             textwrap.fill(
-                ", ".join(g.members), 100, initial_indent=f"{i:>3}  ", subsequent_indent="     "
+                ", ".join(g.members),
+                100,
+                initial_indent=f"{i:>3}  ",
+                subsequent_indent="     ",
+                break_long_words=False,  # a host name is never split
+                break_on_hyphens=False,
             )
         )
     limits = found.limits

@@ -61,20 +61,13 @@ class Group:
     prefill: PipelineResult | None
 
 
-def _attempted(links: Links) -> Mask:
-    """``[i, j]`` true when the run tried to measure ``i → j`` (whatever came of it)."""
-    n = len(links.hosts)
-    out = np.zeros((n, n), dtype=bool)
-    for p in links.anchors.pairs:
-        if p.status not in NOT_ATTEMPTED and p.src in links.index and p.dst in links.index:
-            out[links.index[p.src], links.index[p.dst]] = True
-    return out
-
-
 def _directions(links: Links) -> tuple[Mask, Mask]:
     """Which directions have an RTT figure (own or reverse), and which only the reverse one."""
     own = ~np.isnan(links.cell_p50_ms)
-    borrowed = ~own & ~_attempted(links) & own.T
+    borrowed = ~own & own.T
+    for i, j in np.argwhere(borrowed):  # few: only cells that are not ok while their reverse is
+        cell = links.anchors.pair(links.hosts[i], links.hosts[j])
+        borrowed[i, j] = cell is None or cell.status in NOT_ATTEMPTED
     return own | borrowed, borrowed
 
 
@@ -129,7 +122,7 @@ def partition(links: Links, good: Mask, rtt: Matrix) -> list[Clique]:
                 out.append(Clique((nodes[0],), True, 1))
                 continue
             degree = good[np.ix_(nodes, nodes)].sum(axis=1)
-            top = {}  # the best-connected host of each region, then of the whole component
+            top: dict[str, int] = {}  # seeds: the best-connected host overall and per region
             for k in np.argsort(-degree, kind="stable"):
                 top.setdefault(region[nodes[k]], nodes[k])
             seeds = list(dict.fromkeys([nodes[int(np.argmax(degree))], *top.values()]))
