@@ -197,7 +197,7 @@ def _pool(res: PoolResult) -> list[str]:
 
 def _at_least(x: float | None, lower_bound: bool) -> float | str | None:
     """A figure cell, written ``≥ x`` when it is a lower bound."""
-    return f"≥ {_fmt(x)}" if lower_bound and x is not None else _fmt(x)
+    return f"≥ {x:,.2f}" if lower_bound and x is not None else _fmt(x)
 
 
 def render_groups(run_id: str, stages: int, found: Grouping) -> str:
@@ -248,12 +248,15 @@ def render_groups(run_id: str, stages: int, found: Grouping) -> str:
         "p99",
         "prefill ms/request p50",
     ]
-    notes = [f"note: {n}" for n in found.notes]
+    notes = list(found.notes)
     if not all(g.exact for g in found.groups):
         notes.append(
-            "note: greedy ≤ N: too many hosts for the exact search; no group among the hosts "
-            "left could have more than N (colouring bound)"
+            "greedy ≤ N: too many hosts for the exact search; no group among the hosts left "
+            "could have more than N (colouring bound)"
         )
+    notes = [
+        textwrap.fill(n, 100, initial_indent="note: ", subsequent_indent="      ") for n in notes
+    ]
     return "\n".join(
         [
             f"run {run_id}: {len(found.groups)} group(s) with RTT {limits.rtt_stat} ≤ "
