@@ -253,7 +253,7 @@ def main() -> int:
         "pairs": len(anchors.pairs),
         "regions": len(REGIONS),
         "groups": len(found),
-        "largest_group": max(len(g.hosts) for g in found),
+        "largest_group": max(len(g.members) for g in found),
         "seconds": seconds,
         "goal_s": GOAL_S,
         "within_goal": total <= GOAL_S,

@@ -403,8 +403,10 @@ def groups(
     from probe.decide.groups import group_run
 
     found = group_run(anchors, limits, pipeline)
-    args = (anchors.run_id, limits, stages, found)
-    click.echo(dumps(groups_document(*args)) if as_json else render_groups(*args))
+    if as_json:
+        click.echo(dumps(groups_document(anchors.run_id, limits, stages, found)))
+    else:
+        click.echo(render_groups(anchors.run_id, stages, found))
     return 0
 
 

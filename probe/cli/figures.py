@@ -5,6 +5,7 @@ Each ``render_*`` takes a use case's typed answer and returns the text the comma
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
     from probe.decide.calc import Calculation
     from probe.decide.gate import GateReport
     from probe.decide.groups import Grouping
-    from probe.decide.options import Limits
     from probe.decide.scenarios import (
         Estimate,
         Hop,
@@ -195,42 +195,78 @@ def _pool(res: PoolResult) -> list[str]:
     ]
 
 
-def render_groups(run_id: str, limits: Limits, stages: int, found: Grouping) -> str:
-    """``probe groups``: the limits in one line, then one row per group."""
+def _at_least(x: float | None, lower_bound: bool) -> float | str | None:
+    """A figure cell, written ``≥ x`` when it is a lower bound."""
+    return f"≥ {x:,.2f}" if lower_bound and x is not None else _fmt(x)
+
+
+def render_groups(run_id: str, stages: int, found: Grouping) -> str:
+    """``probe groups``: the limits in one line, notes, one row per group, then every group's
+    members in full (wrapped, never cut)."""
     rows = []
+    members = []
     for i, g in enumerate(found.groups, 1):
         order = " → ".join(g.order) if len(g.order) <= 6 else f"{g.order[0]} → … ({len(g.order)})"
+        lb = g.latency_only
         rows.append(
             [
                 i,
-                len(g.hosts),
+                len(g.members),
+                "exact" if g.exact else f"greedy ≤ {g.size_bound}",
                 ",".join(g.regions),
                 _fmt(g.max_rtt_ms),
-                _fmt(g.min_bw_bps / 1e6 if g.min_bw_bps else None, 0),
+                "not measured" if lb else _fmt(g.min_bw_bps / 1e6 if g.min_bw_bps else None, 0),
                 order or "(too small)",
-                _fmt(g.decode.per_step.full_p50_ms if g.decode else None),
-                _fmt(g.decode.per_step.full_p99_ms if g.decode else None),
-                _fmt(g.prefill.total.full_p50_ms if g.prefill else None),
+                _at_least(g.decode.per_step.full_p50_ms if g.decode else None, lb),
+                _at_least(g.decode.per_step.full_p99_ms if g.decode else None, lb),
+                _at_least(g.prefill.total.full_p50_ms if g.prefill else None, lb),
             ]
         )
+        members.append(
+            textwrap.fill(
+                ", ".join(g.members),
+                100,
+                initial_indent=f"{i:>3}  ",
+                subsequent_indent="     ",
+                break_long_words=False,  # a host name is never split
+                break_on_hyphens=False,
+            )
+        )
+    limits = found.limits
     min_bw = limits.min_bw_bps
     bw_text = "any goodput" if min_bw is None else f"goodput ≥ {min_bw / 1e6:g} Mbit/s"
     w = found.workload
     head = [
         "#",
         "hosts",
+        "search",
         "regions",
-        "max RTT ms",
+        f"max RTT {limits.rtt_stat} ms",
         "min Mbit/s",
         "stage order",
         "decode ms/token p50",
         "p99",
         "prefill ms/request p50",
     ]
-    return (
-        f"run {run_id}: {len(found.groups)} group(s) with RTT {limits.rtt_stat} ≤ "
-        f"{limits.max_rtt_ms:g} ms and {bw_text} both ways; {stages} stages of "
-        f"{w.model.name} {w.dtype}\n" + _table(rows, head)
+    notes = list(found.notes)
+    if not all(g.exact for g in found.groups):
+        notes.append(
+            "greedy ≤ N: too many hosts for the exact search; no group among the hosts left "
+            "could have more than N (colouring bound)"
+        )
+    notes = [
+        textwrap.fill(n, 100, initial_indent="note: ", subsequent_indent="      ") for n in notes
+    ]
+    return "\n".join(
+        [
+            f"run {run_id}: {len(found.groups)} group(s) with RTT {limits.rtt_stat} ≤ "
+            f"{limits.max_rtt_ms:g} ms and {bw_text} both ways; {stages} stages of "
+            f"{w.model.name} {w.dtype}",
+            *notes,
+            _table(rows, head),
+            "members:",
+            *members,
+        ]
     )
 
 

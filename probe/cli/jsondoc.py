@@ -231,25 +231,29 @@ def groups_document(run_id: str, limits: Limits, stages: int, found: Grouping) -
         "schema": schema_id("groups"),
         "run_id": run_id,
         "limits": {
-            "max_rtt_ms": limits.max_rtt_ms,
-            "min_goodput_mbps": _mbps(limits.min_bw_bps),
-            "rtt_stat": limits.rtt_stat,
+            "max_rtt_ms": found.limits.max_rtt_ms,  # as applied (a floor without goodput drops)
+            "min_goodput_mbps": _mbps(found.limits.min_bw_bps),
+            "rtt_stat": found.limits.rtt_stat,
         },
         "stages": stages,
         "model": w.model.name,
         "dtype": w.dtype,
         "groups": [
             {
-                "members": list(g.hosts),
+                "members": list(g.members),
                 "regions": list(g.regions),
                 "max_rtt_ms": _num(g.max_rtt_ms),
                 "min_goodput_mbps": _mbps(g.min_bw_bps),
                 "stage_order": list(g.order),
                 "decode_per_token": _estimate(g.decode.per_step) if g.decode else None,
                 "prefill_per_request": _estimate(g.prefill.total) if g.prefill else None,
+                "latency_only": g.latency_only,
+                "exact": g.exact,
+                "size_bound": g.size_bound,
             }
             for g in found.groups
         ],
+        "notes": list(found.notes),
     }
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from probe.cli import main, run
+from probe.decide.cliques import EXACT_HOSTS
 from probe.matrix.anchors import dump_anchors
-from tests.decide.fleet import make_anchors
+from tests.decide.fleet import from_rtt_matrix, make_anchors
 
 POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
 
@@ -123,6 +125,39 @@ def test_groups(two_regions: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["groups", str(two_regions), "--max-rtt", "100ms"]) == 0
     assert "1 group(s)" in capsys.readouterr().out
     assert run(["groups", str(two_regions)]) == 2  # --max-rtt is required
+
+
+def test_groups_name_every_member_wrapped_never_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    anchors = tmp_path / "anchors.json"
+    anchors.write_text(dump_anchors(make_anchors({"us-east": 30, "eu-west": 1}, bw_mbps=None)))
+    assert run(["groups", str(anchors), "--max-rtt", "5ms", "--stages", "8"]) == 0
+    out = capsys.readouterr().out
+    head, members = out.split("members:\n")
+    assert "max RTT p50 ms" in head and "exact" in head and "us-east-0 → … (8)" in head
+    assert "not measured" in head and "≥ " in head
+    assert "note: bandwidth was not measured between the members of 1 group(s)" in head
+    listed = [line for line in members.splitlines() if line.strip()]
+    assert listed[0].startswith("  1  us-east-0, us-east-1, ") and len(listed) > 2
+    assert all(len(line) <= 100 for line in listed)
+    assert listed[-1] == "  2  eu-west-0"
+    names = " ".join(members.split()).replace(",", "").split()
+    assert [n for n in names if n.startswith("us-east")] == [f"us-east-{i}" for i in range(30)]
+
+
+def test_groups_say_when_the_search_was_greedy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = EXACT_HOSTS + 1  # an odd ring of close neighbours: groups of 2, a colouring needs 3
+    rtt = np.full((n, n), 90.0)
+    for i in range(n):
+        rtt[i, (i + 1) % n] = rtt[(i + 1) % n, i] = 1.0
+    anchors = tmp_path / "anchors.json"
+    anchors.write_text(dump_anchors(from_rtt_matrix(rtt, ["ring"] * n)))
+    assert run(["groups", str(anchors), "--max-rtt", "5ms"]) == 0
+    out = capsys.readouterr().out
+    assert "greedy ≤ 3" in out and "colouring bound" in out
 
 
 def test_gate_exit_codes_and_markdown(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+
+import numpy as np
+from numpy.typing import NDArray
 
 from probe.matrix.anchors import (
     Anchors,
@@ -111,3 +114,24 @@ def with_stalled_bw(
             p = replace(p, bw=replace(p.bw, reverse_mbps=mbps))
         pairs.append(p)
     return replace(anchors, pairs=tuple(pairs), regions=roll_up(pairs))
+
+
+def from_rtt_matrix(
+    rtt_ms: NDArray[np.float64],
+    regions: Sequence[str],
+    *,
+    bw_mbps: float | None = None,
+    one_way: bool = False,
+) -> Anchors:
+    """Hosts ``h0``…; ``rtt_ms[i, j]`` for ``i → j`` (NaN: the cell timed out); ``one_way``: only
+    ``i < j`` is in the run, as a table measured in one direction only."""
+    hosts = [HostInfo(f"h{i}", r) for i, r in enumerate(regions)]
+    pairs = [
+        pair(a, b, float(rtt_ms[i, j]), bw_mbps)
+        if not np.isnan(rtt_ms[i, j])
+        else pair(a, b, 0.0, status=CellStatus.TIMEOUT)
+        for i, a in enumerate(hosts)
+        for j, b in enumerate(hosts)
+        if i < j or (i > j and not one_way)
+    ]
+    return Anchors("matrix", "2026-11-30T08:00:00Z", "0.1.0", tuple(hosts), tuple(pairs), ())

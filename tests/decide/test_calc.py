@@ -106,7 +106,7 @@ def test_bad_inputs_are_input_errors() -> None:
 def test_group_run_loads_the_model_and_orders_each_group() -> None:
     res = group_run(TWO, Limits(5.0, 1e9), PipelineOptions(model="llama-3-70b", stages=2))
     assert res.workload.model.name == "llama-3-70b"
-    assert sorted(len(g.hosts) for g in res.groups) == [4, 4]
+    assert sorted(len(g.members) for g in res.groups) == [4, 4]
     assert all(len(g.order) == 2 and g.decode is not None for g in res.groups)
 
 
