@@ -102,7 +102,7 @@ def import_captures(folder: str, out: str, regions_file: str | None) -> int:
     except OSError as exc:
         raise InputError(f"cannot list the folder ({exc.strerror or exc})", where=folder) from exc
     manifest = read_text(root / MANIFEST)[0] if MANIFEST in names else None
-    captures, left_out = find_captures(names, manifest)
+    captures, left_out = find_captures(names, manifest, str(root / MANIFEST))
     if left_out:
         _warn(f"{folder}: not a capture, left out: {', '.join(left_out)}")
     captures = [replace(c, file=str(root / c.file)) for c in captures]  # messages name paths

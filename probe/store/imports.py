@@ -311,11 +311,13 @@ class Capture:
     tool: str
 
 
-def find_captures(names: Sequence[str], manifest: str | None) -> tuple[list[Capture], list[str]]:
+def find_captures(
+    names: Sequence[str], manifest: str | None, where: str = MANIFEST
+) -> tuple[list[Capture], list[str]]:
     """The captures among the folder's file ``names`` (by their names, or the ``manifest.csv``
-    text when there is one) and the names left out."""
+    text when there is one; ``where`` names it in messages) and the names left out."""
     if manifest is not None:
-        found = list(_manifest(manifest, set(names)))
+        found = list(_manifest(manifest, set(names), where))
         listed = {c.file for c in found} | {MANIFEST}
         return found, sorted(n for n in names if n not in listed)
     found, other = [], []
@@ -329,9 +331,9 @@ def find_captures(names: Sequence[str], manifest: str | None) -> tuple[list[Capt
     return found, other
 
 
-def _manifest(text: str, names: set[str]) -> Iterator[Capture]:
-    for line, cells in _csv_rows(text, MANIFEST):
-        at = f"{MANIFEST}:{line}"
+def _manifest(text: str, names: set[str], where: str) -> Iterator[Capture]:
+    for line, cells in _csv_rows(text, where):
+        at = f"{where}:{line}"
         file, src, dst, tool = (c.strip() for c in [*cells, "", "", ""][:4])
         if (file, src, dst, tool) == ("file", "src", "dst", "tool"):
             continue
