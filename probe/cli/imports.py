@@ -14,8 +14,9 @@ from pathlib import Path
 import click
 
 from probe.cli import EXIT_OK, main
+from probe.cli.options import field_option
 from probe.errors import InputError, StoreError
-from probe.store.imports import RTT_UNITS, ImportedRun, imported_run_doc
+from probe.store.imports import RTT_UNITS, ImportedRun, MatrixOptions, imported_run_doc
 
 
 def _warn(message: str) -> None:
@@ -60,10 +61,10 @@ _regions = click.option(
 @click.argument("file", type=click.Path(dir_okay=False))
 @_output
 @_regions
-@click.option(
+@field_option(
     "--unit",
     type=click.Choice(list(RTT_UNITS)),
-    default="ms",
+    default_from=(MatrixOptions, "unit"),
     show_default=True,
     help="Unit of a square matrix's figures and of a bare 'rtt' column.",
 )
@@ -81,7 +82,7 @@ def import_matrix(
     from probe.textio import read_text
 
     text, data = read_text(file)
-    run = parse_matrix(text, file, unit=unit, columns=columns)
+    run = parse_matrix(text, file, MatrixOptions(unit, columns))
     _write(Path(out), _labelled(run, regions_file), file, hashlib.sha256(data).hexdigest())
     return EXIT_OK
 

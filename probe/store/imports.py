@@ -26,10 +26,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from probe import __version__
-from probe.errors import InputError, ParseError
+from probe.errors import InputError, ParseError, require
 from probe.model import CellStatus, CommandResult
 from probe.store.records import (
     CellRecord,
@@ -60,6 +60,18 @@ MANIFEST = "manifest.csv"
 
 
 @dataclass(frozen=True, slots=True)
+class MatrixOptions:
+    """How to read a matrix: the unit of figures whose column names none (a square matrix, a
+    bare ``rtt`` column), and probe's column names for the source's (``{"src": "from_region"}``)."""
+
+    unit: str = "ms"
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require(self, "unit", self.unit in RTT_UNITS, f"one of {', '.join(RTT_UNITS)}")
+
+
+@dataclass(frozen=True, slots=True)
 class ImportedRun:
     """What an import found: the hosts (name → region, in first-seen order) and the records."""
 
@@ -72,20 +84,16 @@ class ImportedRun:
 # --- matrices --------------------------------------------------------------------------------
 
 
-def parse_matrix(
-    text: str, where: str, *, unit: str = "ms", columns: Mapping[str, str] | None = None
-) -> ImportedRun:
-    """A square or long matrix (see the module); ``where`` is the file's name in messages,
-    ``columns`` renames the source's columns to probe's (``{"src": "from_region"}``)."""
-    if unit not in RTT_UNITS:
-        raise InputError(f"unknown RTT unit {unit!r}; choose one of {', '.join(RTT_UNITS)}")
+def parse_matrix(text: str, where: str, options: MatrixOptions | None = None) -> ImportedRun:
+    """A square or long matrix (see the module); ``where`` is the file's name in messages."""
+    unit, columns = (options or MatrixOptions()).unit, (options or MatrixOptions()).columns
     if text.lstrip().startswith("["):
-        return _long(_json_rows(text, where), where, unit, columns or {}, "long-json")
+        return _long(_json_rows(text, where), where, unit, columns, "long-json")
     rows = _csv_rows(text, where)
     header = next(rows, None)
     if header is None:
         raise InputError("empty matrix file", where=where)
-    names = [_renamed(c, columns or {}) for c in header[1]]
+    names = [_renamed(c, columns) for c in header[1]]
     if "src" in names and "dst" in names:
         return _long(_objects(names, rows, where), where, unit, {}, "long-csv")
     if columns:

@@ -10,6 +10,7 @@ from probe.errors import InputError
 from probe.model import CellStatus
 from probe.store.imports import (
     Capture,
+    MatrixOptions,
     find_captures,
     imported_run_doc,
     parse_captures,
@@ -43,7 +44,7 @@ def imported(records: object) -> dict[tuple[str, str], ImportedRecord]:
 
 def test_square_csv_in_microseconds() -> None:
     text = "host,a,b,c\na,0,1500,2500\nb,1400,,-\nc,2600,3000,0\n"
-    run = parse_matrix(text, "m.csv", unit="us")
+    run = parse_matrix(text, "m.csv", MatrixOptions(unit="us"))
     assert run.format == "square-csv" and list(run.hosts) == ["a", "b", "c"]
     cells = imported(run.records)
     assert set(cells) == {("a", "b"), ("a", "c"), ("b", "a"), ("c", "a"), ("c", "b")}
@@ -62,7 +63,7 @@ def test_long_csv_units_in_column_names() -> None:
 
 
 def test_bare_rtt_column_takes_the_unit() -> None:
-    cells = imported(parse_matrix("src,dst,rtt\na,b,2\n", "l.csv", unit="s").records)
+    cells = imported(parse_matrix("src,dst,rtt\na,b,2\n", "l.csv", MatrixOptions(unit="s")).records)
     assert cells["a", "b"].rtt_ms == 2000.0
 
 
@@ -79,7 +80,7 @@ def test_long_json_with_regions_as_columns() -> None:
 
 def test_real_doit_matrix_with_renamed_columns() -> None:
     """45-region cloud measurements (doitintl/intercloud-throughput): 8 regions' 56 pairs."""
-    run = parse_matrix(DOIT.read_text(), str(DOIT), columns=DOIT_COLUMNS)
+    run = parse_matrix(DOIT.read_text(), str(DOIT), MatrixOptions(columns=DOIT_COLUMNS))
     cells = imported(run.records)
     assert len(cells) == 56 and len(run.hosts) == 8
     assert run.hosts["eu-west-1"] == "AWS" and run.hosts["europe-west3"] == "GCP"
@@ -115,6 +116,11 @@ def test_bad_matrix_is_one_line_naming_file_and_line(text: str, where: str, says
         parse_matrix(text, "m.csv")
     message = str(err.value)
     assert message.startswith(f"{where}: ") and says in message and "\n" not in message
+
+
+def test_an_unknown_unit_is_refused() -> None:
+    with pytest.raises(InputError, match="unit must be one of ms, us, s, not 'min'"):
+        MatrixOptions(unit="min")
 
 
 def test_regions_file_labels_hosts_and_refuses_unknown_ones() -> None:
