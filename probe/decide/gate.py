@@ -269,8 +269,14 @@ def _loss_result(c: LossCheck, anchors: Anchors) -> CheckResult:
         if c.scope == "all" or (p.src_region == p.dst_region) == (c.scope == "intra-region")
     ]
     measured = [p for p in in_scope if p.status in (CellStatus.OK, CellStatus.ALL_LOST)]
+    # an imported RTT (probe import) may come without a loss figure: unknown, not 100 %
+    unknown = [p for p in measured if p.status is CellStatus.OK and p.loss_pct is None]
+    measured = [p for p in measured if p not in unknown]
     if not measured:
-        raise _Inconclusive(f"no {c.scope} pair has a loss measurement")
+        raise _Inconclusive(
+            f"no {c.scope} pair has a loss measurement"
+            + (f" ({len(unknown)} ok pair(s) without a loss figure)" if unknown else "")
+        )
     worst = max(measured, key=lambda p: 100.0 if p.loss_pct is None else p.loss_pct)
     worst_pct = 100.0 if worst.loss_pct is None else worst.loss_pct
     if worst_pct > c.max_loss_pct:
@@ -282,6 +288,11 @@ def _loss_result(c: LossCheck, anchors: Anchors) -> CheckResult:
             c.max_loss_pct,
             "%",
             f"worst {worst.src}→{worst.dst}: {worst_pct:g}% > {c.max_loss_pct:g}%",
+        )
+    if unknown:
+        raise _Inconclusive(
+            f"{len(unknown)} {c.scope} ok pair(s) without a loss figure (e.g. "
+            f"{unknown[0].src}→{unknown[0].dst}); the rest ≤ {c.max_loss_pct:g}%"
         )
     failed = len(in_scope) - len(measured)
     if failed:

@@ -35,6 +35,7 @@ from probe.reach import BandwidthRoles, PingWay, bandwidth_roles, ping_reach
 from probe.stats import RttStats, rtt_stats
 from probe.store.records import (
     HostRecord,
+    ImportedRecord,
     Iperf3Record,
     PingFanoutRecord,
     PingLoadRecord,
@@ -152,8 +153,11 @@ class MatrixBuilder:
         self._unplanned = _unplanned(run)
         self._bw_planned = bandwidth_cells(run)
         self._bw_refused = bandwidth_not_measurable(run)
+        self._imported = run.imported
         self._bw_unplanned_reason = (
-            f"not in the --pairs {run.options.pairs} plan"
+            f"no bandwidth figure for this pair in the imported {run.imported.source}"
+            if run.imported is not None
+            else f"not in the --pairs {run.options.pairs} plan"
             if run.options.bandwidth
             else "no bandwidth tests in this run (--no-bandwidth)"
         )
@@ -182,7 +186,9 @@ class MatrixBuilder:
         if cell[0] == cell[1] or cell[0] not in self._names or cell[1] not in self._names:
             return
         ok = rec.status is CellStatus.OK
-        if isinstance(rec, PingRecord):
+        if isinstance(rec, ImportedRecord):
+            self._add_imported(cell, rec)
+        elif isinstance(rec, PingRecord):
             stats = None if rec.train is None else train_stats(rec.train)
             self._ping[cell] = (str(rec.status), rec.reason, stats)
             self._rtts.pop(cell, None)
@@ -211,6 +217,18 @@ class MatrixBuilder:
         else:
             many = rec.result if ok else None
             self._multi[cell] = None if many is None else (many.receiver_bps / 1e6, many.streams)
+
+    def _add_imported(self, cell: _Cell, rec: ImportedRecord) -> None:
+        """One figure per metric: every RTT statistic is that figure, resting on no probe
+        (``sent`` 0: nothing counts it as a sample, a loss figure stays the source's)."""
+        reason = f"imported from {rec.source}:{rec.line}"
+        rtt = rec.rtt_ms
+        loss = rec.loss_pct if rec.loss_pct is not None else math.nan
+        stats = RttStats(0, 0, loss, rtt, rtt, rtt, rtt, rtt, rtt, None, None, None)
+        self._ping[cell] = (str(rec.status), reason, stats)
+        self._rtts.pop(cell, None)
+        if rec.bw_mbps is not None:
+            self._bw[cell] = (str(CellStatus.OK), reason, rec.bw_mbps, None, math.nan, None)
 
     def samples(self) -> dict[tuple[str, str], array[float]]:
         """Received RTTs per ordered pair whose latest ping record over its preferred network is
@@ -241,7 +259,10 @@ class MatrixBuilder:
             pair = key[:2]
             ping = self._ping.get(key)
             reach = ping_reach(by_name[key[0]], by_name[key[1]])
-            if ping is None and self._unplanned is not None and pair not in self._unplanned[0]:
+            if ping is None and self._imported is not None:
+                row["status"] = str(CellStatus.NOT_PLANNED)
+                row["reason"] = f"no figure for this pair in the imported {self._imported.source}"
+            elif ping is None and self._unplanned is not None and pair not in self._unplanned[0]:
                 row["status"], row["reason"] = str(CellStatus.NOT_PLANNED), self._unplanned[1]
             elif ping is None and reach.way is PingWay.NOT_MEASURABLE:
                 row["status"], row["reason"] = str(CellStatus.NOT_MEASURABLE), reach.reason
@@ -435,7 +456,7 @@ def _fill_bw(
         return
     status, reason, mbps, retransmits, tcp_rtt, cpu_bound = cell
     row["bw_status"], row["bw_reason"] = status, reason
-    if cpu_bound is not None:
+    if not math.isnan(mbps):  # a goodput (an imported one knows no CPU or retransmits)
         row["bw_fwd_mbps"], row["bw_fwd_retransmits"] = mbps, retransmits
         row["bw_fwd_tcp_rtt_ms"], row["bw_fwd_cpu_bound"] = tcp_rtt, cpu_bound
 

@@ -24,7 +24,7 @@ from probe.matrix.unmeasured import unmeasured
 from probe.model import CellStatus
 from probe.report.hints import Hint, diagnose
 from probe.store.rundir import read_run, scan_samples, torn_warning
-from probe.store.rundoc import RunDoc
+from probe.store.rundoc import Imported, RunDoc
 from probe.textio import save
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class Coverage:
     interrupted: bool
     torn_lines: int
     incomplete: str | None  # the "incomplete: N of M … cells not measured" line, if it is
+    imported: Imported | None = None  # figures taken elsewhere (probe import), not measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,7 @@ def coverage(run: RunDoc, frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
         interrupted=run.interrupted,
         torn_lines=torn_lines,
         incomplete=missing.notice(run.run_id, run.inventory.path),
+        imported=run.imported,
     )
 
 

@@ -51,6 +51,13 @@ def summary_lines(report: Report) -> list[str]:
         f"- **Run**: {c.started_utc} → {c.ended_utc} ({_duration(c.duration_s)}; {state})"
         + (f"; phases: {phases}" if phases else "")
     )
+    if (i := c.imported) is not None:
+        what = (
+            "ping/fping/iperf3 outputs parsed as probe's own"
+            if i.format == "captures"
+            else "one RTT figure per pair (every RTT statistic is that figure), no probes behind it"
+        )
+        lines.append(f"- **Imported** ({i.format}) from {i.source}, not measured by probe: {what}")
     if c.torn_lines:
         lines.append(f"- **Damaged**: {c.torn_lines} torn line(s) in samples.jsonl were skipped")
     failed_ping = c.pairs - c.ping_ok - c.ping_all_lost - c.ping_not_planned - c.ping_not_measurable

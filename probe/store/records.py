@@ -25,6 +25,12 @@ when the record was made. Units are in the key names, as everywhere in probe.
   the key) and ``result`` (every figure of ``probe.tools.iperf3.IperfResult``, rates in bit/s,
   with ``sender_cc`` / ``receiver_cc``: the TCP congestion control of the data's sender and
   receiver as iperf3 reported them — with ``reverse`` the sender is the server).
+- ``imported``: one ordered pair's figures from another tool's matrix (``probe import matrix``),
+  never a measurement of probe's: ``src``, ``dst``, ``network``, ``address``, ``status`` (``ok``,
+  or ``all-lost`` for a loss of 100 %), ``source`` and ``line`` (the file and line it came
+  from), ``rtt_ms`` (the one RTT figure the source gave), ``loss_pct`` and ``bw_mbps`` (src→dst
+  goodput), each null when the source had none. Imported captures (``probe import captures``) are
+  ``ping`` and ``iperf3`` records like probe's own, their ``reason`` naming the file.
 - ``torn``: ``line`` — not a result but the file's own repair note. Lines are written whole, so
   only a kill mid-write cuts one short, and then it is the file's last line. A ``--resume``
   appending after such a line first ends it with a newline and then writes this record, naming
@@ -191,6 +197,24 @@ class Iperf3MultiRecord(IperfTestRecord):
 
 
 @dataclass(frozen=True, slots=True)
+class ImportedRecord:
+    """One pair of an imported matrix: a single figure per metric, no probes behind it."""
+
+    kind: ClassVar[str] = "imported"
+    src: str
+    dst: str
+    status: CellStatus  # OK, or ALL_LOST (loss 100 %, no RTT)
+    source: str  # the file the figures came from
+    line: int
+    rtt_ms: float | None = None
+    loss_pct: float | None = None
+    bw_mbps: float | None = None  # src→dst goodput, Mbit/s
+    t: float | None = None
+    network: str = DEFAULT_NETWORK
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TornMark:
     """Line ``line``, just above, is a kill-torn tail a resumed run found and wrote after."""
 
@@ -206,7 +230,7 @@ class UnknownRecord:
     kind: str
 
 
-CellRecord = PingRecord | PingLoadRecord | Iperf3Record | Iperf3MultiRecord
+CellRecord = PingRecord | PingLoadRecord | Iperf3Record | Iperf3MultiRecord | ImportedRecord
 SampleRecord = HostRecord | PingFanoutRecord | CellRecord
 
 
@@ -232,6 +256,13 @@ def _document(rec: SampleRecord | TornMark) -> dict[str, Any]:
         return {
             "kind": rec.kind, "id": rec.id, "src": rec.src, "t": rec.t, "argv": list(rec.argv),
             "exit_status": rec.exit_status, "elapsed_s": rec.elapsed_s,
+        }  # fmt: skip
+    if isinstance(rec, ImportedRecord):
+        return {
+            "kind": rec.kind, "src": rec.src, "dst": rec.dst, "t": rec.t, "status": rec.status,
+            "network": rec.network, "address": rec.address, "source": rec.source,
+            "line": rec.line, "rtt_ms": rec.rtt_ms, "loss_pct": rec.loss_pct,
+            "bw_mbps": rec.bw_mbps,
         }  # fmt: skip
     doc: dict[str, Any] = {
         "kind": rec.kind, "src": rec.src, "dst": rec.dst, "t": rec.t, "status": rec.status,
@@ -304,6 +335,8 @@ def decode_record(line: str, where: str) -> SampleRecord | TornMark | UnknownRec
         return _ping(obj, kind)
     if kind in (Iperf3Record.kind, Iperf3MultiRecord.kind):
         return _iperf(obj, kind)
+    if kind == ImportedRecord.kind:
+        return _imported(obj)
     if kind == TornMark.kind:
         line_number = obj.integer("line")
         if line_number < 1:
@@ -368,6 +401,21 @@ def _ping(obj: _Object, kind: str) -> PingRecord | PingLoadRecord:
     return PingLoadRecord(
         src=src, dst=dst, status=status, reason=reason, t=t, pinger=obj.opt_text("pinger"),
         argv=argv, exit_status=exit_status, train=train, network=network, address=address,
+    )  # fmt: skip
+
+
+def _imported(obj: _Object) -> ImportedRecord:
+    status = _status(obj)
+    if status not in _MEASURED:
+        obj.fail(f"an imported pair is ok or all-lost, not {status}")
+    rtt_ms, loss_pct = obj.opt_number("rtt_ms"), obj.opt_number("loss_pct")
+    if status is CellStatus.OK and rtt_ms is None:
+        obj.fail("an ok imported pair without 'rtt_ms'")
+    return ImportedRecord(
+        src=obj.text("src"), dst=obj.text("dst"), status=status, source=obj.text("source"),
+        line=obj.integer("line"), rtt_ms=rtt_ms, loss_pct=loss_pct,
+        bw_mbps=obj.opt_number("bw_mbps"), t=obj.opt_number("t"),
+        network=obj.opt_text("network") or DEFAULT_NETWORK, address=obj.opt_text("address"),
     )  # fmt: skip
 
 

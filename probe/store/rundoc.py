@@ -170,6 +170,15 @@ class CellCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Imported:
+    """Where an imported run's figures came from (``probe import``): not probe's measurements.
+    ``format`` is ``square-csv``, ``long-csv``, ``long-json`` or ``captures``."""
+
+    source: str
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunDoc:
     """Everything ``run.json`` says. ``probe_version`` and ``inventory`` are those the run
     started with; ``phases``, ``ended_utc``, ``interrupted`` and ``resumed_utc`` (the start of
@@ -190,6 +199,7 @@ class RunDoc:
     cells: CellCounts | None = None
     attempts: tuple[RunAttempt, ...] = ()  # () in files written before attempts were kept
     networks: NetworkOrder = field(default_factory=NetworkOrder)  # the inventory's order
+    imported: Imported | None = None  # None: probe measured it
 
     @property
     def measured_hosts(self) -> tuple[RunHost, ...]:
@@ -256,6 +266,8 @@ def encode_run(doc: RunDoc) -> str:
             "order": list(doc.networks.networks),
             "pairs": {f"{a}>{b}": list(v) for (a, b), v in doc.networks.pairs.items()},
         }
+    if doc.imported is not None:
+        out["imported"] = asdict(doc.imported)
     return json.dumps(out, indent=1) + "\n"
 
 
@@ -347,6 +359,7 @@ def decode_run(text: str, path: Path | str) -> RunDoc:
     phases = top.opt_obj("phases")
     controller = top.opt_obj("controller")
     cells = top.opt_obj("cells")
+    imported = top.opt_obj("imported")
     return RunDoc(
         run_id=top.req("run_id", str),
         probe_version=top.req("probe_version", str),
@@ -365,7 +378,12 @@ def decode_run(text: str, path: Path | str) -> RunDoc:
         if "attempts" in top
         else (),
         networks=_read_networks(top.section("networks")),
+        imported=None if imported is None else _read_imported(imported),
     )
+
+
+def _read_imported(i: JsonObject) -> Imported:
+    return Imported(i.req("source", str), i.req("format", str))
 
 
 def _read_host(h: JsonObject) -> RunHost:
