@@ -213,6 +213,15 @@ class ImportedRecord:
     network: str = DEFAULT_NETWORK
     address: str | None = None
 
+    @property
+    def reason(self) -> str:
+        """Where the figures came from: every cell record says why it holds what it holds."""
+        return f"imported from {self.source}:{self.line}"
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return ()  # no command of probe's measured it
+
 
 @dataclass(frozen=True, slots=True)
 class TornMark:
