@@ -32,7 +32,7 @@ from probe.model import CellStatus, PortRange
 from probe.networks import ALL_NETWORKS, DEFAULT_NETWORK, NetworkChoice, NoRoute, Route, routes
 from probe.plan import parse_pair_mode, parse_ping_pairs, select_pairs, select_ping_pairs
 from probe.reach import BandwidthRoles, PingWay, bandwidth_roles, ping_reach
-from probe.stats import RttStats, rtt_stats
+from probe.stats import RttConfidence, RttStats, rtt_confidence, rtt_stats, short_for_rtt
 from probe.store.records import (
     HostRecord,
     ImportedRecord,
@@ -82,6 +82,20 @@ BW_COLUMNS = [
 LOAD_COLUMNS = ["rtt_loaded_p50_ms", "rtt_loaded_p99_ms"]
 #: ``--compare-streams N``: src→dst goodput of N parallel streams, beside the single stream.
 MULTI_COLUMNS = ["bw_fwd_multi_mbps", "bw_multi_streams"]
+#: How far the RTT figures can be trusted (``probe.stats.RttConfidence``): 95 % bounds (NaN:
+#: unbounded, the sample is too small) and ``p99_few_samples``.
+RTT_CONFIDENCE_COLUMNS = [
+    "loss_lo_pct",
+    "loss_hi_pct",
+    "rtt_p50_lo_ms",
+    "rtt_p50_hi_ms",
+    "rtt_p99_lo_ms",
+    "rtt_p99_hi_ms",
+    "p99_few_samples",
+]
+#: The src→dst test's measured seconds (after the omitted ramp) and whether that is too short
+#: for the path's RTT (``probe.stats.short_for_rtt``: slow start dominates the figure).
+BW_CONFIDENCE_COLUMNS = ["bw_duration_s", "bw_short_for_rtt"]
 COLUMNS = [
     *CELL_KEY,
     "address",
@@ -93,6 +107,8 @@ COLUMNS = [
     *BW_COLUMNS,
     *LOAD_COLUMNS,
     *MULTI_COLUMNS,
+    *RTT_CONFIDENCE_COLUMNS,
+    *BW_CONFIDENCE_COLUMNS,
 ]
 #: The reason of a cell no record speaks of: the run never reached it (``--resume`` will).
 NOT_MEASURED = "not measured"
@@ -164,6 +180,8 @@ class MatrixBuilder:
         self._host_fail: dict[str, tuple[str, str]] = {}
         self._ping: dict[_Cell, _Ping] = {}
         self._rtts: dict[_Cell, array[float]] = {}
+        self._confidence: dict[_Cell, RttConfidence] = {}
+        self._bw_seconds: dict[_Cell, float] = {}
         self._bw: dict[_Cell, _Bw] = {}
         self._loaded: dict[_Cell, tuple[float | None, float | None] | None] = {}
         self._multi: dict[_Cell, tuple[float, int] | None] = {}
@@ -192,13 +210,19 @@ class MatrixBuilder:
             stats = None if rec.train is None else train_stats(rec.train)
             self._ping[cell] = (str(rec.status), rec.reason, stats)
             self._rtts.pop(cell, None)
+            self._confidence.pop(cell, None)
+            if stats is not None and rec.train is not None:
+                got = [r for _, r in rec.train.probes if r is not None]
+                self._confidence[cell] = rtt_confidence(stats, got)
             if ok and rec.train is not None:
                 self._rtts[cell] = array("d", (r for _, r in rec.train.probes if r is not None))
         elif isinstance(rec, Iperf3Record):
             result = rec.result if ok else None
             self._cc.pop(cell, None)
+            self._bw_seconds.pop(cell, None)
             if result is not None:
                 self._cc[cell] = (result.sender_cc, result.receiver_cc)
+                self._bw_seconds[cell] = result.duration_s
             self._bw[cell] = (
                 (str(rec.status), rec.reason, math.nan, None, math.nan, None)
                 if result is None
@@ -270,6 +294,8 @@ class MatrixBuilder:
                 from_reverse[key] = reach.reason or ""
             else:
                 _fill_ping(row, ping, self._host_fail)
+            if (confidence := self._confidence.get(key)) is not None:
+                row.update(asdict(confidence))
             bw = self._bw.get(key)
             if bw is None and pair in self._bw_refused:
                 row["bw_status"] = str(CellStatus.NOT_MEASURABLE)
@@ -290,6 +316,7 @@ class MatrixBuilder:
         for (src, dst, network), row in rows.items():
             if (back := rows.get((dst, src, network))) is not None:
                 row["bw_rev_mbps"] = back["bw_fwd_mbps"]
+            _flag_short_test(row, self._bw_seconds.get((src, dst, network)))
         frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
         return frame.astype(
             {
@@ -299,6 +326,8 @@ class MatrixBuilder:
                 "received": "Int64",
                 "bw_fwd_retransmits": "Int64",
                 "bw_multi_streams": "Int64",
+                "p99_few_samples": "boolean",
+                "bw_short_for_rtt": "boolean",
             }
         )
 
@@ -402,6 +431,8 @@ def _empty_row(a: RunHost, b: RunHost, route: Route | None) -> dict[str, Any]:
         "bw_fwd_tcp_rtt_ms",
         *LOAD_COLUMNS,
         "bw_fwd_multi_mbps",
+        *RTT_CONFIDENCE_COLUMNS[:-1],  # p99_few_samples stays None: NA, not NaN
+        "bw_duration_s",
     ]:
         row[col] = math.nan
     return row
@@ -416,8 +447,20 @@ def _copy_reverse(row: dict[str, Any], reverse: dict[str, Any], why: str) -> Non
         row["reason"] = NOT_MEASURED
     else:
         row["reason"] = why if reverse["reason"] is None else f"{why}; {reverse['reason']}"
-    for col in PING_COLUMNS:
+    for col in [*PING_COLUMNS, *RTT_CONFIDENCE_COLUMNS]:
         row[col] = reverse[col]
+
+
+def _flag_short_test(row: dict[str, Any], seconds: float | None) -> None:
+    """``bw_duration_s`` and ``bw_short_for_rtt`` of a measured goodput, judged against the
+    path's ping RTT p50 (iperf3's own TCP RTT when ping has none: it includes queueing)."""
+    if seconds is None or math.isnan(row["bw_fwd_mbps"]):
+        return
+    row["bw_duration_s"] = seconds
+    rtt = row["rtt_p50_ms"]
+    rtt = row["bw_fwd_tcp_rtt_ms"] if rtt is None or math.isnan(rtt) else rtt
+    if rtt is not None and not math.isnan(rtt):
+        row["bw_short_for_rtt"] = short_for_rtt(seconds, rtt)
 
 
 def _host_reason(

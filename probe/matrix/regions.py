@@ -15,6 +15,12 @@ they cannot disagree. Over the ordered pairs from ``src_region`` to ``dst_region
   pairs with a measured goodput in that direction.
 
 A figure that rests on no pair is None, never 0. Pure: no pandas, no files.
+
+**Spread.** A median of pairs hides a region whose pairs split into clusters (eu with one
+residential host: half the eu→eu pairs near 0.5 ms, half near 16 ms, and a p50 of 8 ms that no
+pair has). ``spread`` gives the range of the pairs' own figures and flags such a split
+(``multimodal``); ``median_interval`` says how far the median of the pairs could move without any
+pair changing beyond its noise, which ``probe diff`` uses to judge region rows.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 from probe.errors import InputError
 from probe.matrix.anchors import Bandwidth, PairAnchor, RegionAnchor, RegionRtt
+from probe.stats import quantile_interval
 
 
 def roll_up(pairs: Iterable[PairAnchor]) -> tuple[RegionAnchor, ...]:
@@ -150,4 +157,80 @@ def figures(rows: Iterable[RegionAnchor], metric: str) -> tuple[RegionFigure, ..
     f = figure(metric)
     return tuple(
         RegionFigure(r.src_region, r.dst_region, f.value(r), f.pairs(r), r.pairs) for r in rows
+    )
+
+
+# --------------------------------------------------------------------------- spread
+
+#: A split between two clusters of pair figures must be at least this wide, and this share of the
+#: upper cluster's lowest figure, to be a second mode: LAN pairs 0.4 vs 1.2 ms are one mode.
+MODE_GAP_MS = 1.0
+MODE_GAP_SHARE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """The range of one figure over a region pair's ok pairs (each pair's own figure, e.g. its
+    p50), and whether those pairs split into two clusters the median sits between."""
+
+    low_ms: float
+    high_ms: float
+    pairs: int
+    multimodal: bool
+
+
+def spread(values: Sequence[float]) -> Spread | None:
+    """The spread of the pairs' ``values``; None without any.
+
+    Multi-modal: sorted, the values' widest gap between neighbours is at least ``MODE_GAP_MS``
+    and ``MODE_GAP_SHARE`` of the value above it, and more than twice as wide as either side's
+    own range: two tight clusters far apart, not one wide one.
+    """
+    if not values:
+        return None
+    ranked = sorted(values)
+    split = False
+    if len(ranked) >= 2:
+        i = max(range(len(ranked) - 1), key=lambda k: ranked[k + 1] - ranked[k])
+        gap = ranked[i + 1] - ranked[i]
+        widths = (ranked[i] - ranked[0], ranked[-1] - ranked[i + 1])
+        split = (
+            gap >= MODE_GAP_MS and gap >= MODE_GAP_SHARE * ranked[i + 1] and gap > 2 * max(widths)
+        )
+    return Spread(ranked[0], ranked[-1], len(ranked), split)
+
+
+def p50_spreads(pairs: Iterable[PairAnchor]) -> dict[tuple[str, str], Spread]:
+    """The spread of the ok pairs' RTT p50 per (source region, destination region)."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for p in pairs:
+        if p.rtt is not None and p.ok:
+            values.setdefault((p.src_region, p.dst_region), []).append(p.rtt.p50_ms)
+    return {key: s for key, v in values.items() if (s := spread(v)) is not None}
+
+
+#: Fewer pairs than this have no distribution-free 95 % interval for their median (½⁵ > 2.5 %).
+MEDIAN_INTERVAL_PAIRS = 6
+
+
+def median_interval(
+    values: Sequence[float], bounds: Sequence[tuple[float | None, float | None]]
+) -> tuple[float | None, float | None]:
+    """A 95 % interval of the median of the pairs' ``values`` (None: unbounded on that side).
+
+    From ``MEDIAN_INTERVAL_PAIRS`` pairs: the order-statistic interval of a median over the
+    pairs' values (``probe.stats.quantile_ranks``), as wide as the clusters of a multi-modal
+    region. With fewer pairs, where that does not exist: the envelope of the pairs' own
+    intervals ``bounds`` (lowest lower bound, highest upper bound), as the median lies between
+    its pairs.
+    """
+    if not values:
+        return None, None
+    if len(values) >= MEDIAN_INTERVAL_PAIRS:
+        return quantile_interval(sorted(values), 50)
+    lows = [lo for lo, _ in bounds]
+    highs = [hi for _, hi in bounds]
+    return (
+        None if not lows or None in lows else min(lo for lo in lows if lo is not None),
+        None if not highs or None in highs else max(hi for hi in highs if hi is not None),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -19,9 +19,10 @@ import pandas as pd
 
 from probe.errors import ProbeError
 from probe.matrix.build import MatrixBuilder, host_order, networks_of, preferred
-from probe.matrix.regions import figure
+from probe.matrix.regions import Spread, figure, p50_spreads
 from probe.matrix.unmeasured import unmeasured
 from probe.model import CellStatus
+from probe.report.confidence import confidence_notes
 from probe.report.hints import Hint, diagnose
 from probe.store.rundir import read_run, scan_samples, torn_warning
 from probe.store.rundoc import Imported, RunDoc
@@ -92,6 +93,8 @@ class Report:
     headline: Headline
     gate: GateReport | None = None
     networks: tuple[tuple[str, ...], ...] = ()  # network_rows: () for a one-network run
+    spreads: Mapping[tuple[str, str], Spread] = field(default_factory=dict)  # region pair → p50s
+    confidence: tuple[str, ...] = ()  # ``confidence_notes``: figures resting on too little
 
 
 def _seconds(start: str, end: str) -> float | None:
@@ -161,8 +164,8 @@ def rollup(
 
 
 #: The region table of the report (Markdown and HTML alike).
-ROLLUP_HEADERS = ("regions", "ping ok", "RTT p50 ms", "RTT p99 ms", "IPDV ms", "loss %", "bw ok",
-                  "bw Mbit/s")  # fmt: skip
+ROLLUP_HEADERS = ("regions", "ping ok", "RTT p50 ms", "pair p50s ms", "RTT p99 ms", "IPDV ms",
+                  "loss %", "bw ok", "bw Mbit/s")  # fmt: skip
 
 
 NETWORK_HEADERS = ("network", "pairs", "ping ok", "RTT p50 ms", "bw ok", "bw Mbit/s")
@@ -195,17 +198,25 @@ def _median(values: pd.Series) -> float | None:
     return float(values.median()) if values.notna().any() else None
 
 
-def rollup_cells(row: RegionAnchor) -> list[str]:
-    """One region row as the cells of ``ROLLUP_HEADERS``."""
+def rollup_cells(row: RegionAnchor, spread: Spread | None = None) -> list[str]:
+    """One region row as the cells of ``ROLLUP_HEADERS``; ``spread``: of its pairs' p50s."""
 
     def value(metric: str, digits: int) -> str:
         return fmt(figure(metric).value(row), digits)
 
     return [
         f"{row.src_region} → {row.dst_region}", f"{row.pairs_ok}/{row.pairs}",
-        value("rtt_p50_ms", 2), value("rtt_p99_ms", 2), value("ipdv_ms", 3),
+        value("rtt_p50_ms", 2), spread_cell(spread), value("rtt_p99_ms", 2), value("ipdv_ms", 3),
         value("loss_pct", 1), f"{fmt(row.pairs_bw_forward, 0)}/{row.pairs}", value("bw_mbps", 0),
     ]  # fmt: skip
+
+
+def spread_cell(spread: Spread | None) -> str:
+    """``0.45–16.3 multi-modal``: the range of a region pair's pair p50s, and its flag."""
+    if spread is None:
+        return "–"
+    text = f"{fmt(spread.low_ms)}–{fmt(spread.high_ms)}"
+    return text + " multi-modal" if spread.multimodal else text
 
 
 def headline(anchors: Anchors, hosts_up: int) -> Headline:
@@ -264,6 +275,7 @@ def build_report(
     regions = {h.name: h.region for h in run.hosts}
     cov = coverage(run, preferred(frame), len(torn))
     anchors = to_anchors(run, frame, builder.samples())
+    spreads = p50_spreads(anchors.pairs)
     gate = None
     if policy_file is not None:
         from probe.decide.gate import evaluate
@@ -282,6 +294,8 @@ def build_report(
         headline=headline(anchors, len(order) - len(cov.down)),
         gate=gate,
         networks=network_rows(frame),
+        spreads=spreads,
+        confidence=confidence_notes(preferred(frame), spreads),
     )
 
 

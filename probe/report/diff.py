@@ -7,6 +7,12 @@ Which changes are regressions, and the default thresholds, are ``probe.decide.re
 A goodput change where the sender's TCP congestion control changed between the runs (CUBIC vs
 BBR: a factor of several on a lossy long path) is not the path's: it is shown as
 ``cc changed: cubic→bbr``, neither a regression nor an improvement.
+
+**Noise.** A change past a threshold whose 95 % intervals before and after overlap (the matrix's
+``*_lo_*`` / ``*_hi_*`` columns: Wilson for loss, order statistics for p50 / p99, see
+``probe.stats``) is *within noise*, neither: one lost probe of 20 or one slow reply is not a
+regression. Region rows use ``matrix.regions.median_interval`` over their pairs and Wilson over
+their pooled probes. A matrix from before those columns is judged on thresholds alone, as then.
 ``diff_runs`` never reads files: the CLI loads the two frames (``matrix.load_matrix``).
 """
 
@@ -22,13 +28,21 @@ import pandas as pd
 from probe.decide.regression import DEFAULT_FAIL_ON, KINDS, Kind, Thresholds
 from probe.matrix.anchors import RegionAnchor
 from probe.matrix.build import pair_anchors, preferred
-from probe.matrix.regions import figure, roll_up
+from probe.matrix.regions import figure, median_interval, roll_up
 from probe.model import CellStatus
+from probe.stats import wilson
 
 _COLUMN: dict[Kind, str] = {
     "rtt_p50": "rtt_p50_ms", "rtt_p99": "rtt_p99_ms", "loss": "loss_pct", "bw": "bw_fwd_mbps"
 }  # fmt: skip
 _OK = CellStatus.OK.value
+#: The 95 % bounds of each judged figure (absent from matrices written before them).
+_BOUNDS: dict[Kind, tuple[str, str]] = {
+    "rtt_p50": ("rtt_p50_lo_ms", "rtt_p50_hi_ms"), "rtt_p99": ("rtt_p99_lo_ms", "rtt_p99_hi_ms"),
+    "loss": ("loss_lo_pct", "loss_hi_pct"),
+}  # fmt: skip
+#: A 95 % interval; None: unbounded on that side.
+Interval = tuple[float | None, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +54,7 @@ class Change:
     after: float | None
     regressed: bool
     improved: bool
+    within_noise: bool = False  # past a threshold, but the intervals overlap: neither
 
     @property
     def delta(self) -> float | None:
@@ -73,6 +88,10 @@ class PairDiff:
         ):
             kinds.add("broken")  # fixed
         return frozenset(kinds)
+
+    @property
+    def noise(self) -> frozenset[Kind]:
+        return frozenset(c.kind for c in self.changes if c.within_noise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +143,34 @@ def compare(kind: Kind, before: float | None, after: float | None, t: Thresholds
     return Change(kind, before, after, worse, better)
 
 
+def overlap(a: Interval, b: Interval) -> bool:
+    """Whether two intervals (None: unbounded on that side) share a value."""
+    return (a[1] is None or b[0] is None or b[0] <= a[1]) and (
+        b[1] is None or a[0] is None or a[0] <= b[1]
+    )
+
+
+def _noise(change: Change, a: Interval | None, b: Interval | None) -> Change:
+    """A change past a threshold is within noise when its intervals (both known) overlap."""
+    if a is None or b is None or not (change.regressed or change.improved) or not overlap(a, b):
+        return change
+    return Change(change.kind, change.before, change.after, False, False, within_noise=True)
+
+
+def _pair_interval(row: Mapping[str, object], kind: Kind) -> Interval | None:
+    if kind not in _BOUNDS or any(col not in row for col in _BOUNDS[kind]):
+        return None
+    low, high = _BOUNDS[kind]
+    return _num(row[low]), _num(row[high])
+
+
 def _pair_diff(key: tuple[str, str], a: Mapping[str, object], b: Mapping[str, object],
                t: Thresholds) -> PairDiff:  # fmt: skip
-    changes = tuple(compare(k, _num(a[col]), _num(b[col]), t) for k, col in _COLUMN.items())
+    changes = tuple(
+        _noise(compare(k, _num(a[col]), _num(b[col]), t), _pair_interval(a, k),
+               _pair_interval(b, k))
+        for k, col in _COLUMN.items()
+    )  # fmt: skip
     cc = _cc_change({_text(a.get("sender_cc"))}, {_text(b.get("sender_cc"))})
     return PairDiff(
         key[0], key[1], (str(a["status"]), str(b["status"])),
@@ -172,12 +216,18 @@ def _status(measured: bool) -> str:
 
 
 def _region_diff(
-    a: RegionAnchor, b: RegionAnchor, t: Thresholds, cc_change: str | None = None
+    a: RegionAnchor,
+    b: RegionAnchor,
+    t: Thresholds,
+    cc_change: str | None = None,
+    bounds: tuple[Mapping[Kind, Interval], Mapping[Kind, Interval]] = ({}, {}),
 ) -> PairDiff:
     """Two rows of the region roll-up (``matrix.regions``): the same figures as everywhere."""
     changes = tuple(
-        compare(k, figure(col).value(a), figure(col).value(b), t) for k, col in _COLUMN.items()
-    )
+        _noise(compare(k, figure(col).value(a), figure(col).value(b), t), bounds[0].get(k),
+               bounds[1].get(k))
+        for k, col in _COLUMN.items()
+    )  # fmt: skip
     return PairDiff(
         a.src_region, a.dst_region, (_status(a.pairs_ok > 0), _status(b.pairs_ok > 0)),
         (_status(a.bw.forward_mbps is not None), _status(b.bw.forward_mbps is not None)),
@@ -188,6 +238,28 @@ def _region_diff(
 def region_rows(frame: pd.DataFrame) -> dict[tuple[str, str], RegionAnchor]:
     """The region roll-up of a long-form matrix, by (source region, destination region)."""
     return {(r.src_region, r.dst_region): r for r in roll_up(pair_anchors(frame))}
+
+
+def region_intervals(frame: pd.DataFrame) -> dict[tuple[str, str], dict[Kind, Interval]]:
+    """The 95 % intervals of each region row's RTT p50, p99 and loss; {} for a matrix from
+    before the interval columns."""
+    if any(col not in frame.columns for cols in _BOUNDS.values() for col in cols):
+        return {}
+    out: dict[tuple[str, str], dict[Kind, Interval]] = {}
+    ok: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for r in _rows(frame[frame["status"] == _OK]).values():
+        ok.setdefault((str(r["src_region"]), str(r["dst_region"])), []).append(r)
+    for key, row in region_rows(frame).items():
+        pairs = ok.get(key, [])
+        out[key] = {}
+        for kind in ("rtt_p50", "rtt_p99"):
+            values = [v for r in pairs if (v := _num(r[_COLUMN[kind]])) is not None]
+            bounds = [i for r in pairs if (i := _pair_interval(r, kind)) is not None]
+            out[key][kind] = median_interval(values, bounds)
+        if row.sent:
+            low, high = wilson(row.sent - (row.received or 0), row.sent)
+            out[key]["loss"] = (100.0 * low, 100.0 * high)
+    return out
 
 
 def _rows(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
@@ -205,11 +277,18 @@ def diff_runs(
     common = [k for k in rows_a if k in rows_b]
     reg_a, reg_b = region_rows(frame_a), region_rows(frame_b)
     cc_a, cc_b = _region_cc(frame_a), _region_cc(frame_b)
+    ci_a, ci_b = region_intervals(frame_a), region_intervals(frame_b)
     return DiffResult(
         thresholds=t,
         pairs=tuple(_pair_diff(k, rows_a[k], rows_b[k], t) for k in common),
         regions=tuple(
-            _region_diff(reg_a[k], reg_b[k], t, _cc_change(cc_a.get(k, set()), cc_b.get(k, set())))
+            _region_diff(
+                reg_a[k],
+                reg_b[k],
+                t,
+                _cc_change(cc_a.get(k, set()), cc_b.get(k, set())),
+                (ci_a.get(k, {}), ci_b.get(k, {})),
+            )
             for k in reg_a
             if k in reg_b
         ),
@@ -222,13 +301,21 @@ def _fmt(c: Change) -> str:
     def one(x: float | None) -> str:
         return "–" if x is None else f"{x:.4g}"
 
-    mark = " ▲ regressed" if c.regressed else " ▼ improved" if c.improved else ""
+    mark = (
+        " ▲ regressed" if c.regressed else " ▼ improved" if c.improved
+        else " ≈ within noise" if c.within_noise else ""
+    )  # fmt: skip
     return f"{one(c.before)} → {one(c.after)}{mark}"
 
 
 def _flags(d: PairDiff) -> str:
     flags = sorted(d.regressions) + ([f"cc changed: {d.cc_change}"] if d.cc_change else [])
     return ", ".join(flags) or "–"
+
+
+def _noise_count(result: DiffResult) -> str:
+    n = sum(1 for d in result.pairs if d.noise)
+    return f"; {n} changed within noise (95 % intervals overlap)" if n else ""
 
 
 def render_diff(result: DiffResult, fail_on: Collection[str] = DEFAULT_FAIL_ON) -> str:
@@ -243,7 +330,7 @@ def render_diff(result: DiffResult, fail_on: Collection[str] = DEFAULT_FAIL_ON) 
             [f"{d.src} → {d.dst}", " → ".join(d.status), " → ".join(d.bw_status),
              *(_fmt(c) for c in d.changes), _flags(d)]
             for d in diffs
-            if d.regressions or d.improvements or d.cc_change
+            if d.regressions or d.improvements or d.cc_change or d.noise
         ]  # fmt: skip
         return tabulate(rows, head, tablefmt="github") if rows else "No change past a threshold."
 
@@ -252,7 +339,8 @@ def render_diff(result: DiffResult, fail_on: Collection[str] = DEFAULT_FAIL_ON) 
         f"## probe diff: {verdict}",
         "",
         f"{len(result.pairs)} pairs in both runs; {len(result.regressed_pairs)} regressed, "
-        f"{len(result.appeared)} appeared, {len(result.vanished)} vanished. "
+        f"{len(result.appeared)} appeared, {len(result.vanished)} vanished"
+        f"{_noise_count(result)}. "
         f"Failing on: {', '.join(k for k in KINDS if k in fail_on) or 'nothing'}.",
         "",
         "### Pairs",

@@ -138,12 +138,23 @@ def _heatmaps(report: Report) -> str:
 
 
 def _rollup(report: Report) -> str:
-    rows = [rollup_cells(r) for r in report.rollup]
+    rows = [
+        rollup_cells(r, report.spreads.get((r.src_region, r.dst_region))) for r in report.rollup
+    ]
     note = (
         "<p>RTT and IPDV: medians over the ok pairs of each region pair; loss: pooled over every "
-        "probe sent; goodput: the median over the pairs measured.</p>"
+        "probe sent; goodput: the median over the pairs measured; pair p50s: the range of the "
+        "ok pairs' own p50s, multi-modal when they split into clusters.</p>"
     )
     return note + _table(rows, ROLLUP_HEADERS, set(range(1, len(ROLLUP_HEADERS))))
+
+
+def _confidence(report: Report) -> str:
+    """The figures that rest on too little (``report.confidence``), when there are any."""
+    if not report.confidence:
+        return ""
+    items = "".join(f"<li>{escape(note)}</li>" for note in report.confidence)
+    return f'<h2 id="confidence">Confidence</h2><ul class="confidence">{items}</ul>'
 
 
 def _networks(report: Report) -> str:
@@ -176,6 +187,7 @@ def render(report: Report) -> str:
         _heatmaps(report),
         '<h2 id="regions">Region × region</h2>',
         _rollup(report),
+        _confidence(report),
         _networks(report),
         f"<footer>probe {escape(report.probe_version)} · rebuilt offline from samples.jsonl"
         "</footer>",

@@ -103,7 +103,10 @@ def _failures(report: Report) -> str:
 
 
 def _rollup(report: Report) -> str:
-    return _table([rollup_cells(r) for r in report.rollup], ROLLUP_HEADERS)
+    rows = [
+        rollup_cells(r, report.spreads.get((r.src_region, r.dst_region))) for r in report.rollup
+    ]
+    return _table(rows, ROLLUP_HEADERS)
 
 
 def _grid(report: Report, spec: MetricSpec) -> str:
@@ -135,6 +138,8 @@ def render(report: Report) -> str:
     if report.headline.caveats:
         out += [*(f"- caveat: {c}" for c in report.headline.caveats), ""]
     out += ["## Region × region", "", _rollup(report), ""]
+    if report.confidence:
+        out += ["## Confidence", "", *(f"- {note}" for note in report.confidence), ""]
     if report.networks:
         out += ["## Per network", "", NETWORKS_NOTE, "",
                 _table([list(r) for r in report.networks], NETWORK_HEADERS), ""]  # fmt: skip
