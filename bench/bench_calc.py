@@ -220,7 +220,7 @@ def main() -> int:
     links, t_links = timed(lambda: sc.Links.from_anchors(anchors))
 
     def calc() -> float:
-        path = sc.place(links, 4, w.activation_bytes(1, 1), ring=False)
+        path = sc.place(links, 4, w.activation_bytes(1, 1), ring=False).path
         hops = links.hops(path, ring=False)
         dec = sc.decode(hops, w, trials=2000, seed=0)
         sc.prefill(hops, w, trials=2000, seed=0)

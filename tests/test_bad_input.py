@@ -301,8 +301,8 @@ POLICY_CASES = {
     "empty": ("1", "the file is empty"),
     "no-checks": ("1", "non-empty list 'checks'"),
     "checks-not-a-list": ("2", "'checks' must be a list, got a mapping"),
-    "unknown-kind": ("2", "'checks[0].kind' must be one of decode, prefill, spec, coverage, "
-                          "max_loss, got 'telepathy'"),
+    "unknown-kind": ("2", "'checks[0].kind' must be one of decode, prefill, tp, pool, spec, "
+                          "coverage, max_loss, got 'telepathy'"),
     "path-of-mappings": ("4", "'checks[0].path[0]' must be a string, got a mapping"),
     "not-utf8": ("1", "not UTF-8 text"),
     # the one YAML dialect (tests/test_input_rules.py runs it through every reader)

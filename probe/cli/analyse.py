@@ -17,13 +17,14 @@ import click
 
 from probe import units
 from probe.cli import main
-from probe.cli.figures import render_calculation, render_gate, render_groups
+from probe.cli.figures import render_calculation, render_gate, render_groups, render_sweep
 from probe.cli.jsondoc import calc_document, dumps, gate_document, groups_document
-from probe.cli.options import field_option, json_option
+from probe.cli.options import field_option, given_fields, json_option
 from probe.decide.formulas import BYTES_PER_ELEMENT, Dtype
 from probe.decide.options import (
     SCENARIOS,
     TOKEN_ID_BYTES,
+    AllReduce,
     CalcOptions,
     Draws,
     Limits,
@@ -32,6 +33,7 @@ from probe.decide.options import (
     PoolOptions,
     Scenario,
     SpecOptions,
+    Sweep,
 )
 from probe.errors import InputError
 
@@ -59,7 +61,10 @@ def _load_run(run: str) -> Anchors:
     return load_anchors(p)
 
 
-def _unit(parse: Callable[[object], float]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+def _unit(parse: Callable[[str], object]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback running ``parse`` (a quantity, ``--allreduce``, ``--sweep``): its
+    ``InputError`` becomes click's one line naming the option."""
+
     def callback(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is None:
             return None
@@ -165,7 +170,9 @@ def _model_options(fn: _F) -> _F:
                 type=click.IntRange(min=1),
                 default_from=(PipelineOptions, "stages"),
                 show_default=True,
-                help="Pipeline stages K (placed automatically unless --path).",
+                help="Pipeline stages K (placed automatically unless --path). calc without it: "
+                "this default for decode, prefill and tp, 2 hosts for spec, every reachable "
+                "host for pool.",
             ),
         ]
     ):
@@ -218,6 +225,12 @@ def _pipeline(
     "--tp-compute",
     callback=_unit(units.parse_duration_ms),
     help="Compute per token of the tensor-parallel group, e.g. 8ms.",
+)
+@click.option(
+    "--allreduce",
+    callback=_unit(AllReduce.parse),
+    help="tp: ring (default), tree, or measured:TIME, your own time per all-reduce of the "
+    "decode payload (e.g. measured:0.8ms).",
 )
 @click.option(
     "--scenario",
@@ -291,6 +304,18 @@ def _pipeline(
     show_default=True,
     help="Monte-Carlo RNG seed.",
 )
+@click.option(
+    "--sweep",
+    "sweep_text",
+    callback=_unit(Sweep.parse),
+    help="Set every hop's RTT (rtt=0..200ms:10ms) or goodput (bw=100mbit..10gbit:100mbit) to "
+    "each value in turn: a table of the figures and a PNG curve.",
+)
+@click.option(
+    "--sweep-png",
+    type=click.Path(dir_okay=False),
+    help="Where --sweep writes its curve (default: calc-sweep-VAR.png beside the run).",
+)
 @json_option("calc")
 def calc(
     run: str,
@@ -306,6 +331,7 @@ def calc(
     decode_compute: float | None,
     prefill_compute: float | None,
     tp_compute: float | None,
+    allreduce: AllReduce | None,
     scenarios: frozenset[Scenario] | None,
     spec_accepted: float | None,
     spec_block: float | None,
@@ -320,12 +346,17 @@ def calc(
     trials: int,
     seed: int,
     as_json: bool,
+    sweep_text: Sweep | None,
+    sweep_png: str | None,
 ) -> int:
     """Predict decode, prefill, tensor-parallel, speculative and pooling times over RUN."""
     anchors = _load_run(run)  # before numpy is imported: a bad run fails fast
+    stages_given = "stages" in given_fields(click.get_current_context(), PipelineOptions)
     options = CalcOptions(
         pipeline=_pipeline(model, model_config, dtype, tokens, batch, seq, ring, stages),
         path=path_,
+        stages=stages if stages_given else None,
+        allreduce=allreduce or AllReduce(),
         decode_compute_ms=decode_compute or 0.0,
         prefill_compute_ms=prefill_compute or 0.0,
         tp_compute_ms=tp_compute or 0.0,
@@ -354,7 +385,23 @@ def calc(
     except MissingInput as exc:
         raise click.UsageError(_NEEDS[exc.scenario]) from None
     click.echo(dumps(calc_document(result)) if as_json else render_calculation(result))
+    if sweep_text is not None:
+        _sweep(run, anchors, options, sweep_text, sweep_png)
     return 0
+
+
+def _sweep(run: str, anchors: Anchors, options: CalcOptions, s: Sweep, png: str | None) -> None:
+    """The sweep's table, and its curve written beside the run (or to ``png``)."""
+    from probe.decide.sweep import sweep
+    from probe.report.curve import sweep_png
+    from probe.textio import save
+
+    res = sweep(anchors, options, s)
+    click.echo(render_sweep(res))
+    where = Path(run) if Path(run).is_dir() else Path(run).parent
+    target = Path(png) if png else where / f"calc-sweep-{s.variable}.png"
+    save(target, sweep_png(res, f"run {anchors.run_id}: every hop's {s.variable} swept"))
+    click.echo(f"curve: {target}")
 
 
 @main.command()

@@ -5,6 +5,7 @@ Each ``render_*`` takes a use case's typed answer and returns the text the comma
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
         TpResult,
         Workload,
     )
+    from probe.decide.sweep import SweepResult
 
 _EST_HEAD = [
     "figure",
@@ -37,13 +39,49 @@ _EST_HEAD = [
 ]
 
 
+def _decimals(x: float, digits: int) -> int:
+    """At least ``digits`` decimals, more for a small figure to keep 3 significant digits."""
+    if x == 0 or not math.isfinite(x):
+        return digits
+    return max(digits, 2 - math.floor(math.log10(abs(x))))
+
+
+def num(x: float, digits: int = 2) -> str:
+    """A figure as printed: ``digits`` decimals, 3 significant digits when small (0.1365 →
+    0.137, not 0.14), thousands separated."""
+    return f"{x:,.{_decimals(x, digits)}f}"
+
+
 def _fmt(x: float | None, digits: int = 2) -> float | None:
-    """A cell value; ``_table`` renders floats with 2 decimals and None as a dash."""
-    return None if x is None else round(x, digits)
+    """A cell value rounded to what ``num`` prints; ``_table`` renders None as a dash."""
+    return None if x is None else round(x, _decimals(x, digits))
+
+
+def _cell(v: object) -> object:
+    if isinstance(v, float):
+        return num(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return v
 
 
 def _table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
-    return tabulate(rows, list(headers), floatfmt=",.2f", intfmt=",", missingval="–")
+    """Floats through ``num``, ints thousands separated; number columns right-aligned."""
+    numeric = [
+        all(
+            isinstance(r[i], int | float) and not isinstance(r[i], bool)
+            for r in rows
+            if r[i] is not None
+        )
+        for i in range(len(headers))
+    ]
+    return tabulate(
+        [[_cell(v) for v in r] for r in rows],
+        list(headers),
+        missingval="–",
+        disable_numparse=True,
+        colalign=["right" if n else "left" for n in numeric],
+    )
 
 
 def _bytes(b: float) -> str:
@@ -63,10 +101,16 @@ def _estimate_row(label: str, e: Estimate, tail: Tail | None = None) -> list[obj
     ]
 
 
+LOWER_BOUND = "lower bound: transfer time unknown (bandwidth not measured)"
+
+
 def _caveats(*estimates: Estimate) -> list[str]:
     """One line per caveat of the figures above it, once each: what they rest on and cannot
-    show (a stalled bandwidth test under a lower bound)."""
-    return [f"caveat: {c}" for c in dict.fromkeys(c for e in estimates for c in e.caveats)]
+    show (a stalled bandwidth test under a lower bound, or no goodput at all)."""
+    lines = [f"caveat: {c}" for c in dict.fromkeys(c for e in estimates for c in e.caveats)]
+    if not lines and any(e.lower_bound for e in estimates):
+        lines.append(LOWER_BOUND)
+    return lines
 
 
 def _hop_table(hops: Sequence[Hop]) -> str:
@@ -97,12 +141,22 @@ def render_calculation(res: Calculation) -> str:
     """Everything ``probe calc`` prints: a header, then one section per scenario."""
     w = res.workload
     shape = w.model
+    stages = (
+        f", {'ring' if w.ring else 'open chain'}, {len(res.path)} stages"
+        f"{' (auto placement)' if res.auto_placed else ''}"
+        if res.path
+        else ""
+    )
     lines = [
         f"run {res.run_id}: {res.hosts} hosts; model {shape.name} "
-        f"(hidden {shape.hidden_size}, {shape.num_hidden_layers} layers), {w.dtype}, "
-        f"{'ring' if w.ring else 'open chain'}, {len(res.path)} stages"
-        f"{' (auto placement)' if res.auto_placed else ''}"
+        f"(hidden {shape.hidden_size}, {shape.num_hidden_layers} layers), {w.dtype}{stages}",
+        *(f"chosen: {c}" for c in res.choices),
     ]
+    if res.rtt_only:
+        lines.append(
+            "placed on RTT alone: no hosts enough are joined by hops with measured goodput; "
+            "figures with a transfer time are lower bounds (marked)"
+        )
     if shape.note:
         lines.append(f"note: {shape.note}")
     if res.decode:
@@ -127,16 +181,24 @@ def _tensor_parallel(tp: TpResult, w: Workload, hosts: int) -> list[str]:
             tp.decode_token,
         ),
         _estimate_row(f"decode {w.tokens} tokens", tp.decode_total),
-        _estimate_row(
-            f"prefill per request ({_bytes(tp.prefill_payload_bytes)})", tp.prefill_request
-        ),
     ]
+    estimates = [tp.decode_token, tp.decode_total]
+    if tp.prefill_request is not None:
+        label = f"prefill per request ({_bytes(tp.prefill_payload_bytes)})"
+        rows.append(_estimate_row(label, tp.prefill_request))
+        estimates.append(tp.prefill_request)
+    bw = tp.worst_hop.bw_bps
     return [
-        f"\n== tensor parallel over {hosts} hosts (ring {' → '.join(tp.hosts)}); "
-        f"worst link RTT p50 {tp.worst_hop.rtt_p50_ms:.2f} ms, goodput "
-        f"{_fmt(tp.worst_hop.bw_bps / 1e6 if tp.worst_hop.bw_bps else None, 1)} Mbit/s",
+        f"\n== tensor parallel over {hosts} hosts (ring {' → '.join(tp.hosts)}), "
+        f"{tp.allreduce} all-reduce; worst link RTT p50 {num(tp.worst_hop.rtt_p50_ms)} ms, "
+        f"goodput {f'{num(bw / 1e6)} Mbit/s' if bw else 'not measured'}",
         _table(rows, _EST_HEAD),
-        *_caveats(tp.decode_token, tp.decode_total, tp.prefill_request),
+        *_caveats(*estimates),
+        *(
+            ["prefill: not estimated (the measured all-reduce time is the decode payload's)"]
+            if tp.prefill_request is None
+            else []
+        ),
     ]
 
 
@@ -148,8 +210,8 @@ def _speculative(res: SpecResult, skipped: Sequence[str]) -> list[str]:
             _fmt(r.rtt_p99_ms),
             _fmt(r.tokens_per_s_p50, 1),
             _fmt(r.tokens_per_s_p99, 1),
-            f"{r.speedup_p50:.2f}×",
-            f"{r.speedup_p99:.2f}×",
+            f"{num(r.speedup_p50)}×",
+            f"{num(r.speedup_p99)}×",
             "yes" if r.rtt_p99_ms < res.breakeven_rtt_ms else "no",
         ]
         for r in res.rows
@@ -167,7 +229,7 @@ def _speculative(res: SpecResult, skipped: Sequence[str]) -> list[str]:
     return [
         f"\n== speculative decoding: E={res.accepted_per_block:g} tokens/block, "
         f"block {res.block_ms:g} ms, AR {res.ar_tokens_per_s:g} tok/s; "
-        f"break-even RTT {res.breakeven_rtt_ms:.1f} ms",
+        f"break-even RTT {num(res.breakeven_rtt_ms, 1)} ms",
         _table(rows, head),
         *(f"skipped: {s}" for s in skipped),
     ]
@@ -184,7 +246,7 @@ def _pool(res: PoolResult) -> list[str]:
         ("capability-aware", res.aware, "aware"),
     )
     for label, est, split in splits:
-        ratios = [f"{res.overhead(split, at):.2f}" for at in ("p50", "p99")]
+        ratios = [num(res.overhead(split, at)) for at in ("p50", "p99")]
         rows.append([*_estimate_row(label, est)[:5], *ratios])
     return [
         f"\n== pool: {res.requests} requests from {res.hosts[0].host} over {len(res.hosts)} "
@@ -277,3 +339,19 @@ def render_gate(report: GateReport, policy_name: str) -> str:
     ]
     table = _table(rows, ["check", "verdict", "value", "limit", "unit", "reason"])
     return f"{table}\ngate: {report.verdict.value} ({policy_name})"
+
+
+def render_sweep(res: SweepResult) -> str:
+    """``probe calc --sweep``: one row per point, one column per scenario's figure."""
+    head = [res.x_label, *(f"{s.label} {s.unit}" for s in res.series)]
+    rows = [[x, *(s.values[i] for s in res.series)] for i, x in enumerate(res.x)]
+    bounds = [s.label for s in res.series if s.lower_bound]
+    what = "RTT (p50 and p99)" if res.sweep.variable == "rtt" else "goodput"
+    lines = [
+        f"\n== sweep: every hop's {what} set to each value in turn, compute included, "
+        "on the hosts above",
+        _table(rows, head),
+    ]
+    if bounds:
+        lines.append(f"{', '.join(bounds)}: {LOWER_BOUND}")
+    return "\n".join(lines)

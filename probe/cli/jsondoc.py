@@ -124,7 +124,10 @@ def _tp(tp: TpResult | None) -> Doc | None:
         "prefill_payload_bytes": _num(tp.prefill_payload_bytes),
         "per_token": _estimate(tp.decode_token),
         "all_tokens": _estimate(tp.decode_total),
-        "prefill_per_request": _estimate(tp.prefill_request),
+        # None with --allreduce measured:TIME (the time given is the decode payload's only)
+        "prefill_per_request": None
+        if tp.prefill_request is None
+        else _estimate(tp.prefill_request),
     }
 
 

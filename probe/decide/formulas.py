@@ -2,13 +2,23 @@
 
 Times are milliseconds, sizes bytes, rates bit/s (10⁶ bit/s = 1 Mbit/s, as iperf3 reports).
 ``bytes · 8 / bw`` is the serialisation time of a payload; one transfer over a hop costs half a
-round trip plus that (``transfer_ms``). See DESIGN.md "Calculator formulas".
+round trip plus that (``transfer_ms``).
+
+All-reduce of ``size`` bytes over N hosts (tensor parallel does two per layer per token), with
+``step(b) = RTT/2 + b·8/bw`` over the ring's slowest link:
+
+- ``ring``: reduce-scatter then all-gather, ``2(N−1)`` steps of ``size/N`` each:
+  ``2(N−1) · step(size/N)``; bandwidth-optimal, latency grows with N.
+- ``tree``: reduce up a binary tree then broadcast down, ``2·⌈log2 N⌉`` steps of the full size:
+  ``2⌈log2 N⌉ · step(size)``; fewer round trips, so it wins for small payloads on slow RTTs.
+- ``measured``: the user's own time per all-reduce (e.g. from nccl-tests), used as is.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
@@ -76,11 +86,30 @@ def ring_allreduce_ms(hosts: int, rtt_ms: float, payload_bytes: float, bw_bps: f
     return 2 * (hosts - 1) * (rtt_ms / 2.0 + serialisation_ms(payload_bytes, hosts * bw_bps))
 
 
+def tree_allreduce_ms(hosts: int, rtt_ms: float, payload_bytes: float, bw_bps: float) -> float:
+    """Tree all-reduce over N hosts: ``2⌈log2 N⌉ · (RTT/2 + bytes·8/bw)``; 0 for one host."""
+    if hosts <= 1:
+        return 0.0
+    steps = 2 * math.ceil(math.log2(hosts))
+    return steps * (rtt_ms / 2.0 + serialisation_ms(payload_bytes, bw_bps))
+
+
+ALLREDUCE: dict[str, Callable[[int, float, float, float], float]] = {
+    "ring": ring_allreduce_ms,
+    "tree": tree_allreduce_ms,
+}
+
+
 def tp_token_ms(
-    layers: int, hosts: int, rtt_ms: float, payload_bytes: float, bw_bps: float
+    layers: int,
+    hosts: int,
+    rtt_ms: float,
+    payload_bytes: float,
+    bw_bps: float,
+    algorithm: Literal["ring", "tree"] = "ring",
 ) -> float:
     """Tensor parallel: two all-reduces per layer per token (attention and MLP outputs)."""
-    return 2 * layers * ring_allreduce_ms(hosts, rtt_ms, payload_bytes, bw_bps)
+    return 2 * layers * ALLREDUCE[algorithm](hosts, rtt_ms, payload_bytes, bw_bps)
 
 
 def spec_tokens_per_s(accepted_per_block: float, block_ms: float, rtt_ms: float) -> float:

@@ -27,17 +27,21 @@ from probe.decide.policy import (
     LatencyCheck,
     LossCheck,
     Policy,
+    PoolCheck,
     SpecCheck,
 )
 from probe.decide.scenarios import (
+    Estimate,
     Hop,
     Links,
-    PipelineResult,
     UnmeasuredHop,
     decode,
     place,
+    pool,
+    pool_hosts,
     prefill,
     region_hop,
+    tensor_parallel,
 )
 from probe.errors import InputError
 from probe.matrix.anchors import Anchors, PairAnchor
@@ -127,7 +131,7 @@ def _host_hops(links: Links, path: Sequence[str], ring: bool) -> tuple[Hop, ...]
 
 def _place(links: Links, stages: int, payload_bytes: float, ring: bool) -> tuple[str, ...]:
     try:
-        return place(links, stages, payload_bytes, ring)
+        return place(links, stages, payload_bytes, ring).path
     except InputError as exc:
         raise _Inconclusive(str(exc)) from exc
 
@@ -143,18 +147,28 @@ def _cross_region_guard(anchors: Anchors, regions: set[str]) -> None:
 
 def _latency_result(c: LatencyCheck, anchors: Anchors, links: Links) -> CheckResult:
     w, pl = c.workload, c.placement
+    ring = w.ring or c.kind == "tp"  # tensor parallel all-reduces around a closed ring
     if pl.regions:
         _cross_region_guard(anchors, set(pl.regions))
         hops = _region_hops(
-            anchors, [*pl.regions, pl.regions[0]] if w.ring else pl.regions, c.min_pairs_ok_pct
+            anchors, [*pl.regions, pl.regions[0]] if ring else pl.regions, c.min_pairs_ok_pct
         )
         route = "→".join(pl.regions)
     else:
-        path = pl.path or _place(links, pl.stages, w.activation_bytes(1, 1), w.ring)
+        path = pl.path or _place(links, pl.stages, w.activation_bytes(1, 1), ring)
         _cross_region_guard(anchors, {anchors.host(h).region for h in path})
-        hops = _host_hops(links, path, w.ring)
+        hops = _host_hops(links, path, ring)
         route = "→".join(path)
-    res: PipelineResult = decode(hops, w) if c.kind == "decode" else prefill(hops, w)
+    what = f"{w.model.name} {w.dtype}, {route}, at {c.at}"
+    est: Estimate
+    if c.kind == "tp":
+        if c.at == "mc-p99":
+            raise _Inconclusive("mc-p99: tensor parallel has no Monte-Carlo tail; use p50 or p99")
+        est = tensor_parallel(hops, w, c.allreduce).decode_total
+        what += f", {c.allreduce} all-reduce"
+        value = est.full_p50_ms if c.at == "p50" else est.full_p99_ms
+        return _compare(c.name, "tp", value, c.budget_ms, "ms", what, est.lower_bound, est.caveats)
+    res = decode(hops, w) if c.kind == "decode" else prefill(hops, w)
     est = res.total if c.kind == "decode" else res.per_step
     if c.at == "mc-p99":
         if res.tail is None:
@@ -162,8 +176,21 @@ def _latency_result(c: LatencyCheck, anchors: Anchors, links: Links) -> CheckRes
         value = res.tail.p99_ms if c.kind == "decode" else res.tail.p99_ms / max(len(hops), 1)
     else:
         value = est.full_p50_ms if c.at == "p50" else est.full_p99_ms
-    what = f"{w.model.name} {w.dtype}, {route}, at {c.at}"
     return _compare(c.name, c.kind, value, c.budget_ms, "ms", what, est.lower_bound, est.caveats)
+
+
+def _pool_result(c: PoolCheck, links: Links) -> CheckResult:
+    hosts = c.hosts or pool_hosts(links, c.requests)
+    factor = {h: 1.0 for h in hosts} | dict(c.capability)
+    service = [c.service_ms / factor[h] for h in hosts]
+    res = pool(hosts[0], links, hosts, c.requests, service, c.payload_bytes)
+    est = res.aware if c.split == "aware" else res.even
+    value = est.full_p50_ms if c.at == "p50" else est.full_p99_ms
+    what = (
+        f"{c.requests} requests from {hosts[0]} over {len(hosts)} hosts, {c.split} split, "
+        f"at {c.at} ({res.overhead(c.split, c.at):.2f}× the fastest host alone)"
+    )
+    return _compare(c.name, "pool", value, c.budget_ms, "ms", what, est.lower_bound, est.caveats)
 
 
 def _compare(
@@ -231,32 +258,61 @@ def _excluded_note(anchors: Anchors) -> str | None:
 
 
 def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
+    """Value, limit and unit are those of the first criterion that failed (else the regions);
+    the reason names each failed criterion by its policy key."""
     regions = anchors.measured_regions
     pairs = _planned(anchors)
     ok = [p for p in pairs if p.ok]
-    thin = [p for p in ok if p.received < c.min_samples]
+    thin = sorted((p for p in ok if p.received < c.min_samples), key=lambda p: p.received)
     ok_pct = 100.0 * len(ok) / len(pairs) if pairs else 0.0
-    problems = []
-    if len(regions) < c.min_regions:
-        problems.append(f"{len(regions)} region(s) measured, policy needs {c.min_regions}")
-    if thin:
-        problems.append(
-            f"{len(thin)} ok pair(s) with < {c.min_samples} samples"
-            f" (e.g. {thin[0].src}→{thin[0].dst})"
-        )
-    if ok_pct < c.min_ok_pct:
-        problems.append(f"{ok_pct:.1f}% of pairs ok, policy needs {c.min_ok_pct:g}%")
-    verdict = Verdict.FAIL if problems else Verdict.PASS
+    fewest = float(min((p.received for p in ok), default=0))
+    criteria = [  # (policy key, value, limit, unit, what failed or None)
+        (
+            "min_regions",
+            float(len(regions)),
+            float(c.min_regions),
+            "regions",
+            f"{len(regions)} region(s) measured, policy needs {c.min_regions}"
+            if len(regions) < c.min_regions
+            else None,
+        ),
+        (
+            "min_samples",
+            fewest,
+            float(c.min_samples),
+            "samples",
+            f"{len(thin)} ok pair(s) with < {c.min_samples} RTT samples (fewest: "
+            f"{thin[0].received}, {thin[0].src}→{thin[0].dst})"
+            if thin
+            else None,
+        ),
+        (
+            "min_ok",
+            ok_pct,
+            c.min_ok_pct,
+            "% pairs ok",
+            f"{ok_pct:.1f}% of pairs ok, policy needs {c.min_ok_pct:g}%"
+            if ok_pct < c.min_ok_pct
+            else None,
+        ),
+    ]
+    failed = [x for x in criteria if x[4] is not None]
+    _, value, limit, unit, _ = failed[0] if failed else criteria[0]
     summary = f"{len(regions)} region(s), {len(ok)}/{len(pairs)} pairs ok"
     excluded = _excluded_note(anchors)
     return CheckResult(
         c.name,
         "coverage",
-        verdict,
-        float(len(regions)),
-        float(c.min_regions),
-        "regions",
-        "; ".join([*(problems or [summary]), *([excluded] if excluded else [])]),
+        Verdict.FAIL if failed else Verdict.PASS,
+        value,
+        limit,
+        unit,
+        "; ".join(
+            [
+                *([f"{key}: {problem}" for key, *_, problem in failed] or [summary]),
+                *([excluded] if excluded else []),
+            ]
+        ),
     )
 
 
@@ -310,7 +366,12 @@ def _loss_result(c: LossCheck, anchors: Anchors) -> CheckResult:
     )
 
 
-_KIND: dict[type, str] = {SpecCheck: "spec", CoverageCheck: "coverage", LossCheck: "max_loss"}
+_KIND: dict[type, str] = {
+    SpecCheck: "spec",
+    CoverageCheck: "coverage",
+    LossCheck: "max_loss",
+    PoolCheck: "pool",
+}
 
 
 def _check_names(c: Check, anchors: Anchors) -> None:
@@ -323,6 +384,8 @@ def _check_names(c: Check, anchors: Anchors) -> None:
     elif isinstance(c, SpecCheck):
         for end in (c.proposer, c.verifier):
             (regions if end.startswith("[") else hosts).append(end.strip("[]"))
+    elif isinstance(c, PoolCheck):
+        hosts = [*c.hosts, *(h for h, _ in c.capability)]
     known_regions = sorted({h.region for h in anchors.hosts})
     for region in regions:
         if region not in known_regions:
@@ -353,6 +416,8 @@ def evaluate(policy: Policy, anchors: Anchors) -> GateReport:
                 results.append(_spec_result(c, anchors, links))
             elif isinstance(c, CoverageCheck):
                 results.append(_coverage_result(c, anchors))
+            elif isinstance(c, PoolCheck):
+                results.append(_pool_result(c, links))
             else:
                 results.append(_loss_result(c, anchors))
         except (_Inconclusive, UnmeasuredHop) as exc:

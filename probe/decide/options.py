@@ -8,9 +8,12 @@ to build its options and ``probe --help`` stays instant.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from probe import units
 from probe.decide.formulas import Dtype
 from probe.decide.shapes import ModelShape, load_hf_config, preset
 from probe.errors import InputError
@@ -18,6 +21,8 @@ from probe.errors import InputError
 Scenario = Literal["decode", "prefill", "tp", "spec", "pool"]
 SCENARIOS: tuple[Scenario, ...] = get_args(Scenario)
 TOKEN_ID_BYTES = 4.0  # pool: without a payload, a request moves its seq token ids
+SPEC_STAGES = 2  # spec without --stages: one proposer and one verifier
+SWEEP_MAX_POINTS = 1000
 
 
 class MissingInput(InputError):
@@ -34,7 +39,7 @@ class PipelineOptions:
 
     model: str = "llama-3-8b"  # a preset of shapes.PRESETS
     model_config: str | None = None  # a Hugging Face config.json; wins over ``model``
-    stages: int = 4
+    stages: int = 4  # calc: the decode, prefill and tp default (spec and pool have their own)
     dtype: Dtype = "bf16"  # activations on the wire
     tokens: int = 128  # decoded per request
     batch: int = 1  # prefill B
@@ -85,11 +90,79 @@ class PoolOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class AllReduce:
+    """How tensor parallel's all-reduces are timed: an algorithm over the measured links, or the
+    user's own measured time per all-reduce (formulas in ``formulas``)."""
+
+    algorithm: Literal["ring", "tree", "measured"] = "ring"
+    measured_ms: float | None = None  # "measured": one all-reduce of the decode payload
+
+    @classmethod
+    def parse(cls, text: str) -> AllReduce:
+        """``ring``, ``tree`` or ``measured:TIME`` (e.g. ``measured:0.8ms``)."""
+        if text in ("ring", "tree"):
+            return cls("ring" if text == "ring" else "tree")
+        kind, _, time = text.partition(":")
+        if kind != "measured" or not time:
+            raise InputError(f"{text!r} is not ring, tree or measured:TIME (e.g. measured:0.8ms)")
+        measured = units.parse_duration_ms(time)
+        if not measured > 0:
+            raise InputError(f"{text!r}: the measured all-reduce time must be above 0")
+        return cls("measured", measured)
+
+    def __str__(self) -> str:
+        if self.measured_ms is None:
+            return self.algorithm
+        return f"measured {self.measured_ms:g} ms"
+
+
+_SWEEP = re.compile(r"^(rtt|bw)=(.+?)\.\.(.+?):(.+)$")
+_NUMBER = re.compile(r"^\s*[0-9.]+\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """One variable set on every hop in turn: ``rtt`` (ms, both percentiles) or ``bw`` (bit/s)."""
+
+    variable: Literal["rtt", "bw"]
+    start: float
+    stop: float
+    step: float
+
+    @classmethod
+    def parse(cls, text: str) -> Sweep:
+        """``rtt=0..200ms:10ms`` or ``bw=100mbit..10gbit:100mbit``; a bare start takes the stop's
+        unit. Raises ``InputError`` on a malformed range or more than ``SWEEP_MAX_POINTS``."""
+        m = _SWEEP.match(text.strip())
+        if m is None:
+            raise InputError(f"{text!r} is not rtt=START..STOP:STEP or bw=START..STOP:STEP")
+        variable, start, stop, step = m.groups()
+        parse = units.parse_duration_ms if variable == "rtt" else units.parse_rate_bps
+        if _NUMBER.match(start):
+            start += stop.strip().lstrip("0123456789.")
+        sweep = cls("rtt" if variable == "rtt" else "bw", parse(start), parse(stop), parse(step))
+        if sweep.step <= 0 or sweep.stop < sweep.start:
+            raise InputError(f"{text!r}: needs START ≤ STOP and a STEP above 0")
+        if variable == "bw" and sweep.start <= 0:
+            raise InputError(f"{text!r}: a goodput sweep starts above 0")
+        if len(sweep.points()) > SWEEP_MAX_POINTS:
+            raise InputError(f"{text!r}: more than {SWEEP_MAX_POINTS} points")
+        return sweep
+
+    def points(self) -> tuple[float, ...]:
+        """START, START + STEP, … up to STOP (included when a step lands on it)."""
+        n = math.floor((self.stop - self.start) / self.step * (1 + 1e-12)) + 1
+        return tuple(self.start + i * self.step for i in range(min(n, SWEEP_MAX_POINTS + 1)))
+
+
+@dataclass(frozen=True, slots=True)
 class CalcOptions:
     """Everything ``probe calc`` computes over one run, by scenario."""
 
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
     path: tuple[str, ...] = ()  # the stage hosts in order; (): placed automatically
+    stages: int | None = None  # asked for (--stages); None: each scenario's default (calc.py)
+    allreduce: AllReduce = field(default_factory=AllReduce)
     decode_compute_ms: float = 0.0  # per stage per decoded token (0: network only)
     prefill_compute_ms: float = 0.0  # per stage per prefill request
     tp_compute_ms: float = 0.0  # per token of the tensor-parallel group

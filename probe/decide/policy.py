@@ -5,19 +5,19 @@ The format is in the README (``probe gate``); ``probe.decide.gate`` evaluates a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from probe import units
 from probe.decide import formulas as f
-from probe.decide.options import PipelineOptions
+from probe.decide.options import TOKEN_ID_BYTES, AllReduce, PipelineOptions, PoolOptions
 from probe.decide.scenarios import (
     Workload,
 )
 from probe.decide.shapes import ModelShape, load_hf_config, preset
 from probe.errors import InputError
-from probe.yamlsrc import MapNode, load_yaml_mapping
+from probe.yamlsrc import MapNode, Node, load_yaml_mapping
 
 POLICY_SCHEMA = "probe.policy/1"
 At = Literal["p50", "p99", "mc-p99"]
@@ -40,12 +40,13 @@ class Placement:
 class LatencyCheck:
     name: str
     where: str
-    kind: Literal["decode", "prefill"]
-    placement: Placement
+    kind: Literal["decode", "prefill", "tp"]
+    placement: Placement  # tp: the hosts of its ring
     workload: Workload
-    budget_ms: float  # decode: all tokens; prefill: per hop
+    budget_ms: float  # decode and tp: all tokens; prefill: per hop
     at: At
     min_pairs_ok_pct: float  # region placement: share of ok pairs needed per region pair
+    allreduce: AllReduce = field(default_factory=AllReduce)  # tp only
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,24 @@ class LossCheck:
     scope: Scope
 
 
-Check = LatencyCheck | SpecCheck | CoverageCheck | LossCheck
+@dataclass(frozen=True, slots=True)
+class PoolCheck:
+    """Whole requests spread over hosts (``probe calc``'s pool): the makespan within budget."""
+
+    name: str
+    where: str
+    hosts: tuple[str, ...]  # the first dispatches; (): calc's default (every reachable host)
+    service_ms: float
+    requests: int
+    payload_bytes: float
+    capability: tuple[tuple[str, float], ...]
+    split: Literal["even", "aware"]
+    budget_ms: float
+    at: Literal["p50", "p99"]
+
+
+_LATENCY_KINDS: tuple[Literal["decode", "prefill", "tp"], ...] = ("decode", "prefill", "tp")
+Check = LatencyCheck | SpecCheck | CoverageCheck | LossCheck | PoolCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +117,12 @@ _LATENCY_KEYS = _COMMON_KEYS | {
 _KEYS = {
     "decode": _LATENCY_KEYS | {"budget"},
     "prefill": _LATENCY_KEYS | {"budget_per_hop"},
+    "tp": _LATENCY_KEYS - {"ring", "compute_per_stage"} | {
+        "compute_per_token", "allreduce", "budget",
+    },
+    "pool": _COMMON_KEYS | {
+        "hosts", "service", "requests", "payload", "seq", "capability", "split", "budget", "at",
+    },
     "spec": _COMMON_KEYS | {
         "proposer", "proposer_region", "verifier", "verifier_region", "accepted_tokens", "block",
         "ar_tokens_per_s", "min_speedup", "at", "min_pairs_ok",
@@ -121,11 +145,14 @@ def _model(n: MapNode, base: Path) -> ModelShape:
     return preset(n.require("model").as_str())
 
 
-def _latency(n: MapNode, kind: Literal["decode", "prefill"], name: str, base: Path) -> LatencyCheck:
+def _latency(
+    n: MapNode, kind: Literal["decode", "prefill", "tp"], name: str, base: Path
+) -> LatencyCheck:
     placement = Placement(_names(n, "path"), _names(n, "regions"), n.get_int("stages", 0, min=1))
     if sum(bool(x) for x in (placement.path, placement.regions, placement.stages)) != 1:
         raise n.error("give exactly one of path, regions or stages")
-    compute_ms = n.get_quantity("compute_per_stage", units.parse_duration_ms, 0.0)
+    per = "compute_per_token" if kind == "tp" else "compute_per_stage"
+    compute_ms = n.get_quantity(per, units.parse_duration_ms, 0.0)
     d = PipelineOptions()  # a key left out means what ``probe calc`` means without the option
     w = Workload(
         model=_model(n, base),
@@ -136,8 +163,10 @@ def _latency(n: MapNode, kind: Literal["decode", "prefill"], name: str, base: Pa
         ring=n.get_bool("ring", d.ring),
         decode_compute_ms_per_stage=compute_ms if kind == "decode" else 0.0,
         prefill_compute_ms_per_stage=compute_ms if kind == "prefill" else 0.0,
+        tp_compute_ms_per_token=compute_ms if kind == "tp" else 0.0,
     )
-    budget = n.require("budget" if kind == "decode" else "budget_per_hop")
+    budget = n.require("budget_per_hop" if kind == "prefill" else "budget")
+    allreduce = n.get("allreduce")
     return LatencyCheck(
         name,
         n.where,
@@ -147,6 +176,35 @@ def _latency(n: MapNode, kind: Literal["decode", "prefill"], name: str, base: Pa
         budget.as_quantity(units.parse_duration_ms),
         n.get_choice("at", ("p50", "p99", "mc-p99"), "p99"),
         n.get_quantity("min_pairs_ok", units.parse_percent, 100.0),
+        AllReduce() if allreduce is None else _allreduce(allreduce),
+    )
+
+
+def _allreduce(n: Node) -> AllReduce:
+    try:
+        return AllReduce.parse(n.as_str())
+    except InputError as exc:
+        raise n.error(f"{n.name}: {exc}") from None
+
+
+def _pool(n: MapNode, name: str) -> PoolCheck:
+    d = PoolOptions()
+    capability = n.get_mapping("capability")
+    items = capability.items() if capability else iter(())
+    factors = tuple((host, node.as_float(above=0.0)) for host, node in items)
+    payload = n.get_quantity("payload", units.parse_size_bytes, None)
+    seq = n.get_int("seq", PipelineOptions().seq, min=1)
+    return PoolCheck(
+        name,
+        n.where,
+        _names(n, "hosts"),
+        n.require("service").as_quantity(units.parse_duration_ms),
+        n.get_int("requests", d.requests, min=1),
+        seq * TOKEN_ID_BYTES if payload is None else payload,
+        factors,
+        n.get_choice("split", ("even", "aware"), "aware"),
+        n.require("budget").as_quantity(units.parse_duration_ms),
+        n.get_choice("at", ("p50", "p99"), "p99"),
     )
 
 
@@ -161,8 +219,11 @@ def _check(n: MapNode, index: int, base: Path) -> Check:
     kind = n.require("kind").as_choice(tuple(_KEYS))
     n.check_keys(_KEYS[kind])
     name = n.get_str("name", f"{kind}#{index + 1}")
-    if kind in ("decode", "prefill"):
-        return _latency(n, "decode" if kind == "decode" else "prefill", name, base)
+    for latency in _LATENCY_KINDS:
+        if kind == latency:
+            return _latency(n, latency, name, base)
+    if kind == "pool":
+        return _pool(n, name)
     if kind == "spec":
         return SpecCheck(
             name,

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from probe.decide import formulas as f
-from probe.decide.options import Draws, PipelineOptions
+from probe.decide.options import AllReduce, Draws, PipelineOptions
 from probe.decide.shapes import ModelShape
 from probe.errors import InputError
 from probe.matrix.anchors import Anchors, PairAnchor
@@ -39,6 +39,7 @@ Matrix = NDArray[np.float64]
 EXACT_ORDER_MAX_STAGES = 8  # exact DP over subsets up to here, greedy beyond
 EXACT_POOL = 12  # hosts searched exhaustively when choosing and ordering stages
 _PIPELINE, _DRAWS = PipelineOptions(), Draws()  # the defaults, defined once in options.py
+_ALLREDUCE = AllReduce()
 
 
 class UnmeasuredHop(InputError):
@@ -146,15 +147,31 @@ class Links:
         ends = [*path, path[0]] if ring and len(path) > 1 else list(path)
         return tuple(self.hop(a, b) for a, b in itertools.pairwise(ends))
 
-    def cost_ms(self, payload_bytes: float, rows: Sequence[int] | None = None) -> Matrix:
-        """Transfer time at p50 for every hop (inf when RTT or goodput is missing)."""
+    def cost_ms(
+        self, payload_bytes: float, rows: Sequence[int] | None = None, *, rtt_only: bool = False
+    ) -> Matrix:
+        """Transfer time at p50 for every hop (inf when RTT or goodput is missing). ``rtt_only``:
+        a missing goodput costs nothing, as in the lower bound the figures then show."""
         idx = np.arange(len(self.hosts)) if rows is None else np.asarray(rows)
         rtt = self.hop_p50_ms[np.ix_(idx, idx)]
         bw = self.bw_bps[np.ix_(idx, idx)]
+        if rtt_only:
+            bw = np.where(np.isnan(bw), np.inf, bw)
         cost: Matrix = rtt / 2.0 + payload_bytes * 8.0 / bw * 1e3
         cost[np.isnan(cost)] = np.inf
         np.fill_diagonal(cost, np.inf)
         return cost
+
+    def with_rtt(self, rtt_ms: float) -> Links:
+        """Every measured hop at ``rtt_ms`` (p50 and p99): one point of an RTT sweep."""
+        hop = np.where(np.isnan(self.hop_p50_ms), np.nan, rtt_ms)
+        return replace(self, hop_p50_ms=hop, hop_p99_ms=hop.copy())
+
+    def with_bw(self, bw_bps: float) -> Links:
+        """Every hop with an RTT at goodput ``bw_bps``: one point of a goodput sweep (a stalled
+        or missing test no longer matters, the sweep says what the goodput is)."""
+        bw = np.where(np.isnan(self.hop_p50_ms), np.nan, bw_bps)
+        return replace(self, bw_bps=bw, bw_stalled=np.zeros_like(self.bw_stalled))
 
 
 def _bw_stalled(p: PairAnchor) -> bool:
@@ -273,12 +290,41 @@ def _greedy(cost: Matrix, k: int, ring: bool) -> tuple[list[int], float]:
     return [int(p[best]) for p in paths], float(total[best])
 
 
-def place(links: Links, stages: int, payload_bytes: float, ring: bool) -> tuple[str, ...]:
-    """The ``stages`` hosts and their order with the cheapest decode path at p50."""
-    order, total = best_order(links.cost_ms(payload_bytes), stages, ring)
-    if len(order) < stages or math.isinf(total):
-        raise InputError(f"no {stages} hosts are joined by measured hops (RTT and goodput)")
-    return tuple(links.hosts[i] for i in order)
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Stage hosts in order; ``rtt_only``: no such path has goodput on every hop, so they were
+    placed on RTT alone and every figure over them is a lower bound (transfer time unknown)."""
+
+    path: tuple[str, ...]
+    rtt_only: bool = False
+
+
+def place(links: Links, stages: int, payload_bytes: float, ring: bool) -> Placed:
+    """The ``stages`` hosts and their order with the cheapest decode path at p50; on RTT alone
+    when no ``stages`` hosts are joined by hops with both RTT and goodput."""
+    for rtt_only in (False, True):
+        order, total = best_order(links.cost_ms(payload_bytes, rtt_only=rtt_only), stages, ring)
+        if len(order) == stages and not math.isinf(total):
+            return Placed(tuple(links.hosts[i] for i in order), rtt_only)
+    raise InputError(
+        f"no {stages} hosts are joined by measured hops (not even by RTT alone; "
+        f"{len(links.hosts)} hosts measured)"
+    )
+
+
+def pool_hosts(links: Links, requests: int) -> tuple[str, ...]:
+    """Pool members when none are named: the host with an RTT to the most others (then the
+    lowest sum) dispatches to itself and the nearest others, one host per request at most."""
+    if not links.hosts:
+        raise InputError(f"run {links.anchors.run_id} measured no hosts")
+    rtt = np.where(np.isnan(links.hop_p50_ms), np.inf, links.hop_p50_ms)
+    np.fill_diagonal(rtt, 0.0)
+    finite = np.isfinite(rtt)
+    reach = finite.sum(axis=1)
+    total = np.where(finite, rtt, 0.0).sum(axis=1)
+    d = min(range(len(links.hosts)), key=lambda i: (-reach[i], total[i], i))
+    near = sorted((j for j in range(len(links.hosts)) if finite[d, j]), key=lambda j: rtt[d, j])
+    return tuple(links.hosts[j] for j in near[:requests])
 
 
 # --------------------------------------------------------------------------- results
@@ -435,11 +481,17 @@ class TpResult:
     prefill_payload_bytes: float
     decode_token: Estimate
     decode_total: Estimate
-    prefill_request: Estimate
+    prefill_request: Estimate | None  # None: a measured all-reduce time (decode payload only)
+    allreduce: AllReduce = _ALLREDUCE
 
 
-def tensor_parallel(ring_hops: Sequence[Hop], w: Workload) -> TpResult:
-    """Tensor parallel over the hosts of ``ring_hops`` (a closed ring): 2 all-reduces per layer."""
+def tensor_parallel(
+    ring_hops: Sequence[Hop], w: Workload, allreduce: AllReduce = _ALLREDUCE
+) -> TpResult:
+    """Tensor parallel over the hosts of ``ring_hops`` (a closed ring): 2 all-reduces per layer.
+
+    A measured all-reduce time is the decode payload's: prefill's larger one is not estimated.
+    """
     n, layers = len(ring_hops), w.model.num_hidden_layers
     bws = [h.bw_bps for h in ring_hops]
     worst = Hop(
@@ -452,9 +504,15 @@ def tensor_parallel(ring_hops: Sequence[Hop], w: Workload) -> TpResult:
     bw = worst.bw_bps or math.inf
     notes = caveats(ring_hops)
 
+    measured, algorithm = allreduce.measured_ms, allreduce.algorithm
+
     def estimate(payload: float, compute: float) -> Estimate:
-        n50 = f.tp_token_ms(layers, n, worst.rtt_p50_ms, payload, bw)
-        n99 = f.tp_token_ms(layers, n, worst.rtt_p99_ms, payload, bw)
+        if measured is not None:
+            net = 2 * layers * measured
+            return Estimate(net, net, net + compute, net + compute)
+        algo: Literal["ring", "tree"] = "tree" if algorithm == "tree" else "ring"
+        n50 = f.tp_token_ms(layers, n, worst.rtt_p50_ms, payload, bw, algo)
+        n99 = f.tp_token_ms(layers, n, worst.rtt_p99_ms, payload, bw, algo)
         return Estimate(n50, n99, n50 + compute, n99 + compute, worst.bw_bps is None, notes)
 
     dec_payload, pre_payload = w.activation_bytes(1, 1), w.activation_bytes(w.batch, w.seq)
@@ -466,7 +524,8 @@ def tensor_parallel(ring_hops: Sequence[Hop], w: Workload) -> TpResult:
         pre_payload,
         token,
         token.scaled(w.tokens),
-        estimate(pre_payload, 0.0),
+        None if measured is not None else estimate(pre_payload, 0.0),
+        allreduce,
     )
 
 

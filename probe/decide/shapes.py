@@ -2,7 +2,9 @@
 
 Presets copy ``config.json`` of the published checkpoints on the Hugging Face hub; any other model
 is read from its own ``config.json`` (``--model-config``). Only the hidden size and the layer count
-enter the formulas; the rest is kept for the report and for later scenarios (KV-cache transfer).
+enter the formulas, so only they are required (under their Hugging Face names or the aliases of
+``HIDDEN_KEYS`` and ``LAYER_KEYS``); the rest is optional, kept for later scenarios (KV-cache
+transfer).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ class ModelShape:
     name: str
     hidden_size: int
     num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    vocab_size: int
-    intermediate_size: int
+    num_attention_heads: int | None = None  # None: not in the config (no formula needs it)
+    num_key_value_heads: int | None = None
+    vocab_size: int | None = None
+    intermediate_size: int | None = None
     num_local_experts: int = 1  # > 1: mixture of experts
     num_experts_per_tok: int = 1
 
@@ -71,35 +73,48 @@ def preset(name: str) -> ModelShape:
     return shape
 
 
+#: Names a config may give the two figures under: Hugging Face's first, then GPT-2 / BLOOM /
+#: T5 / Llama-reference spellings.
+HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model", "dim", "hidden_dim")
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+
+
 def parse_hf_config(doc: object, *, name: str, where: str) -> ModelShape:
     """A shape from a decoded Hugging Face ``config.json`` (nested ``text_config`` understood)."""
     if not isinstance(doc, dict):
         raise InputError("config.json is not a JSON object", where=where)
     fields: dict[str, object] = doc
     text_config = fields.get("text_config")
-    if "hidden_size" not in fields and isinstance(text_config, dict):
+    if not any(k in fields for k in HIDDEN_KEYS) and isinstance(text_config, dict):
         fields = text_config
 
-    def get(key: str, default: int | None = None) -> int:
-        value = fields.get(key, default)
-        if value is None:
-            raise InputError(f"missing key {key!r}", where=where)
+    def get(*keys: str) -> int | None:
+        key = next((k for k in keys if fields.get(k) is not None), None)
+        if key is None:
+            return None
+        value = fields[key]
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InputError(f"{key} must be a positive integer, got {value!r}", where=where)
         return value
 
-    heads = get("num_attention_heads")
-    hidden = get("hidden_size")
+    def need(keys: tuple[str, ...]) -> int:
+        value = get(*keys)
+        if value is None:
+            raise InputError(f"missing key {keys[0]!r} (or {', '.join(keys[1:])})", where=where)
+        return value
+
+    hidden, layers = need(HIDDEN_KEYS), need(LAYER_KEYS)
+    heads = get("num_attention_heads", "n_head", "num_heads", "n_heads")
     return ModelShape(
         name=name,
         hidden_size=hidden,
-        num_hidden_layers=get("num_hidden_layers"),
+        num_hidden_layers=layers,
         num_attention_heads=heads,
-        num_key_value_heads=get("num_key_value_heads", heads),
+        num_key_value_heads=get("num_key_value_heads", "n_kv_heads") or heads,
         vocab_size=get("vocab_size"),
-        intermediate_size=get("intermediate_size", 4 * hidden),
-        num_local_experts=get("num_local_experts", 1),
-        num_experts_per_tok=get("num_experts_per_tok", 1),
+        intermediate_size=get("intermediate_size", "n_inner", "ffn_dim", "d_ff"),
+        num_local_experts=get("num_local_experts", "num_experts") or 1,
+        num_experts_per_tok=get("num_experts_per_tok") or 1,
     )
 
 

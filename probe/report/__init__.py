@@ -235,7 +235,7 @@ def headline(anchors: Anchors, hosts_up: int) -> Headline:
     w = Workload.of(p)
     try:
         links = Links.from_anchors(anchors)
-        path = place(links, stages, w.activation_bytes(1, 1), p.ring)
+        path = place(links, stages, w.activation_bytes(1, 1), p.ring).path
         hops = links.hops(path, p.ring)
         dec, pre = decode(hops, w), prefill(hops, w)
     except ProbeError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,77 @@ def test_calc_capability_must_be_host_equals_a_positive_factor(
     argv = ["calc", str(two_regions), "--pool-service", "1ms", "--capability", capability]
     assert run(argv) == 2
     assert f"Invalid value for --capability: '{capability}'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def rtt_only(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "rtt-only"
+    run_dir.mkdir()
+    anchors = make_anchors({"us-east": 4, "eu-west": 4}, 75.0, bw_mbps=None, samples=True)
+    (run_dir / "anchors.json").write_text(dump_anchors(anchors))
+    return run_dir
+
+
+SPEC_ARGS = ["--spec-accepted", "3", "--spec-block", "40ms", "--spec-ar-tps", "30"]
+
+
+def test_calc_on_an_rtt_only_run_prints_labelled_lower_bounds(
+    rtt_only: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["calc", str(rtt_only), "--stages", "4", "--trials", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "placed on RTT alone" in out and "per token (lower bound)" in out
+    assert "lower bound: transfer time unknown (bandwidth not measured)" in out
+    assert run(["calc", str(rtt_only), "--scenario", "spec", *SPEC_ARGS]) == 0
+    assert "== speculative decoding" in capsys.readouterr().out
+
+
+def test_calc_spec_and_pool_without_stages_say_what_they_chose(
+    two_regions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["calc", str(two_regions), "--scenario", "spec", *SPEC_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "chosen: spec (proposer + verifier): 2 hosts (default 2" in out
+    argv = ["calc", str(two_regions), "--scenario", "pool", "--pool-service", "800ms"]
+    assert run(argv) == 0
+    assert "chosen: pool: 8 of 8 measured hosts" in capsys.readouterr().out
+    assert run([*argv, "--stages", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "over 2 hosts" in out and "chosen:" not in out
+
+
+def test_calc_prints_small_figures_with_3_significant_digits(
+    two_regions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a us-east hop: 0.5 / 2 + 8192 · 8 / 1e10 s = 0.2565536 ms
+    argv = ["calc", str(two_regions), "--path", "us-east-0,us-east-1", "--scenario", "decode"]
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"per token +0\.257 ", out) and not re.search(r" 0\.26 ", out)
+
+
+def test_calc_allreduce_option(two_regions: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["calc", str(two_regions), "--scenario", "tp", "--stages", "2"]
+    assert run([*argv, "--allreduce", "tree"]) == 0
+    assert "tree all-reduce" in capsys.readouterr().out
+    assert run([*argv, "--allreduce", "measured:0.5ms"]) == 0
+    out = capsys.readouterr().out
+    assert "measured 0.5 ms all-reduce" in out and "32.00" in out  # 2 × 32 layers × 0.5 ms
+    assert run([*argv, "--allreduce", "star"]) == 2
+    assert "Invalid value for '--allreduce'" in capsys.readouterr().err
+
+
+def test_calc_sweep_prints_a_table_and_writes_a_png(
+    two_regions: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["calc", str(two_regions), "--scenario", "decode", "--stages", "2", "--trials", "0"]
+    assert run([*argv, "--sweep", "rtt=0..200ms:10ms"]) == 0
+    out = capsys.readouterr().out
+    assert "== sweep: every hop's RTT" in out and "RTT ms" in out and "decode ms/token" in out
+    assert out.count("\n  ") >= 21  # one row per point
+    png = two_regions / "calc-sweep-rtt.png"
+    assert png.read_bytes().startswith(b"\x89PNG") and f"curve: {png}" in out
+    other = tmp_path / "bw.png"
+    assert run([*argv, "--sweep", "bw=1gbit..10gbit:1gbit", "--sweep-png", str(other)]) == 0
+    assert other.read_bytes().startswith(b"\x89PNG") and "goodput Mbit/s" in capsys.readouterr().out
+    assert run([*argv, "--sweep", "rtt=0..200"]) == 2

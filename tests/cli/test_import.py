@@ -49,7 +49,9 @@ def test_rtt_only_matrix_becomes_a_run_that_every_command_reads(
     # one figure per pair: no samples to count and no loss figure, never read as 100 % loss
     assert run(["gate", str(out), "--policy", str(POLICIES / "coverage.yaml")]) == 1
     gate = capsys.readouterr().out
-    assert "with < 15 samples" in gate and "without a loss figure" in gate and "100%" not in gate
+    assert (
+        "with < 15 RTT samples" in gate and "without a loss figure" in gate and "100%" not in gate
+    )
     assert run(["report", str(out)]) == 0
     assert "**Imported** (long-csv)" in (out / "report.md").read_text()
 

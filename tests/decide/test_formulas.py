@@ -110,3 +110,11 @@ def test_capability_split_is_optimal_against_brute_force() -> None:
 def test_empty_payload_costs_no_time_even_without_bandwidth() -> None:
     assert f.serialisation_ms(0, 0.0) == 0.0
     assert f.transfer_ms(10.0, 0, 1.0) == 5.0
+
+
+def test_tree_allreduce_takes_2_log2_n_full_size_steps() -> None:
+    step = 1.0 / 2 + 8192 * 8 / 1e10 * 1e3
+    assert f.tree_allreduce_ms(4, 1.0, 8192, 1e10) == pytest.approx(4 * step)
+    assert f.tree_allreduce_ms(5, 1.0, 8192, 1e10) == pytest.approx(6 * step)  # ⌈log2 5⌉ = 3
+    assert f.tree_allreduce_ms(1, 50.0, 8192, 1e6) == 0.0
+    assert f.tp_token_ms(2, 4, 1.0, 8192, 1e10, "tree") == pytest.approx(4 * 4 * step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
@@ -330,3 +331,78 @@ def test_not_measurable_pairs_are_excluded_never_failed_and_coverage_counts_them
         "cell us-east-3→eu-west-3 is excluded by the plan or reachability, not a failure "
         "(not-measurable: neither host accepts inbound ICMP)"
     ), result.reason
+
+
+def test_tp_checks_place_a_ring_and_time_its_all_reduces(tmp_path: Path) -> None:
+    # 2 hosts in us-east, ring all-reduce: 2 steps of 0.25 ms + 4 KiB at 10 Gbit/s, 2 × 32 layers
+    ring_ms = 64 * 2 * (0.25 + 4096 * 8 / 1e7)
+    body = """  - kind: tp
+    model: llama-3-8b
+    path: [us-east-0, us-east-1]
+    tokens: 10
+    allreduce: {allreduce}
+    budget: {budget}
+    at: p50
+"""
+    for allreduce, per_token in (("ring", ring_ms), ("measured:1ms", 64.0)):
+        over = f"{per_token * 10 * 0.99:.4f}ms"
+        under = f"{per_token * 10 * 1.01:.4f}ms"
+        assert _verdicts(tmp_path, body.format(allreduce=allreduce, budget=under), TWO) == [
+            Verdict.PASS
+        ]
+        report = evaluate(
+            load_policy(_policy(tmp_path, body.format(allreduce=allreduce, budget=over))), TWO
+        )
+        (r,) = report.results
+        assert (r.kind, r.verdict) == ("tp", Verdict.FAIL)
+        assert r.value == pytest.approx(per_token * 10) and "all-reduce" in r.reason
+    placed = "  - kind: tp\n    model: llama-3-8b\n    stages: 4\n    budget: 100s\n"
+    assert _verdicts(tmp_path, placed, TWO) == [Verdict.PASS]
+    no_bw = make_anchors({"us-east": 4}, bw_mbps=None)
+    assert _verdicts(tmp_path, placed, no_bw) == [Verdict.INCONCLUSIVE]  # RTT only: lower bound
+    with pytest.raises(InputError, match=r"policy\.yaml:7: .*allreduce.*not ring, tree"):
+        load_policy(_policy(tmp_path, body.format(allreduce="star", budget="1s")))
+
+
+def test_pool_checks_judge_the_makespan(tmp_path: Path) -> None:
+    body = """  - kind: pool
+    hosts: [us-east-0, us-east-1, eu-west-0]
+    service: 800ms
+    requests: 6
+    capability: {{us-east-0: 2}}
+    split: {split}
+    budget: {budget}
+    at: p50
+"""
+    # even: 2 requests per host; eu-west-0 costs 800 + 75 + 8 KiB/10 Gbit/s each
+    even_ms = 2 * (800 + 75 + 8192 * 8 / 1e7)
+    report = evaluate(load_policy(_policy(tmp_path, body.format(split="even", budget="1.8s"))), TWO)
+    (r,) = report.results
+    assert (r.kind, r.verdict, r.unit) == ("pool", Verdict.PASS, "ms")
+    assert r.value == pytest.approx(even_ms) and "from us-east-0 over 3 hosts" in r.reason
+    assert _verdicts(tmp_path, body.format(split="even", budget="1.7s"), TWO) == [Verdict.FAIL]
+    assert _verdicts(tmp_path, body.format(split="aware", budget="1.7s"), TWO) == [Verdict.PASS]
+    default = "  - kind: pool\n    service: 800ms\n    requests: 8\n    budget: 1s\n"
+    assert _verdicts(tmp_path, default, TWO) == [Verdict.PASS]  # one request per host
+    ghost = body.replace("eu-west-0]", "ghost]").format(split="even", budget="1s")
+    with pytest.raises(InputError, match=r"policy\.yaml:3: check 'pool#1': host 'ghost'"):
+        evaluate(load_policy(_policy(tmp_path, ghost)), TWO)
+
+
+def test_coverage_names_the_criterion_that_failed(tmp_path: Path) -> None:
+    h = {x.name: x for x in TWO.hosts}
+    thin = pair(h["us-east-0"], h["eu-west-0"], 75.0)
+    thin = dataclasses.replace(thin, received=13)
+    a = make_anchors(
+        {"us-east": 4, "eu-west": 4}, 75.0, overrides={("us-east-0", "eu-west-0"): thin}
+    )
+    body = "  - kind: coverage\n    min_regions: 2\n    min_samples: 15\n"
+    (r,) = evaluate(load_policy(_policy(tmp_path, body)), a).results
+    assert r.verdict is Verdict.FAIL
+    assert (r.value, r.limit, r.unit) == (13.0, 15.0, "samples")  # not "2 regions"
+    assert r.reason == (
+        "min_samples: 1 ok pair(s) with < 15 RTT samples (fewest: 13, us-east-0→eu-west-0)"
+    )
+    (r,) = evaluate(load_policy(_policy(tmp_path, body.replace("2\n", "3\n", 1))), TWO).results
+    assert (r.value, r.limit, r.unit) == (2.0, 3.0, "regions")
+    assert r.reason.startswith("min_regions: 2 region(s) measured, policy needs 3")

@@ -101,7 +101,7 @@ def test_best_order_on_large_pools_finds_a_finite_path() -> None:
 def test_placement_stays_inside_a_region_and_refuses_impossible_requests() -> None:
     a = make_anchors({"us-east": 3, "eu-west": 5}, 75.0)
     links = Links.from_anchors(a)
-    path = place(links, 4, 8192, ring=False)
+    path = place(links, 4, 8192, ring=False).path
     assert {a.host(h).region for h in path} == {"eu-west"}
     with pytest.raises(Exception, match="no 9 hosts"):
         place(links, 9, 8192, ring=False)
@@ -149,6 +149,7 @@ def test_a_stalled_test_is_no_goodput_and_every_figure_over_it_says_so(mbps: flo
     for e in (res.total, res.per_step, decode([hop], w, trials=0).total):
         assert e.lower_bound and e.caveats == (note,)
     tp = tensor_parallel([hop, back], w)
+    assert tp.prefill_request is not None
     assert tp.prefill_request.lower_bound and tp.prefill_request.caveats == (note,)
     pooled = pool("a-0", links, ["a-0", "b-0"], 4, [100.0, 100.0], 2.0**24)
     assert pooled.even.lower_bound and pooled.even.caveats == (note,)
@@ -180,7 +181,7 @@ def test_placement_goes_around_a_stalled_link() -> None:
     a = make_anchors({"r": 3})
     for src, dst in (("r-0", "r-1"), ("r-1", "r-0")):
         a = with_stalled_bw(a, src, dst, STALL)
-    path = place(Links.from_anchors(a), 3, 8192, ring=False)
+    path = place(Links.from_anchors(a), 3, 8192, ring=False).path
     assert {path[0], path[2]} == {"r-0", "r-1"}  # never adjacent
 
 
@@ -224,6 +225,7 @@ def _figures(rtt: float, p99: float, bw: float, dtype: f.Dtype) -> list[tuple[fl
     hops = [Hop(f"h{i}", f"h{i + 1}", rtt, p99, bw) for i in range(3)]
     d, p = decode(hops, w, trials=0), prefill(hops, w, trials=0)
     tp = tensor_parallel(hops, w)
+    assert tp.prefill_request is not None
     spec = speculative(hops[:1], 3.0, 40.0, 30.0).rows[0]
     out = []
     for e in (d.per_step, d.total, p.per_step, p.total, tp.decode_token, tp.prefill_request):

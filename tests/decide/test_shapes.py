@@ -71,9 +71,26 @@ def test_hf_config_nested_text_config(tmp_path: Path) -> None:
 
 def test_hf_config_errors(tmp_path: Path) -> None:
     p = tmp_path / "config.json"
-    p.write_text(json.dumps({"hidden_size": 64}))
-    with pytest.raises(InputError, match=r"config\.json: missing key 'num_attention_heads'"):
+    p.write_text(json.dumps({"hidden_size": 64}))  # the layer count is needed, the rest is not
+    with pytest.raises(InputError, match=r"config\.json: missing key 'num_hidden_layers'"):
         load_hf_config(p)
     p.write_text("{\n  nope")
     with pytest.raises(InputError, match=r"config\.json:2: not JSON"):
         load_hf_config(p)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"hidden_size": 768, "num_hidden_layers": 12},  # Hugging Face names, nothing else
+        {"n_embd": 768, "n_layer": 12},  # GPT-2
+        {"d_model": 768, "num_layers": 12},  # T5
+        {"dim": 768, "n_layers": 12, "n_heads": 12},  # Llama reference
+    ],
+)
+def test_hf_config_needs_only_hidden_size_and_layers(tmp_path: Path, cfg: dict[str, int]) -> None:
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    shape = load_hf_config(p)
+    assert (shape.hidden_size, shape.num_hidden_layers) == (768, 12)
+    assert shape.vocab_size is None and shape.note is None
