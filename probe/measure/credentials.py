@@ -56,6 +56,7 @@ class HostCredentials:
         self.runner, self.credential, self.lifetime_s = runner, credential, lifetime_s
         self._dirs: dict[tuple[str, str], asyncio.Task[str]] = {}
         self._holders: list[Process] = []
+        self._holder_of: dict[tuple[str, str], Process] = {}
 
     async def __aenter__(self) -> HostCredentials:
         return self
@@ -90,9 +91,18 @@ class HostCredentials:
 
     async def _dir(self, host: str, role: str) -> str:
         key = (host, role)
-        if key not in self._dirs:  # the first test to need it uploads; the others wait for it
-            self._dirs[key] = asyncio.create_task(self._upload(host, role))
-        return await asyncio.shield(self._dirs[key])
+        task = self._dirs.get(key)
+        if task is not None and task.done() and self._gone(key):
+            # its holder ended with its connection (a host or sshd restart, then a reconnect):
+            # the files went with it, so the next test uploads them again
+            task = None
+        if task is None:  # the first test to need it uploads; the others wait for it
+            task = self._dirs[key] = asyncio.create_task(self._upload(host, role))
+        return await asyncio.shield(task)
+
+    def _gone(self, key: tuple[str, str]) -> bool:
+        holder = self._holder_of.get(key)
+        return holder is None or holder.ended
 
     async def _upload(self, host: str, role: str) -> str:
         c = self.credential
@@ -109,6 +119,7 @@ class HostCredentials:
             secrets=secrets,
         )
         self._holders.append(holder)
+        self._holder_of[host, role] = holder
         found: list[str] = []
 
         def written(text: str) -> bool:
@@ -116,7 +127,10 @@ class HostCredentials:
             return bool(found)
 
         if not await holder.read_until(written, HOLD_READY_TIMEOUT_S):
+            lost = holder.connection_lost
             done = await holder.stop()
+            if lost:
+                raise HostError(host, CellStatus.UNREACHABLE, "connection lost")
             why = (done.stderr or done.stdout).strip()[:200] or "no directory"
             raise HostError(host, CellStatus.ERROR, f"iperf3 credential not written: {why}")
         return found[0]

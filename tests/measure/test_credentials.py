@@ -178,3 +178,25 @@ async def test_a_server_whose_address_is_not_its_own_listens_on_every_address(
         outcome = await armed.fire()
     assert outcome.status is CellStatus.OK, outcome.reason
     assert armed.bind is None and not outcome.authenticated
+
+
+@needs_auth_iperf3
+async def test_files_whose_holder_ended_are_uploaded_again(
+    tmp_path: Path, tmpdir_env: Path
+) -> None:
+    """A host's sshd restart ends its holder (and removes its files); after the reconnect the
+    next test must not be handed the removed directory."""
+    version, _ = _iperf3_version()
+    async with (
+        _two_hosts(tmp_path) as pool,
+        HostCredentials(pool, RunCredential.generate(), lifetime_s=60) as creds,
+    ):
+        first = await creds.pair("cli", version, "srv", version)
+        again = await creds.pair("cli", version, "srv", version)
+        assert again.server.private_key_path == first.server.private_key_path  # alive: reused
+        await creds._holder_of["srv", "server"].stop()  # as a dropped connection would
+        third = await creds.pair("cli", version, "srv", version)
+        assert third.server.private_key_path != first.server.private_key_path
+        assert await asyncio.to_thread(Path(third.server.private_key_path).exists)
+        assert third.client.public_key_path == first.client.public_key_path
+    assert await asyncio.to_thread(_listing, tmpdir_env) == []
