@@ -196,7 +196,9 @@ class BandwidthPhase:
         why = self._unmeasurable(test)
         auth = None
         if why is None:
-            try:
+            for event in turn.after_fired:
+                await event.wait()
+            try:  # only now: a host restarted meanwhile has its files uploaded again
                 auth = await self._auth(test)
             except HostError as exc:
                 why = CellStatus(exc.status), f"iperf3 credential on {exc}"
@@ -216,8 +218,6 @@ class BandwidthPhase:
                 )
             )
             return
-        for event in turn.after_fired:
-            await event.wait()
         multi = options.compare_streams > 1
         hold = turn_bound_s(options.bw) * (2 if multi else 1)
         ports = server_ports(server.host, options.bw.iperf3_ports)
