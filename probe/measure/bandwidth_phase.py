@@ -235,6 +235,7 @@ class BandwidthPhase:
             turn.fired.set()
             outcome = failed or await self._fire(armed, test, address)
             outcome = self._blocked(outcome, armed, address)
+            outcome = self._cut(outcome, test, auth)
         self.ctx.emit(outcome.record(test, time.time(), address))
         if multi and outcome.status is CellStatus.OK:
             # N streams share the path fairly with each other; the gap to one stream shows how
@@ -247,6 +248,18 @@ class BandwidthPhase:
             ) as again:  # fmt: skip
                 outcome = await again.fire()
             self.ctx.emit(outcome.record(test, time.time(), address, multi=True))
+
+    def _cut(self, outcome: TestOutcome, test: BandwidthTest, auth: PairAuth | None) -> TestOutcome:
+        """A test that failed while the connection holding its credential files went away (a
+        host restart between taking the files and starting iperf3) was cut by that loss, not
+        failed by the path: ``unreachable`` as every test a dropped connection cuts."""
+        if outcome.status is not CellStatus.ERROR or auth is None or self.credentials is None:
+            return outcome
+        gone = self.credentials.lost(test.client, test.server)
+        if gone is None:
+            return outcome
+        reason = f"connection lost: {gone}'s iperf3 credential went with its old connection"
+        return replace(outcome, status=CellStatus.UNREACHABLE, reason=reason)
 
     def _blocked(self, outcome: TestOutcome, armed: ArmedTest, address: str) -> TestOutcome:
         """A control connection that timed out or was refused although the pair answers ping

@@ -100,6 +100,13 @@ class HostCredentials:
             task = self._dirs[key] = asyncio.create_task(self._upload(host, role))
         return await asyncio.shield(task)
 
+    def lost(self, *hosts: str) -> str | None:
+        """The first of ``hosts`` whose credential holder has ended (its files are gone)."""
+        for key, holder in self._holder_of.items():
+            if key[0] in hosts and holder.ended:
+                return key[0]
+        return None
+
     def _gone(self, key: tuple[str, str]) -> bool:
         holder = self._holder_of.get(key)
         return holder is None or holder.ended

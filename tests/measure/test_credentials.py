@@ -195,6 +195,7 @@ async def test_files_whose_holder_ended_are_uploaded_again(
         again = await creds.pair("cli", version, "srv", version)
         assert again.server.private_key_path == first.server.private_key_path  # alive: reused
         await creds._holder_of["srv", "server"].stop()  # as a dropped connection would
+        assert creds.lost("cli", "srv") == "srv" and creds.lost("cli") is None
         third = await creds.pair("cli", version, "srv", version)
         assert third.server.private_key_path != first.server.private_key_path
         assert await asyncio.to_thread(Path(third.server.private_key_path).exists)
