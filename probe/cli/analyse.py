@@ -32,6 +32,7 @@ from probe.decide.options import (
     PipelineOptions,
     PoolOptions,
     Scenario,
+    SpecCalibration,
     SpecOptions,
     Sweep,
 )
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 _F = TypeVar("_F", bound=Callable[..., Any])
 #: What ``probe calc`` says when a scenario lacks its inputs, in the words of its options.
 _NEEDS: dict[Scenario, str] = {
-    "spec": "spec needs --spec-accepted, --spec-block and --spec-ar-tps",
+    "spec": "spec needs --spec-accepted, --spec-block and --spec-ar-tps, or --spec-calibrate",
     "pool": "pool needs --pool-service (e.g. 800ms)",
 }
 
@@ -257,6 +258,13 @@ def _pipeline(
     help="spec: autoregressive tokens/s of the verifier alone.",
 )
 @click.option(
+    "--spec-calibrate",
+    callback=_unit(SpecCalibration.parse),
+    help="spec: solve E and the block time from measured tokens/s instead: autoregressive, "
+    "co-located and one remote point at its RTT, e.g. ar=30,local=75,remote=52@40ms "
+    "(remote=52@P>V or remote=52 with one --proposers and --verifiers: the run's RTT).",
+)
+@click.option(
     "--proposers", callback=_host_list, help="spec: proposer hosts (default: the stage hosts)."
 )
 @click.option(
@@ -336,6 +344,7 @@ def calc(
     spec_accepted: float | None,
     spec_block: float | None,
     spec_ar_tps: float | None,
+    spec_calibrate: SpecCalibration | None,
     proposers: tuple[str, ...],
     verifiers: tuple[str, ...],
     pool_service: float | None,
@@ -367,6 +376,7 @@ def calc(
             ar_tokens_per_s=spec_ar_tps,
             proposers=proposers,
             verifiers=verifiers,
+            calibration=spec_calibrate,
         ),
         pool=PoolOptions(
             service_ms=pool_service,
