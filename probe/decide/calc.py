@@ -145,13 +145,11 @@ def _speculative(
 ) -> tuple[sc.SpecResult, tuple[str, ...]]:
     """Every proposer → verifier hop the run measured; the others are reasons, not errors."""
     proposers, verifiers = o.proposers or hosts, o.verifiers or hosts
-    cal = None
-    if o.calibration is not None:
-        cal = _calibrate(links, o.calibration, proposers, verifiers)
-        e, block, ar = cal.accepted_per_block, cal.block_ms, o.calibration.ar_tokens_per_s
-    else:
-        e, block, ar = o.accepted_per_block, o.block_ms, o.ar_tokens_per_s
-        assert e is not None and block is not None and ar is not None  # CalcOptions.wanted
+    cal = None if o.calibration is None else _calibrate(links, o.calibration, proposers, verifiers)
+    e, block, ar = o.accepted_per_block, o.block_ms, o.ar_tokens_per_s
+    if cal is not None:
+        e, block, ar = cal.accepted_per_block, cal.block_ms, cal.rates.ar_tokens_per_s
+    assert e is not None and block is not None and ar is not None  # CalcOptions.wanted
     hops, skipped = [], []
     for proposer in proposers:
         for verifier in verifiers:
