@@ -57,6 +57,14 @@ def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def _stored(value: object) -> float | bool | None:
+    """A matrix cell as stored: a flag stays a flag, a number a number, NA and NaN null."""
+    value = value.item() if hasattr(value, "item") else value  # a numpy scalar: Python's
+    if isinstance(value, bool):
+        return value
+    return _num(float(value)) if isinstance(value, float | int) else None
+
+
 def _mbps(bps: float | None) -> float | None:
     return None if bps is None else _num(bps / 1e6)
 
@@ -357,9 +365,12 @@ def show_hosts_document(
     statuses: pd.DataFrame,
     missing: Unmeasured,
     notice: str | None,
+    confidence: Mapping[str, pd.DataFrame] | None = None,
 ) -> Doc:
     """``probe show --json``: one cell per ordered pair of the grid (``matrix.wide`` and
-    ``matrix.status_grid`` in host order), the figure under the metric's own name."""
+    ``matrix.status_grid`` in host order), the figure under the metric's own name, then its
+    95 % bounds and few-samples flag when the metric has them (``matrix.confidence_grids``;
+    a bound is null when unbounded: too few samples for it to exist)."""
     hosts = [str(h) for h in values.index]
     cells: list[Doc] = []
     for src in hosts:
@@ -372,6 +383,7 @@ def show_hosts_document(
                         "dst": dst,
                         "status": status if isinstance(status, str) else None,
                         metric: _num(value) if isinstance(value, float | int) else None,
+                        **{c: _stored(g.at[src, dst]) for c, g in (confidence or {}).items()},
                     }
                 )
     return {**_show_head(run_id, "host", metric, missing, notice), "hosts": hosts, "cells": cells}

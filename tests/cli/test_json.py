@@ -263,7 +263,9 @@ def test_show_json_by_host(golden: Path, capsys: pytest.CaptureFixture[str]) -> 
     n = len(doc["hosts"])
     assert len(doc["cells"]) == n * (n - 1)
     first = doc["cells"][0]
-    assert list(first) == ["src", "dst", "status", "rtt_p50_ms"] and first["status"] == "ok"
+    assert list(first) == ["src", "dst", "status", "rtt_p50_ms", "rtt_p50_lo_ms", "rtt_p50_hi_ms"]
+    assert first["status"] == "ok"
+    assert first["rtt_p50_lo_ms"] <= first["rtt_p50_ms"] <= first["rtt_p50_hi_ms"]
     lost = [c for c in doc["cells"] if c["status"] != "ok"]
     assert lost and all(c["rtt_p50_ms"] is None for c in lost)
     wrong = copy.deepcopy(doc)
@@ -271,6 +273,31 @@ def test_show_json_by_host(golden: Path, capsys: pytest.CaptureFixture[str]) -> 
     rejected(wrong, "show")
     wrong = copy.deepcopy(doc)
     wrong["regions"] = []
+    rejected(wrong, "show")
+
+
+def test_show_json_carries_the_figures_intervals_and_few_samples_flag(
+    golden: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["show", str(golden), "--metric", "rtt_p99_ms", "--json"]) == 0
+    doc = document(capsys.readouterr().out, "show")
+    ok = [c for c in doc["cells"] if c["status"] == "ok"]
+    assert ok and all(c["p99_few_samples"] is True for c in ok)  # 20 probes: p99 is the max
+    assert all(c["rtt_p99_hi_ms"] is None for c in ok)  # unbounded below 368 replies
+    assert all(c["rtt_p99_lo_ms"] <= c["rtt_p99_ms"] for c in ok)
+    assert all(c["p99_few_samples"] is None for c in doc["cells"] if c["status"] != "ok")
+    assert run(["show", str(golden), "--metric", "loss_pct", "--json"]) == 0
+    loss = document(capsys.readouterr().out, "show")
+    cell = next(c for c in loss["cells"] if c["status"] == "ok")
+    assert cell["loss_lo_pct"] <= cell["loss_pct"] <= cell["loss_hi_pct"]
+    assert run(["show", str(golden), "--metric", "ipdv_ms", "--json"]) == 0  # no intervals
+    plain = document(capsys.readouterr().out, "show")
+    assert list(plain["cells"][0]) == ["src", "dst", "status", "ipdv_ms"]
+    wrong = copy.deepcopy(doc)
+    wrong["cells"][0]["p99_few_samples"] = "yes"
+    rejected(wrong, "show")
+    wrong["cells"][0]["p99_few_samples"] = None
+    wrong["cells"][0]["extra_ms"] = 1.0
     rejected(wrong, "show")
 
 
