@@ -303,6 +303,7 @@ def _change(c: Change) -> Doc:
         "delta": _num(c.delta),
         "regressed": c.regressed,
         "improved": c.improved,
+        "within_noise": c.within_noise,
     }
 
 
@@ -316,17 +317,23 @@ def _pair_diff(d: PairDiff) -> Doc:
         "regressions": sorted(d.regressions),
         "improvements": sorted(d.improvements),
         "cc_change": d.cc_change,
+        "within_noise": sorted(d.noise),
     }
 
 
 def diff_document(result: DiffResult, fail_on: Collection[str], before: str, after: str) -> Doc:
     """``probe diff --json``: the two run directories, the verdict, the thresholds, and — as in
-    the text — the pairs and region pairs that moved past a threshold or changed congestion
-    control."""
+    the text — the pairs and region pairs that moved past a threshold (a regression, an
+    improvement, or a change within noise: past it, but inside the 95 % intervals) or changed
+    congestion control."""
     from probe.decide.regression import KINDS
 
     def moved(diffs: Sequence[PairDiff]) -> list[Doc]:
-        return [_pair_diff(d) for d in diffs if d.regressions or d.improvements or d.cc_change]
+        return [
+            _pair_diff(d)
+            for d in diffs
+            if d.regressions or d.improvements or d.cc_change or d.noise
+        ]
 
     failed = result.failed(fail_on)
     return {
@@ -337,6 +344,7 @@ def diff_document(result: DiffResult, fail_on: Collection[str], before: str, aft
         "thresholds": dataclasses.asdict(result.thresholds),
         "pairs_compared": len(result.pairs),
         "pairs_regressed": len(result.regressed_pairs),
+        "pairs_within_noise": sum(1 for d in result.pairs if d.noise),
         "appeared": [{"src": s, "dst": d} for s, d in result.appeared],
         "vanished": [{"src": s, "dst": d} for s, d in result.vanished],
         "pairs": moved(result.pairs),

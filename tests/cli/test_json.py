@@ -16,14 +16,19 @@ import jsonschema
 import pytest
 
 from probe.cli import run
-from probe.cli.jsondoc import dumps, gate_document
+from probe.cli.jsondoc import diff_document, dumps, gate_document
 from probe.decide.gate import CheckResult, GateReport, Verdict
+from probe.decide.regression import DEFAULT_FAIL_ON
 from probe.matrix.anchors import dump_anchors
 from probe.measure.check import HostCheck
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
+from probe.report.diff import diff_runs
 from tests.decide.fleet import make_anchors
 from tests.report.runs import cut_short, make_lab8, ping_record
+from tests.report.test_diff_noise import _frame as noise_frame
+from tests.report.test_diff_noise import _lan as lan
+from tests.report.test_diff_noise import _steady as steady
 
 SCHEMAS = ("calc", "groups", "gate", "check", "show", "diff")
 POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
@@ -351,4 +356,24 @@ def test_diff_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert document(capsys.readouterr().out, "diff")["fail_on"] == []
     wrong = copy.deepcopy(doc)
     wrong["pairs"][0]["regressions"] = ["slower"]
+    rejected(wrong, "diff")
+
+
+def test_diff_json_says_which_changes_are_within_noise() -> None:
+    def spiked(src: str, dst: str) -> list[float | None]:
+        rtts = steady(10.0)
+        if (src, dst) == ("e1", "e2"):
+            rtts[7] = 60.0  # one slow reply of 20: past the p99 threshold, inside its interval
+        return rtts
+
+    result = diff_runs(noise_frame(lan), noise_frame(spiked))
+    doc = diff_document(result, DEFAULT_FAIL_ON, "a", "b")
+    validate(doc, "diff")
+    assert doc["verdict"] == "OK" and doc["pairs_within_noise"] == 1
+    (pair,) = doc["pairs"]
+    assert (pair["src"], pair["dst"], pair["within_noise"]) == ("e1", "e2", ["rtt_p99"])
+    assert pair["regressions"] == [] and pair["rtt_p99_ms"]["within_noise"] is True
+    assert pair["rtt_p50_ms"]["within_noise"] is False
+    wrong = copy.deepcopy(doc)
+    wrong["pairs"][0]["within_noise"] = ["jitter"]
     rejected(wrong, "diff")
