@@ -367,7 +367,7 @@ def test_diff_json_says_which_changes_are_within_noise() -> None:
         return rtts
 
     result = diff_runs(noise_frame(lan), noise_frame(spiked))
-    doc = diff_document(result, DEFAULT_FAIL_ON, "a", "b")
+    doc = cast(dict[str, Any], diff_document(result, DEFAULT_FAIL_ON, "a", "b"))
     validate(doc, "diff")
     assert doc["verdict"] == "OK" and doc["pairs_within_noise"] == 1
     (pair,) = doc["pairs"]
