@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from probe.decide.groups import Grouping
     from probe.decide.options import Limits
     from probe.decide.scenarios import (
+        Calibrated,
         Estimate,
         Hop,
         PipelineResult,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         Tail,
         TpResult,
     )
+    from probe.decide.sweep import SweepResult
     from probe.matrix.regions import RegionFigure
     from probe.matrix.unmeasured import Unmeasured
     from probe.measure.check import HostCheck
@@ -136,6 +138,10 @@ def _tp(tp: TpResult | None) -> Doc | None:
         "prefill_per_request": None
         if tp.prefill_request is None
         else _estimate(tp.prefill_request),
+        "allreduce": {
+            "algorithm": tp.allreduce.algorithm,
+            "measured_ms": _num(tp.allreduce.measured_ms),
+        },
     }
 
 
@@ -162,6 +168,21 @@ def _spec(spec: SpecResult | None, skipped: Sequence[str]) -> Doc | None:
             for r in spec.rows
         ],
         "skipped": list(skipped),
+        "calibration": _calibration(spec.calibration),
+    }
+
+
+def _calibration(cal: Calibrated | None) -> Doc | None:
+    if cal is None:
+        return None
+    r, pair = cal.rates, cal.remote_pair
+    return {
+        "ar_tokens_per_s": r.ar_tokens_per_s,
+        "local_tokens_per_s": r.local_tokens_per_s,
+        "remote_tokens_per_s": r.remote_tokens_per_s,
+        "remote_rtt_ms": _num(cal.remote_rtt_ms),
+        "remote_pair": None if pair is None else {"proposer": pair[0], "verifier": pair[1]},
+        "notes": list(cal.notes),
     }
 
 
@@ -198,9 +219,28 @@ def _pool(pool: PoolResult | None) -> Doc | None:
     }
 
 
-def calc_document(res: Calculation) -> Doc:
+def _sweep(res: SweepResult, png: str) -> Doc:
+    rtt = res.sweep.variable == "rtt"
+    return {
+        "variable": res.sweep.variable,
+        "rtt_ms" if rtt else "goodput_mbps": [_num(x) for x in res.x],
+        "series": [
+            {
+                "figure": s.label,
+                "unit": s.unit,
+                "values": [_num(v) for v in s.values],
+                "lower_bound": s.lower_bound,
+            }
+            for s in res.series
+        ],
+        "png": png,
+    }
+
+
+def calc_document(res: Calculation, sweep: SweepResult | None = None, png: str = "") -> Doc:
     """``probe calc --json``: the workload, the stage path, then one object per scenario
-    (null when it was not asked for or has fewer than two stages)."""
+    (null when it was not asked for or has fewer than two stages); then how the hosts were
+    chosen and, with ``--sweep``, the swept figures and where their curve was written."""
     w, shape = res.workload, res.workload.model
     return {
         "schema": schema_id("calc"),
@@ -229,6 +269,9 @@ def calc_document(res: Calculation) -> Doc:
         "tp": _tp(res.tp),
         "spec": _spec(res.spec, res.spec_skipped),
         "pool": _pool(res.pool),
+        "placed_on_rtt_only": res.rtt_only,
+        "chosen": list(res.choices),
+        "sweep": None if sweep is None else _sweep(sweep, png),
     }
 
 

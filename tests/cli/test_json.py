@@ -95,7 +95,10 @@ def test_calc_json_every_scenario(two_regions: Path, capsys: pytest.CaptureFixtu
     assert (
         doc["pool"]["dispatcher"] == "us-east-0" and doc["pool"]["hosts"][0]["goodput_mbps"] is None
     )
-    assert list(doc) == [k for k in schema("calc")["required"]]  # stable key order
+    assert list(doc) == list(schema("calc")["properties"])  # stable key order, every key
+    assert doc["tp"]["allreduce"] == {"algorithm": "ring", "measured_ms": None}
+    assert doc["spec"]["calibration"] is None and doc["sweep"] is None
+    assert doc["placed_on_rtt_only"] is False and doc["chosen"] == []
     wrong = copy.deepcopy(doc)
     wrong["decode"]["per_token"]["full_p50_ms"] = "16 ms"
     rejected(wrong, "calc")
@@ -113,6 +116,47 @@ def test_calc_json_unmeasured_goodput_is_null_and_a_lower_bound(
     assert doc["prefill"] is None and doc["tp"] is None and doc["decode"]["monte_carlo"] is None
     assert {h["goodput_mbps"] for h in doc["decode"]["hops"]} == {None}
     assert doc["decode"]["per_token"]["lower_bound"] is True
+
+
+def test_calc_json_calibrated_spec_and_a_sweep_make_one_document(
+    two_regions: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "curve.png"
+    argv = ["calc", str(two_regions), "--scenario", "spec,tp", "--allreduce", "measured:0.8ms"]
+    argv += ["--spec-calibrate", "ar=30,local=75,remote=50@us-east-0>eu-west-0", "--json"]
+    argv += ["--sweep", "rtt=0..100ms:50ms", "--sweep-png", str(png)]
+    assert run(argv) == 0
+    doc = document(capsys.readouterr().out, "calc")  # nothing printed after the document
+    cal = doc["spec"]["calibration"]
+    assert cal["remote_pair"] == {"proposer": "us-east-0", "verifier": "eu-west-0"}
+    assert cal["remote_rtt_ms"] == 80.0 and cal["notes"] == []
+    assert doc["spec"]["block_ms"] == pytest.approx(50 * 80 / 25)
+    assert doc["tp"]["allreduce"] == {"algorithm": "measured", "measured_ms": 0.8}
+    assert any(c.startswith("spec (proposer + verifier): 2 hosts") for c in doc["chosen"])
+    sweep = doc["sweep"]
+    assert sweep["rtt_ms"] == [0.0, 50.0, 100.0] and "goodput_mbps" not in sweep
+    assert sweep["png"] == str(png) and png.read_bytes().startswith(b"\x89PNG")
+    tps = next(s for s in sweep["series"] if s["unit"] == "tokens/s")
+    assert tps["values"][0] == pytest.approx(75.0)  # RTT 0: the co-located rate, as measured
+    wrong = copy.deepcopy(doc)
+    wrong["sweep"]["goodput_mbps"] = [1.0]
+    wrong["sweep"]["variable"] = "bw"
+    del wrong["sweep"]["rtt_ms"]
+    validate(wrong, "calc")
+    wrong["sweep"]["variable"] = "rtt"
+    rejected(wrong, "calc")
+    wrong = copy.deepcopy(doc)
+    wrong["spec"]["calibration"]["remote_rtt_ms"] = 0
+    rejected(wrong, "calc")
+
+
+def test_calc_json_rtt_only_placement_is_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rtt_only = anchors_run(tmp_path, "rtt-only", sizes={"r": 3}, bw_mbps=None)
+    assert run(["calc", str(rtt_only), "--scenario", "decode", "--stages", "3", "--json"]) == 0
+    doc = document(capsys.readouterr().out, "calc")
+    assert doc["placed_on_rtt_only"] is True and doc["decode"]["per_token"]["lower_bound"]
 
 
 def test_calc_json_usage_errors_print_no_document(
