@@ -54,7 +54,7 @@ def _ring(path: Path) -> bool:
     return check.workload.ring
 
 
-def _accepted(path: Path) -> float:
+def _accepted(path: Path) -> float | None:
     check = _check(path)
     assert isinstance(check, SpecCheck)
     return check.accepted_per_block

@@ -32,18 +32,20 @@ from probe.decide.options import (
     PipelineOptions,
     PoolOptions,
     Scenario,
+    SpecCalibration,
     SpecOptions,
     Sweep,
 )
 from probe.errors import InputError
 
 if TYPE_CHECKING:
+    from probe.decide.sweep import SweepResult
     from probe.matrix.anchors import Anchors
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 #: What ``probe calc`` says when a scenario lacks its inputs, in the words of its options.
 _NEEDS: dict[Scenario, str] = {
-    "spec": "spec needs --spec-accepted, --spec-block and --spec-ar-tps",
+    "spec": "spec needs --spec-accepted, --spec-block and --spec-ar-tps, or --spec-calibrate",
     "pool": "pool needs --pool-service (e.g. 800ms)",
 }
 
@@ -257,6 +259,13 @@ def _pipeline(
     help="spec: autoregressive tokens/s of the verifier alone.",
 )
 @click.option(
+    "--spec-calibrate",
+    callback=_unit(SpecCalibration.parse),
+    help="spec: solve E and the block time from measured tokens/s instead: autoregressive, "
+    "co-located and one remote point at its RTT, e.g. ar=30,local=75,remote=52@40ms "
+    "(remote=52@P>V or remote=52 with one --proposers and --verifiers: the run's RTT).",
+)
+@click.option(
     "--proposers", callback=_host_list, help="spec: proposer hosts (default: the stage hosts)."
 )
 @click.option(
@@ -336,6 +345,7 @@ def calc(
     spec_accepted: float | None,
     spec_block: float | None,
     spec_ar_tps: float | None,
+    spec_calibrate: SpecCalibration | None,
     proposers: tuple[str, ...],
     verifiers: tuple[str, ...],
     pool_service: float | None,
@@ -367,6 +377,7 @@ def calc(
             ar_tokens_per_s=spec_ar_tps,
             proposers=proposers,
             verifiers=verifiers,
+            calibration=spec_calibrate,
         ),
         pool=PoolOptions(
             service_ms=pool_service,
@@ -384,24 +395,30 @@ def calc(
         result = calculate(anchors, options)
     except MissingInput as exc:
         raise click.UsageError(_NEEDS[exc.scenario]) from None
-    click.echo(dumps(calc_document(result)) if as_json else render_calculation(result))
-    if sweep_text is not None:
-        _sweep(run, anchors, options, sweep_text, sweep_png)
+    swept = None if sweep_text is None else _sweep(run, anchors, options, sweep_text, sweep_png)
+    if as_json:  # one document: the sweep inside it
+        click.echo(dumps(calc_document(result, *swept) if swept else calc_document(result)))
+        return 0
+    click.echo(render_calculation(result))
+    if swept:
+        click.echo(render_sweep(swept[0]))
+        click.echo(f"curve: {swept[1]}")
     return 0
 
 
-def _sweep(run: str, anchors: Anchors, options: CalcOptions, s: Sweep, png: str | None) -> None:
-    """The sweep's table, and its curve written beside the run (or to ``png``)."""
+def _sweep(
+    run: str, anchors: Anchors, options: CalcOptions, s: Sweep, png: str | None
+) -> tuple[SweepResult, str]:
+    """The sweep, and where its curve was written: beside the run, or to ``png``."""
     from probe.decide.sweep import sweep
     from probe.report.curve import sweep_png
     from probe.textio import save
 
     res = sweep(anchors, options, s)
-    click.echo(render_sweep(res))
     where = Path(run) if Path(run).is_dir() else Path(run).parent
     target = Path(png) if png else where / f"calc-sweep-{s.variable}.png"
     save(target, sweep_png(res, f"run {anchors.run_id}: every hop's {s.variable} swept"))
-    click.echo(f"curve: {target}")
+    return res, str(target)
 
 
 @main.command()

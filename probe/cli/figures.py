@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from probe.decide.gate import GateReport
     from probe.decide.groups import Grouping
     from probe.decide.scenarios import (
+        Calibrated,
         Estimate,
         Hop,
         PipelineResult,
@@ -227,11 +228,25 @@ def _speculative(res: SpecResult, skipped: Sequence[str]) -> list[str]:
         "pays at p99",
     ]
     return [
-        f"\n== speculative decoding: E={res.accepted_per_block:g} tokens/block, "
-        f"block {res.block_ms:g} ms, AR {res.ar_tokens_per_s:g} tok/s; "
+        f"\n== speculative decoding: E={res.accepted_per_block:.4g} tokens/block, "
+        f"block {res.block_ms:.4g} ms, AR {res.ar_tokens_per_s:g} tok/s; "
         f"break-even RTT {num(res.breakeven_rtt_ms, 1)} ms",
+        *_calibration(res.calibration),
         _table(rows, head),
         *(f"skipped: {s}" for s in skipped),
+    ]
+
+
+def _calibration(cal: Calibrated | None) -> list[str]:
+    """Where E and the block time came from, when they were solved from measured rates."""
+    if cal is None:
+        return []
+    r = cal.rates
+    where = f" ({'→'.join(cal.remote_pair)} RTT p50 in the run)" if cal.remote_pair else ""
+    return [
+        f"calibrated from measured rates: co-located {r.local_tokens_per_s:g} tok/s, "
+        f"{r.remote_tokens_per_s:g} tok/s at RTT {num(cal.remote_rtt_ms)} ms{where}",
+        *(f"note: {n}" for n in cal.notes),
     ]
 
 

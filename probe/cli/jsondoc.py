@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from probe.decide.groups import Grouping
     from probe.decide.options import Limits
     from probe.decide.scenarios import (
+        Calibrated,
         Estimate,
         Hop,
         PipelineResult,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         Tail,
         TpResult,
     )
+    from probe.decide.sweep import SweepResult
     from probe.matrix.regions import RegionFigure
     from probe.matrix.unmeasured import Unmeasured
     from probe.measure.check import HostCheck
@@ -55,6 +57,14 @@ def dumps(doc: Doc) -> str:
 def _num(x: float | None) -> float | None:
     """A figure, or None for what was not measured (NaN, an infinite goodput, None)."""
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _stored(value: object) -> float | bool | None:
+    """A matrix cell as stored: a flag stays a flag, a number a number, NA and NaN null."""
+    value = value.item() if hasattr(value, "item") else value  # a numpy scalar: Python's
+    if isinstance(value, bool):
+        return value
+    return _num(float(value)) if isinstance(value, float | int) else None
 
 
 def _mbps(bps: float | None) -> float | None:
@@ -128,6 +138,10 @@ def _tp(tp: TpResult | None) -> Doc | None:
         "prefill_per_request": None
         if tp.prefill_request is None
         else _estimate(tp.prefill_request),
+        "allreduce": {
+            "algorithm": tp.allreduce.algorithm,
+            "measured_ms": _num(tp.allreduce.measured_ms),
+        },
     }
 
 
@@ -154,6 +168,21 @@ def _spec(spec: SpecResult | None, skipped: Sequence[str]) -> Doc | None:
             for r in spec.rows
         ],
         "skipped": list(skipped),
+        "calibration": _calibration(spec.calibration),
+    }
+
+
+def _calibration(cal: Calibrated | None) -> Doc | None:
+    if cal is None:
+        return None
+    r, pair = cal.rates, cal.remote_pair
+    return {
+        "ar_tokens_per_s": r.ar_tokens_per_s,
+        "local_tokens_per_s": r.local_tokens_per_s,
+        "remote_tokens_per_s": r.remote_tokens_per_s,
+        "remote_rtt_ms": _num(cal.remote_rtt_ms),
+        "remote_pair": None if pair is None else {"proposer": pair[0], "verifier": pair[1]},
+        "notes": list(cal.notes),
     }
 
 
@@ -190,9 +219,28 @@ def _pool(pool: PoolResult | None) -> Doc | None:
     }
 
 
-def calc_document(res: Calculation) -> Doc:
+def _sweep(res: SweepResult, png: str) -> Doc:
+    rtt = res.sweep.variable == "rtt"
+    return {
+        "variable": res.sweep.variable,
+        "rtt_ms" if rtt else "goodput_mbps": [_num(x) for x in res.x],
+        "series": [
+            {
+                "figure": s.label,
+                "unit": s.unit,
+                "values": [_num(v) for v in s.values],
+                "lower_bound": s.lower_bound,
+            }
+            for s in res.series
+        ],
+        "png": png,
+    }
+
+
+def calc_document(res: Calculation, sweep: SweepResult | None = None, png: str = "") -> Doc:
     """``probe calc --json``: the workload, the stage path, then one object per scenario
-    (null when it was not asked for or has fewer than two stages)."""
+    (null when it was not asked for or has fewer than two stages); then how the hosts were
+    chosen and, with ``--sweep``, the swept figures and where their curve was written."""
     w, shape = res.workload, res.workload.model
     return {
         "schema": schema_id("calc"),
@@ -221,6 +269,9 @@ def calc_document(res: Calculation) -> Doc:
         "tp": _tp(res.tp),
         "spec": _spec(res.spec, res.spec_skipped),
         "pool": _pool(res.pool),
+        "placed_on_rtt_only": res.rtt_only,
+        "chosen": list(res.choices),
+        "sweep": None if sweep is None else _sweep(sweep, png),
     }
 
 
@@ -295,6 +346,7 @@ def _change(c: Change) -> Doc:
         "delta": _num(c.delta),
         "regressed": c.regressed,
         "improved": c.improved,
+        "within_noise": c.within_noise,
     }
 
 
@@ -308,17 +360,23 @@ def _pair_diff(d: PairDiff) -> Doc:
         "regressions": sorted(d.regressions),
         "improvements": sorted(d.improvements),
         "cc_change": d.cc_change,
+        "within_noise": sorted(d.noise),
     }
 
 
 def diff_document(result: DiffResult, fail_on: Collection[str], before: str, after: str) -> Doc:
     """``probe diff --json``: the two run directories, the verdict, the thresholds, and — as in
-    the text — the pairs and region pairs that moved past a threshold or changed congestion
-    control."""
+    the text — the pairs and region pairs that moved past a threshold (a regression, an
+    improvement, or a change within noise: past it, but inside the 95 % intervals) or changed
+    congestion control."""
     from probe.decide.regression import KINDS
 
     def moved(diffs: Sequence[PairDiff]) -> list[Doc]:
-        return [_pair_diff(d) for d in diffs if d.regressions or d.improvements or d.cc_change]
+        return [
+            _pair_diff(d)
+            for d in diffs
+            if d.regressions or d.improvements or d.cc_change or d.noise
+        ]
 
     failed = result.failed(fail_on)
     return {
@@ -329,6 +387,7 @@ def diff_document(result: DiffResult, fail_on: Collection[str], before: str, aft
         "thresholds": dataclasses.asdict(result.thresholds),
         "pairs_compared": len(result.pairs),
         "pairs_regressed": len(result.regressed_pairs),
+        "pairs_within_noise": sum(1 for d in result.pairs if d.noise),
         "appeared": [{"src": s, "dst": d} for s, d in result.appeared],
         "vanished": [{"src": s, "dst": d} for s, d in result.vanished],
         "pairs": moved(result.pairs),
@@ -357,9 +416,12 @@ def show_hosts_document(
     statuses: pd.DataFrame,
     missing: Unmeasured,
     notice: str | None,
+    confidence: Mapping[str, pd.DataFrame] | None = None,
 ) -> Doc:
     """``probe show --json``: one cell per ordered pair of the grid (``matrix.wide`` and
-    ``matrix.status_grid`` in host order), the figure under the metric's own name."""
+    ``matrix.status_grid`` in host order), the figure under the metric's own name, then its
+    95 % bounds and few-samples flag when the metric has them (``matrix.confidence_grids``;
+    a bound is null when unbounded: too few samples for it to exist)."""
     hosts = [str(h) for h in values.index]
     cells: list[Doc] = []
     for src in hosts:
@@ -372,6 +434,7 @@ def show_hosts_document(
                         "dst": dst,
                         "status": status if isinstance(status, str) else None,
                         metric: _num(value) if isinstance(value, float | int) else None,
+                        **{c: _stored(g.at[src, dst]) for c, g in (confidence or {}).items()},
                     }
                 )
     return {**_show_head(run_id, "host", metric, missing, notice), "hosts": hosts, "cells": cells}

@@ -458,7 +458,8 @@ def _show_document(
     order = matrix.host_order(run)
     values = matrix.wide(frame, metric, order)
     statuses = matrix.status_grid(frame, order, bandwidth=metric.startswith("bw"))
-    return show_hosts_document(run.run_id, metric, values, statuses, missing, notice)
+    bounds = matrix.confidence_grids(frame, metric, order)
+    return show_hosts_document(run.run_id, metric, values, statuses, missing, notice, bounds)
 
 
 @main.command()

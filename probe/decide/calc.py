@@ -20,8 +20,10 @@ from probe.decide.options import (
     TOKEN_ID_BYTES,
     CalcOptions,
     PoolOptions,
+    SpecCalibration,
     SpecOptions,
 )
+from probe.errors import InputError
 from probe.matrix.anchors import Anchors
 
 
@@ -142,18 +144,43 @@ def _speculative(
     links: sc.Links, hosts: tuple[str, ...], o: SpecOptions
 ) -> tuple[sc.SpecResult, tuple[str, ...]]:
     """Every proposer → verifier hop the run measured; the others are reasons, not errors."""
-    assert o.accepted_per_block is not None and o.block_ms is not None  # CalcOptions.wanted
-    assert o.ar_tokens_per_s is not None
+    proposers, verifiers = o.proposers or hosts, o.verifiers or hosts
+    cal = None if o.calibration is None else _calibrate(links, o.calibration, proposers, verifiers)
+    e, block, ar = o.accepted_per_block, o.block_ms, o.ar_tokens_per_s
+    if cal is not None:
+        e, block, ar = cal.accepted_per_block, cal.block_ms, cal.rates.ar_tokens_per_s
+    assert e is not None and block is not None and ar is not None  # CalcOptions.wanted
     hops, skipped = [], []
-    for proposer in o.proposers or hosts:
-        for verifier in o.verifiers or hosts:
+    for proposer in proposers:
+        for verifier in verifiers:
             if proposer != verifier:
                 try:
                     hops.append(links.hop(proposer, verifier))
                 except sc.UnmeasuredHop as exc:
                     skipped.append(str(exc))
-    res = sc.speculative(hops, o.accepted_per_block, o.block_ms, o.ar_tokens_per_s)
-    return res, tuple(skipped)
+    return sc.speculative(hops, e, block, ar, cal), tuple(skipped)
+
+
+def _calibrate(
+    links: sc.Links,
+    rates: SpecCalibration,
+    proposers: tuple[str, ...],
+    verifiers: tuple[str, ...],
+) -> sc.Calibrated:
+    """The remote point at its given RTT, else at the run's RTT p50 between its proposer and
+    verifier: those of ``remote=RATE@P>V``, else the one proposer and one verifier named."""
+    if rates.remote_rtt_ms is not None:
+        return sc.calibrate(rates, rates.remote_rtt_ms)
+    pair = rates.remote_pair
+    if pair is None:
+        if len(proposers) != 1 or len(verifiers) != 1:
+            raise InputError(
+                "spec calibration: remote=RATE without @RTT needs one proposer and one verifier "
+                f"(got {len(proposers)} and {len(verifiers)}): write remote=RATE@RTT or "
+                "remote=RATE@PROPOSER>VERIFIER"
+            )
+        pair = (proposers[0], verifiers[0])
+    return sc.calibrate(rates, links.hop(*pair).rtt_p50_ms, pair)
 
 
 def _pool(links: sc.Links, chooser: _Hosts, w: sc.Workload, o: PoolOptions) -> sc.PoolResult:

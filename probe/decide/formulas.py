@@ -12,6 +12,15 @@ All-reduce of ``size`` bytes over N hosts (tensor parallel does two per layer pe
 - ``tree``: reduce up a binary tree then broadcast down, ``2·⌈log2 N⌉`` steps of the full size:
   ``2⌈log2 N⌉ · step(size)``; fewer round trips, so it wins for small payloads on slow RTTs.
 - ``measured``: the user's own time per all-reduce (e.g. from nccl-tests), used as is.
+
+Speculative decoding, proposer and verifier apart: a block of draft + verify takes ``t`` ms of
+compute and one round trip, and yields ``E`` accepted tokens, so ``tokens/s = E / (t + RTT)``
+(``E / t`` co-located). Calibration from measured rates (``spec_calibrate``): the co-located
+rate ``L = E / t`` and one remote rate ``R = E / (t + r)`` at RTT ``r`` (rates per ms here) are
+two equations in the two unknowns. Dividing them, ``L / R = (t + r) / t``, so
+``t = R·r / (L − R)`` and ``E = L·t = L·R·r / (L − R)``: a unique answer when ``0 < R < L`` and
+``r > 0`` (a remote rate at or above the co-located one says the RTT costs nothing, which the
+model cannot fit). The autoregressive rate ``AR`` only scales the speed-up ``tokens/s / AR``.
 """
 
 from __future__ import annotations
@@ -129,6 +138,15 @@ def spec_breakeven_rtt_ms(
 ) -> float:
     """The RTT at which speculation stops paying: ``E/AR − t_block`` (negative: never pays)."""
     return accepted_per_block / ar_tokens_per_s * 1e3 - block_ms
+
+
+def spec_calibrate(
+    local_tokens_per_s: float, remote_tokens_per_s: float, remote_rtt_ms: float
+) -> tuple[float, float]:
+    """``(E, t_block ms)`` reproducing both measured rates (algebra in the module docstring).
+    The caller has checked ``0 < remote < local`` and ``remote_rtt_ms > 0``."""
+    block_ms = remote_tokens_per_s * remote_rtt_ms / (local_tokens_per_s - remote_tokens_per_s)
+    return local_tokens_per_s * block_ms / 1e3, block_ms
 
 
 def request_cost_ms(service_ms: float, rtt_ms: float, payload_bytes: float, bw_bps: float) -> float:

@@ -35,6 +35,7 @@ from probe.decide.scenarios import (
     Hop,
     Links,
     UnmeasuredHop,
+    calibrate,
     decode,
     place,
     pool,
@@ -232,14 +233,37 @@ def _spec_result(c: SpecCheck, anchors: Anchors, links: Links) -> CheckResult:
         _cross_region_guard(anchors, {anchors.host(e).region for e in ends})
         (hop,) = _host_hops(links, ends, ring=False)
     rtt = hop.rtt_p50_ms if c.at == "p50" else hop.rtt_p99_ms
-    speedup = f.spec_speedup(c.accepted_per_block, c.block_ms, rtt, c.ar_tokens_per_s)
-    breakeven = f.spec_breakeven_rtt_ms(c.accepted_per_block, c.block_ms, c.ar_tokens_per_s)
+    e, block, ar, solved = _spec_figures(c, links, hop)
+    speedup = f.spec_speedup(e, block, rtt, ar)
+    breakeven = f.spec_breakeven_rtt_ms(e, block, ar)
     verdict = Verdict.PASS if speedup >= c.min_speedup else Verdict.FAIL
     reason = (
         f"{c.proposer}→{c.verifier} RTT {c.at} {rtt:.1f} ms, break-even {breakeven:.1f} ms: "
-        f"speed-up {speedup:.2f}× (needs ≥ {c.min_speedup:g}×)"
+        f"speed-up {speedup:.2f}× (needs ≥ {c.min_speedup:g}×){solved}"
     )
     return CheckResult(c.name, "spec", verdict, speedup, c.min_speedup, "×", reason)
+
+
+def _spec_figures(c: SpecCheck, links: Links, hop: Hop) -> tuple[float, float, float, str]:
+    """E, block time and AR rate as given, or solved from ``calibrate:`` rates with the remote
+    point at its RTT (given, of its named pair, else this check's hop at p50), and the words
+    saying so."""
+    rates = c.calibration
+    if rates is None:
+        e, block, ar = c.accepted_per_block, c.block_ms, c.ar_tokens_per_s
+        assert e is not None and block is not None and ar is not None  # policy.py
+        return e, block, ar, ""
+    pair = rates.remote_pair
+    rtt = rates.remote_rtt_ms
+    if rtt is None:
+        rtt = links.hop(*pair).rtt_p50_ms if pair else hop.rtt_p50_ms
+    cal = calibrate(rates, rtt, pair)
+    return (
+        cal.accepted_per_block,
+        cal.block_ms,
+        rates.ar_tokens_per_s,
+        f"; calibrated E {cal.accepted_per_block:.3g}, block {cal.block_ms:.3g} ms",
+    )
 
 
 def _planned(anchors: Anchors) -> list[PairAnchor]:

@@ -67,15 +67,99 @@ class Limits:
     rtt_stat: Literal["p50", "p99"] = "p50"
 
 
+_CALIBRATE_EXAMPLE = "ar=30,local=75,remote=52@40ms"
+
+
+@dataclass(frozen=True, slots=True)
+class SpecCalibration:
+    """Three measured rates that E and the block time are solved from
+    (``formulas.spec_calibrate``): the verifier alone, proposer + verifier co-located, and the
+    two apart at one RTT: ``remote_rtt_ms`` as given, else the run's RTT p50 of ``remote_pair``,
+    else of the one proposer → verifier pair named."""
+
+    ar_tokens_per_s: float
+    local_tokens_per_s: float
+    remote_tokens_per_s: float
+    remote_rtt_ms: float | None = None
+    remote_pair: tuple[str, str] | None = None  # (proposer, verifier) of the remote point
+
+    def __post_init__(self) -> None:
+        rates = (self.ar_tokens_per_s, self.local_tokens_per_s, self.remote_tokens_per_s)
+        if not all(r > 0 and math.isfinite(r) for r in rates):
+            raise InputError(f"spec calibration: rates must be above 0 tokens/s, got {rates}")
+        if self.remote_tokens_per_s >= self.local_tokens_per_s:
+            raise InputError(
+                f"spec calibration: the remote rate {self.remote_tokens_per_s:g} tokens/s must "
+                f"be below the co-located rate {self.local_tokens_per_s:g} (the round trip "
+                "costs time)"
+            )
+        if self.remote_rtt_ms is not None:
+            self.check_rtt(self.remote_rtt_ms)
+
+    @staticmethod
+    def check_rtt(rtt_ms: float) -> None:
+        if not (rtt_ms > 0 and math.isfinite(rtt_ms)):
+            raise InputError(f"spec calibration: the remote point's RTT {rtt_ms:g} ms is not > 0")
+
+    @classmethod
+    def parse(cls, text: str) -> SpecCalibration:
+        """``ar=30,local=75,remote=52@40ms``; the remote point's RTT may instead be the run's,
+        ``remote=52@PROPOSER>VERIFIER`` or ``remote=52`` (the one pair named)."""
+        fields: dict[str, str] = {}
+        for item in (i.strip() for i in text.split(",") if i.strip()):
+            key, eq, value = item.partition("=")
+            if not eq or key not in ("ar", "local", "remote") or key in fields:
+                raise InputError(
+                    f"{text!r} is not ar=RATE,local=RATE,remote=RATE[@RTT] "
+                    f"(e.g. {_CALIBRATE_EXAMPLE})"
+                )
+            fields[key] = value.strip()
+        missing = [k for k in ("ar", "local", "remote") if k not in fields]
+        if missing:
+            raise InputError(f"{text!r} lacks {', '.join(missing)} (e.g. {_CALIBRATE_EXAMPLE})")
+        remote, _, at = fields["remote"].partition("@")
+        rtt: float | None = None
+        pair: tuple[str, str] | None = None
+        if ">" in at:
+            src, _, dst = at.partition(">")
+            pair = (src.strip(), dst.strip())
+        elif at:
+            rtt = units.parse_duration_ms(at.strip())
+        return cls(_rate(fields["ar"]), _rate(fields["local"]), _rate(remote), rtt, pair)
+
+
+def _rate(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{text!r} is not a rate in tokens/s (a number)") from None
+
+
 @dataclass(frozen=True, slots=True)
 class SpecOptions:
-    """Speculative decoding across hosts: the block figures and who proposes to whom."""
+    """Speculative decoding across hosts: the block figures (or the rates they are calibrated
+    from) and who proposes to whom."""
 
     accepted_per_block: float | None = None  # E
     block_ms: float | None = None  # co-located draft + verify
     ar_tokens_per_s: float | None = None  # the verifier alone
     proposers: tuple[str, ...] = ()  # (): the stage hosts
     verifiers: tuple[str, ...] = ()  # (): the stage hosts
+    calibration: SpecCalibration | None = None  # replaces the three figures above
+
+    def __post_init__(self) -> None:
+        given = (self.accepted_per_block, self.block_ms, self.ar_tokens_per_s)
+        if self.calibration is not None and any(v is not None for v in given):
+            raise InputError(
+                "spec: calibration rates (--spec-calibrate) replace E, block time and AR rate "
+                "(--spec-accepted, --spec-block, --spec-ar-tps): give one or the other"
+            )
+
+    @property
+    def given(self) -> bool:
+        """Spec has its inputs: the three figures, or the calibration rates."""
+        figures = (self.accepted_per_block, self.block_ms, self.ar_tokens_per_s)
+        return self.calibration is not None or None not in figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,17 +261,12 @@ class CalcOptions:
         wanted = self.scenarios
         if wanted is None:
             extra: set[Scenario] = set()
-            if self.spec.accepted_per_block is not None:
+            if self.spec.accepted_per_block is not None or self.spec.calibration is not None:
                 extra.add("spec")
             if self.pool.service_ms is not None:
                 extra.add("pool")
             wanted = frozenset({"decode", "prefill", "tp", *extra})
-        spec = self.spec
-        if "spec" in wanted and None in (
-            spec.accepted_per_block,
-            spec.block_ms,
-            spec.ar_tokens_per_s,
-        ):
+        if "spec" in wanted and not self.spec.given:
             raise MissingInput("spec", ("accepted_per_block", "block_ms", "ar_tokens_per_s"))
         if "pool" in wanted and self.pool.service_ms is None:
             raise MissingInput("pool", ("service_ms",))

@@ -11,7 +11,13 @@ from typing import Literal
 
 from probe import units
 from probe.decide import formulas as f
-from probe.decide.options import TOKEN_ID_BYTES, AllReduce, PipelineOptions, PoolOptions
+from probe.decide.options import (
+    TOKEN_ID_BYTES,
+    AllReduce,
+    PipelineOptions,
+    PoolOptions,
+    SpecCalibration,
+)
 from probe.decide.scenarios import (
     Workload,
 )
@@ -55,12 +61,13 @@ class SpecCheck:
     where: str
     proposer: str  # a host, or "[region]"
     verifier: str
-    accepted_per_block: float
-    block_ms: float
-    ar_tokens_per_s: float
+    accepted_per_block: float | None  # None: solved from ``calibration``
+    block_ms: float | None
+    ar_tokens_per_s: float | None
     min_speedup: float
     at: Literal["p50", "p99"]
     min_pairs_ok_pct: float
+    calibration: SpecCalibration | None = None  # the remote point without an RTT: this hop's p50
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +132,7 @@ _KEYS = {
     },
     "spec": _COMMON_KEYS | {
         "proposer", "proposer_region", "verifier", "verifier_region", "accepted_tokens", "block",
-        "ar_tokens_per_s", "min_speedup", "at", "min_pairs_ok",
+        "ar_tokens_per_s", "min_speedup", "at", "min_pairs_ok", "calibrate",
     },
     "coverage": _COMMON_KEYS | {"min_regions", "min_samples", "min_ok"},
     "max_loss": _COMMON_KEYS | {"max", "scope"},
@@ -215,6 +222,37 @@ def _end(n: MapNode, role: str) -> str:
     return host or f"[{region}]"
 
 
+_SPEC_FIGURES = ("accepted_tokens", "block", "ar_tokens_per_s")
+
+
+def _spec(n: MapNode, name: str) -> SpecCheck:
+    """E, block time and AR rate as keys, or ``calibrate:`` rates they are solved from."""
+    node = n.get("calibrate")
+    calibration = None
+    if node is not None:
+        if any(k in n for k in _SPEC_FIGURES):
+            raise node.error(
+                f"calibrate replaces {', '.join(_SPEC_FIGURES)}: give one or the other"
+            )
+        try:
+            calibration = SpecCalibration.parse(node.as_str())
+        except InputError as exc:
+            raise node.error(f"calibrate: {exc}") from None
+    return SpecCheck(
+        name,
+        n.where,
+        _end(n, "proposer"),
+        _end(n, "verifier"),
+        None if calibration else n.require("accepted_tokens").as_float(above=0.0),
+        None if calibration else n.require("block").as_quantity(units.parse_duration_ms),
+        None if calibration else n.require("ar_tokens_per_s").as_float(above=0.0),
+        n.get_float("min_speedup", 1.0, above=0.0),
+        n.get_choice("at", ("p50", "p99"), "p99"),
+        n.get_quantity("min_pairs_ok", units.parse_percent, 100.0),
+        calibration,
+    )
+
+
 def _check(n: MapNode, index: int, base: Path) -> Check:
     kind = n.require("kind").as_choice(tuple(_KEYS))
     n.check_keys(_KEYS[kind])
@@ -225,18 +263,7 @@ def _check(n: MapNode, index: int, base: Path) -> Check:
     if kind == "pool":
         return _pool(n, name)
     if kind == "spec":
-        return SpecCheck(
-            name,
-            n.where,
-            _end(n, "proposer"),
-            _end(n, "verifier"),
-            n.require("accepted_tokens").as_float(above=0.0),
-            n.require("block").as_quantity(units.parse_duration_ms),
-            n.require("ar_tokens_per_s").as_float(above=0.0),
-            n.get_float("min_speedup", 1.0, above=0.0),
-            n.get_choice("at", ("p50", "p99"), "p99"),
-            n.get_quantity("min_pairs_ok", units.parse_percent, 100.0),
-        )
+        return _spec(n, name)
     if kind == "coverage":
         return CoverageCheck(
             name,

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from probe.decide import formulas as f
-from probe.decide.options import AllReduce, Draws, PipelineOptions
+from probe.decide.options import AllReduce, Draws, PipelineOptions, SpecCalibration
 from probe.decide.shapes import ModelShape
 from probe.errors import InputError
 from probe.matrix.anchors import Anchors, PairAnchor
@@ -542,16 +542,56 @@ class SpecRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Calibrated:
+    """E and the block time solved from measured rates (``formulas.spec_calibrate``): with them
+    the model gives back the co-located rate at RTT 0 and the remote rate at its RTT exactly."""
+
+    rates: SpecCalibration
+    remote_rtt_ms: float  # as given, or the run's RTT p50 of ``remote_pair``
+    remote_pair: tuple[str, str] | None  # where that RTT was measured (None: given)
+    accepted_per_block: float
+    block_ms: float
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What makes the fit suspect, or speculation pointless, said with the figures."""
+        r, e = self.rates, self.accepted_per_block
+        low_e = f"E = {e:.3g} is below 1 accepted token per block: check the rates"
+        slow = (
+            f"co-located speculation ({r.local_tokens_per_s:g} tokens/s) is no faster than "
+            f"autoregressive decoding ({r.ar_tokens_per_s:g}): it pays at no RTT"
+        )
+        return (
+            *([low_e] if e < 1 else []),
+            *([slow] if r.local_tokens_per_s <= r.ar_tokens_per_s else []),
+        )
+
+
+def calibrate(
+    rates: SpecCalibration, remote_rtt_ms: float, remote_pair: tuple[str, str] | None = None
+) -> Calibrated:
+    """Solve E and the block time from ``rates`` with the remote point at ``remote_rtt_ms``."""
+    SpecCalibration.check_rtt(remote_rtt_ms)
+    e, block = f.spec_calibrate(rates.local_tokens_per_s, rates.remote_tokens_per_s, remote_rtt_ms)
+    return Calibrated(rates, remote_rtt_ms, remote_pair, e, block)
+
+
+@dataclass(frozen=True, slots=True)
 class SpecResult:
     accepted_per_block: float
     block_ms: float
     ar_tokens_per_s: float
     breakeven_rtt_ms: float
     rows: tuple[SpecRow, ...]
+    calibration: Calibrated | None = None  # E and the block time came from measured rates
 
 
 def speculative(
-    hops: Sequence[Hop], accepted_per_block: float, block_ms: float, ar_tokens_per_s: float
+    hops: Sequence[Hop],
+    accepted_per_block: float,
+    block_ms: float,
+    ar_tokens_per_s: float,
+    calibration: Calibrated | None = None,
 ) -> SpecResult:
     """Tokens/s and speed-up for each proposer → verifier hop; rows sorted by p50 RTT."""
     e, t, ar = accepted_per_block, block_ms, ar_tokens_per_s
@@ -568,7 +608,7 @@ def speculative(
         )
         for h in sorted(hops, key=lambda h: (h.rtt_p50_ms, h.src, h.dst))
     )
-    return SpecResult(e, t, ar, f.spec_breakeven_rtt_ms(e, t, ar), rows)
+    return SpecResult(e, t, ar, f.spec_breakeven_rtt_ms(e, t, ar), rows, calibration)
 
 
 @dataclass(frozen=True, slots=True)

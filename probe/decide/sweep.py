@@ -2,7 +2,8 @@
 
 The hosts are chosen once, on the run as measured; each point then sets the swept variable on
 every measured hop of the same hosts (``Links.with_rtt`` / ``with_bw``) and computes again,
-without Monte-Carlo draws. A curve answers "from which RTT (goodput) on does this stop paying?".
+without Monte-Carlo draws (spec calibrated from measured rates keeps the E and block time solved
+on the run as measured). A curve answers "from which RTT (goodput) on does this stop paying?".
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def _figures(c: Calculation) -> list[tuple[str, str, float | None, bool]]:
     if c.spec:
         best = max((r.speedup_p50 for r in c.spec.rows), default=None)
         out.append(("spec best hop", "× speed-up", best, False))
+        fastest = max((r.tokens_per_s_p50 for r in c.spec.rows), default=None)
+        out.append(("spec best hop", "tokens/s", fastest, False))
     if c.pool:
         est = c.pool.aware
         out.append(("pool capability-aware", "ms makespan", est.full_p50_ms, est.lower_bound))
@@ -58,15 +61,24 @@ def _figures(c: Calculation) -> list[tuple[str, str, float | None, bool]]:
 def sweep(anchors: Anchors, options: CalcOptions, s: Sweep) -> SweepResult:
     """The figures of ``options`` at every point of ``s``, on the hosts the run places them."""
     base = calc(anchors, options)
-    spec = options.spec
+    spec = replace(
+        options.spec,
+        proposers=options.spec.proposers or base.spec_hosts,
+        verifiers=options.spec.verifiers or base.spec_hosts,
+    )
+    cal = base.spec.calibration if base.spec else None
+    if cal is not None:  # calibrated once, on the run as measured
+        spec = replace(
+            spec,
+            calibration=None,
+            accepted_per_block=cal.accepted_per_block,
+            block_ms=cal.block_ms,
+            ar_tokens_per_s=cal.rates.ar_tokens_per_s,
+        )
     fixed = replace(
         options,
         path=base.path,
-        spec=replace(
-            spec,
-            proposers=spec.proposers or base.spec_hosts,
-            verifiers=spec.verifiers or base.spec_hosts,
-        ),
+        spec=spec,
         pool=replace(options.pool, hosts=tuple(m.host for m in base.pool.hosts))
         if base.pool
         else options.pool,

@@ -93,6 +93,12 @@ RTT_CONFIDENCE_COLUMNS = [
     "rtt_p99_hi_ms",
     "p99_few_samples",
 ]
+#: The confidence columns of each metric that has them (``show --json`` puts them by the figure).
+METRIC_CONFIDENCE: dict[str, tuple[str, ...]] = {
+    "loss_pct": ("loss_lo_pct", "loss_hi_pct"),
+    "rtt_p50_ms": ("rtt_p50_lo_ms", "rtt_p50_hi_ms"),
+    "rtt_p99_ms": ("rtt_p99_lo_ms", "rtt_p99_hi_ms", "p99_few_samples"),
+}
 #: The src→dst test's measured seconds (after the omitted ramp) and whether that is too short
 #: for the path's RTT (``probe.stats.short_for_rtt``: slow start dominates the figure).
 BW_CONFIDENCE_COLUMNS = ["bw_duration_s", "bw_short_for_rtt"]
@@ -555,7 +561,19 @@ def wide(frame: pd.DataFrame, metric: str, order: Sequence[str] | None = None) -
 def status_grid(
     frame: pd.DataFrame, order: Sequence[str] | None = None, *, bandwidth: bool = False
 ) -> pd.DataFrame:
-    col = "bw_status" if bandwidth else "status"
+    return _grid(frame, "bw_status" if bandwidth else "status", order)
+
+
+def confidence_grids(
+    frame: pd.DataFrame, metric: str, order: Sequence[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """``metric``'s confidence columns the matrix has (``METRIC_CONFIDENCE``; none in a matrix
+    written before them), each as a src × dst grid of its values as stored."""
+    cols = [c for c in METRIC_CONFIDENCE.get(metric, ()) if c in frame.columns]
+    return {c: _grid(frame, c, order) for c in cols}
+
+
+def _grid(frame: pd.DataFrame, col: str, order: Sequence[str] | None) -> pd.DataFrame:
     frame = preferred(frame)
     grid = frame.pivot(index="src", columns="dst", values=col)
     names = list(order) if order else sorted(set(frame["src"]) | set(frame["dst"]))

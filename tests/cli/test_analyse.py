@@ -280,3 +280,22 @@ def test_calc_sweep_prints_a_table_and_writes_a_png(
     assert run([*argv, "--sweep", "bw=1gbit..10gbit:1gbit", "--sweep-png", str(other)]) == 0
     assert other.read_bytes().startswith(b"\x89PNG") and "goodput Mbit/s" in capsys.readouterr().out
     assert run([*argv, "--sweep", "rtt=0..200"]) == 2
+
+
+def test_calc_spec_calibrated_from_measured_rates(
+    two_regions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["calc", str(two_regions), "--proposers", "us-east-0", "--verifiers", "eu-west-0"]
+    assert run([*argv, "--spec-calibrate", "ar=30,local=75,remote=50"]) == 0
+    out = capsys.readouterr().out
+    # the remote point at the run's RTT between the named pair (75 ms): block 150 ms, E 11.25
+    assert "== speculative decoding: E=11.25 tokens/block, block 150 ms, AR 30 tok/s" in out
+    assert (
+        "calibrated from measured rates: co-located 75 tok/s, 50 tok/s at RTT 75.00 ms "
+        "(us-east-0→eu-west-0 RTT p50 in the run)"
+    ) in out
+    assert run([*argv, "--spec-calibrate", "ar=30,local=75,remote=80@20ms"]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid value for '--spec-calibrate'" in err and "below the co-located rate" in err
+    assert run([*argv, "--spec-calibrate", "ar=30,local=75,remote=50", *SPEC_ARGS]) == 2
+    assert "give one or the other" in capsys.readouterr().err

@@ -16,14 +16,19 @@ import jsonschema
 import pytest
 
 from probe.cli import run
-from probe.cli.jsondoc import dumps, gate_document
+from probe.cli.jsondoc import diff_document, dumps, gate_document
 from probe.decide.gate import CheckResult, GateReport, Verdict
+from probe.decide.regression import DEFAULT_FAIL_ON
 from probe.matrix.anchors import dump_anchors
 from probe.measure.check import HostCheck
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
+from probe.report.diff import diff_runs
 from tests.decide.fleet import make_anchors
 from tests.report.runs import cut_short, make_lab8, ping_record
+from tests.report.test_diff_noise import _frame as noise_frame
+from tests.report.test_diff_noise import _lan as lan
+from tests.report.test_diff_noise import _steady as steady
 
 SCHEMAS = ("calc", "groups", "gate", "check", "show", "diff")
 POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
@@ -90,7 +95,10 @@ def test_calc_json_every_scenario(two_regions: Path, capsys: pytest.CaptureFixtu
     assert (
         doc["pool"]["dispatcher"] == "us-east-0" and doc["pool"]["hosts"][0]["goodput_mbps"] is None
     )
-    assert list(doc) == [k for k in schema("calc")["required"]]  # stable key order
+    assert list(doc) == list(schema("calc")["properties"])  # stable key order, every key
+    assert doc["tp"]["allreduce"] == {"algorithm": "ring", "measured_ms": None}
+    assert doc["spec"]["calibration"] is None and doc["sweep"] is None
+    assert doc["placed_on_rtt_only"] is False and doc["chosen"] == []
     wrong = copy.deepcopy(doc)
     wrong["decode"]["per_token"]["full_p50_ms"] = "16 ms"
     rejected(wrong, "calc")
@@ -108,6 +116,47 @@ def test_calc_json_unmeasured_goodput_is_null_and_a_lower_bound(
     assert doc["prefill"] is None and doc["tp"] is None and doc["decode"]["monte_carlo"] is None
     assert {h["goodput_mbps"] for h in doc["decode"]["hops"]} == {None}
     assert doc["decode"]["per_token"]["lower_bound"] is True
+
+
+def test_calc_json_calibrated_spec_and_a_sweep_make_one_document(
+    two_regions: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "curve.png"
+    argv = ["calc", str(two_regions), "--scenario", "spec,tp", "--allreduce", "measured:0.8ms"]
+    argv += ["--spec-calibrate", "ar=30,local=75,remote=50@us-east-0>eu-west-0", "--json"]
+    argv += ["--sweep", "rtt=0..100ms:50ms", "--sweep-png", str(png)]
+    assert run(argv) == 0
+    doc = document(capsys.readouterr().out, "calc")  # nothing printed after the document
+    cal = doc["spec"]["calibration"]
+    assert cal["remote_pair"] == {"proposer": "us-east-0", "verifier": "eu-west-0"}
+    assert cal["remote_rtt_ms"] == 80.0 and cal["notes"] == []
+    assert doc["spec"]["block_ms"] == pytest.approx(50 * 80 / 25)
+    assert doc["tp"]["allreduce"] == {"algorithm": "measured", "measured_ms": 0.8}
+    assert any(c.startswith("spec (proposer + verifier): 2 hosts") for c in doc["chosen"])
+    sweep = doc["sweep"]
+    assert sweep["rtt_ms"] == [0.0, 50.0, 100.0] and "goodput_mbps" not in sweep
+    assert sweep["png"] == str(png) and png.read_bytes().startswith(b"\x89PNG")
+    tps = next(s for s in sweep["series"] if s["unit"] == "tokens/s")
+    assert tps["values"][0] == pytest.approx(75.0)  # RTT 0: the co-located rate, as measured
+    wrong = copy.deepcopy(doc)
+    wrong["sweep"]["goodput_mbps"] = [1.0]
+    wrong["sweep"]["variable"] = "bw"
+    del wrong["sweep"]["rtt_ms"]
+    validate(wrong, "calc")
+    wrong["sweep"]["variable"] = "rtt"
+    rejected(wrong, "calc")
+    wrong = copy.deepcopy(doc)
+    wrong["spec"]["calibration"]["remote_rtt_ms"] = 0
+    rejected(wrong, "calc")
+
+
+def test_calc_json_rtt_only_placement_is_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rtt_only = anchors_run(tmp_path, "rtt-only", sizes={"r": 3}, bw_mbps=None)
+    assert run(["calc", str(rtt_only), "--scenario", "decode", "--stages", "3", "--json"]) == 0
+    doc = document(capsys.readouterr().out, "calc")
+    assert doc["placed_on_rtt_only"] is True and doc["decode"]["per_token"]["lower_bound"]
 
 
 def test_calc_json_usage_errors_print_no_document(
@@ -263,7 +312,9 @@ def test_show_json_by_host(golden: Path, capsys: pytest.CaptureFixture[str]) -> 
     n = len(doc["hosts"])
     assert len(doc["cells"]) == n * (n - 1)
     first = doc["cells"][0]
-    assert list(first) == ["src", "dst", "status", "rtt_p50_ms"] and first["status"] == "ok"
+    assert list(first) == ["src", "dst", "status", "rtt_p50_ms", "rtt_p50_lo_ms", "rtt_p50_hi_ms"]
+    assert first["status"] == "ok"
+    assert first["rtt_p50_lo_ms"] <= first["rtt_p50_ms"] <= first["rtt_p50_hi_ms"]
     lost = [c for c in doc["cells"] if c["status"] != "ok"]
     assert lost and all(c["rtt_p50_ms"] is None for c in lost)
     wrong = copy.deepcopy(doc)
@@ -271,6 +322,31 @@ def test_show_json_by_host(golden: Path, capsys: pytest.CaptureFixture[str]) -> 
     rejected(wrong, "show")
     wrong = copy.deepcopy(doc)
     wrong["regions"] = []
+    rejected(wrong, "show")
+
+
+def test_show_json_carries_the_figures_intervals_and_few_samples_flag(
+    golden: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["show", str(golden), "--metric", "rtt_p99_ms", "--json"]) == 0
+    doc = document(capsys.readouterr().out, "show")
+    ok = [c for c in doc["cells"] if c["status"] == "ok"]
+    assert ok and all(c["p99_few_samples"] is True for c in ok)  # 20 probes: p99 is the max
+    assert all(c["rtt_p99_hi_ms"] is None for c in ok)  # unbounded below 368 replies
+    assert all(c["rtt_p99_lo_ms"] <= c["rtt_p99_ms"] for c in ok)
+    assert all(c["p99_few_samples"] is None for c in doc["cells"] if c["status"] != "ok")
+    assert run(["show", str(golden), "--metric", "loss_pct", "--json"]) == 0
+    loss = document(capsys.readouterr().out, "show")
+    cell = next(c for c in loss["cells"] if c["status"] == "ok")
+    assert cell["loss_lo_pct"] <= cell["loss_pct"] <= cell["loss_hi_pct"]
+    assert run(["show", str(golden), "--metric", "ipdv_ms", "--json"]) == 0  # no intervals
+    plain = document(capsys.readouterr().out, "show")
+    assert list(plain["cells"][0]) == ["src", "dst", "status", "ipdv_ms"]
+    wrong = copy.deepcopy(doc)
+    wrong["cells"][0]["p99_few_samples"] = "yes"
+    rejected(wrong, "show")
+    wrong["cells"][0]["p99_few_samples"] = None
+    wrong["cells"][0]["extra_ms"] = 1.0
     rejected(wrong, "show")
 
 
@@ -324,4 +400,24 @@ def test_diff_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert document(capsys.readouterr().out, "diff")["fail_on"] == []
     wrong = copy.deepcopy(doc)
     wrong["pairs"][0]["regressions"] = ["slower"]
+    rejected(wrong, "diff")
+
+
+def test_diff_json_says_which_changes_are_within_noise() -> None:
+    def spiked(src: str, dst: str) -> list[float | None]:
+        rtts = steady(10.0)
+        if (src, dst) == ("e1", "e2"):
+            rtts[7] = 60.0  # one slow reply of 20: past the p99 threshold, inside its interval
+        return rtts
+
+    result = diff_runs(noise_frame(lan), noise_frame(spiked))
+    doc = cast(dict[str, Any], diff_document(result, DEFAULT_FAIL_ON, "a", "b"))
+    validate(doc, "diff")
+    assert doc["verdict"] == "OK" and doc["pairs_within_noise"] == 1
+    (pair,) = doc["pairs"]
+    assert (pair["src"], pair["dst"], pair["within_noise"]) == ("e1", "e2", ["rtt_p99"])
+    assert pair["regressions"] == [] and pair["rtt_p99_ms"]["within_noise"] is True
+    assert pair["rtt_p50_ms"]["within_noise"] is False
+    wrong = copy.deepcopy(doc)
+    wrong["pairs"][0]["within_noise"] = ["jitter"]
     rejected(wrong, "diff")

@@ -226,11 +226,13 @@ def test_a_sweep_keeps_the_hosts_and_sets_every_hop() -> None:
     options = CalcOptions(scenarios=frozenset({"decode", "spec"}), spec=SPEC, draws=Draws(trials=0))
     res = sweep(TWO, options, Sweep.parse("rtt=0..100ms:50ms"))
     assert res.x == (0.0, 50.0, 100.0) and res.x_label == "RTT ms"
-    decode, spec = res.series
+    decode, spec, spec_tps = res.series
     assert decode.label == "decode" and not decode.lower_bound
     # 3 hops of RTT/2 plus the serialisation of 8 KiB at 10 Gbit/s each
     assert decode.values == pytest.approx([3 * (x / 2 + 8192 * 8 / 1e7) for x in res.x])
     assert spec.values == pytest.approx([3 / ((40 + x) / 1e3) / 30 for x in res.x])
+    assert spec_tps.unit == "tokens/s"
+    assert spec_tps.values == pytest.approx([3 / ((40 + x) / 1e3) for x in res.x])
     filled = sweep(RTT_ONLY, options, Sweep.parse("bw=1gbit..2gbit:1gbit"))
-    assert [s.lower_bound for s in filled.series] == [False, False]  # goodput now given
+    assert [s.lower_bound for s in filled.series] == [False, False, False]  # goodput now given
     assert filled.x == (1000.0, 2000.0) and filled.base.rtt_only

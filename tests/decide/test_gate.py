@@ -172,6 +172,44 @@ def test_spec_loss_and_coverage(tmp_path: Path) -> None:
     assert _verdicts(tmp_path, cov, TWO) == [Verdict.FAIL]  # 20 samples per pair
 
 
+def test_spec_calibrated_from_measured_rates(tmp_path: Path) -> None:
+    spec = """  - kind: spec
+    proposer_region: us-east
+    verifier_region: eu-west
+    calibrate: {rates}
+    at: p50
+"""
+    # 75 tok/s co-located, 50 at 20 ms → E 3, block 40 ms: at RTT p50 75 ms 26.1 tok/s < 30
+    report = evaluate(
+        load_policy(_policy(tmp_path, spec.format(rates="ar=30,local=75,remote=50@20ms"))), TWO
+    )
+    (r,) = report.results
+    assert r.verdict is Verdict.FAIL and r.value == pytest.approx(3 / 0.115 / 30)
+    assert r.reason.endswith("; calibrated E 3, block 40 ms")
+    # without an RTT the remote point sits on the check's own hop: 50 tok/s at 75 ms
+    own = evaluate(
+        load_policy(_policy(tmp_path, spec.format(rates="ar=30,local=75,remote=50"))), TWO
+    )
+    assert own.results[0].value == pytest.approx(50 / 30)
+    assert own.results[0].verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("    calibrate: ar=30,local=75,remote=80@20ms\n", r"policy.yaml:7: calibrate: .*below"),
+        (
+            "    calibrate: ar=30,local=75,remote=50@20ms\n    block: 40ms\n",
+            r"policy.yaml:7: calibrate replaces accepted_tokens, block, ar_tokens_per_s",
+        ),
+    ],
+)
+def test_spec_calibration_errors_name_the_line(tmp_path: Path, extra: str, message: str) -> None:
+    body = "  - kind: spec\n    proposer: a\n    verifier: b\n    min_speedup: 1\n" + extra
+    with pytest.raises(InputError, match=message):
+        load_policy(_policy(tmp_path, body))
+
+
 def test_overall_verdict_and_markdown(tmp_path: Path) -> None:
     body = """  - kind: coverage
     min_regions: 1
