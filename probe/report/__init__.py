@@ -29,6 +29,7 @@ from probe.store.rundoc import Imported, RunDoc
 from probe.textio import save
 
 if TYPE_CHECKING:
+    from probe.decide.fitness import HostFitness, PipelineFitness
     from probe.decide.gate import GateReport
     from probe.matrix.anchors import Anchors, RegionAnchor
 
@@ -95,6 +96,7 @@ class Report:
     networks: tuple[tuple[str, ...], ...] = ()  # network_rows: () for a one-network run
     spreads: Mapping[tuple[str, str], Spread] = field(default_factory=dict)  # region pair → p50s
     confidence: tuple[str, ...] = ()  # ``confidence_notes``: figures resting on too little
+    fitness: PipelineFitness | None = None  # which hosts can serve a stage; the best orders
 
 
 def _seconds(start: str, end: str) -> float | None:
@@ -219,12 +221,16 @@ def spread_cell(spread: Spread | None) -> str:
     return text + " multi-modal" if spread.multimodal else text
 
 
-def headline(anchors: Anchors, hosts_up: int) -> Headline:
+def headline(anchors: Anchors, hosts_up: int, hosts: Sequence[HostFitness] = ()) -> Headline:
     """The calculator's figure for its default scenario (``PipelineOptions()``, the defaults of
     ``probe calc``): decode and prefill on auto-placed stages, with the caveats of its hops.
 
-    Expected gaps (too few measured hosts, an unmeasured hop) become a sentence, not an error.
+    Unfit ``hosts`` (``decide.fitness``) are left out of the placement; only when the others
+    cannot make the stages is one placed, and then it is named with its reason, as is a placed
+    host to use with caution. Expected gaps
+    (too few measured hosts, an unmeasured hop) become a sentence, not an error.
     """
+    from probe.decide.fitness import among
     from probe.decide.options import PipelineOptions
     from probe.decide.scenarios import Links, Workload, decode, place, prefill
 
@@ -235,7 +241,12 @@ def headline(anchors: Anchors, hosts_up: int) -> Headline:
     w = Workload.of(p)
     try:
         links = Links.from_anchors(anchors)
-        path = place(links, stages, w.activation_bytes(1, 1), p.ring).path
+        payload, unfit = w.activation_bytes(1, 1), {h.host for h in hosts if h.fitness == "unfit"}
+        try:
+            fit = among(anchors, [h.name for h in anchors.hosts if h.name not in unfit])
+            path = place(Links.from_anchors(fit), stages, payload, p.ring).path
+        except ProbeError:  # too few fit hosts, or none joined: use the unfit ones, named
+            path = place(links, stages, payload, p.ring).path
         hops = links.hops(path, p.ring)
         dec, pre = decode(hops, w), prefill(hops, w)
     except ProbeError as exc:
@@ -251,9 +262,22 @@ def headline(anchors: Anchors, hosts_up: int) -> Headline:
         f"({tok.network_p99_ms:.2f} at p99); {p.tokens} tokens "
         f"{total.network_p50_ms / 1e3:.2f} s at p50, {total.network_p99_ms / 1e3:.2f} s at p99"
         f"{tail}; prefill of one {p.seq}-token prompt {pre.total.network_p50_ms:.1f} ms "
-        f"at p50. Network only, no compute{bound}.",
+        f"at p50. Network only, no compute{bound}.{_fitness_sentence(dec.path, hosts)}",
         caveats,
     )
+
+
+def _fitness_sentence(path: Sequence[str], hosts: Sequence[HostFitness]) -> str:
+    """The unfit hosts the placement left out; any unfit or caution host it placed, and why."""
+    left = [f"{h.host} ({', '.join(h.flags)})" for h in hosts
+            if h.fitness == "unfit" and h.host not in path]  # fmt: skip
+    out = f" Left out as unfit for a stage: {', '.join(left)}." if left else ""
+    for verdict, words in (("unfit", "Placed for want of fit hosts, though unfit"),
+                           ("caution", "Placed with caution")):  # fmt: skip
+        if used := [f"{h.host} ({h.reason})" for h in hosts
+                    if h.fitness == verdict and h.host in path]:  # fmt: skip
+            out += f" {words}: {'; '.join(used)}."
+    return out
 
 
 def build_report(
@@ -262,6 +286,7 @@ def build_report(
     """Everything the report shows, from a run directory (and a policy, for gate verdicts).
 
     ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py)."""
+    from probe.decide.fitness import pipeline_fitness
     from probe.matrix.build import to_anchors
 
     run = read_run(run_dir)
@@ -276,6 +301,7 @@ def build_report(
     cov = coverage(run, preferred(frame), len(torn))
     anchors = to_anchors(run, frame, builder.samples())
     spreads = p50_spreads(anchors.pairs)
+    fitness = pipeline_fitness(anchors)
     gate = None
     if policy_file is not None:
         from probe.decide.gate import evaluate
@@ -291,11 +317,12 @@ def build_report(
         coverage=cov,
         rollup=rollup(anchors.regions, order, regions),
         hints=diagnose(preferred(frame), order, dict(cov.down)),
-        headline=headline(anchors, len(order) - len(cov.down)),
+        headline=headline(anchors, len(order) - len(cov.down), fitness.hosts),
         gate=gate,
         networks=network_rows(frame),
         spreads=spreads,
         confidence=confidence_notes(preferred(frame), spreads),
+        fitness=fitness,
     )
 
 

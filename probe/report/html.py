@@ -149,6 +149,22 @@ def _rollup(report: Report) -> str:
     return note + _table(rows, ROLLUP_HEADERS, set(range(1, len(ROLLUP_HEADERS))))
 
 
+def _fitness(report: Report) -> str:
+    """Which hosts can serve a pipeline stage, and the best orders among those that can."""
+    f = report.fitness
+    if f is None:
+        return ""
+    from probe.report import fitness
+
+    hosts = [fitness.host_cells(h) for h in f.hosts]
+    best = [fitness.best_cells(f, c) for c in f.best]
+    return (
+        f'<h2 id="fitness">Pipeline fitness</h2><p>{escape(fitness.note(f))}</p>'
+        + _table(hosts, fitness.HOST_HEADERS, set(range(2, 9)))
+        + _table(best, fitness.BEST_HEADERS, {0, 3, 4, 5})
+    )
+
+
 def _confidence(report: Report) -> str:
     """The figures that rest on too little (``report.confidence``), when there are any."""
     if not report.confidence:
@@ -180,6 +196,7 @@ def render(report: Report) -> str:
         '<h2 id="headline">Calculator headline</h2>',
         f'<p class="headline">{escape(report.headline.text)}</p>',
         _caveats(report.headline.caveats),
+        _fitness(report),
         '<h2 id="heatmaps">Heatmaps</h2>',
         "<p>Rows are sources, columns destinations; hosts are grouped by region. Each cell is "
         "split: upper-left triangle row → column, lower-right column → row. Darker is worse; "

@@ -109,6 +109,20 @@ def _rollup(report: Report) -> str:
     return _table(rows, ROLLUP_HEADERS)
 
 
+def _fitness(report: Report) -> list[str]:
+    """Which hosts can serve a pipeline stage, and the best orders among those that can."""
+    f = report.fitness
+    if f is None:
+        return []
+    from probe.report import fitness
+
+    return [
+        "## Pipeline fitness", "", fitness.note(f), "",
+        _table([fitness.host_cells(h) for h in f.hosts], fitness.HOST_HEADERS), "",
+        _table([fitness.best_cells(f, c) for c in f.best], fitness.BEST_HEADERS), "",
+    ]  # fmt: skip
+
+
 def _grid(report: Report, spec: MetricSpec) -> str:
     values, codes = grids(report.frame, report.order, spec)
     rows = []
@@ -137,6 +151,7 @@ def render(report: Report) -> str:
     out += ["## Calculator headline", "", report.headline.text, ""]
     if report.headline.caveats:
         out += [*(f"- caveat: {c}" for c in report.headline.caveats), ""]
+    out += _fitness(report)
     out += ["## Region × region", "", _rollup(report), ""]
     if report.confidence:
         out += ["## Confidence", "", *(f"- {note}" for note in report.confidence), ""]

@@ -52,6 +52,17 @@ def test_report_html_is_self_contained(run_dir: Path) -> None:
     assert metrics == ["rtt_p50", "rtt_p99", "ipdv", "loss", "bandwidth"]
 
 
+def test_report_says_which_hosts_can_serve_a_pipeline(run_dir: Path) -> None:
+    assert run(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    section = page.split('<h2 id="fitness">Pipeline fitness</h2>')[1].split("<h2")[0]
+    assert "<td>eu2</td>" in section and "<td>residential-like</td><td>unfit</td>" in section
+    assert "<td>eu3 → us1 → us2 → ap1</td>" in section
+    assert "not enough fit hosts (5 of 8)" in section
+    md = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "Left out as unfit for a stage: eu2 (residential-like)" in md
+
+
 def test_report_with_policy_shows_verdicts(run_dir: Path) -> None:
     policy = POLICIES / "coverage.yaml"
     assert run(["report", str(run_dir), "--policy", str(policy)]) == 0

@@ -1,0 +1,266 @@
+"""Pipeline fitness without a policy: which hosts can serve a pipeline stage, and the best
+stage orders for 2, 4 and 8 stages among those that can.
+
+Per host, from what the run measured (RTT is a round trip, so each peer's figure is the worse
+of the two directions, ``groups.rtt_of``):
+
+- *residential-like*: its own last mile adds to every path. Compared peer by peer with the
+  other hosts of its region (the same peer from a sibling), the median excess is at least
+  ``RESIDENTIAL_EXCESS_MS``; a ratio would flag cross-zone cloud hosts (0.5 vs 2 ms), an
+  absolute excess does not. A host with no measured sibling cannot be judged and is not flagged;
+- *lossy*: the probes of its ok cells, pooled, lose more than ``LOSSY_PCT`` with 95 % confidence
+  (the Wilson interval's low end): one lossy path among many is the path's, not the host's, and
+  an all-lost cell is a path failure (the hints name it);
+- *asymmetric*: the median over peers of goodput sent / goodput received is below
+  ``1 / ASYMMETRY`` or above ``ASYMMETRY`` (ingress shaping, a half-duplex last mile);
+- *inbound-restricted*: some cell toward it could be measured only from its end
+  (``from_reverse``), not at all (``not-measurable``) or had its iperf3 port blocked (NAT or
+  a firewall: another stage cannot dial it).
+
+Fitness: *unfit* when residential-like, lossy or without any RTT measured (down); *caution*
+when asymmetric or inbound-restricted (usable, with the stage order or connection direction
+chosen for it); *fit* otherwise. Missing goodput is no flag: figures over it are lower bounds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from probe.decide.options import PipelineOptions
+from probe.decide.scenarios import Links, PipelineResult, Workload, decode, place, prefill
+from probe.errors import ProbeError
+from probe.matrix.anchors import Anchors
+from probe.model import CellStatus
+from probe.stats import wilson
+
+RESIDENTIAL_EXCESS_MS = 5.0  # a home last mile adds 5–40 ms; cloud cross-zone hops add < 3
+LOSSY_PCT = 1.0
+ASYMMETRY = 2.0
+STAGE_COUNTS = (2, 4, 8)
+#: Cell statuses toward a host saying another host cannot reach it.
+_REFUSED = frozenset({CellStatus.NOT_MEASURABLE.value, CellStatus.BLOCKED.value})
+
+
+class Fitness(StrEnum):
+    FIT = "fit"
+    CAUTION = "caution"
+    UNFIT = "unfit"
+
+
+class Flag(StrEnum):
+    RESIDENTIAL = "residential-like"
+    LOSSY = "lossy"
+    ASYMMETRIC = "asymmetric"
+    INBOUND = "inbound-restricted"
+    UNMEASURED = "no RTT"
+
+
+_UNFIT = frozenset({Flag.RESIDENTIAL, Flag.LOSSY, Flag.UNMEASURED})
+
+
+@dataclass(frozen=True, slots=True)
+class HostFitness:
+    """One host's egress/ingress figures (medians over its peers), flags and verdict."""
+
+    host: str
+    region: str
+    rtt_region_p50_ms: float | None  # to the other hosts of its region
+    rtt_other_p50_ms: float | None  # to the hosts of other regions
+    excess_ms: float | None  # over its region's other hosts to the same peers (None: no sibling)
+    loss_out_pct: float | None  # pooled over the probes it sent (its ok cells)
+    loss_in_pct: float | None  # pooled over the probes sent to it
+    bw_out_mbps: float | None
+    bw_in_mbps: float | None
+    out_in_ratio: float | None  # median over peers of goodput sent / received
+    flags: tuple[Flag, ...]
+    fitness: Fitness
+    reason: str  # why, one clause per flag; what to know otherwise ("goodput not measured")
+
+
+@dataclass(frozen=True, slots=True)
+class StageChoice:
+    """The best ``stages``-host order among fit hosts, or why there is none (``note``)."""
+
+    stages: int
+    path: tuple[str, ...]  # empty: no choice
+    decode: PipelineResult | None
+    prefill: PipelineResult | None
+    note: str = ""  # "not enough fit hosts (3 of 8)", "placed on RTT alone: lower bounds"
+
+    @property
+    def lower_bound(self) -> bool:
+        return self.decode is not None and self.decode.per_step.lower_bound
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineFitness:
+    hosts: tuple[HostFitness, ...]
+    best: tuple[StageChoice, ...]
+    model: str
+    dtype: str
+
+
+def _median(values: NDArray[np.float64]) -> float | None:
+    finite = values[~np.isnan(values)]
+    return float(np.median(finite)) if finite.size else None
+
+
+def _excess(rtt: NDArray[np.float64], i: int, siblings: Sequence[int]) -> float | None:
+    """Median over peers of host ``i``'s RTT minus its siblings' median RTT to that peer."""
+    if not siblings:
+        return None
+    with warnings.catch_warnings():  # an all-NaN column: NaN is the answer
+        warnings.simplefilter("ignore", RuntimeWarning)
+        others = np.nanmedian(rtt[list(siblings)], axis=0)  # the peer itself is NaN (diagonal)
+    diff = rtt[i] - others
+    diff[i] = np.nan
+    return _median(diff)
+
+
+def _loss(anchors: Anchors, host: str, outgoing: bool) -> tuple[float | None, float]:
+    """(pooled loss %, Wilson low end %) over the ok cells from (or to) ``host``."""
+    cells = [p for p in anchors.pairs if p.ok and (p.src if outgoing else p.dst) == host]
+    sent = sum(p.sent for p in cells)
+    lost = sum(p.sent - p.received for p in cells)
+    if sent < 1:
+        return None, 0.0
+    return 100.0 * lost / sent, 100.0 * wilson(max(lost, 0), sent)[0]
+
+
+def _refused(anchors: Anchors, host: str) -> tuple[int, int]:
+    """(cells toward ``host`` refused or measured only from its end, cells toward it)."""
+    toward = [p for p in anchors.pairs if p.dst == host]
+    bad = sum(
+        1 for p in toward if p.from_reverse or p.status in _REFUSED or p.bw_status in _REFUSED
+    )
+    return bad, len(toward)
+
+
+def _judge(
+    anchors: Anchors, links: Links, rtt: NDArray[np.float64], name: str, region: str
+) -> HostFitness:
+    i = links.index[name]
+    peers = np.asarray([anchors.host(h).region == region for h in links.hosts])
+    peers[i] = False
+    siblings = [int(k) for k in np.flatnonzero(peers)]
+    excess = _excess(rtt, i, siblings)
+    loss_out, low_out = _loss(anchors, name, True)
+    loss_in, low_in = _loss(anchors, name, False)
+    out, into = links.bw_bps[i], links.bw_bps[:, i]
+    with np.errstate(all="ignore"):
+        ratio = _median(out / into)
+    refused, toward = _refused(anchors, name)
+    flags: list[Flag] = []
+    why: list[str] = []
+    if np.isnan(rtt[i]).all():
+        flags.append(Flag.UNMEASURED)
+        why.append("no RTT measured to any peer")
+    if excess is not None and excess >= RESIDENTIAL_EXCESS_MS:
+        flags.append(Flag.RESIDENTIAL)
+        why.append(f"residential-like: +{excess:.3g} ms over its region's hosts to the same peers")
+    worst = max(((low_out, loss_out), (low_in, loss_in)), key=lambda t: t[0])
+    if worst[0] > LOSSY_PCT and worst[1] is not None:
+        flags.append(Flag.LOSSY)
+        why.append(f"lossy: {worst[1]:.2g} % of its probes lost (at least {worst[0]:.2g} %)")
+    if ratio is not None and not 1 / ASYMMETRY <= ratio <= ASYMMETRY:
+        flags.append(Flag.ASYMMETRIC)
+        why.append(f"asymmetric: sends {ratio:.2g}× the goodput it receives")
+    if refused:
+        flags.append(Flag.INBOUND)
+        why.append(
+            f"inbound-restricted: {refused} of {toward} cells toward it measurable only from "
+            "its end, blocked or not at all (NAT or a firewall)"
+        )
+    fitness = (
+        Fitness.UNFIT if _UNFIT.intersection(flags) else Fitness.CAUTION if flags else Fitness.FIT
+    )
+    if np.isnan(out).all() and np.isnan(into).all() and Flag.UNMEASURED not in flags:
+        why.append("goodput not measured: figures over it are lower bounds")
+    regional = np.where(peers, rtt[i], np.nan)
+    other = np.array([anchors.host(h).region != region for h in links.hosts])
+    return HostFitness(
+        host=name,
+        region=region,
+        rtt_region_p50_ms=_median(regional),
+        rtt_other_p50_ms=_median(np.where(other, rtt[i], np.nan)),
+        excess_ms=excess,
+        loss_out_pct=loss_out,
+        loss_in_pct=loss_in,
+        bw_out_mbps=None if (b := _median(out)) is None else b / 1e6,
+        bw_in_mbps=None if (b := _median(into)) is None else b / 1e6,
+        out_in_ratio=ratio,
+        flags=tuple(flags),
+        fitness=fitness,
+        reason="; ".join(why),
+    )
+
+
+def assess(anchors: Anchors) -> tuple[HostFitness, ...]:
+    """Every host of the run, in the run's order; a host never measured (down) is unfit."""
+    links = Links.from_anchors(anchors)
+    rtt = np.fmax(links.hop_p50_ms, links.hop_p50_ms.T)  # a round trip: the worse direction
+    out = []
+    for h in anchors.hosts:
+        if h.name in links.index:
+            out.append(_judge(anchors, links, rtt, h.name, h.region))
+        else:
+            out.append(
+                HostFitness(h.name, h.region, None, None, None, None, None, None, None, None,
+                            (Flag.UNMEASURED,), Fitness.UNFIT, "not measured (down)")
+            )  # fmt: skip
+    return tuple(out)
+
+
+def among(anchors: Anchors, hosts: Collection[str]) -> Anchors:
+    """``anchors`` with only ``hosts`` and the cells between them (the region rows stay those
+    of the whole run): placement that may use no other host."""
+    keep = set(hosts)
+    return replace(
+        anchors,
+        hosts=tuple(h for h in anchors.hosts if h.name in keep),
+        pairs=tuple(p for p in anchors.pairs if p.src in keep and p.dst in keep),
+    )
+
+
+def best_stages(
+    anchors: Anchors, fit: Collection[str], pipeline: PipelineOptions, stages: int
+) -> StageChoice:
+    """The cheapest ``stages``-host decode order among ``fit`` hosts (``scenarios.place``) with
+    its decode and prefill figures; a note instead when there are too few or no path joins them."""
+    if len(fit) < stages:
+        return StageChoice(stages, (), None, None, f"not enough fit hosts ({len(fit)} of {stages})")
+    w = Workload.of(pipeline)
+    links = Links.from_anchors(among(anchors, fit))
+    try:
+        placed = place(links, stages, w.activation_bytes(1, 1), w.ring)
+        hops = links.hops(placed.path, w.ring)
+    except ProbeError as exc:
+        return StageChoice(stages, (), None, None, str(exc))
+    dec, pre = decode(hops, w, trials=0), prefill(hops, w, trials=0)
+    note = (
+        "placed on RTT alone: goodput unmeasured, figures are lower bounds"
+        if placed.rtt_only
+        else "some goodput unmeasured: figures are lower bounds"
+        if dec.total.lower_bound
+        else ""
+    )
+    return StageChoice(stages, placed.path, dec, pre, note)
+
+
+def pipeline_fitness(
+    anchors: Anchors,
+    pipeline: PipelineOptions | None = None,
+    counts: Sequence[int] = STAGE_COUNTS,
+) -> PipelineFitness:
+    """Each host's fitness and the best stage order for each of ``counts`` among fit hosts."""
+    p = pipeline or PipelineOptions()
+    hosts = assess(anchors)
+    fit = [h.host for h in hosts if h.fitness is Fitness.FIT]
+    best = tuple(best_stages(anchors, fit, p, k) for k in counts)
+    return PipelineFitness(hosts, best, p.model, p.dtype)
