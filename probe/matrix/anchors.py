@@ -277,7 +277,20 @@ def anchors_doc(anchors: Anchors, rows: list[Row]) -> dict[str, object]:
 
 
 def _json(doc: dict[str, object]) -> str:
-    return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+    """One top-level key per line and one list item (host, pair, region) per line: still
+    diffable, and json's C encoder (``indent`` falls back to pure Python, 2.6× slower)."""
+
+    def dumps(value: object) -> str:
+        return json.dumps(value, allow_nan=False)
+
+    lines = []
+    for key, value in doc.items():
+        if isinstance(value, list) and value:
+            items = ",\n  ".join(dumps(v) for v in value)
+            lines.append(f" {dumps(key)}: [\n  {items}\n ]")
+        else:
+            lines.append(f" {dumps(key)}: {dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def dump_anchors(anchors: Anchors) -> str:

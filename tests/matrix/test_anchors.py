@@ -54,6 +54,8 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
     assert doc["samples"] == {"file": SIDECAR, "format": "parquet", "pairs": 20, "rows": 100}
     assert all("rtt_samples_ms" not in p for p in doc["pairs"])
     assert _samples(b) == _samples(a) and len(_samples(a)) == 20
+    lines = path.read_text().splitlines()  # one pair a line (json's C encoder, no indent)
+    assert [json.loads(line.rstrip(",")) for line in lines if '"dst": ' in line] == doc["pairs"]
 
 
 def test_the_sidecar_is_one_row_per_probe_sorted_for_any_engine(tmp_path: Path) -> None:
