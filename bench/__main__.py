@@ -12,7 +12,13 @@ import sys
 
 from bench.common import ROOT, child_env
 
-BENCHES = ["bench.bench_calc", "bench.bench_matrix", "bench.bench_fanout", "bench.bench_lab"]
+BENCHES = [
+    "bench.bench_calc",
+    "bench.bench_matrix",
+    "bench.bench_anchors",
+    "bench.bench_fanout",
+    "bench.bench_lab",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,6 +42,7 @@ from probe.matrix.anchors import (
     RttAnchor,
 )
 from probe.matrix.regions import roll_up
+from probe.matrix.samples import Probes
 from probe.model import CellStatus
 
 GOAL_S = 10.0
@@ -102,8 +104,9 @@ def synthetic_anchors(n_hosts: int, seed: int = 0) -> Anchors:
         for r in REGIONS
         for i in range(per_region)
     ]
-    pool: dict[tuple[str, str, bool], list[tuple[RttAnchor, tuple[float, ...], Bandwidth]]] = {}
+    pool: dict[tuple[str, str, bool], list[tuple[RttAnchor, Probes, Bandwidth]]] = {}
     pairs = []
+    rtts: dict[tuple[str, str], Probes] = {}
     for a in hosts:
         for b in hosts:
             if a is b:
@@ -131,8 +134,10 @@ def synthetic_anchors(n_hosts: int, seed: int = 0) -> Anchors:
                         samples[19],
                     )
                     gbit = rng.uniform(10, 25) if same_region else rng.uniform(0.3, 5)
-                    pool[key].append((stats, samples, Bandwidth(gbit * 1e3, gbit * 1e3)))
-            stats, samples, bw = variants[rng.randrange(VARIANTS)]
+                    probes = Probes(np.array(samples), np.arange(1, 21, dtype=np.int32))
+                    pool[key].append((stats, probes, Bandwidth(gbit * 1e3, gbit * 1e3)))
+            stats, probes, bw = variants[rng.randrange(VARIANTS)]
+            rtts[a.name, b.name] = probes
             pairs.append(
                 PairAnchor(
                     a.name,
@@ -151,7 +156,6 @@ def synthetic_anchors(n_hosts: int, seed: int = 0) -> Anchors:
                     bw,
                     "ok",
                     None,
-                    samples,
                 )
             )
     return Anchors(
@@ -161,6 +165,7 @@ def synthetic_anchors(n_hosts: int, seed: int = 0) -> Anchors:
         tuple(hosts),
         tuple(pairs),
         roll_up(pairs),
+        rtts,
     )
 
 

@@ -150,7 +150,7 @@ DAMAGE: dict[str, Damage] = {
     "run-json-not-utf8": _write("run.json", b'{"schema": "probe.run/1", "x": "\xff"}\n'),
     "run-json-nested-deep": _write("run.json", b"[" * 100_000),
     "run-json-missing": lambda run: (run / "run.json").unlink(),
-    "anchors-schema-2": lambda run: shutil.copy(BAD / "anchors" / "schema-2.json",
+    "anchors-schema-3": lambda run: shutil.copy(BAD / "anchors" / "schema-3.json",
                                                 run / "anchors.json"),
     "anchors-missing": lambda run: (run / "anchors.json").unlink(),
 }  # fmt: skip
@@ -274,10 +274,10 @@ RUN_CASES: dict[str, Case] = {
     "run-json-missing": Case(
         ("show", "{runs}/run-json-missing"), "{runs}/run-json-missing", "not a run directory"
     ),
-    "anchors-schema-2": Case(
-        ("gate", "{runs}/anchors-schema-2", "--policy", str(GOOD_POLICY)),
-        "{runs}/anchors-schema-2/anchors.json",
-        "anchors schema 'probe.anchors/2' is not supported",
+    "anchors-schema-3": Case(
+        ("gate", "{runs}/anchors-schema-3", "--policy", str(GOOD_POLICY)),
+        "{runs}/anchors-schema-3/anchors.json",
+        "anchors schema 'probe.anchors/3' is not supported",
     ),
     "anchors-missing": Case(
         ("calc", "{runs}/anchors-missing"),
@@ -343,7 +343,7 @@ MODEL_CASES = {
     "string-hidden-size": ("{bad}/model/string-hidden-size.json", "hidden_size must be a posi"),
 }
 ANCHORS_CASES = {
-    "schema-2": ("", "anchors schema 'probe.anchors/2' is not supported"),
+    "schema-3": ("", "anchors schema 'probe.anchors/3' is not supported"),
     "missing-hosts": ("", "$.hosts: missing key"),
     "unknown-status": ("", "$.pairs[0].status: unknown status 'great'"),
     "ok-without-rtt": ("", "status is ok but rtt_ms is null"),
@@ -420,14 +420,14 @@ class Ran:
 
 def _good_run(tmp: Path) -> Path:
     """The golden run plus the anchors.json ``probe run`` would have written."""
-    from probe.matrix.anchors import dump_anchors
+    from probe.matrix.anchors import write_anchors
 
     run = tmp / "good"
     shutil.copytree(GOLDEN, run)
     doc, samples = read_run(run), read_samples(run)
     frame = build_matrix(doc, samples.records)
     anchors = to_anchors(doc, frame, rtt_samples(samples.records))
-    (run / "anchors.json").write_text(dump_anchors(anchors))
+    write_anchors(run / "anchors.json", anchors)
     return run
 
 
@@ -628,7 +628,7 @@ def test_fuzz_parse_anchors(text: str) -> None:
 
 
 def _near_valid_anchors() -> st.SearchStrategy[str]:
-    base = json.loads((BAD / "anchors" / "schema-2.json").read_text())
+    base = json.loads((BAD / "anchors" / "schema-3.json").read_text())
     base["schema"] = "probe.anchors/1"
     paths = [("pairs", 0, k) for k in base["pairs"][0]] + [
         ("hosts", 0, k) for k in base["hosts"][0]

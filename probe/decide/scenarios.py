@@ -134,7 +134,7 @@ class Links:
             rtt_p50_ms=float(self.hop_p50_ms[i, j]),
             rtt_p99_ms=float(self.hop_p99_ms[i, j]),
             bw_bps=None if math.isnan(bw) else bw,
-            samples_ms=cell.rtt_samples_ms if cell else None,
+            samples_ms=_samples(self.anchors, cell),
             bw_caveat=self._stall_caveat(src, dst) if self.bw_stalled[i, j] else None,
         )
 
@@ -172,6 +172,11 @@ class Links:
         or missing test no longer matters, the sweep says what the goodput is)."""
         bw = np.where(np.isnan(self.hop_p50_ms), np.nan, bw_bps)
         return replace(self, bw_bps=bw, bw_stalled=np.zeros_like(self.bw_stalled))
+
+
+def _samples(anchors: Anchors, cell: PairAnchor | None) -> tuple[float, ...] | None:
+    probes = None if cell is None else anchors.rtt_samples(cell)
+    return None if probes is None else tuple(probes.rtt_ms.tolist())
 
 
 def _bw_stalled(p: PairAnchor) -> bool:

@@ -1,6 +1,6 @@
 """The anchors file: what one run measured, reduced to what the calculator, groups and gate need.
 
-``anchors.json`` is versioned (``"schema": "probe.anchors/1"``). Within a major version fields are
+``anchors.json`` is versioned (``"schema": "probe.anchors/2"``). Within a major version fields are
 only ever added, so a reader ignores keys it does not know; a different major is refused. Every
 pair is *ordered*: ``rtt_ms`` is the round trip measured from ``src``; ``bw_mbps.forward`` is the
 receiver goodput ``src → dst`` in Mbit/s (10⁶ bit/s), ``reverse`` is ``dst → src``. A pair whose
@@ -10,6 +10,11 @@ the destination's address on it (``probe.networks``: its preferred one; absent f
 before named networks, and for a pair without one). ``from_reverse: true`` marks a pair whose RTT
 (figures and samples) was measured from ``dst`` (it accepts no inbound ICMP): the same round trip;
 the key is written only then.
+
+Raw RTT samples (calc's Monte-Carlo) live in a Parquet sidecar beside the file
+(``probe.matrix.samples``), named by its ``samples`` key; ``probe.anchors/1`` files carried them
+inline, per pair, as ``rtt_samples_ms`` and stay readable. Either way ``Anchors.rtt_samples``
+gives an ok pair's samples: those of the direction probed (``dst → src`` for ``from_reverse``).
 
 Region rows roll up the pairs from ``src_region`` to ``dst_region``; ``probe.matrix.regions``
 computes them and defines each figure (RTT and IPDV: medians over ok pairs; loss: pooled over every
@@ -22,13 +27,19 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probe.errors import InputError, ParseError
-from probe.model import CellStatus
+import numpy as np
 
-SCHEMA = "probe.anchors/1"
+from probe.errors import InputError, ParseError
+from probe.matrix.samples import SIDECAR, Probes, Row, SidecarSamples, encode_samples
+from probe.model import CellStatus
+from probe.textio import save
+
+SCHEMA = "probe.anchors/2"
+_READS = ("1", "2")  # /1: samples inline; /2: in the sidecar
 _SCHEMA_RE = re.compile(r"^probe\.anchors/(\d+)(?:\.\d+)?$")
 
 
@@ -91,7 +102,6 @@ class PairAnchor:
     bw: Bandwidth = Bandwidth()
     bw_status: str | None = None
     bw_reason: str | None = None
-    rtt_samples_ms: tuple[float, ...] | None = None
     network: str | None = None  # the network measured over (the pair's preferred one)
     address: str | None = None  # dst's address on it
     from_reverse: bool = False  # the RTT was measured dst → src: dst accepts no inbound ICMP
@@ -99,6 +109,11 @@ class PairAnchor:
     @property
     def ok(self) -> bool:
         return self.status is CellStatus.OK and self.rtt is not None
+
+    @property
+    def probed(self) -> tuple[str, str]:
+        """The direction whose probes gave the RTT: ``dst → src`` for a ``from_reverse`` pair."""
+        return (self.dst, self.src) if self.from_reverse else (self.src, self.dst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +143,11 @@ class RegionAnchor:
 
 @dataclass(frozen=True, slots=True)
 class Anchors:
-    """A whole anchors file. Lookups are indexed once at construction."""
+    """A whole anchors file. Lookups are indexed once at construction.
+
+    ``samples`` holds raw RTTs by the direction probed: in memory after a build or a
+    ``probe.anchors/1`` file, read lazily from the sidecar of a ``probe.anchors/2`` one.
+    """
 
     run_id: str
     created_utc: str
@@ -136,6 +155,7 @@ class Anchors:
     hosts: tuple[HostInfo, ...]
     pairs: tuple[PairAnchor, ...]
     regions: tuple[RegionAnchor, ...]
+    samples: Mapping[tuple[str, str], Probes] = field(default_factory=dict, compare=False)
     _pairs_by_key: dict[tuple[str, str], PairAnchor] = field(init=False, repr=False, compare=False)
     _hosts_by_name: dict[str, HostInfo] = field(init=False, repr=False, compare=False)
 
@@ -146,6 +166,10 @@ class Anchors:
     def pair(self, src: str, dst: str) -> PairAnchor | None:
         """The ordered pair ``src → dst``, or ``None`` if the run has no row for it."""
         return self._pairs_by_key.get((src, dst))
+
+    def rtt_samples(self, pair: PairAnchor) -> Probes | None:
+        """The raw RTTs behind an ok pair's figures (None: not ok, or none kept)."""
+        return self.samples.get(pair.probed) if pair.ok else None
 
     def host(self, name: str) -> HostInfo:
         try:
@@ -194,7 +218,6 @@ def _pair_dict(p: PairAnchor) -> dict[str, object]:
         "rtt_mdev_ms": p.rtt_mdev_ms, "ipdv_ms": p.ipdv_ms, "pdv_p99_ms": p.pdv_p99_ms,
         "loss_pct": p.loss_pct, "sent": p.sent, "received": p.received,
         "bw_mbps": _bw_dict(p.bw), "bw_status": p.bw_status, "bw_reason": p.bw_reason,
-        "rtt_samples_ms": list(p.rtt_samples_ms) if p.rtt_samples_ms is not None else None,
         "network": p.network, "address": p.address,
     }  # fmt: skip
     if p.from_reverse:
@@ -216,9 +239,18 @@ def _region_dict(r: RegionAnchor) -> dict[str, object]:
     }  # fmt: skip
 
 
-def dump_anchors(anchors: Anchors) -> str:
-    """The JSON text of ``anchors`` (schema ``probe.anchors/1``); ``load_anchors`` reads it back."""
-    doc = {
+def sidecar_rows(anchors: Anchors) -> list[Row]:
+    """The sidecar's rows: the samples of each direction probed behind an ok pair, once."""
+    rows: dict[tuple[str, str], Row] = {}
+    for p in anchors.pairs:
+        if p.probed not in rows and (probes := anchors.rtt_samples(p)) is not None:
+            rows[p.probed] = (*p.probed, p.network, probes)
+    return list(rows.values())
+
+
+def anchors_doc(anchors: Anchors, rows: list[Row]) -> dict[str, object]:
+    """The JSON document of ``anchors`` whose samples are the sidecar ``rows``."""
+    return {
         "schema": SCHEMA,
         "run_id": anchors.run_id,
         "created_utc": anchors.created_utc,
@@ -235,8 +267,44 @@ def dump_anchors(anchors: Anchors) -> str:
         ],
         "pairs": [_pair_dict(p) for p in anchors.pairs],
         "regions": [_region_dict(r) for r in anchors.regions],
+        "samples": {
+            "file": SIDECAR,
+            "format": "parquet",
+            "pairs": len(rows),
+            "rows": sum(len(r[3].rtt_ms) for r in rows),
+        },
     }
-    return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+
+
+def _json(doc: dict[str, object]) -> str:
+    """One top-level key per line and one list item (host, pair, region) per line: still
+    diffable, and json's C encoder (``indent`` falls back to pure Python, 2.6× slower)."""
+
+    def dumps(value: object) -> str:
+        return json.dumps(value, allow_nan=False)
+
+    lines = []
+    for key, value in doc.items():
+        if isinstance(value, list) and value:
+            items = ",\n  ".join(dumps(v) for v in value)
+            lines.append(f" {dumps(key)}: [\n  {items}\n ]")
+        else:
+            lines.append(f" {dumps(key)}: {dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def dump_anchors(anchors: Anchors) -> str:
+    """The JSON text of ``anchors`` (schema ``probe.anchors/2``); its samples go to the sidecar
+    ``write_anchors`` writes beside it."""
+    return _json(anchors_doc(anchors, sidecar_rows(anchors)))
+
+
+def write_anchors(path: Path, anchors: Anchors) -> None:
+    """anchors.json at ``path`` and its samples sidecar beside it, the sidecar first: the JSON
+    never points at a sidecar that is not there yet."""
+    rows = sidecar_rows(anchors)
+    save(path.parent / SIDECAR, encode_samples(rows))
+    save(path, _json(anchors_doc(anchors, rows)))
 
 
 # --------------------------------------------------------------------------- load
@@ -354,7 +422,6 @@ def _read_pair(node: _Json) -> PairAnchor:
     rtt = _rtt(o, ("min", "mean", "p50", "p90", "p99", "max"))
     if status is CellStatus.OK and rtt is None:
         raise o.require("rtt_ms").error("status is ok but rtt_ms is null")
-    samples = o.get("rtt_samples_ms")
     return PairAnchor(
         src=o.require("src").as_str(),
         dst=o.require("dst").as_str(),
@@ -372,11 +439,38 @@ def _read_pair(node: _Json) -> PairAnchor:
         bw=o.bw(),
         bw_status=o.get_str("bw_status"),
         bw_reason=o.get_str("bw_reason"),
-        rtt_samples_ms=None if samples is None else tuple(v.as_float() for v in samples.as_list()),
         network=_added_str(o, "network"),
         address=_added_str(o, "address"),
         from_reverse=_added_flag(o, "from_reverse"),
     )
+
+
+def _inline_samples(
+    nodes: list[_Json], pairs: tuple[PairAnchor, ...]
+) -> dict[tuple[str, str], Probes]:
+    """A ``probe.anchors/1`` file's samples, per pair's ``rtt_samples_ms`` (required, may be
+    null), by the direction probed."""
+    out = {}
+    for node, p in zip(nodes, pairs, strict=True):
+        samples = node.as_mapping().get("rtt_samples_ms")
+        if samples is not None:
+            rtts = np.fromiter((v.as_float() for v in samples.as_list()), np.float64)
+            if p.ok:
+                out[p.probed] = Probes(rtts)
+    return out
+
+
+def _sidecar(top: _JsonMap, file: str) -> SidecarSamples:
+    """The sidecar a ``probe.anchors/2`` file names: a plain file name, beside it."""
+    o = top.require("samples").as_mapping()
+    name_node = o.require("file")
+    name = name_node.as_str()
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise name_node.error(f"expected a file name beside the anchors file, got {name!r}")
+    rows = o.require("rows")
+    if rows.as_int() < 0:
+        raise rows.error(f"expected a count, got {rows.value!r}")
+    return SidecarSamples(Path(file).parent / name, rows.as_int())
 
 
 def _added_str(o: _JsonMap, key: str) -> str | None:
@@ -429,7 +523,8 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
 
 
 def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
-    """Anchors from JSON text; ``file`` only names the source in error messages."""
+    """Anchors from JSON text; ``file`` names the source in error messages, and a
+    ``probe.anchors/2`` sidecar is read beside it (lazily: a missing one fails on first use)."""
     try:
         doc = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
@@ -443,11 +538,13 @@ def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
     top = _Json(doc, file).as_mapping()
     schema = top.require("schema").as_str()
     m = _SCHEMA_RE.match(schema)
-    if m is None or m.group(1) != "1":
-        raise InputError(f"anchors schema {schema!r} is not supported (this probe reads {SCHEMA})",
+    if m is None or m.group(1) not in _READS:
+        reads = " and ".join(f"probe.anchors/{v}" for v in _READS)
+        raise InputError(f"anchors schema {schema!r} is not supported (this probe reads {reads})",
                          where=file)  # fmt: skip
     hosts = tuple(_read_host(v) for v in top.require("hosts").as_list())
-    pairs = tuple(_read_pair(v) for v in top.require("pairs").as_list())
+    nodes = top.require("pairs").as_list()
+    pairs = tuple(_read_pair(v) for v in nodes)
     regions = tuple(_read_region(v) for v in top.require("regions").as_list())
     names = {h.name for h in hosts}
     for i, p in enumerate(pairs):
@@ -455,6 +552,7 @@ def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
             if end not in names:
                 where = f"{file}: $.pairs[{i}]"
                 raise InputError(f"host {end!r} is not listed in $.hosts", where=where)
+    samples = _inline_samples(nodes, pairs) if m.group(1) == "1" else _sidecar(top, file)
     return Anchors(
         run_id=top.require("run_id").as_str(),
         created_utc=top.require("created_utc").as_str(),
@@ -462,6 +560,7 @@ def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
         hosts=hosts,
         pairs=pairs,
         regions=regions,
+        samples=samples,
     )
 
 

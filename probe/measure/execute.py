@@ -19,7 +19,7 @@ from pathlib import Path
 from probe import __version__
 from probe.errors import PartialRunError, StoreError, Terminated
 from probe.matrix import build as matrix
-from probe.matrix.anchors import dump_anchors
+from probe.matrix.anchors import write_anchors
 from probe.measure.context import Done, Emit, HostState, RunOptions, Say
 from probe.measure.measurement import Measurement
 from probe.measure.resume import check_inventory, check_network, resume_options, resumed_hosts
@@ -39,7 +39,6 @@ from probe.store.rundoc import (
     RunHost,
     RunPhases,
 )
-from probe.textio import save
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,14 +320,15 @@ def _so_far(
 
 
 def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
-    """Derive matrix.csv/.parquet and anchors.json from the samples; point ``latest`` here."""
+    """Derive matrix.csv/.parquet and anchors.json (+ its samples sidecar) from the samples;
+    point ``latest`` here."""
     torn: list[int] = []
     builder = matrix.MatrixBuilder(doc)
     builder.add_all(scan_samples(store.dir, torn))
     frame = builder.frame()
     matrix.write_matrix(store.dir, frame)
     anchors = matrix.to_anchors(doc, frame, builder.samples())
-    save(store.dir / "anchors.json", dump_anchors(anchors))
+    write_anchors(store.dir / "anchors.json", anchors)
     rtt_ok = int(
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()
     )

@@ -444,6 +444,9 @@ def _iperf(obj: _Object, kind: str) -> Iperf3Record | Iperf3MultiRecord:
     )  # fmt: skip
 
 
+_SEQ_MAX = 2**31 - 1
+
+
 def _train(obj: _Object) -> PingTrain:
     sent, received = obj.integer("sent"), obj.integer("received")
     if sent < 1 or not 0 <= received <= sent:
@@ -452,6 +455,8 @@ def _train(obj: _Object) -> PingTrain:
     for probe in raw:  # the hot loop of a rebuild: 20 probes a record, 90k records at 300 hosts
         if type(probe) is not list or len(probe) != 2 or type(probe[0]) is not int:
             obj.fail("'probes' must hold [seq, rtt_ms or null] pairs")
+        if not 0 <= probe[0] <= _SEQ_MAX:  # the RTT samples sidecar stores seq as int32
+            obj.fail(f"probe seq {probe[0]} is outside 0..{_SEQ_MAX}")
         if probe[1] is not None and type(probe[1]) is not float and type(probe[1]) is not int:
             obj.fail("'probes' must hold [seq, rtt_ms or null] pairs")
     probes = tuple((seq, None if rtt is None else float(rtt)) for seq, rtt in raw)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.bench_anchors import run_anchors
 from bench.bench_fanout import VARIANTS, run_fanout
 from bench.bench_matrix import linear_fit, run_matrix
 
@@ -67,6 +68,20 @@ def test_matrix_smoke(tmp_path: Path) -> None:
     assert by_mode["all"]["unordered_pairs"] == 2000 * 1999 // 2
     # sample:K = the intra-region full meshes (10 × C(200, 2)) + C(10·K, 2) − 10·C(K, 2)
     assert by_mode["sample:2"]["unordered_pairs"] == 10 * 19900 + 190 - 10
+
+
+def test_anchors_smoke(tmp_path: Path) -> None:
+    """Both layouts built and loaded; calc's Monte-Carlo agrees between them (or it raises)."""
+    out = tmp_path / "anchors.json"
+    run_anchors([6], out=out)
+    doc = _report(out)
+    assert doc["bench"] == "anchors"
+    (p,) = doc["points"]
+    assert p["hosts"] == 6 and p["pairs"] == 30
+    assert set(p["build"]["v1"]["bytes"]) == {"anchors.json"}
+    assert set(p["build"]["v2"]["bytes"]) == {"anchors.json", "anchors-samples.parquet"}
+    assert p["load"]["v1"]["decode_tail"] == p["load"]["v2"]["decode_tail"] is not None
+    assert all(v is not None and v > 0 for v in p["ratio_v2_vs_v1"].values())
 
 
 def test_linear_fit() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from probe.cli import main, run
 from probe.decide.cliques import EXACT_HOSTS
-from probe.matrix.anchors import dump_anchors
+from probe.matrix.anchors import write_anchors
 from tests.decide.fleet import from_rtt_matrix, make_anchors
 
 POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
@@ -22,7 +22,7 @@ def two_regions(tmp_path: Path) -> Path:
     run_dir = tmp_path / "run-1"
     run_dir.mkdir()
     anchors = make_anchors({"us-east": 4, "eu-west": 4}, 75.0, samples=True)
-    (run_dir / "anchors.json").write_text(dump_anchors(anchors))
+    write_anchors(run_dir / "anchors.json", anchors)
     return run_dir
 
 
@@ -30,7 +30,7 @@ def two_regions(tmp_path: Path) -> Path:
 def one_region(tmp_path: Path) -> Path:
     p = tmp_path / "one.json"
     anchors = make_anchors({"us-east": 4, "eu-west": 2}, samples=True, down=("eu-west",))
-    p.write_text(dump_anchors(anchors))
+    write_anchors(p, anchors)
     return p
 
 
@@ -132,7 +132,7 @@ def test_groups_name_every_member_wrapped_never_cut(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     anchors = tmp_path / "anchors.json"
-    anchors.write_text(dump_anchors(make_anchors({"us-east": 30, "eu-west": 1}, bw_mbps=None)))
+    write_anchors(anchors, make_anchors({"us-east": 30, "eu-west": 1}, bw_mbps=None))
     assert run(["groups", str(anchors), "--max-rtt", "5ms", "--stages", "8"]) == 0
     out = capsys.readouterr().out
     head, members = out.split("members:\n")
@@ -155,7 +155,7 @@ def test_groups_say_when_the_search_was_greedy(
     for i in range(n):
         rtt[i, (i + 1) % n] = rtt[(i + 1) % n, i] = 1.0
     anchors = tmp_path / "anchors.json"
-    anchors.write_text(dump_anchors(from_rtt_matrix(rtt, ["ring"] * n)))
+    write_anchors(anchors, from_rtt_matrix(rtt, ["ring"] * n))
     assert run(["groups", str(anchors), "--max-rtt", "5ms"]) == 0
     out = capsys.readouterr().out
     assert "greedy ≤ 3" in out and "colouring bound" in out
@@ -213,7 +213,7 @@ def rtt_only(tmp_path: Path) -> Path:
     run_dir = tmp_path / "rtt-only"
     run_dir.mkdir()
     anchors = make_anchors({"us-east": 4, "eu-west": 4}, 75.0, bw_mbps=None, samples=True)
-    (run_dir / "anchors.json").write_text(dump_anchors(anchors))
+    write_anchors(run_dir / "anchors.json", anchors)
     return run_dir
 
 

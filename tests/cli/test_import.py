@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from probe.cli import run
+from probe.matrix.anchors import load_anchors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DOIT = FIXTURES / "matrices" / "doit" / "results_subset.csv"
@@ -170,9 +171,10 @@ def test_captures_become_cells_like_probe_s_own(
     assert cell(frame, "somehost", "a").status == "not-planned"
     doc = json.loads((out / "run.json").read_text())
     assert doc["imported"] == {"source": str(folder), "format": "captures"}
-    anchors = json.loads((out / "anchors.json").read_text())
-    samples = {(p["src"], p["dst"]): p["rtt_samples_ms"] for p in anchors["pairs"]}
-    assert samples["a", "b"] is not None and len(samples["a", "b"]) == 10
+    anchors = load_anchors(out / "anchors.json")
+    ab_pair = anchors.pair("a", "b")
+    samples = None if ab_pair is None else anchors.rtt_samples(ab_pair)
+    assert samples is not None and len(samples.rtt_ms) == 10
 
 
 def test_captures_by_manifest_and_an_unreadable_one(

@@ -19,7 +19,7 @@ from probe.cli import run
 from probe.cli.jsondoc import diff_document, dumps, gate_document
 from probe.decide.gate import CheckResult, GateReport, Verdict
 from probe.decide.regression import DEFAULT_FAIL_ON
-from probe.matrix.anchors import dump_anchors
+from probe.matrix.anchors import write_anchors
 from probe.measure.check import HostCheck
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
@@ -61,7 +61,7 @@ def rejected(doc: dict[str, Any], name: str) -> None:
 def anchors_run(tmp_path: Path, name: str, **kw: Any) -> Path:
     run_dir = tmp_path / name
     run_dir.mkdir()
-    (run_dir / "anchors.json").write_text(dump_anchors(make_anchors(**kw)))
+    write_anchors(run_dir / "anchors.json", make_anchors(**kw))
     return run_dir
 
 

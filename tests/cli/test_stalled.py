@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from probe.cli import run
-from probe.matrix.anchors import dump_anchors
+from probe.matrix.anchors import write_anchors
 from probe.report import Headline, build_report, html, markdown
 from tests.decide.fleet import make_anchors, with_stalled_bw
 from tests.report.runs import HOSTS, iperf3_record
@@ -27,7 +27,7 @@ def stalled_anchors(tmp_path: Path) -> Path:
     """Two hosts 223 ms apart; the test a-0 → b-0 stalled (the issue's 111.5 ms prefill)."""
     anchors = with_stalled_bw(make_anchors({"a": 1, "b": 1}, 223.0), "a-0", "b-0", STALL, None)
     path = tmp_path / "anchors.json"
-    path.write_text(dump_anchors(anchors))
+    write_anchors(path, anchors)
     return path
 
 
@@ -58,7 +58,7 @@ def test_calc_without_a_stall_prints_no_caveat(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "anchors.json"
-    path.write_text(dump_anchors(make_anchors({"a": 1, "b": 1}, 223.0)))
+    write_anchors(path, make_anchors({"a": 1, "b": 1}, 223.0))
     assert run(["calc", str(path), "--path", "a-0,b-0", "--scenario", "prefill"]) == 0
     out = capsys.readouterr().out
     assert "caveat" not in out and "lower bound" not in out

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from probe.cli import run
-from probe.matrix.anchors import dump_anchors
+from probe.matrix.anchors import write_anchors
 from tests.decide.fleet import make_anchors
 from tests.report.runs import make_lab8
 
@@ -73,7 +73,7 @@ def test_gate_markdown_that_cannot_be_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     anchors = tmp_path / "anchors.json"
-    anchors.write_text(dump_anchors(make_anchors({"us-east": 2, "eu-west": 2}, samples=True)))
+    write_anchors(anchors, make_anchors({"us-east": 2, "eu-west": 2}, samples=True))
     target = tmp_path / "missing" / "gate.md"
     args = ["gate", str(anchors), "--policy", str(POLICY), "--markdown", str(target)]
     assert run(args) == 2

@@ -16,6 +16,7 @@ from probe.matrix.anchors import (
     RttAnchor,
 )
 from probe.matrix.regions import roll_up
+from probe.matrix.samples import Probes
 from probe.model import CellStatus
 
 INTRA_RTT_MS = 0.5
@@ -28,7 +29,6 @@ def pair(
     bw_mbps: float | None = 10_000.0,
     *,
     p99_factor: float = 1.5,
-    samples: tuple[float, ...] | None = None,
     status: CellStatus = CellStatus.OK,
 ) -> PairAnchor:
     ok = status is CellStatus.OK
@@ -50,7 +50,6 @@ def pair(
         received=20 if ok else 0,
         bw=Bandwidth(bw_mbps, bw_mbps) if ok else Bandwidth(),
         bw_status="ok" if ok and bw_mbps is not None else None,
-        rtt_samples_ms=samples if ok else None,
     )
 
 
@@ -67,6 +66,7 @@ def make_anchors(
     The hosts of the ``down`` regions are in the run but none could be measured."""
     hosts = [HostInfo(f"{r}-{i}", r) for r, n in sizes.items() for i in range(n)]
     pairs = []
+    rtts: dict[tuple[str, str], Probes] = {}
     for a in hosts:
         for b in hosts:
             if a is b:
@@ -83,8 +83,10 @@ def make_anchors(
                 rtt = float(cross_rtt_ms)
             else:
                 rtt = cross_rtt_ms[frozenset((a.region, b.region))]
-            s = tuple(rtt * x for x in (0.9, 1.0, 1.0, 1.1, 1.5)) if samples else None
-            pairs.append(pair(a, b, rtt, bw_mbps, samples=s))
+            if samples:
+                seq = np.arange(1, 6, dtype=np.int32)
+                rtts[a.name, b.name] = Probes(rtt * np.array([0.9, 1.0, 1.0, 1.1, 1.5]), seq)
+            pairs.append(pair(a, b, rtt, bw_mbps))
     return Anchors(
         run_id="synthetic",
         created_utc="2026-11-23T08:00:00Z",
@@ -92,6 +94,7 @@ def make_anchors(
         hosts=tuple(hosts),
         pairs=tuple(pairs),
         regions=roll_up(pairs),
+        samples=rtts,
     )
 
 

@@ -9,14 +9,19 @@ from typing import Any
 
 import pytest
 
+from probe.decide.calc import calc
+from probe.decide.options import CalcOptions
 from probe.errors import InputError, ParseError
 from probe.matrix.anchors import (
     SCHEMA,
+    Anchors,
     dump_anchors,
     load_anchors,
     parse_anchors,
+    write_anchors,
 )
 from probe.matrix.regions import roll_up
+from probe.matrix.samples import SIDECAR, SidecarSamples
 from probe.model import CellStatus
 from tests.decide.fleet import make_anchors, pair
 
@@ -27,14 +32,152 @@ def _doc() -> dict[str, Any]:
     return doc
 
 
+def _samples(a: Anchors) -> dict[tuple[str, str], tuple[list[float], list[int] | None]]:
+    out = {}
+    for p in a.pairs:
+        probes = a.rtt_samples(p)
+        if probes is not None:
+            seq = None if probes.seq is None else probes.seq.tolist()
+            out[p.src, p.dst] = (probes.rtt_ms.tolist(), seq)
+    return out
+
+
 def test_round_trip_is_exact(tmp_path: Path) -> None:
     a = make_anchors({"us-east": 3, "eu-west": 2}, 75.0, samples=True)
     path = tmp_path / "anchors.json"
-    path.write_text(dump_anchors(a))
+    write_anchors(path, a)
     b = load_anchors(path)
     assert b == a
     assert dump_anchors(b) == dump_anchors(a)
-    assert json.loads(dump_anchors(a))["schema"] == SCHEMA
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == SCHEMA == "probe.anchors/2"
+    assert doc["samples"] == {"file": SIDECAR, "format": "parquet", "pairs": 20, "rows": 100}
+    assert all("rtt_samples_ms" not in p for p in doc["pairs"])
+    assert _samples(b) == _samples(a) and len(_samples(a)) == 20
+    lines = path.read_text().splitlines()  # one pair a line (json's C encoder, no indent)
+    assert [json.loads(line.rstrip(",")) for line in lines if '"dst": ' in line] == doc["pairs"]
+
+
+def test_the_sidecar_is_one_row_per_probe_sorted_for_any_engine(tmp_path: Path) -> None:
+    """The documented columns, sorted by src then dst (a reader fetches one source's rows
+    alone), read back here with plain pyarrow as DuckDB or Spark would."""
+    import pyarrow.parquet as pq
+
+    a = make_anchors({"us-east": 3, "eu-west": 2}, 75.0, samples=True)
+    write_anchors(tmp_path / "anchors.json", a)
+    table = pq.read_table(tmp_path / SIDECAR)
+    assert table.column_names == ["src", "dst", "network", "seq", "rtt_ms"]
+    rows = table.to_pylist()
+    keys = [(r["src"], r["dst"]) for r in rows]
+    assert keys == sorted(keys) and len(rows) == 100
+    first = [r for r in rows if (r["src"], r["dst"]) == ("eu-west-0", "eu-west-1")]
+    assert [r["seq"] for r in first] == [1, 2, 3, 4, 5]
+    assert [r["rtt_ms"] for r in first] == [0.5 * x for x in (0.9, 1.0, 1.0, 1.1, 1.5)]
+
+
+def test_a_sidecar_is_read_one_source_at_a_time(tmp_path: Path) -> None:
+    a = make_anchors({"r": 40}, samples=True)  # 1,560 pairs × 5 rows: several row groups
+    path = tmp_path / "anchors.json"
+    write_anchors(path, a)
+    b = load_anchors(path)
+    assert isinstance(b.samples, SidecarSamples)
+    pair = b.pair("r-7", "r-3")
+    assert pair is not None
+    probes = b.rtt_samples(pair)
+    assert probes is not None and probes.rtt_ms.tolist() == [0.5 * x for x in (0.9, 1, 1, 1.1, 1.5)]
+    assert list(b.samples._by_src) == ["r-7"]  # only that source was read
+    assert _samples(b) == _samples(a)
+
+
+V1 = Path(__file__).parents[1] / "fixtures" / "anchors" / "v1-inline-samples.json"
+
+
+def test_a_v1_file_with_inline_samples_is_still_read() -> None:
+    """probe.anchors/1 (written by probe before the sidecar) from the golden run: the same
+    pairs and samples as anchors built from the run today."""
+    from probe.matrix.build import build_matrix, rtt_samples, to_anchors
+    from probe.store.rundir import read_run, read_samples
+
+    old = load_anchors(V1)
+    run_dir = Path(__file__).parents[1] / "fixtures" / "runs" / "20261123T090000Z"
+    run, records = read_run(run_dir), read_samples(run_dir).records
+    now = to_anchors(run, build_matrix(run, records), rtt_samples(records))
+    assert json.loads(V1.read_text())["schema"] == "probe.anchors/1"
+    assert old.pairs == now.pairs and old.regions == now.regions
+    inline = _samples(old)
+    assert len(inline) == 41
+    assert inline == {k: (rtts, None) for k, (rtts, _) in _samples(now).items()}
+
+
+def test_a_v1_pair_must_still_say_its_samples() -> None:
+    doc = json.loads(V1.read_text())
+    doc["pairs"][0].pop("rtt_samples_ms")
+    with pytest.raises(InputError) as exc:
+        parse_anchors(json.dumps(doc), file="x.json")
+    assert str(exc.value) == "x.json: $.pairs[0].rtt_samples_ms: missing key"
+
+
+def _written(tmp_path: Path) -> Path:
+    path = tmp_path / "anchors.json"
+    write_anchors(path, make_anchors({"r": 3}, samples=True))
+    return path
+
+
+def _monte_carlo(a: Anchors) -> object:
+    options = CalcOptions(stages=3, scenarios=frozenset({"decode"}))
+    return calc(a, options).decode
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.unlink(), "file not found (anchors.json points at it)"),
+        (lambda p: p.write_bytes(b"PAR1 not really"), "not a Parquet file"),
+        (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "not a Parquet file"),
+    ],
+)
+def test_a_missing_or_corrupt_sidecar_is_one_line_naming_it(
+    tmp_path: Path, damage: Callable[[Path], object], message: str
+) -> None:
+    path = _written(tmp_path)
+    damage(tmp_path / SIDECAR)
+    a = load_anchors(path)  # groups and gate never read the samples: loading still works
+    assert a.pairs
+    with pytest.raises(InputError) as exc:
+        _monte_carlo(a)
+    text = str(exc.value)
+    assert text.startswith(f"{tmp_path / SIDECAR}: RTT samples sidecar: ") and message in text
+    assert "\n" not in text
+
+
+def test_a_sidecar_of_another_run_is_refused(tmp_path: Path) -> None:
+    path = _written(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["samples"]["rows"] = 7
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=r"30 rows, anchors\.json says 7"):
+        _monte_carlo(load_anchors(path))
+
+
+@pytest.mark.parametrize("name", ["../elsewhere.parquet", "/etc/passwd", ""])
+def test_the_sidecar_must_sit_beside_the_file(tmp_path: Path, name: str) -> None:
+    doc = json.loads(_written(tmp_path).read_text())
+    doc["samples"]["file"] = name
+    with pytest.raises(InputError, match=r"x.json: \$\.samples\.file: expected a file name"):
+        parse_anchors(json.dumps(doc), file="x.json")
+
+
+def test_monte_carlo_is_identical_from_either_layout(tmp_path: Path) -> None:
+    """The same seed gives the same figures from a /1 file (samples inline) as from the /2
+    file and sidecar written from it."""
+    old = load_anchors(V1)
+    write_anchors(tmp_path / "anchors.json", old)
+    new = load_anchors(tmp_path / "anchors.json")
+    assert isinstance(new.samples, SidecarSamples)
+    options = CalcOptions(stages=3, scenarios=frozenset({"decode", "prefill"}))
+    a, b = calc(old, options), calc(new, options)
+    assert a.decode is not None and a.decode.tail is not None
+    assert a == b
 
 
 def test_round_trip_keeps_failed_cells_and_nulls() -> None:
@@ -53,18 +196,18 @@ def test_round_trip_keeps_failed_cells_and_nulls() -> None:
 
 def test_newer_schema_major_is_one_clear_line(tmp_path: Path) -> None:
     doc = _doc()
-    doc["schema"] = "probe.anchors/2"
+    doc["schema"] = "probe.anchors/3"
     path = tmp_path / "a.json"
     path.write_text(json.dumps(doc))
     with pytest.raises(InputError) as exc:
         load_anchors(path)
     msg = str(exc.value)
-    assert str(path) in msg and "probe.anchors/2" in msg and "\n" not in msg
+    assert str(path) in msg and "probe.anchors/3" in msg and "\n" not in msg
 
 
 def test_minor_schema_version_is_accepted() -> None:
     doc = _doc()
-    doc["schema"] = "probe.anchors/1.3"
+    doc["schema"] = "probe.anchors/2.3"
     doc["future_key"] = {"ignored": True}
     assert parse_anchors(json.dumps(doc)).run_id == "synthetic"
 
@@ -76,7 +219,8 @@ def test_minor_schema_version_is_accepted() -> None:
         (lambda d: d["hosts"][0].pop("region"), "$.hosts[0].region"),
         (lambda d: d["regions"][0]["bw_mbps"].pop("reverse"), "$.regions[0].bw_mbps.reverse"),
         (lambda d: d.pop("run_id"), "$.run_id"),
-        (lambda d: d["pairs"][0].pop("rtt_samples_ms"), "$.pairs[0].rtt_samples_ms"),
+        (lambda d: d.pop("samples"), "$.samples"),
+        (lambda d: d["samples"].pop("rows"), "$.samples.rows"),
     ],
 )
 def test_missing_key_names_the_json_path(drop: Callable[[Any], object], path: str) -> None:

@@ -17,6 +17,7 @@ from probe.matrix.build import (
     to_anchors,
     wide,
 )
+from probe.matrix.samples import Probes
 from probe.model import CellStatus
 from probe.store.records import (
     HostRecord,
@@ -149,8 +150,10 @@ def test_views_and_anchors() -> None:
     assert roll["eu", "eu"].pairs == 2 and roll["eu", "us"].measured == 1
     anchors = to_anchors(RUN, frame, rtt_samples(records()))
     again = parse_anchors(dump_anchors(anchors))  # strict JSON: no NaN anywhere
-    pair = again.pair("a", "b")
-    assert pair is not None and pair.rtt_samples_ms == (1.0, 2.0, 3.0, 2.0)
+    pair = anchors.pair("a", "b")
+    probes = None if pair is None else anchors.rtt_samples(pair)
+    assert probes is not None and probes.rtt_ms.tolist() == [1.0, 2.0, 3.0, 2.0]
+    assert again.pair("a", "b") == pair
     ca = again.pair("c", "a")
     assert ca is not None and ca.reason
 
@@ -169,9 +172,13 @@ def test_the_builder_streams_to_the_same_matrix_and_samples() -> None:
     assert cell.text("a", "b", "status") == "ok"  # measured before b's host record: kept
     assert cell.text("b", "a", "bw_status") == "ok"
     samples = builder.samples()
-    assert list(samples["a", "b"]) == [1.0, 2.0, 3.0, 2.0]
+    assert samples["a", "b"].rtt_ms.tolist() == [1.0, 2.0, 3.0, 2.0]
     assert ("a", "c") not in samples
     expected = rtt_samples(stream)
-    assert {k: list(v) for k, v in samples.items()} == {
-        k: v for k, v in expected.items() if cell.text(*k, "status") == "ok"
+
+    def plain(probes: Probes) -> tuple[list[float], list[int] | None]:
+        return probes.rtt_ms.tolist(), None if probes.seq is None else probes.seq.tolist()
+
+    assert {k: plain(v) for k, v in samples.items()} == {
+        k: plain(v) for k, v in expected.items() if cell.text(*k, "status") == "ok"
     }

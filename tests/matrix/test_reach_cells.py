@@ -146,7 +146,9 @@ def test_anchors_mark_a_reverse_rtt_and_carry_the_reverse_samples() -> None:
     anchors = to_anchors(run, builder.frame(), builder.samples())
     a_n, n_a = anchors.pair("a", "n"), anchors.pair("n", "a")
     assert a_n is not None and n_a is not None
-    assert a_n.from_reverse and a_n.rtt_samples_ms == n_a.rtt_samples_ms == (10.0, 12.0)
+    a_n_rtts, n_a_rtts = anchors.rtt_samples(a_n), anchors.rtt_samples(n_a)
+    assert a_n_rtts is not None and n_a_rtts is not None
+    assert a_n.from_reverse and a_n_rtts.rtt_ms.tolist() == n_a_rtts.rtt_ms.tolist() == [10, 12]
     assert not n_a.from_reverse
     assert parse_anchors(dump_anchors(anchors)) == anchors
     doc = json.loads(dump_anchors(anchors))

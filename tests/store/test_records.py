@@ -122,6 +122,18 @@ def test_torn_unknown_and_damaged_lines() -> None:
         decode_record('{"kind":"ping","src":"a","dst":"b","status":"error","argv":[1]}', "x:7")
 
 
+@pytest.mark.parametrize("seq", [-1, 2**31, 10**30])
+def test_a_probe_seq_outside_int32_is_damage(seq: int) -> None:
+    """The RTT samples sidecar stores seq as int32: a seq no ping sends is refused on reading."""
+    doc = {"kind": "ping", "src": "a", "dst": "b", "status": "ok", "sent": 2, "received": 2,
+           "probes": [[0, 1.0], [seq, 1.5]]}  # fmt: skip
+    with pytest.raises(StoreError) as exc:
+        decode_record(json.dumps(doc), "x:3")
+    assert str(exc.value) == f"x:3: probe seq {seq} is outside 0..2147483647"
+    doc["probes"] = [[0, 1.0], [2**31 - 1, 1.5]]
+    assert decode_record(json.dumps(doc), "x:3") is not None
+
+
 @pytest.mark.parametrize("bps", [-1.0, -9.4e8])
 def test_a_negative_receiver_rate_is_damage(bps: float) -> None:
     doc = json.loads(encode_record(RECORDS[6]))
