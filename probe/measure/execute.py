@@ -158,7 +158,10 @@ async def _execute(
     ssh: SshOptions,
     say: Say,
 ) -> RunSummary:
-    attempt = RunAttempt(utc_iso(), __version__, InventoryRef(inventory.source, inventory.sha256))
+    # a new run's first attempt starts when the run does: one clock reading, not two that a
+    # loaded machine puts a millisecond apart
+    started = utc_iso() if earlier else doc.started_utc
+    attempt = RunAttempt(started, __version__, InventoryRef(inventory.source, inventory.sha256))
     doc = replace(doc.with_attempts((*earlier, attempt)), complete=False)
     new = not earlier  # a new run's directory is removed again if nothing could be saved
     try:
