@@ -49,6 +49,7 @@ demo: sysdeps venv ## lab up -> probe run (ping + iperf3) -> grids, report, calc
 	$(PROBE) show reports/latest --metric bw_mbps; \
 	$(PROBE) report reports/latest --policy inventory/policies/lab-wan.yaml; \
 	$(PROBE) calc reports/latest --model llama-3-8b --stages 3 --scenario decode,prefill; \
+	$(PROBE) groups reports/latest --max-rtt 50ms --stages 2; \
 	$(PROBE) gate reports/latest --policy inventory/policies/coverage.yaml || true; \
 	echo "report: reports/latest/report.html"
 
