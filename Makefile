@@ -7,6 +7,8 @@ PY      := $(VENV)/bin/python
 PROBE   := $(VENV)/bin/probe
 STAMP   := $(VENV)/.installed
 TOPO    ?= inventory/lab-3regions.yaml
+# the demo takes down its own lab only (never a test run's beside it)
+LABNAME ?= lab3
 LABINV  ?= /run/probe-lab/lab3/inventory.yaml
 DEMO_ARGS ?= --duration 5 --omit 2
 # command:package pairs; a package is installed when its command is missing
@@ -41,7 +43,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create .venv with probe and its dev tools
 
 demo: sysdeps venv ## lab up -> probe run (ping + iperf3) -> grids, report, calc, gate -> lab down
-	@set -e; trap '$(PROBE) lab down >/dev/null' EXIT; \
+	@set -e; trap '$(PROBE) lab down --name $(LABNAME) >/dev/null' EXIT; \
 	$(PROBE) lab up $(TOPO); \
 	$(PROBE) run $(LABINV) -o reports/ $(DEMO_ARGS) || [ $$? -eq 4 ]; \
 	$(PROBE) show reports/latest --metric rtt_p50_ms; \
@@ -55,7 +57,7 @@ demo: sysdeps venv ## lab up -> probe run (ping + iperf3) -> grids, report, calc
 
 demo-field: ## the demo on lab-field.yaml: networks, NAT, a firewall, non-root, busybox, cubic/bbr
 	@$(MAKE) --no-print-directory demo TOPO=inventory/lab-field.yaml \
-	  LABINV=/run/probe-lab/field/inventory.yaml DEMO_ARGS="--networks all --duration 3 --omit 1"
+	  LABNAME=field LABINV=/run/probe-lab/field/inventory.yaml DEMO_ARGS="--networks all --duration 3 --omit 1"
 
 test: sysdeps venv ## run every test (the lab tests need root)
 	$(PY) -m pytest -q

@@ -69,6 +69,7 @@ def test_an_iperf3_already_running_on_a_host_is_a_loud_warning(
     """Issue 12, case 4: two runs from two folders on the same hosts each cut the other's
     bandwidth. An iperf3 found on a host at preflight (here a foreign server in us2's
     namespace) is one WARNING line naming that host, and it is recorded with the host."""
+    assert_clean(lab)  # an earlier test's server still ending (its remote deadline) is not foreign
     foreign = subprocess.Popen(
         lab.exec_argv("us2", "iperf3", "-s", "-p", "5299"),
         stdout=subprocess.DEVNULL,
