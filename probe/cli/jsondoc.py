@@ -445,12 +445,14 @@ def show_regions_document(
     metric: str,
     definition: str,
     rows: Sequence[RegionFigure],
-    unplanned: Mapping[tuple[str, str], int],
+    left_out: Mapping[str, Mapping[tuple[str, str], int]],
     missing: Unmeasured,
     notice: str | None,
 ) -> Doc:
     """``probe show --by region --json``: the region roll-up (``matrix.regions``), each figure
-    with the pairs it rests on."""
+    with the pairs it rests on and those left out on purpose (``matrix.left_out_by_region``)."""
+    unplanned = left_out.get("not planned", {})
+    unmeasurable = left_out.get("not measurable", {})
     return {
         **_show_head(run_id, "region", metric, missing, notice),
         "definition": definition,
@@ -462,6 +464,7 @@ def show_regions_document(
                 "pairs": f.pairs,
                 "pairs_measured": f.measured,
                 "pairs_not_planned": unplanned.get((f.src_region, f.dst_region), 0),
+                "pairs_not_measurable": unmeasurable.get((f.src_region, f.dst_region), 0),
             }
             for f in rows
         ],

@@ -450,10 +450,10 @@ def _show_document(
 
     if by == "region":
         rows = matrix.by_region(frame, metric)
-        unplanned = matrix.unplanned_by_region(frame, metric)
+        left_out = matrix.left_out_by_region(frame, metric)
         definition = figure(metric).definition
         return show_regions_document(
-            run.run_id, metric, definition, rows, unplanned, missing, notice
+            run.run_id, metric, definition, rows, left_out, missing, notice
         )
     order = matrix.host_order(run)
     values = matrix.wide(frame, metric, order)

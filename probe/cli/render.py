@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import pandas as pd
 from tabulate import tabulate
 
 from probe.matrix import build as matrix
 from probe.matrix.regions import RegionFigure, figure
-from probe.model import CellStatus
 from probe.store.rundoc import RunDoc
 
 
@@ -37,22 +35,11 @@ def render_grid(run: RunDoc, frame: pd.DataFrame, metric: str) -> str:
     return title + "\n" + tabulate(rows, ["src \\ dst", *order], disable_numparse=True)
 
 
-def _left_out(frame: pd.DataFrame, column: str, status: CellStatus) -> dict[tuple[str, str], int]:
-    """Cells of ``status`` per (source region, destination region), each pair's preferred row."""
-    cells = matrix.preferred(frame)
-    cells = cells[cells[column] == status.value]
-    return dict(Counter(zip(cells["src_region"], cells["dst_region"], strict=True)))
-
-
 def render_regions(frame: pd.DataFrame, metric: str) -> str:
     """One figure of the region roll-up per region pair, with the pairs it rests on (and how
     many of the others were left out on purpose: by a sampled ping plan for ping figures, and,
     for any figure, as not measurable)."""
-    bw = metric.startswith("bw")
-    notes = {"not planned": {} if bw else _left_out(frame, "status", CellStatus.NOT_PLANNED)}
-    notes["not measurable"] = _left_out(
-        frame, "bw_status" if bw else "status", CellStatus.NOT_MEASURABLE
-    )
+    notes = matrix.left_out_by_region(frame, metric)
 
     def rests_on(f: RegionFigure) -> str:
         key = (f.src_region, f.dst_region)

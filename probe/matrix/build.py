@@ -587,14 +587,21 @@ def by_region(frame: pd.DataFrame, metric: str) -> tuple[RegionFigure, ...]:
     return figures(roll_up(pair_anchors(frame)), metric)
 
 
-def unplanned_by_region(frame: pd.DataFrame, metric: str) -> dict[tuple[str, str], int]:
-    """Per region pair, the pairs a sampled ping plan left out of a ping figure (none for a
-    goodput figure: the bandwidth plan is another)."""
-    if metric.startswith("bw"):
-        return {}
-    left_out = frame[frame["status"] == CellStatus.NOT_PLANNED.value]
-    pairs = zip(left_out["src_region"], left_out["dst_region"], strict=True)
-    return dict(Counter((str(s), str(d)) for s, d in pairs))
+def left_out_by_region(frame: pd.DataFrame, metric: str) -> dict[str, dict[tuple[str, str], int]]:
+    """Per region pair, the pairs left out of ``metric``'s figure on purpose, by why: "not
+    planned" (a sampled ping plan; none for a goodput, whose plan is another) and "not
+    measurable" (neither end can be aimed at). Each pair's preferred row, as the figure reads.
+    The one count text and ``--json`` both print."""
+    cells = preferred(frame)
+    bw = metric.startswith("bw")
+    wanted = {"not planned": ("status", CellStatus.NOT_PLANNED)} if not bw else {}
+    wanted["not measurable"] = ("bw_status" if bw else "status", CellStatus.NOT_MEASURABLE)
+    out: dict[str, dict[tuple[str, str], int]] = {}
+    for why, (column, status) in wanted.items():
+        hit = cells[cells[column] == status.value]
+        pairs = zip(hit["src_region"], hit["dst_region"], strict=True)
+        out[why] = dict(Counter((str(s), str(d)) for s, d in pairs))
+    return out
 
 
 def host_order(run: RunDoc) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -168,6 +169,15 @@ def test_pairs_that_cannot_be_measured_are_not_measurable_in_every_view(
         assert re.search(r"^a\s+b\s+\S+\s+2/3 \(1 not measurable\)$", out, re.M), out
         assert re.search(r"^b\s+a\s+\S+\s+2/3 \(1 not measurable\)$", out, re.M), out
         assert re.search(r"^b\s+b\s+\S+\s+6/6$", out, re.M), out
+        # --json counts what the text says (once they disagreed: JSON knew only not-planned)
+        assert run(["show", str(run_dir), "--metric", metric, "--by", "region", "--json"]) == 0
+        regions = {(r["src_region"], r["dst_region"]): r for r in json.loads(
+            capsys.readouterr().out)["regions"]}  # fmt: skip
+        assert (regions["a", "b"]["pairs_measured"], regions["a", "b"]["pairs"]) == (2, 3)
+        assert regions["a", "b"]["pairs_not_measurable"] == 1
+        assert regions["b", "a"]["pairs_not_measurable"] == 1
+        assert regions["b", "b"]["pairs_not_measurable"] == 0
+        assert {r["pairs_not_planned"] for r in regions.values()} == {0}
     # the report counts them apart, never as failures, and the heatmaps mark them n/m
     report = build_report(run_dir)
     assert (report.coverage.ping_not_measurable, report.coverage.bw_not_measurable) == (2, 2)
