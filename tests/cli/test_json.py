@@ -362,6 +362,7 @@ def test_show_json_by_region_bandwidth(golden: Path, capsys: pytest.CaptureFixtu
         "pairs",
         "pairs_measured",
         "pairs_not_planned",
+        "pairs_not_measurable",
     ]
     assert any(r["bw_mbps"] and r["bw_mbps"] > 0 for r in doc["regions"])
 
