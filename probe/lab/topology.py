@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 from probe.errors import InputError
+from probe.model import PortRange
 from probe.textio import read_text
 from probe.units import parse_duration_ms, parse_percent, parse_rate_bps
 from probe.yamlsrc import MapNode, Node, closest, parse_yaml_mapping
@@ -51,14 +52,12 @@ _PREFIX = re.compile(r"[a-z][a-z0-9]{0,4}-")
 _LINK_KEYS = {"delay", "jitter", "jitter_dist", "loss", "rate", "queue", "reorder"}
 _FLEET_KEYS = {"firewall", "user", "unprivileged_icmp", "tools", "cc"}  # hosts unlike the others
 _USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")  # what useradd accepts, without a trailing '$'
-_PORTS = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?")
 MESH = "mesh"  # the network of ``address:`` (every host of a one-network lab)
 
 JitterDist = Literal["normal", "uniform"]
 RateImpl = Literal["htb", "userspace"]  # htb: kernel back-pressure; userspace: tail drop
 Tools = Literal["system", "busybox"]  # busybox: ping and timeout are busybox applets
 CongestionControl = Literal["cubic", "bbr"]
-PortRange = tuple[int, int]  # inclusive
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,15 +501,13 @@ def _firewall(spec: MapNode, ssh_port: int) -> tuple[PortRange, ...]:
         return ()
     ranges: list[PortRange] = []
     for part in node.as_str().split(","):
-        match = _PORTS.fullmatch(part.strip())
-        low, high = (
-            (int(match.group(1)), int(match.group(2) or match.group(1))) if match else (0, 0)
-        )
-        if not 1 <= low <= high <= 65535:
-            raise node.error(f"{node.name}: {part.strip()!r} is not a port or a range LOW-HIGH")
-        if low <= ssh_port <= high:
-            raise node.error(f"{node.name}: {part.strip()} covers the SSH port {ssh_port}")
-        ranges.append((low, high))
+        try:
+            ports = PortRange.parse(part)
+        except ValueError as exc:
+            raise node.error(f"{node.name}: {exc}") from None
+        if ports.lo <= ssh_port <= ports.hi:
+            raise node.error(f"{node.name}: {ports} covers the SSH port {ssh_port}")
+        ranges.append(ports)
     return tuple(ranges)
 
 
@@ -620,7 +617,7 @@ def in_series(path: LinkParams, access: LinkParams) -> LinkParams:
 
 def ports_text(ranges: tuple[PortRange, ...]) -> str:
     """``5201-5299,8080``: the ranges as nft and the topology file write them."""
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+    return ",".join(map(str, ranges))
 
 
 def _check_selector(section: MapNode, key: str, known: set[str], what: str) -> None:

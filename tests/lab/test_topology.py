@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from probe.errors import InputError
+from probe.model import PortRange
 from probe.lab.topology import (
     LinkParams,
     Topology,
@@ -199,7 +200,7 @@ regions:
 def test_a_host_may_drop_tcp_ports_log_in_as_a_user_and_have_its_own_tools_and_cc() -> None:
     t = parse_topology(FLEET, source="t.yaml")
     a, b, j = t.host("a"), t.host("b"), t.host("j")
-    assert (a.drop_tcp, a.cc, a.user, a.tools) == (((5201, 5299), (8080, 8080)), "cubic", None,
+    assert (a.drop_tcp, a.cc, a.user, a.tools) == ((PortRange(5201, 5299), PortRange(8080, 8080)), "cubic", None,
                                                     "system")  # fmt: skip
     assert (b.user, b.unprivileged_icmp, b.tools, b.cc) == ("probe-u", False, "busybox", None)
     assert (j.drop_tcp, j.user, j.unprivileged_icmp, j.cc) == ((), None, True, None)
@@ -214,9 +215,9 @@ def test_a_host_may_drop_tcp_ports_log_in_as_a_user_and_have_its_own_tools_and_c
     ("patch", "line", "message"),
     [
         (('"5201-5299,8080"', '"20-30"'), 8, "drop_tcp': 20-30 covers the SSH port 22"),
-        (('"5201-5299,8080"', '"5299-5201"'), 8, "'5299-5201' is not a port or a range"),
-        (('"5201-5299,8080"', '"70000"'), 8, "'70000' is not a port"),
-        (('"5201-5299,8080"', "iperf"), 8, "'iperf' is not a port"),
+        (('"5201-5299,8080"', '"5299-5201"'), 8, "'5299-5201': ports are 1…65535, the low one first"),
+        (('"5201-5299,8080"', '"70000"'), 8, "'70000': ports are 1…65535"),
+        (('"5201-5299,8080"', "iperf"), 8, "'iperf': expected PORT or LO-HI"),
         (("{drop_tcp:", "{drop_udp:"), 8, "unknown key 'regions.eu.hosts.a.firewall.drop_udp'"),
         (("cc: cubic", "cc: vegas"), 8, "one of cubic, bbr, got 'vegas'"),
         (("cc: cubic", "cc: cubic, natt: j"), 8, "unknown key 'regions.eu.hosts.a.natt'"),
