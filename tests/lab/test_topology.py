@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from probe.errors import InputError
-from probe.model import PortRange
 from probe.lab.topology import (
     LinkParams,
     Topology,
@@ -18,6 +17,7 @@ from probe.lab.topology import (
     ports_text,
 )
 from probe.lab.truth import pair_truth, truth_table
+from probe.model import PortRange
 from tests.conftest import DEFAULT_TOPOLOGY, ROOT, RUN_TAG, unique_topology
 
 CHAIN_TOPOLOGY = ROOT / "inventory" / "lab-chain.yaml"
@@ -200,8 +200,8 @@ regions:
 def test_a_host_may_drop_tcp_ports_log_in_as_a_user_and_have_its_own_tools_and_cc() -> None:
     t = parse_topology(FLEET, source="t.yaml")
     a, b, j = t.host("a"), t.host("b"), t.host("j")
-    assert (a.drop_tcp, a.cc, a.user, a.tools) == ((PortRange(5201, 5299), PortRange(8080, 8080)), "cubic", None,
-                                                    "system")  # fmt: skip
+    drops = (PortRange(5201, 5299), PortRange(8080, 8080))
+    assert (a.drop_tcp, a.cc, a.user, a.tools) == (drops, "cubic", None, "system")
     assert (b.user, b.unprivileged_icmp, b.tools, b.cc) == ("probe-u", False, "busybox", None)
     assert (j.drop_tcp, j.user, j.unprivileged_icmp, j.cc) == ((), None, True, None)
     assert ports_text(a.drop_tcp) == "5201-5299,8080"
@@ -215,7 +215,7 @@ def test_a_host_may_drop_tcp_ports_log_in_as_a_user_and_have_its_own_tools_and_c
     ("patch", "line", "message"),
     [
         (('"5201-5299,8080"', '"20-30"'), 8, "drop_tcp': 20-30 covers the SSH port 22"),
-        (('"5201-5299,8080"', '"5299-5201"'), 8, "'5299-5201': ports are 1…65535, the low one first"),
+        (('"5201-5299,8080"', '"5299-5201"'), 8, "'5299-5201': ports are 1…65535, the low"),
         (('"5201-5299,8080"', '"70000"'), 8, "'70000': ports are 1…65535"),
         (('"5201-5299,8080"', "iperf"), 8, "'iperf': expected PORT or LO-HI"),
         (("{drop_tcp:", "{drop_udp:"), 8, "unknown key 'regions.eu.hosts.a.firewall.drop_udp'"),
