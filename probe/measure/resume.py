@@ -68,7 +68,15 @@ def resume_options(
 
 def check_inventory(run: RunDoc, inventory: Inventory, run_dir: Path) -> str | None:
     """Refuse an inventory of another fleet, saying what differs; a note (or None) when the
-    file is not the one the run recorded but its measured hosts are the same."""
+    file is not the one the run recorded but its measured hosts are the same. An imported run
+    is refused whatever the inventory: its figures are another tool's, and probe's own beside
+    them would make a matrix that mixes two methods without saying which cell has which."""
+    if run.imported is not None:
+        raise InputError(
+            f"run {run.run_id} was imported from {run.imported.source} ({run.imported.format}):"
+            " --resume adds probe's measurements only to probe's own runs; start a new run",
+            where=str(run_dir),
+        )
     differences = fleet_differences(run.hosts, [RunHost.of(h) for h in inventory.hosts])
     if inventory.networks != run.networks:
         differences.append("networks or network_order differ")

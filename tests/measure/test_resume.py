@@ -22,6 +22,7 @@ from probe.store.records import Iperf3Record, SampleRecord
 from probe.store.rundir import RunStore, read_run, read_samples, utc_iso
 from probe.store.rundoc import (
     ControllerVantage,
+    Imported,
     InventoryRef,
     RunDoc,
     RunHost,
@@ -311,6 +312,20 @@ def test_another_fleet_is_refused_before_connecting(
         f"big.yaml: the inventory differs from run {run_id} ({run_dir}): hosts added: h4, h5; "
         "removed: h3; h0 address 10.0.0.1 → 10.0.9.9; "
         "resume with the run's inventory (fake.yaml) or start a new run"
+    )
+    assert fake_fleet == [] and (run_dir / "samples.jsonl").read_text() == samples
+
+
+def test_an_imported_run_is_not_resumed(tmp_path: Path, fake_fleet: list[Connector]) -> None:
+    inv, run_dir = partial(tmp_path)
+    doc = read_run(run_dir)
+    RunStore.reopen(run_dir).write_run(replace(doc, imported=Imported("m.csv", "square-csv")))
+    samples = (run_dir / "samples.jsonl").read_text()
+    with pytest.raises(InputError) as err:
+        resume(inv, run_dir, RECORDED)
+    assert str(err.value) == (
+        f"{run_dir}: run {run_dir.name} was imported from m.csv (square-csv): --resume adds "
+        "probe's measurements only to probe's own runs; start a new run"
     )
     assert fake_fleet == [] and (run_dir / "samples.jsonl").read_text() == samples
 
