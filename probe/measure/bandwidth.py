@@ -136,6 +136,9 @@ class TestOutcome:
     attempts: int
     test_s: float | None = None  # the client's wall time, "go" to exit: iperf3's own cost
     authenticated: bool = False
+    # the server listened on the test's address only (-B); False: the host refused it as not
+    # its own (a cloud's 1:1 NAT) and it listened on every address; None: not asked to bind
+    bound: bool | None = None
 
     def record(
         self, test: BandwidthTest, t: float, address: str, *, multi: bool = False
@@ -151,6 +154,7 @@ class TestOutcome:
             status=self.status, reason=reason, t=t, argv=self.argv, attempts=self.attempts,
             test_s=None if self.test_s is None else round(self.test_s, 3), result=self.result,
             authenticated=self.authenticated, network=test.network, address=address,
+            server_bound=self.bound,
         )  # fmt: skip
 
 
@@ -189,6 +193,7 @@ class ArmedTest:
     ) -> None:
         self.runner = runner
         self.bind, self.auth = bind, auth
+        self._bind_asked = bind is not None
         self.client, self.server, self.server_address = client, server, server_address
         self.reverse, self.options, self.port_index = reverse, options, port_index
         self.client_timeout_s = client_timeout_s(options)
@@ -212,9 +217,9 @@ class ArmedTest:
         result: IperfResult | None = None,
         test_s: float | None = None,
     ) -> TestOutcome:
-        return TestOutcome(
-            status, reason, result, self.argv, self.attempt + 1, test_s, self.auth is not None
-        )
+        bound = (self.bind is not None) if self._bind_asked else None
+        auth = self.auth is not None
+        return TestOutcome(status, reason, result, self.argv, self.attempt + 1, test_s, auth, bound)
 
     async def disarm(self) -> None:
         procs = [p for p in (self._client, self._server) if p is not None]

@@ -58,6 +58,7 @@ class BandwidthPhase:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.credentials: HostCredentials | None = None  # during run(), unless --auth off
+        self._unbound: set[str] = set()  # servers said to listen on every address
 
     def plan(self) -> BandwidthPlan:
         hosts = {name: s.host for name, s in self.ctx.hosts.items()}
@@ -237,6 +238,12 @@ class BandwidthPhase:
             outcome = self._blocked(outcome, armed, address)
             outcome = self._cut(outcome, test, auth)
         self.ctx.emit(outcome.record(test, time.time(), address))
+        if outcome.bound is False and test.server not in self._unbound:
+            self._unbound.add(test.server)
+            self.ctx.say(
+                f"note: {address} is not an address of {test.server} itself (1:1 NAT?): its"
+                " iperf3 servers listen on every address (the records say server_bound false)"
+            )
         if multi and outcome.status is CellStatus.OK:
             # N streams share the path fairly with each other; the gap to one stream shows how
             # much a single connection leaves on the table (window- or loss-limited paths).

@@ -182,6 +182,9 @@ class IperfTestRecord:
     authenticated: bool | None = None  # None: a record from before the key
     network: str = DEFAULT_NETWORK  # the network tested over (probe.networks)
     address: str | None = None  # the server's address the client dialled
+    # the server listened on that address only (-B); False: the host refused it as not its own
+    # (1:1 NAT) and it listened on every address; None: not asked, or a record from before
+    server_bound: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +284,7 @@ def _document(rec: SampleRecord | TornMark) -> dict[str, Any]:
         doc.update(
             client=rec.client, server=rec.server, reverse=rec.reverse, argv=list(rec.argv),
             attempts=rec.attempts, test_s=rec.test_s, authenticated=rec.authenticated,
+            server_bound=rec.server_bound,
             result=None if rec.result is None else asdict(rec.result),
         )  # fmt: skip
         return doc
@@ -441,6 +445,7 @@ def _iperf(obj: _Object, kind: str) -> Iperf3Record | Iperf3MultiRecord:
         result=_iperf_result(obj.object("result")) if ran else None,
         authenticated=obj.opt_flag("authenticated"),
         network=obj.opt_text("network") or DEFAULT_NETWORK, address=obj.opt_text("address"),
+        server_bound=obj.opt_flag("server_bound"),
     )  # fmt: skip
 
 

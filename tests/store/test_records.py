@@ -51,7 +51,8 @@ RECORDS: list[SampleRecord] = [
     Iperf3MultiRecord("a", "b", "a", "b", False, CellStatus.OK, None, 5.0, ("iperf3",), 1, 3.3,
                       IPERF),
     Iperf3Record("b", "a", "a", "b", True, CellStatus.OK, None, 6.0, ("iperf3",), 1, 3.2,
-                 replace(IPERF, sender_cc="cubic", receiver_cc="bbr"), authenticated=True),
+                 replace(IPERF, sender_cc="cubic", receiver_cc="bbr"), authenticated=True,
+                 server_bound=False),
 ]  # fmt: skip
 
 
@@ -167,9 +168,11 @@ def test_is_torn_is_the_start_of_an_object_cut_short(line: str, torn: bool) -> N
 def test_an_iperf3_record_from_before_cc_and_auth_reads_them_as_unknown() -> None:
     doc = json.loads(encode_record(RECORDS[6]))
     del doc["authenticated"], doc["result"]["sender_cc"], doc["result"]["receiver_cc"]
+    del doc["server_bound"]
     rec = decode_record(json.dumps(doc), "x:1")
     assert isinstance(rec, Iperf3Record) and rec.authenticated is None
+    assert rec.server_bound is None
     assert rec.result is not None and (rec.result.sender_cc, rec.result.receiver_cc) == (None, None)
     again = json.loads(encode_record(RECORDS[9]))
-    assert again["authenticated"] is True
+    assert again["authenticated"] is True and again["server_bound"] is False
     assert (again["result"]["sender_cc"], again["result"]["receiver_cc"]) == ("cubic", "bbr")
