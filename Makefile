@@ -59,8 +59,8 @@ demo-field: ## the demo on lab-field.yaml: networks, NAT, a firewall, non-root, 
 	@$(MAKE) --no-print-directory demo TOPO=inventory/lab-field.yaml \
 	  LABNAME=field LABINV=/run/probe-lab/field/inventory.yaml DEMO_ARGS="--networks all --duration 3 --omit 1"
 
-test: sysdeps venv ## run every test (the lab tests need root)
-	$(PY) -m pytest -q
+test: sysdeps venv ## run every test (the lab tests need root), on two workers
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-unit: venv ## tests that need no lab
 	$(PY) -m pytest -q -m "not lab"
