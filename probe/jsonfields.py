@@ -41,6 +41,12 @@ def is_kind(value: object, kind: type) -> bool:
     return isinstance(value, int | float) if kind is float else isinstance(value, kind)
 
 
+def _shown(key: str) -> str:
+    """A key as an error message may quote it: a key holding a newline or another control
+    character is escaped, so the message stays one line."""
+    return key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
+
+
 class JsonObject:
     """One JSON object of a file being decoded; ``path`` is its key path from the top."""
 
@@ -58,7 +64,7 @@ class JsonObject:
         raise self._error(f"{self.where}: {message}")
 
     def name(self, key: str) -> str:
-        return f"'{self.path}{key}'"
+        return f"'{self.path}{_shown(key)}'"
 
     def wrong(self, key: str, value: object, expected: str) -> NoReturn:
         self.fail(f"{self.name(key)} must be {expected}, not {value!r:.40}")
@@ -104,7 +110,7 @@ class JsonObject:
         return None if value is None else self.child(key, value)
 
     def child(self, key: str, value: Mapping[str, object]) -> JsonObject:
-        return JsonObject(value, self.where, self._error, f"{self.path}{key}.")
+        return JsonObject(value, self.where, self._error, f"{self.path}{_shown(key)}.")
 
     def section(self, key: str) -> JsonObject:
         """The object ``key``, empty when missing or null (a table an older file lacks)."""

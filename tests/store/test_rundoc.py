@@ -290,6 +290,15 @@ def test_any_value_anywhere_is_read_or_one_line_of_store_error(
     assert encode_run(decode_run(text, "run.json")) == text
 
 
+def test_a_key_holding_a_newline_is_escaped_in_the_one_line_error() -> None:
+    """hypothesis found it: a controller.rtt host named "\\n" made a two-line message."""
+    doc = json.loads(json.dumps(FUZZ_DOC))
+    doc["controller"]["rtt"] = {"\n": {"sent": "x"}}
+    with pytest.raises(StoreError) as err:
+        decode_run(json.dumps(doc), "run.json")
+    assert "\n" not in str(err.value) and "'controller.rtt.\\n." in str(err.value), err.value
+
+
 def test_the_pinger_and_the_ping_plan_are_kept_and_older_files_read_what_probe_did() -> None:
     old = decode_run((FIXTURES / "run-complete.json").read_text(), "run.json")
     assert (old.options.pinger, old.options.ping_pairs) == ("ping", "all")
