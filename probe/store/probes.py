@@ -72,6 +72,8 @@ _PER_RECORD = (
     "offset", "src", "dst", "network", "status", "reason", "sent", "received", "duplicates",
     "sum_min_ms", "sum_avg_ms", "sum_max_ms", "sum_mdev_ms",
 )  # fmt: skip
+#: Ping records no part covers are converted this many at a time (the reader's fallback).
+_CHUNK_RECORDS = 1 << 14
 _NO_PROBE: tuple[tuple[None, None], ...] = ((None, None),)
 
 
@@ -166,6 +168,7 @@ def read_store(
     covered = {offset for part in parts for offset in part.offsets}
     skipped: set[int] = set()
     uncovered: list[tuple[int, PingRecord]] = []
+    converted: list[pa.Table] = []  # records converted a chunk at a time: rows are smaller
     others: list[SampleRecord] = []
     for n, offset, rec in iter_lines(run_dir, covered):
         if rec is Covered.LINE:
@@ -174,11 +177,13 @@ def read_store(
             torn.append(n)
         elif isinstance(rec, PingRecord):
             uncovered.append((offset, rec))
+            if len(uncovered) == _CHUNK_RECORDS:
+                converted.append(ping_rows(uncovered))
+                uncovered.clear()
         elif not isinstance(rec, UnknownRecord):
             others.append(rec)
     tables = [part.matching(skipped, warn) for part in parts]
-    tables.append(ping_rows(uncovered))
-    return StoredRun(pa.concat_tables(tables), tuple(others))
+    return StoredRun(pa.concat_tables([*tables, *converted, ping_rows(uncovered)]), tuple(others))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -206,7 +211,7 @@ def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part
     seen: set[int] = set()
     for path in sorted((run_dir / PROBES_DIR).glob("ping-*.parquet")):
         try:
-            table = pq.read_table(path)
+            table = pq.ParquetFile(path).read(use_threads=False)  # small: threads cost more
             table = pa.Table.from_arrays(table.select(SCHEMA.names).columns, schema=SCHEMA)
         except (OSError, KeyError, pa.ArrowException) as exc:
             _tell(warn, f"{path}: not a part of the probe store ({exc}); left out")

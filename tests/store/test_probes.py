@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probe.model import CellStatus
-from probe.store import rundir
+from probe.store import probes, rundir
 from probe.store.probes import SCHEMA, StoredRun, ping_rows, read_store, write_part
 from probe.store.records import (
     HostRecord,
@@ -297,3 +298,12 @@ def test_a_batch_without_ping_records_writes_no_part(tmp_path: Path) -> None:
     assert not (run / "probes").exists()
     stored = read_store(run, [])
     assert stored.pings.num_rows == 0 and stored.others == (HOST, IPERF)
+
+
+def test_records_no_part_covers_convert_alike_in_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _run(tmp_path, [FANOUT, A_B, A_C], [B_A])
+    shutil.rmtree(run / "probes")  # a run from before the probe store
+    monkeypatch.setattr(probes, "_CHUNK_RECORDS", 2)
+    _same_as_jsonl(run, read_store(run, []), [FANOUT])
