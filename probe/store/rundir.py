@@ -25,6 +25,7 @@ atomically, and an append that fails is cut back to the last whole line.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -71,12 +72,15 @@ class Samples:
 
 
 class RunStore:
-    """Writes one run directory. ``append`` writes and fsyncs each record (crash-safe)."""
+    """Writes one run directory. ``append`` writes each record whole and fsyncs it (crash-safe),
+    once per event-loop turn inside a running loop."""
 
     def __init__(self, root: Path, run_id: str) -> None:
         self.dir = root / run_id
         self.run_id = run_id
         self._samples: int | None = None  # samples.jsonl, opened for appending
+        self._sync_pending = False  # an fsync is scheduled for this event-loop turn
+        self._sync_error: OSError | None = None  # what that fsync met; the next append raises it
 
     @classmethod
     def create(cls, root: Path, run_id: str | None = None) -> RunStore:
@@ -126,15 +130,43 @@ class RunStore:
                 if is_torn(tail.decode("utf-8", errors="replace")):
                     marks += (encode_record(TornMark(lines + 1, time.time())) + "\n").encode()
                 line = marks + line
+            if self._sync_error is not None:
+                error, self._sync_error = self._sync_error, None
+                raise error
             view = memoryview(line)
             while view:
                 view = view[os.write(self._samples, view) :]
-            os.fsync(self._samples)
+            self._sync_soon()
         except OSError as exc:
             if self._samples is not None and end is not None:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._samples, end)
             raise cannot_write(path, exc) from exc
+
+    def _sync_soon(self) -> None:
+        """fsync now or, inside a running event loop, once for every record appended in this
+        turn: a ping source's results (one record per target) arrive together, and at 60 hosts
+        one fsync each (~1.8 ms under the lab's load) held the loop for 6 s, twice the train.
+        A record is in the kernel when ``append`` returns: a killed controller loses none."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._sync()
+            return
+        if not self._sync_pending:
+            self._sync_pending = True
+            loop.call_soon(self._sync_later)
+
+    def _sync(self) -> None:
+        self._sync_pending = False
+        if self._samples is not None:
+            os.fsync(self._samples)
+
+    def _sync_later(self) -> None:
+        try:
+            self._sync()
+        except OSError as exc:
+            self._sync_error = exc
 
     def has_samples(self) -> bool:
         """Whether samples.jsonl holds anything: what a ``--resume`` can build on."""
@@ -145,6 +177,8 @@ class RunStore:
 
     def close(self) -> None:
         if self._samples is not None:
+            with contextlib.suppress(OSError):
+                self._sync()  # one still scheduled when the loop stopped
             fd, self._samples = self._samples, None
             os.close(fd)
 
