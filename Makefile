@@ -17,7 +17,7 @@ SYSDEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client iperf3:iperf3 ping:i
            tc:iproute2 chromium:chromium nft:nftables busybox:busybox
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help sysdeps venv demo demo-field test test-unit bench lint clean lab-up lab-down
+.PHONY: help sysdeps venv demo demo-field demo-large test test-unit bench lint clean lab-up lab-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,10 @@ demo: sysdeps venv ## lab up -> probe run (ping + iperf3) -> grids, report, calc
 demo-field: ## the demo on lab-field.yaml: networks, NAT, a firewall, non-root, busybox, cubic/bbr
 	@$(MAKE) --no-print-directory demo TOPO=inventory/lab-field.yaml \
 	  LABNAME=field LABINV=/run/probe-lab/field/inventory.yaml DEMO_ARGS="--networks all --duration 3 --omit 1"
+
+demo-large: ## the demo on lab-large.yaml: 60 hosts in 6 regions, sampled bandwidth (~3 min)
+	@$(MAKE) --no-print-directory demo TOPO=inventory/lab-large.yaml LABNAME=biglab \
+	  LABINV=/run/probe-lab/biglab/inventory.yaml DEMO_ARGS="--pairs sample:1 --duration 2 --omit 0"
 
 test: sysdeps venv ## run every test (the lab tests need root), on two workers
 	$(PY) -m pytest -q -n 2 --dist loadgroup

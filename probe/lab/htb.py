@@ -12,7 +12,7 @@ forwarding thread froze ~0.3 s per change (307 ms on a 0.5 ms path).
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from probe.errors import LabError
 from probe.lab.state import EmulatorConfig
@@ -43,20 +43,31 @@ def _classes(
 
 
 def install(config: EmulatorConfig, links: Mapping[tuple[str, str], LinkParams]) -> None:
-    """The root qdisc, one class and one destination filter per pair and network."""
-    for src in config.hosts:
-        tc(src.netns, "qdisc", "add", "dev", "tun0", "root", "handle", "1:", "htb")
+    """The root qdisc, one class and one destination filter per pair and network: one ``tc``
+    process per sender (``-batch``), not two per pair — at 61 hosts the 7,320 single commands
+    took 19 s of ``lab up``, against its 20 s readiness bound."""
+    commands: dict[str, list[tuple[str, ...]]] = {
+        src.netns: [("qdisc", "add", "dev", "tun0", "root", "handle", "1:", "htb")]
+        for src in config.hosts
+    }
     for netns, cid, address, rate in _classes(config, links):
-        tc(netns, *_class("add", cid, rate))
         match = ("u32", "match", "ip", "dst", f"{address}/32", "flowid", cid)
-        tc(netns, "filter", "add", "dev", "tun0", "parent", "1:", "protocol", "ip",
-           "prio", "1", *match)  # fmt: skip
+        commands[netns] += [
+            _class("add", cid, rate),
+            ("filter", "add", "dev", "tun0", "parent", "1:", "protocol", "ip", "prio", "1",
+             *match),
+        ]  # fmt: skip
+    for netns, batch in commands.items():
+        tc_batch(netns, batch)
 
 
 def change(config: EmulatorConfig, links: Mapping[tuple[str, str], LinkParams]) -> None:
     """Give each pair of ``links`` its rate over each of its networks (no ``tc`` for none)."""
+    commands: dict[str, list[tuple[str, ...]]] = {}
     for netns, cid, _, rate in _classes(config, links):
-        tc(netns, *_class("change", cid, rate))
+        commands.setdefault(netns, []).append(_class("change", cid, rate))
+    for netns, batch in commands.items():
+        tc_batch(netns, batch)
 
 
 def _class(verb: str, cid: str, rate_bps: float) -> tuple[str, ...]:
@@ -65,8 +76,11 @@ def _class(verb: str, cid: str, rate_bps: float) -> tuple[str, ...]:
             "htb", "rate", rate, "ceil", rate, "quantum", "1514")  # fmt: skip
 
 
-def tc(netns: str, *args: str) -> None:
-    """Run ``tc`` in ``netns``; a failure is a LabError naming the command and its message."""
-    proc = subprocess.run(["tc", "-n", netns, *args], capture_output=True, text=True, check=False)
+def tc_batch(netns: str, commands: Sequence[tuple[str, ...]]) -> None:
+    """Run ``commands`` with one ``tc -batch`` in ``netns`` (it stops at the first that fails);
+    a failure is a LabError naming the namespace and tc's message (which names the line)."""
+    script = "".join(" ".join(args) + "\n" for args in commands)
+    proc = subprocess.run(["tc", "-n", netns, "-batch", "-"], input=script, capture_output=True,
+                          text=True, check=False)  # fmt: skip
     if proc.returncode != 0:
-        raise LabError(f"tc -n {netns} {' '.join(args)}: {proc.stderr.strip() or proc.returncode}")
+        raise LabError(f"tc -n {netns} -batch: {proc.stderr.strip() or proc.returncode}")

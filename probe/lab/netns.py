@@ -16,6 +16,11 @@ from pathlib import Path
 from probe.errors import LabError
 
 GUARD = "198.18.0.0/15"  # the whole benchmarking range: never leaves this machine
+NETNS_SYSCTLS = (
+    "net.ipv6.conf.all.disable_ipv6=1",
+    "net.ipv6.conf.default.disable_ipv6=1",
+    "net.ipv4.ping_group_range=0 2147483647",
+)
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -42,16 +47,11 @@ def create_netns(name: str) -> None:
     unprivileged ICMP is allowed as on most cloud images."""
     ip("netns", "add", name)
     ip("-n", name, "link", "set", "lo", "up")
-    for setting in (
-        "net.ipv6.conf.all.disable_ipv6=1",
-        "net.ipv6.conf.default.disable_ipv6=1",
-        "net.ipv4.ping_group_range=0 2147483647",
-    ):
-        subprocess.run(
-            ["ip", "netns", "exec", name, "sysctl", "-q", "-w", setting],
-            capture_output=True,
-            check=False,
-        )
+    subprocess.run(  # one process for all three: each `ip netns exec` costs ~17 ms
+        ["ip", "netns", "exec", name, "sysctl", "-q", "-w", *NETNS_SYSCTLS],
+        capture_output=True,
+        check=False,
+    )
 
 
 def create_controller_link(link: str, netns: str, ctl_addr: str, jump_addr: str) -> None:

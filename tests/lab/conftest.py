@@ -36,7 +36,9 @@ def tiny_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[contro
 
 @pytest.fixture
 def tc_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
-    """Every ``tc`` the lab would run, as (netns, *args), instead of running it."""
+    """Every ``tc`` command the lab would run, as (netns, *args), instead of running it."""
     calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr(htb, "tc", lambda netns, *args: calls.append((netns, *args)))
+    monkeypatch.setattr(
+        htb, "tc_batch", lambda netns, commands: calls.extend((netns, *c) for c in commands)
+    )
     return calls
