@@ -7,20 +7,20 @@ round trip plus that (``transfer_ms``), plus a fixed ``per_message_ms`` when one
 Two corrections to that formula (issue 16: where real pipeline traffic is not iperf3):
 
 - Slow start after an idle gap (``slow_start_transfer_ms``). Linux's default
-  ``net.ipv4.tcp_slow_start_after_idle = 1`` (RFC 5681 §4.1, RFC 7661) halves the congestion
-  window of a connection for every retransmission timeout (≥ 200 ms) it sat idle, down to the
-  initial window ``IW = 10`` segments (RFC 6928) of ``MSS = 1448`` bytes (1500-byte MTU less IP,
-  TCP and timestamp headers). A prefill that follows a gap between requests starts there, and so
-  does one that follows decode on the same connection: decode's few-segment messages never fill
-  the window, and Linux grows only a window the sender fills. Slow start doubles the window every round trip (Linux counts acknowledged bytes, so
-  delayed ACKs do not slow the doubling); until the window covers the path's bandwidth-delay
-  product ``BDP = bw · RTT``, the sender sends a window in ``w · s`` ms (``s = MSS·8/bw``, one
-  segment's serialisation) and then sits idle until the first ACK of that round is back,
-  ``s + RTT`` after the round started. Each round that leaves bytes unsent therefore stalls
-  ``max(0, s + RTT − w·s)``; the first round with ``w·s ≥ s + RTT`` fills the pipe and the rest
-  streams at ``bw``. The receiver has the last byte at ``transfer_ms + Σ stalls`` (first byte sent
-  → last byte received; the receiver sees the bytes at the bottleneck's pace with one gap per
-  stall). A payload within the initial window never stalls, so the result is exactly
+  ``net.ipv4.tcp_slow_start_after_idle = 1`` (RFC 5681 §4.1, RFC 7661) halves the congestion window
+  of a connection for every retransmission timeout (≥ 200 ms) it sat idle, down to the initial
+  window ``IW = 10`` segments (RFC 6928) of ``MSS = 1448`` bytes (1500-byte MTU less IP, TCP and
+  timestamp headers). A prefill that follows a gap between requests starts there, and so does one
+  that follows decode on the same connection: decode's few-segment messages never fill the window,
+  and Linux grows only a window the sender fills. Slow start doubles the window every round trip
+  (Linux counts acknowledged bytes, so delayed ACKs do not slow the doubling); until the window
+  covers the path's bandwidth-delay product ``BDP = bw · RTT``, the sender sends a window in ``w·s``
+  ms (``s = MSS·8/bw``, one segment's serialisation) and then sits idle until the first ACK of
+  that round is back, ``s + RTT`` after the round started. Each round that leaves bytes unsent
+  therefore stalls ``max(0, s + RTT − w·s)``; the first round with ``w·s ≥ s + RTT`` fills the pipe
+  and the rest streams at ``bw``. The receiver has the last byte at ``transfer_ms + Σ stalls``
+  (first byte sent → last byte received; the receiver sees the bytes at the bottleneck's pace with
+  one gap per stall). A payload within the initial window never stalls, so the result is exactly
   ``transfer_ms``; a large one stalls about ``log2(BDP / IW)`` rounds of nearly one RTT each.
 - Per-message overhead (``per_message_ms``): a fixed cost each message pays on each hop —
   system calls, copies, a wake-up of the receiving thread — that neither ping nor iperf3 sees.
