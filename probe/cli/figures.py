@@ -128,9 +128,7 @@ def _hop_table(hops: Sequence[Hop]) -> str:
     return _table(rows, ["hop", "RTT p50 ms", "RTT p99 ms", "goodput Mbit/s", "samples"])
 
 
-def _pipeline(
-    title: str, res: PipelineResult, step: str, total: str, corrected: str
-) -> list[str]:
+def _pipeline(title: str, res: PipelineResult, step: str, total: str, corrected: str) -> list[str]:
     """``corrected``: the row the corrections are counted in (``step`` or ``total``)."""
     rows = [_estimate_row(step, res.per_step), _estimate_row(total, res.total, res.tail)]
     return [
