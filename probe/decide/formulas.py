@@ -121,6 +121,33 @@ def slow_start_stall_ms(
         window *= 2
 
 
+LINUX_RTO_MIN_MS = 200.0  # TCP_RTO_MIN: Linux's floor on the RTT variance term of the RTO
+
+
+def linux_rto_ms(rtt_ms: float) -> float:
+    """The retransmission timeout Linux settles on over a steady path: ``srtt + rttvar`` with the
+    variance term at its 200 ms floor."""
+    return rtt_ms + LINUX_RTO_MIN_MS
+
+
+def window_after_idle(
+    cwnd_segments: int,
+    idle_ms: float,
+    rto_ms: float,
+    *,
+    init_cwnd_segments: int = INIT_CWND_SEGMENTS,
+) -> int:
+    """The window a connection resumes with after ``idle_ms`` without sending (Linux's
+    ``tcp_cwnd_restart``): halved for every RTO the gap outlasted (once past one RTO, twice past
+    two, …), never below ``min(IW, cwnd)``. So a window of ``w`` segments is back at the initial
+    one only after a gap longer than ``⌈log2(w / IW)⌉`` RTOs; a shorter gap leaves it larger."""
+    restart = min(init_cwnd_segments, cwnd_segments)
+    cwnd, left = cwnd_segments, idle_ms
+    while (left := left - rto_ms) > 0 and cwnd > restart:
+        cwnd //= 2
+    return max(cwnd, restart)
+
+
 def slow_start_transfer_ms(
     rtt_ms: float,
     payload_bytes: float,
@@ -135,6 +162,14 @@ def slow_start_transfer_ms(
         rtt_ms, payload_bytes, bw_bps, init_cwnd_segments=init_cwnd_segments, mss_bytes=mss_bytes
     )
     return transfer_ms(rtt_ms, payload_bytes, bw_bps, per_message_ms=per_message_ms) + stalls
+
+
+def kv_cache_bytes(
+    layers: int, kv_heads: int, head_dim: int, seq: int, batch: int, bytes_per_element: float
+) -> float:
+    """A KV cache for ``seq`` tokens: keys and values of every layer, ``2·L·H_kv·d_head·S·B·d``
+    (grouped-query attention keeps only ``H_kv`` heads of keys and values)."""
+    return 2.0 * layers * kv_heads * head_dim * seq * batch * bytes_per_element
 
 
 def pipeline_token_ms(hop_ms: Sequence[float], stages: int, compute_ms_per_stage: float) -> float:
