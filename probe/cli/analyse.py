@@ -35,6 +35,7 @@ from probe.decide.options import (
     SpecCalibration,
     SpecOptions,
     Sweep,
+    Transport,
 )
 from probe.errors import InputError
 
@@ -228,6 +229,19 @@ def _pipeline(
     callback=_unit(units.parse_duration_ms),
     help="Compute per token of the tensor-parallel group, e.g. 8ms.",
 )
+@field_option(
+    "--after-idle/--warm",
+    default_from=(Transport, "after_idle"),
+    show_default=True,
+    help="Prefill: each hop's transfer starts in TCP slow start (the connection sat idle or "
+    "carried only decode messages), or on a window already open (--warm: today's formula).",
+)
+@click.option(
+    "--per-message",
+    callback=_unit(units.parse_duration_ms),
+    help="Fixed cost per message per hop for decode and prefill, e.g. 0.2ms (default 0 until "
+    "probe rehearse measures one).",
+)
 @click.option(
     "--allreduce",
     callback=_unit(AllReduce.parse),
@@ -340,6 +354,8 @@ def calc(
     decode_compute: float | None,
     prefill_compute: float | None,
     tp_compute: float | None,
+    after_idle: bool,
+    per_message: float | None,
     allreduce: AllReduce | None,
     scenarios: frozenset[Scenario] | None,
     spec_accepted: float | None,
@@ -370,6 +386,7 @@ def calc(
         decode_compute_ms=decode_compute or 0.0,
         prefill_compute_ms=prefill_compute or 0.0,
         tp_compute_ms=tp_compute or 0.0,
+        transport=Transport(after_idle, per_message or 0.0),
         scenarios=scenarios,
         spec=SpecOptions(
             accepted_per_block=spec_accepted,

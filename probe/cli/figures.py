@@ -128,12 +128,18 @@ def _hop_table(hops: Sequence[Hop]) -> str:
     return _table(rows, ["hop", "RTT p50 ms", "RTT p99 ms", "goodput Mbit/s", "samples"])
 
 
-def _pipeline(title: str, res: PipelineResult, step: str, total: str) -> list[str]:
+def _pipeline(title: str, res: PipelineResult, step: str, total: str, corrected: str) -> list[str]:
+    """``corrected``: the row the corrections are counted in (``step`` or ``total``)."""
     rows = [_estimate_row(step, res.per_step), _estimate_row(total, res.total, res.tail)]
     return [
         f"\n== {title}: {' → '.join(res.path)}; payload {_bytes(res.payload_bytes)} per hop",
         _hop_table(res.hops),
         _table(rows, _EST_HEAD),
+        *(
+            f"{c.name}: +{num(c.p50_ms)} ms {corrected} at RTT p50, +{num(c.p99_ms)} at p99 "
+            "(included above)"
+            for c in res.corrections
+        ),
         *_caveats(res.per_step, res.total),
     ]
 
@@ -161,10 +167,10 @@ def render_calculation(res: Calculation) -> str:
     if shape.note:
         lines.append(f"note: {shape.note}")
     if res.decode:
-        lines += _pipeline("decode", res.decode, "per token", f"{w.tokens} tokens")
+        lines += _pipeline("decode", res.decode, "per token", f"{w.tokens} tokens", "per token")
     if res.prefill:
         title = f"prefill B={w.batch} S={w.seq}"
-        lines += _pipeline(title, res.prefill, "per hop", "per request")
+        lines += _pipeline(title, res.prefill, "per hop", "per request", "per request")
     if res.tp:
         lines += _tensor_parallel(res.tp, w, len(res.path))
     if res.spec:

@@ -119,6 +119,10 @@ def _pipeline(res: PipelineResult | None, step: str, total: str) -> Doc | None:
         step: _estimate(res.per_step),
         total: _estimate(res.total),
         "monte_carlo": _tail(res.tail),
+        "corrections": [
+            {"name": c.name, "p50_ms": _num(c.p50_ms), "p99_ms": _num(c.p99_ms)}
+            for c in res.corrections
+        ],
     }
 
 
@@ -261,6 +265,8 @@ def calc_document(res: Calculation, sweep: SweepResult | None = None, png: str =
             "decode_compute_ms_per_stage": w.decode_compute_ms_per_stage,
             "prefill_compute_ms_per_stage": w.prefill_compute_ms_per_stage,
             "tp_compute_ms_per_token": w.tp_compute_ms_per_token,
+            "prefill_after_idle": w.transport.after_idle,
+            "per_message_ms": w.transport.per_message_ms,
         },
         "path": list(res.path),
         "auto_placed": res.auto_placed,

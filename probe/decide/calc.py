@@ -56,6 +56,7 @@ def calc(anchors: Anchors, options: CalcOptions, links: sc.Links | None = None) 
         decode_compute_ms_per_stage=options.decode_compute_ms,
         prefill_compute_ms_per_stage=options.prefill_compute_ms,
         tp_compute_ms_per_token=options.tp_compute_ms,
+        transport=options.transport,
     )
     wanted = options.wanted()
     links = sc.Links.from_anchors(anchors) if links is None else links

@@ -51,6 +51,29 @@ class PipelineOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class Transport:
+    """What the connections add to ``RTT/2 + bytes·8/bw`` (``formulas``' corrections).
+
+    Prefill starts in slow start by default: between requests a stage's connection sits idle or
+    carries only decode's few-segment messages, so Linux has its window back at the initial one
+    when the next prompt's activations arrive (``--warm``: a connection kept busy with bulk
+    transfers). The per-message overhead stays 0 until ``probe rehearse`` measures one.
+    """
+
+    after_idle: bool = True  # prefill transfers start in slow start
+    per_message_ms: float = 0.0  # added once per message per hop (decode and prefill)
+
+    def __post_init__(self) -> None:
+        if not (self.per_message_ms >= 0 and math.isfinite(self.per_message_ms)):
+            raise InputError(f"per-message overhead {self.per_message_ms:g} ms is not ≥ 0")
+
+
+#: The formula before issue 16's corrections: groups, gate, fitness and the report keep it until
+#: ``probe rehearse`` has checked the corrections on the lab; calc applies ``Transport()``.
+UNCORRECTED = Transport(after_idle=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Draws:
     """Monte-Carlo tails: draws per figure (0: none) and the seed that makes them repeatable."""
 
@@ -250,6 +273,7 @@ class CalcOptions:
     decode_compute_ms: float = 0.0  # per stage per decoded token (0: network only)
     prefill_compute_ms: float = 0.0  # per stage per prefill request
     tp_compute_ms: float = 0.0  # per token of the tensor-parallel group
+    transport: Transport = field(default_factory=Transport)
     scenarios: frozenset[Scenario] | None = None  # None: auto (see ``wanted``)
     spec: SpecOptions = field(default_factory=SpecOptions)
     pool: PoolOptions = field(default_factory=PoolOptions)

@@ -29,7 +29,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from probe.decide import formulas as f
-from probe.decide.options import AllReduce, Draws, PipelineOptions, SpecCalibration
+from probe.decide.options import (
+    UNCORRECTED,
+    AllReduce,
+    Draws,
+    PipelineOptions,
+    SpecCalibration,
+    Transport,
+)
 from probe.decide.shapes import ModelShape
 from probe.errors import InputError
 from probe.matrix.anchors import Anchors, PairAnchor
@@ -378,6 +385,7 @@ class Workload:
     decode_compute_ms_per_stage: float = 0.0
     prefill_compute_ms_per_stage: float = 0.0
     tp_compute_ms_per_token: float = 0.0
+    transport: Transport = UNCORRECTED
 
     @classmethod
     def of(cls, pipeline: PipelineOptions) -> Workload:
@@ -390,9 +398,12 @@ class Workload:
         return f.activation_bytes(batch, seq, self.model.hidden_size, d)
 
 
+def _rtt_ms(hop: Hop, at: Literal["p50", "p99"]) -> float:
+    return hop.rtt_p50_ms if at == "p50" else hop.rtt_p99_ms
+
+
 def _hop_ms(hop: Hop, payload_bytes: float, at: Literal["p50", "p99"]) -> float:
-    rtt = hop.rtt_p50_ms if at == "p50" else hop.rtt_p99_ms
-    return f.transfer_ms(rtt, payload_bytes, hop.bw_bps if hop.bw_bps else math.inf)
+    return f.transfer_ms(_rtt_ms(hop, at), payload_bytes, hop.bw_bps if hop.bw_bps else math.inf)
 
 
 def caveats(hops: Iterable[Hop]) -> tuple[str, ...]:
@@ -400,10 +411,44 @@ def caveats(hops: Iterable[Hop]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f"{h.src}→{h.dst}: {h.bw_caveat}" for h in hops if h.bw_caveat))
 
 
-def pipeline_estimate(hops: Sequence[Hop], payload_bytes: float, compute_ms: float) -> Estimate:
-    """One pass through the pipeline; ``compute_ms`` is the compute of all stages together."""
-    net50 = sum(_hop_ms(h, payload_bytes, "p50") for h in hops)
-    net99 = sum(_hop_ms(h, payload_bytes, "p99") for h in hops)
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """What one of ``formulas``' corrections adds to a pipeline figure, at RTT p50 and p99."""
+
+    name: str  # "slow start after idle", "per-message overhead"
+    p50_ms: float
+    p99_ms: float
+
+
+def corrections(
+    hops: Sequence[Hop], payload_bytes: float, transport: Transport, *, follows_gap: bool
+) -> tuple[Correction, ...]:
+    """The corrections ``transport`` asks for, summed over ``hops`` (one message each); those
+    adding nothing are left out. Slow start applies to a transfer that ``follows_gap`` (prefill)
+    over a hop with a known goodput: without one the figure stays a latency-only lower bound."""
+
+    def stalls(at: Literal["p50", "p99"]) -> float:
+        return sum(
+            f.slow_start_stall_ms(_rtt_ms(h, at), payload_bytes, h.bw_bps) for h in hops if h.bw_bps
+        )
+
+    overhead = transport.per_message_ms * len(hops)
+    found = [Correction("per-message overhead", overhead, overhead)]
+    if follows_gap and transport.after_idle:
+        found.insert(0, Correction("slow start after idle", stalls("p50"), stalls("p99")))
+    return tuple(c for c in found if c.p50_ms or c.p99_ms)
+
+
+def pipeline_estimate(
+    hops: Sequence[Hop],
+    payload_bytes: float,
+    compute_ms: float,
+    added: Sequence[Correction] = (),
+) -> Estimate:
+    """One pass through the pipeline; ``compute_ms`` is the compute of all stages together,
+    ``added`` the corrections on top of ``RTT/2 + bytes·8/bw`` per hop."""
+    net50 = sum(_hop_ms(h, payload_bytes, "p50") for h in hops) + sum(c.p50_ms for c in added)
+    net99 = sum(_hop_ms(h, payload_bytes, "p99") for h in hops) + sum(c.p99_ms for c in added)
     missing = any(h.bw_bps is None for h in hops)
     return Estimate(net50, net99, net50 + compute_ms, net99 + compute_ms, missing, caveats(hops))
 
@@ -417,7 +462,8 @@ def monte_carlo(
     trials: int = _DRAWS.trials,
     seed: int = _DRAWS.seed,
 ) -> Tail | None:
-    """``steps`` passes over ``hops``, each hop time drawn from that hop's raw RTT samples.
+    """``steps`` passes over ``hops``, each hop time drawn from that hop's raw RTT samples;
+    ``compute_ms`` is the fixed time per pass (compute, and any corrections at RTT p50).
 
     Draws are independent (jitter and stragglers add up along the pipeline). ``None`` when a hop
     has no samples: a tail built from a guess would look more certain than it is.
@@ -448,34 +494,42 @@ class PipelineResult:
     per_step: Estimate
     total: Estimate
     tail: Tail | None
+    corrections: tuple[Correction, ...] = ()  # included in decode's per_step, prefill's total
 
 
 def decode(
     hops: Sequence[Hop], w: Workload, *, trials: int = _DRAWS.trials, seed: int = _DRAWS.seed
 ) -> PipelineResult:
-    """Interactive decode: B = 1, S = 1 per token through K stages, ``tokens`` times."""
+    """Interactive decode: B = 1, S = 1 per token through K stages, ``tokens`` times. Tokens
+    follow one another without a gap: no slow start, only the per-message overhead."""
     stages = len(hops) if w.ring else len(hops) + 1
     payload = w.activation_bytes(1, 1)
     compute = stages * w.decode_compute_ms_per_stage
-    per_token = pipeline_estimate(hops, payload, compute)
-    tail = monte_carlo(hops, payload, w.tokens, compute, trials=trials, seed=seed)
+    added = corrections(hops, payload, w.transport, follows_gap=False)  # tokens follow no gap
+    per_token = pipeline_estimate(hops, payload, compute, added)
+    fixed = compute + sum(c.p50_ms for c in added)
+    tail = monte_carlo(hops, payload, w.tokens, fixed, trials=trials, seed=seed)
     path = tuple(h.src for h in hops) + (() if w.ring else (hops[-1].dst,) if hops else ())
-    return PipelineResult(path, tuple(hops), payload, per_token, per_token.scaled(w.tokens), tail)
+    total = per_token.scaled(w.tokens)
+    return PipelineResult(path, tuple(hops), payload, per_token, total, tail, added)
 
 
 def prefill(
     hops: Sequence[Hop], w: Workload, *, trials: int = _DRAWS.trials, seed: int = _DRAWS.seed
 ) -> PipelineResult:
-    """Batch prefill: B × S activations over each hop; per step = per hop, total = per request."""
+    """Batch prefill: B × S activations over each hop; per step = per hop, total = per request.
+    With ``w.transport.after_idle`` each hop's transfer starts in slow start."""
     open_hops = hops[: len(hops) - 1] if w.ring else hops  # the prompt does not return to stage 1
     stages = len(open_hops) + 1
     payload = w.activation_bytes(w.batch, w.seq)
     compute = stages * w.prefill_compute_ms_per_stage
-    total = pipeline_estimate(open_hops, payload, compute)
+    added = corrections(open_hops, payload, w.transport, follows_gap=True)
+    total = pipeline_estimate(open_hops, payload, compute, added)
     per_hop = total.scaled(1.0 / max(len(open_hops), 1))
-    tail = monte_carlo(open_hops, payload, 1, compute, trials=trials, seed=seed)
+    fixed = compute + sum(c.p50_ms for c in added)
+    tail = monte_carlo(open_hops, payload, 1, fixed, trials=trials, seed=seed)
     path = tuple(h.src for h in open_hops) + ((open_hops[-1].dst,) if open_hops else ())
-    return PipelineResult(path, tuple(open_hops), payload, per_hop, total, tail)
+    return PipelineResult(path, tuple(open_hops), payload, per_hop, total, tail, added)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from probe.decide.options import (
     Scenario,
     SpecOptions,
     Sweep,
+    Transport,
 )
 from probe.decide.policy import LatencyCheck, load_policy
 from probe.decide.scenarios import Workload
@@ -39,7 +40,9 @@ def test_auto_runs_decode_prefill_and_tp_on_auto_placed_stages() -> None:
     assert res.decode and res.prefill and res.tp
     assert res.spec is None and res.pool is None
     assert res.decode.tail is not None and res.decode.tail.trials == 100
-    assert res.workload == Workload.of(PipelineOptions())
+    # the model's workload, with calc's own default transport (prefill after idle)
+    model_workload = Workload.of(PipelineOptions())
+    assert res.workload == dataclasses.replace(model_workload, transport=Transport())
     assert (res.run_id, res.hosts) == ("synthetic", 8)
 
 
