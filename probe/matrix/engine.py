@@ -142,16 +142,21 @@ def ping_cells(pings: pa.Table) -> PingCells:
     status = head["status"].cast(pa.string()).to_pylist()
     cells = pd.DataFrame(
         {
-            "src": [src_names[i] for i in src[chosen]],
-            "dst": [dst_names[i] for i in dst[chosen]],
-            "network": [net_names[i] for i in net[chosen]],
-            "status": status,
-            "reason": reason,
+            # object columns: None stays None (pandas would infer str, NaN for None)
+            "src": _objects([src_names[i] for i in src[chosen]]),
+            "dst": _objects([dst_names[i] for i in dst[chosen]]),
+            "network": _objects([net_names[i] for i in net[chosen]]),
+            "status": _objects(status),
+            "reason": _objects(reason),
             **reduced.columns,
         }
     )
     ok = (np.asarray(status, dtype=object) == CellStatus.OK.value) & reduced.trained
     return _with_probes(cells, ok, reduced)
+
+
+def _objects(values: list[Any]) -> pd.Series:
+    return pd.Series(values, dtype=object)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
