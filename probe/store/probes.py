@@ -25,13 +25,22 @@ row with ``seq`` and ``rtt_ms`` null. A record's rows are contiguous, in its tra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from probe.store.records import PingRecord, Probe
+from probe.errors import StoreError
+from probe.store.records import PingRecord, Probe, SampleRecord, UnknownRecord
+from probe.store.rundir import Covered, iter_lines
+from probe.textio import cannot_write, write_atomic
 
+#: The probe store's folder in a run directory.
+PROBES_DIR = "probes"
 #: The phase of the ping mesh's rows (other phases may add theirs).
 PING_PHASE = "ping"
 
@@ -108,3 +117,110 @@ def ping_rows(records: Sequence[tuple[int, PingRecord]]) -> pa.Table:
     columns["seq"] = pa.array([p[0] for p in probes], pa.int32())
     columns["rtt_ms"] = pa.array([p[1] for p in probes], pa.float64())
     return pa.table([columns[f.name] for f in SCHEMA], schema=SCHEMA)
+
+
+def part_path(run_dir: Path, first_offset: int) -> Path:
+    """``<run>/probes/ping-<offset of the batch's first ping line, 12 digits>.parquet``."""
+    return run_dir / PROBES_DIR / f"ping-{first_offset:012d}.parquet"
+
+
+def write_part(run_dir: Path, pings: Sequence[tuple[int, PingRecord]]) -> Path:
+    """One part for a batch of ping records just appended to samples.jsonl, written whole or
+    not at all (a temporary name, renamed). Not fsynced: a part a power cut spoils is ignored
+    by the reader, which takes its records from samples.jsonl. Failure: ``StoreError``."""
+    path = part_path(run_dir, pings[0][0])
+    sink = pa.BufferOutputStream()
+    try:
+        pq.write_table(ping_rows(pings), sink)
+        path.parent.mkdir(exist_ok=True)
+        write_atomic(path, sink.getvalue().to_pybytes())
+    except OSError as exc:
+        raise cannot_write(path, exc) from exc
+    except pa.ArrowException as exc:  # a value the schema cannot hold: the JSONL still has it
+        raise StoreError(f"{path}: cannot write ({exc})") from exc
+    return path
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StoredRun:
+    """A run's records as the matrix reads them: every ``ping`` record of samples.jsonl as rows
+    (``SCHEMA``; not deduplicated: a cell's latest record is its greatest ``offset``; a record's
+    rows are contiguous, records not in offset order) and every other record, in file order."""
+
+    pings: pa.Table
+    others: tuple[SampleRecord, ...]
+
+
+def read_store(
+    run_dir: Path, torn: list[int], *, warn: Callable[[str], None] | None = None
+) -> StoredRun:
+    """samples.jsonl read through the probe store: a ping line a part covers is passed over
+    unparsed, every other line decoded (the ping lines no part covers — a crash between the
+    append and its part, runs from before the store, ``probe import`` — are converted with
+    :func:`ping_rows`). Torn lines are appended to ``torn`` as ``scan_samples`` does.
+
+    samples.jsonl wins: a part that cannot be read, or whose rows name offsets that are not
+    whole ping lines of the file (a file cut or edited since, a part copied from another run),
+    is left out — its records are read from the JSONL — and ``warn`` told, naming the part."""
+    parts = _read_parts(run_dir, warn)
+    covered = {offset for part in parts for offset in part.offsets}
+    skipped: set[int] = set()
+    uncovered: list[tuple[int, PingRecord]] = []
+    others: list[SampleRecord] = []
+    for n, offset, rec in iter_lines(run_dir, covered):
+        if rec is Covered.LINE:
+            skipped.add(offset)
+        elif rec is None:
+            torn.append(n)
+        elif isinstance(rec, PingRecord):
+            uncovered.append((offset, rec))
+        elif not isinstance(rec, UnknownRecord):
+            others.append(rec)
+    tables = [part.matching(skipped, warn) for part in parts]
+    tables.append(ping_rows(uncovered))
+    return StoredRun(pa.concat_tables(tables), tuple(others))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Part:
+    path: Path
+    table: pa.Table
+    offsets: list[int]  # of its records, each once
+
+    def matching(self, lines: set[int], warn: Callable[[str], None] | None) -> pa.Table:
+        """The rows whose records are whole ping lines of samples.jsonl (``lines``: their
+        offsets); the others are left out, and ``warn`` told."""
+        if lines.issuperset(self.offsets):
+            return self.table
+        stray = [o for o in self.offsets if o not in lines]
+        _tell(warn, f"{self.path}: {len(stray)} of its records name no whole ping line of "
+                    f"samples.jsonl (offset {stray[0]}); left out")  # fmt: skip
+        keep = pc.is_in(self.table["offset"], pa.array(sorted(lines & set(self.offsets))))
+        return self.table.filter(keep)
+
+
+def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part]:
+    """The parts in offset order; one unreadable, or of another schema, is left out (``warn``).
+    A record in two parts (only a copied file makes one) is kept in the first."""
+    parts: list[_Part] = []
+    seen: set[int] = set()
+    for path in sorted((run_dir / PROBES_DIR).glob("ping-*.parquet")):
+        try:
+            table = pq.read_table(path)
+            table = pa.Table.from_arrays(table.select(SCHEMA.names).columns, schema=SCHEMA)
+        except (OSError, KeyError, pa.ArrowException) as exc:
+            _tell(warn, f"{path}: not a part of the probe store ({exc}); left out")
+            continue
+        offsets = pc.unique(table["offset"]).to_pylist()
+        if not seen.isdisjoint(offsets):
+            _tell(warn, f"{path}: holds records an earlier part holds; those left out")
+            table = table.filter(pc.invert(pc.is_in(table["offset"], pa.array(list(seen)))))
+            offsets = [o for o in offsets if o not in seen]
+        seen.update(offsets)
+        parts.append(_Part(path, table, offsets))
+    return parts
+
+
+def _tell(warn: Callable[[str], None] | None, message: str) -> None:
+    if warn is not None:
+        warn(f"{message} (samples.jsonl has every record: delete the part to silence this)")
