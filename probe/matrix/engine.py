@@ -67,6 +67,7 @@ class PingCells:
     """Each cell's latest ping record, reduced.
 
     ``cells``, one row per cell: ``src``, ``dst``, ``network``, ``status``, ``reason``,
+    ``offset`` (the record's),
     ``trained`` (the record holds a train: the figure columns are its statistics), the
     ``RttStats`` fields (``sent`` and ``received`` int64, 0 without a train; the figures float64,
     NaN for None) and the ``RttConfidence`` fields (NaN for None; ``p99_few_samples`` boolean
@@ -148,6 +149,7 @@ def ping_cells(pings: pa.Table) -> PingCells:
             "network": _objects([net_names[i] for i in net[chosen]]),
             "status": _objects(status),
             "reason": _objects(reason),
+            "offset": offset[first][chosen],
             **reduced.columns,
         }
     )
