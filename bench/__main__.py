@@ -15,6 +15,7 @@ from bench.common import ROOT, child_env
 BENCHES = [
     "bench.bench_calc",
     "bench.bench_matrix",
+    "bench.bench_engine",
     "bench.bench_anchors",
     "bench.bench_fanout",
     "bench.bench_lab",

@@ -61,14 +61,15 @@ def build(run_dir: Path, out: Path, layout: str) -> dict[str, Any]:
     """Rebuild, then anchors in ``layout`` written to ``out``: seconds and peak RSS of each."""
     from probe.matrix import build as matrix
     from probe.matrix.anchors import write_anchors
-    from probe.store.rundir import read_run, scan_samples
+    from probe.store.probes import read_store
+    from probe.store.rundir import read_run
     from probe.textio import save
 
     rss = {"imports": peak_rss_mib()}
     t0 = time.perf_counter()
     run = read_run(run_dir)
     builder = matrix.MatrixBuilder(run)
-    builder.add_all(scan_samples(run_dir, []))
+    builder.add_store(read_store(run_dir, []))
     frame = builder.frame()
     rebuild_s = time.perf_counter() - t0
     rss["rebuild"] = peak_rss_mib()

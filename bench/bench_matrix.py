@@ -1,12 +1,13 @@
 """Benchmark: samples.jsonl → matrix → anchors for N hosts, its time and peak memory, and growth.
 
 For each N a synthetic run directory is written (run.json + samples.jsonl, typed records written
-by probe's own ``encode_record``): N hosts over 10 regions × 3 zones, a host record each, a ping
-fan-out record per source and a ping record with 20 probes for every ordered pair (the runner's
-ping mesh is all pairs), and iperf3 records for the bandwidth pair selection (``--bw-pairs``,
-default ``all`` both directions, as ``--pairs all`` does). A fresh child process then does what
-``probe.measure.execute`` does at the end of a run: ``read_samples`` → ``build_matrix`` →
-``rtt_samples`` + ``to_anchors``, recording the wall time of each step and the peak RSS after
+by probe's own ``encode_record``, and the probe store's parts, one per source, as a run writes
+them): N hosts over 10 regions × 3 zones, a host record each, a ping fan-out record per source
+and a ping record with 20 probes for every ordered pair (the runner's ping mesh is all pairs),
+and iperf3 records for the bandwidth pair selection (``--bw-pairs``, default ``all`` both
+directions, as ``--pairs all`` does). A fresh child process then does what
+``probe.measure.execute`` does at the end of a run: ``read_store`` → ``MatrixBuilder.frame`` →
+``samples`` + ``to_anchors``, recording the wall time of each step and the peak RSS after
 each. Time and memory are fitted linearly in the number of ordered pairs and extrapolated to
 2,000 hosts; ``select_pairs`` gives the bandwidth pair counts of ``sample:K`` on a synthetic
 2,000-host, 10-region inventory.
@@ -28,6 +29,7 @@ from typing import Any
 
 from bench.common import emit_child_result, peak_rss_mib, print_table, run_child, write_report
 from probe.model import CellStatus
+from probe.store.probes import write_part
 from probe.store.records import (
     HostRecord,
     Iperf3Record,
@@ -197,10 +199,18 @@ def write_run_dir(path: Path, n_hosts: int, bw_pairs: str, seed: int = 0) -> dic
     )  # fmt: skip
     (path / "run.json").write_text(encode_run(run))
     counts = {"ping": 0, "ping_fanout": 0, "iperf3": 0, "host": 0}
-    with (path / "samples.jsonl").open("w", encoding="utf-8") as fh:
+    pings: list[tuple[int, PingRecord]] = []  # one source's: one probe-store part, as a run
+    with (path / "samples.jsonl").open("wb") as fh:
         for rec in _records(hosts, bw_pairs, seed):
             counts[rec.kind] += 1
-            fh.write(encode_record(rec) + "\n")
+            if isinstance(rec, PingRecord):
+                pings.append((fh.tell(), rec))
+            elif pings:
+                write_part(path, pings)
+                pings = []
+            fh.write((encode_record(rec) + "\n").encode("utf-8"))
+    if pings:
+        write_part(path, pings)
     return {**counts, "samples_bytes": (path / "samples.jsonl").stat().st_size}
 
 
@@ -211,13 +221,15 @@ def measure(run_dir: Path, path: str = "stream") -> dict[str, Any]:
     """What probe.measure.execute does after the measurement, step by step: times and peak RSS
     after each.
 
-    ``stream`` is probe's path (records reduced to cell figures as they are read); ``records``
-    is the baseline that holds every record first (what probe did before ``MatrixBuilder``).
+    ``stream`` is probe's path (the probe store's rows and the other records, as
+    ``load_matrix`` reads a run); ``records`` is the baseline that decodes and holds every
+    record of samples.jsonl first.
     """
     import gc
 
     from probe.matrix import build as matrix
-    from probe.store.rundir import read_run, read_samples, scan_samples
+    from probe.store.probes import read_store
+    from probe.store.rundir import read_run, read_samples
 
     gc.collect()
     rss = {"imports": peak_rss_mib()}
@@ -227,7 +239,7 @@ def measure(run_dir: Path, path: str = "stream") -> dict[str, Any]:
     run = read_run(run_dir)
     builder = matrix.MatrixBuilder(run)
     if path == "stream":
-        builder.add_all(scan_samples(run_dir, []))
+        builder.add_store(read_store(run_dir, []))
     else:
         samples = read_samples(run_dir)
     times["read_samples"] = time.perf_counter() - t0

@@ -25,16 +25,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from numpy.typing import NDArray
 
 from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
+from probe.matrix.engine import PingCells, ping_cells
+from probe.matrix.engine import train_stats as train_stats  # re-exported: callers import it here
 from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.matrix.samples import Probes
 from probe.model import CellStatus, PortRange
 from probe.networks import ALL_NETWORKS, DEFAULT_NETWORK, NetworkChoice, NoRoute, Route, routes
 from probe.plan import parse_pair_mode, parse_ping_pairs, select_pairs, select_ping_pairs
 from probe.reach import BandwidthRoles, PingWay, bandwidth_roles, ping_reach
-from probe.stats import RttConfidence, RttStats, rtt_confidence, rtt_stats, short_for_rtt
+from probe.stats import RttStats, short_for_rtt
+from probe.store.probes import StoredRun, ping_rows, read_store
 from probe.store.records import (
     HostRecord,
     ImportedRecord,
@@ -45,10 +50,9 @@ from probe.store.records import (
     PingTrain,
     SampleRecord,
 )
-from probe.store.rundir import read_run, scan_samples, torn_warning
+from probe.store.rundir import read_run, torn_warning
 from probe.store.rundoc import RunDoc, RunHost
 from probe.textio import save
-from probe.tools.ping import PingProbe
 
 KEY = ["src", "dst"]
 #: What a row is keyed by: the pair and the network (``--networks all`` gives a pair several).
@@ -130,17 +134,6 @@ METRICS = [
 ]
 
 
-def train_stats(train: PingTrain) -> RttStats:
-    """Statistics of one ping train of samples.jsonl; ping's summary unless duplicates
-    polluted it (see ``probe.stats.report_stats``)."""
-    return rtt_stats(
-        [PingProbe(seq, rtt) for seq, rtt in train.probes],
-        sent=train.sent,
-        received=train.received,
-        summary=train.summary if not train.duplicates else None,
-    )
-
-
 def build_matrix(run: RunDoc, records: Iterable[SampleRecord]) -> pd.DataFrame:
     """The long-form matrix from run.json and the sample records (the latest record per cell wins,
     so a ``--resume`` that re-measures a cell replaces the failed attempt)."""
@@ -151,27 +144,30 @@ def build_matrix(run: RunDoc, records: Iterable[SampleRecord]) -> pd.DataFrame:
 
 #: A row's key: source, destination, network.
 _Cell = tuple[str, str, str]
-#: A cell's ping outcome: status, reason, statistics (measured cells only).
-_Ping = tuple[str, str | None, RttStats | None]
 #: A cell's bandwidth outcome: status, reason, goodput Mbit/s, retransmits, TCP RTT, CPU-bound.
 _Bw = tuple[str, str | None, float, int | None, float, bool | None]
+#: Ping records converted to rows at a time while records stream by (``add``).
+_BATCH = 20_000
 
 
 class MatrixBuilder:
-    """Reduces sample records to each cell's figures as they stream by.
+    """Reduces sample records to each cell's figures; ``frame`` assembles the long form.
 
-    A rebuild holds figures, not records: a ping record (argv, a list per probe) is ~5× the
-    size of its statistics plus its RTTs, and at 300 hosts whole records were 80 % of the peak.
-    Host failures still apply at the end: a host record may follow its cells in the file.
-    A pair the run's ping plan left out (run.json ``options.ping_pairs``; the plan is drawn again,
-    seeded, from run.json's hosts) and that has no ping record is ``not-planned``; so is a
-    bandwidth cell outside ``--pairs`` (or every one under ``--no-bandwidth``). A planned cell
-    the run could not aim at (``probe.reach``, from run.json's ``inbound``) is ``not-measurable``
-    or, toward a host refusing ICMP, a copy of the reverse direction marked ``from_reverse``.
+    Ping records become probe-store rows (``probe.store.probes``) and are reduced at the end by
+    the vectorised engine (``probe.matrix.engine``): ``add_store`` takes a run's stored rows as
+    they are, ``add`` converts records in batches (a rebuild holds rows, not records). The other
+    records are few and reduced as they stream by. Host failures apply at the end: a host record
+    may follow its cells in the file. A pair the run's ping plan left out (run.json
+    ``options.ping_pairs``; the plan is drawn again, seeded, from run.json's hosts) and that has
+    no ping record is ``not-planned``; so is a bandwidth cell outside ``--pairs`` (or every one
+    under ``--no-bandwidth``). A planned cell the run could not aim at (``probe.reach``, from
+    run.json's ``inbound``) is ``not-measurable`` or, toward a host refusing ICMP, a copy of the
+    reverse direction marked ``from_reverse``.
     """
 
     def __init__(self, run: RunDoc) -> None:
         self.hosts = run.measured_hosts
+        self._run = run
         self._names = {h.name for h in self.hosts}
         self._route = _router(run)
         self._unplanned = _unplanned(run)
@@ -186,20 +182,29 @@ class MatrixBuilder:
             else "no bandwidth tests in this run (--no-bandwidth)"
         )
         self._host_fail: dict[str, tuple[str, str]] = {}
-        self._ping: dict[_Cell, _Ping] = {}
-        self._rtts: dict[_Cell, tuple[array[int], array[float]]] = {}
-        self._confidence: dict[_Cell, RttConfidence] = {}
+        self._tables: list[pa.Table] = []
+        self._batch: list[tuple[int, PingRecord]] = []
+        self._seen = 0  # records added: the order of ``add``'s records
+        self._imported_cells: dict[_Cell, tuple[int, str, str, RttStats]] = {}
         self._bw_seconds: dict[_Cell, float] = {}
         self._bw: dict[_Cell, _Bw] = {}
         self._loaded: dict[_Cell, tuple[float | None, float | None] | None] = {}
         self._multi: dict[_Cell, tuple[float, int] | None] = {}
         self._cc: dict[_Cell, tuple[str | None, str | None]] = {}
+        self._cells: PingCells | None = None
 
     def add_all(self, records: Iterable[SampleRecord]) -> None:
         for rec in records:
             self.add(rec)
 
+    def add_store(self, stored: StoredRun) -> None:
+        """A run's records as the probe store gives them (its pings are rows already)."""
+        self._tables.append(stored.pings)
+        self._cells = None
+        self.add_all(stored.others)
+
     def add(self, rec: SampleRecord) -> None:
+        self._seen += 1
         if isinstance(rec, HostRecord):
             if rec.status is not CellStatus.OK:
                 self._host_fail[rec.host] = (str(rec.status), rec.reason or "")
@@ -215,15 +220,11 @@ class MatrixBuilder:
         if isinstance(rec, ImportedRecord):
             self._add_imported(cell, rec)
         elif isinstance(rec, PingRecord):
-            stats = None if rec.train is None else train_stats(rec.train)
-            self._ping[cell] = (str(rec.status), rec.reason, stats)
-            self._rtts.pop(cell, None)
-            self._confidence.pop(cell, None)
-            if stats is not None and rec.train is not None:
-                got = [r for _, r in rec.train.probes if r is not None]
-                self._confidence[cell] = rtt_confidence(stats, got)
-            if ok and rec.train is not None:
-                self._rtts[cell] = _received(rec.train)
+            self._batch.append((self._seen, rec))
+            self._cells = None
+            if len(self._batch) >= _BATCH:
+                self._tables.append(ping_rows(self._batch))
+                self._batch = []
         elif isinstance(rec, Iperf3Record):
             result = rec.result if ok else None
             self._cc.pop(cell, None)
@@ -252,92 +253,360 @@ class MatrixBuilder:
 
     def _add_imported(self, cell: _Cell, rec: ImportedRecord) -> None:
         """One figure per metric: every RTT statistic is that figure, resting on no probe
-        (``sent`` 0: nothing counts it as a sample, a loss figure stays the source's)."""
+        (``sent`` 0: nothing counts it as a sample, a loss figure stays the source's). It
+        replaces a ping record of the cell added before it (rows of a store: any)."""
         reason = f"imported from {rec.source}:{rec.line}"
         rtt = rec.rtt_ms
         loss = rec.loss_pct if rec.loss_pct is not None else math.nan
         stats = RttStats(0, 0, loss, rtt, rtt, rtt, rtt, rtt, rtt, None, None, None)
-        self._ping[cell] = (str(rec.status), reason, stats)
-        self._rtts.pop(cell, None)
+        self._imported_cells[cell] = (self._seen, str(rec.status), reason, stats)
         if rec.bw_mbps is not None:
             self._bw[cell] = (str(CellStatus.OK), reason, rec.bw_mbps, None, math.nan, None)
 
+    def _ping_cells(self) -> PingCells:
+        if self._cells is None:
+            if self._batch:
+                self._tables.append(ping_rows(self._batch))
+                self._batch = []
+            tables = [t for t in self._tables if t.num_rows]
+            self._tables = tables[:1] if len(tables) <= 1 else [pa.concat_tables(tables)]
+            self._cells = ping_cells(self._tables[0] if self._tables else ping_rows([]))
+        return self._cells
+
     def samples(self) -> dict[tuple[str, str], Probes]:
         """Received probes per ordered pair whose latest ping record over its preferred network
-        is OK (anchors' Monte-Carlo)."""
+        is OK (anchors' Monte-Carlo), straight from the engine's arrays (no record decoded)."""
+        cells = self._ping_cells()
+        frame = cells.cells
         out = {}
-        for (src, dst, network), (seq, rtts) in self._rtts.items():
+        names = self._names
+        srcs, dsts = frame["src"].tolist(), frame["dst"].tolist()
+        networks, offsets = frame["network"].tolist(), frame["offset"].tolist()
+        for i in np.flatnonzero(cells.count > 0).tolist():
+            src, dst, network = srcs[i], dsts[i], networks[i]
+            if src == dst or src not in names or dst not in names:
+                continue
+            replaced = self._imported_cells.get((src, dst, network))
+            if replaced is not None and replaced[0] > offsets[i]:
+                continue  # an imported figure came after it: no samples
             found = self._route(src, dst)
             if not isinstance(found, NoRoute) and found[0].network == network:
-                out[src, dst] = _probes(seq, rtts)
+                out[src, dst] = cells.probes(i)
         return out
 
     def frame(self) -> pd.DataFrame:
-        rows: dict[_Cell, dict[str, Any]] = {}
-        for a in self.hosts:
-            for b in self.hosts:
-                if a.name == b.name:
-                    continue
-                found = self._route(a.name, b.name)
-                if isinstance(found, NoRoute):
-                    rows[a.name, b.name, ""] = _unmeasurable_row(a, b, found.reason)
-                for r in () if isinstance(found, NoRoute) else found:
-                    rows[a.name, b.name, r.network] = _empty_row(a, b, r)
-        by_name = {h.name: h for h in self.hosts}
-        from_reverse: dict[_Cell, str] = {}
-        for key, row in rows.items():
-            if row["status"] == CellStatus.NOT_MEASURABLE:
-                continue
-            pair = key[:2]
-            ping = self._ping.get(key)
-            reach = ping_reach(by_name[key[0]], by_name[key[1]])
-            if ping is None and self._imported is not None:
-                row["status"] = str(CellStatus.NOT_PLANNED)
-                row["reason"] = f"no figure for this pair in the imported {self._imported.source}"
-            elif ping is None and self._unplanned is not None and pair not in self._unplanned[0]:
-                row["status"], row["reason"] = str(CellStatus.NOT_PLANNED), self._unplanned[1]
-            elif ping is None and reach.way is PingWay.NOT_MEASURABLE:
-                row["status"], row["reason"] = str(CellStatus.NOT_MEASURABLE), reach.reason
-            elif ping is None and reach.way is PingWay.FROM_REVERSE:
-                from_reverse[key] = reach.reason or ""
-            else:
-                _fill_ping(row, ping, self._host_fail)
-            if (confidence := self._confidence.get(key)) is not None:
-                row.update(asdict(confidence))
-            bw = self._bw.get(key)
-            if bw is None and pair in self._bw_refused:
-                row["bw_status"] = str(CellStatus.NOT_MEASURABLE)
-                row["bw_reason"] = self._bw_refused[pair]
-            elif bw is None and pair not in self._bw_planned:
-                row["bw_status"] = str(CellStatus.NOT_PLANNED)
-                row["bw_reason"] = self._bw_unplanned_reason
-            else:
-                _fill_bw(row, bw, self._host_fail)
-            if (load := self._loaded.get(key)) is not None:
-                row["rtt_loaded_p50_ms"], row["rtt_loaded_p99_ms"] = load
-            if (many := self._multi.get(key)) is not None:
-                row["bw_fwd_multi_mbps"], row["bw_multi_streams"] = many
-            row["sender_cc"], row["receiver_cc"] = self._cc.get(key, (None, None))
-        for (src, dst, network), why in from_reverse.items():
-            if (back := rows.get((dst, src, network))) is not None:
-                _copy_reverse(rows[src, dst, network], back, why)
-        for (src, dst, network), row in rows.items():
-            if (back := rows.get((dst, src, network))) is not None:
-                row["bw_rev_mbps"] = back["bw_fwd_mbps"]
-            _flag_short_test(row, self._bw_seconds.get((src, dst, network)))
-        frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
-        return frame.astype(
-            {
-                "from_reverse": "bool",
-                "bw_fwd_cpu_bound": "boolean",
-                "sent": "Int64",
-                "received": "Int64",
-                "bw_fwd_retransmits": "Int64",
-                "bw_multi_streams": "Int64",
-                "p99_few_samples": "boolean",
-                "bw_short_for_rtt": "boolean",
-            }
+        return _LongForm(self, self._ping_cells()).frame()
+
+
+class _LongForm:
+    """The long form assembled a column at a time over every row (numpy): no per-pair Python
+    for a run over one network without inbound restrictions."""
+
+    def __init__(self, builder: MatrixBuilder, cells: PingCells) -> None:
+        self.b = builder
+        hosts = builder.hosts
+        self.n = len(hosts)
+        self.index = {h.name: i for i, h in enumerate(hosts)}
+        self.src, self.dst, network, self.address, self.no_route = _skeleton(builder)
+        self.networks = list(dict.fromkeys(n for n in network.tolist() if n is not None))
+        net_code = {name: i for i, name in enumerate(self.networks)}
+        self.net_code = net_code
+        self.net = np.fromiter(
+            (net_code.get(n, len(self.networks)) for n in network.tolist()), np.int64, len(network)
         )
+        self.network = network
+        self.rows = pd.Index(self._key(self.src, self.dst, self.net))
+        self.cells = cells
+        self.size = len(self.src)
+
+    def _key(
+        self, src: NDArray[np.int64], dst: NDArray[np.int64], net: NDArray[np.int64]
+    ) -> NDArray[np.int64]:
+        key: NDArray[np.int64] = (src * self.n + dst) * (len(self.networks) + 1) + net
+        return key
+
+    def locate(self, cells: Iterable[_Cell]) -> tuple[NDArray[np.int64], list[int]]:
+        """Rows of the cells (keyed by name), and which of the cells have one."""
+        keys, which = [], []
+        for i, (src, dst, network) in enumerate(cells):
+            a, b, net = self.index.get(src), self.index.get(dst), self.net_code.get(network)
+            if a is not None and b is not None and net is not None:
+                keys.append((a * self.n + b) * (len(self.networks) + 1) + net)
+                which.append(i)
+        at = self.rows.get_indexer(pd.Index(np.array(keys, np.int64)))
+        return at[at >= 0].astype(np.int64), [w for w, p in zip(which, at, strict=True) if p >= 0]
+
+    def pairs(self, pairs: Iterable[tuple[str, str]]) -> NDArray[np.bool_]:
+        """Which rows are of one of ``pairs`` (any network)."""
+        codes = [
+            self.index[a] * self.n + self.index[b]
+            for a, b in pairs
+            if a in self.index and b in self.index
+        ]
+        return np.isin(self.src * self.n + self.dst, np.array(codes, np.int64))
+
+    def frame(self) -> pd.DataFrame:
+        b, size = self.b, self.size
+        hosts = b.hosts
+        col: dict[str, Any] = {}
+        col["src"] = _pick([h.name for h in hosts], self.src)
+        col["dst"] = _pick([h.name for h in hosts], self.dst)
+        col["network"], col["address"] = self.network, self.address
+        for side, idx in (("src", self.src), ("dst", self.dst)):
+            col[f"{side}_region"] = _pick([h.region for h in hosts], idx)
+            col[f"{side}_zone"] = _pick([h.zone for h in hosts], idx)
+        status = np.full(size, str(CellStatus.SKIPPED), dtype=object)
+        reason = np.full(size, NOT_MEASURED, dtype=object)
+        figures = {c: np.full(size, math.nan) for c in [*PING_COLUMNS, *RTT_CONFIDENCE_COLUMNS]}
+        stats_at = np.zeros(size, np.bool_)  # rows whose sent/received/few hold a value
+        few = np.full(size, -1, np.int8)
+        measurable = self.no_route == None  # noqa: E711 (elementwise)
+        unreachable = str(CellStatus.NOT_MEASURABLE)
+        status[~measurable], reason[~measurable] = unreachable, self.no_route[~measurable]
+
+        # the latest ping record of each cell (the engine), or an imported figure after it
+        c = self.cells.cells
+        has_ping = np.zeros(size, np.bool_)
+        at, which = self.locate(zip(c["src"], c["dst"], c["network"], strict=True))
+        w = np.array(which, np.int64)
+        has_ping[at] = True
+        status[at] = c["status"].to_numpy(object)[w]
+        reason[at] = c["reason"].to_numpy(object)[w]
+        trained = c["trained"].to_numpy()[w]
+        figured = at[trained]
+        stats_at[figured] = True
+        for name in [*PING_COLUMNS, *RTT_CONFIDENCE_COLUMNS]:
+            values = c[name].to_numpy(np.float64, na_value=math.nan)[w[trained]]
+            figures[name][figured] = values
+        few[figured] = _flags(c["p99_few_samples"])[w[trained]]
+        offsets = np.full(size, -1, np.int64)
+        offsets[at] = c["offset"].to_numpy()[w]
+        imported = list(b._imported_cells.items())
+        at, which = self.locate(cell for cell, _ in imported)
+        for row, i in zip(at.tolist(), which, strict=True):
+            seen, state, why, stats = imported[i][1]
+            if seen < offsets[row]:
+                continue
+            has_ping[row] = stats_at[row] = True
+            status[row], reason[row] = state, why
+            for name in PING_COLUMNS:
+                value = getattr(stats, name)
+                figures[name][row] = math.nan if value is None else value
+        # the cells without one
+        none = measurable & ~has_ping
+        if b._imported is not None:
+            status[none] = str(CellStatus.NOT_PLANNED)
+            reason[none] = f"no figure for this pair in the imported {b._imported.source}"
+            none[:] = False
+        unplanned = b._unplanned
+        if unplanned is not None:
+            left_out = none & ~self.pairs(unplanned[0])
+            status[left_out], reason[left_out] = str(CellStatus.NOT_PLANNED), unplanned[1]
+            none &= ~left_out
+        icmp = np.array([h.inbound.icmp for h in hosts], np.bool_)
+        from_reverse = np.zeros(size, np.bool_)
+        why_reverse: dict[int, str] = {}
+        for row in np.flatnonzero(none & ~icmp[self.dst]).tolist():
+            reach = ping_reach(hosts[self.src[row]], hosts[self.dst[row]])
+            if reach.way is PingWay.NOT_MEASURABLE:
+                status[row], reason[row] = unreachable, reach.reason
+            else:
+                from_reverse[row], why_reverse[row] = True, reach.reason or ""
+            none[row] = False
+        _host_failures(status, reason, none, self.src, self.dst, hosts, b._host_fail)
+
+        # bandwidth
+        bw = self._bandwidth(col, measurable, has_ping)
+        # RTT toward a host refusing ICMP: the reverse direction's
+        reverse = self.rows.get_indexer(pd.Index(self._key(self.dst, self.src, self.net)))
+        for row in np.flatnonzero(from_reverse).tolist():
+            back = int(reverse[row])
+            if back < 0:
+                continue
+            why = why_reverse[row]
+            status[row] = status[back]
+            reason[row] = (
+                NOT_MEASURED if reason[back] == NOT_MEASURED
+                else why if reason[back] is None else f"{why}; {reason[back]}"
+            )  # fmt: skip
+            for name in figures:
+                figures[name][row] = figures[name][back]
+            stats_at[row], few[row] = stats_at[back], few[back]
+        col["status"], col["reason"] = status, reason
+        col.update(figures)
+        col["from_reverse"] = from_reverse
+        for name in ("sent", "received"):
+            values = np.nan_to_num(figures[name]).astype(np.int64)
+            col[name] = pd.arrays.IntegerArray(values, ~stats_at)
+        col["p99_few_samples"] = pd.arrays.BooleanArray(few == 1, few < 0)
+        has_rev = reverse >= 0
+        col["bw_rev_mbps"] = np.where(has_rev, bw[reverse], math.nan)
+        self._short_tests(col)
+        return pd.DataFrame(col, columns=COLUMNS)
+
+    def _bandwidth(
+        self, col: dict[str, Any], measurable: NDArray[np.bool_], has_ping: NDArray[np.bool_]
+    ) -> NDArray[np.float64]:
+        b, size = self.b, self.size
+        bw_status = np.full(size, str(CellStatus.SKIPPED), dtype=object)
+        bw_reason = np.full(size, NOT_MEASURED, dtype=object)
+        bw_status[~measurable] = str(CellStatus.NOT_MEASURABLE)
+        bw_reason[~measurable] = self.no_route[~measurable]
+        mbps = np.full(size, math.nan)
+        tcp_rtt = np.full(size, math.nan)
+        retransmits = np.zeros(size, np.int64)
+        has_retransmits = np.zeros(size, np.bool_)
+        cpu = np.full(size, -1, np.int8)
+        tested = list(b._bw.items())
+        at, which = self.locate(cell for cell, _ in tested)
+        has_bw = np.zeros(size, np.bool_)
+        has_bw[at] = True
+        has_bw &= measurable
+        for row, i in zip(at.tolist(), which, strict=True):
+            if not measurable[row]:
+                continue
+            state, why, rate, lost, rtt, bound = tested[i][1]
+            bw_status[row], bw_reason[row] = state, why
+            if not math.isnan(rate):  # a goodput (an imported one knows no CPU or retransmits)
+                mbps[row], tcp_rtt[row] = rate, rtt
+                if lost is not None:
+                    retransmits[row], has_retransmits[row] = lost, True
+                cpu[row] = -1 if bound is None else int(bound)
+        none = measurable & ~has_bw
+        refused = b._bw_refused
+        if refused:
+            rows = np.flatnonzero(none & self.pairs(refused))
+            bw_status[rows] = str(CellStatus.NOT_MEASURABLE)
+            bw_reason[rows] = [
+                refused[self.b.hosts[s].name, self.b.hosts[d].name]
+                for s, d in zip(self.src[rows].tolist(), self.dst[rows].tolist(), strict=True)
+            ]
+            none[rows] = False
+        left_out = none & ~self.pairs(b._bw_planned)
+        bw_status[left_out] = str(CellStatus.NOT_PLANNED)
+        bw_reason[left_out] = b._bw_unplanned_reason
+        none &= ~left_out
+        _host_failures(bw_status, bw_reason, none, self.src, self.dst, b.hosts, b._host_fail)
+        col["bw_status"], col["bw_reason"], col["bw_fwd_mbps"] = bw_status, bw_reason, mbps
+        col["bw_fwd_retransmits"] = pd.arrays.IntegerArray(retransmits, ~has_retransmits)
+        col["bw_fwd_tcp_rtt_ms"] = tcp_rtt
+        col["bw_fwd_cpu_bound"] = pd.arrays.BooleanArray(cpu == 1, cpu < 0)
+        loaded = np.full((size, 2), math.nan)
+        multi = np.full(size, math.nan)
+        streams = np.zeros(size, np.int64)
+        has_streams = np.zeros(size, np.bool_)
+        sender = np.full(size, None, dtype=object)
+        receiver = np.full(size, None, dtype=object)
+        items = [(cell, v) for cell, v in b._loaded.items() if v is not None]
+        at, which = self.locate(cell for cell, _ in items)
+        for row, i in zip(at.tolist(), which, strict=True):
+            if measurable[row]:
+                loaded[row] = [_nan(items[i][1][0]), _nan(items[i][1][1])]
+        many = [(cell, v) for cell, v in b._multi.items() if v is not None]
+        at, which = self.locate(cell for cell, _ in many)
+        for row, i in zip(at.tolist(), which, strict=True):
+            if measurable[row]:
+                multi[row], streams[row] = many[i][1]
+                has_streams[row] = True
+        ccs = list(b._cc.items())
+        at, which = self.locate(cell for cell, _ in ccs)
+        for row, i in zip(at.tolist(), which, strict=True):
+            if measurable[row]:
+                sender[row], receiver[row] = ccs[i][1]
+        col["rtt_loaded_p50_ms"], col["rtt_loaded_p99_ms"] = loaded[:, 0], loaded[:, 1]
+        col["bw_fwd_multi_mbps"] = multi
+        col["bw_multi_streams"] = pd.arrays.IntegerArray(streams, ~has_streams)
+        col["sender_cc"], col["receiver_cc"] = sender, receiver
+        seconds = np.full(size, math.nan)
+        timed = list(b._bw_seconds.items())
+        at, which = self.locate(cell for cell, _ in timed)
+        seconds[at] = np.array([timed[i][1] for i in which], np.float64)
+        self._seconds = np.where(measurable, seconds, math.nan)
+        return mbps
+
+    def _short_tests(self, col: dict[str, Any]) -> None:
+        """``bw_duration_s`` and ``bw_short_for_rtt`` of each measured goodput, judged against
+        the path's ping RTT p50 (iperf3's own TCP RTT when ping has none: it includes
+        queueing)."""
+        seconds = self._seconds
+        timed = np.isfinite(seconds) & ~np.isnan(col["bw_fwd_mbps"])
+        col["bw_duration_s"] = np.where(timed, seconds, math.nan)
+        rtt = np.where(np.isnan(col["rtt_p50_ms"]), col["bw_fwd_tcp_rtt_ms"], col["rtt_p50_ms"])
+        short = np.full(self.size, -1, np.int8)
+        for row in np.flatnonzero(timed & ~np.isnan(rtt)).tolist():
+            short[row] = int(short_for_rtt(float(seconds[row]), float(rtt[row])))
+        col["bw_short_for_rtt"] = pd.arrays.BooleanArray(short == 1, short < 0)
+
+
+def _skeleton(
+    builder: MatrixBuilder,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[Any], NDArray[Any], NDArray[Any]]:
+    """Every row: source and destination (host indices), network, address and, for a pair with
+    no network to measure over, why (None otherwise): pairs in host order, a pair's networks in
+    ``probe.networks``' order."""
+    hosts, n = builder.hosts, len(builder.hosts)
+    if _one_network(builder._run):
+        src, dst = (a.astype(np.int64) for a in np.nonzero(~np.eye(n, dtype=np.bool_)))
+        network = np.full(len(src), DEFAULT_NETWORK, dtype=object)
+        address = _pick([h.address for h in hosts], dst)
+        return src, dst, network, address, np.full(len(src), None, dtype=object)
+    rows: list[tuple[int, int, str | None, str | None, str | None]] = []
+    for i, a in enumerate(hosts):
+        for j, b in enumerate(hosts):
+            if i == j:
+                continue
+            found = builder._route(a.name, b.name)
+            if isinstance(found, NoRoute):
+                rows.append((i, j, None, None, found.reason))
+            else:
+                rows.extend((i, j, r.network, r.address, None) for r in found)
+    src_l, dst_l, net_l, addr_l, why_l = zip(*rows, strict=True) if rows else ((),) * 5
+    return (
+        np.array(src_l, np.int64),
+        np.array(dst_l, np.int64),
+        np.array(net_l, dtype=object),
+        np.array(addr_l, dtype=object),
+        np.array(why_l, dtype=object),
+    )
+
+
+def _pick(values: Sequence[Any], index: NDArray[np.int64]) -> NDArray[Any]:
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    picked: NDArray[Any] = column[index]
+    return picked
+
+
+def _flags(column: pd.Series) -> NDArray[np.int8]:
+    """A boolean column as -1 (NA), 0, 1."""
+    flags = column.astype("Int8").fillna(-1).to_numpy(np.int8)
+    return np.asarray(flags, np.int8)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _host_failures(
+    status: NDArray[Any],
+    reason: NDArray[Any],
+    rows: NDArray[np.bool_],
+    src: NDArray[np.int64],
+    dst: NDArray[np.int64],
+    hosts: Sequence[RunHost],
+    host_fail: Mapping[str, tuple[str, str]],
+) -> None:
+    """Rows without a record of a failed host: that failure (the source's first)."""
+    failed = np.array([h.name in host_fail for h in hosts], np.bool_)
+    if not failed.any():
+        return
+    for row in np.flatnonzero(rows & (failed[src] | failed[dst])).tolist():
+        for i, role in ((src[row], "source"), (dst[row], "destination")):
+            name = hosts[i].name
+            if name in host_fail:
+                state, why = host_fail[name]
+                status[row], reason[row] = state, f"{role} {name}: {why}"
+                break
 
 
 def bandwidth_cells(run: RunDoc) -> frozenset[tuple[str, str]]:
@@ -379,13 +648,21 @@ def _unplanned(run: RunDoc) -> tuple[frozenset[tuple[str, str]], str] | None:
     return frozenset(plan.pairs), plan.reason
 
 
+def _choice(run: RunDoc) -> NetworkChoice:
+    return NetworkChoice(run.options.network, run.options.networks == ALL_NETWORKS)
+
+
+def _one_network(run: RunDoc) -> bool:
+    """Every host on the one network ``default``: the rule has nothing to choose (fast path)."""
+    return _choice(run).only is None and not any(h.addresses for h in run.measured_hosts)
+
+
 def _router(run: RunDoc) -> Callable[[str, str], tuple[Route, ...] | NoRoute]:
     """What the run measured from one host to another (``probe.networks``), drawn again from
     run.json: its hosts' addresses, its network order and its ``--network(s)`` options."""
     hosts = {h.name: h for h in run.measured_hosts}
-    choice = NetworkChoice(run.options.network, run.options.networks == ALL_NETWORKS)
-    if choice.only is None and not any(h.addresses for h in hosts.values()):
-        # every host on the one network `default`: the rule has nothing to choose (fast path)
+    choice = _choice(run)
+    if _one_network(run):
         return lambda src, dst: (Route(DEFAULT_NETWORK, hosts[dst].address),)
     cache: dict[tuple[str, str], tuple[Route, ...] | NoRoute] = {}
 
@@ -408,110 +685,6 @@ def networks_of(frame: pd.DataFrame) -> list[str]:
     return [n for n in dict.fromkeys(frame["network"]) if isinstance(n, str)]
 
 
-def _unmeasurable_row(a: RunHost, b: RunHost, reason: str) -> dict[str, Any]:
-    row = _empty_row(a, b, None)
-    status = str(CellStatus.NOT_MEASURABLE)
-    row.update(status=status, reason=reason, bw_status=status, bw_reason=reason)
-    return row
-
-
-def _empty_row(a: RunHost, b: RunHost, route: Route | None) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(COLUMNS)
-    row.update(
-        src=a.name,
-        dst=b.name,
-        network=None if route is None else route.network,
-        address=None if route is None else route.address,
-        src_region=a.region,
-        dst_region=b.region,
-        src_zone=a.zone,
-        dst_zone=b.zone,
-        status=str(CellStatus.SKIPPED),
-        reason=NOT_MEASURED,
-        bw_status=str(CellStatus.SKIPPED),
-        bw_reason=NOT_MEASURED,
-        from_reverse=False,
-    )
-    for col in [
-        *PING_COLUMNS[2:],
-        "bw_fwd_mbps",
-        "bw_rev_mbps",
-        "bw_fwd_tcp_rtt_ms",
-        *LOAD_COLUMNS,
-        "bw_fwd_multi_mbps",
-        *RTT_CONFIDENCE_COLUMNS[:-1],  # p99_few_samples stays None: NA, not NaN
-        "bw_duration_s",
-    ]:
-        row[col] = math.nan
-    return row
-
-
-def _copy_reverse(row: dict[str, Any], reverse: dict[str, Any], why: str) -> None:
-    """The RTT cell toward a host that refuses ICMP: the reverse direction's, said so (a cell
-    the reverse has no record for yet stays "not measured": ``--resume`` measures it)."""
-    row["from_reverse"] = True
-    row["status"] = reverse["status"]
-    if reverse["reason"] == NOT_MEASURED:
-        row["reason"] = NOT_MEASURED
-    else:
-        row["reason"] = why if reverse["reason"] is None else f"{why}; {reverse['reason']}"
-    for col in [*PING_COLUMNS, *RTT_CONFIDENCE_COLUMNS]:
-        row[col] = reverse[col]
-
-
-def _flag_short_test(row: dict[str, Any], seconds: float | None) -> None:
-    """``bw_duration_s`` and ``bw_short_for_rtt`` of a measured goodput, judged against the
-    path's ping RTT p50 (iperf3's own TCP RTT when ping has none: it includes queueing)."""
-    if seconds is None or math.isnan(row["bw_fwd_mbps"]):
-        return
-    row["bw_duration_s"] = seconds
-    rtt = row["rtt_p50_ms"]
-    rtt = row["bw_fwd_tcp_rtt_ms"] if rtt is None or math.isnan(rtt) else rtt
-    if rtt is not None and not math.isnan(rtt):
-        row["bw_short_for_rtt"] = short_for_rtt(seconds, rtt)
-
-
-def _host_reason(
-    src: str, dst: str, host_fail: Mapping[str, tuple[str, str]]
-) -> tuple[str, str] | None:
-    for host, role in ((src, "source"), (dst, "destination")):
-        if host in host_fail:
-            status, reason = host_fail[host]
-            return status, f"{role} {host}: {reason}"
-    return None
-
-
-def _fill_ping(
-    row: dict[str, Any], cell: _Ping | None, host_fail: Mapping[str, tuple[str, str]]
-) -> None:
-    if cell is None:
-        failed = _host_reason(row["src"], row["dst"], host_fail)
-        if failed:
-            row["status"], row["reason"] = failed
-        return
-    row["status"], row["reason"], stats = cell
-    if stats is None:
-        return
-    for col in PING_COLUMNS:
-        value = getattr(stats, col)
-        row[col] = math.nan if value is None else value
-
-
-def _fill_bw(
-    row: dict[str, Any], cell: _Bw | None, host_fail: Mapping[str, tuple[str, str]]
-) -> None:
-    if cell is None:
-        failed = _host_reason(row["src"], row["dst"], host_fail)
-        if failed:
-            row["bw_status"], row["bw_reason"] = failed
-        return
-    status, reason, mbps, retransmits, tcp_rtt, cpu_bound = cell
-    row["bw_status"], row["bw_reason"] = status, reason
-    if not math.isnan(mbps):  # a goodput (an imported one knows no CPU or retransmits)
-        row["bw_fwd_mbps"], row["bw_fwd_retransmits"] = mbps, retransmits
-        row["bw_fwd_tcp_rtt_ms"], row["bw_fwd_cpu_bound"] = tcp_rtt, cpu_bound
-
-
 def load_matrix(
     run_dir: Path,
     *,
@@ -525,7 +698,7 @@ def load_matrix(
     run = run if run is not None else read_run(run_dir)
     torn: list[int] = []
     builder = MatrixBuilder(run)
-    builder.add_all(scan_samples(run_dir, torn))
+    builder.add_store(read_store(run_dir, torn, warn=warn))
     message = torn_warning(run_dir, torn)
     if message is not None and warn is not None:
         warn(message)

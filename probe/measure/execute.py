@@ -27,6 +27,7 @@ from probe.measure.ssh import SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
 from probe.store.lock import RunLock
+from probe.store.probes import read_store
 from probe.store.records import SampleRecord
 from probe.store.rundir import RunStore, read_run, scan_samples, utc_iso
 from probe.store.rundoc import (
@@ -336,7 +337,7 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     point ``latest`` here."""
     torn: list[int] = []
     builder = matrix.MatrixBuilder(doc)
-    builder.add_all(scan_samples(store.dir, torn))
+    builder.add_store(read_store(store.dir, torn))
     frame = builder.frame()
     matrix.write_matrix(store.dir, frame)
     anchors = matrix.to_anchors(doc, frame, builder.samples())

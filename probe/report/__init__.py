@@ -24,7 +24,8 @@ from probe.matrix.unmeasured import unmeasured
 from probe.model import CellStatus
 from probe.report.confidence import confidence_notes
 from probe.report.hints import Hint, diagnose
-from probe.store.rundir import read_run, scan_samples, torn_warning
+from probe.store.probes import read_store
+from probe.store.rundir import read_run, torn_warning
 from probe.store.rundoc import Imported, RunDoc
 from probe.textio import save
 
@@ -292,7 +293,7 @@ def build_report(
     run = read_run(run_dir)
     torn: list[int] = []
     builder = MatrixBuilder(run)
-    builder.add_all(scan_samples(run_dir, torn))
+    builder.add_store(read_store(run_dir, torn, warn=warn))
     if warn is not None and (message := torn_warning(run_dir, torn)) is not None:
         warn(message)
     frame = builder.frame()

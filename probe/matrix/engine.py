@@ -1,0 +1,365 @@
+"""The probe store's ping rows → each cell's statistics, vectorised (numpy over Arrow).
+
+One cell is (src, dst, network); its latest record (largest ``offset``) is reduced to exactly
+what ``train_stats`` and ``probe.stats.rtt_confidence`` give — the same floats, not close ones:
+ping's summary unless duplicates, percentiles clamped into [min, max], IPDV in seq order, mdev
+as ``statistics.pstdev``, Wilson loss bounds, order-statistic p50/p99 bounds. Trains are
+bucketed by how many replies they hold, so each bucket is a dense (cells × replies) matrix:
+one sort, one set of percentile positions and quantile ranks per bucket. Sums that Python
+rounds once (``math.fsum``, ``statistics``) are rounded once here too, certified
+(``probe.matrix.exact``); a train the arithmetic cannot certify, or one the Python path would
+refuse, goes through ``train_stats`` itself.
+
+Why numpy (bench/bench_engine.py → reports/bench/engine.json; 20 probes per pair, each engine
+in its own child process in the same run, 2 shared cores): at 1,000 hosts (20 M probe rows)
+numpy 18 s / 4.8 GiB peak, DuckDB 35 s / 3.7 GiB, Polars 32 s / 2.0 GiB; at 300 hosts all three
+take about 2 s (numpy 0.63 GiB, DuckDB 0.41, Polars 0.36). The deciding reason is exactness: the
+matrix must carry the very floats ``train_stats`` gives (the fixtures, the hypothesis tests),
+and neither engine's sum, mean, stddev or quantile is bit-identical to ``statistics`` and
+``math.fsum`` — each would still need this module's certified pass or a Python one. numpy was
+also the fastest and adds no dependency. Its memory is mostly the probe table itself (every
+per-record column repeated per probe row): the thing to shrink next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from probe.matrix.exact import fsum_rows, mean_rows, pstdev_rows
+from probe.matrix.samples import Probes
+from probe.model import CellStatus
+from probe.networks import DEFAULT_NETWORK
+from probe.stats import (
+    P99_MIN_SAMPLES,
+    RttConfidence,
+    RttStats,
+    quantile_ranks,
+    rtt_confidence,
+    rtt_stats,
+    wilson,
+)
+from probe.store.records import PingTrain
+from probe.tools.ping import PingProbe, PingSummary
+
+#: ``RttStats`` and ``RttConfidence`` fields: the figure columns of ``PingCells.cells``.
+STATS = [f.name for f in fields(RttStats)]
+CONFIDENCE = [f.name for f in fields(RttConfidence)]
+_FIGURES = [c for c in STATS if c not in ("sent", "received")]
+_BOUNDS = [c for c in CONFIDENCE if c != "p99_few_samples"]
+_SUMMARY = ("sum_min_ms", "sum_avg_ms", "sum_max_ms", "sum_mdev_ms")
+_PERCENTILES = (("rtt_p50_ms", 50), ("rtt_p90_ms", 90), ("rtt_p99_ms", 99))
+
+
+def train_stats(train: PingTrain) -> RttStats:
+    """Statistics of one ping train of samples.jsonl; ping's summary unless duplicates
+    polluted it (see ``probe.stats.report_stats``)."""
+    return rtt_stats(
+        [PingProbe(seq, rtt) for seq, rtt in train.probes],
+        sent=train.sent,
+        received=train.received,
+        summary=train.summary if not train.duplicates else None,
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PingCells:
+    """Each cell's latest ping record, reduced.
+
+    ``cells``, one row per cell: ``src``, ``dst``, ``network``, ``status``, ``reason``,
+    ``offset`` (the record's),
+    ``trained`` (the record holds a train: the figure columns are its statistics), the
+    ``RttStats`` fields (``sent`` and ``received`` int64, 0 without a train; the figures float64,
+    NaN for None) and the ``RttConfidence`` fields (NaN for None; ``p99_few_samples`` boolean
+    with NA). ``rtt_ms`` / ``seq``: the received probes of every ``ok`` cell with a train, in
+    arrival order, cell after cell: cell i's are ``[start[i], start[i] + count[i])``.
+    """
+
+    cells: pd.DataFrame
+    rtt_ms: NDArray[np.float64]
+    seq: NDArray[np.int32]
+    start: NDArray[np.int64]
+    count: NDArray[np.int64]
+
+    def probes(self, i: int) -> Probes:
+        """Cell i's received probes (views, no copy)."""
+        a, b = int(self.start[i]), int(self.start[i] + self.count[i])
+        return Probes(self.rtt_ms[a:b], self.seq[a:b])
+
+
+def _values(column: pa.ChunkedArray, fill: Any) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+    """A column as (values with nulls filled, validity)."""
+    valid = pc.is_valid(column).to_numpy().astype(np.bool_, copy=False)
+    return pc.fill_null(column, fill).to_numpy(), valid
+
+
+def _codes(column: pa.Array, null: str | None) -> tuple[NDArray[np.int64], list[str | None]]:
+    """A string column as codes into its distinct values (null: ``null``)."""
+    encoded = pc.dictionary_encode(column.cast(pa.string()))
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    values: list[str | None] = [str(v) for v in encoded.dictionary.to_pylist()]
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(values), codes)
+        values.append(null)
+    return codes, values
+
+
+def _ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The concatenated index ranges [start, start + length)."""
+    total = int(lengths.sum())
+    ends = np.cumsum(lengths)
+    index: NDArray[np.int64] = np.arange(total, dtype=np.int64)
+    index += np.repeat(starts - (ends - lengths), lengths)
+    return index
+
+
+def ping_cells(pings: pa.Table) -> PingCells:
+    """Each cell's latest ping record (max ``offset``) of a probe-store table, reduced."""
+    rows = pings.num_rows
+    offset = (pings["offset"].to_numpy() if rows else np.zeros(0, np.int64)).astype(
+        np.int64, copy=False
+    )
+    first = np.flatnonzero(np.r_[True, offset[1:] != offset[:-1]]) if rows else offset[:0]
+    length = np.diff(np.r_[first, rows]).astype(np.int64)
+    head = pings.select(
+        ["src", "dst", "network", "status", "reason", "sent", "received", "duplicates",
+         *_SUMMARY]
+    ).take(pa.array(first)).combine_chunks()  # fmt: skip
+    src, src_names = _codes(head["src"].combine_chunks(), None)
+    dst, dst_names = _codes(head["dst"].combine_chunks(), None)
+    net, net_names = _codes(head["network"].combine_chunks(), DEFAULT_NETWORK)
+    key = (src * len(dst_names) + dst) * len(net_names) + net
+    order = np.lexsort((offset[first], key))
+    last = np.r_[key[order][1:] != key[order][:-1], True] if len(order) else order[:0] > 0
+    chosen = np.sort(order[last])
+    head = head.take(pa.array(chosen))
+    row_index = _ranges(first[chosen], length[chosen])
+    whole = len(chosen) == len(first)
+    seq, has_seq = _values(pings["seq"] if whole else pings["seq"].take(row_index), 0)
+    rtt, has_rtt = _values(pings["rtt_ms"] if whole else pings["rtt_ms"].take(row_index), 0.0)
+    reduced = _reduce(head, seq.astype(np.int32), has_seq, rtt.astype(np.float64), has_rtt,
+                      length[chosen])  # fmt: skip
+    reason = head["reason"].to_pylist()
+    status = head["status"].cast(pa.string()).to_pylist()
+    cells = pd.DataFrame(
+        {
+            # object columns: None stays None (pandas would infer str, NaN for None)
+            "src": _objects([src_names[i] for i in src[chosen]]),
+            "dst": _objects([dst_names[i] for i in dst[chosen]]),
+            "network": _objects([net_names[i] for i in net[chosen]]),
+            "status": _objects(status),
+            "reason": _objects(reason),
+            "offset": offset[first][chosen],
+            **reduced.columns,
+        }
+    )
+    ok = (np.asarray(status, dtype=object) == CellStatus.OK.value) & reduced.trained
+    return _with_probes(cells, ok, reduced)
+
+
+def _objects(values: list[Any]) -> pd.Series:
+    return pd.Series(values, dtype=object)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Reduced:
+    columns: dict[str, Any]
+    trained: NDArray[np.bool_]
+    record: NDArray[np.int64]  # per received probe, arrival order: its record
+    rtt: NDArray[np.float64]
+    seq: NDArray[np.int32]
+
+
+def _with_probes(cells: pd.DataFrame, ok: NDArray[np.bool_], reduced: _Reduced) -> PingCells:
+    keep = ok[reduced.record]
+    count = np.bincount(reduced.record[keep], minlength=len(cells)).astype(np.int64)
+    start = np.cumsum(count) - count
+    return PingCells(cells, reduced.rtt[keep], reduced.seq[keep], start, count)
+
+
+def _reduce(
+    head: pa.Table,
+    seq: NDArray[np.int32],
+    has_seq: NDArray[np.bool_],
+    rtt: NDArray[np.float64],
+    has_rtt: NDArray[np.bool_],
+    length: NDArray[np.int64],
+) -> _Reduced:
+    """The statistics of each record of ``head`` from its rows (``length`` each, in order)."""
+    n_rec = head.num_rows
+    record = np.repeat(np.arange(n_rec, dtype=np.int64), length)
+    sent, trained = _values(head["sent"], 0)
+    received, _ = _values(head["received"], 0)
+    duplicates, _ = _values(head["duplicates"], 0)
+    sent, received = sent.astype(np.int64), received.astype(np.int64)
+    summary = {c: _values(head[c], np.nan) for c in _SUMMARY}
+    has_summary = summary["sum_min_ms"][1] & summary["sum_avg_ms"][1] & summary["sum_max_ms"][1]
+    use_summary = has_summary & (duplicates == 0)
+
+    probe = has_seq
+    got = probe & has_rtt
+    arrival = np.flatnonzero(got)
+    by_seq = arrival
+    p_rec, p_seq = record[probe], seq[probe]
+    if (np.diff(p_seq) < 0)[np.diff(p_rec) == 0].any():  # some train is not in seq order
+        ordered = np.flatnonzero(probe)[np.lexsort((p_seq, p_rec))]
+        by_seq = ordered[has_rtt[ordered]]
+    values = rtt[by_seq]
+    n_got = np.bincount(record[by_seq], minlength=n_rec).astype(np.int64)
+    start = np.cumsum(n_got) - n_got
+
+    fig = {c: np.full(n_rec, np.nan) for c in _FIGURES + _BOUNDS}
+    few = np.full(n_rec, -1, np.int8)
+    s_min, s_avg, s_max, s_mdev = (summary[c][0] for c in _SUMMARY)
+    finite = np.isfinite(np.where(use_summary, s_min + s_avg + s_max, 0.0))
+    finite &= np.isfinite(np.where(summary["sum_mdev_ms"][1] & use_summary, s_mdev, 0.0))
+    bad_rtt = np.bincount(record[got], ~np.isfinite(rtt[got]), minlength=n_rec) > 0
+    python = trained & (
+        (sent < 1) | (received < 0) | (received > sent) | ~finite | bad_rtt
+        | (use_summary & (s_min > s_max))
+    )  # fmt: skip
+    vector = trained & ~python
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fig["loss_pct"] = np.where(vector, 100.0 * (sent - received) / sent, np.nan)
+    _loss_bounds(fig, vector, sent, received)
+    answered = vector & (received > 0)
+    blind = answered & (n_got == 0) & use_summary  # counted replies, none readable
+    for col, src in zip(("rtt_min_ms", "rtt_mean_ms", "rtt_max_ms"), _SUMMARY, strict=False):
+        fig[col][blind] = summary[src][0][blind]
+    mdev_known = summary["sum_mdev_ms"][1]
+    fig["rtt_mdev_ms"][blind & mdev_known] = s_mdev[blind & mdev_known]
+    for n in np.unique(n_got[answered & (n_got > 0)]).tolist():
+        rows = np.flatnonzero(answered & (n_got == n))
+        x = values[start[rows][:, None] + np.arange(n)]
+        python[rows[~_bucket(fig, few, rows, x, use_summary[rows], summary)]] = True
+    row_start = np.cumsum(length) - length
+    for i in np.flatnonzero(python).tolist():
+        part = slice(int(row_start[i]), int(row_start[i] + length[i]))
+        probes = tuple(
+            (int(s), float(r) if ok else None)
+            for s, r, ok, is_probe in zip(
+                seq[part], rtt[part], has_rtt[part], has_seq[part], strict=True
+            )
+            if is_probe
+        )
+        train = PingTrain(
+            int(sent[i]), int(received[i]), int(duplicates[i]), probes, _summary(summary, i)
+        )
+        _python(fig, few, i, train)
+    columns: dict[str, Any] = {
+        "trained": trained,
+        "sent": np.where(trained, sent, 0),
+        "received": np.where(trained, received, 0),
+        **{c: fig[c] for c in _FIGURES},
+        **{c: fig[c] for c in _BOUNDS},
+        "p99_few_samples": pd.arrays.BooleanArray(few == 1, few < 0),
+    }
+    return _Reduced(columns, trained, record[arrival], rtt[arrival], seq[arrival])
+
+
+def _loss_bounds(
+    fig: dict[str, NDArray[np.float64]],
+    rows: NDArray[np.bool_],
+    sent: NDArray[np.int64],
+    received: NDArray[np.int64],
+) -> None:
+    """Wilson bounds of the loss, once per distinct (lost, sent)."""
+    lost = sent - received
+    pairs = np.unique(np.stack([lost[rows], sent[rows]], axis=1), axis=0)
+    for events, trials in pairs.tolist():
+        low, high = wilson(events, trials)
+        at = rows & (lost == events) & (sent == trials)
+        fig["loss_lo_pct"][at], fig["loss_hi_pct"][at] = 100.0 * low, 100.0 * high
+
+
+def _bucket(
+    fig: dict[str, NDArray[np.float64]],
+    few: NDArray[np.int8],
+    rows: NDArray[np.int64],
+    x: NDArray[np.float64],
+    use_summary: NDArray[np.bool_],
+    summary: dict[str, tuple[NDArray[Any], NDArray[np.bool_]]],
+) -> NDArray[np.bool_]:
+    """The figures of trains with the same number n of readable replies ``x`` (rows in seq
+    order); returns which rows the arithmetic certified (the others go through Python)."""
+    n = x.shape[1]
+    ranked = np.sort(x, axis=1)
+    certain = np.ones(len(rows), np.bool_)
+
+    def summary_of(col: str) -> NDArray[Any]:
+        return summary[col][0][rows]
+
+    low = np.where(use_summary, summary_of("sum_min_ms"), ranked[:, 0])
+    high = np.where(use_summary, summary_of("sum_max_ms"), ranked[:, -1])
+    mean = summary_of("sum_avg_ms").copy()
+    own = ~use_summary
+    if own.any():
+        mean[own], sure = mean_rows(x[own])
+        certain[own] &= sure
+    mdev = summary_of("sum_mdev_ms").copy()
+    pstdev = ~(use_summary & summary["sum_mdev_ms"][1][rows])
+    if pstdev.any():
+        mdev[pstdev], sure = pstdev_rows(x[pstdev])
+        certain[pstdev] &= sure
+    estimates = {}
+    for col, q in _PERCENTILES:
+        position = (n - 1) * q / 100.0
+        at = int(np.floor(position))
+        above = min(at + 1, n - 1)
+        below_v, above_v = ranked[:, at], ranked[:, above]
+        value = below_v + (above_v - below_v) * (position - at)
+        value = np.minimum(np.maximum(value, below_v), above_v)
+        estimates[col] = np.minimum(np.maximum(value, low), high)
+    ipdv = np.full(len(rows), np.nan)
+    if n >= 2:
+        total, sure = fsum_rows(np.abs(np.diff(x, axis=1)))
+        certain &= sure
+        ipdv = np.minimum(total / (n - 1), ranked[:, -1] - ranked[:, 0])
+    for col, value in (
+        ("rtt_min_ms", low), ("rtt_mean_ms", mean), ("rtt_max_ms", high), ("rtt_mdev_ms", mdev),
+        ("ipdv_ms", ipdv), ("pdv_p99_ms", estimates["rtt_p99_ms"] - low), *estimates.items(),
+    ):  # fmt: skip
+        fig[col][rows] = value
+    for q, col in ((50, "rtt_p50"), (99, "rtt_p99")):
+        lo_rank, hi_rank = quantile_ranks(n, q / 100.0)
+        estimate = estimates[f"{col}_ms"]
+        if lo_rank is not None:
+            bound = np.minimum(np.maximum(ranked[:, lo_rank - 1], low), high)
+            fig[f"{col}_lo_ms"][rows] = np.minimum(bound, estimate)
+        if hi_rank is not None:
+            bound = np.maximum(np.minimum(ranked[:, hi_rank - 1], high), low)
+            fig[f"{col}_hi_ms"][rows] = np.maximum(bound, estimate)
+    few[rows] = int(n < P99_MIN_SAMPLES)
+    return certain
+
+
+def _summary(
+    summary: dict[str, tuple[NDArray[Any], NDArray[np.bool_]]], i: int
+) -> PingSummary | None:
+    if not all(summary[c][1][i] for c in _SUMMARY[:3]):
+        return None
+    mdev = float(summary["sum_mdev_ms"][0][i]) if summary["sum_mdev_ms"][1][i] else None
+    low, mean, high = (float(summary[c][0][i]) for c in _SUMMARY[:3])
+    return PingSummary(low, mean, high, mdev)
+
+
+def _python(
+    fig: dict[str, NDArray[np.float64]], few: NDArray[np.int8], i: int, train: PingTrain
+) -> None:
+    """Record i through ``train_stats`` and ``rtt_confidence`` themselves."""
+    stats = train_stats(train)
+    confidence = rtt_confidence(stats, [r for _, r in train.probes if r is not None])
+    for name, value in (*_items(stats, _FIGURES), *_items(confidence, _BOUNDS)):
+        fig[name][i] = np.nan if value is None else value
+    few[i] = -1 if confidence.p99_few_samples is None else int(confidence.p99_few_samples)
+
+
+def _items(value: RttStats | RttConfidence, names: Sequence[str]) -> list[tuple[str, Any]]:
+    return [(name, getattr(value, name)) for name in names]
