@@ -20,6 +20,7 @@ from probe import __version__
 from probe.errors import PartialRunError, StoreError, Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import write_anchors
+from probe.matrix.stored import save_matrix, stamp_of
 from probe.measure.context import Done, Emit, HostState, RunOptions, Say
 from probe.measure.measurement import Measurement
 from probe.measure.resume import check_inventory, check_network, resume_options, resumed_hosts
@@ -324,14 +325,12 @@ def _so_far(
 
 def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     """Derive matrix.csv/.parquet and anchors.json (+ its samples sidecar) from the samples;
-    point ``latest`` here."""
+    point ``latest`` here. The matrix is written after run.json's last change, stamped with
+    both inputs (``matrix.stored``): every later reader takes it as it is."""
     torn: list[int] = []
     builder = matrix.MatrixBuilder(doc)
     builder.add_all(scan_samples(store.dir, torn))
     frame = builder.frame()
-    matrix.write_matrix(store.dir, frame)
-    anchors = matrix.to_anchors(doc, frame, builder.samples())
-    write_anchors(store.dir / "anchors.json", anchors)
     rtt_ok = int(
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()
     )
@@ -343,5 +342,7 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
         store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned, unmeasurable
     )
     store.write_run(replace(doc, complete=summary.complete, cells=cells))
+    save_matrix(store.dir, frame, stamp_of(store.dir), torn)
+    write_anchors(store.dir / "anchors.json", matrix.to_anchors(doc, frame, builder.samples()))
     store.point_latest()
     return summary
