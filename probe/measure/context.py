@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, cast
 
@@ -31,6 +31,8 @@ from probe.tools.ping import MIN_INTERVAL_S, OLD_IPUTILS_MIN_INTERVAL_S, denied_
 DONE = (CellStatus.OK, CellStatus.ALL_LOST)
 
 Emit = Callable[[SampleRecord], None]
+#: Several records saved at once (one source's ping results: one fsync, one probe-store part).
+EmitMany = Callable[[Sequence[SampleRecord]], None]
 Say = Callable[[str], None]
 #: Which program pings: ``auto`` is fping on the sources that have it, ping elsewhere.
 Pinger = Literal["auto", "fping", "ping"]
@@ -253,9 +255,18 @@ class RunContext:
     done: Done
     networks: NetworkOrder = field(default_factory=NetworkOrder)
     answered: set[frozenset[str]] = field(default_factory=set)
+    emit_many: EmitMany | None = None  # None: ``emit`` one record at a time
 
     def __post_init__(self) -> None:
         self.answered.update(self.done.answered)
+
+    def emit_all(self, records: Sequence[SampleRecord]) -> None:
+        """Save records that arrived together as one batch where the store takes batches."""
+        if self.emit_many is not None:
+            self.emit_many(records)
+            return
+        for record in records:
+            self.emit(record)
 
     def routes(self, src: str, dst: str) -> tuple[Route, ...] | NoRoute:
         """What the run measures from ``src`` to ``dst`` (``probe.networks``: the rule's

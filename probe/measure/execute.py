@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from probe.errors import PartialRunError, StoreError, Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import write_anchors
 from probe.matrix.stored import save_matrix, stamp_of
-from probe.measure.context import Done, Emit, HostState, RunOptions, Say
+from probe.measure.context import Done, Emit, EmitMany, HostState, RunOptions, Say
 from probe.measure.measurement import Measurement
 from probe.measure.resume import check_inventory, check_network, resume_options, resumed_hosts
 from probe.measure.ssh import SshPool
@@ -172,7 +172,8 @@ async def _execute(
     say(f"run {store.run_id} → {store.dir}")
     pool = SshPool(inventory, ssh)
     stop = _Stop()
-    m = Measurement(inventory, pool, options, stop.saving(store), say, done)
+    emit, emit_many = stop.saving(store, say)
+    m = Measurement(inventory, pool, options, emit, say, done, emit_many=emit_many)
     if earlier:
         left = m.remaining()
         if left.nothing:  # nothing to ask of the hosts: the run is finished without them
@@ -240,20 +241,28 @@ class _Stop:
         if self._task is not None:
             self._task.cancel()
 
-    def saving(self, store: RunStore) -> Emit:
-        """``store.append`` that stops the run when a record cannot be written (a full disk):
-        measuring on would only lose the results, and ``--resume`` can finish the run later."""
+    def saving(self, store: RunStore, say: Say) -> tuple[Emit, EmitMany]:
+        """``store.append`` and ``store.append_many`` that stop the run when a record cannot be
+        written (a full disk): measuring on would only lose the results, and ``--resume`` can
+        finish the run later. A probe-store part that cannot be written is only said (``say``):
+        samples.jsonl holds its records."""
 
-        def emit(record: SampleRecord) -> None:
+        def saved(write: Callable[[], None]) -> None:
             if self.failed is not None:  # stopping already: the disk refused a record
                 return
             try:
-                store.append(record)
+                write()
             except StoreError as exc:
                 self.failed = exc
                 self.cancel()
 
-        return emit
+        def emit(record: SampleRecord) -> None:
+            saved(lambda: store.append(record))
+
+        def emit_many(records: Sequence[SampleRecord]) -> None:
+            saved(lambda: store.append_many(records, warn=say))
+
+        return emit, emit_many
 
     @contextlib.contextmanager
     def armed(self) -> Iterator[None]:

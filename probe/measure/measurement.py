@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from probe import plan
 from probe.measure.bandwidth_phase import BandwidthPhase
 from probe.measure.connect import Connector, ConnectPhase
-from probe.measure.context import Done, Emit, HostState, RunContext, RunOptions, Say
+from probe.measure.context import Done, Emit, EmitMany, HostState, RunContext, RunOptions, Say
 from probe.measure.ping_mesh import PingMesh
 from probe.model import Inventory
 
@@ -53,11 +53,16 @@ class Measurement:
         emit: Emit,
         say: Say,
         done: Done | None = None,
+        *,
+        emit_many: EmitMany | None = None,
     ) -> None:
         self.hosts = {h.name: HostState(h) for h in inventory.measured}
         self.phases: dict[str, float] = {}
         self._options = options
-        ctx = RunContext(pool, options, self.hosts, emit, say, done or Done(), inventory.networks)
+        ctx = RunContext(
+            pool, options, self.hosts, emit, say, done or Done(), inventory.networks,
+            emit_many=emit_many,
+        )  # fmt: skip
         self._connect = ConnectPhase(pool, self.hosts, emit, say)
         self._ping = PingMesh(ctx)
         self._bandwidth = BandwidthPhase(ctx)

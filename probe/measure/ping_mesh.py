@@ -5,9 +5,11 @@ the fan-out script that runs one ping per target, a bounded number at a time (``
 source's command is recorded once (``ping_fanout``: the whole command, every target in its argv);
 each of its targets gets a ``ping`` record naming it: with the fan-out, that target's own ping
 argv; with fping, no argv of its own (one fping measured every target: the ``ping_fanout``
-record's argv). Which targets a source pings is the run's ping plan (``--ping-pairs``) less the
-targets that accept no ICMP (``probe.reach``); the pairs it leaves out get no record: the matrix
-marks them ``not-planned``, ``not-measurable`` or fills them from the reverse direction.
+record's argv). A source's records are saved together when its command ends (one fsync, one
+part of the probe store: ``probe.store.probes``). Which targets a source pings is the run's
+ping plan (``--ping-pairs``) less the targets that accept no ICMP (``probe.reach``); the pairs
+it leaves out get no record: the matrix marks them ``not-planned``, ``not-measurable`` or fills
+them from the reverse direction.
 
 A target is a destination *on a network* (``probe.networks``): the rule's, the one ``--network``
 names, or with ``--networks all`` each network both hosts are on — one source then pings the
@@ -35,7 +37,7 @@ from probe.model import CellStatus, CommandResult
 from probe.networks import NoRoute, Route
 from probe.plan import parse_ping_pairs, select_ping_pairs
 from probe.reach import pings
-from probe.store.records import PingFanoutRecord, PingRecord, PingTrain
+from probe.store.records import PingFanoutRecord, PingRecord, PingTrain, SampleRecord
 from probe.tools.fping import fping_argv, fping_outcome, fping_refuses, fping_seconds
 from probe.tools.ping import (
     PingReport,
@@ -173,6 +175,7 @@ class PingMesh:
                 tg.create_task(self._ping_from(src))
 
     async def _ping_from(self, src: HostState) -> None:
+        """Ping the source's targets; its records are saved together, as one batch."""
         targets = self._targets(src)
         armed = self._armed.pop(src.host.name, None)
         if not targets:
@@ -181,33 +184,34 @@ class PingMesh:
         if (why := src.cannot_run(tool, "source")) is not None:
             if armed is not None:
                 await armed[1].stop()
-            for t in targets:
-                self._emit(src, t, *why)
+            self.ctx.emit_all([self._record(src, t, *why) for t in targets])
             return
         command = armed[0] if armed is not None else self._command(src, targets)
         fanout = uuid.uuid4().hex[:12]
         try:
             res = await self._run_command(src, command, armed)
         except HostError as exc:
-            self._emit_fanout(fanout, src, command.argv, None)
+            batch: list[SampleRecord] = [self._fanout_record(fanout, src, command.argv, None)]
             for t in targets:
-                self._emit(
+                batch.append(self._record(
                     src, t, CellStatus(exc.status), f"{command.tool} from {exc}",
                     argv=self._target_argv(command, t), fanout=fanout,
-                )  # fmt: skip
+                ))  # fmt: skip
+            self.ctx.emit_all(batch)
             return
-        self._emit_fanout(fanout, src, command.argv, res)
+        batch = [self._fanout_record(fanout, src, command.argv, res)]
         if command.tool == "fping":
             outcomes = fping_outcome(res, command.addresses)
             for t in targets:
-                self._result(src, t, "fping", outcomes[t.route.address], (), res.exit_status,
-                             fanout)  # fmt: skip
+                batch.append(self._result(src, t, "fping", outcomes[t.route.address], (),
+                                          res.exit_status, fanout))  # fmt: skip
         else:
             per_target = split_fanout(command.argv, res)
             for t in targets:
                 ran = per_target[t.route.address]
-                self._result(src, t, "ping", ping_outcome(ran), ran.argv, ran.exit_status,
-                             fanout)  # fmt: skip
+                batch.append(self._result(src, t, "ping", ping_outcome(ran), ran.argv,
+                                          ran.exit_status, fanout))  # fmt: skip
+        self.ctx.emit_all(batch)
         self.ctx.say(f"ping: {src.host.name} → {len(targets)} targets done ({command.tool})")
 
     @staticmethod
@@ -245,13 +249,12 @@ class PingMesh:
         argv: tuple[str, ...],
         exit_status: int | None,
         fanout: str,
-    ) -> None:
+    ) -> PingRecord:
         if not isinstance(outcome, PingReport):
             status, reason = outcome
-            self._emit(src, dst, status, f"{tool} {src.host.name} → {dst.name}: {reason}",
-                       argv=argv, exit_status=exit_status, fanout=fanout)  # fmt: skip
-            return
-        self._emit(
+            return self._record(src, dst, status, f"{tool} {src.host.name} → {dst.name}: {reason}",
+                                argv=argv, exit_status=exit_status, fanout=fanout)  # fmt: skip
+        return self._record(
             src, dst,
             CellStatus.OK if outcome.received else CellStatus.ALL_LOST,
             None if outcome.received
@@ -260,21 +263,20 @@ class PingMesh:
             train=PingTrain.from_report(outcome),
         )  # fmt: skip
 
-    def _emit_fanout(
-        self, fanout: str, src: HostState, argv: tuple[str, ...], res: CommandResult | None
-    ) -> None:
-        self.ctx.emit(
-            PingFanoutRecord(
-                id=fanout,
-                src=src.host.name,
-                argv=argv,
-                t=time.time(),
-                exit_status=None if res is None else res.exit_status,
-                elapsed_s=None if res is None else round(res.elapsed_s, 3),
-            )
+    @staticmethod
+    def _fanout_record(
+        fanout: str, src: HostState, argv: tuple[str, ...], res: CommandResult | None
+    ) -> PingFanoutRecord:
+        return PingFanoutRecord(
+            id=fanout,
+            src=src.host.name,
+            argv=argv,
+            t=time.time(),
+            exit_status=None if res is None else res.exit_status,
+            elapsed_s=None if res is None else round(res.elapsed_s, 3),
         )
 
-    def _emit(
+    def _record(
         self,
         src: HostState,
         dst: Target,
@@ -285,21 +287,19 @@ class PingMesh:
         exit_status: int | None = None,
         fanout: str | None = None,
         train: PingTrain | None = None,
-    ) -> None:
+    ) -> PingRecord:
         if status is CellStatus.OK:
             self.ctx.answered.add(frozenset((src.host.name, dst.name)))
-        self.ctx.emit(
-            PingRecord(
-                src=src.host.name,
-                dst=dst.name,
-                status=status,
-                reason=reason,
-                t=time.time(),
-                argv=argv,
-                exit_status=exit_status,
-                fanout=fanout,
-                train=train,
-                network=dst.route.network,
-                address=dst.route.address,
-            )
+        return PingRecord(
+            src=src.host.name,
+            dst=dst.name,
+            status=status,
+            reason=reason,
+            t=time.time(),
+            argv=argv,
+            exit_status=exit_status,
+            fanout=fanout,
+            train=train,
+            network=dst.route.network,
+            address=dst.route.address,
         )

@@ -246,6 +246,11 @@ SampleRecord = HostRecord | PingFanoutRecord | CellRecord
 # --- the one writer ------------------------------------------------------------------------
 
 
+#: How every ``ping`` record's line starts (``kind`` is written first, without spaces): a reader
+#: that has the record elsewhere (the probe store) can pass over the line without parsing it.
+PING_LINE = b'{"kind":"ping",'
+
+
 def encode_record(rec: SampleRecord | TornMark) -> str:
     """One line of samples.jsonl (without its newline)."""
     return json.dumps(_document(rec), separators=(",", ":"))

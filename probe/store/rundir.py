@@ -4,6 +4,8 @@
                                      per-host connection and tool versions, phase times
                                      (typed: ``probe.store.rundoc``)
     reports/<run-id>/samples.jsonl   every result, appended and flushed as it arrives
+    reports/<run-id>/probes/         its ping records as Parquet, one part per source's batch
+                                     (``probe.store.probes``: a cache, samples.jsonl wins)
     reports/<run-id>/matrix.csv|.parquet, anchors.json, report.*   derived, rebuilt offline
     reports/latest -> <run-id>
 
@@ -29,13 +31,17 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
+from itertools import accumulate
 from pathlib import Path
 
 from probe.errors import InputError, StoreError
 from probe.store.records import (
+    PING_LINE,
+    PingRecord,
     SampleRecord,
     TornMark,
     UnknownRecord,
@@ -77,6 +83,7 @@ class RunStore:
         self.dir = root / run_id
         self.run_id = run_id
         self._samples: int | None = None  # samples.jsonl, opened for appending
+        self._part_failed = False  # a part of the probe store could not be written (warned)
 
     @classmethod
     def create(cls, root: Path, run_id: str | None = None) -> RunStore:
@@ -110,23 +117,55 @@ class RunStore:
     def append(self, record: SampleRecord) -> None:
         """Add one line to samples.jsonl. A write the disk cuts short (ENOSPC) is cut back to
         where the file ended, so it never ends in half a record, and raised as ``StoreError``."""
+        self._write((record,))
+
+    def append_many(
+        self, records: Sequence[SampleRecord], *, warn: Callable[[str], None] | None = None
+    ) -> None:
+        """Add the records' lines as ``append`` does, with one write and one fsync for all, then
+        their ``ping`` records to the probe store (``probe.store.probes``) as one part.
+
+        The part is a cache: one that cannot be written is not an error — its records are in
+        samples.jsonl, where the reader finds them — but ``warn`` is told of the first such
+        failure of the run (the folder is unwritable, or the disk full: the next append says)."""
+        offsets = self._write(records)
+        pings = [(o, r) for o, r in zip(offsets, records, strict=True) if isinstance(r, PingRecord)]
+        if not pings:
+            return
+        from probe.store.probes import write_part  # pyarrow: imported by runs that ping only
+
+        try:
+            write_part(self.dir, pings)
+        except StoreError as exc:
+            if warn is not None and not self._part_failed:
+                warn(
+                    f"WARNING: {exc}; the probe store is incomplete, and reading the run "
+                    "takes those records from samples.jsonl instead (slower, nothing lost)"
+                )
+            self._part_failed = True
+
+    def _write(self, records: Sequence[SampleRecord]) -> list[int]:
+        """Append the records' lines (one fsync); each line's byte offset in the file."""
+        if not records:
+            return []
         path = self.samples_path
-        line = (encode_record(record) + "\n").encode("utf-8")
+        lines = [(encode_record(r) + "\n").encode("utf-8") for r in records]
         end: int | None = None
         try:
             if self._samples is None:
                 flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
                 self._samples = os.open(path, flags, 0o666)
             end = os.fstat(self._samples).st_size
+            marks = b""
             if end and os.pread(self._samples, 1, end - 1) != b"\n":
                 # a resumed run killed mid-write: the torn line stays a line of its own, and a
                 # ``torn`` record right after it says that a kill, not damage, cut it
-                lines, tail = _tail(path)
+                count, tail = _tail(path)
                 marks = b"\n"
                 if is_torn(tail.decode("utf-8", errors="replace")):
-                    marks += (encode_record(TornMark(lines + 1, time.time())) + "\n").encode()
-                line = marks + line
-            view = memoryview(line)
+                    marks += (encode_record(TornMark(count + 1, time.time())) + "\n").encode()
+            first = end + len(marks)
+            view = memoryview(marks + b"".join(lines))
             while view:
                 view = view[os.write(self._samples, view) :]
             os.fsync(self._samples)
@@ -135,6 +174,7 @@ class RunStore:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._samples, end)
             raise cannot_write(path, exc) from exc
+        return list(accumulate((len(line) for line in lines[:-1]), initial=first))
 
     def has_samples(self) -> bool:
         """Whether samples.jsonl holds anything: what a ``--resume`` can build on."""
@@ -202,39 +242,62 @@ def read_run(run_dir: Path) -> RunDoc:
     return decode_run(text, path)
 
 
+class Covered(Enum):
+    """A whole ``ping`` line that the probe store holds (:func:`iter_lines`' ``covered``)."""
+
+    LINE = "covered"
+
+
 def iter_samples(run_dir: Path) -> Iterator[tuple[int, SampleRecord | UnknownRecord | None]]:
-    """(line number, record or None when the line is torn); damage raises StoreError.
+    """(line number, record or None when the line is torn); damage raises StoreError."""
+    for n, _, rec in iter_lines(run_dir):
+        if rec is not Covered.LINE:  # none is, without ``covered``
+            yield n, rec
+
+
+def iter_lines(
+    run_dir: Path, covered: Container[int] = ()
+) -> Iterator[tuple[int, int, SampleRecord | UnknownRecord | Covered | None]]:
+    """(line number, byte offset, record or None when the line is torn); damage raises
+    StoreError. A whole ``ping`` line at an offset in ``covered`` is not parsed (the probe store
+    has it): ``Covered.LINE``.
 
     A torn line is accepted last in the file, or followed by the ``torn`` record a resumed run
     wrote for it (see the module's docstring); ``torn`` records themselves are not yielded."""
     path = run_dir / "samples.jsonl"
     if not path.exists():
         return
-    torn: int | None = None  # a torn line, until the next line says whether it may be
+    torn: tuple[int, int] | None = None  # a torn line, until the next line says if it may be
+    offset = 0
     try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
+        with path.open("rb") as fh:
+            for n, raw in enumerate(fh, 1):
+                at, offset = offset, offset + len(raw)
+                if at in covered and raw.startswith(PING_LINE) and raw.endswith(b"\n"):
+                    rec: SampleRecord | UnknownRecord | TornMark | Covered | None = Covered.LINE
+                elif not raw.strip():
                     continue
-                rec = decode_record(line, f"{path}:{n}")
+                else:
+                    line = raw.decode("utf-8", errors="replace")
+                    rec = decode_record(line, f"{path}:{n}")
                 if torn is not None:
-                    if not (isinstance(rec, TornMark) and rec.line == torn):
+                    if not (isinstance(rec, TornMark) and rec.line == torn[0]):
                         raise StoreError(
-                            f"{path}:{torn}: a record cut short in the middle of the file "
+                            f"{path}:{torn[0]}: a record cut short in the middle of the file "
                             "(only the last line may be torn by a kill)"
                         )
-                    yield torn, None
+                    yield *torn, None
                     torn = None
                 elif isinstance(rec, TornMark):
                     raise StoreError(f"{path}:{n}: a 'torn' record below a line that is whole")
                 elif rec is None:
-                    torn = n
+                    torn = n, at
                 else:
-                    yield n, rec
+                    yield n, at, rec
     except OSError as exc:
         raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if torn is not None:  # the last line: a kill mid-write
-        yield torn, None
+        yield *torn, None
 
 
 def scan_samples(run_dir: Path, torn: list[int]) -> Iterator[SampleRecord]:

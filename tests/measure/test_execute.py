@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from probe.measure.context import RunOptions
 from probe.measure.execute import RunSummary, execute, finish
 from probe.measure.measurement import Measurement
 from probe.model import INBOUND_NONE, CellStatus
-from probe.store.records import PingRecord, PingTrain
-from probe.store.rundir import RunStore, read_run
+from probe.store.probes import read_store
+from probe.store.records import PingRecord, PingTrain, SampleRecord
+from probe.store.rundir import RunStore, read_run, read_samples
 from probe.store.rundoc import CellCounts, InventoryRef, RunDoc, RunHost
 from tests.sshfleet import FAST, Fleet
 
@@ -189,3 +191,27 @@ def test_not_measurable_cells_are_counted_apart_never_missing(tmp_path: Path) ->
     assert summary.line("R") == (
         "run R: 4/4 RTT cells (2 not measurable of 6 pairs), 0/0 bandwidth cells"
     )
+
+
+async def test_each_source_s_ping_results_are_one_part_of_the_probe_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ``append_many`` per source: its records in one write, its pings in one part."""
+    batches: list[list[str]] = []
+    append_many = RunStore.append_many
+
+    def spy(store: RunStore, records: Sequence[SampleRecord], **warn: Any) -> None:
+        batches.append([r.kind for r in records])
+        append_many(store, records, **warn)
+
+    monkeypatch.setattr(RunStore, "append_many", spy)
+    run_dir = await _run(tmp_path)
+    # a ping_fanout record first when the source's command ran (the loopback fleet may lack it)
+    assert [b[-1:] for b in batches] == [["ping"]] * 2 and all(len(b) <= 2 for b in batches)
+    assert len(list((run_dir / "probes").glob("ping-*.parquet"))) == 2
+    stored = read_store(run_dir, [])
+    pings = [r for r in read_samples(run_dir).records if isinstance(r, PingRecord)]
+    assert sorted(stored.pings.column("src").to_pylist()) == sorted(
+        p.src for p in pings for _ in range(max(1, len(p.train.probes) if p.train else 0))
+    )
+    assert not any(isinstance(r, PingRecord) for r in stored.others)

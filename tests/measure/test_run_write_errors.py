@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,14 +42,24 @@ def out(tmp_path: Path) -> Path:
 
 
 def _refuse_append(patch: pytest.MonkeyPatch, when: Callable[[SampleRecord], bool]) -> None:
-    append = RunStore.append
+    """Both ways records are saved (one, or a batch: a source's pings) refuse what ``when``
+    picks, as a full disk would: nothing of the write is saved."""
+    append, append_many = RunStore.append, RunStore.append_many
+
+    def refuse(records: Sequence[SampleRecord], store: RunStore) -> None:
+        if any(when(r) for r in records):
+            raise StoreError(f"{store.samples_path}: cannot write ({FULL})")
 
     def full(store: RunStore, record: SampleRecord) -> None:
-        if when(record):
-            raise StoreError(f"{store.samples_path}: cannot write ({FULL})")
+        refuse((record,), store)
         append(store, record)
 
+    def full_many(store: RunStore, records: Sequence[SampleRecord], **warn: Any) -> None:
+        refuse(records, store)
+        append_many(store, records, **warn)
+
     patch.setattr(RunStore, "append", full)
+    patch.setattr(RunStore, "append_many", full_many)
 
 
 async def _run(fleet: Fleet, out: Path, options: RunOptions = OPTIONS) -> None:

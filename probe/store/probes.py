@@ -1,0 +1,226 @@
+"""The probe store: a run's ping records as Parquet, one row per probe (``<run>/probes/``).
+
+samples.jsonl stays the fsynced write-ahead log and the source of truth; ``probes/`` is a
+columnar copy of its ``ping`` records that a query engine reads without parsing JSON (at 1,000
+hosts the JSONL holds a million records: decoding them is most of a rebuild). The ping mesh
+appends each source's results with ``RunStore.append_many``, which writes one part per batch:
+``probes/ping-<offset of the batch's first ping line, 12 digits>.parquet``.
+
+Columns (``SCHEMA``; README "probes/*.parquet"), one row per probe sent, lost ones included; a
+record without probes (an error, a timeout, a host that failed, a train of zero probes) is one
+row with ``seq`` and ``rtt_ms`` null. A record's rows are contiguous, in its train's order.
+
+- ``offset`` (int64): the byte offset of the record's line in samples.jsonl — its identity and
+  its order (the latest record of a cell wins, as in the JSONL).
+- ``phase``: ``ping`` (the mesh). ``src``, ``dst``, ``network`` (the network pinged over:
+  ``default`` for an inventory without named networks, as the records and the matrix key it),
+  ``status`` (the record's ``CellStatus`` value), ``reason`` (null unless the record has one).
+  ``phase``, ``src``, ``dst``, ``network`` and ``status`` are dictionary-encoded strings: a few
+  distinct values over millions of rows.
+- ``sent``, ``received``, ``duplicates`` (int32): the train's counts, null without a train.
+- ``sum_min_ms``, ``sum_avg_ms``, ``sum_max_ms``, ``sum_mdev_ms`` (float64): ping's own summary
+  line, null when it printed none (fping, busybox's mdev).
+- ``seq`` (int32, null: no probe) and ``rtt_ms`` (float64, null: lost, or no probe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from probe.errors import StoreError
+from probe.store.records import PingRecord, Probe, SampleRecord, UnknownRecord
+from probe.store.rundir import Covered, iter_lines
+from probe.textio import cannot_write, write_atomic
+
+#: The probe store's folder in a run directory.
+PROBES_DIR = "probes"
+#: The phase of the ping mesh's rows (other phases may add theirs).
+PING_PHASE = "ping"
+
+_NAME = pa.dictionary(pa.int32(), pa.string())
+
+SCHEMA = pa.schema(
+    [
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("phase", _NAME, nullable=False),
+        pa.field("src", _NAME, nullable=False),
+        pa.field("dst", _NAME, nullable=False),
+        pa.field("network", _NAME),
+        pa.field("status", _NAME, nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("sent", pa.int32()),
+        pa.field("received", pa.int32()),
+        pa.field("duplicates", pa.int32()),
+        pa.field("sum_min_ms", pa.float64()),
+        pa.field("sum_avg_ms", pa.float64()),
+        pa.field("sum_max_ms", pa.float64()),
+        pa.field("sum_mdev_ms", pa.float64()),
+        pa.field("seq", pa.int32()),
+        pa.field("rtt_ms", pa.float64()),
+    ]
+)
+
+#: The columns a record gives each of its rows, in ``ping_rows``' order.
+_PER_RECORD = (
+    "offset", "src", "dst", "network", "status", "reason", "sent", "received", "duplicates",
+    "sum_min_ms", "sum_avg_ms", "sum_max_ms", "sum_mdev_ms",
+)  # fmt: skip
+_NO_PROBE: tuple[tuple[None, None], ...] = ((None, None),)
+
+
+def ping_rows(records: Sequence[tuple[int, PingRecord]]) -> pa.Table:
+    """(offset in samples.jsonl, record) → rows in ``SCHEMA``: the one converter (the part
+    writer, the reader's fallback for lines no part covers, tests and benchmarks use it).
+
+    Per-record values are built once per record and repeated per probe (``take``): a record's
+    columns cost its probe count only in integers."""
+    n = len(records)
+    per_record: list[tuple[object, ...]] = []
+    probes: list[Probe | tuple[None, None]] = []
+    lengths = np.empty(n, np.int64)
+    for i, (offset, rec) in enumerate(records):
+        train = rec.train
+        counts = (None,) * 3 if train is None else (train.sent, train.received, train.duplicates)
+        summary = None if train is None else train.summary
+        line = (
+            (None,) * 4 if summary is None
+            else (summary.rtt_min_ms, summary.rtt_avg_ms, summary.rtt_max_ms, summary.rtt_mdev_ms)
+        )  # fmt: skip
+        per_record.append(
+            (offset, rec.src, rec.dst, rec.network, rec.status.value, rec.reason, *counts, *line)
+        )
+        train_probes = () if train is None else train.probes
+        probes.extend(train_probes or _NO_PROBE)
+        lengths[i] = len(train_probes) or 1
+    repeat = pa.array(np.repeat(np.arange(n, dtype=np.int64), lengths))
+    columns: dict[str, pa.Array] = {}
+    transposed = list(zip(*per_record, strict=True)) or [()] * len(_PER_RECORD)
+    for name, values in zip(_PER_RECORD, transposed, strict=True):
+        kind = SCHEMA.field(name).type
+        array = (
+            pa.array(values, pa.string()).dictionary_encode()
+            if pa.types.is_dictionary(kind)
+            else pa.array(values, kind)
+        )
+        columns[name] = array.take(repeat)
+    rows = len(probes)
+    columns["phase"] = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, np.int32)), pa.array([PING_PHASE])
+    )
+    columns["seq"] = pa.array([p[0] for p in probes], pa.int32())
+    columns["rtt_ms"] = pa.array([p[1] for p in probes], pa.float64())
+    return pa.table([columns[f.name] for f in SCHEMA], schema=SCHEMA)
+
+
+def part_path(run_dir: Path, first_offset: int) -> Path:
+    """``<run>/probes/ping-<offset of the batch's first ping line, 12 digits>.parquet``."""
+    return run_dir / PROBES_DIR / f"ping-{first_offset:012d}.parquet"
+
+
+def write_part(run_dir: Path, pings: Sequence[tuple[int, PingRecord]]) -> Path:
+    """One part for a batch of ping records just appended to samples.jsonl, written whole or
+    not at all (a temporary name, renamed). Not fsynced: a part a power cut spoils is ignored
+    by the reader, which takes its records from samples.jsonl. Failure: ``StoreError``."""
+    path = part_path(run_dir, pings[0][0])
+    sink = pa.BufferOutputStream()
+    try:
+        pq.write_table(ping_rows(pings), sink)
+        path.parent.mkdir(exist_ok=True)
+        write_atomic(path, sink.getvalue().to_pybytes())
+    except OSError as exc:
+        raise cannot_write(path, exc) from exc
+    except pa.ArrowException as exc:  # a value the schema cannot hold: the JSONL still has it
+        raise StoreError(f"{path}: cannot write ({exc})") from exc
+    return path
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StoredRun:
+    """A run's records as the matrix reads them: every ``ping`` record of samples.jsonl as rows
+    (``SCHEMA``; not deduplicated: a cell's latest record is its greatest ``offset``; a record's
+    rows are contiguous, records not in offset order) and every other record, in file order."""
+
+    pings: pa.Table
+    others: tuple[SampleRecord, ...]
+
+
+def read_store(
+    run_dir: Path, torn: list[int], *, warn: Callable[[str], None] | None = None
+) -> StoredRun:
+    """samples.jsonl read through the probe store: a ping line a part covers is passed over
+    unparsed, every other line decoded (the ping lines no part covers — a crash between the
+    append and its part, runs from before the store, ``probe import`` — are converted with
+    :func:`ping_rows`). Torn lines are appended to ``torn`` as ``scan_samples`` does.
+
+    samples.jsonl wins: a part that cannot be read, or whose rows name offsets that are not
+    whole ping lines of the file (a file cut or edited since, a part copied from another run),
+    is left out — its records are read from the JSONL — and ``warn`` told, naming the part."""
+    parts = _read_parts(run_dir, warn)
+    covered = {offset for part in parts for offset in part.offsets}
+    skipped: set[int] = set()
+    uncovered: list[tuple[int, PingRecord]] = []
+    others: list[SampleRecord] = []
+    for n, offset, rec in iter_lines(run_dir, covered):
+        if rec is Covered.LINE:
+            skipped.add(offset)
+        elif rec is None:
+            torn.append(n)
+        elif isinstance(rec, PingRecord):
+            uncovered.append((offset, rec))
+        elif not isinstance(rec, UnknownRecord):
+            others.append(rec)
+    tables = [part.matching(skipped, warn) for part in parts]
+    tables.append(ping_rows(uncovered))
+    return StoredRun(pa.concat_tables(tables), tuple(others))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Part:
+    path: Path
+    table: pa.Table
+    offsets: list[int]  # of its records, each once
+
+    def matching(self, lines: set[int], warn: Callable[[str], None] | None) -> pa.Table:
+        """The rows whose records are whole ping lines of samples.jsonl (``lines``: their
+        offsets); the others are left out, and ``warn`` told."""
+        if lines.issuperset(self.offsets):
+            return self.table
+        stray = [o for o in self.offsets if o not in lines]
+        _tell(warn, f"{self.path}: {len(stray)} of its records name no whole ping line of "
+                    f"samples.jsonl (offset {stray[0]}); left out")  # fmt: skip
+        keep = pc.is_in(self.table["offset"], pa.array(sorted(lines & set(self.offsets))))
+        return self.table.filter(keep)
+
+
+def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part]:
+    """The parts in offset order; one unreadable, or of another schema, is left out (``warn``).
+    A record in two parts (only a copied file makes one) is kept in the first."""
+    parts: list[_Part] = []
+    seen: set[int] = set()
+    for path in sorted((run_dir / PROBES_DIR).glob("ping-*.parquet")):
+        try:
+            table = pq.read_table(path)
+            table = pa.Table.from_arrays(table.select(SCHEMA.names).columns, schema=SCHEMA)
+        except (OSError, KeyError, pa.ArrowException) as exc:
+            _tell(warn, f"{path}: not a part of the probe store ({exc}); left out")
+            continue
+        offsets = pc.unique(table["offset"]).to_pylist()
+        if not seen.isdisjoint(offsets):
+            _tell(warn, f"{path}: holds records an earlier part holds; those left out")
+            table = table.filter(pc.invert(pc.is_in(table["offset"], pa.array(list(seen)))))
+            offsets = [o for o in offsets if o not in seen]
+        seen.update(offsets)
+        parts.append(_Part(path, table, offsets))
+    return parts
+
+
+def _tell(warn: Callable[[str], None] | None, message: str) -> None:
+    if warn is not None:
+        warn(f"{message} (samples.jsonl has every record: delete the part to silence this)")
