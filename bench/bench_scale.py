@@ -55,7 +55,7 @@ from bench.common import (
 )
 
 HOSTS = ("300", "1000", "3000:sample:2")
-QUICK_HOSTS = ("300", "600:sample:2")
+QUICK_HOSTS = ("200", "300:sample:2")
 BW_PAIRS = "sample:1"
 TARGETS = (50, 200, 500)
 COUNT, QUICK_COUNT = 20, 5

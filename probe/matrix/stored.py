@@ -123,13 +123,14 @@ def _read_fresh(path: Path, stamp: Stamp, columns: Sequence[str] | None) -> Stor
         meta = json.loads((f.schema_arrow.metadata or {}).get(STAMP_KEY.encode(), b"null"))
         if not isinstance(meta, dict):
             return None
-        torn = meta.pop("torn_lines", None)
-        if meta != asdict(stamp) or not isinstance(torn, list):
+        torn = tuple(int(n) for n in meta.pop("torn_lines", None))
+        if meta != asdict(stamp):
             return None
         frame = f.read(columns=None if columns is None else list(columns)).to_pandas()
-    except (OSError, ValueError, pa.ArrowException):  # gone, not Parquet, cut short, not JSON
+    # gone, not Parquet, cut short, a stamp that is not ours
+    except (OSError, ValueError, TypeError, pa.ArrowException):
         return None
-    return StoredMatrix(frame, tuple(int(n) for n in torn))
+    return StoredMatrix(frame, torn)
 
 
 #: The columns ``build.to_anchors`` reads: what a reader of pairs and region roll-ups loads.

@@ -124,7 +124,9 @@ def _fields(stamp: stored.Stamp) -> dict[str, Any]:
     return {f: getattr(stamp, f) for f in stored.Stamp.__slots__}
 
 
-@pytest.mark.parametrize("damage", ["garbage", "cut short", "empty", "stamp not JSON"])
+@pytest.mark.parametrize(
+    "damage", ["garbage", "cut short", "empty", "stamp not JSON", "stamp of another shape"]
+)
 def test_a_damaged_matrix_is_rebuilt(run_dir: Path, rebuilds: Rebuilds, damage: str) -> None:
     frame = stored.matrix_of(run_dir)
     path = run_dir / "matrix.parquet"
@@ -135,8 +137,10 @@ def test_a_damaged_matrix_is_rebuilt(run_dir: Path, rebuilds: Rebuilds, damage: 
         path.write_bytes(data[: len(data) // 2])
     elif damage == "empty":
         path.write_bytes(b"")
-    else:
+    elif damage == "stamp not JSON":
         build.write_matrix(run_dir, frame, {stored.STAMP_KEY: "{not json"})
+    else:
+        build.write_matrix(run_dir, frame, {stored.STAMP_KEY: '{"torn_lines": 3}'})
     pd.testing.assert_frame_equal(stored.matrix_of(run_dir), frame)
     assert rebuilds.calls == 2
     assert _stamp(run_dir) is not None
