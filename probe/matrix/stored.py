@@ -59,12 +59,15 @@ class StoredMatrix:
     torn_lines: tuple[int, ...]
 
 
-def stamp_of(run_dir: Path) -> Stamp:
-    """The stamp the run directory's inputs have now."""
+def stamp_of(run_dir: Path, *, run_json: str | None = None) -> Stamp:
+    """The stamp the run directory's inputs have now, or once run.json holds ``run_json``: the
+    run's end writes its matrix before its last run.json, so a matrix that cannot be written
+    leaves a run that does not say it is complete."""
     try:
-        run_sha = hashlib.sha256((run_dir / "run.json").read_bytes()).hexdigest()
+        data = (run_dir / "run.json").read_bytes() if run_json is None else run_json.encode()
     except OSError as exc:
         raise StoreError(f"{run_dir / 'run.json'}: cannot read ({exc.strerror or exc})") from exc
+    run_sha = hashlib.sha256(data).hexdigest()
     try:
         st = (run_dir / "samples.jsonl").stat()
     except FileNotFoundError:

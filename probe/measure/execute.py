@@ -39,6 +39,7 @@ from probe.store.rundoc import (
     RunDoc,
     RunHost,
     RunPhases,
+    encode_run,
 )
 
 
@@ -334,8 +335,8 @@ def _so_far(
 
 def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     """Derive matrix.csv/.parquet and anchors.json (+ its samples sidecar) from the samples;
-    point ``latest`` here. The matrix is written after run.json's last change, stamped with
-    both inputs (``matrix.stored``): every later reader takes it as it is."""
+    point ``latest`` here. The matrix is stamped with its inputs as they are once run.json is
+    written last (``matrix.stored``): every later reader takes it as it is."""
     torn: list[int] = []
     builder = matrix.MatrixBuilder(doc)
     builder.add_all(scan_samples(store.dir, torn))
@@ -350,8 +351,9 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     summary = RunSummary(
         store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned, unmeasurable
     )
-    store.write_run(replace(doc, complete=summary.complete, cells=cells))
-    save_matrix(store.dir, frame, stamp_of(store.dir), torn)
+    done = replace(doc, complete=summary.complete, cells=cells)
+    save_matrix(store.dir, frame, stamp_of(store.dir, run_json=encode_run(done)), torn)
     write_anchors(store.dir / "anchors.json", matrix.to_anchors(doc, frame, builder.samples()))
+    store.write_run(done)
     store.point_latest()
     return summary
