@@ -49,8 +49,15 @@ def machine_info() -> dict[str, Any]:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (Linux ``ru_maxrss`` is in KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's peak resident set size so far: ``VmHWM`` of its address space. Linux's
+    ``ru_maxrss`` survives ``exec``, so a child spawned by a parent holding 1 GiB would report at
+    least 1 GiB; ``ru_maxrss`` (KiB) only where there is no /proc."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return round(kib / 1024, 1)
 
 
 def raise_nofile_limit() -> int:

@@ -275,7 +275,8 @@ RUN_CASES: dict[str, Case] = {
         ("show", "{runs}/run-json-missing"), "{runs}/run-json-missing", "not a run directory"
     ),
     "anchors-schema-3": Case(
-        ("gate", "{runs}/anchors-schema-3", "--policy", str(GOOD_POLICY)),
+        # an anchors file given: a run directory's gate reads its stored matrix instead
+        ("gate", "{runs}/anchors-schema-3/anchors.json", "--policy", str(GOOD_POLICY)),
         "{runs}/anchors-schema-3/anchors.json",
         "anchors schema 'probe.anchors/3' is not supported",
     ),

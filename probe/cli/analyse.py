@@ -64,6 +64,17 @@ def _load_run(run: str) -> Anchors:
     return load_anchors(p)
 
 
+def _gate_anchors(run: str) -> Anchors:
+    """A run directory's anchors from its stored matrix (``matrix.stored``: no JSON of a million
+    pairs to parse); an anchors file, or a directory holding only one, as ``_load_run`` reads it."""
+    from probe.matrix.stored import anchors_of
+
+    p = Path(run)
+    if (p / "run.json").is_file():
+        return anchors_of(p, warn=lambda m: click.echo(f"probe: warning: {m}", err=True))
+    return _load_run(run)
+
+
 def _unit(parse: Callable[[str], object]) -> Callable[[click.Context, click.Parameter, Any], Any]:
     """A click callback running ``parse`` (a quantity, ``--allreduce``, ``--sweep``): its
     ``InputError`` becomes click's one line naming the option."""
@@ -515,7 +526,7 @@ def gate(run: str, policy_file: str, markdown_file: str | None, as_json: bool) -
     from probe.textio import save
 
     policy = load_policy(policy_file)
-    report = evaluate(policy, _load_run(run))
+    report = evaluate(policy, _gate_anchors(run))
     click.echo(
         dumps(gate_document(report, policy.name)) if as_json else render_gate(report, policy.name)
     )

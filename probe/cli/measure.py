@@ -390,13 +390,13 @@ def run(
 
 
 def _load_matrix(path: Path) -> tuple[RunDoc, pd.DataFrame]:
-    """run.json (checked before pandas is imported: fail fast) and the matrix."""
+    """run.json (checked before pandas is imported: fail fast) and the matrix (stored)."""
     from probe.store.rundir import read_run
 
     run_doc = read_run(path)
-    from probe.matrix.build import load_matrix
+    from probe.matrix.stored import matrix_of
 
-    return run_doc, load_matrix(path, warn=_warn, run=run_doc)
+    return run_doc, matrix_of(path, warn=_warn, run=run_doc)
 
 
 @main.command()

@@ -124,14 +124,14 @@ def diff(
     as_json: bool,
 ) -> int:
     """Compare RUN_A (before) with RUN_B (after). Exit 1 when a --fail-on regression occurred."""
-    from probe.matrix.build import load_matrix
+    from probe.matrix.stored import matrix_of
     from probe.report.diff import diff_runs, render_diff
     from probe.store.rundir import resolve_run
 
     thresholds = Thresholds(rtt_p50_pct, rtt_p50_ms, rtt_p99_pct, rtt_p99_ms, loss_pp, bw_pct)
     dir_a, dir_b = resolve_run(run_a), resolve_run(run_b)
-    before = load_matrix(dir_a, warn=_warn)
-    after = load_matrix(dir_b, warn=_warn)
+    before = matrix_of(dir_a, warn=_warn)
+    after = matrix_of(dir_b, warn=_warn)
     result = diff_runs(before, after, thresholds)
     if as_json:
         click.echo(dumps(diff_document(result, fail_on, str(dir_a), str(dir_b))))

@@ -690,13 +690,14 @@ def load_matrix(
     *,
     warn: Callable[[str], None] | None = None,
     run: RunDoc | None = None,
+    torn: list[int] | None = None,
 ) -> pd.DataFrame:
     """The long-form matrix of a run, rebuilt from its samples (the source of truth).
 
-    ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py); ``run``
-    is its run.json when the caller has read it already."""
+    ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py), and
+    ``torn`` gets their numbers; ``run`` is its run.json when the caller has read it already."""
     run = run if run is not None else read_run(run_dir)
-    torn: list[int] = []
+    torn = [] if torn is None else torn
     builder = MatrixBuilder(run)
     builder.add_store(read_store(run_dir, torn, warn=warn))
     message = torn_warning(run_dir, torn)
@@ -705,11 +706,21 @@ def load_matrix(
     return builder.frame()
 
 
-def write_matrix(run_dir: Path, frame: pd.DataFrame) -> None:
+def write_matrix(
+    run_dir: Path, frame: pd.DataFrame, metadata: Mapping[str, str] | None = None
+) -> None:
     """matrix.csv and matrix.parquet, each replaced whole (a full disk leaves the old file or
-    none, never a truncated or empty one; the error names the file)."""
+    none, never a truncated or empty one; the error names the file); ``metadata`` goes into the
+    Parquet file's key-value metadata (``matrix.stored``'s stamp)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **(metadata or {})})
+    parquet = pa.BufferOutputStream()
+    pq.write_table(table, parquet)
     save(run_dir / "matrix.csv", frame.to_csv(index=False))
-    save(run_dir / "matrix.parquet", frame.to_parquet(None, index=False))
+    save(run_dir / "matrix.parquet", parquet.getvalue().to_pybytes())
 
 
 # --- views ---------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from probe import __version__
 from probe.errors import PartialRunError, StoreError, Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import write_anchors
+from probe.matrix.stored import save_matrix, stamp_of
 from probe.measure.context import Done, Emit, EmitMany, HostState, RunOptions, Say
 from probe.measure.measurement import Measurement
 from probe.measure.resume import check_inventory, check_network, resume_options, resumed_hosts
@@ -39,6 +40,7 @@ from probe.store.rundoc import (
     RunDoc,
     RunHost,
     RunPhases,
+    encode_run,
 )
 
 
@@ -334,14 +336,12 @@ def _so_far(
 
 def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     """Derive matrix.csv/.parquet and anchors.json (+ its samples sidecar) from the samples;
-    point ``latest`` here."""
+    point ``latest`` here. The matrix is stamped with its inputs as they are once run.json is
+    written last (``matrix.stored``): every later reader takes it as it is."""
     torn: list[int] = []
     builder = matrix.MatrixBuilder(doc)
     builder.add_store(read_store(store.dir, torn))
     frame = builder.frame()
-    matrix.write_matrix(store.dir, frame)
-    anchors = matrix.to_anchors(doc, frame, builder.samples())
-    write_anchors(store.dir / "anchors.json", anchors)
     rtt_ok = int(
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()
     )
@@ -352,6 +352,9 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     summary = RunSummary(
         store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned, unmeasurable
     )
-    store.write_run(replace(doc, complete=summary.complete, cells=cells))
+    done = replace(doc, complete=summary.complete, cells=cells)
+    save_matrix(store.dir, frame, stamp_of(store.dir, run_json=encode_run(done)), torn)
+    write_anchors(store.dir / "anchors.json", matrix.to_anchors(doc, frame, builder.samples()))
+    store.write_run(done)
     store.point_latest()
     return summary

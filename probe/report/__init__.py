@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from probe.errors import ProbeError
-from probe.matrix.build import MatrixBuilder, host_order, networks_of, preferred
+from probe.matrix.build import host_order, networks_of, preferred
 from probe.matrix.regions import Spread, figure, p50_spreads
+from probe.matrix.stored import kept_samples, read_matrix
 from probe.matrix.unmeasured import unmeasured
 from probe.model import CellStatus
 from probe.report.confidence import confidence_notes
 from probe.report.hints import Hint, diagnose
-from probe.store.probes import read_store
 from probe.store.rundir import read_run, torn_warning
 from probe.store.rundoc import Imported, RunDoc
 from probe.textio import save
@@ -291,16 +291,14 @@ def build_report(
     from probe.matrix.build import to_anchors
 
     run = read_run(run_dir)
-    torn: list[int] = []
-    builder = MatrixBuilder(run)
-    builder.add_store(read_store(run_dir, torn, warn=warn))
-    if warn is not None and (message := torn_warning(run_dir, torn)) is not None:
+    stored = read_matrix(run_dir, run=run)
+    if warn is not None and (message := torn_warning(run_dir, stored.torn_lines)) is not None:
         warn(message)
-    frame = builder.frame()
+    frame = stored.frame
     order = tuple(host_order(run))
     regions = {h.name: h.region for h in run.hosts}
-    cov = coverage(run, preferred(frame), len(torn))
-    anchors = to_anchors(run, frame, builder.samples())
+    cov = coverage(run, preferred(frame), len(stored.torn_lines))
+    anchors = to_anchors(run, frame, kept_samples(run_dir, run))
     spreads = p50_spreads(anchors.pairs)
     fitness = pipeline_fitness(anchors)
     gate = None

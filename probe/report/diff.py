@@ -13,7 +13,7 @@ BBR: a factor of several on a lossy long path) is not the path's: it is shown as
 ``probe.stats``) is *within noise*, neither: one lost probe of 20 or one slow reply is not a
 regression. Region rows use ``matrix.regions.median_interval`` over their pairs and Wilson over
 their pooled probes. A matrix from before those columns is judged on thresholds alone, as then.
-``diff_runs`` never reads files: the CLI loads the two frames (``matrix.load_matrix``).
+``diff_runs`` never reads files: the CLI loads the two frames (``matrix.stored.matrix_of``).
 """
 
 from __future__ import annotations

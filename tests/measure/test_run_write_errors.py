@@ -124,7 +124,7 @@ async def test_a_refused_record_after_others_were_saved_stops_the_run_partial(
 async def test_a_matrix_that_cannot_be_written_leaves_a_partial_run_and_latest_as_it_was(
     tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(run_dir: Path, frame: object) -> None:
+    def full(run_dir: Path, frame: object, metadata: object = None) -> None:
         raise StoreError(f"{run_dir / 'matrix.csv'}: cannot write ({FULL})")
 
     monkeypatch.setattr(build, "write_matrix", full)
