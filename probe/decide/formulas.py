@@ -2,7 +2,30 @@
 
 Times are milliseconds, sizes bytes, rates bit/s (10⁶ bit/s = 1 Mbit/s, as iperf3 reports).
 ``bytes · 8 / bw`` is the serialisation time of a payload; one transfer over a hop costs half a
-round trip plus that (``transfer_ms``).
+round trip plus that (``transfer_ms``), plus a fixed ``per_message_ms`` when one is known.
+
+Two corrections to that formula (issue 16: where real pipeline traffic is not iperf3):
+
+- Slow start after an idle gap (``slow_start_transfer_ms``). Linux's default
+  ``net.ipv4.tcp_slow_start_after_idle = 1`` (RFC 5681 §4.1, RFC 7661) halves the congestion window
+  of a connection for every retransmission timeout (≥ 200 ms) it sat idle, down to the initial
+  window ``IW = 10`` segments (RFC 6928) of ``MSS = 1448`` bytes (1500-byte MTU less IP, TCP and
+  timestamp headers). A prefill that follows a gap between requests starts there, and so does one
+  that follows decode on the same connection: decode's few-segment messages never fill the window,
+  and Linux grows only a window the sender fills. Slow start doubles the window every round trip
+  (Linux counts acknowledged bytes, so delayed ACKs do not slow the doubling); until the window
+  covers the path's bandwidth-delay product ``BDP = bw · RTT``, the sender sends a window in ``w·s``
+  ms (``s = MSS·8/bw``, one segment's serialisation) and then sits idle until the first ACK of
+  that round is back, ``s + RTT`` after the round started. Each round that leaves bytes unsent
+  therefore stalls ``max(0, s + RTT − w·s)``; the first round with ``w·s ≥ s + RTT`` fills the pipe
+  and the rest streams at ``bw``. The receiver has the last byte at ``transfer_ms + Σ stalls``
+  (first byte sent → last byte received; the receiver sees the bytes at the bottleneck's pace with
+  one gap per stall). A payload within the initial window never stalls, so the result is exactly
+  ``transfer_ms``; a large one stalls about ``log2(BDP / IW)`` rounds of nearly one RTT each.
+- Per-message overhead (``per_message_ms``): a fixed cost each message pays on each hop —
+  system calls, copies, a wake-up of the receiving thread — that neither ping nor iperf3 sees.
+  Nagle and delayed-ACK interactions are not in it: inference transports set ``TCP_NODELAY``,
+  so a small message leaves at once rather than waiting for the previous one's ACK.
 
 All-reduce of ``size`` bytes over N hosts (tensor parallel does two per layer per token), with
 ``step(b) = RTT/2 + b·8/bw`` over the ring's slowest link:
@@ -30,6 +53,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from probe.errors import InputError
+
 Dtype = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 
 BYTES_PER_ELEMENT: dict[Dtype, float] = {
@@ -56,9 +81,60 @@ def serialisation_ms(payload_bytes: float, bw_bps: float) -> float:
     return payload_bytes * 8.0 / bw_bps * 1e3
 
 
-def transfer_ms(rtt_ms: float, payload_bytes: float, bw_bps: float) -> float:
-    """One transfer over a hop: ``RTT/2 + bytes·8/bw``."""
-    return rtt_ms / 2.0 + serialisation_ms(payload_bytes, bw_bps)
+def transfer_ms(
+    rtt_ms: float, payload_bytes: float, bw_bps: float, *, per_message_ms: float = 0.0
+) -> float:
+    """One transfer over a hop: ``RTT/2 + bytes·8/bw`` (+ the per-message overhead)."""
+    return rtt_ms / 2.0 + serialisation_ms(payload_bytes, bw_bps) + per_message_ms
+
+
+INIT_CWND_SEGMENTS = 10  # RFC 6928's initial window, Linux's default since 2.6.39
+MSS_BYTES = 1448  # a 1500-byte MTU less 20 (IP) + 20 (TCP) + 12 (timestamps)
+
+
+def slow_start_stall_ms(
+    rtt_ms: float,
+    payload_bytes: float,
+    bw_bps: float,
+    *,
+    init_cwnd_segments: int = INIT_CWND_SEGMENTS,
+    mss_bytes: int = MSS_BYTES,
+) -> float:
+    """What slow start after idle adds to ``transfer_ms``: ``Σ max(0, s + RTT − w·s)`` over the
+    rounds that leave bytes unsent, ``w`` doubling from the initial window until the pipe is full
+    (module docstring). 0 when the payload fits the initial window. An infinite ``bw_bps`` (goodput
+    unknown) never fills the pipe: every round but the last stalls a whole RTT, which no finite
+    goodput beats, so the figure stays a lower bound."""
+    if init_cwnd_segments < 1 or mss_bytes < 1:
+        raise InputError(
+            f"slow start needs a window ≥ 1 segment of ≥ 1 byte, got "
+            f"{init_cwnd_segments} × {mss_bytes} B"
+        )
+    seg_ms = serialisation_ms(mss_bytes, bw_bps)
+    unsent = math.ceil(payload_bytes / mss_bytes)
+    window, stalls = init_cwnd_segments, 0.0
+    while True:
+        unsent -= window
+        if unsent <= 0 or window * seg_ms >= seg_ms + rtt_ms:  # all sent, or the pipe is full
+            return stalls
+        stalls += seg_ms + rtt_ms - window * seg_ms
+        window *= 2
+
+
+def slow_start_transfer_ms(
+    rtt_ms: float,
+    payload_bytes: float,
+    bw_bps: float,
+    *,
+    init_cwnd_segments: int = INIT_CWND_SEGMENTS,
+    mss_bytes: int = MSS_BYTES,
+    per_message_ms: float = 0.0,
+) -> float:
+    """One transfer over a connection back from idle: ``transfer_ms`` plus slow start's stalls."""
+    stalls = slow_start_stall_ms(
+        rtt_ms, payload_bytes, bw_bps, init_cwnd_segments=init_cwnd_segments, mss_bytes=mss_bytes
+    )
+    return transfer_ms(rtt_ms, payload_bytes, bw_bps, per_message_ms=per_message_ms) + stalls
 
 
 def pipeline_token_ms(hop_ms: Sequence[float], stages: int, compute_ms_per_stage: float) -> float:
