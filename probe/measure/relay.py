@@ -267,7 +267,8 @@ def accept(listener: socket.socket, prev: str, token: bytes, deadline: float) ->
 
 
 def connect(own: str, address: str, port: int, token: bytes) -> socket.socket:
-    """To the next stage, from the address this relay listens on (what it expects of us)."""
+    """To the next stage, from ``own``: this host's address on the network toward it (what the
+    next stage expects of us)."""
     sock = socket.socket(_family(address), socket.SOCK_STREAM)
     sock.bind((own, 0))
     sock.settimeout(HANDSHAKE_TIMEOUT_S * 2)
@@ -307,7 +308,7 @@ class Config:
         self.mechanism = text("mechanism")
         if self.mechanism not in MECHANISMS:
             raise RelayError(EXIT_CONFIG, "bad config: mechanism")
-        self.bind, self.prev = text("bind"), text("prev")
+        self.bind, self.source, self.prev = text("bind"), text("source"), text("prev")
         self.index, self.hosts = int(num("index")), int(num("hosts"))
         self.port_low, self.port_high = int(num("port_low")), int(num("port_high"))
         self.rounds, self.warmup = int(num("rounds")), int(num("warmup"))
@@ -412,7 +413,7 @@ def run(control: Control) -> int:
     address, peer_port = peer.get("address"), peer.get("port")
     if not isinstance(address, str) or not isinstance(peer_port, int):
         raise RelayError(EXIT_CONFIG, "bad peer")
-    out = connect(c.bind, address, peer_port, c.token)
+    out = connect(c.source, address, peer_port, c.token)
     inbound = accept(listener, c.prev, c.token, deadline)
     listener.close()
     budget = Budget(c.max_in_bytes)

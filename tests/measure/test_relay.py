@@ -94,6 +94,7 @@ def config(index: int, hosts: int, mechanism: str, **extra: Any) -> dict[str, An
         "index": index,
         "hosts": hosts,
         "bind": f"127.0.0.{index + 1}",
+        "source": f"127.0.0.{index + 1}",
         "prev": f"127.0.0.{(index - 1) % hosts + 1}",
         "port_low": PORTS[0],
         "port_high": PORTS[1],
