@@ -69,6 +69,9 @@ class LocalProcess:
         return CommandResult((), self.proc.returncode, self.output, err.decode(), 0.0)
 
 
+PYTHON3 = os.path.realpath("/usr/bin/python3")
+
+
 class LocalRunner:
     """Every host on this machine, each with its own TMPDIR; ``no_python``: hosts whose PATH has
     no python3; ``down``: hosts that cannot be reached."""
@@ -96,7 +99,7 @@ class LocalRunner:
         bindir.mkdir(parents=True, exist_ok=True)
         python = bindir / "python3"
         if not python.exists():
-            python.symlink_to(os.path.realpath("/usr/bin/python3"))
+            python.symlink_to(PYTHON3)
         path = "/nonexistent" if host in self.no_python else str(bindir)
         proc = await asyncio.create_subprocess_exec(
             "/bin/sh", "-c", STDIN_SPAWN_SCRIPT, "sh", *argv,
@@ -211,8 +214,8 @@ def test_traffic_sizes_follow_the_model() -> None:
 
 
 def test_figures_compare_with_the_prediction_and_the_corrected_formula() -> None:
-    from tests.decide.fleet import make_anchors
     from probe.decide import scenarios as sc
+    from tests.decide.fleet import make_anchors
 
     links = sc.Links.from_anchors(make_anchors(sizes={"us-east": 2, "eu-west": 1}))
     path = list(links.hosts)
