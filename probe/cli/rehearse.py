@@ -19,8 +19,14 @@ from probe.cli.analyse import _host_list, _model_options, _pipeline, _unit
 from probe.cli.jsondoc import dumps, rehearse_document
 from probe.cli.measure import _say, _ssh_options, ssh_options
 from probe.cli.options import field_option, given_fields, json_option, option_names
-from probe.decide.options import CalcOptions, PipelineOptions, SpecOptions
-from probe.decide.rehearse import PATTERNS, Pattern, RehearseOptions
+from probe.decide.options import (
+    PATTERNS,
+    CalcOptions,
+    Pattern,
+    PipelineOptions,
+    RehearseOptions,
+    SpecOptions,
+)
 from probe.errors import InputError
 
 if TYPE_CHECKING:

@@ -20,19 +20,17 @@ Every figure is read on one host's clock, so no clock synchronisation is needed:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 
 from probe.decide import formulas as f
 from probe.decide import scenarios as sc
-from probe.decide.options import TOKEN_ID_BYTES, CalcOptions
+from probe.decide.options import TOKEN_ID_BYTES, CalcOptions, Pattern, RehearseOptions
 from probe.errors import InputError
 
-Pattern = Literal["decode", "prefill", "allreduce", "spec", "kv"]
-PATTERNS: tuple[Pattern, ...] = get_args(Pattern)
 Mechanism = Literal["loop", "transfer", "ring"]
 MECHANISM: dict[Pattern, Mechanism] = {
     "decode": "loop",
@@ -45,20 +43,6 @@ MECHANISM: dict[Pattern, Mechanism] = {
 DEFAULT_ROUNDS: dict[Pattern, int] = {"prefill": 3, "kv": 3, "allreduce": 20, "spec": 20}
 #: A message is at most this (the relay's length field is 32 bits).
 MAX_MESSAGE_BYTES = 2**31
-
-
-@dataclass(frozen=True, slots=True)
-class RehearseOptions:
-    """How a rehearsal runs; the workload itself is calc's (``CalcOptions``)."""
-
-    pattern: Pattern = "decode"
-    rounds: int | None = None  # None: DEFAULT_ROUNDS, decode: --tokens
-    warmup: int = 2  # allreduce repetitions run first and not counted (start-up skew)
-    idle_s: float = 2.0  # prefill, kv: the gap before each transfer (> any RTO: slow start)
-    pings: int = 5  # prefill, kv: small echoed messages timing each hop's round trip
-    max_bytes: int = 2**30  # bytes any one hop may carry in the whole rehearsal
-    max_time_s: float = 300.0  # every relay's hard deadline
-    per_message_ms: float = 0.0  # the corrected formula's fixed cost per message and hop
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,10 +187,6 @@ class Predicted:
     p99: float
     corrected_p50: float
     lower_bound: bool
-
-
-#: A figure's prediction, from the run's links (None: an inventory only, no prediction).
-Predict = Callable[[], Predicted] | None
 
 
 def figures(

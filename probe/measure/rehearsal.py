@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from probe.decide.rehearse import RehearseOptions, Timing, Traffic
+from probe.decide.options import RehearseOptions
+from probe.decide.rehearse import Timing, Traffic
 from probe.errors import HostError, InputError
 from probe.measure import relay
 from probe.measure.bandwidth import IPERF3_PORTS

@@ -425,8 +425,8 @@ def test_diff_json_says_which_changes_are_within_noise() -> None:
 
 def test_rehearse_document_with_and_without_a_prediction() -> None:
     from probe.cli.jsondoc import rehearse_document
-    from probe.decide.options import CalcOptions
-    from probe.decide.rehearse import Figure, RehearseOptions, traffic
+    from probe.decide.options import CalcOptions, RehearseOptions
+    from probe.decide.rehearse import Figure, traffic
     from probe.measure.rehearsal import HostOutcome, Rehearsal
 
     t = traffic(["a", "b", "c"], CalcOptions(), RehearseOptions("decode"))

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from probe.decide.options import CalcOptions, PipelineOptions, SpecOptions
-from probe.decide.rehearse import RehearseOptions, Timing, figures, traffic
+from probe.decide.options import CalcOptions, PipelineOptions, RehearseOptions, SpecOptions
+from probe.decide.rehearse import Timing, figures, traffic
 from probe.measure.rehearsal import legs, rehearse, write_timings
 from probe.measure.remote import STDIN_SPAWN_SCRIPT, Ready
 from probe.model import CellStatus, CommandResult, Host, Inventory, SshTarget
