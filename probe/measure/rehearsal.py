@@ -180,7 +180,8 @@ class _Relay:
         event = self.first(name, "error")
         if event is None:
             done = await self.proc.stop()
-            if done.exit_status == PYTHON_MISSING:
+            said = done.stderr.lower()
+            if done.exit_status == PYTHON_MISSING or ("python3" in said and "not found" in said):
                 why = f"python3 not found on {self.leg.host}: rehearsal needs Python 3"
             else:
                 tail = (done.stderr or done.stdout).strip()[-200:]

@@ -40,6 +40,7 @@ import ipaddress
 import json
 import os
 import queue
+import signal
 import socket
 import struct
 import sys
@@ -60,6 +61,7 @@ HANDSHAKE_TIMEOUT_S = 5.0
 MAX_REFUSED = 8  # wrong peers or tokens before the relay gives up
 LOCK_PREFIX = "probe-relay-"
 EXIT_OK, EXIT_CONFIG, EXIT_LOCKED, EXIT_PEER, EXIT_BYTES, EXIT_DEADLINE = 0, 2, 3, 4, 5, 124
+EXIT_TERM = 143
 
 _print_lock = threading.Lock()
 _held_lock: list[Path] = []  # the lock file's path while this relay holds it
@@ -435,6 +437,8 @@ def _expired() -> None:
 
 
 def main() -> None:
+    # a TERM (the controller stopping it by PID) still removes the lock file
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: quit_now(EXIT_TERM))
     control = Control()
     try:
         code = run(control)

@@ -301,3 +301,12 @@ def test_a_bad_config_is_an_error_line(started: list[Local], tmp_path: Path) -> 
     (r,) = start(started, tmp_path, [config(0, 2, "shell", rounds=1)])
     assert r.until("error")["reason"] == "bad config: mechanism"
     assert r.finish() == relay.EXIT_CONFIG
+
+
+def test_a_terminated_relay_removes_its_lock_file(started: list[Local], tmp_path: Path) -> None:
+    (r,) = start(started, tmp_path, [config(0, 2, "loop")])
+    r.until("listening")
+    assert list((tmp_path / "host0").iterdir())
+    r.proc.terminate()
+    assert r.proc.wait(timeout=5) == relay.EXIT_TERM
+    assert not list((tmp_path / "host0").iterdir())
