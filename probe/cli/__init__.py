@@ -57,7 +57,7 @@ def _register() -> None:
     """Import the command modules; each adds itself to ``main``. Heavy imports stay inside them."""
     import importlib
 
-    for name in ("lab", "measure", "analyse", "report", "imports"):
+    for name in ("lab", "measure", "analyse", "report", "imports", "rehearse"):
         try:
             importlib.import_module(f"probe.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from probe.decide.gate import GateReport
     from probe.decide.groups import Grouping
     from probe.decide.options import Limits
+    from probe.decide.rehearse import Figure
     from probe.decide.scenarios import (
         Calibrated,
         Estimate,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from probe.matrix.regions import RegionFigure
     from probe.matrix.unmeasured import Unmeasured
     from probe.measure.check import HostCheck
+    from probe.measure.rehearsal import Rehearsal
     from probe.report.diff import Change, DiffResult, PairDiff
 
 Doc = dict[str, object]
@@ -510,4 +512,58 @@ def check_document(checks: Sequence[HostCheck]) -> Doc:
             }
             for c in checks
         ],
+    }
+
+
+# --------------------------------------------------------------------------- rehearse
+
+
+def _figure_unit(unit: str) -> str:
+    return "ms" if unit == "ms" else "tokens_per_s"
+
+
+def rehearse_document(
+    r: Rehearsal, figures: Sequence[Figure], run_id: str | None, timings: str
+) -> Doc:
+    """``probe rehearse``: each host's outcome, and each measured figure beside calc's
+    prediction (null without a run) and the corrected formula's, errors in %."""
+    t = r.traffic
+    return {
+        "schema": schema_id("rehearse"),
+        "rehearsal_id": r.rehearsal_id,
+        "pattern": t.pattern,
+        "path": list(t.hosts),
+        "run_id": run_id,
+        "rounds": t.rounds,
+        "send_bytes": list(t.send_bytes),
+        "ok": r.ok,
+        "elapsed_s": _num(r.elapsed_s),
+        "hosts": [
+            {
+                "host": h.host,
+                "status": h.status.value,
+                "reason": h.reason,
+                "address": h.address,
+                "port": h.port,
+            }
+            for h in r.hosts
+        ],
+        "figures": [
+            {
+                "name": x.name,
+                "unit": x.unit,
+                "samples": x.samples,
+                f"measured_p50_{_figure_unit(x.unit)}": _num(x.measured_p50),
+                f"measured_p99_{_figure_unit(x.unit)}": _num(x.measured_p99),
+                f"predicted_p50_{_figure_unit(x.unit)}": _num(x.predicted_p50),
+                f"predicted_p99_{_figure_unit(x.unit)}": _num(x.predicted_p99),
+                f"corrected_p50_{_figure_unit(x.unit)}": _num(x.corrected_p50),
+                "error_p50_pct": _num(x.error_p50_pct),
+                "error_p99_pct": _num(x.error_p99_pct),
+                "corrected_error_p50_pct": _num(x.corrected_error_p50_pct),
+                "lower_bound": x.lower_bound,
+            }
+            for x in figures
+        ],
+        "timings": timings,
     }

@@ -19,6 +19,9 @@ from probe.decide.shapes import ModelShape, load_hf_config, preset
 from probe.errors import InputError
 
 Scenario = Literal["decode", "prefill", "tp", "spec", "pool"]
+#: ``probe rehearse``'s traffic patterns (``decide.rehearse``).
+Pattern = Literal["decode", "prefill", "allreduce", "spec", "kv"]
+PATTERNS: tuple[Pattern, ...] = get_args(Pattern)
 SCENARIOS: tuple[Scenario, ...] = get_args(Scenario)
 TOKEN_ID_BYTES = 4.0  # pool: without a payload, a request moves its seq token ids
 SPEC_STAGES = 2  # spec without --stages: one proposer and one verifier
@@ -295,3 +298,17 @@ class CalcOptions:
         if "pool" in wanted and self.pool.service_ms is None:
             raise MissingInput("pool", ("service_ms",))
         return wanted
+
+
+@dataclass(frozen=True, slots=True)
+class RehearseOptions:
+    """How a rehearsal runs; the workload itself is calc's (``CalcOptions``)."""
+
+    pattern: Pattern = "decode"
+    rounds: int | None = None  # None: DEFAULT_ROUNDS, decode: --tokens
+    warmup: int = 2  # allreduce repetitions run first and not counted (start-up skew)
+    idle_s: float = 2.0  # prefill, kv: the gap before each transfer (> any RTO: slow start)
+    pings: int = 5  # prefill, kv: small echoed messages timing each hop's round trip
+    max_bytes: int = 2**30  # bytes any one hop may carry in the whole rehearsal
+    max_time_s: float = 300.0  # every relay's hard deadline
+    per_message_ms: float = 0.0  # the corrected formula's fixed cost per message and hop

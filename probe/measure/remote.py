@@ -44,6 +44,9 @@ SPAWN_SCRIPT = "echo $$; " + _LEASE + _EXEC
 #: As SPAWN_SCRIPT, but wait for a "go" line first; EOF or anything else (the controller went
 #: away) ends it without running the command.
 GATED_SPAWN_SCRIPT = "echo $$; " + _GATE + _LEASE + _EXEC
+#: Print our PID, then become a command that reads the session's stdin itself and so holds its
+#: own lease: it must exit at stdin's end (the rehearsal relay does).
+STDIN_SPAWN_SCRIPT = 'echo $$; exec "$@"'
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 KILL_SCRIPT = 'kill -s "$1" "$2"'  # the shell builtin: no /bin/kill needed, no name matching
 Ready = str | re.Pattern[str] | Callable[[str], bool]
@@ -62,9 +65,13 @@ class Secret:
             raise ValueError(f"a secret is one line in an environment variable ({self.env})")
 
 
-def spawn_script(*, gated: bool, secrets: Sequence[Secret] = ()) -> str:
+def spawn_script(*, gated: bool, secrets: Sequence[Secret] = (), keep_stdin: bool = False) -> str:
     """The ``sh -c`` script a spawn runs: PID, then each secret's line from stdin (exported),
-    then the gate, the lease and the command."""
+    then the gate, the lease and the command (``keep_stdin``: the command gets the session's
+    stdin and is its own lease)."""
+    if keep_stdin:
+        assert not gated and not secrets, "a command keeping stdin reads its own input"
+        return STDIN_SPAWN_SCRIPT
     if not secrets:
         return GATED_SPAWN_SCRIPT if gated else SPAWN_SCRIPT
     reads = "".join(f"IFS= read -r {s.env} && export {s.env} || exit 0; " for s in secrets)
@@ -123,6 +130,12 @@ class RemoteProcess:
     @property
     def connection_lost(self) -> bool:
         return self._link.conn.is_closed()
+
+    def write(self, text: str) -> None:
+        """Send ``text`` to the process's stdin (a command spawned with ``keep_stdin``); a
+        process that already ended is left alone, as by :meth:`release`."""
+        with contextlib.suppress(OSError, asyncssh.Error):
+            self._process.stdin.write(text)
 
     def release(self) -> None:
         """Let a gated process (``spawn(..., gated=True)``) become its command.

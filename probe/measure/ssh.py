@@ -185,6 +185,7 @@ class SshPool:
         max_lifetime_s: float,
         gated: bool = False,
         secrets: Sequence[Secret] = (),
+        keep_stdin: bool = False,
     ) -> RemoteProcess:
         """Start a long-running ``argv`` whose remote PID is known; :meth:`RemoteProcess.stop` it.
 
@@ -194,9 +195,11 @@ class SshPool:
         :meth:`RemoteProcess.release`. Opening a session costs two round trips to the host plus
         its login shell; a gated start pays that ahead, off the measurement's critical path.
         ``secrets`` reach the command's environment through stdin, never its command line.
+        ``keep_stdin``: the command reads the session's stdin itself (:meth:`RemoteProcess.write`)
+        and must exit at its end, the lease.
         """
         link = await self._live_link(host)
-        script = spawn_script(gated=gated, secrets=secrets)
+        script = spawn_script(gated=gated, secrets=secrets, keep_stdin=keep_stdin)
         command = remote_command(["sh", "-c", script, "sh", *argv], max_lifetime_s)
         await link.sessions.acquire()
         try:

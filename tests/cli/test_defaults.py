@@ -26,6 +26,7 @@ CLI_ONLY = {
     ("show", "by"),
     ("export", "fmt"),
     ("export", "output"),
+    ("rehearse", "output"),  # where rehearsal-<id>/ goes with an inventory
     ("lab status", "links"),
     ("calc", "scenarios"),  # "auto": CalcOptions.scenarios is None
     ("diff", "fail_on"),  # DEFAULT_FAIL_ON as a comma list

@@ -30,7 +30,7 @@ from tests.report.test_diff_noise import _frame as noise_frame
 from tests.report.test_diff_noise import _lan as lan
 from tests.report.test_diff_noise import _steady as steady
 
-SCHEMAS = ("calc", "groups", "gate", "check", "show", "diff")
+SCHEMAS = ("calc", "groups", "gate", "check", "show", "diff", "rehearse")
 POLICIES = Path(__file__).resolve().parents[2] / "inventory" / "policies"
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "20261123T090000Z"
 INVENTORY = Path(__file__).resolve().parents[1] / "fixtures" / "inventory" / "good" / "minimal.yaml"
@@ -422,3 +422,28 @@ def test_diff_json_says_which_changes_are_within_noise() -> None:
     wrong = copy.deepcopy(doc)
     wrong["pairs"][0]["within_noise"] = ["jitter"]
     rejected(wrong, "diff")
+
+
+def test_rehearse_document_with_and_without_a_prediction() -> None:
+    from probe.cli.jsondoc import rehearse_document
+    from probe.decide.options import CalcOptions, RehearseOptions
+    from probe.decide.rehearse import Figure, traffic
+    from probe.measure.rehearsal import HostOutcome, Rehearsal
+
+    t = traffic(["a", "b", "c"], CalcOptions(), RehearseOptions("decode"))
+    hosts = (
+        HostOutcome("a", CellStatus.OK, None, "10.0.0.1", 5201),
+        HostOutcome("b", CellStatus.OK, None, "10.0.0.2", 5201),
+        HostOutcome("c", CellStatus.ERROR, "c: python3 not found on c"),
+    )
+    r = Rehearsal("20261130T000000Z-abcd", t, hosts, (), 1.5)
+    fig = Figure("per token", "ms", 128, 14.0, 20.0, 13.0, 15.0, 13.5)
+    doc: dict[str, Any] = rehearse_document(r, [fig], "run-1", "/x/timings.jsonl")
+    validate(doc, "rehearse")
+    assert doc["figures"][0]["measured_p50_ms"] == 14.0
+    assert doc["figures"][0]["error_p50_pct"] == pytest.approx(100 / 13)
+    rate = Figure("tokens/s", "tokens/s", 20, 39.7, 37.5)
+    bare: dict[str, Any] = rehearse_document(r, [rate], None, "/x/timings.jsonl")
+    validate(bare, "rehearse")
+    assert bare["figures"][0]["predicted_p50_tokens_per_s"] is None and bare["ok"] is False
+    rejected({**doc, "pattern": "shell"}, "rehearse")
