@@ -12,7 +12,8 @@ Every figure is read on one host's clock, so no clock synchronisation is needed:
   connection. Predicted: ``RTT/2 + bytes·8/bw``; corrected: slow start after idle
   (``formulas.slow_start_transfer_ms``).
 - ``allreduce``: one ring all-reduce of the decode activation over N hosts, timed on host 0.
-  Predicted: ``2(N−1)·(RTT/2 + bytes·8/(N·bw))`` over the ring's worst RTT and lowest goodput.
+  Predicted: ``2(N−1)·(RTT/2 + bytes·8/(N·bw))`` over the ring's worst RTT and lowest goodput;
+  corrected: the relay's schedule played out (``rehearsal.ring_allreduce``).
 - ``spec``: proposer → verifier → proposer per block, the verifier spending the block time.
   Predicted: ``E / (t_block + RTT)`` tokens/s.
 """
@@ -27,6 +28,7 @@ from typing import Literal
 import numpy as np
 
 from probe.decide import formulas as f
+from probe.decide import rehearsal as r
 from probe.decide import scenarios as sc
 from probe.decide.options import TOKEN_ID_BYTES, CalcOptions, Pattern, RehearseOptions
 from probe.errors import InputError
@@ -76,14 +78,15 @@ class Traffic:
 
 
 def kv_cache_bytes(calc: CalcOptions) -> int:
-    """K and V of every layer for S tokens of B sequences: ``2·layers·S·B·kv_heads·head_dim·d``
-    (without head counts in the config: the full hidden size)."""
+    """K and V of every layer for S tokens of B sequences (``rehearsal.kv_cache_bytes``); without
+    head counts in the config, every head keeps keys and values (the full hidden size)."""
     p, shape = calc.pipeline, calc.pipeline.shape()
-    width = float(shape.hidden_size)
     if shape.num_attention_heads and shape.num_key_value_heads:
-        width = shape.num_key_value_heads * shape.hidden_size / shape.num_attention_heads
+        return math.ceil(r.kv_cache_bytes(shape, p.seq, p.batch, p.dtype))
     d = f.BYTES_PER_ELEMENT[p.dtype]
-    return math.ceil(2 * shape.num_hidden_layers * p.seq * p.batch * width * d)
+    return math.ceil(
+        f.kv_cache_bytes(shape.num_hidden_layers, 1, shape.hidden_size, p.seq, p.batch, d)
+    )
 
 
 def traffic(path: Sequence[str], calc: CalcOptions, o: RehearseOptions) -> Traffic:
@@ -254,15 +257,18 @@ def _predict(t: Traffic, links: sc.Links, o: RehearseOptions) -> Predicted:
     hops = links.hops(t.hosts, ring=True)
     missing = any(h.bw_bps is None for h in hops)
     if t.pattern == "allreduce":
-        n = len(t.hosts)
-        rtt50, rtt99 = max(h.rtt_p50_ms for h in hops), max(h.rtt_p99_ms for h in hops)
-        bw = min(_bw(h) for h in hops)
-        payload = t.send_bytes[0] * n
-
-        def step(rtt: float, per_message: float) -> float:
-            return 2 * (n - 1) * f.transfer_ms(rtt, payload / n, bw, per_message_ms=per_message)
-
-        return Predicted(step(rtt50, 0.0), step(rtt99, 0.0), step(rtt50, o.per_message_ms), missing)
+        # today's: every step at the ring's worst RTT and lowest goodput; corrected: the relay's
+        # own schedule played out (``rehearsal.ring_allreduce``): each host sends once it has
+        # received, so a step costs the ring's links in turn, not its worst one each time
+        chunk = t.send_bytes[0]
+        today = [r.Link(h.rtt_p50_ms, _bw(h)) for h in hops]
+        tail = [r.Link(h.rtt_p99_ms, _bw(h)) for h in hops]
+        return Predicted(
+            r.ring_allreduce(today, chunk).today,
+            r.ring_allreduce(tail, chunk).today,
+            r.ring_allreduce(today, chunk, o.per_message_ms).corrected,
+            missing,
+        )
 
     def around(at: Literal["p50", "p99"], per_message: float) -> float:
         total = sum(t.compute_ms)

@@ -233,3 +233,23 @@ def test_figures_compare_with_the_prediction_and_the_corrected_formula() -> None
     assert first.error_p50_pct == pytest.approx(
         (first.measured_p50 - first.predicted_p50) / first.predicted_p50 * 100
     )
+
+
+def test_a_ring_all_reduce_is_predicted_by_its_schedule_not_its_worst_link_each_step() -> None:
+    """One slow link in a ring of four: today's formula pays its RTT on each of the 6 steps;
+    the relay's schedule (each host sends once it has received) pays each link in turn."""
+    from probe.decide import scenarios as sc
+    from tests.decide.fleet import make_anchors
+
+    links = sc.Links.from_anchors(make_anchors(sizes={"us-east": 3, "eu-west": 1}))
+    path = list(links.hosts)
+    o = RehearseOptions("allreduce")
+    t = traffic(path, CALC, o)
+    timings = [Timing(path[0], "t", 100.0, 0)]
+    (fig,) = figures(t, timings, links, o)
+    hops = links.hops(path, ring=True)
+    worst = max(h.rtt_p50_ms for h in hops)
+    assert fig.predicted_p50 is not None and fig.corrected_p50 is not None
+    assert fig.predicted_p50 >= 6 * worst / 2  # every step at the worst half-RTT
+    assert fig.corrected_p50 < fig.predicted_p50
+    assert fig.corrected_p50 >= sum(h.rtt_p50_ms for h in hops) / 2  # at least once round
