@@ -23,9 +23,6 @@ Truth = dict[tuple[str, str], dict[str, float]]
 #: bring up labs that share no namespace, interface, state directory or controller address, so
 #: neither can sweep the other's lab away.
 RUN_TAG = secrets.token_hex(2)
-#: ``make test`` runs two pytest-xdist workers ("gw0", "gw1"): each its own labs, so each gets
-#: controller links apart from the other's (a run without xdist is worker 0).
-WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 2
 
 
 SLOTS = "tuvw"  # the prefix letter of each of a test run's labs that may be up at once
@@ -38,8 +35,7 @@ def unique_topology(topology: Path, out_dir: Path, *, slot: int = 0) -> Path:
     text = topology.read_text(encoding="utf-8")
     name = re.search(r"^name: *([a-z0-9-]+)", text, re.MULTILINE)
     assert name is not None, f"{topology}: no top-level name"
-    run = (int(RUN_TAG, 16) % 30) * 2 + WORKER
-    octet = 1 + run * len(SLOTS) + slot  # at most 240: below 253..255
+    octet = 1 + (int(RUN_TAG, 16) % 60) * len(SLOTS) + slot  # at most 240: below 253..255
     for pattern, value in (
         (r"^name: *[a-z0-9-]+", f"name: {name.group(1)[:7]}-{RUN_TAG}"),
         (r"^prefix: *[a-z0-9-]+", f"prefix: {SLOTS[slot]}{RUN_TAG}-"),
@@ -61,33 +57,13 @@ def _lab_skip_reason() -> str | None:
     return None
 
 
-#: Lab test files whose labs change the machine, not only their namespaces (a system account,
-#: the allowed congestion controls): one xdist worker runs them all, one after another, so no
-#: lab removes what another one is using. The other lab tests share the default lab of the
-#: other worker; unit tests go wherever a worker is free.
-MACHINE_WIDE_LABS = frozenset(
-    {
-        "tests/lab/test_field_hosts_lab.py",
-        "tests/lab/test_networks_lab.py",
-        "tests/measure/test_accounts_lab.py",
-        "tests/measure/test_cc_lab.py",
-        "tests/measure/test_networks_lab.py",
-        "tests/measure/test_reach_lab.py",
-        "tests/measure/test_real_fleet_lab.py",
-    }
-)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     reason = _lab_skip_reason()
+    if reason is None:
+        return
     for item in items:
-        if "lab" not in item.keywords:
-            continue
-        if reason is not None:
+        if "lab" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=reason))
-        where = item.path.relative_to(ROOT).as_posix()
-        group = "machine-wide-labs" if where in MACHINE_WIDE_LABS else "default-lab"
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
