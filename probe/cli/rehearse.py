@@ -16,7 +16,7 @@ import click
 from probe import units
 from probe.cli import EXIT_FAIL, EXIT_OK, main
 from probe.cli.analyse import _host_list, _model_options, _pipeline, _unit
-from probe.cli.jsondoc import dumps, rehearse_document
+from probe.cli.jsondoc import Doc, dumps, rehearse_document
 from probe.cli.measure import _say, _ssh_options, ssh_options
 from probe.cli.options import field_option, given_fields, json_option, option_names
 from probe.decide.options import (
@@ -175,18 +175,28 @@ def rehearse(
 
     from probe.decide import scenarios as sc
     from probe.measure.rehearsal import rehearse_fleet, write_timings
-    from probe.textio import save
+    from probe.report.rehearsals import FOLDER_PREFIX
 
     done = asyncio.run(rehearse_fleet(inventory, t, options, ssh, _say))
-    folder = (run_dir or Path(output)) / f"rehearsal-{done.rehearsal_id}"
+    folder = (run_dir or Path(output)) / f"{FOLDER_PREFIX}{done.rehearsal_id}"
     timings = write_timings(folder, done)
     links = sc.Links.from_anchors(anchors) if anchors is not None else None
     found = figures(t, done.timings, links, options) if done.ok else ()
     run_id = anchors.run_id if anchors is not None else None
     doc = rehearse_document(done, found, run_id, str(timings))
-    save(folder / "summary.json", dumps(doc) + "\n")
+    save_summary(folder, doc)
     click.echo(dumps(doc) if as_json else render(done, t, found, run_id, str(timings)))
     return EXIT_OK if done.ok else EXIT_FAIL
+
+
+def save_summary(folder: Path, doc: Doc) -> Path:
+    """``summary.json``: the ``--json`` document, which the report reads back."""
+    from probe.report.rehearsals import SUMMARY_FILE
+    from probe.textio import save
+
+    target = folder / SUMMARY_FILE
+    save(target, dumps(doc) + "\n")
+    return target
 
 
 def _target(target: str) -> tuple[Inventory, Anchors | None, Path | None]:

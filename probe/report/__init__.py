@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from probe.decide.fitness import HostFitness, PipelineFitness
     from probe.decide.gate import GateReport
     from probe.matrix.anchors import Anchors, RegionAnchor
+    from probe.report.rehearsals import RehearsalSummary
 
 EXAMPLES = 3  # example cells quoted per failure group
 
@@ -98,6 +99,7 @@ class Report:
     spreads: Mapping[tuple[str, str], Spread] = field(default_factory=dict)  # region pair → p50s
     confidence: tuple[str, ...] = ()  # ``confidence_notes``: figures resting on too little
     fitness: PipelineFitness | None = None  # which hosts can serve a stage; the best orders
+    rehearsals: tuple[RehearsalSummary, ...] = ()  # the run's ``probe rehearse``, newest first
 
 
 def _seconds(start: str, end: str) -> float | None:
@@ -286,9 +288,11 @@ def build_report(
 ) -> Report:
     """Everything the report shows, from a run directory (and a policy, for gate verdicts).
 
-    ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py)."""
+    ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py), and
+    about rehearsal summaries that cannot be read, which are left out."""
     from probe.decide.fitness import pipeline_fitness
     from probe.matrix.build import to_anchors
+    from probe.report.rehearsals import read_rehearsals
 
     run = read_run(run_dir)
     stored = read_matrix(run_dir, run=run)
@@ -322,6 +326,7 @@ def build_report(
         spreads=spreads,
         confidence=confidence_notes(preferred(frame), spreads),
         fitness=fitness,
+        rehearsals=read_rehearsals(run_dir, warn),
     )
 
 

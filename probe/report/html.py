@@ -165,6 +165,22 @@ def _fitness(report: Report) -> str:
     )
 
 
+def _rehearsals(report: Report) -> str:
+    """Each rehearsal of the run: measured against the calculator's prediction, per figure."""
+    if not report.rehearsals:
+        return ""
+    from probe.report import rehearsals
+
+    out = [f'<h2 id="rehearsals">Rehearsals</h2><p>{escape(rehearsals.NOTE)}</p>']
+    for r in report.rehearsals:
+        items = "".join(f"<li>{escape(line)}</li>" for line in r.lines)
+        out.append(f"<h3>{escape(r.title)}</h3><ul>{items}</ul>")
+        if r.figures:
+            rows = [rehearsals.figure_cells(x) for x in r.figures]
+            out.append(_table(rows, rehearsals.HEADERS, set(range(2, len(rehearsals.HEADERS)))))
+    return "".join(out)
+
+
 def _confidence(report: Report) -> str:
     """The figures that rest on too little (``report.confidence``), when there are any."""
     if not report.confidence:
@@ -197,6 +213,7 @@ def render(report: Report) -> str:
         f'<p class="headline">{escape(report.headline.text)}</p>',
         _caveats(report.headline.caveats),
         _fitness(report),
+        _rehearsals(report),
         '<h2 id="heatmaps">Heatmaps</h2>',
         "<p>Rows are sources, columns destinations; hosts are grouped by region. Each cell is "
         "split: upper-left triangle row → column, lower-right column → row. Darker is worse; "

@@ -123,6 +123,21 @@ def _fitness(report: Report) -> list[str]:
     ]  # fmt: skip
 
 
+def _rehearsals(report: Report) -> list[str]:
+    """Each rehearsal of the run: measured against the calculator's prediction, per figure."""
+    if not report.rehearsals:
+        return []
+    from probe.report import rehearsals
+
+    out = ["## Rehearsals", "", rehearsals.NOTE, ""]
+    for r in report.rehearsals:
+        out += [f"### {r.title}", "", *(f"- {line}" for line in r.lines), ""]
+        if r.figures:
+            rows = [rehearsals.figure_cells(x) for x in r.figures]
+            out += [_table(rows, rehearsals.HEADERS), ""]
+    return out
+
+
 def _grid(report: Report, spec: MetricSpec) -> str:
     values, codes = grids(report.frame, report.order, spec)
     rows = []
@@ -152,6 +167,7 @@ def render(report: Report) -> str:
     if report.headline.caveats:
         out += [*(f"- caveat: {c}" for c in report.headline.caveats), ""]
     out += _fitness(report)
+    out += _rehearsals(report)
     out += ["## Region × region", "", _rollup(report), ""]
     if report.confidence:
         out += ["## Confidence", "", *(f"- {note}" for note in report.confidence), ""]
