@@ -130,68 +130,74 @@ def _capability(
     return tuple(factors)
 
 
-def _model_options(fn: _F) -> _F:
-    """Model and workload options shared by ``calc`` and ``groups`` (``PipelineOptions``)."""
-    for opt in reversed(
-        [
-            field_option(
-                "--model",
-                default_from=(PipelineOptions, "model"),
-                show_default=True,
-                help="Preset model shape (see --help of calc for the list).",
-            ),
-            click.option(
-                "--model-config",
-                type=click.Path(dir_okay=False),
-                help="Hugging Face config.json for any other model (overrides --model).",
-            ),
-            field_option(
-                "--dtype",
-                type=click.Choice(tuple(BYTES_PER_ELEMENT)),
-                default_from=(PipelineOptions, "dtype"),
-                show_default=True,
-                help="Activation dtype on the wire (int8/fp8 halve, int4 quarters).",
-            ),
-            field_option(
-                "--tokens",
-                type=click.IntRange(min=1),
-                default_from=(PipelineOptions, "tokens"),
-                show_default=True,
-                help="Tokens generated in interactive decode.",
-            ),
-            field_option(
-                "--batch",
-                type=click.IntRange(min=1),
-                default_from=(PipelineOptions, "batch"),
-                show_default=True,
-                help="Prefill batch size B.",
-            ),
-            field_option(
-                "--seq",
-                type=click.IntRange(min=1),
-                default_from=(PipelineOptions, "seq"),
-                show_default=True,
-                help="Prefill sequence length S (tokens).",
-            ),
-            field_option(
-                "--ring/--open",
-                default_from=(PipelineOptions, "ring"),
-                show_default=True,
-                help="Ring: the token travels back to stage 1 (K hops, not K−1).",
-            ),
-            field_option(
-                "--stages",
-                type=click.IntRange(min=1),
-                default_from=(PipelineOptions, "stages"),
-                show_default=True,
-                help="Pipeline stages K (placed automatically unless --path). calc without it: "
-                "this default for decode, prefill and tp, 2 hosts for spec, every reachable "
-                "host for pool.",
-            ),
-        ]
-    ):
-        fn = opt(fn)
-    return fn
+def _model_options(*, ring: bool = True) -> Callable[[_F], _F]:
+    """Model and workload options shared by ``calc``, ``groups`` and ``rehearse``
+    (``PipelineOptions``); ``ring=False`` leaves out ``--ring/--open`` (rehearse's decode always
+    closes back at stage 1: its round trip is timed there)."""
+
+    def decorate(fn: _F) -> _F:
+        for opt in reversed(options if ring else [o for o in options if o is not ring_option]):
+            fn = opt(fn)
+        return fn
+
+    ring_option = field_option(
+        "--ring/--open",
+        default_from=(PipelineOptions, "ring"),
+        show_default=True,
+        help="Ring: the token travels back to stage 1 (K hops, not K−1).",
+    )
+    options = [
+        field_option(
+            "--model",
+            default_from=(PipelineOptions, "model"),
+            show_default=True,
+            help="Preset model shape (see --help of calc for the list).",
+        ),
+        click.option(
+            "--model-config",
+            type=click.Path(dir_okay=False),
+            help="Hugging Face config.json for any other model (overrides --model).",
+        ),
+        field_option(
+            "--dtype",
+            type=click.Choice(tuple(BYTES_PER_ELEMENT)),
+            default_from=(PipelineOptions, "dtype"),
+            show_default=True,
+            help="Activation dtype on the wire (int8/fp8 halve, int4 quarters).",
+        ),
+        field_option(
+            "--tokens",
+            type=click.IntRange(min=1),
+            default_from=(PipelineOptions, "tokens"),
+            show_default=True,
+            help="Tokens generated in interactive decode.",
+        ),
+        field_option(
+            "--batch",
+            type=click.IntRange(min=1),
+            default_from=(PipelineOptions, "batch"),
+            show_default=True,
+            help="Prefill batch size B.",
+        ),
+        field_option(
+            "--seq",
+            type=click.IntRange(min=1),
+            default_from=(PipelineOptions, "seq"),
+            show_default=True,
+            help="Prefill sequence length S (tokens).",
+        ),
+        ring_option,
+        field_option(
+            "--stages",
+            type=click.IntRange(min=1),
+            default_from=(PipelineOptions, "stages"),
+            show_default=True,
+            help="Pipeline stages K (placed automatically unless --path). calc without it: "
+            "this default for decode, prefill and tp, 2 hosts for spec, every reachable "
+            "host for pool.",
+        ),
+    ]
+    return decorate
 
 
 def _pipeline(
@@ -218,7 +224,7 @@ def _pipeline(
 
 @main.command()
 @click.argument("run")
-@_model_options
+@_model_options()
 @click.option(
     "--path",
     "path_",
@@ -470,7 +476,7 @@ def _sweep(
     show_default=True,
     help="Which RTT statistic is held to --max-rtt.",
 )
-@_model_options
+@_model_options()
 @json_option("groups")
 def groups(
     run: str,

@@ -50,7 +50,7 @@ DEFAULT_STAGES: dict[str, int] = {"decode": 3, "prefill": 3, "allreduce": 4, "sp
     "ring all-reduce, speculative blocks, or one KV-cache transfer.",
 )
 @click.option("--path", "path_", callback=_host_list, help="The hosts in order, comma separated.")
-@_model_options
+@_model_options(ring=False)
 @click.option(
     "--decode-compute",
     callback=_unit(units.parse_duration_ms),
@@ -133,7 +133,6 @@ def rehearse(
     tokens: int,
     batch: int,
     seq: int,
-    ring: bool,
     stages: int,
     decode_compute: float | None,
     prefill_compute: float | None,
@@ -157,7 +156,8 @@ def rehearse(
 
     inventory, anchors, run_dir = _target(target)
     calc = CalcOptions(
-        pipeline=_pipeline(model, model_config, dtype, tokens, batch, seq, ring, stages),
+        # ring: the decode always closes back at stage 1, where its round trip is timed
+        pipeline=_pipeline(model, model_config, dtype, tokens, batch, seq, True, stages),
         decode_compute_ms=decode_compute or 0.0,
         prefill_compute_ms=prefill_compute or 0.0,
         spec=SpecOptions(accepted_per_block=spec_accepted, block_ms=spec_block),
