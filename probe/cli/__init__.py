@@ -24,6 +24,11 @@ EXIT_PARTIAL = 4  # run finished with failed cells, or stopped by a write after 
 EXIT_INTERRUPTED = 130  # SIGINT: partial results are on disk
 
 
+def say(message: str) -> None:
+    """Progress for the person at the terminal: stderr, so stdout stays the command's output."""
+    click.echo(message, err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="probe")
 def main() -> None:

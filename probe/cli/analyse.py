@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,8 +19,16 @@ from probe import units
 from probe.cli import main
 from probe.cli.figures import render_calculation, render_gate, render_groups, render_sweep
 from probe.cli.jsondoc import calc_document, dumps, gate_document, groups_document
-from probe.cli.options import field_option, given_fields, json_option
-from probe.decide.formulas import BYTES_PER_ELEMENT, Dtype
+from probe.cli.options import (
+    comma_list,
+    field_option,
+    given_fields,
+    host_list,
+    json_option,
+    model_options,
+    parse_callback,
+    pipeline_of,
+)
 from probe.decide.options import (
     SCENARIOS,
     TOKEN_ID_BYTES,
@@ -75,35 +83,12 @@ def _gate_anchors(run: str) -> Anchors:
     return _load_run(run)
 
 
-def _unit(parse: Callable[[str], object]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """A click callback running ``parse`` (a quantity, ``--allreduce``, ``--sweep``): its
-    ``InputError`` becomes click's one line naming the option."""
-
-    def callback(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except InputError as exc:
-            raise click.BadParameter(str(exc), param=param) from exc
-
-    return callback
-
-
-def _names(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
-
-
-def _host_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...]:
-    return _names(value)
-
-
 def _scenarios(
     _ctx: click.Context, _param: click.Parameter, value: str
 ) -> frozenset[Scenario] | None:
     if value == "auto":
         return None
-    wanted = set(_names(value))
+    wanted = set(comma_list(value))
     unknown = wanted - set(SCENARIOS)
     if unknown:
         raise click.BadParameter(f"unknown {', '.join(sorted(unknown))}", param_hint="--scenario")
@@ -114,7 +99,7 @@ def _capability(
     _ctx: click.Context, _param: click.Parameter, value: str | None
 ) -> tuple[tuple[str, float], ...]:
     factors = []
-    for item in _names(value):
+    for item in comma_list(value):
         name, _, text = item.partition("=")
         try:
             factor = float(text)
@@ -130,120 +115,28 @@ def _capability(
     return tuple(factors)
 
 
-def _model_options(*, ring: bool = True) -> Callable[[_F], _F]:
-    """Model and workload options shared by ``calc``, ``groups`` and ``rehearse``
-    (``PipelineOptions``); ``ring=False`` leaves out ``--ring/--open`` (rehearse's decode always
-    closes back at stage 1: its round trip is timed there)."""
-
-    def decorate(fn: _F) -> _F:
-        for opt in reversed(options if ring else [o for o in options if o is not ring_option]):
-            fn = opt(fn)
-        return fn
-
-    ring_option = field_option(
-        "--ring/--open",
-        default_from=(PipelineOptions, "ring"),
-        show_default=True,
-        help="Ring: the token travels back to stage 1 (K hops, not K−1).",
-    )
-    options = [
-        field_option(
-            "--model",
-            default_from=(PipelineOptions, "model"),
-            show_default=True,
-            help="Preset model shape (see --help of calc for the list).",
-        ),
-        click.option(
-            "--model-config",
-            type=click.Path(dir_okay=False),
-            help="Hugging Face config.json for any other model (overrides --model).",
-        ),
-        field_option(
-            "--dtype",
-            type=click.Choice(tuple(BYTES_PER_ELEMENT)),
-            default_from=(PipelineOptions, "dtype"),
-            show_default=True,
-            help="Activation dtype on the wire (int8/fp8 halve, int4 quarters).",
-        ),
-        field_option(
-            "--tokens",
-            type=click.IntRange(min=1),
-            default_from=(PipelineOptions, "tokens"),
-            show_default=True,
-            help="Tokens generated in interactive decode.",
-        ),
-        field_option(
-            "--batch",
-            type=click.IntRange(min=1),
-            default_from=(PipelineOptions, "batch"),
-            show_default=True,
-            help="Prefill batch size B.",
-        ),
-        field_option(
-            "--seq",
-            type=click.IntRange(min=1),
-            default_from=(PipelineOptions, "seq"),
-            show_default=True,
-            help="Prefill sequence length S (tokens).",
-        ),
-        ring_option,
-        field_option(
-            "--stages",
-            type=click.IntRange(min=1),
-            default_from=(PipelineOptions, "stages"),
-            show_default=True,
-            help="Pipeline stages K (placed automatically unless --path). calc without it: "
-            "this default for decode, prefill and tp, 2 hosts for spec, every reachable "
-            "host for pool.",
-        ),
-    ]
-    return decorate
-
-
-def _pipeline(
-    model: str,
-    model_config: str | None,
-    dtype: str,
-    tokens: int,
-    batch: int,
-    seq: int,
-    ring: bool,
-    stages: int,
-) -> PipelineOptions:
-    return PipelineOptions(
-        model=model,
-        model_config=model_config,
-        stages=stages,
-        dtype=cast(Dtype, dtype),
-        tokens=tokens,
-        batch=batch,
-        seq=seq,
-        ring=ring,
-    )
-
-
 @main.command()
 @click.argument("run")
-@_model_options()
+@model_options()
 @click.option(
     "--path",
     "path_",
-    callback=_host_list,
+    callback=host_list,
     help="Stage hosts in order, comma separated (else auto placement).",
 )
 @click.option(
     "--decode-compute",
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="Compute per stage per decoded token, e.g. 4ms (default 0: network only).",
 )
 @click.option(
     "--prefill-compute",
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="Compute per stage per prefill request, e.g. 120ms.",
 )
 @click.option(
     "--tp-compute",
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="Compute per token of the tensor-parallel group, e.g. 8ms.",
 )
 @field_option(
@@ -255,13 +148,13 @@ def _pipeline(
 )
 @click.option(
     "--per-message",
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="Fixed cost per message per hop for decode and prefill, e.g. 0.2ms (default 0 until "
     "probe rehearse measures one).",
 )
 @click.option(
     "--allreduce",
-    callback=_unit(AllReduce.parse),
+    callback=parse_callback(AllReduce.parse),
     help="tp: ring (default), tree, or measured:TIME, your own time per all-reduce of the "
     "decode payload (e.g. measured:0.8ms).",
 )
@@ -281,7 +174,7 @@ def _pipeline(
 )
 @click.option(
     "--spec-block",
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="spec: co-located draft+verify block time, e.g. 45ms.",
 )
 @click.option(
@@ -291,20 +184,20 @@ def _pipeline(
 )
 @click.option(
     "--spec-calibrate",
-    callback=_unit(SpecCalibration.parse),
+    callback=parse_callback(SpecCalibration.parse),
     help="spec: solve E and the block time from measured tokens/s instead: autoregressive, "
     "co-located and one remote point at its RTT, e.g. ar=30,local=75,remote=52@40ms "
     "(remote=52@P>V or remote=52 with one --proposers and --verifiers: the run's RTT).",
 )
 @click.option(
-    "--proposers", callback=_host_list, help="spec: proposer hosts (default: the stage hosts)."
+    "--proposers", callback=host_list, help="spec: proposer hosts (default: the stage hosts)."
 )
 @click.option(
-    "--verifiers", callback=_host_list, help="spec: verifier hosts (default: the stage hosts)."
+    "--verifiers", callback=host_list, help="spec: verifier hosts (default: the stage hosts)."
 )
 @click.option(
     "--pool-service",
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="pool: service time of one request on a capability-1.0 host, e.g. 800ms.",
 )
 @field_option(
@@ -316,7 +209,7 @@ def _pipeline(
 )
 @click.option(
     "--pool-hosts",
-    callback=_host_list,
+    callback=host_list,
     help="pool: hosts (default: the stage hosts); the first dispatches.",
 )
 @click.option(
@@ -326,7 +219,7 @@ def _pipeline(
 )
 @click.option(
     "--payload",
-    callback=_unit(units.parse_size_bytes),
+    callback=parse_callback(units.parse_size_bytes),
     help=f"pool: bytes moved per request, e.g. 64KiB (default seq × {TOKEN_ID_BYTES:g} B of "
     "token ids).",
 )
@@ -347,7 +240,7 @@ def _pipeline(
 @click.option(
     "--sweep",
     "sweep_text",
-    callback=_unit(Sweep.parse),
+    callback=parse_callback(Sweep.parse),
     help="Set every hop's RTT (rtt=0..200ms:10ms) or goodput (bw=100mbit..10gbit:100mbit) to "
     "each value in turn: a table of the figures and a PNG curve.",
 )
@@ -396,7 +289,7 @@ def calc(
     anchors = _load_run(run)  # before numpy is imported: a bad run fails fast
     stages_given = "stages" in given_fields(click.get_current_context(), PipelineOptions)
     options = CalcOptions(
-        pipeline=_pipeline(model, model_config, dtype, tokens, batch, seq, ring, stages),
+        pipeline=pipeline_of(model, model_config, dtype, tokens, batch, seq, ring, stages),
         path=path_,
         stages=stages if stages_given else None,
         allreduce=allreduce or AllReduce(),
@@ -460,12 +353,12 @@ def _sweep(
 @click.option(
     "--max-rtt",
     required=True,
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="Highest RTT allowed between two members, both directions, e.g. 5ms.",
 )
 @field_option(
     "--min-bw",
-    callback=_unit(units.parse_rate_bps),
+    callback=parse_callback(units.parse_rate_bps),
     default_from=(Limits, "min_bw_bps"),
     help="Lowest goodput allowed between two members, both directions, e.g. 10gbit.",
 )
@@ -476,7 +369,7 @@ def _sweep(
     show_default=True,
     help="Which RTT statistic is held to --max-rtt.",
 )
-@_model_options()
+@model_options()
 @json_option("groups")
 def groups(
     run: str,
@@ -495,7 +388,7 @@ def groups(
 ) -> int:
     """Network-local groups of RUN, each with its best stage order and predicted figures."""
     anchors = _load_run(run)  # before numpy is imported: a bad run fails fast
-    pipeline = _pipeline(model, model_config, dtype, tokens, batch, seq, ring, stages)
+    pipeline = pipeline_of(model, model_config, dtype, tokens, batch, seq, ring, stages)
     limits = Limits(max_rtt, min_bw, "p99" if rtt_stat == "p99" else "p50")
 
     from probe.decide.groups import group_run

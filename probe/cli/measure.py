@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
+from probe.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main, say
 from probe.cli.jsondoc import check_document, dumps
-from probe.cli.options import field_option, given_fields, json_option, option_names
+from probe.cli.options import (
+    field_option,
+    given_fields,
+    json_option,
+    option_names,
+    ssh_options,
+    ssh_options_of,
+)
 from probe.errors import Terminated
 from probe.measure.bandwidth import AUTH_MODES, AuthMode, BandwidthOptions
 from probe.measure.context import PINGERS, Pinger, RunOptions
-from probe.measure.sshoptions import SshOptions
 from probe.model import PortRange
 from probe.networks import ALL_NETWORKS
 from probe.tools.ping import PING_FANOUT_MAX
@@ -28,12 +34,6 @@ if TYPE_CHECKING:
     from probe.matrix.unmeasured import Unmeasured
     from probe.measure.check import HostCheck
     from probe.store.rundoc import RunDoc
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _say(message: str) -> None:
-    click.echo(message, err=True)
 
 
 def _warn(message: str) -> None:
@@ -54,46 +54,6 @@ class PortsType(click.ParamType[PortRange, object]):
             return PortRange.parse(str(value), check=False)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-
-
-def _ssh_options(accept_new: bool, connect_timeout: float, known_hosts: str | None) -> SshOptions:
-    from probe.measure.hostkeys import default_accept_new_store
-
-    return SshOptions(
-        connect_timeout_s=connect_timeout,
-        known_hosts=known_hosts,
-        accept_new=accept_new,
-        accept_new_store=default_accept_new_store(),
-    )
-
-
-def ssh_options(f: F) -> F:
-    """Options every command that logs in shares (defined once; defaults: ``SshOptions``)."""
-    for opt in reversed(
-        [
-            field_option(
-                "--accept-new",
-                is_flag=True,
-                default_from=(SshOptions, "accept_new"),
-                help="Record UNKNOWN host keys in probe's own known_hosts (never a changed key).",
-            ),
-            field_option(
-                "--known-hosts",
-                type=click.Path(dir_okay=False),
-                default_from=(SshOptions, "known_hosts"),
-                help="known_hosts file (default: the inventory's, else ~/.ssh/known_hosts).",
-            ),
-            field_option(
-                "--connect-timeout",
-                type=float,
-                default_from=(SshOptions, "connect_timeout_s"),
-                show_default=True,
-                help="Seconds per SSH connect attempt.",
-            ),
-        ]
-    ):
-        f = opt(f)
-    return f
 
 
 CHECK_COLUMNS = (
@@ -162,7 +122,7 @@ def check(
 
     inv = load_inventory(inventory)  # before the heavy imports: a bad file fails fast
     with option_names():
-        ssh = _ssh_options(accept_new, connect_timeout, known_hosts)
+        ssh = ssh_options_of(accept_new, connect_timeout, known_hosts)
 
     from probe.measure.check import check as check_fleet
 
@@ -365,7 +325,7 @@ def run(
     from probe.store.rundir import resolve_run
 
     with option_names():
-        ssh = _ssh_options(accept_new, connect_timeout, known_hosts)
+        ssh = ssh_options_of(accept_new, connect_timeout, known_hosts)
     resume_dir = resolve_run(resume) if resume else None
     try:
         summary = asyncio.run(
@@ -374,16 +334,16 @@ def run(
                 out_root=Path(out),
                 options=options,
                 ssh=ssh,
-                say=_say,
+                say=say,
                 resume=resume_dir,
                 given=given_fields(click.get_current_context(), RunOptions, BandwidthOptions),
             )
         )
     except KeyboardInterrupt:
-        _say("interrupted: partial results are in the run directory (resume with --resume)")
+        say("interrupted: partial results are in the run directory (resume with --resume)")
         return EXIT_INTERRUPTED
     except Terminated as exc:
-        _say(str(exc))
+        say(str(exc))
         return exc.exit_code
     click.echo(str(summary.run_dir))
     return EXIT_OK if summary.complete else EXIT_PARTIAL

@@ -4,6 +4,8 @@
 ``RunOptions``; changing the field changes the CLI (and its help) with it. The classes named
 here must import without pandas, numpy or asyncssh: ``probe --help`` builds every option.
 Their rules live there too (``__post_init__``); :func:`option_names` says which option broke one.
+The options several commands share (model shape, SSH, host lists, quantities) are defined here
+once.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from click.core import ParameterSource
 
 from probe.cli.jsondoc import schema_id
+from probe.decide.formulas import BYTES_PER_ELEMENT, Dtype
+from probe.decide.options import PipelineOptions
 from probe.errors import InputError, OptionError
+from probe.measure.sshoptions import SshOptions
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -97,3 +102,163 @@ def json_option(name: str) -> Callable[[_F], _F]:
         help=f"Print one JSON document (schema {schema_id(name)}) instead of text; "
         "warnings stay on stderr.",
     )
+
+
+def parse_callback(
+    parse: Callable[[str], object],
+) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback running ``parse`` (a quantity, ``--allreduce``, ``--sweep``): its
+    ``InputError`` becomes click's one line naming the option."""
+
+    def callback(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except InputError as exc:
+            raise click.BadParameter(str(exc), param=param) from exc
+
+    return callback
+
+
+def comma_list(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+
+
+def host_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    """A click callback: ``--path a,b, c`` → ``("a", "b", "c")``."""
+    return comma_list(value)
+
+
+def model_options(*, ring: bool = True) -> Callable[[_F], _F]:
+    """Model and workload options shared by ``calc``, ``groups`` and ``rehearse``
+    (``PipelineOptions``); ``ring=False`` leaves out ``--ring/--open`` (rehearse's decode always
+    closes back at stage 1: its round trip is timed there)."""
+
+    def decorate(fn: _F) -> _F:
+        for opt in reversed(options if ring else [o for o in options if o is not ring_option]):
+            fn = opt(fn)
+        return fn
+
+    ring_option = field_option(
+        "--ring/--open",
+        default_from=(PipelineOptions, "ring"),
+        show_default=True,
+        help="Ring: the token travels back to stage 1 (K hops, not K−1).",
+    )
+    options = [
+        field_option(
+            "--model",
+            default_from=(PipelineOptions, "model"),
+            show_default=True,
+            help="Preset model shape (see --help of calc for the list).",
+        ),
+        click.option(
+            "--model-config",
+            type=click.Path(dir_okay=False),
+            help="Hugging Face config.json for any other model (overrides --model).",
+        ),
+        field_option(
+            "--dtype",
+            type=click.Choice(tuple(BYTES_PER_ELEMENT)),
+            default_from=(PipelineOptions, "dtype"),
+            show_default=True,
+            help="Activation dtype on the wire (int8/fp8 halve, int4 quarters).",
+        ),
+        field_option(
+            "--tokens",
+            type=click.IntRange(min=1),
+            default_from=(PipelineOptions, "tokens"),
+            show_default=True,
+            help="Tokens generated in interactive decode.",
+        ),
+        field_option(
+            "--batch",
+            type=click.IntRange(min=1),
+            default_from=(PipelineOptions, "batch"),
+            show_default=True,
+            help="Prefill batch size B.",
+        ),
+        field_option(
+            "--seq",
+            type=click.IntRange(min=1),
+            default_from=(PipelineOptions, "seq"),
+            show_default=True,
+            help="Prefill sequence length S (tokens).",
+        ),
+        ring_option,
+        field_option(
+            "--stages",
+            type=click.IntRange(min=1),
+            default_from=(PipelineOptions, "stages"),
+            show_default=True,
+            help="Pipeline stages K (placed automatically unless --path). calc without it: "
+            "this default for decode, prefill and tp, 2 hosts for spec, every reachable "
+            "host for pool.",
+        ),
+    ]
+    return decorate
+
+
+def pipeline_of(
+    model: str,
+    model_config: str | None,
+    dtype: str,
+    tokens: int,
+    batch: int,
+    seq: int,
+    ring: bool,
+    stages: int,
+) -> PipelineOptions:
+    """The ``PipelineOptions`` of the values of ``model_options``."""
+    return PipelineOptions(
+        model=model,
+        model_config=model_config,
+        stages=stages,
+        dtype=cast(Dtype, dtype),
+        tokens=tokens,
+        batch=batch,
+        seq=seq,
+        ring=ring,
+    )
+
+
+def ssh_options_of(accept_new: bool, connect_timeout: float, known_hosts: str | None) -> SshOptions:
+    """The ``SshOptions`` of the values of ``ssh_options`` (accept-new keys go to probe's store)."""
+    from probe.measure.hostkeys import default_accept_new_store
+
+    return SshOptions(
+        connect_timeout_s=connect_timeout,
+        known_hosts=known_hosts,
+        accept_new=accept_new,
+        accept_new_store=default_accept_new_store(),
+    )
+
+
+def ssh_options(f: _F) -> _F:
+    """Options every command that logs in shares (defined once; defaults: ``SshOptions``)."""
+    for opt in reversed(
+        [
+            field_option(
+                "--accept-new",
+                is_flag=True,
+                default_from=(SshOptions, "accept_new"),
+                help="Record UNKNOWN host keys in probe's own known_hosts (never a changed key).",
+            ),
+            field_option(
+                "--known-hosts",
+                type=click.Path(dir_okay=False),
+                default_from=(SshOptions, "known_hosts"),
+                help="known_hosts file (default: the inventory's, else ~/.ssh/known_hosts).",
+            ),
+            field_option(
+                "--connect-timeout",
+                type=float,
+                default_from=(SshOptions, "connect_timeout_s"),
+                show_default=True,
+                help="Seconds per SSH connect attempt.",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f

@@ -14,11 +14,20 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from probe import units
-from probe.cli import EXIT_FAIL, EXIT_OK, main
-from probe.cli.analyse import _host_list, _model_options, _pipeline, _unit
+from probe.cli import EXIT_FAIL, EXIT_OK, main, say
 from probe.cli.jsondoc import Doc, dumps, rehearse_document
-from probe.cli.measure import _say, _ssh_options, ssh_options
-from probe.cli.options import field_option, given_fields, json_option, option_names
+from probe.cli.options import (
+    field_option,
+    given_fields,
+    host_list,
+    json_option,
+    model_options,
+    option_names,
+    parse_callback,
+    pipeline_of,
+    ssh_options,
+    ssh_options_of,
+)
 from probe.decide.options import (
     PATTERNS,
     CalcOptions,
@@ -49,21 +58,23 @@ DEFAULT_STAGES: dict[str, int] = {"decode": 3, "prefill": 3, "allreduce": 4, "sp
     help="The traffic: decode tokens round the stages, prefill activations after an idle gap, a "
     "ring all-reduce, speculative blocks, or one KV-cache transfer.",
 )
-@click.option("--path", "path_", callback=_host_list, help="The hosts in order, comma separated.")
-@_model_options(ring=False)
+@click.option("--path", "path_", callback=host_list, help="The hosts in order, comma separated.")
+@model_options(ring=False)
 @click.option(
     "--decode-compute",
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="Compute each stage spends per token, e.g. 4ms (default 0).",
 )
 @click.option(
     "--prefill-compute",
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="Compute each stage spends per prefill request (default 0).",
 )
 @click.option("--spec-accepted", type=click.FloatRange(min=0, min_open=True), help="spec: E.")
 @click.option(
-    "--spec-block", callback=_unit(units.parse_duration_ms), help="spec: block time, e.g. 45ms."
+    "--spec-block",
+    callback=parse_callback(units.parse_duration_ms),
+    help="spec: block time, e.g. 45ms.",
 )
 @field_option(
     "--rounds",
@@ -111,7 +122,7 @@ DEFAULT_STAGES: dict[str, int] = {"decode": 3, "prefill": 3, "allreduce": 4, "sp
 @click.option(
     "--per-message",
     "per_message_ms",
-    callback=_unit(units.parse_duration_ms),
+    callback=parse_callback(units.parse_duration_ms),
     help="The corrected formula's fixed cost per message and hop, e.g. 0.05ms (default 0).",
 )
 @click.option(
@@ -157,7 +168,7 @@ def rehearse(
     inventory, anchors, run_dir = _target(target)
     calc = CalcOptions(
         # ring: the decode always closes back at stage 1, where its round trip is timed
-        pipeline=_pipeline(model, model_config, dtype, tokens, batch, seq, True, stages),
+        pipeline=pipeline_of(model, model_config, dtype, tokens, batch, seq, True, stages),
         decode_compute_ms=decode_compute or 0.0,
         prefill_compute_ms=prefill_compute or 0.0,
         spec=SpecOptions(accepted_per_block=spec_accepted, block_ms=spec_block),
@@ -171,13 +182,13 @@ def rehearse(
     path = path_ or _place(inventory, anchors, k, calc)
     t = traffic(path, calc, options)
     with option_names():
-        ssh = _ssh_options(accept_new, connect_timeout, known_hosts)
+        ssh = ssh_options_of(accept_new, connect_timeout, known_hosts)
 
     from probe.decide import scenarios as sc
     from probe.measure.rehearsal import rehearse_fleet, write_timings
     from probe.report.rehearsals import FOLDER_PREFIX
 
-    done = asyncio.run(rehearse_fleet(inventory, t, options, ssh, _say))
+    done = asyncio.run(rehearse_fleet(inventory, t, options, ssh, say))
     folder = (run_dir or Path(output)) / f"{FOLDER_PREFIX}{done.rehearsal_id}"
     timings = write_timings(folder, done)
     links = sc.Links.from_anchors(anchors) if anchors is not None else None
