@@ -152,7 +152,8 @@ DAMAGE: dict[str, Damage] = {
     "run-json-missing": lambda run: (run / "run.json").unlink(),
     "anchors-schema-3": lambda run: shutil.copy(BAD / "anchors" / "schema-3.json",
                                                 run / "anchors.json"),
-    "anchors-missing": lambda run: (run / "anchors.json").unlink(),
+    # calc reads a run directory's stored matrix: this one holds neither run.json nor anchors.json
+    "anchors-missing": lambda run: [(run / n).unlink() for n in ("anchors.json", "run.json")],
 }  # fmt: skip
 
 RUN_CASES: dict[str, Case] = {
