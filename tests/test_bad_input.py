@@ -115,6 +115,14 @@ def _write(name: str, data: bytes) -> Damage:
     return lambda run: (run / name).write_bytes(data)
 
 
+def _remove(*names: str) -> Damage:
+    def remove(run: Path) -> None:
+        for name in names:
+            (run / name).unlink()
+
+    return remove
+
+
 PING_LINE, IPERF_LINE = 20, 51  # an ok ping record and an ok iperf3 record of the golden run
 
 DAMAGE: dict[str, Damage] = {
@@ -153,7 +161,7 @@ DAMAGE: dict[str, Damage] = {
     "anchors-schema-3": lambda run: shutil.copy(BAD / "anchors" / "schema-3.json",
                                                 run / "anchors.json"),
     # calc reads a run directory's stored matrix: this one holds neither run.json nor anchors.json
-    "anchors-missing": lambda run: [(run / n).unlink() for n in ("anchors.json", "run.json")],
+    "anchors-missing": _remove("anchors.json", "run.json"),
 }  # fmt: skip
 
 RUN_CASES: dict[str, Case] = {
