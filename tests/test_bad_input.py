@@ -115,6 +115,14 @@ def _write(name: str, data: bytes) -> Damage:
     return lambda run: (run / name).write_bytes(data)
 
 
+def _remove(*names: str) -> Damage:
+    def remove(run: Path) -> None:
+        for name in names:
+            (run / name).unlink()
+
+    return remove
+
+
 PING_LINE, IPERF_LINE = 20, 51  # an ok ping record and an ok iperf3 record of the golden run
 
 DAMAGE: dict[str, Damage] = {
@@ -152,7 +160,8 @@ DAMAGE: dict[str, Damage] = {
     "run-json-missing": lambda run: (run / "run.json").unlink(),
     "anchors-schema-3": lambda run: shutil.copy(BAD / "anchors" / "schema-3.json",
                                                 run / "anchors.json"),
-    "anchors-missing": lambda run: (run / "anchors.json").unlink(),
+    # calc reads a run directory's stored matrix: this one holds neither run.json nor anchors.json
+    "anchors-missing": _remove("anchors.json", "run.json"),
 }  # fmt: skip
 
 RUN_CASES: dict[str, Case] = {

@@ -1,9 +1,9 @@
 """``probe calc``, ``probe groups`` and ``probe gate``: offline analysis of one run's anchors.
 
-RUN is a run directory holding ``anchors.json`` or the path of an anchors file. Each command
-parses its options into ``probe.decide.options`` values, calls one use case and renders its
-answer. numpy and the calculator are imported inside the commands so that ``probe --help`` stays
-instant.
+RUN is a run directory (its stored matrix is read, not ``anchors.json``) or the path of an
+anchors file. Each command parses its options into ``probe.decide.options`` values, calls one use
+case and renders its answer. numpy and the calculator are imported inside the commands so that
+``probe --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -60,9 +60,14 @@ _NEEDS: dict[Scenario, str] = {
 
 
 def _load_run(run: str) -> Anchors:
+    """A run directory's anchors from its stored matrix (``matrix.stored``: no JSON of a million
+    pairs to parse); an anchors file, or a directory holding only one, parsed."""
     from probe.matrix.anchors import load_anchors
+    from probe.matrix.stored import anchors_of
 
     p = Path(run)
+    if (p / "run.json").is_file():
+        return anchors_of(p, warn=lambda m: click.echo(f"probe: warning: {m}", err=True))
     if p.is_dir():
         p = p / "anchors.json"
     if not p.exists():
@@ -70,17 +75,6 @@ def _load_run(run: str) -> Anchors:
             "no anchors.json here (give a run directory or an anchors file)", where=str(p)
         )
     return load_anchors(p)
-
-
-def _gate_anchors(run: str) -> Anchors:
-    """A run directory's anchors from its stored matrix (``matrix.stored``: no JSON of a million
-    pairs to parse); an anchors file, or a directory holding only one, as ``_load_run`` reads it."""
-    from probe.matrix.stored import anchors_of
-
-    p = Path(run)
-    if (p / "run.json").is_file():
-        return anchors_of(p, warn=lambda m: click.echo(f"probe: warning: {m}", err=True))
-    return _load_run(run)
 
 
 def _scenarios(
@@ -425,7 +419,7 @@ def gate(run: str, policy_file: str, markdown_file: str | None, as_json: bool) -
     from probe.textio import save
 
     policy = load_policy(policy_file)
-    report = evaluate(policy, _gate_anchors(run))
+    report = evaluate(policy, _load_run(run))
     click.echo(
         dumps(gate_document(report, policy.name)) if as_json else render_gate(report, policy.name)
     )

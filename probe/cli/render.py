@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -20,17 +21,19 @@ def _cell(value: object, status: str) -> str:
 
 
 def render_grid(run: RunDoc, frame: pd.DataFrame, metric: str) -> str:
+    """The src × dst grid from whole arrays: a pandas lookup per cell took 3 s at 300 hosts."""
     order = matrix.host_order(run)
-    values = matrix.wide(frame, metric, order)
+    values = matrix.wide(frame, metric, order).to_numpy(dtype="float64")
     statuses = matrix.status_grid(frame, order, bandwidth=metric.startswith("bw"))
-    rows = [
-        [src]
-        + [
-            "·" if src == dst else _cell(values.at[src, dst], str(statuses.at[src, dst]))
-            for dst in order
-        ]
-        for src in order
-    ]
+    # a pair without a row has no status: shown as str() of pandas' missing value, as ever
+    status = statuses.astype(object).where(statuses.notna(), "nan").to_numpy(dtype=object)
+    without = np.where(status == "ok", "—", status)
+    numbers = np.where(
+        np.abs(values) < 100, np.char.mod("%.3g", values), np.char.mod("%.0f", values)
+    )
+    cells = np.where(np.isnan(values), without, numbers).astype(object)
+    np.fill_diagonal(cells, "·")
+    rows = [[src, *row] for src, row in zip(order, cells.tolist(), strict=True)]
     title = f"{metric} (row = source, column = destination)"
     return title + "\n" + tabulate(rows, ["src \\ dst", *order], disable_numparse=True)
 

@@ -836,7 +836,7 @@ def to_anchors(
         hosts=hosts,
         pairs=pairs,
         regions=roll_up(pairs),
-        samples=samples or {},
+        samples={} if samples is None else samples,  # a lazy Mapping: `or` would read it all
     )
 
 

@@ -1,5 +1,6 @@
-"""show, export, report, diff and gate read the matrix the run's end stored: no rebuild from
-samples.jsonl, no anchors.json parsed, and the same output as a rebuild gives."""
+"""show, export, report, diff, gate, calc and groups read the matrix the run's end stored: no
+rebuild from samples.jsonl, no anchors.json parsed, and the same output as a rebuild (or the
+parsed anchors file) gives."""
 
 from __future__ import annotations
 
@@ -57,3 +58,33 @@ def test_the_report_from_the_stored_matrix_is_the_rebuilt_one(tmp_path: Path) ->
     text = (stored / "report.md").read_text()
     assert "Monte-Carlo p99" in text  # the headline read the samples the run's end kept
     assert text == (rebuilt / "report.md").read_text().replace("rebuilt", "stored")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["calc", "--stages", "2", "--trials", "200"],
+        ["calc", "--stages", "2", "--trials", "200", "--json"],
+        ["groups", "--max-rtt", "5ms"],
+        ["groups", "--max-rtt", "5ms", "--json"],
+    ],
+)
+def test_calc_and_groups_read_the_stored_matrix(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    a = _finished(tmp_path / "a")
+    command, *options = argv
+    assert run([command, str(a / "anchors.json"), *options]) == 0  # the file, parsed
+    from_json = capsys.readouterr().out
+
+    def no_json(*_args: Any, **_kwargs: Any) -> anchors.Anchors:
+        raise AssertionError("parsed anchors.json")
+
+    monkeypatch.setattr(anchors, "load_anchors", no_json)
+    (a / "anchors.json").write_text("not json")
+    assert run([command, str(a), *options]) == 0
+    assert capsys.readouterr().out == from_json
+    assert from_json.strip()

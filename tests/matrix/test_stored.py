@@ -205,3 +205,23 @@ def test_samples_newer_than_the_sidecar_are_read_from_samples_jsonl(run_dir: Pat
     assert not isinstance(rebuilt, SidecarSamples)
     on_disk = load_anchors(run_dir / "anchors.json").samples
     assert sorted(rebuilt) == sorted(on_disk)
+
+
+def test_the_samples_stay_unread_until_a_pair_is_asked_for(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the whole sidecar costs ~1 s at 300 hosts: anchors_of leaves it to calc."""
+    finish(RunStore.reopen(run_dir), read_run(run_dir), bw_planned=0)
+    sources: list[str | None] = []
+    real = SidecarSamples._read
+
+    def counting(self: SidecarSamples, groups: list[int], src: str | None) -> Any:
+        sources.append(src)
+        return real(self, groups, src)
+
+    monkeypatch.setattr(SidecarSamples, "_read", counting)
+    anchors = stored.anchors_of(run_dir)
+    assert sources == []
+    pair = next(p for p in anchors.pairs if p.ok)
+    assert anchors.rtt_samples(pair) is not None
+    assert sources == [pair.src]
