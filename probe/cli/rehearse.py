@@ -212,17 +212,20 @@ def save_summary(folder: Path, doc: Doc) -> Path:
 
 def _target(target: str) -> tuple[Inventory, Anchors | None, Path | None]:
     """The inventory, and with a run directory its anchors and the directory."""
+    from probe.cli import say
     from probe.inventory import load_inventory
-    from probe.matrix.anchors import load_anchors
+    from probe.matrix.stored import anchors_of
     from probe.store.rundir import read_run
 
     p = Path(target)
     if not p.is_dir():
         return load_inventory(p), None, None
-    if not (p / "run.json").exists() or not (p / "anchors.json").exists():
-        raise InputError("not a run directory (no run.json and anchors.json)", where=str(p))
+    if not (p / "run.json").exists():
+        raise InputError("not a run directory (no run.json)", where=str(p))
     run = read_run(p)
-    return load_inventory(run.inventory.path), load_anchors(p / "anchors.json"), p
+    # the stamped matrix, as calc reads it: the prediction is calc's on the same figures
+    anchors = anchors_of(p, warn=lambda m: say(f"probe: warning: {m}"))
+    return load_inventory(run.inventory.path), anchors, p
 
 
 def _place(
