@@ -60,12 +60,21 @@ def test_every_ordered_pair_has_an_rtt_within_the_truth(run: Path, truth: LabTru
     want = {(p.src, p.dst): p for p in truth.pairs if {p.src, p.dst} <= measured}
     assert {(as_str(r.src), as_str(r.dst)) for r in frame.itertuples()} == set(want)
     assert len(frame) == 60 * 59
+    outside = []
     for row in frame.itertuples():
         pair = want[as_str(row.src), as_str(row.dst)]
         assert row.status == "ok", row
         # the median of PINGS jittered samples: 0.5 ms + 2 %, widened by 3 standard errors
         slack = 0.5 + 0.02 * pair.rtt_ms + 3 * 1.2533 * pair.rtt_std_ms / math.sqrt(PINGS)
-        assert abs(as_float(row.rtt_p50_ms) - pair.rtt_ms) <= slack, (row, pair)
+        off = abs(as_float(row.rtt_p50_ms) - pair.rtt_ms)
+        # a stall of this shared 2-core machine may move a few medians a little (CI once saw
+        # one intra-region pair at 1.075 ms for 0.5): never by a further millisecond
+        assert off <= slack + 1.0, (row, pair)
+        if off > slack:
+            outside.append(f"{pair.src}→{pair.dst} {as_float(row.rtt_p50_ms)} ms for {pair.rtt_ms}")
+    # but no more than 1 % of the pairs: a lab-wide lateness (an emulator sleeping whole
+    # milliseconds put all ~540 intra-region pairs 1-1.5 ms high) fails here
+    assert len(outside) <= len(frame) // 100, outside[:20]
 
 
 def test_no_loss_the_topology_does_not_emulate(run: Path, truth: LabTruth) -> None:
