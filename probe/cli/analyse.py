@@ -21,13 +21,16 @@ from probe.cli.figures import render_calculation, render_gate, render_groups, re
 from probe.cli.jsondoc import calc_document, dumps, gate_document, groups_document
 from probe.cli.options import (
     comma_list,
+    compute_options,
+    duration_option,
     field_option,
     given_fields,
     host_list,
     json_option,
     model_options,
     parse_callback,
-    pipeline_of,
+    path_option,
+    spec_block_options,
 )
 from probe.decide.options import (
     SCENARIOS,
@@ -112,37 +115,17 @@ def _capability(
 @main.command()
 @click.argument("run")
 @model_options()
-@click.option(
-    "--path",
-    "path_",
-    callback=host_list,
-    help="Stage hosts in order, comma separated (else auto placement).",
-)
-@click.option(
-    "--decode-compute",
-    callback=parse_callback(units.parse_duration_ms),
-    help="Compute per stage per decoded token, e.g. 4ms (default 0: network only).",
-)
-@click.option(
-    "--prefill-compute",
-    callback=parse_callback(units.parse_duration_ms),
-    help="Compute per stage per prefill request, e.g. 120ms.",
-)
-@click.option(
-    "--tp-compute",
-    callback=parse_callback(units.parse_duration_ms),
-    help="Compute per token of the tensor-parallel group, e.g. 8ms.",
-)
+@path_option
+@compute_options
+@duration_option("--tp-compute", help="Compute per token of the tensor-parallel group, e.g. 8ms.")
 @field_option(
     "--after-idle/--warm",
     default_from=(Transport, "after_idle"),
-    show_default=True,
     help="Prefill: each hop's transfer starts in TCP slow start (the connection sat idle or "
     "carried only decode messages), or on a window already open (--warm: today's formula).",
 )
-@click.option(
+@duration_option(
     "--per-message",
-    callback=parse_callback(units.parse_duration_ms),
     help="Fixed cost per message per hop for decode and prefill, e.g. 0.2ms (default 0 until "
     "probe rehearse measures one).",
 )
@@ -161,16 +144,7 @@ def _capability(
     help="Comma list of decode,prefill,tp,spec,pool; auto = decode,prefill,tp plus spec "
     "and pool when their inputs are given.",
 )
-@click.option(
-    "--spec-accepted",
-    type=click.FloatRange(min=0, min_open=True),
-    help="spec: accepted tokens per block E.",
-)
-@click.option(
-    "--spec-block",
-    callback=parse_callback(units.parse_duration_ms),
-    help="spec: co-located draft+verify block time, e.g. 45ms.",
-)
+@spec_block_options
 @click.option(
     "--spec-ar-tps",
     type=click.FloatRange(min=0, min_open=True),
@@ -189,16 +163,14 @@ def _capability(
 @click.option(
     "--verifiers", callback=host_list, help="spec: verifier hosts (default: the stage hosts)."
 )
-@click.option(
+@duration_option(
     "--pool-service",
-    callback=parse_callback(units.parse_duration_ms),
     help="pool: service time of one request on a capability-1.0 host, e.g. 800ms.",
 )
 @field_option(
     "--pool-requests",
     type=click.IntRange(min=1),
     default_from=(PoolOptions, "requests"),
-    show_default=True,
     help="pool: number of requests.",
 )
 @click.option(
@@ -221,14 +193,12 @@ def _capability(
     "--trials",
     type=click.IntRange(min=0),
     default_from=(Draws, "trials"),
-    show_default=True,
     help="Monte-Carlo trials (0: off).",
 )
 @field_option(
     "--seed",
     type=int,
     default_from=(Draws, "seed"),
-    show_default=True,
     help="Monte-Carlo RNG seed.",
 )
 @click.option(
@@ -246,14 +216,7 @@ def _capability(
 @json_option("calc")
 def calc(
     run: str,
-    model: str,
-    model_config: str | None,
-    dtype: str,
-    tokens: int,
-    batch: int,
-    seq: int,
-    ring: bool,
-    stages: int,
+    pipeline: PipelineOptions,
     path_: tuple[str, ...],
     decode_compute: float | None,
     prefill_compute: float | None,
@@ -283,9 +246,9 @@ def calc(
     anchors = _load_run(run)  # before numpy is imported: a bad run fails fast
     stages_given = "stages" in given_fields(click.get_current_context(), PipelineOptions)
     options = CalcOptions(
-        pipeline=pipeline_of(model, model_config, dtype, tokens, batch, seq, ring, stages),
+        pipeline=pipeline,
         path=path_,
-        stages=stages if stages_given else None,
+        stages=pipeline.stages if stages_given else None,
         allreduce=allreduce or AllReduce(),
         decode_compute_ms=decode_compute or 0.0,
         prefill_compute_ms=prefill_compute or 0.0,
@@ -344,10 +307,9 @@ def _sweep(
 
 @main.command()
 @click.argument("run")
-@click.option(
+@duration_option(
     "--max-rtt",
     required=True,
-    callback=parse_callback(units.parse_duration_ms),
     help="Highest RTT allowed between two members, both directions, e.g. 5ms.",
 )
 @field_option(
@@ -360,7 +322,6 @@ def _sweep(
     "--rtt-stat",
     type=click.Choice(["p50", "p99"]),
     default_from=(Limits, "rtt_stat"),
-    show_default=True,
     help="Which RTT statistic is held to --max-rtt.",
 )
 @model_options()
@@ -370,28 +331,20 @@ def groups(
     max_rtt: float,
     min_bw: float | None,
     rtt_stat: str,
-    model: str,
-    model_config: str | None,
-    dtype: str,
-    tokens: int,
-    batch: int,
-    seq: int,
-    ring: bool,
-    stages: int,
+    pipeline: PipelineOptions,
     as_json: bool,
 ) -> int:
     """Network-local groups of RUN, each with its best stage order and predicted figures."""
     anchors = _load_run(run)  # before numpy is imported: a bad run fails fast
-    pipeline = pipeline_of(model, model_config, dtype, tokens, batch, seq, ring, stages)
     limits = Limits(max_rtt, min_bw, "p99" if rtt_stat == "p99" else "p50")
 
     from probe.decide.groups import group_run
 
     found = group_run(anchors, limits, pipeline)
     if as_json:
-        click.echo(dumps(groups_document(anchors.run_id, limits, stages, found)))
+        click.echo(dumps(groups_document(anchors.run_id, limits, pipeline.stages, found)))
     else:
-        click.echo(render_groups(anchors.run_id, stages, found))
+        click.echo(render_groups(anchors.run_id, pipeline.stages, found))
     return 0
 
 

@@ -65,7 +65,6 @@ _regions = click.option(
     "--unit",
     type=click.Choice(list(RTT_UNITS)),
     default_from=(MatrixOptions, "unit"),
-    show_default=True,
     help="Unit of a square matrix's figures and of a bare 'rtt' column.",
 )
 @click.option(

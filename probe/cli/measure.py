@@ -140,56 +140,48 @@ def check(
     "--count",
     type=int,
     default_from=(RunOptions, "count"),
-    show_default=True,
     help="Pings per pair.",
 )
 @field_option(
     "--interval",
     type=float,
     default_from=(RunOptions, "interval_s"),
-    show_default=True,
     help="Seconds between pings.",
 )
 @field_option(
     "--pinger",
     type=click.Choice(PINGERS),
     default_from=(RunOptions, "pinger"),
-    show_default=True,
     help="Ping with fping (one process per source), with ping (one per target, at most "
     f"{PING_FANOUT_MAX} at a time), or auto: fping on the sources that have it.",
 )
 @field_option(
     "--ping-pairs",
     default_from=(RunOptions, "ping_pairs"),
-    show_default=True,
     help="Ping pairs: all | intra-region | intra-zone | sample:K (full mesh inside each region, "
     "K seeded representatives per region across); the rest are not-planned, never failures.",
 )
 @field_option(
     "--bandwidth/--no-bandwidth",
     default_from=(RunOptions, "bandwidth"),
-    show_default=True,
     help="Run iperf3 tests.",
 )
 @field_option(
     "--duration",
     type=int,
     default_from=(BandwidthOptions, "duration_s"),
-    show_default=True,
     help="iperf3 seconds measured.",
 )
 @field_option(
     "--omit",
     type=int,
     default_from=(BandwidthOptions, "omit_s"),
-    show_default=True,
     help="iperf3 warm-up seconds omitted.",
 )
 @field_option(
     "--streams",
     type=int,
     default_from=(BandwidthOptions, "streams"),
-    show_default=True,
     help="iperf3 parallel streams (-P).",
 )
 @field_option(
@@ -203,7 +195,6 @@ def check(
     "--auth",
     type=click.Choice(AUTH_MODES),
     default_from=(BandwidthOptions, "auth"),
-    show_default=True,
     help="Authenticate iperf3 tests with a credential made for the run and removed after it: "
     "auto where both ends can (iperf3 3.7+ with OpenSSL), required (a pair that cannot is "
     "not measured), or off.",
@@ -212,14 +203,12 @@ def check(
     "--iperf3-ports",
     type=PortsType(),
     default_from=(BandwidthOptions, "iperf3_ports"),
-    show_default=True,
     help="TCP ports iperf3 servers listen on (LO-HI), unless a host's inventory names its own "
     "(iperf3_ports).",
 )
 @field_option(
     "--pairs",
     default_from=(RunOptions, "pairs"),
-    show_default=True,
     help="Bandwidth pairs: all | cross-region | intra-region | sample:K.",
 )
 @field_option(
@@ -232,7 +221,6 @@ def check(
     "--compare-streams",
     type=int,
     default_from=(RunOptions, "compare_streams"),
-    show_default=True,
     help="Also run each bandwidth test with -P N streams, for comparison with the single stream.",
 )
 @field_option(

@@ -1,25 +1,27 @@
 """Options whose default is a library dataclass field's: one place for each default.
 
 ``field_option("--count", default_from=(RunOptions, "count"), …)`` takes its default from
-``RunOptions``; changing the field changes the CLI (and its help) with it. The classes named
-here must import without pandas, numpy or asyncssh: ``probe --help`` builds every option.
-Their rules live there too (``__post_init__``); :func:`option_names` says which option broke one.
-The options several commands share (model shape, SSH, host lists, quantities) are defined here
-once.
+``RunOptions`` and shows it in the help; changing the field changes the CLI (and its help) with
+it. The classes named here must import without pandas, numpy or asyncssh: ``probe --help`` builds
+every option. Their rules live there too (``__post_init__``); :func:`option_names` says which
+option broke one. The options several commands share (model shape, SSH, host lists, quantities,
+calc's inputs that rehearse takes too) are defined here once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 import click
 from click.core import ParameterSource
 
+from probe import units
 from probe.cli.jsondoc import schema_id
-from probe.decide.formulas import BYTES_PER_ELEMENT, Dtype
+from probe.decide.formulas import BYTES_PER_ELEMENT
 from probe.decide.options import PipelineOptions
 from probe.errors import InputError, OptionError
 from probe.measure.sshoptions import SshOptions
@@ -40,12 +42,14 @@ def field_default(owner: type[Any], name: str) -> Any:
 
 
 class FieldOption(click.Option):
-    """A click option that remembers which library field its default comes from."""
+    """A click option that remembers which library field its default comes from, and shows it
+    (a ``None`` default or an unset flag shows nothing)."""
 
     def __init__(
         self, param_decls: Sequence[str], *, default_from: tuple[type[Any], str], **attrs: Any
     ) -> None:
         self.default_from = default_from
+        attrs.setdefault("show_default", True)
         super().__init__(param_decls, default=field_default(*default_from), **attrs)
 
 
@@ -130,27 +134,82 @@ def host_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return comma_list(value)
 
 
-def model_options(*, ring: bool = True) -> Callable[[_F], _F]:
-    """Model and workload options shared by ``calc``, ``groups`` and ``rehearse``
-    (``PipelineOptions``); ``ring=False`` leaves out ``--ring/--open`` (rehearse's decode always
-    closes back at stage 1: its round trip is timed there)."""
+def stacked(*decorators: Callable[[_F], _F]) -> Callable[[_F], _F]:
+    """The decorators as one, applied as if written in this order above a function."""
 
     def decorate(fn: _F) -> _F:
-        for opt in reversed(options if ring else [o for o in options if o is not ring_option]):
-            fn = opt(fn)
+        for d in reversed(decorators):
+            fn = d(fn)
         return fn
+
+    return decorate
+
+
+def duration_option(*param_decls: str, **attrs: Any) -> Callable[[_F], _F]:
+    """``click.option`` taking a time with its unit (``4ms``, ``1.5s``) as milliseconds."""
+    return click.option(*param_decls, callback=parse_callback(units.parse_duration_ms), **attrs)
+
+
+#: ``--path``: the stage hosts of calc and rehearse.
+path_option = click.option(
+    "--path",
+    "path_",
+    callback=host_list,
+    help="Stage hosts in order, comma separated (else auto placement).",
+)
+#: Compute per stage (``CalcOptions``), which calc predicts with and rehearse waits out.
+compute_options = stacked(
+    duration_option(
+        "--decode-compute",
+        help="Compute per stage per decoded token, e.g. 4ms (default 0: network only).",
+    ),
+    duration_option(
+        "--prefill-compute",
+        help="Compute per stage per prefill request, e.g. 120ms (default 0).",
+    ),
+)
+#: The speculative block (``SpecOptions``) of calc and rehearse.
+spec_block_options = stacked(
+    click.option(
+        "--spec-accepted",
+        type=click.FloatRange(min=0, min_open=True),
+        help="spec: accepted tokens per block E.",
+    ),
+    duration_option(
+        "--spec-block",
+        help="spec: co-located draft+verify block time, e.g. 45ms.",
+    ),
+)
+
+#: The options of ``model_options``: ``PipelineOptions``' fields.
+_PIPELINE_FIELDS = tuple(f.name for f in dataclasses.fields(PipelineOptions))
+
+
+def model_options(*, ring: bool = True) -> Callable[[_F], _F]:
+    """Model and workload options shared by ``calc``, ``groups`` and ``rehearse``: the command
+    receives them as one ``pipeline: PipelineOptions``. ``ring=False`` leaves out
+    ``--ring/--open`` and rings (rehearse's decode always closes back at stage 1: its round trip
+    is timed there)."""
+
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def command(**values: Any) -> Any:
+            fields = {name: values.pop(name) for name in _PIPELINE_FIELDS if name in values}
+            return fn(**values, pipeline=PipelineOptions(**{"ring": True, **fields}))
+
+        return stacked(*(options if ring else [o for o in options if o is not ring_option]))(
+            cast(_F, command)
+        )
 
     ring_option = field_option(
         "--ring/--open",
         default_from=(PipelineOptions, "ring"),
-        show_default=True,
         help="Ring: the token travels back to stage 1 (K hops, not K−1).",
     )
     options = [
         field_option(
             "--model",
             default_from=(PipelineOptions, "model"),
-            show_default=True,
             help="Preset model shape (see --help of calc for the list).",
         ),
         click.option(
@@ -162,28 +221,24 @@ def model_options(*, ring: bool = True) -> Callable[[_F], _F]:
             "--dtype",
             type=click.Choice(tuple(BYTES_PER_ELEMENT)),
             default_from=(PipelineOptions, "dtype"),
-            show_default=True,
             help="Activation dtype on the wire (int8/fp8 halve, int4 quarters).",
         ),
         field_option(
             "--tokens",
             type=click.IntRange(min=1),
             default_from=(PipelineOptions, "tokens"),
-            show_default=True,
             help="Tokens generated in interactive decode.",
         ),
         field_option(
             "--batch",
             type=click.IntRange(min=1),
             default_from=(PipelineOptions, "batch"),
-            show_default=True,
             help="Prefill batch size B.",
         ),
         field_option(
             "--seq",
             type=click.IntRange(min=1),
             default_from=(PipelineOptions, "seq"),
-            show_default=True,
             help="Prefill sequence length S (tokens).",
         ),
         ring_option,
@@ -191,36 +246,12 @@ def model_options(*, ring: bool = True) -> Callable[[_F], _F]:
             "--stages",
             type=click.IntRange(min=1),
             default_from=(PipelineOptions, "stages"),
-            show_default=True,
             help="Pipeline stages K (placed automatically unless --path). calc without it: "
             "this default for decode, prefill and tp, 2 hosts for spec, every reachable "
             "host for pool.",
         ),
     ]
     return decorate
-
-
-def pipeline_of(
-    model: str,
-    model_config: str | None,
-    dtype: str,
-    tokens: int,
-    batch: int,
-    seq: int,
-    ring: bool,
-    stages: int,
-) -> PipelineOptions:
-    """The ``PipelineOptions`` of the values of ``model_options``."""
-    return PipelineOptions(
-        model=model,
-        model_config=model_config,
-        stages=stages,
-        dtype=cast(Dtype, dtype),
-        tokens=tokens,
-        batch=batch,
-        seq=seq,
-        ring=ring,
-    )
 
 
 def ssh_options_of(accept_new: bool, connect_timeout: float, known_hosts: str | None) -> SshOptions:
@@ -237,28 +268,23 @@ def ssh_options_of(accept_new: bool, connect_timeout: float, known_hosts: str | 
 
 def ssh_options(f: _F) -> _F:
     """Options every command that logs in shares (defined once; defaults: ``SshOptions``)."""
-    for opt in reversed(
-        [
-            field_option(
-                "--accept-new",
-                is_flag=True,
-                default_from=(SshOptions, "accept_new"),
-                help="Record UNKNOWN host keys in probe's own known_hosts (never a changed key).",
-            ),
-            field_option(
-                "--known-hosts",
-                type=click.Path(dir_okay=False),
-                default_from=(SshOptions, "known_hosts"),
-                help="known_hosts file (default: the inventory's, else ~/.ssh/known_hosts).",
-            ),
-            field_option(
-                "--connect-timeout",
-                type=float,
-                default_from=(SshOptions, "connect_timeout_s"),
-                show_default=True,
-                help="Seconds per SSH connect attempt.",
-            ),
-        ]
-    ):
-        f = opt(f)
-    return f
+    return stacked(
+        field_option(
+            "--accept-new",
+            is_flag=True,
+            default_from=(SshOptions, "accept_new"),
+            help="Record UNKNOWN host keys in probe's own known_hosts (never a changed key).",
+        ),
+        field_option(
+            "--known-hosts",
+            type=click.Path(dir_okay=False),
+            default_from=(SshOptions, "known_hosts"),
+            help="known_hosts file (default: the inventory's, else ~/.ssh/known_hosts).",
+        ),
+        field_option(
+            "--connect-timeout",
+            type=float,
+            default_from=(SshOptions, "connect_timeout_s"),
+            help="Seconds per SSH connect attempt.",
+        ),
+    )(f)

@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from probe import units
 from probe.cli import EXIT_FAIL, EXIT_OK, main, say
 from probe.cli.jsondoc import Doc, dumps, rehearse_document
 from probe.cli.options import (
+    compute_options,
+    duration_option,
     field_option,
     given_fields,
-    host_list,
     json_option,
     model_options,
     option_names,
-    parse_callback,
-    pipeline_of,
+    path_option,
+    spec_block_options,
     ssh_options,
     ssh_options_of,
 )
@@ -54,28 +54,13 @@ DEFAULT_STAGES: dict[str, int] = {"decode": 3, "prefill": 3, "allreduce": 4, "sp
     "--pattern",
     type=click.Choice(PATTERNS),
     default_from=(RehearseOptions, "pattern"),
-    show_default=True,
     help="The traffic: decode tokens round the stages, prefill activations after an idle gap, a "
     "ring all-reduce, speculative blocks, or one KV-cache transfer.",
 )
-@click.option("--path", "path_", callback=host_list, help="The hosts in order, comma separated.")
+@path_option
 @model_options(ring=False)
-@click.option(
-    "--decode-compute",
-    callback=parse_callback(units.parse_duration_ms),
-    help="Compute each stage spends per token, e.g. 4ms (default 0).",
-)
-@click.option(
-    "--prefill-compute",
-    callback=parse_callback(units.parse_duration_ms),
-    help="Compute each stage spends per prefill request (default 0).",
-)
-@click.option("--spec-accepted", type=click.FloatRange(min=0, min_open=True), help="spec: E.")
-@click.option(
-    "--spec-block",
-    callback=parse_callback(units.parse_duration_ms),
-    help="spec: block time, e.g. 45ms.",
-)
+@compute_options
+@spec_block_options
 @field_option(
     "--rounds",
     type=click.IntRange(min=1),
@@ -86,7 +71,6 @@ DEFAULT_STAGES: dict[str, int] = {"decode": 3, "prefill": 3, "allreduce": 4, "sp
     "--warmup",
     type=click.IntRange(min=0),
     default_from=(RehearseOptions, "warmup"),
-    show_default=True,
     help="allreduce: repetitions first run and not counted.",
 )
 @field_option(
@@ -94,21 +78,18 @@ DEFAULT_STAGES: dict[str, int] = {"decode": 3, "prefill": 3, "allreduce": 4, "sp
     "idle_s",
     type=click.FloatRange(min=0),
     default_from=(RehearseOptions, "idle_s"),
-    show_default=True,
     help="prefill, kv: seconds idle before each transfer.",
 )
 @field_option(
     "--pings",
     type=click.IntRange(min=1),
     default_from=(RehearseOptions, "pings"),
-    show_default=True,
     help="prefill, kv: small echoed messages timing each hop's round trip.",
 )
 @field_option(
     "--max-bytes",
     type=click.IntRange(min=1),
     default_from=(RehearseOptions, "max_bytes"),
-    show_default=True,
     help="The most bytes any one hop may carry.",
 )
 @field_option(
@@ -116,13 +97,11 @@ DEFAULT_STAGES: dict[str, int] = {"decode": 3, "prefill": 3, "allreduce": 4, "sp
     "max_time_s",
     type=click.FloatRange(min=1),
     default_from=(RehearseOptions, "max_time_s"),
-    show_default=True,
     help="Seconds after which every relay ends, whatever happens.",
 )
-@click.option(
+@duration_option(
     "--per-message",
     "per_message_ms",
-    callback=parse_callback(units.parse_duration_ms),
     help="The corrected formula's fixed cost per message and hop, e.g. 0.05ms (default 0).",
 )
 @click.option(
@@ -138,13 +117,7 @@ def rehearse(
     target: str,
     pattern: str,
     path_: tuple[str, ...],
-    model: str,
-    model_config: str | None,
-    dtype: str,
-    tokens: int,
-    batch: int,
-    seq: int,
-    stages: int,
+    pipeline: PipelineOptions,
     decode_compute: float | None,
     prefill_compute: float | None,
     spec_accepted: float | None,
@@ -167,8 +140,7 @@ def rehearse(
 
     inventory, anchors, run_dir = _target(target)
     calc = CalcOptions(
-        # ring: the decode always closes back at stage 1, where its round trip is timed
-        pipeline=pipeline_of(model, model_config, dtype, tokens, batch, seq, True, stages),
+        pipeline=pipeline,
         decode_compute_ms=decode_compute or 0.0,
         prefill_compute_ms=prefill_compute or 0.0,
         spec=SpecOptions(accepted_per_block=spec_accepted, block_ms=spec_block),
@@ -178,7 +150,7 @@ def rehearse(
         per_message_ms or 0.0,
     )  # fmt: skip
     given = "stages" in given_fields(click.get_current_context(), PipelineOptions)
-    k = stages if given else DEFAULT_STAGES[pattern]
+    k = pipeline.stages if given else DEFAULT_STAGES[pattern]
     path = path_ or _place(inventory, anchors, k, calc)
     t = traffic(path, calc, options)
     with option_names():

@@ -72,42 +72,36 @@ def _kinds(_ctx: click.Context, param: click.Parameter, value: str) -> frozenset
     "--rtt-p50-pct",
     type=float,
     default_from=(Thresholds, "rtt_p50_pct"),
-    show_default=True,
     help="RTT p50 regressed: up by more than this percentage …",
 )
 @field_option(
     "--rtt-p50-ms",
     type=float,
     default_from=(Thresholds, "rtt_p50_ms"),
-    show_default=True,
     help="… and by more than this many milliseconds.",
 )
 @field_option(
     "--rtt-p99-pct",
     type=float,
     default_from=(Thresholds, "rtt_p99_pct"),
-    show_default=True,
     help="RTT p99 regressed: up by more than this percentage …",
 )
 @field_option(
     "--rtt-p99-ms",
     type=float,
     default_from=(Thresholds, "rtt_p99_ms"),
-    show_default=True,
     help="… and by more than this many milliseconds.",
 )
 @field_option(
     "--loss-pp",
     type=float,
     default_from=(Thresholds, "loss_pp"),
-    show_default=True,
     help="Loss regressed: up by more than this many percentage points.",
 )
 @field_option(
     "--bw-pct",
     type=float,
     default_from=(Thresholds, "bw_pct"),
-    show_default=True,
     help="Bandwidth regressed: down by more than this percentage.",
 )
 @json_option("diff")
