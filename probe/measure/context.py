@@ -7,10 +7,10 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, cast
+from typing import Literal
 
 from probe.errors import InputError, require
-from probe.measure.bandwidth import AuthMode, BandwidthOptions, CommandRunner
+from probe.measure.bandwidth import BandwidthOptions, CommandRunner
 from probe.model import CellStatus, Host, PortRange
 from probe.networks import ALL_NETWORKS, NetworkChoice, NetworkOrder, NoRoute, Route, routes
 from probe.plan import parse_pair_mode, parse_ping_pairs
@@ -107,53 +107,29 @@ class RunOptions:
     def as_doc(self) -> RunOptionsDoc:
         """What ``run.json`` records of these options."""
         return RunOptionsDoc(
-            count=self.count,
-            interval_s=self.interval_s,
-            reply_timeout_s=self.reply_timeout_s,
-            pinger=self.pinger,
-            ping_pairs=self.ping_pairs,
-            bandwidth=self.bandwidth,
-            pairs=self.pairs,
-            exclusive_by=self.exclusive_by,
-            duration_s=self.bw.duration_s,
-            omit_s=self.bw.omit_s,
-            streams=self.bw.streams,
-            under_load=self.under_load,
-            compare_streams=self.compare_streams,
-            congestion=self.bw.congestion,
-            auth=self.bw.auth,
-            network=self.network,
-            networks=self.networks,
+            **{name: getattr(self, name) for name in _RECORDED},
+            **{name: getattr(self.bw, name) for name in _RECORDED_BW},
             iperf3_ports=str(self.bw.iperf3_ports),
         )
 
     def following(self, doc: RunOptionsDoc) -> RunOptions:
-        """These options with every recorded one taken from ``doc`` (what a resume uses)."""
+        """These options with every recorded one taken from ``doc`` (what a resume uses; its
+        values are checked like any others, in ``__post_init__``)."""
         bw = replace(
             self.bw,
-            duration_s=doc.duration_s,
-            omit_s=doc.omit_s,
-            streams=doc.streams,
-            congestion=doc.congestion,
-            auth=cast(AuthMode, doc.auth),  # checked in __post_init__
+            **{name: getattr(doc, name) for name in _RECORDED_BW},
             iperf3_ports=PortRange.parse(doc.iperf3_ports, check=False),
         )
-        return replace(
-            self,
-            count=doc.count,
-            interval_s=doc.interval_s,
-            reply_timeout_s=doc.reply_timeout_s,
-            pinger=cast(Pinger, doc.pinger),  # checked like any other value, in __post_init__
-            ping_pairs=doc.ping_pairs,
-            bandwidth=doc.bandwidth,
-            pairs=doc.pairs,
-            exclusive_by=doc.exclusive_by,
-            under_load=doc.under_load,
-            compare_streams=doc.compare_streams,
-            network=doc.network,
-            networks=doc.networks,
-            bw=bw,
-        )
+        return replace(self, **{name: getattr(doc, name) for name in _RECORDED}, bw=bw)
+
+
+#: The fields of ``RunOptions`` and of its ``BandwidthOptions`` that ``run.json`` records under
+#: the same name (``RunOptionsDoc``: the ports besides, as text). One list for both directions.
+_RECORDED = (
+    "count", "interval_s", "reply_timeout_s", "pinger", "ping_pairs", "bandwidth", "pairs",
+    "exclusive_by", "under_load", "compare_streams", "network", "networks",
+)  # fmt: skip
+_RECORDED_BW = ("duration_s", "omit_s", "streams", "congestion", "auth")
 
 
 def _parses(parse: Callable[[str], object], text: str) -> bool:
