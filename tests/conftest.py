@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,36 @@ def unique_topology(topology: Path, out_dir: Path, *, slot: int = 0) -> Path:
     return out
 
 
+@contextlib.contextmanager
+def lab_up(topology: Path) -> Iterator[control.LabInfo]:
+    """The lab of ``topology`` up inside, and down after it whatever happened."""
+    from probe.lab import control
+
+    info = control.up(str(topology), echo=False)
+    try:
+        yield info
+    finally:
+        control.down(info.name, echo=False)
+
+
+def module_lab(
+    topology: Path | Callable[[Path], Path], folder: str, *, slot: int = 0
+) -> Callable[[pytest.TempPathFactory], Iterator[control.LabInfo]]:
+    """A module-scoped fixture: a lab of the module's own, up for its first test that asks and
+    down after its last (``big = module_lab(BIG, "big-topo", slot=2)``). ``topology`` is a file,
+    brought up under this test run's identity in ``slot`` (``unique_topology``), or a function
+    writing the topology into the fresh temporary ``folder`` it is given and returning it."""
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.LabInfo]:
+        out = tmp_path_factory.mktemp(folder)
+        path = topology(out) if callable(topology) else unique_topology(topology, out, slot=slot)
+        with lab_up(path) as info:
+            yield info
+
+    return fixture
+
+
 def _lab_skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "lab tests need root (network namespaces, sshd); run `sudo make test`"
@@ -70,14 +101,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.LabInfo]:
     """The default 3-region lab (8 hosts behind a bastion), shared by every lab test, under
     this test run's own name and prefix (``unique_topology``)."""
-    from probe.lab import control
-
     topology = unique_topology(DEFAULT_TOPOLOGY, tmp_path_factory.mktemp("topology"))
-    info = control.up(str(topology), echo=False)
-    try:
+    with lab_up(topology) as info:
         yield info
-    finally:
-        control.down(info.name, echo=False)
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ import pytest
 from probe.inventory import load_inventory
 from probe.lab import control, hostsetup
 from probe.lab.state import LabState, LabTruth, load
+from tests.conftest import lab_up
 from tests.lab.conftest import FIELD_HOSTS
 from tests.lab.test_lab import _leftovers, address
 
@@ -37,11 +38,8 @@ def allowed_before() -> str:
 
 @pytest.fixture(scope="module")
 def field(allowed_before: str) -> Iterator[control.LabInfo]:
-    info = control.up(str(FIELD_HOSTS), echo=False)
-    try:
+    with lab_up(FIELD_HOSTS) as info:
         yield info
-    finally:
-        control.down(info.name, echo=False)
 
 
 def _as_host(lab: control.LabInfo, host: str, *argv: str, timeout: float = 30) -> str:

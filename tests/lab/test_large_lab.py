@@ -8,7 +8,6 @@ module takes ~35 s here (up ~5 s, connect ~4 s, ping ~5 s, down ~5 s).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +16,7 @@ import pytest
 from probe.lab import control, netns
 from probe.lab.state import LabTruth, load
 from tests.cells import as_float, as_str
-from tests.conftest import ROOT, unique_topology
+from tests.conftest import ROOT, module_lab
 from tests.measure.test_faults_lab import assert_clean, probe, run_dir
 
 pytestmark = pytest.mark.lab
@@ -26,14 +25,7 @@ PINGS = 20  # the default count: a median a brief stall of this loaded machine c
 INTERVAL_S = "0.2"  # what the emulator sustains at this size (0.1 s queued ~5 ms): README
 
 
-@pytest.fixture(scope="module")
-def large(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.LabInfo]:
-    topology = unique_topology(LARGE, tmp_path_factory.mktemp("large-topo"), slot=2)
-    info = control.up(str(topology), echo=False)
-    try:
-        yield info
-    finally:
-        control.down(info.name, echo=False)
+large = module_lab(LARGE, "large-topo", slot=2)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from probe.lab import control, netns
 from probe.lab.state import LabTruth, load
 from probe.lab.truth import PairTruth
-from tests.conftest import ROOT, unique_topology
+from tests.conftest import ROOT, module_lab, unique_topology
 
 pytestmark = pytest.mark.lab
 FIELD = ROOT / "inventory" / "lab-field.yaml"
@@ -42,13 +41,7 @@ def _topology(out_dir: Path) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.LabInfo]:
-    info = control.up(str(_topology(tmp_path_factory.mktemp("field"))), echo=False)
-    try:
-        yield info
-    finally:
-        control.down(info.name, echo=False)
+field = module_lab(_topology, "field")
 
 
 def _truth(lab: control.LabInfo, src: str, dst: str, network: str) -> PairTruth:

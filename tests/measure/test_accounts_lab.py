@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +27,7 @@ from probe.inventory import load_inventory
 from probe.lab import control
 from probe.measure.check import account_findings, check
 from probe.measure.sshoptions import SshOptions
-from tests.conftest import unique_topology
+from tests.conftest import module_lab, unique_topology
 from tests.measure.test_faults_lab import FAST, assert_clean, assert_every_cell_explained, probe
 
 pytestmark = pytest.mark.lab
@@ -56,16 +55,13 @@ pairs: {}
 BW = ["--duration", "2", "--omit", "0"]
 
 
-@pytest.fixture(scope="module")
-def acct_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.LabInfo]:
-    folder = tmp_path_factory.mktemp("acct-topology")
+def _topology(folder: Path) -> Path:
     source = folder / "lab-accounts.yaml"
     source.write_text(TOPOLOGY, encoding="utf-8")
-    info = control.up(str(unique_topology(source, folder, slot=1)), echo=False)
-    try:
-        yield info
-    finally:
-        control.down(info.name, echo=False)
+    return unique_topology(source, folder, slot=1)
+
+
+acct_lab = module_lab(_topology, "acct-topology")
 
 
 def _records(run: Path) -> list[dict[str, object]]:

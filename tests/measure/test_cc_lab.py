@@ -12,7 +12,6 @@ factor of 2 between them, and that both figures are measurements: the physics sa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pandas as pd
 import pytest
 
 from probe.lab import control
-from tests.conftest import ROOT, unique_topology
+from tests.conftest import ROOT, module_lab
 from tests.measure.test_faults_lab import FAST, assert_clean, probe, run_dir
 
 pytestmark = pytest.mark.lab
@@ -30,14 +29,7 @@ LONG = ["--duration", "10", "--omit", "2"]
 TOPOLOGY_CC = {"e1": "cubic", "a1": "bbr"}
 
 
-@pytest.fixture(scope="module")
-def cclab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.LabInfo]:
-    topology = unique_topology(TOPOLOGY, tmp_path_factory.mktemp("cc"), slot=3)
-    info = control.up(str(topology), echo=False)
-    try:
-        yield info
-    finally:
-        control.down(info.name, echo=False)
+cclab = module_lab(TOPOLOGY, "cc", slot=3)
 
 
 def _iperf3_records(run: Path) -> dict[tuple[str, str], dict[str, Any]]:

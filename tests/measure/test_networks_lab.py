@@ -17,7 +17,7 @@ import pytest
 
 from probe.lab import control
 from tests.cells import as_float
-from tests.conftest import ROOT, unique_topology
+from tests.conftest import ROOT, lab_up, unique_topology
 from tests.measure.test_faults_lab import FAST, assert_clean, probe, run_dir
 
 pytestmark = pytest.mark.lab
@@ -26,11 +26,8 @@ TOPOLOGY = ROOT / "tests" / "fixtures" / "lab" / "two-networks.yaml"
 
 @pytest.fixture
 def twonet(tmp_path: Path) -> Iterator[control.LabInfo]:
-    info = control.up(str(unique_topology(TOPOLOGY, tmp_path, slot=3)), echo=False)
-    try:
+    with lab_up(unique_topology(TOPOLOGY, tmp_path, slot=3)) as info:
         yield info
-    finally:
-        control.down(info.name, echo=False)
 
 
 def test_networks_all_measures_each_pair_over_every_shared_network(

@@ -19,7 +19,6 @@ is left on the hosts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +27,7 @@ import yaml
 
 from probe.lab import control
 from probe.plan import BandwidthTest
-from tests.conftest import ROOT, unique_topology
+from tests.conftest import ROOT, module_lab
 from tests.measure.test_faults_lab import FAST, assert_clean, matrix, probe, run_dir
 
 pytestmark = pytest.mark.lab
@@ -38,14 +37,7 @@ HOMES = ("home1", "home2")
 OPEN = ("a1", "gw", "a2", "fw")
 
 
-@pytest.fixture(scope="module")
-def reach_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.LabInfo]:
-    topology = unique_topology(REACH_TOPOLOGY, tmp_path_factory.mktemp("reach"), slot=3)
-    info = control.up(str(topology), echo=False)
-    try:
-        yield info
-    finally:
-        control.down(info.name, echo=False)
+reach_lab = module_lab(REACH_TOPOLOGY, "reach", slot=3)
 
 
 def _address(lab: control.LabInfo, host: str) -> str:

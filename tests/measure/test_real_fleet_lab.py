@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +19,7 @@ import pytest
 from probe.lab import control
 from probe.lab.state import LabTruth, load
 from tests.cells import as_float, as_str
-from tests.conftest import ROOT, unique_topology
+from tests.conftest import ROOT, module_lab
 from tests.measure.test_faults_lab import assert_clean, probe, run_dir
 
 pytestmark = pytest.mark.lab
@@ -28,14 +27,7 @@ FIELD = ROOT / "inventory" / "lab-field.yaml"
 PINGS = 40
 
 
-@pytest.fixture(scope="module")
-def field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.LabInfo]:
-    topology = unique_topology(FIELD, tmp_path_factory.mktemp("field-topo"), slot=2)
-    info = control.up(str(topology), echo=False)
-    try:
-        yield info
-    finally:
-        control.down(info.name, echo=False)
+field = module_lab(FIELD, "field-topo", slot=2)
 
 
 @pytest.fixture(scope="module")
