@@ -122,7 +122,8 @@ def _capability(
     "--after-idle/--warm",
     default_from=(Transport, "after_idle"),
     help="Prefill: each hop's transfer starts in TCP slow start (the connection sat idle or "
-    "carried only decode messages), or on a window already open (--warm: today's formula).",
+    "carried only decode messages; not over a BBR sender), and decode's messages over a BBR "
+    "sender are paced at its start-up rate; --warm: today's formula.",
 )
 @duration_option(
     "--per-message",
@@ -253,7 +254,7 @@ def calc(
         decode_compute_ms=decode_compute or 0.0,
         prefill_compute_ms=prefill_compute or 0.0,
         tp_compute_ms=tp_compute or 0.0,
-        transport=Transport(after_idle, per_message or 0.0),
+        transport=Transport(after_idle, per_message or 0.0, sparse_pacing=after_idle),
         scenarios=scenarios,
         spec=SpecOptions(
             accepted_per_block=spec_accepted,

@@ -268,6 +268,7 @@ def calc_document(res: Calculation, sweep: SweepResult | None = None, png: str =
             "prefill_compute_ms_per_stage": w.prefill_compute_ms_per_stage,
             "tp_compute_ms_per_token": w.tp_compute_ms_per_token,
             "prefill_after_idle": w.transport.after_idle,
+            "decode_sparse_pacing": w.transport.sparse_pacing,
             "per_message_ms": w.transport.per_message_ms,
         },
         "path": list(res.path),

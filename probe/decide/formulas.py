@@ -22,6 +22,16 @@ Two corrections to that formula (issue 16: where real pipeline traffic is not ip
   (first byte sent → last byte received; the receiver sees the bytes at the bottleneck's pace with
   one gap per stall). A payload within the initial window never stalls, so the result is exactly
   ``transfer_ms``; a large one stalls about ``log2(BDP / IW)`` rounds of nearly one RTT each.
+  The sender's congestion control decides whether this applies (``restarts_after_idle``):
+  Linux skips ``tcp_slow_start_after_idle`` for one that sets the window itself
+  (``cong_control``: BBR), which keeps its window over the gap and paces at its bandwidth estimate.
+- BBR's pacing of sparse messages (``bbr_sparse_extra_ms``). A connection that carries one small
+  message per round trip (decode's activations) is application-limited, so BBR never leaves
+  start-up and keeps the pacing rate it started with, ``2/ln 2 · 0.99 · IW·MSS / RTT`` (1.38
+  Mbit/s on a 240 ms path), or the largest rate a message delivered. Linux's pacing releases a
+  message in bursts of two segments at that rate (one below 1.2 Mbit/s; more when a millisecond
+  of the rate holds more), the first burst after a gap charged half its length: an 8 KiB
+  activation leaves over ~25 ms on a 240 ms hop, where the bottleneck alone takes ~4 ms.
 - Per-message overhead (``per_message_ms``): a fixed cost each message pays on each hop —
   system calls, copies, a wake-up of the receiving thread — that neither ping nor iperf3 sees.
   Nagle and delayed-ACK interactions are not in it: inference transports set ``TCP_NODELAY``,
@@ -119,6 +129,79 @@ def slow_start_stall_ms(
             return stalls
         stalls += seg_ms + rtt_ms - window * seg_ms
         window *= 2
+
+
+#: Congestion controls that set the window themselves (``tcp_congestion_ops.cong_control``):
+#: Linux's slow start after idle leaves their window alone.
+OWN_WINDOW_CC = frozenset({"bbr", "bbr2", "bbr3"})
+
+
+def restarts_after_idle(cc: str | None) -> bool:
+    """Whether a connection of this congestion control restarts from the initial window after
+    idle (unknown: assume Linux's default, CUBIC, which does)."""
+    return (cc or "").lower() not in OWN_WINDOW_CC
+
+
+BBR_HIGH_GAIN = 2.0 / math.log(2.0)  # bbr_high_gain: start-up's pacing and window gain
+BBR_PACING_MARGIN = 0.99  # bbr_pacing_margin_percent = 1
+BBR_MIN_TSO_RATE_BPS = 1.2e6  # below it bbr_min_tso_segs sends one segment per burst
+PACING_SHIFT = 10  # sk_pacing_shift: a burst holds ~1/1024 s of the pacing rate
+
+
+def bbr_sparse_pacing_bps(
+    rtt_ms: float,
+    payload_bytes: float,
+    *,
+    init_cwnd_segments: int = INIT_CWND_SEGMENTS,
+    mss_bytes: int = MSS_BYTES,
+) -> float:
+    """BBR's pacing rate on a connection of sparse messages: start-up's gain times the initial
+    window per RTT (``bbr_init_pacing_rate_from_rtt``), or times a message per RTT when a message
+    is larger (its delivery rate, the most an application-limited sample can show; start-up only
+    ever raises the rate)."""
+    carried = max(init_cwnd_segments * mss_bytes, payload_bytes)
+    return BBR_HIGH_GAIN * BBR_PACING_MARGIN * carried * 8.0 / (rtt_ms / 1e3)
+
+
+def pacing_bursts(
+    payload_bytes: float, pacing_bps: float, *, mss_bytes: int = MSS_BYTES
+) -> tuple[float, ...]:
+    """The bursts Linux's pacing sends a message in: ``max(2, rate/1024 / MSS)`` segments each
+    (``tcp_tso_autosize``; one below 1.2 Mbit/s, ``bbr_min_tso_segs``), the last what is left."""
+    per_ms = pacing_bps / 8.0 / 2**PACING_SHIFT
+    segs = 1 if pacing_bps < BBR_MIN_TSO_RATE_BPS else max(2, int(per_ms) // mss_bytes)
+    burst = float(segs * mss_bytes)
+    full = max(0, math.ceil(payload_bytes / burst) - 1)
+    return (burst,) * full + (payload_bytes - full * burst,)
+
+
+def paced_release_ms(bursts: Sequence[float], pacing_bps: float) -> float:
+    """When the last burst leaves after a gap: the first is charged half its length at the pacing
+    rate (``tcp_update_skb_after_send`` credits the idle time), each later one in full."""
+    if len(bursts) < 2:
+        return 0.0
+    return (bursts[0] / 2.0 + sum(bursts[1:-1])) * 8.0 / pacing_bps * 1e3
+
+
+def bbr_sparse_extra_ms(
+    rtt_ms: float,
+    payload_bytes: float,
+    bw_bps: float,
+    *,
+    init_cwnd_segments: int = INIT_CWND_SEGMENTS,
+    mss_bytes: int = MSS_BYTES,
+) -> float:
+    """What BBR's pacing adds to ``transfer_ms`` for one sparse message (module docstring): its
+    last burst leaves at ``paced_release_ms`` and then crosses the bottleneck, against the whole
+    message's ``bytes·8/bw``; 0 when the pacing outruns the bottleneck."""
+    if payload_bytes <= 0 or rtt_ms <= 0:
+        return 0.0
+    pacing = bbr_sparse_pacing_bps(
+        rtt_ms, payload_bytes, init_cwnd_segments=init_cwnd_segments, mss_bytes=mss_bytes
+    )
+    bursts = pacing_bursts(payload_bytes, pacing, mss_bytes=mss_bytes)
+    arrives = paced_release_ms(bursts, pacing) + serialisation_ms(bursts[-1], bw_bps)
+    return max(0.0, arrives - serialisation_ms(payload_bytes, bw_bps))
 
 
 LINUX_RTO_MIN_MS = 200.0  # TCP_RTO_MIN: Linux's floor on the RTT variance term of the RTO

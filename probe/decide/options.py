@@ -63,8 +63,9 @@ class Transport:
     transfers). The per-message overhead stays 0 until ``probe rehearse`` measures one.
     """
 
-    after_idle: bool = True  # prefill transfers start in slow start
+    after_idle: bool = True  # prefill transfers start in slow start (unless the sender runs BBR)
     per_message_ms: float = 0.0  # added once per message per hop (decode and prefill)
+    sparse_pacing: bool = True  # decode's messages over a BBR sender are paced at its start-up rate
 
     def __post_init__(self) -> None:
         if not (self.per_message_ms >= 0 and math.isfinite(self.per_message_ms)):
@@ -73,7 +74,7 @@ class Transport:
 
 #: The formula before issue 16's corrections: groups, gate, fitness and the report keep it until
 #: ``probe rehearse`` has checked the corrections on the lab; calc applies ``Transport()``.
-UNCORRECTED = Transport(after_idle=False)
+UNCORRECTED = Transport(after_idle=False, sparse_pacing=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +308,9 @@ class RehearseOptions:
     pattern: Pattern = "decode"
     rounds: int | None = None  # None: DEFAULT_ROUNDS, decode: --tokens
     warmup: int = 2  # allreduce repetitions run first and not counted (start-up skew)
-    idle_s: float = 2.0  # prefill, kv: the gap before each transfer (> any RTO: slow start)
+    # prefill, kv: the gap before each transfer; 4 s brings a window of twice a 240 ms path's
+    # BDP back to the initial one (``rehearsal.idle_reset_ms``: 3.1 s), as calc's prediction has it
+    idle_s: float = 4.0
     pings: int = 5  # prefill, kv: small echoed messages timing each hop's round trip
     max_bytes: int = 2**30  # bytes any one hop may carry in the whole rehearsal
     max_time_s: float = 300.0  # every relay's hard deadline

@@ -5,12 +5,13 @@ Every figure is read on one host's clock, so no clock synchronisation is needed:
 
 - ``decode``: the token's round trip around the stages, timed on stage 1: the K−1 forward hops
   carry the activation (B = 1, S = 1), the closing hop the sampled token id, and each stage
-  spends its compute. Predicted: calc's open-path hops plus the closing hop and K computes.
+  spends its compute. Predicted: calc's open-path hops plus the closing hop and K computes;
+  corrected: a BBR sender's pacing of such sparse messages (``formulas.bbr_sparse_extra_ms``).
 - ``prefill`` and ``kv``: each hop's payload (``B·S·hidden·d``; a KV-cache of
   ``2·layers·S·B·kv_heads·head_dim·d``) after an idle gap, timed by the sender up to a small
   ack; the hop's one-way time is that less half the round trip of small pings on the same
   connection. Predicted: ``RTT/2 + bytes·8/bw``; corrected: slow start after idle
-  (``formulas.slow_start_transfer_ms``).
+  (``formulas.slow_start_stall_ms``) unless the hop's sender runs BBR, which keeps its window.
 - ``allreduce``: one ring all-reduce of the decode activation over N hosts, timed on host 0.
   Predicted: ``2(N−1)·(RTT/2 + bytes·8/(N·bw))`` over the ring's worst RTT and lowest goodput;
   corrected: the relay's schedule played out (``rehearsal.ring_allreduce``).
@@ -30,7 +31,13 @@ import numpy as np
 from probe.decide import formulas as f
 from probe.decide import rehearsal as r
 from probe.decide import scenarios as sc
-from probe.decide.options import TOKEN_ID_BYTES, CalcOptions, Pattern, RehearseOptions
+from probe.decide.options import (
+    TOKEN_ID_BYTES,
+    CalcOptions,
+    Pattern,
+    RehearseOptions,
+    Transport,
+)
 from probe.errors import InputError
 
 Mechanism = Literal["loop", "transfer", "ring"]
@@ -242,14 +249,21 @@ def _bw(hop: sc.Hop) -> float:
     return hop.bw_bps if hop.bw_bps else math.inf
 
 
+def _corrected_ms(hop: sc.Hop, size: int, o: RehearseOptions, *, follows_gap: bool) -> float:
+    """The hop at RTT p50 with calc's corrections (``scenarios.corrections``): slow start after
+    idle for a transfer that ``follows_gap`` (unless the sender runs BBR), BBR's pacing for one
+    that does not, and ``--per-message``."""
+    transport = Transport(per_message_ms=o.per_message_ms)
+    added = sc.corrections([hop], size, transport, follows_gap=follows_gap)
+    return f.transfer_ms(hop.rtt_p50_ms, size, _bw(hop)) + sum(c.p50_ms for c in added)
+
+
 def _hop_predict(t: Traffic, i: int, links: sc.Links, o: RehearseOptions) -> Predicted:
     hop = links.hop(t.hosts[i], t.hosts[i + 1])
     size = t.send_bytes[i]
     p50 = f.transfer_ms(hop.rtt_p50_ms, size, _bw(hop))
     p99 = f.transfer_ms(hop.rtt_p99_ms, size, _bw(hop))
-    corrected = f.slow_start_transfer_ms(
-        hop.rtt_p50_ms, size, _bw(hop), per_message_ms=o.per_message_ms
-    )
+    corrected = _corrected_ms(hop, size, o, follows_gap=True)
     return Predicted(p50, p99, corrected, hop.bw_bps is None)
 
 
@@ -270,14 +284,20 @@ def _predict(t: Traffic, links: sc.Links, o: RehearseOptions) -> Predicted:
             missing,
         )
 
-    def around(at: Literal["p50", "p99"], per_message: float) -> float:
+    def around(at: Literal["p50", "p99"]) -> float:
         total = sum(t.compute_ms)
         for hop, size in zip(hops, t.send_bytes, strict=True):
-            rtt = hop.rtt_p50_ms if at == "p50" else hop.rtt_p99_ms
-            total += f.transfer_ms(rtt, size, _bw(hop), per_message_ms=per_message)
+            total += f.transfer_ms(
+                hop.rtt_p50_ms if at == "p50" else hop.rtt_p99_ms, size, _bw(hop)
+            )
         return total
 
-    p50, p99, corrected = around("p50", 0.0), around("p99", 0.0), around("p50", o.per_message_ms)
+    # each message follows the previous one's round trip: sparse, never after a long gap
+    corrected = sum(t.compute_ms) + sum(
+        _corrected_ms(hop, size, o, follows_gap=False)
+        for hop, size in zip(hops, t.send_bytes, strict=True)
+    )
+    p50, p99 = around("p50"), around("p99")
     if t.pattern == "spec":  # the same round trip as tokens/s
         e = t.accepted_per_block or 1.0
         return Predicted(e * 1e3 / p50, e * 1e3 / p99, e * 1e3 / corrected, missing)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -62,6 +62,7 @@ class Hop:
     bw_bps: float | None  # None: goodput not measured (or not usable, see bw_caveat)
     samples_ms: tuple[float, ...] | None = None
     bw_caveat: str | None = None  # what every figure over this hop must say, e.g. a stall
+    sender_cc: str | None = None  # src's TCP congestion control (iperf3's report); None: unknown
 
     def __post_init__(self) -> None:
         if self.bw_bps is not None and not self.bw_bps > 0:  # 0 would read as "instant"
@@ -81,6 +82,7 @@ class Links:
     bw_bps: Matrix
     loss_pct: Matrix
     bw_stalled: NDArray[np.bool_]  # the test of i → j stalled (or read 0): bw_bps[i, j] is NaN
+    host_cc: Mapping[str, str] = field(default_factory=dict)  # as the hosts' iperf3 tests said
 
     @classmethod
     def from_anchors(cls, anchors: Anchors) -> Links:
@@ -115,7 +117,9 @@ class Links:
         hop99 = np.where(np.isnan(p99), p99.T, p99)
         hop50[dead] = np.nan
         hop99[dead] = np.nan
-        return cls(anchors, hosts, index, p50, hop50, hop99, bw, loss, stalled)
+        cc = {p.dst: p.receiver_cc for p in pairs if p.receiver_cc}
+        cc.update((p.src, p.sender_cc) for p in pairs if p.sender_cc)
+        return cls(anchors, hosts, index, p50, hop50, hop99, bw, loss, stalled, cc)
 
     def position(self, host: str) -> int:
         try:
@@ -143,6 +147,7 @@ class Links:
             bw_bps=None if math.isnan(bw) else bw,
             samples_ms=_samples(self.anchors, cell),
             bw_caveat=self._stall_caveat(src, dst) if self.bw_stalled[i, j] else None,
+            sender_cc=self.host_cc.get(src),
         )
 
     def _stall_caveat(self, src: str, dst: str) -> str:
@@ -415,7 +420,7 @@ def caveats(hops: Iterable[Hop]) -> tuple[str, ...]:
 class Correction:
     """What one of ``formulas``' corrections adds to a pipeline figure, at RTT p50 and p99."""
 
-    name: str  # "slow start after idle", "per-message overhead"
+    name: str  # "slow start after idle", "BBR pacing of sparse messages", "per-message overhead"
     p50_ms: float
     p99_ms: float
 
@@ -429,13 +434,24 @@ def corrections(
 
     def stalls(at: Literal["p50", "p99"]) -> float:
         return sum(
-            f.slow_start_stall_ms(_rtt_ms(h, at), payload_bytes, h.bw_bps) for h in hops if h.bw_bps
+            f.slow_start_stall_ms(_rtt_ms(h, at), payload_bytes, h.bw_bps)
+            for h in hops
+            if h.bw_bps and f.restarts_after_idle(h.sender_cc)
+        )
+
+    def pacing(at: Literal["p50", "p99"]) -> float:
+        return sum(
+            f.bbr_sparse_extra_ms(_rtt_ms(h, at), payload_bytes, h.bw_bps or math.inf)
+            for h in hops
+            if not f.restarts_after_idle(h.sender_cc)
         )
 
     overhead = transport.per_message_ms * len(hops)
     found = [Correction("per-message overhead", overhead, overhead)]
     if follows_gap and transport.after_idle:
         found.insert(0, Correction("slow start after idle", stalls("p50"), stalls("p99")))
+    if not follows_gap and transport.sparse_pacing:
+        found.insert(0, Correction("BBR pacing of sparse messages", pacing("p50"), pacing("p99")))
     return tuple(c for c in found if c.p50_ms or c.p99_ms)
 
 

@@ -105,6 +105,8 @@ class PairAnchor:
     network: str | None = None  # the network measured over (the pair's preferred one)
     address: str | None = None  # dst's address on it
     from_reverse: bool = False  # the RTT was measured dst → src: dst accepts no inbound ICMP
+    sender_cc: str | None = None  # src's TCP congestion control, as its iperf3 test reported it
+    receiver_cc: str | None = None  # dst's
 
     @property
     def ok(self) -> bool:
@@ -222,6 +224,9 @@ def _pair_dict(p: PairAnchor) -> dict[str, object]:
     }  # fmt: skip
     if p.from_reverse:
         out["from_reverse"] = True
+    for key, cc in (("sender_cc", p.sender_cc), ("receiver_cc", p.receiver_cc)):
+        if cc is not None:
+            out[key] = cc
     return out
 
 
@@ -442,6 +447,8 @@ def _read_pair(node: _Json) -> PairAnchor:
         network=_added_str(o, "network"),
         address=_added_str(o, "address"),
         from_reverse=_added_flag(o, "from_reverse"),
+        sender_cc=_added_str(o, "sender_cc"),
+        receiver_cc=_added_str(o, "receiver_cc"),
     )
 
 

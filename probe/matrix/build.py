@@ -879,6 +879,8 @@ def pair_anchors(frame: pd.DataFrame) -> tuple[A.PairAnchor, ...]:
                 network=_text(rec["network"]),
                 address=_text(rec["address"]),
                 from_reverse=bool(rec["from_reverse"]),
+                sender_cc=_text(rec.get("sender_cc")),
+                receiver_cc=_text(rec.get("receiver_cc")),
             )
         )
     return tuple(pairs)

@@ -142,7 +142,7 @@ ANCHOR_COLUMNS = (
     *build.CELL_KEY, "address", "src_region", "dst_region", "status", "reason",
     "rtt_min_ms", "rtt_mean_ms", "rtt_p50_ms", "rtt_p90_ms", "rtt_p99_ms", "rtt_max_ms",
     "rtt_mdev_ms", "ipdv_ms", "pdv_p99_ms", "loss_pct", "sent", "received", "from_reverse",
-    "bw_status", "bw_reason", "bw_fwd_mbps", "bw_rev_mbps",
+    "bw_status", "bw_reason", "bw_fwd_mbps", "bw_rev_mbps", "sender_cc", "receiver_cc",
 )  # fmt: skip
 
 

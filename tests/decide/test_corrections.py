@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from probe.cli import run
+from probe.decide import formulas as f
 from probe.decide.calc import calc
 from probe.decide.options import UNCORRECTED, CalcOptions, Draws, PipelineOptions, Transport
 from probe.decide.scenarios import Hop, Workload, decode, prefill
@@ -113,3 +114,27 @@ def test_calc_cli_says_what_each_correction_adds(
     assert run([*argv, "--json"]) == 0
     (ss, _) = document(capsys.readouterr().out, "calc")["prefill"]["corrections"]
     assert ss["name"] == "slow start after idle" and ss["p50_ms"] == pytest.approx(1078.5792)
+
+
+BBR_WAN = replace(WAN, sender_cc="bbr")
+
+
+def test_a_bbr_sender_keeps_its_window_so_prefill_has_no_slow_start() -> None:
+    res = prefill([BBR_WAN, WAN], replace(PROMPT, transport=AFTER_IDLE), trials=0)
+    (ss,) = res.corrections  # the CUBIC (unknown) hop's stalls only
+    assert ss.p50_ms == pytest.approx(1078.5792)
+
+
+def test_decode_over_a_bbr_sender_pays_its_sparse_pacing() -> None:
+    # formulas.bbr_sparse_extra_ms(240 ms, 8192 B, 20 Mbit/s) on the BBR hop, nothing on the other
+    w = Workload(LLAMA8B, "bf16", tokens=10, transport=AFTER_IDLE)
+    res = decode([BBR_WAN, WAN], w, trials=0)
+    (pacing,) = res.corrections
+    assert pacing.name == "BBR pacing of sparse messages"
+    assert pacing.p50_ms == pytest.approx(f.bbr_sparse_extra_ms(240.0, 8192, 20e6))
+    assert pacing.p99_ms == pytest.approx(f.bbr_sparse_extra_ms(300.0, 8192, 20e6))
+    plain = decode([BBR_WAN, WAN], replace(w, transport=UNCORRECTED), trials=0)
+    assert plain.corrections == ()
+    assert res.per_step.network_p50_ms == pytest.approx(
+        plain.per_step.network_p50_ms + pacing.p50_ms
+    )

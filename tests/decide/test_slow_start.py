@@ -107,3 +107,53 @@ def test_a_large_payload_pays_about_log2_bdp_over_iw_round_trips(rtt: float, bw:
     payload = 4 * bdp_bytes + 2**20 * f.MSS_BYTES  # never runs out before the pipe is full
     stalls = f.slow_start_stall_ms(rtt, payload, bw)
     assert (n - 2) * rtt <= stalls <= n * (s + rtt) * (1 + 1e-9)
+
+
+# --------------------------------------------------------------------------- BBR
+
+
+def test_bbr_keeps_its_window_over_idle_cubic_and_unknown_restart() -> None:
+    assert not f.restarts_after_idle("bbr") and not f.restarts_after_idle("BBR")
+    assert f.restarts_after_idle("cubic") and f.restarts_after_idle("reno")
+    assert f.restarts_after_idle(None)  # unknown: Linux's default, CUBIC
+
+
+def test_bbr_paces_an_8_kib_decode_message_on_a_240_ms_hop_counted_by_hand() -> None:
+    # pacing = 2/ln2 · 0.99 · 14,480 B · 8 / 0.240 s = 1,378,754.8 bit/s (≥ 1.2 Mbit/s: bursts of
+    # 2 segments, 2,896 B); 8,192 B = 2,896 + 2,896 + 2,400. The last burst leaves after half the
+    # first and all the second: (1,448 + 2,896)·8 / 1,378,754.8 s = 25.2054 ms, then crosses
+    # 20 Mbit/s in 0.96 ms, against 8,192 B in 3.2768 ms: +22.8886 ms
+    pacing = f.bbr_sparse_pacing_bps(240.0, 8192)
+    assert pacing == pytest.approx(2 / math.log(2) * 0.99 * 14480 * 8 / 0.240)
+    bursts = f.pacing_bursts(8192, pacing)
+    assert bursts == (2896.0, 2896.0, 2400.0)
+    assert f.paced_release_ms(bursts, pacing) == pytest.approx(4344 * 8 / pacing * 1e3)
+    assert f.bbr_sparse_extra_ms(240.0, 8192, 20e6) == pytest.approx(
+        4344 * 8 / pacing * 1e3 + 0.96 - 3.2768
+    )
+
+
+def test_bbr_pacing_slower_than_1_2_mbits_sends_one_segment_a_burst() -> None:
+    pacing = f.bbr_sparse_pacing_bps(400.0, 8192)  # 0.83 Mbit/s
+    assert pacing < f.BBR_MIN_TSO_RATE_BPS
+    assert f.pacing_bursts(8192, pacing) == (1448.0,) * 5 + (952.0,)
+
+
+def test_bbr_pacing_costs_nothing_where_it_outruns_the_path() -> None:
+    assert f.bbr_sparse_extra_ms(0.5, 8192, 200e6) == 0.0  # 660 Mbit/s: one burst
+    assert f.bbr_sparse_extra_ms(240.0, 2000, 20e6) == 0.0  # one burst of two segments
+    assert f.bbr_sparse_extra_ms(240.0, 0, 20e6) == 0.0
+    assert f.bbr_sparse_extra_ms(0.0, 8192, 20e6) == 0.0
+
+
+@given(RTT, st.floats(1.0, 1e8), BW)
+def test_bbr_pacing_never_takes_time_away(rtt_ms: float, payload: float, bw: float) -> None:
+    extra = f.bbr_sparse_extra_ms(rtt_ms, payload, bw)
+    assert extra >= 0.0 and math.isfinite(extra)
+
+
+@given(st.floats(1.0, 1000.0), st.floats(1.0, 1e6))
+def test_bursts_add_up_to_the_message(rtt_ms: float, payload: float) -> None:
+    bursts = f.pacing_bursts(payload, f.bbr_sparse_pacing_bps(rtt_ms, payload))
+    assert sum(bursts) == pytest.approx(payload)
+    assert all(b > 0 for b in bursts) and len(set(bursts[:-1])) <= 1

@@ -328,3 +328,26 @@ def test_region_counts_round_trip_and_older_files_load_without_them() -> None:
     doc["regions"][0]["sent"] = 4.5
     with pytest.raises(InputError, match=r"\$\.regions\[0\]\.sent: expected an integer"):
         parse_anchors(json.dumps(doc))
+
+
+def test_congestion_controls_round_trip_and_say_each_hosts_own(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from probe.decide.scenarios import Links
+
+    a = make_anchors({"eu": 1, "ap": 1}, 240.0)
+    plain = a.pair("eu-0", "ap-0")
+    assert plain is not None
+    eu_ap = replace(plain, sender_cc="bbr", receiver_cc="cubic")
+    a = replace(a, pairs=tuple(eu_ap if p.src == "eu-0" else p for p in a.pairs))
+    doc = json.loads(dump_anchors(a))
+    assert [(p.get("sender_cc"), p.get("receiver_cc")) for p in doc["pairs"]] == [
+        ("bbr", "cubic") if p["src"] == "eu-0" else (None, None) for p in doc["pairs"]
+    ]  # written only when known: older readers and files see no new key
+    write_anchors(tmp_path / "anchors.json", a)
+    b = load_anchors(tmp_path / "anchors.json")
+    back = b.pair("ap-0", "eu-0")
+    assert b.pair("eu-0", "ap-0") == eu_ap and back is not None and back.sender_cc is None
+    links = Links.from_anchors(b)  # ap-0's is known only as the receiver of eu-0's test
+    assert links.hop("eu-0", "ap-0").sender_cc == "bbr"
+    assert links.hop("ap-0", "eu-0").sender_cc == "cubic"

@@ -253,3 +253,35 @@ def test_a_ring_all_reduce_is_predicted_by_its_schedule_not_its_worst_link_each_
     assert fig.predicted_p50 >= 6 * worst / 2  # every step at the worst half-RTT
     assert fig.corrected_p50 < fig.predicted_p50
     assert fig.corrected_p50 >= sum(h.rtt_p50_ms for h in hops) / 2  # at least once round
+
+
+def test_the_corrected_prediction_follows_each_senders_congestion_control() -> None:
+    """Over BBR senders: decode's corrected figure adds BBR's pacing of its sparse messages and a
+    prefill's none of slow start (BBR keeps its window); over CUBIC the reverse."""
+    from dataclasses import replace
+
+    from probe.decide import formulas as f
+    from probe.decide import scenarios as sc
+    from tests.decide.fleet import make_anchors
+
+    base = make_anchors(sizes={"eu": 1, "ap": 1}, cross_rtt_ms=240.0, bw_mbps=20.0)
+    path = ["eu-0", "ap-0"]
+    big = CalcOptions(pipeline=PipelineOptions(model="llama-3-8b", seq=2048))
+
+    def predicted(cc: str, pattern: str) -> tuple[float, float]:
+        pairs = tuple(replace(p, sender_cc=cc, receiver_cc=cc) for p in base.pairs)
+        links = sc.Links.from_anchors(replace(base, pairs=pairs))
+        o = RehearseOptions(pattern)  # type: ignore[arg-type]
+        t = traffic(path, big, o)
+        timings = [Timing("eu-0", "t", 300.0, 0, 0), Timing("eu-0", "ping", 240.0, hop=0)]
+        fig = figures(t, timings, links, o)[0]
+        assert fig.predicted_p50 is not None and fig.corrected_p50 is not None
+        return fig.predicted_p50, fig.corrected_p50
+
+    today, bbr = predicted("bbr", "decode")  # eu-0 → ap-0 carries 8,192 B, the way back 4 B
+    assert bbr - today == pytest.approx(f.bbr_sparse_extra_ms(240.0, 8192, 20e6))
+    assert predicted("cubic", "decode") == (today, today)
+    today, bbr = predicted("bbr", "prefill")
+    assert bbr == today
+    _, cubic = predicted("cubic", "prefill")
+    assert cubic - today == pytest.approx(f.slow_start_stall_ms(240.0, 2048 * 4096 * 2, 20e6))
