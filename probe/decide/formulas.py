@@ -169,6 +169,8 @@ def pacing_bursts(
     """The bursts Linux's pacing sends a message in: ``max(2, rate/1024 / MSS)`` segments each
     (``tcp_tso_autosize``; one below 1.2 Mbit/s, ``bbr_min_tso_segs``), the last what is left."""
     per_ms = pacing_bps / 8.0 / 2**PACING_SHIFT
+    if not math.isfinite(per_ms) or per_ms >= payload_bytes:  # the whole message in one burst
+        return (payload_bytes,)
     segs = 1 if pacing_bps < BBR_MIN_TSO_RATE_BPS else max(2, int(per_ms) // mss_bytes)
     burst = float(segs * mss_bytes)
     full = max(0, math.ceil(payload_bytes / burst) - 1)
