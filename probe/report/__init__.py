@@ -326,7 +326,7 @@ def build_report(
         spreads=spreads,
         confidence=confidence_notes(preferred(frame), spreads),
         fitness=fitness,
-        rehearsals=read_rehearsals(run_dir, warn),
+        rehearsals=read_rehearsals(run_dir, warn, run_id=run.run_id),
     )
 
 

@@ -30,7 +30,8 @@ HEADERS = ("figure", "unit", "samples", "measured p50", "measured p99", "predict
 NOTE = (
     "Measured: the pattern's own traffic over the path, each figure on one host's clock. "
     "Predicted: the calculator's formula on the run's anchors; corrected: with slow start after "
-    "idle and the per-message overhead (all-reduce: the ring's schedule played out); ≥: a hop's "
+    "idle (not over a BBR sender), BBR's pacing of sparse messages and the per-message overhead "
+    "(all-reduce: the ring's schedule played out); ≥: a hop's "
     "goodput was not measured, the prediction is a lower bound. "
     "Error = (measured − predicted) / predicted."
 )
@@ -112,17 +113,27 @@ def summary_of(doc: JsonObject) -> RehearsalSummary:
 
 
 def read_rehearsals(
-    run_dir: Path, warn: Callable[[str], None] | None = None
+    run_dir: Path, warn: Callable[[str], None] | None = None, *, run_id: str | None = None
 ) -> tuple[RehearsalSummary, ...]:
     """The run's rehearsals, newest first (their ids start with the UTC time); a summary that
-    cannot be read is left out and ``warn`` hears one line naming it."""
+    cannot be read, or that predicted from another run than ``run_id`` (a folder copied between
+    runs: its predictions are not this run's), is left out and ``warn`` hears one line naming it."""
     found = []
     for path in sorted(run_dir.glob(f"{FOLDER_PREFIX}*/{SUMMARY_FILE}"), reverse=True):
         try:
-            found.append(summary_of(read_object(path, StoreError)))
+            summary = summary_of(read_object(path, StoreError))
         except StoreError as exc:
             if warn is not None:
                 warn(f"rehearsal left out of the report: {exc}")
+            continue
+        if run_id is not None and summary.run_id not in (None, run_id):
+            if warn is not None:
+                warn(
+                    f"rehearsal left out of the report: {path}: predicted from run "
+                    f"{summary.run_id}, not from this run {run_id}"
+                )
+            continue
+        found.append(summary)
     return tuple(found)
 
 

@@ -30,7 +30,7 @@ def test_the_report_shows_each_rehearsal_newest_first_with_its_figures(tmp_path:
     run_dir = make_lab8(tmp_path / "run")
     old = Figure("per token", "ms", 128, 14.25, 20.5, 13.0, 15.0, 13.5)
     new = Figure("per token", "ms", 64, 151.75, 190.5, 140.0, 170.0, 150.0, lower_bound=True)
-    _rehearsed(run_dir, "20261130T100000Z-aaaa", old, "run-1")
+    _rehearsed(run_dir, "20261130T100000Z-aaaa", old, run_dir.name)
     _rehearsed(run_dir, "20261130T110000Z-bbbb", new, None)
     report = build_report(run_dir)
     assert [r.rehearsal_id for r in report.rehearsals] == [
@@ -74,3 +74,15 @@ def test_a_damaged_summary_is_one_warning_naming_it_and_the_others_stay(tmp_path
     assert str(wrong) in warnings[0] and "'figures[0].samples'" in warnings[0]
     assert str(torn) in warnings[1] and "not valid JSON" in warnings[1]
     assert len(build_report(run_dir, warn=warnings.append).rehearsals) == 1
+
+
+def test_a_rehearsal_predicted_from_another_run_is_left_out_with_a_warning(tmp_path: Path) -> None:
+    run_dir = make_lab8(tmp_path / "run")
+    ours = Figure("per token", "ms", 8, 14.0, 20.0, 13.0, 15.0, 13.5)
+    _rehearsed(run_dir, "20261130T100000Z-aaaa", ours, run_dir.name)
+    copied = _rehearsed(run_dir, "20261130T110000Z-bbbb", ours, "20261101T000000Z")
+    warnings: list[str] = []
+    report = build_report(run_dir, warn=warnings.append)
+    assert [r.rehearsal_id for r in report.rehearsals] == ["20261130T100000Z-aaaa"]
+    (line,) = warnings
+    assert str(copied) in line and "from run 20261101T000000Z, not from this run" in line
