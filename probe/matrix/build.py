@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from numpy.typing import NDArray
 
 from probe.errors import InputError, StoreError
@@ -39,7 +38,7 @@ from probe.networks import ALL_NETWORKS, DEFAULT_NETWORK, NetworkChoice, NoRoute
 from probe.plan import parse_pair_mode, parse_ping_pairs, select_pairs, select_ping_pairs
 from probe.reach import BandwidthRoles, PingWay, bandwidth_roles, ping_reach
 from probe.stats import RttStats, short_for_rtt
-from probe.store.probes import StoredRun, ping_rows, read_store
+from probe.store.probes import PingRows, StoredRun, ping_rows, read_store
 from probe.store.records import (
     HostRecord,
     ImportedRecord,
@@ -182,7 +181,7 @@ class MatrixBuilder:
             else "no bandwidth tests in this run (--no-bandwidth)"
         )
         self._host_fail: dict[str, tuple[str, str]] = {}
-        self._tables: list[pa.Table] = []
+        self._tables: list[PingRows] = []
         self._batch: list[tuple[int, PingRecord]] = []
         self._seen = 0  # records added: the order of ``add``'s records
         self._imported_cells: dict[_Cell, tuple[int, str, str, RttStats]] = {}
@@ -223,7 +222,7 @@ class MatrixBuilder:
             self._batch.append((self._seen, rec))
             self._cells = None
             if len(self._batch) >= _BATCH:
-                self._tables.append(ping_rows(self._batch))
+                self._tables.append(PingRows.of(ping_rows(self._batch)))
                 self._batch = []
         elif isinstance(rec, Iperf3Record):
             result = rec.result if ok else None
@@ -266,11 +265,11 @@ class MatrixBuilder:
     def _ping_cells(self) -> PingCells:
         if self._cells is None:
             if self._batch:
-                self._tables.append(ping_rows(self._batch))
+                self._tables.append(PingRows.of(ping_rows(self._batch)))
                 self._batch = []
-            tables = [t for t in self._tables if t.num_rows]
-            self._tables = tables[:1] if len(tables) <= 1 else [pa.concat_tables(tables)]
-            self._cells = ping_cells(self._tables[0] if self._tables else ping_rows([]))
+            tables = [t for t in self._tables if t.records.num_rows]
+            self._tables = tables[:1] if len(tables) <= 1 else [PingRows.concat(tables)]
+            self._cells = ping_cells(PingRows.concat(self._tables))
         return self._cells
 
     def samples(self) -> dict[tuple[str, str], Probes]:

@@ -28,11 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
 from probe.errors import StoreError
 from probe.store.records import PingRecord, Probe, SampleRecord, UnknownRecord
@@ -143,13 +145,104 @@ def write_part(run_dir: Path, pings: Sequence[tuple[int, PingRecord]]) -> Path:
     return path
 
 
+#: ``PingRows.records``' columns: the per-record ones and ``rows``, the record's probe rows.
+RECORD_SCHEMA = pa.schema([*(SCHEMA.field(n) for n in _PER_RECORD), pa.field("rows", pa.int32())])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PingRows:
+    """``SCHEMA`` rows as the engine reads them, each per-record value held once: ``records``
+    (``RECORD_SCHEMA``: one row per record, ``rows`` its probe rows) and the probe rows, record
+    after record, as numpy columns (a null as 0 and ``has_seq`` / ``has_rtt`` false). At 1,000
+    hosts the row form repeats 13 per-record columns over 20 M rows: ~1.7 GiB, this ~0.3 GiB."""
+
+    records: pa.Table
+    seq: NDArray[np.int32]
+    has_seq: NDArray[np.bool_]
+    rtt_ms: NDArray[np.float64]
+    has_rtt: NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, table: pa.Table) -> PingRows:
+        """Rows in ``SCHEMA`` (a record's rows contiguous) split at each change of ``offset``."""
+        offset = table["offset"].to_numpy()
+        n = len(offset)
+        first = np.flatnonzero(np.r_[True, offset[1:] != offset[:-1]]) if n else offset[:0]
+        heads = table.select(_PER_RECORD).take(pa.array(first, pa.int64()))
+        rows = pa.array(np.diff(np.r_[first, n]).astype(np.int32))
+        records = pa.Table.from_arrays([*heads.columns, rows], schema=RECORD_SCHEMA)
+        seq, has_seq = _filled(table["seq"], 0)
+        rtt, has_rtt = _filled(table["rtt_ms"], 0.0)
+        return cls(records, seq.astype(np.int32), has_seq, rtt.astype(np.float64), has_rtt)
+
+    @classmethod
+    def concat(cls, parts: Sequence[PingRows]) -> PingRows:
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return cls.of(ping_rows([]))
+        records = pa.concat_tables([p.records for p in parts])
+        return cls(
+            records,
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in _PROBE_FIELDS),
+        )
+
+    def lengths(self) -> NDArray[np.int64]:
+        """Each record's rows."""
+        lengths: NDArray[np.int64] = self.records["rows"].to_numpy().astype(np.int64)
+        return lengths
+
+    def table(self) -> pa.Table:
+        """The ``SCHEMA`` rows (tests, small exports: every per-record value repeated)."""
+        repeat = pa.array(np.repeat(np.arange(self.records.num_rows), self.lengths()))
+        heads = self.records.take(repeat)
+        phase = pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(len(repeat), np.int32)), pa.array([PING_PHASE])
+        )
+        columns = {"phase": phase, **{n: heads[n] for n in _PER_RECORD}}
+        columns["seq"] = pa.array(self.seq, pa.int32(), mask=~self.has_seq)
+        columns["rtt_ms"] = pa.array(self.rtt_ms, pa.float64(), mask=~self.has_rtt)
+        return pa.table([columns[f.name] for f in SCHEMA], schema=SCHEMA)
+
+    def take(self, records: NDArray[np.int64]) -> PingRows:
+        """Those records (indices, in that order) with their rows."""
+        lengths = self.lengths()
+        rows = _ranges((np.cumsum(lengths) - lengths)[records], lengths[records])
+        return PingRows(
+            self.records.take(pa.array(records, pa.int64())),
+            *(getattr(self, f)[rows] for f in _PROBE_FIELDS),
+        )
+
+    def keep(self, wanted: pa.Array) -> PingRows:
+        """The records whose ``offset`` is in ``wanted``, with their rows."""
+        keep = pc.is_in(self.records["offset"], wanted).to_numpy(zero_copy_only=False)
+        return self.take(np.flatnonzero(keep))
+
+
+_PROBE_FIELDS = ("seq", "has_seq", "rtt_ms", "has_rtt")
+
+
+def _ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The concatenated index ranges [start, start + length)."""
+    ends = np.cumsum(lengths)
+    index: NDArray[np.int64] = np.arange(int(lengths.sum()), dtype=np.int64)
+    index += np.repeat(starts - (ends - lengths), lengths)
+    return index
+
+
+def _filled(column: pa.ChunkedArray, fill: Any) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+    """A column as (values with nulls filled, validity)."""
+    valid = pc.is_valid(column).to_numpy().astype(np.bool_, copy=False)
+    return pc.fill_null(column, fill).to_numpy(), valid
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class StoredRun:
-    """A run's records as the matrix reads them: every ``ping`` record of samples.jsonl as rows
-    (``SCHEMA``; not deduplicated: a cell's latest record is its greatest ``offset``; a record's
-    rows are contiguous, records not in offset order) and every other record, in file order."""
+    """A run's records as the matrix reads them: every ``ping`` record of samples.jsonl
+    (``PingRows``; not deduplicated: a cell's latest record is its greatest ``offset``;
+    records not in offset order) and every other record, in file order."""
 
-    pings: pa.Table
+    pings: PingRows
     others: tuple[SampleRecord, ...]
 
 
@@ -168,7 +261,7 @@ def read_store(
     covered = {offset for part in parts for offset in part.offsets}
     skipped: set[int] = set()
     uncovered: list[tuple[int, PingRecord]] = []
-    converted: list[pa.Table] = []  # records converted a chunk at a time: rows are smaller
+    converted: list[PingRows] = []  # records converted a chunk at a time: rows are smaller
     others: list[SampleRecord] = []
     for n, offset, rec in iter_lines(run_dir, covered):
         if rec is Covered.LINE:
@@ -178,34 +271,35 @@ def read_store(
         elif isinstance(rec, PingRecord):
             uncovered.append((offset, rec))
             if len(uncovered) == _CHUNK_RECORDS:
-                converted.append(ping_rows(uncovered))
+                converted.append(PingRows.of(ping_rows(uncovered)))
                 uncovered.clear()
         elif not isinstance(rec, UnknownRecord):
             others.append(rec)
     tables = [part.matching(skipped, warn) for part in parts]
-    return StoredRun(pa.concat_tables([*tables, *converted, ping_rows(uncovered)]), tuple(others))
+    converted.append(PingRows.of(ping_rows(uncovered)))
+    return StoredRun(PingRows.concat([*tables, *converted]), tuple(others))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Part:
     path: Path
-    table: pa.Table
+    rows: PingRows
     offsets: list[int]  # of its records, each once
 
-    def matching(self, lines: set[int], warn: Callable[[str], None] | None) -> pa.Table:
+    def matching(self, lines: set[int], warn: Callable[[str], None] | None) -> PingRows:
         """The rows whose records are whole ping lines of samples.jsonl (``lines``: their
         offsets); the others are left out, and ``warn`` told."""
         if lines.issuperset(self.offsets):
-            return self.table
+            return self.rows
         stray = [o for o in self.offsets if o not in lines]
         _tell(warn, f"{self.path}: {len(stray)} of its records name no whole ping line of "
                     f"samples.jsonl (offset {stray[0]}); left out")  # fmt: skip
-        keep = pc.is_in(self.table["offset"], pa.array(sorted(lines & set(self.offsets))))
-        return self.table.filter(keep)
+        return self.rows.keep(pa.array(sorted(lines & set(self.offsets)), pa.int64()))
 
 
 def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part]:
-    """The parts in offset order; one unreadable, or of another schema, is left out (``warn``).
+    """The parts in offset order, each split as it is read (``PingRows``: its per-record
+    columns once per record); one unreadable, or of another schema, is left out (``warn``).
     A record in two parts (only a copied file makes one) is kept in the first."""
     parts: list[_Part] = []
     seen: set[int] = set()
@@ -216,13 +310,14 @@ def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part
         except (OSError, KeyError, pa.ArrowException) as exc:
             _tell(warn, f"{path}: not a part of the probe store ({exc}); left out")
             continue
-        offsets = pc.unique(table["offset"]).to_pylist()
+        rows = PingRows.of(table)
+        offsets = pc.unique(rows.records["offset"]).to_pylist()
         if not seen.isdisjoint(offsets):
             _tell(warn, f"{path}: holds records an earlier part holds; those left out")
-            table = table.filter(pc.invert(pc.is_in(table["offset"], pa.array(list(seen)))))
             offsets = [o for o in offsets if o not in seen]
+            rows = rows.keep(pa.array(offsets, pa.int64()))
         seen.update(offsets)
-        parts.append(_Part(path, table, offsets))
+        parts.append(_Part(path, rows, offsets))
     return parts
 
 
