@@ -307,14 +307,13 @@ class _LongForm:
         self.n = len(hosts)
         self.index = {h.name: i for i, h in enumerate(hosts)}
         self.src, self.dst, network, self.address, self.no_route = _skeleton(builder)
-        self.networks = list(dict.fromkeys(n for n in network.tolist() if n is not None))
-        net_code = {name: i for i, name in enumerate(self.networks)}
-        self.net_code = net_code
-        self.net = np.fromiter(
-            (net_code.get(n, len(self.networks)) for n in network.tolist()), np.int64, len(network)
-        )
+        codes, names = pd.factorize(network)  # first-seen order; None: -1
+        self.networks: list[str] = [str(n) for n in names]
+        self.net = np.where(codes < 0, len(self.networks), codes).astype(np.int64)
         self.network = network
         self.rows = pd.Index(self._key(self.src, self.dst, self.net))
+        self.host_index = pd.Index([h.name for h in hosts], dtype=object)
+        self.net_index = pd.Index(self.networks, dtype=object)
         self.cells = cells
         self.size = len(self.src)
 
@@ -326,14 +325,21 @@ class _LongForm:
 
     def locate(self, cells: Iterable[_Cell]) -> tuple[NDArray[np.int64], list[int]]:
         """Rows of the cells (keyed by name), and which of the cells have one."""
-        keys, which = [], []
-        for i, (src, dst, network) in enumerate(cells):
-            a, b, net = self.index.get(src), self.index.get(dst), self.net_code.get(network)
-            if a is not None and b is not None and net is not None:
-                keys.append((a * self.n + b) * (len(self.networks) + 1) + net)
-                which.append(i)
-        at = self.rows.get_indexer(pd.Index(np.array(keys, np.int64)))
-        return at[at >= 0].astype(np.int64), [w for w, p in zip(which, at, strict=True) if p >= 0]
+        columns = list(zip(*cells, strict=True)) or [(), (), ()]
+        at, which = self.locate_columns(*columns)
+        return at, which.tolist()
+
+    def locate_columns(
+        self, src: Sequence[object], dst: Sequence[object], network: Sequence[object]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """``locate`` over cells given as columns (a hash lookup each, no Python per cell)."""
+        a = self.host_index.get_indexer(pd.Index(src, dtype=object))
+        b = self.host_index.get_indexer(pd.Index(dst, dtype=object))
+        net = self.net_index.get_indexer(pd.Index(network, dtype=object))
+        known = np.flatnonzero((a >= 0) & (b >= 0) & (net >= 0))
+        keys = self._key(a[known], b[known], net[known])
+        at = self.rows.get_indexer(pd.Index(keys))
+        return at[at >= 0].astype(np.int64), known[at >= 0].astype(np.int64)
 
     def pairs(self, pairs: Iterable[tuple[str, str]]) -> NDArray[np.bool_]:
         """Which rows are of one of ``pairs`` (any network)."""
@@ -366,8 +372,7 @@ class _LongForm:
         # the latest ping record of each cell (the engine), or an imported figure after it
         c = self.cells.cells
         has_ping = np.zeros(size, np.bool_)
-        at, which = self.locate(zip(c["src"], c["dst"], c["network"], strict=True))
-        w = np.array(which, np.int64)
+        at, w = self.locate_columns(c["src"], c["dst"], c["network"])
         has_ping[at] = True
         status[at] = c["status"].to_numpy(object)[w]
         reason[at] = c["reason"].to_numpy(object)[w]

@@ -167,10 +167,9 @@ class _Reduced:
 
 
 def _per_record(flags: NDArray[np.bool_], row_start: NDArray[np.int64]) -> NDArray[np.int64]:
-    """How many of each record's rows ``flags`` holds (every record has a row)."""
-    if not len(row_start):
-        return np.zeros(0, np.int64)
-    out: NDArray[np.int64] = np.add.reduceat(flags.view(np.int8), row_start, dtype=np.int64)
+    """How many of each record's rows ``flags`` holds (records cover the rows, in order)."""
+    where = np.searchsorted(np.flatnonzero(flags), np.r_[row_start, len(flags)])
+    out: NDArray[np.int64] = np.diff(where).astype(np.int64)
     return out
 
 

@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from probe.errors import StoreError
 from probe.store.records import PingRecord, Probe, SampleRecord, UnknownRecord
-from probe.store.rundir import Covered, iter_lines
+from probe.store.rundir import iter_lines
 from probe.textio import cannot_write, write_atomic
 
 #: The probe store's folder in a run directory.
@@ -258,15 +258,13 @@ def read_store(
     whole ping lines of the file (a file cut or edited since, a part copied from another run),
     is left out — its records are read from the JSONL — and ``warn`` told, naming the part."""
     parts = _read_parts(run_dir, warn)
-    covered = {offset for part in parts for offset in part.offsets}
-    skipped: set[int] = set()
+    covered = np.sort(np.concatenate([p.offsets for p in parts])) if parts else None
+    found: list[NDArray[np.int64]] = []
     uncovered: list[tuple[int, PingRecord]] = []
     converted: list[PingRows] = []  # records converted a chunk at a time: rows are smaller
     others: list[SampleRecord] = []
-    for n, offset, rec in iter_lines(run_dir, covered):
-        if rec is Covered.LINE:
-            skipped.add(offset)
-        elif rec is None:
+    for n, offset, rec in iter_lines(run_dir, covered, found):
+        if rec is None:
             torn.append(n)
         elif isinstance(rec, PingRecord):
             uncovered.append((offset, rec))
@@ -275,7 +273,8 @@ def read_store(
                 uncovered.clear()
         elif not isinstance(rec, UnknownRecord):
             others.append(rec)
-    tables = [part.matching(skipped, warn) for part in parts]
+    lines = np.concatenate(found) if found else np.zeros(0, np.int64)  # in file order: sorted
+    tables = [part.matching(lines, warn) for part in parts]
     converted.append(PingRows.of(ping_rows(uncovered)))
     return StoredRun(PingRows.concat([*tables, *converted]), tuple(others))
 
@@ -284,17 +283,19 @@ def read_store(
 class _Part:
     path: Path
     rows: PingRows
-    offsets: list[int]  # of its records, each once
+    offsets: NDArray[np.int64]  # of its records, each once
 
-    def matching(self, lines: set[int], warn: Callable[[str], None] | None) -> PingRows:
+    def matching(self, lines: NDArray[np.int64], warn: Callable[[str], None] | None) -> PingRows:
         """The rows whose records are whole ping lines of samples.jsonl (``lines``: their
-        offsets); the others are left out, and ``warn`` told."""
-        if lines.issuperset(self.offsets):
+        offsets, sorted); the others are left out, and ``warn`` told."""
+        at = np.minimum(np.searchsorted(lines, self.offsets), max(len(lines) - 1, 0))
+        whole = lines[at] == self.offsets if len(lines) else np.zeros(len(self.offsets), bool)
+        if whole.all():
             return self.rows
-        stray = [o for o in self.offsets if o not in lines]
+        stray = self.offsets[~whole]
         _tell(warn, f"{self.path}: {len(stray)} of its records name no whole ping line of "
                     f"samples.jsonl (offset {stray[0]}); left out")  # fmt: skip
-        return self.rows.keep(pa.array(sorted(lines & set(self.offsets)), pa.int64()))
+        return self.rows.keep(pa.array(self.offsets[whole]))
 
 
 def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part]:
@@ -302,7 +303,6 @@ def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part
     columns once per record); one unreadable, or of another schema, is left out (``warn``).
     A record in two parts (only a copied file makes one) is kept in the first."""
     parts: list[_Part] = []
-    seen: set[int] = set()
     for path in sorted((run_dir / PROBES_DIR).glob("ping-*.parquet")):
         try:
             table = pq.ParquetFile(path).read(use_threads=False)  # small: threads cost more
@@ -311,13 +311,21 @@ def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part
             _tell(warn, f"{path}: not a part of the probe store ({exc}); left out")
             continue
         rows = PingRows.of(table)
-        offsets = pc.unique(rows.records["offset"]).to_pylist()
-        if not seen.isdisjoint(offsets):
-            _tell(warn, f"{path}: holds records an earlier part holds; those left out")
-            offsets = [o for o in offsets if o not in seen]
-            rows = rows.keep(pa.array(offsets, pa.int64()))
-        seen.update(offsets)
+        offsets = pc.unique(rows.records["offset"]).to_numpy().astype(np.int64)
         parts.append(_Part(path, rows, offsets))
+    if not parts:
+        return parts
+    every = np.concatenate([p.offsets for p in parts])
+    again = np.ones(len(every), np.bool_)
+    again[np.unique(every, return_index=True)[1]] = False  # each offset's first part keeps it
+    at = 0
+    for i, part in enumerate(parts):
+        dropped = again[at : at + len(part.offsets)]
+        at += len(part.offsets)
+        if dropped.any():
+            _tell(warn, f"{part.path}: holds records an earlier part holds; those left out")
+            offsets = part.offsets[~dropped]
+            parts[i] = _Part(part.path, part.rows.keep(pa.array(offsets)), offsets)
     return parts
 
 
