@@ -163,11 +163,14 @@ class PingRows:
     has_rtt: NDArray[np.bool_]
 
     @classmethod
-    def of(cls, table: pa.Table) -> PingRows:
-        """Rows in ``SCHEMA`` (a record's rows contiguous) split at each change of ``offset``."""
+    def of(cls, table: pa.Table, breaks: Sequence[int] = ()) -> PingRows:
+        """Rows in ``SCHEMA`` (a record's rows contiguous) split at each change of ``offset``
+        and at each row of ``breaks`` (where one part's rows end and the next one's begin)."""
         offset = table["offset"].to_numpy()
         n = len(offset)
-        first = np.flatnonzero(np.r_[True, offset[1:] != offset[:-1]]) if n else offset[:0]
+        starts = np.r_[True, offset[1:] != offset[:-1]] if n else np.zeros(0, np.bool_)
+        starts[[b for b in breaks if b < n]] = True
+        first = np.flatnonzero(starts)
         heads = table.select(_PER_RECORD).take(pa.array(first, pa.int64()))
         rows = pa.array(np.diff(np.r_[first, n]).astype(np.int32))
         records = pa.Table.from_arrays([*heads.columns, rows], schema=RECORD_SCHEMA)
@@ -257,13 +260,14 @@ def read_store(
     samples.jsonl wins: a part that cannot be read, or whose rows name offsets that are not
     whole ping lines of the file (a file cut or edited since, a part copied from another run),
     is left out — its records are read from the JSONL — and ``warn`` told, naming the part."""
-    parts = _read_parts(run_dir, warn)
-    covered = np.sort(np.concatenate([p.offsets for p in parts])) if parts else None
+    parts, rows, part_of = _read_parts(run_dir, warn)
+    offsets = rows.records["offset"].to_numpy()
+    kept = _first_copies(offsets, part_of, parts, warn)
     found: list[NDArray[np.int64]] = []
     uncovered: list[tuple[int, PingRecord]] = []
     converted: list[PingRows] = []  # records converted a chunk at a time: rows are smaller
     others: list[SampleRecord] = []
-    for n, offset, rec in iter_lines(run_dir, covered, found):
+    for n, offset, rec in iter_lines(run_dir, np.sort(offsets[kept]), found):
         if rec is None:
             torn.append(n)
         elif isinstance(rec, PingRecord):
@@ -274,35 +278,43 @@ def read_store(
         elif not isinstance(rec, UnknownRecord):
             others.append(rec)
     lines = np.concatenate(found) if found else np.zeros(0, np.int64)  # in file order: sorted
-    tables = [part.matching(lines, warn) for part in parts]
-    converted.append(PingRows.of(ping_rows(uncovered)))
-    return StoredRun(PingRows.concat([*tables, *converted]), tuple(others))
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _Part:
-    path: Path
-    rows: PingRows
-    offsets: NDArray[np.int64]  # of its records, each once
-
-    def matching(self, lines: NDArray[np.int64], warn: Callable[[str], None] | None) -> PingRows:
-        """The rows whose records are whole ping lines of samples.jsonl (``lines``: their
-        offsets, sorted); the others are left out, and ``warn`` told."""
-        at = np.minimum(np.searchsorted(lines, self.offsets), max(len(lines) - 1, 0))
-        whole = lines[at] == self.offsets if len(lines) else np.zeros(len(self.offsets), bool)
-        if whole.all():
-            return self.rows
-        stray = self.offsets[~whole]
-        _tell(warn, f"{self.path}: {len(stray)} of its records name no whole ping line of "
+    at = np.minimum(np.searchsorted(lines, offsets), max(len(lines) - 1, 0))
+    whole = lines[at] == offsets if len(lines) else np.zeros(len(offsets), np.bool_)
+    for i in np.unique(part_of[kept & ~whole]).tolist():
+        stray = offsets[kept & ~whole & (part_of == i)]
+        _tell(warn, f"{parts[i]}: {len(stray)} of its records name no whole ping line of "
                     f"samples.jsonl (offset {stray[0]}); left out")  # fmt: skip
-        return self.rows.keep(pa.array(self.offsets[whole]))
+    if not (kept & whole).all():
+        rows = rows.take(np.flatnonzero(kept & whole))
+    converted.append(PingRows.of(ping_rows(uncovered)))
+    return StoredRun(PingRows.concat([rows, *converted]), tuple(others))
 
 
-def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part]:
-    """The parts in offset order, each split as it is read (``PingRows``: its per-record
-    columns once per record); one unreadable, or of another schema, is left out (``warn``).
-    A record in two parts (only a copied file makes one) is kept in the first."""
-    parts: list[_Part] = []
+#: Parts are read this many at a time and split together (few Python calls per record).
+_PARTS_AT_ONCE = 64
+
+
+def _read_parts(
+    run_dir: Path, warn: Callable[[str], None] | None
+) -> tuple[list[Path], PingRows, NDArray[np.int64]]:
+    """The parts in offset order, split as they are read (``PingRows``: the per-record columns
+    once per record), and the index of each record's part; one unreadable, or of another
+    schema, is left out (``warn``)."""
+    parts: list[Path] = []
+    split: list[PingRows] = []
+    part_of: list[NDArray[np.int64]] = []
+    batch: list[pa.Table] = []
+
+    def flush() -> None:
+        if batch:
+            breaks = np.cumsum([t.num_rows for t in batch])[:-1].tolist()
+            rows = PingRows.of(pa.concat_tables(batch), breaks)
+            split.append(rows)
+            starts = np.cumsum(rows.lengths()) - rows.lengths()
+            first_part = len(parts) - len(batch)
+            part_of.append(first_part + np.searchsorted(breaks, starts, side="right"))
+            batch.clear()
+
     for path in sorted((run_dir / PROBES_DIR).glob("ping-*.parquet")):
         try:
             table = pq.ParquetFile(path).read(use_threads=False)  # small: threads cost more
@@ -310,23 +322,28 @@ def _read_parts(run_dir: Path, warn: Callable[[str], None] | None) -> list[_Part
         except (OSError, KeyError, pa.ArrowException) as exc:
             _tell(warn, f"{path}: not a part of the probe store ({exc}); left out")
             continue
-        rows = PingRows.of(table)
-        offsets = pc.unique(rows.records["offset"]).to_numpy().astype(np.int64)
-        parts.append(_Part(path, rows, offsets))
-    if not parts:
-        return parts
-    every = np.concatenate([p.offsets for p in parts])
-    again = np.ones(len(every), np.bool_)
-    again[np.unique(every, return_index=True)[1]] = False  # each offset's first part keeps it
-    at = 0
-    for i, part in enumerate(parts):
-        dropped = again[at : at + len(part.offsets)]
-        at += len(part.offsets)
-        if dropped.any():
-            _tell(warn, f"{part.path}: holds records an earlier part holds; those left out")
-            offsets = part.offsets[~dropped]
-            parts[i] = _Part(part.path, part.rows.keep(pa.array(offsets)), offsets)
-    return parts
+        parts.append(path)
+        batch.append(table)
+        if len(batch) == _PARTS_AT_ONCE:
+            flush()
+    flush()
+    every = np.concatenate(part_of) if part_of else np.zeros(0, np.int64)
+    return parts, PingRows.concat(split), every.astype(np.int64)
+
+
+def _first_copies(
+    offsets: NDArray[np.int64],
+    part_of: NDArray[np.int64],
+    parts: Sequence[Path],
+    warn: Callable[[str], None] | None,
+) -> NDArray[np.bool_]:
+    """Which records to keep: a record in two parts (only a copied file makes one) is kept in
+    the first (``warn`` told of the other)."""
+    kept = np.zeros(len(offsets), np.bool_)
+    kept[np.unique(offsets, return_index=True)[1]] = True  # parts are in order: the first
+    for i in np.unique(part_of[~kept]).tolist():
+        _tell(warn, f"{parts[i]}: holds records an earlier part holds; those left out")
+    return kept
 
 
 def _tell(warn: Callable[[str], None] | None, message: str) -> None:
