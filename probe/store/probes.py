@@ -176,10 +176,14 @@ class PingRows:
         records = pa.Table.from_arrays([*heads.columns, rows], schema=RECORD_SCHEMA)
         seq, has_seq = _filled(table["seq"], 0)
         rtt, has_rtt = _filled(table["rtt_ms"], 0.0)
-        return cls(records, seq.astype(np.int32), has_seq, rtt.astype(np.float64), has_rtt)
+        return cls(
+            records, seq.astype(np.int32, copy=False), has_seq,
+            rtt.astype(np.float64, copy=False), has_rtt,
+        )  # fmt: skip
 
     @classmethod
     def concat(cls, parts: Sequence[PingRows]) -> PingRows:
+        parts = [p for p in parts if p.records.num_rows] or parts[:1]  # no copy for nothing
         if len(parts) == 1:
             return parts[0]
         if not parts:
