@@ -318,6 +318,8 @@ def _read_parts(
             first_part = len(parts) - len(batch)
             part_of.append(first_part + np.searchsorted(breaks, starts, side="right"))
             batch.clear()
+            # mimalloc keeps what the batch's tables freed: ~0.4 GiB of RSS at 1,000 hosts
+            pa.default_memory_pool().release_unused()
 
     for path in sorted((run_dir / PROBES_DIR).glob("ping-*.parquet")):
         try:
