@@ -335,7 +335,7 @@ class _LongForm:
         return at, which.tolist()
 
     def locate_columns(
-        self, src: Sequence[object], dst: Sequence[object], network: Sequence[object]
+        self, src: Iterable[object], dst: Iterable[object], network: Iterable[object]
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """``locate`` over cells given as columns (a hash lookup each, no Python per cell)."""
         a = self.host_index.get_indexer(pd.Index(src, dtype=object))
@@ -469,18 +469,21 @@ class _LongForm:
         tested = list(b._bw.items())
         at, which = self.locate(cell for cell, _ in tested)
         has_bw = np.zeros(size, np.bool_)
-        has_bw[at] = True
-        has_bw &= measurable
-        for row, i in zip(at.tolist(), which, strict=True):
-            if not measurable[row]:
-                continue
-            state, why, rate, lost, rtt, bound = tested[i][1]
-            bw_status[row], bw_reason[row] = state, why
-            if not math.isnan(rate):  # a goodput (an imported one knows no CPU or retransmits)
-                mbps[row], tcp_rtt[row] = rate, rtt
-                if lost is not None:
-                    retransmits[row], has_retransmits[row] = lost, True
-                cpu[row] = -1 if bound is None else int(bound)
+        kept = measurable[at]
+        rows = at[kept]
+        has_bw[rows] = True
+        outcomes = [tested[i][1] for i in np.asarray(which, np.int64)[kept].tolist()]
+        state, why, rate, lost, rtt, bound = (
+            (_objects(c) for c in zip(*outcomes, strict=True)) if outcomes else [_objects(())] * 6
+        )
+        bw_status[rows], bw_reason[rows] = state, why
+        good = ~np.isnan(rate.astype(np.float64))  # a goodput (an imported one knows no CPU
+        mbps[rows[good]] = rate[good].astype(np.float64)  # or retransmits)
+        tcp_rtt[rows[good]] = rtt[good].astype(np.float64)
+        counted = good & (lost != None)  # noqa: E711 (elementwise)
+        retransmits[rows[counted]] = lost[counted].astype(np.int64)
+        has_retransmits[rows[counted]] = True
+        cpu[rows[good]] = [-1 if v is None else int(v) for v in bound[good].tolist()]
         none = measurable & ~has_bw
         refused = b._bw_refused
         if refused:
@@ -519,9 +522,10 @@ class _LongForm:
                 has_streams[row] = True
         ccs = list(b._cc.items())
         at, which = self.locate(cell for cell, _ in ccs)
-        for row, i in zip(at.tolist(), which, strict=True):
-            if measurable[row]:
-                sender[row], receiver[row] = ccs[i][1]
+        kept = measurable[at]
+        pairs = [ccs[i][1] for i in np.asarray(which, np.int64)[kept].tolist()]
+        sender[at[kept]] = _objects([s for s, _ in pairs])
+        receiver[at[kept]] = _objects([r for _, r in pairs])
         col["rtt_loaded_p50_ms"], col["rtt_loaded_p99_ms"] = loaded[:, 0], loaded[:, 1]
         col["bw_fwd_multi_mbps"] = multi
         col["bw_multi_streams"] = pd.arrays.IntegerArray(streams, ~has_streams)
@@ -579,10 +583,15 @@ def _skeleton(
     )
 
 
-def _pick(values: Sequence[Any], index: NDArray[np.int64]) -> NDArray[Any]:
+def _objects(values: Sequence[Any]) -> NDArray[Any]:
+    """An object array of ``values`` as they are (numpy would make a tuple a dimension)."""
     column = np.empty(len(values), dtype=object)
     column[:] = values
-    picked: NDArray[Any] = column[index]
+    return column
+
+
+def _pick(values: Sequence[Any], index: NDArray[np.int64]) -> NDArray[Any]:
+    picked: NDArray[Any] = _objects(values)[index]
     return picked
 
 

@@ -126,9 +126,12 @@ def ping_cells(pings: PingRows) -> PingCells:
     dst, dst_names = _codes(head["dst"].combine_chunks(), None)
     net, net_names = _codes(head["network"].combine_chunks(), DEFAULT_NETWORK)
     key = (src * len(dst_names) + dst) * len(net_names) + net
-    order = np.lexsort((offset, key))
-    last = np.r_[key[order][1:] != key[order][:-1], True] if len(order) else order[:0] > 0
-    chosen = np.sort(order[last])
+    if pd.Index(key).is_unique:  # one record per cell (a run not resumed): every record
+        chosen = np.arange(len(key))
+    else:
+        order = np.lexsort((offset, key))
+        last = np.r_[key[order][1:] != key[order][:-1], True]
+        chosen = np.sort(order[last])
     if len(chosen) != len(offset):  # a cell measured again (--resume): its latest record
         pings = pings.take(chosen)
         head = head.take(pa.array(chosen))
@@ -267,12 +270,16 @@ def _loss_bounds(
     received: NDArray[np.int64],
 ) -> None:
     """Wilson bounds of the loss, once per distinct (lost, sent)."""
-    lost = sent - received
-    pairs = np.unique(np.stack([lost[rows], sent[rows]], axis=1), axis=0)
-    for events, trials in pairs.tolist():
-        low, high = wilson(events, trials)
-        at = rows & (lost == events) & (sent == trials)
-        fig["loss_lo_pct"][at], fig["loss_hi_pct"][at] = 100.0 * low, 100.0 * high
+    where = np.flatnonzero(rows)
+    lost, trials = sent[where] - received[where], sent[where]
+    # one integer per (lost, sent): 0 ≤ lost ≤ sent on these rows (the others go through Python)
+    span = int(trials.max()) + 1 if len(where) else 1
+    keys, inverse = np.unique(lost * span + trials, return_inverse=True)
+    low, high = np.empty(len(keys)), np.empty(len(keys))
+    for k, key in enumerate(keys.tolist()):
+        low[k], high[k] = wilson(key // span, key % span)
+    fig["loss_lo_pct"][where] = 100.0 * low[inverse]
+    fig["loss_hi_pct"][where] = 100.0 * high[inverse]
 
 
 def _bucket(

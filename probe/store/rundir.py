@@ -341,7 +341,7 @@ def _covered_lines(
     if not len(covered) or not len(starts):
         return np.zeros(len(starts), np.bool_)
     at = np.minimum(np.searchsorted(covered, base + starts), len(covered) - 1)
-    hit = covered[at] == base + starts
+    hit: NDArray[np.bool_] = covered[at] == base + starts
     hit &= ends - starts > len(PING_LINE)
     if not whole:  # the file's last block: its last line may lack its newline
         hit[-1] &= buf[int(ends[-1]) - 1 : int(ends[-1])] == b"\n"
