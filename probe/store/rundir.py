@@ -292,6 +292,9 @@ def iter_lines(
                 ends = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10) + 1
                 if not chunk and (not len(ends) or ends[-1] != len(buf)):
                     ends = np.r_[ends, len(buf)]  # the last line, without its newline
+                if not len(ends):  # no line ends in the block yet: read on
+                    carry = buf
+                    continue
                 starts = np.r_[0, ends[:-1]].astype(np.int64)
                 skip = _covered_lines(buf, starts, ends, base, cov, whole=bool(chunk))
                 if found is not None:
@@ -318,7 +321,7 @@ def iter_lines(
                 if torn is not None and skip[max(torn_at + 1, 0) :].any():
                     raise cut_short()
                 torn_at = -1
-                used = int(ends[-1]) if len(ends) else 0
+                used = int(ends[-1])
                 lines_before += len(ends)
                 base += used
                 carry = buf[used:]
