@@ -18,7 +18,14 @@ from probe.matrix.build import MatrixBuilder
 from probe.model import CellStatus
 from probe.store import probes, rundir
 from probe.store.probes import SCHEMA, PingRows, ping_rows, read_store, write_part
-from probe.store.records import HostRecord, PingRecord, TornMark, encode_record
+from probe.store.records import (
+    HostRecord,
+    PingRecord,
+    SampleRecord,
+    TornMark,
+    UnknownRecord,
+    encode_record,
+)
 from probe.store.rundir import RunStore, iter_lines
 from tests.matrix.test_build import RUN
 from tests.store.test_probes import A_B, A_C, B_A, FANOUT, HOST, IPERF, _jsonl_pings, records
@@ -63,7 +70,8 @@ def test_concat_copies_nothing_for_empty_pieces() -> None:
 
 def _store(tmp_path: Path) -> Path:
     store = RunStore.create(tmp_path)
-    for batch in ([HOST], [FANOUT, A_B, A_C], [B_A], [IPERF]):
+    batches: list[list[SampleRecord]] = [[HOST], [FANOUT, A_B, A_C], [B_A], [IPERF]]
+    for batch in batches:
         store.append_many(batch)
     store.close()
     return store.dir
@@ -95,7 +103,7 @@ def test_lines_read_alike_whatever_the_block(
         fh.write(encode_record(TornMark(8)) + "\n" + encode_record(HostRecord("b", CellStatus.OK)))
         fh.write("\n" + encode_record(HostRecord("c", CellStatus.OK)))  # its newline not yet
 
-    def lines() -> tuple[list[tuple[int, int, object]], list[int]]:
+    def lines() -> tuple[list[tuple[int, int, SampleRecord | UnknownRecord | None]], list[int]]:
         found: list[Any] = []
         seen = list(iter_lines(run, covered, found))
         return seen, np.concatenate(found).tolist()
