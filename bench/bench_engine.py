@@ -122,8 +122,9 @@ def measure(path: Path, engine: str) -> dict[str, Any]:
         import pyarrow.parquet as pq
 
         from probe.matrix.engine import ping_cells
+        from probe.store.probes import PingRows
 
-        cells = len(ping_cells(pq.read_table(path)).cells)
+        cells = len(ping_cells(PingRows.of(pq.read_table(path))).cells)
     elif engine == "duckdb":
         import duckdb
 

@@ -18,14 +18,13 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from numpy.typing import NDArray
 
 from probe.errors import InputError, StoreError
@@ -39,7 +38,7 @@ from probe.networks import ALL_NETWORKS, DEFAULT_NETWORK, NetworkChoice, NoRoute
 from probe.plan import parse_pair_mode, parse_ping_pairs, select_pairs, select_ping_pairs
 from probe.reach import BandwidthRoles, PingWay, bandwidth_roles, ping_reach
 from probe.stats import RttStats, short_for_rtt
-from probe.store.probes import StoredRun, ping_rows, read_store
+from probe.store.probes import PingRows, StoredRun, ping_rows, read_store
 from probe.store.records import (
     HostRecord,
     ImportedRecord,
@@ -155,7 +154,9 @@ class MatrixBuilder:
 
     Ping records become probe-store rows (``probe.store.probes``) and are reduced at the end by
     the vectorised engine (``probe.matrix.engine``): ``add_store`` takes a run's stored rows as
-    they are, ``add`` converts records in batches (a rebuild holds rows, not records). The other
+    they are, ``add`` converts records in batches (a rebuild holds rows, not records). The first
+    ``frame`` or ``samples`` reduces them once and lets the rows go (~0.3 GiB at 1,000 hosts):
+    every ping record is added before (a later one raises ``ValueError``). The other
     records are few and reduced as they stream by. Host failures apply at the end: a host record
     may follow its cells in the file. A pair the run's ping plan left out (run.json
     ``options.ping_pairs``; the plan is drawn again, seeded, from run.json's hosts) and that has
@@ -182,7 +183,7 @@ class MatrixBuilder:
             else "no bandwidth tests in this run (--no-bandwidth)"
         )
         self._host_fail: dict[str, tuple[str, str]] = {}
-        self._tables: list[pa.Table] = []
+        self._tables: list[PingRows] = []
         self._batch: list[tuple[int, PingRecord]] = []
         self._seen = 0  # records added: the order of ``add``'s records
         self._imported_cells: dict[_Cell, tuple[int, str, str, RttStats]] = {}
@@ -199,8 +200,8 @@ class MatrixBuilder:
 
     def add_store(self, stored: StoredRun) -> None:
         """A run's records as the probe store gives them (its pings are rows already)."""
+        self._unreduced()
         self._tables.append(stored.pings)
-        self._cells = None
         self.add_all(stored.others)
 
     def add(self, rec: SampleRecord) -> None:
@@ -220,10 +221,10 @@ class MatrixBuilder:
         if isinstance(rec, ImportedRecord):
             self._add_imported(cell, rec)
         elif isinstance(rec, PingRecord):
+            self._unreduced()
             self._batch.append((self._seen, rec))
-            self._cells = None
             if len(self._batch) >= _BATCH:
-                self._tables.append(ping_rows(self._batch))
+                self._tables.append(PingRows.of(ping_rows(self._batch)))
                 self._batch = []
         elif isinstance(rec, Iperf3Record):
             result = rec.result if ok else None
@@ -263,14 +264,17 @@ class MatrixBuilder:
         if rec.bw_mbps is not None:
             self._bw[cell] = (str(CellStatus.OK), reason, rec.bw_mbps, None, math.nan, None)
 
+    def _unreduced(self) -> None:
+        if self._cells is not None:
+            raise ValueError("a ping record added after the matrix was reduced")
+
     def _ping_cells(self) -> PingCells:
         if self._cells is None:
             if self._batch:
-                self._tables.append(ping_rows(self._batch))
+                self._tables.append(PingRows.of(ping_rows(self._batch)))
                 self._batch = []
-            tables = [t for t in self._tables if t.num_rows]
-            self._tables = tables[:1] if len(tables) <= 1 else [pa.concat_tables(tables)]
-            self._cells = ping_cells(self._tables[0] if self._tables else ping_rows([]))
+            rows, self._tables = PingRows.concat(self._tables), []
+            self._cells = ping_cells(rows)
         return self._cells
 
     def samples(self) -> dict[tuple[str, str], Probes]:
@@ -308,14 +312,13 @@ class _LongForm:
         self.n = len(hosts)
         self.index = {h.name: i for i, h in enumerate(hosts)}
         self.src, self.dst, network, self.address, self.no_route = _skeleton(builder)
-        self.networks = list(dict.fromkeys(n for n in network.tolist() if n is not None))
-        net_code = {name: i for i, name in enumerate(self.networks)}
-        self.net_code = net_code
-        self.net = np.fromiter(
-            (net_code.get(n, len(self.networks)) for n in network.tolist()), np.int64, len(network)
-        )
+        codes, names = pd.factorize(network)  # first-seen order; None: -1
+        self.networks: list[str] = [str(n) for n in names]
+        self.net = np.where(codes < 0, len(self.networks), codes).astype(np.int64)
         self.network = network
         self.rows = pd.Index(self._key(self.src, self.dst, self.net))
+        self.host_index = pd.Index([h.name for h in hosts], dtype=object)
+        self.net_index = pd.Index(self.networks, dtype=object)
         self.cells = cells
         self.size = len(self.src)
 
@@ -327,14 +330,21 @@ class _LongForm:
 
     def locate(self, cells: Iterable[_Cell]) -> tuple[NDArray[np.int64], list[int]]:
         """Rows of the cells (keyed by name), and which of the cells have one."""
-        keys, which = [], []
-        for i, (src, dst, network) in enumerate(cells):
-            a, b, net = self.index.get(src), self.index.get(dst), self.net_code.get(network)
-            if a is not None and b is not None and net is not None:
-                keys.append((a * self.n + b) * (len(self.networks) + 1) + net)
-                which.append(i)
-        at = self.rows.get_indexer(pd.Index(np.array(keys, np.int64)))
-        return at[at >= 0].astype(np.int64), [w for w, p in zip(which, at, strict=True) if p >= 0]
+        columns = list(zip(*cells, strict=True)) or [(), (), ()]
+        at, which = self.locate_columns(*columns)
+        return at, which.tolist()
+
+    def locate_columns(
+        self, src: Iterable[object], dst: Iterable[object], network: Iterable[object]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """``locate`` over cells given as columns (a hash lookup each, no Python per cell)."""
+        a = self.host_index.get_indexer(pd.Index(src, dtype=object))
+        b = self.host_index.get_indexer(pd.Index(dst, dtype=object))
+        net = self.net_index.get_indexer(pd.Index(network, dtype=object))
+        known = np.flatnonzero((a >= 0) & (b >= 0) & (net >= 0))
+        keys = self._key(a[known], b[known], net[known])
+        at = self.rows.get_indexer(pd.Index(keys))
+        return at[at >= 0].astype(np.int64), known[at >= 0].astype(np.int64)
 
     def pairs(self, pairs: Iterable[tuple[str, str]]) -> NDArray[np.bool_]:
         """Which rows are of one of ``pairs`` (any network)."""
@@ -367,8 +377,7 @@ class _LongForm:
         # the latest ping record of each cell (the engine), or an imported figure after it
         c = self.cells.cells
         has_ping = np.zeros(size, np.bool_)
-        at, which = self.locate(zip(c["src"], c["dst"], c["network"], strict=True))
-        w = np.array(which, np.int64)
+        at, w = self.locate_columns(c["src"], c["dst"], c["network"])
         has_ping[at] = True
         status[at] = c["status"].to_numpy(object)[w]
         reason[at] = c["reason"].to_numpy(object)[w]
@@ -442,7 +451,7 @@ class _LongForm:
         has_rev = reverse >= 0
         col["bw_rev_mbps"] = np.where(has_rev, bw[reverse], math.nan)
         self._short_tests(col)
-        return pd.DataFrame(col, columns=COLUMNS)
+        return pd.DataFrame(col, columns=COLUMNS, copy=False)  # one block per column: no copy
 
     def _bandwidth(
         self, col: dict[str, Any], measurable: NDArray[np.bool_], has_ping: NDArray[np.bool_]
@@ -460,18 +469,21 @@ class _LongForm:
         tested = list(b._bw.items())
         at, which = self.locate(cell for cell, _ in tested)
         has_bw = np.zeros(size, np.bool_)
-        has_bw[at] = True
-        has_bw &= measurable
-        for row, i in zip(at.tolist(), which, strict=True):
-            if not measurable[row]:
-                continue
-            state, why, rate, lost, rtt, bound = tested[i][1]
-            bw_status[row], bw_reason[row] = state, why
-            if not math.isnan(rate):  # a goodput (an imported one knows no CPU or retransmits)
-                mbps[row], tcp_rtt[row] = rate, rtt
-                if lost is not None:
-                    retransmits[row], has_retransmits[row] = lost, True
-                cpu[row] = -1 if bound is None else int(bound)
+        kept = measurable[at]
+        rows = at[kept]
+        has_bw[rows] = True
+        outcomes = [tested[i][1] for i in np.asarray(which, np.int64)[kept].tolist()]
+        state, why, rate, lost, rtt, bound = (
+            (_objects(c) for c in zip(*outcomes, strict=True)) if outcomes else [_objects(())] * 6
+        )
+        bw_status[rows], bw_reason[rows] = state, why
+        good = ~np.isnan(rate.astype(np.float64))  # a goodput (an imported one knows no CPU
+        mbps[rows[good]] = rate[good].astype(np.float64)  # or retransmits)
+        tcp_rtt[rows[good]] = rtt[good].astype(np.float64)
+        counted = good & (lost != None)  # noqa: E711 (elementwise)
+        retransmits[rows[counted]] = lost[counted].astype(np.int64)
+        has_retransmits[rows[counted]] = True
+        cpu[rows[good]] = [-1 if v is None else int(v) for v in bound[good].tolist()]
         none = measurable & ~has_bw
         refused = b._bw_refused
         if refused:
@@ -510,9 +522,10 @@ class _LongForm:
                 has_streams[row] = True
         ccs = list(b._cc.items())
         at, which = self.locate(cell for cell, _ in ccs)
-        for row, i in zip(at.tolist(), which, strict=True):
-            if measurable[row]:
-                sender[row], receiver[row] = ccs[i][1]
+        kept = measurable[at]
+        pairs = [ccs[i][1] for i in np.asarray(which, np.int64)[kept].tolist()]
+        sender[at[kept]] = _objects([s for s, _ in pairs])
+        receiver[at[kept]] = _objects([r for _, r in pairs])
         col["rtt_loaded_p50_ms"], col["rtt_loaded_p99_ms"] = loaded[:, 0], loaded[:, 1]
         col["bw_fwd_multi_mbps"] = multi
         col["bw_multi_streams"] = pd.arrays.IntegerArray(streams, ~has_streams)
@@ -570,10 +583,15 @@ def _skeleton(
     )
 
 
-def _pick(values: Sequence[Any], index: NDArray[np.int64]) -> NDArray[Any]:
+def _objects(values: Sequence[Any]) -> NDArray[Any]:
+    """An object array of ``values`` as they are (numpy would make a tuple a dimension)."""
     column = np.empty(len(values), dtype=object)
     column[:] = values
-    picked: NDArray[Any] = column[index]
+    return column
+
+
+def _pick(values: Sequence[Any], index: NDArray[np.int64]) -> NDArray[Any]:
+    picked: NDArray[Any] = _objects(values)[index]
     return picked
 
 
@@ -798,28 +816,13 @@ def host_order(run: RunDoc) -> list[str]:
 # --- anchors -------------------------------------------------------------------------------
 
 
-def _num(value: object) -> float | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    return float(value)  # type: ignore[arg-type]
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    """The rows as dicts with the values ``to_dict("records")`` gives (NA → None), read a column
-    at a time: ``to_dict`` boxes cell by cell and took 60 % of ``to_anchors`` at 300 hosts."""
-    columns = []
-    for name in frame.columns:
-        series = frame[name]
-        if series.dtype.name in ("Int64", "boolean"):  # masked: tolist() would give pd.NA
-            series = series.astype(object).where(series.notna(), None)
-        columns.append(series.tolist())
-    names = list(frame.columns)
-    for values in zip(*columns, strict=True):
-        yield dict(zip(names, values, strict=True))
+def _column(frame: pd.DataFrame, name: str, *, none: bool = True) -> list[Any]:
+    """A column as Python values (``tolist``), NaN and NA as None when ``none``."""
+    series = frame[name]
+    if series.dtype.name in ("Int64", "boolean") or (none and series.hasnans):
+        series = series.astype(object).where(series.notna(), None)
+    values: list[Any] = series.tolist()
+    return values
 
 
 def to_anchors(
@@ -842,48 +845,51 @@ def to_anchors(
 
 def pair_anchors(frame: pd.DataFrame) -> tuple[A.PairAnchor, ...]:
     """The rows of ``frame`` as typed pairs (what the region roll-up and anchors.json read): each
-    pair's preferred network's row."""
-    pairs = []
-    for rec in _records(preferred(frame)):
-        ok = rec["status"] == CellStatus.OK
-        rtt = (
-            A.RttAnchor(
-                min_ms=rec["rtt_min_ms"],
-                mean_ms=rec["rtt_mean_ms"],
-                p50_ms=rec["rtt_p50_ms"],
-                p90_ms=rec["rtt_p90_ms"],
-                p99_ms=rec["rtt_p99_ms"],
-                max_ms=rec["rtt_max_ms"],
-            )
-            if ok
-            else None
+    pair's preferred network's row. Read a column at a time (a million pairs at 1,000 hosts)."""
+    frame = preferred(frame)
+    statuses: dict[Any, CellStatus] = {s.value: s for s in CellStatus}
+
+    def text(name: str) -> list[str | None]:
+        if name not in frame.columns:  # sender_cc, receiver_cc: not asked for
+            return [None] * len(frame)
+        return [v if isinstance(v, str) else None for v in _column(frame, name)]
+
+    def num(name: str) -> list[float | None]:
+        return [None if v is None else float(v) for v in _column(frame, name)]
+
+    def count(name: str) -> list[int]:
+        return [0 if v is None else int(v) for v in _column(frame, name)]
+
+    status = [statuses.get(v) or CellStatus(v) for v in _column(frame, "status", none=False)]
+    rtt = [
+        A.RttAnchor(*figures) if state is CellStatus.OK else None
+        for state, *figures in zip(
+            status, *(_column(frame, c, none=False) for c in _ANCHOR_RTT), strict=True
         )
-        pairs.append(
-            A.PairAnchor(
-                src=rec["src"],
-                dst=rec["dst"],
-                src_region=str(rec["src_region"]),
-                dst_region=str(rec["dst_region"]),
-                status=CellStatus(rec["status"]),
-                reason=_text(rec["reason"]),
-                rtt=rtt,
-                rtt_mdev_ms=_num(rec["rtt_mdev_ms"]),
-                ipdv_ms=_num(rec["ipdv_ms"]),
-                pdv_p99_ms=_num(rec["pdv_p99_ms"]),
-                loss_pct=_num(rec["loss_pct"]),
-                sent=int(rec["sent"]) if _num(rec["sent"]) is not None else 0,
-                received=int(rec["received"]) if _num(rec["received"]) is not None else 0,
-                bw=A.Bandwidth(_num(rec["bw_fwd_mbps"]), _num(rec["bw_rev_mbps"])),
-                bw_status=CellStatus(rec["bw_status"]) if rec["bw_status"] else None,
-                bw_reason=_text(rec["bw_reason"]),
-                network=_text(rec["network"]),
-                address=_text(rec["address"]),
-                from_reverse=bool(rec["from_reverse"]),
-                sender_cc=_text(rec.get("sender_cc")),
-                receiver_cc=_text(rec.get("receiver_cc")),
-            )
-        )
-    return tuple(pairs)
+    ]
+    bw = [
+        A.Bandwidth(fwd, rev)
+        for fwd, rev in zip(num("bw_fwd_mbps"), num("bw_rev_mbps"), strict=True)
+    ]
+    bw_status = [
+        (statuses.get(v) or CellStatus(v)) if v else None
+        for v in _column(frame, "bw_status", none=False)
+    ]
+    columns = zip(
+        _column(frame, "src", none=False), _column(frame, "dst", none=False),
+        (str(v) for v in _column(frame, "src_region", none=False)),
+        (str(v) for v in _column(frame, "dst_region", none=False)),
+        status, text("reason"), rtt, num("rtt_mdev_ms"), num("ipdv_ms"), num("pdv_p99_ms"),
+        num("loss_pct"), count("sent"), count("received"), bw, bw_status, text("bw_reason"),
+        text("network"), text("address"), map(bool, _column(frame, "from_reverse", none=False)),
+        text("sender_cc"), text("receiver_cc"),
+        strict=True,
+    )  # fmt: skip
+    return tuple(A.PairAnchor(*values) for values in columns)
+
+
+#: The matrix columns of ``RttAnchor``'s fields, in order.
+_ANCHOR_RTT = ("rtt_min_ms", "rtt_mean_ms", "rtt_p50_ms", "rtt_p90_ms", "rtt_p99_ms", "rtt_max_ms")
 
 
 def rtt_samples(records: Iterable[SampleRecord]) -> dict[tuple[str, str], Probes]:

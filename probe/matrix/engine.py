@@ -17,8 +17,10 @@ take about 2 s (numpy 0.63 GiB, DuckDB 0.41, Polars 0.36). The deciding reason i
 matrix must carry the very floats ``train_stats`` gives (the fixtures, the hypothesis tests),
 and neither engine's sum, mean, stddev or quantile is bit-identical to ``statistics`` and
 ``math.fsum`` — each would still need this module's certified pass or a Python one. numpy was
-also the fastest and adds no dependency. Its memory is mostly the probe table itself (every
-per-record column repeated per probe row): the thing to shrink next.
+also the fastest and adds no dependency. That 4.8 GiB was mostly the probe table itself (every
+per-record column repeated per probe row): the engine now reads ``PingRows`` (each per-record
+value once, the probes as numpy columns) and keeps no per-row record index, so a 1,000-host
+rebuild peaks near 1.5 GiB (bench_scale).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from probe.stats import (
     rtt_stats,
     wilson,
 )
+from probe.store.probes import PingRows
 from probe.store.records import PingTrain
 from probe.tools.ping import PingProbe, PingSummary
 
@@ -56,6 +59,8 @@ _FIGURES = [c for c in STATS if c not in ("sent", "received")]
 _BOUNDS = [c for c in CONFIDENCE if c != "p99_few_samples"]
 _SUMMARY = ("sum_min_ms", "sum_avg_ms", "sum_max_ms", "sum_mdev_ms")
 _PERCENTILES = (("rtt_p50_ms", 50), ("rtt_p90_ms", 90), ("rtt_p99_ms", 99))
+#: RTTs reduced at a time: the certified sums hold ~15 temporaries the size of their rows.
+_CHUNK_VALUES = 1 << 21
 
 
 def train_stats(train: PingTrain) -> RttStats:
@@ -111,41 +116,28 @@ def _codes(column: pa.Array, null: str | None) -> tuple[NDArray[np.int64], list[
     return codes, values
 
 
-def _ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The concatenated index ranges [start, start + length)."""
-    total = int(lengths.sum())
-    ends = np.cumsum(lengths)
-    index: NDArray[np.int64] = np.arange(total, dtype=np.int64)
-    index += np.repeat(starts - (ends - lengths), lengths)
-    return index
-
-
-def ping_cells(pings: pa.Table) -> PingCells:
-    """Each cell's latest ping record (max ``offset``) of a probe-store table, reduced."""
-    rows = pings.num_rows
-    offset = (pings["offset"].to_numpy() if rows else np.zeros(0, np.int64)).astype(
-        np.int64, copy=False
-    )
-    first = np.flatnonzero(np.r_[True, offset[1:] != offset[:-1]]) if rows else offset[:0]
-    length = np.diff(np.r_[first, rows]).astype(np.int64)
-    head = pings.select(
+def ping_cells(pings: PingRows) -> PingCells:
+    """Each cell's latest ping record (max ``offset``) of the probe store's rows, reduced."""
+    records = pings.records
+    offset = records["offset"].to_numpy().astype(np.int64, copy=False)
+    head = records.select(
         ["src", "dst", "network", "status", "reason", "sent", "received", "duplicates",
          *_SUMMARY]
-    ).take(pa.array(first)).combine_chunks()  # fmt: skip
+    ).combine_chunks()  # fmt: skip
     src, src_names = _codes(head["src"].combine_chunks(), None)
     dst, dst_names = _codes(head["dst"].combine_chunks(), None)
     net, net_names = _codes(head["network"].combine_chunks(), DEFAULT_NETWORK)
     key = (src * len(dst_names) + dst) * len(net_names) + net
-    order = np.lexsort((offset[first], key))
-    last = np.r_[key[order][1:] != key[order][:-1], True] if len(order) else order[:0] > 0
-    chosen = np.sort(order[last])
-    head = head.take(pa.array(chosen))
-    row_index = _ranges(first[chosen], length[chosen])
-    whole = len(chosen) == len(first)
-    seq, has_seq = _values(pings["seq"] if whole else pings["seq"].take(row_index), 0)
-    rtt, has_rtt = _values(pings["rtt_ms"] if whole else pings["rtt_ms"].take(row_index), 0.0)
-    reduced = _reduce(head, seq.astype(np.int32), has_seq, rtt.astype(np.float64), has_rtt,
-                      length[chosen])  # fmt: skip
+    if pd.Index(key).is_unique:  # one record per cell (a run not resumed): every record
+        chosen = np.arange(len(key))
+    else:
+        order = np.lexsort((offset, key))
+        last = np.r_[key[order][1:] != key[order][:-1], True]
+        chosen = np.sort(order[last])
+    if len(chosen) != len(offset):  # a cell measured again (--resume): its latest record
+        pings = pings.take(chosen)
+        head = head.take(pa.array(chosen))
+    reduced = _reduce(head, pings)
     reason = head["reason"].to_pylist()
     status = head["status"].cast(pa.string()).to_pylist()
     cells = pd.DataFrame(
@@ -156,12 +148,16 @@ def ping_cells(pings: pa.Table) -> PingCells:
             "network": _objects([net_names[i] for i in net[chosen]]),
             "status": _objects(status),
             "reason": _objects(reason),
-            "offset": offset[first][chosen],
+            "offset": offset[chosen],
             **reduced.columns,
         }
     )
     ok = (np.asarray(status, dtype=object) == CellStatus.OK.value) & reduced.trained
-    return _with_probes(cells, ok, reduced)
+    # the received probes of the ok cells, in arrival order
+    keep = pings.has_seq & pings.has_rtt & np.repeat(ok, pings.lengths())
+    count = np.where(ok, reduced.replies, 0).astype(np.int64)
+    start = np.cumsum(count) - count
+    return PingCells(cells, pings.rtt_ms[keep], pings.seq[keep], start, count)
 
 
 def _objects(values: list[Any]) -> pd.Series:
@@ -172,29 +168,34 @@ def _objects(values: list[Any]) -> pd.Series:
 class _Reduced:
     columns: dict[str, Any]
     trained: NDArray[np.bool_]
-    record: NDArray[np.int64]  # per received probe, arrival order: its record
-    rtt: NDArray[np.float64]
-    seq: NDArray[np.int32]
+    replies: NDArray[np.int64]  # per record: its received probes
 
 
-def _with_probes(cells: pd.DataFrame, ok: NDArray[np.bool_], reduced: _Reduced) -> PingCells:
-    keep = ok[reduced.record]
-    count = np.bincount(reduced.record[keep], minlength=len(cells)).astype(np.int64)
-    start = np.cumsum(count) - count
-    return PingCells(cells, reduced.rtt[keep], reduced.seq[keep], start, count)
+def _per_record(flags: NDArray[np.bool_], row_start: NDArray[np.int64]) -> NDArray[np.int64]:
+    """How many of each record's rows ``flags`` holds (records cover the rows, in order)."""
+    where = np.searchsorted(np.flatnonzero(flags), np.r_[row_start, len(flags)])
+    out: NDArray[np.int64] = np.diff(where).astype(np.int64)
+    return out
 
 
-def _reduce(
-    head: pa.Table,
-    seq: NDArray[np.int32],
-    has_seq: NDArray[np.bool_],
-    rtt: NDArray[np.float64],
-    has_rtt: NDArray[np.bool_],
-    length: NDArray[np.int64],
-) -> _Reduced:
-    """The statistics of each record of ``head`` from its rows (``length`` each, in order)."""
+def _in_seq_order(
+    seq: NDArray[np.int32], has_seq: NDArray[np.bool_], row_start: NDArray[np.int64]
+) -> bool:
+    """Whether every record's probes come in ``seq`` order (a train as ping prints it)."""
+    p_seq = seq[has_seq]
+    n_probes = _per_record(has_seq, row_start)
+    same = np.ones(max(len(p_seq) - 1, 0), np.bool_)
+    firsts = (np.cumsum(n_probes) - n_probes)[n_probes > 0]
+    same[firsts[firsts > 0] - 1] = False  # a record's first probe follows another record's
+    return not (np.diff(p_seq) < 0)[same].any()
+
+
+def _reduce(head: pa.Table, pings: PingRows) -> _Reduced:
+    """The statistics of each record of ``head`` from its rows in ``pings``."""
     n_rec = head.num_rows
-    record = np.repeat(np.arange(n_rec, dtype=np.int64), length)
+    seq, has_seq, rtt, has_rtt = pings.seq, pings.has_seq, pings.rtt_ms, pings.has_rtt
+    length = pings.lengths()
+    row_start = np.cumsum(length) - length
     sent, trained = _values(head["sent"], 0)
     received, _ = _values(head["received"], 0)
     duplicates, _ = _values(head["duplicates"], 0)
@@ -203,24 +204,23 @@ def _reduce(
     has_summary = summary["sum_min_ms"][1] & summary["sum_avg_ms"][1] & summary["sum_max_ms"][1]
     use_summary = has_summary & (duplicates == 0)
 
-    probe = has_seq
-    got = probe & has_rtt
-    arrival = np.flatnonzero(got)
-    by_seq = arrival
-    p_rec, p_seq = record[probe], seq[probe]
-    if (np.diff(p_seq) < 0)[np.diff(p_rec) == 0].any():  # some train is not in seq order
-        ordered = np.flatnonzero(probe)[np.lexsort((p_seq, p_rec))]
-        by_seq = ordered[has_rtt[ordered]]
-    values = rtt[by_seq]
-    n_got = np.bincount(record[by_seq], minlength=n_rec).astype(np.int64)
+    got = has_seq & has_rtt
+    n_got = _per_record(got, row_start)
+    if _in_seq_order(seq, has_seq, row_start):
+        values = rtt[got]
+    else:  # some train is not in seq order: each record's replies sorted by seq
+        record = np.repeat(np.arange(n_rec, dtype=np.int32), length)
+        probe = np.flatnonzero(has_seq)
+        ordered = probe[np.lexsort((seq[probe], record[probe]))]
+        values = rtt[ordered[has_rtt[ordered]]]
     start = np.cumsum(n_got) - n_got
+    bad_rtt = _per_record(got & ~np.isfinite(rtt), row_start) > 0
 
     fig = {c: np.full(n_rec, np.nan) for c in _FIGURES + _BOUNDS}
     few = np.full(n_rec, -1, np.int8)
     s_min, s_avg, s_max, s_mdev = (summary[c][0] for c in _SUMMARY)
     finite = np.isfinite(np.where(use_summary, s_min + s_avg + s_max, 0.0))
     finite &= np.isfinite(np.where(summary["sum_mdev_ms"][1] & use_summary, s_mdev, 0.0))
-    bad_rtt = np.bincount(record[got], ~np.isfinite(rtt[got]), minlength=n_rec) > 0
     python = trained & (
         (sent < 1) | (received < 0) | (received > sent) | ~finite | bad_rtt
         | (use_summary & (s_min > s_max))
@@ -236,10 +236,11 @@ def _reduce(
     mdev_known = summary["sum_mdev_ms"][1]
     fig["rtt_mdev_ms"][blind & mdev_known] = s_mdev[blind & mdev_known]
     for n in np.unique(n_got[answered & (n_got > 0)]).tolist():
-        rows = np.flatnonzero(answered & (n_got == n))
-        x = values[start[rows][:, None] + np.arange(n)]
-        python[rows[~_bucket(fig, few, rows, x, use_summary[rows], summary)]] = True
-    row_start = np.cumsum(length) - length
+        bucket = np.flatnonzero(answered & (n_got == n))
+        for at in range(0, len(bucket), _CHUNK_VALUES // n):  # the arithmetic's temporaries
+            rows = bucket[at : at + _CHUNK_VALUES // n]
+            x = values[start[rows][:, None] + np.arange(n)]
+            python[rows[~_bucket(fig, few, rows, x, use_summary[rows], summary)]] = True
     for i in np.flatnonzero(python).tolist():
         part = slice(int(row_start[i]), int(row_start[i] + length[i]))
         probes = tuple(
@@ -261,7 +262,7 @@ def _reduce(
         **{c: fig[c] for c in _BOUNDS},
         "p99_few_samples": pd.arrays.BooleanArray(few == 1, few < 0),
     }
-    return _Reduced(columns, trained, record[arrival], rtt[arrival], seq[arrival])
+    return _Reduced(columns, trained, n_got)
 
 
 def _loss_bounds(
@@ -271,12 +272,16 @@ def _loss_bounds(
     received: NDArray[np.int64],
 ) -> None:
     """Wilson bounds of the loss, once per distinct (lost, sent)."""
-    lost = sent - received
-    pairs = np.unique(np.stack([lost[rows], sent[rows]], axis=1), axis=0)
-    for events, trials in pairs.tolist():
-        low, high = wilson(events, trials)
-        at = rows & (lost == events) & (sent == trials)
-        fig["loss_lo_pct"][at], fig["loss_hi_pct"][at] = 100.0 * low, 100.0 * high
+    where = np.flatnonzero(rows)
+    lost, trials = sent[where] - received[where], sent[where]
+    # one integer per (lost, sent): 0 ≤ lost ≤ sent on these rows (the others go through Python)
+    span = int(trials.max()) + 1 if len(where) else 1
+    keys, inverse = np.unique(lost * span + trials, return_inverse=True)
+    low, high = np.empty(len(keys)), np.empty(len(keys))
+    for k, key in enumerate(keys.tolist()):
+        low[k], high[k] = wilson(key // span, key % span)
+    fig["loss_lo_pct"][where] = 100.0 * low[inverse]
+    fig["loss_hi_pct"][where] = 100.0 * high[inverse]
 
 
 def _bucket(

@@ -16,7 +16,7 @@ from probe.matrix.engine import CONFIDENCE, STATS, ping_cells, train_stats
 from probe.matrix.exact import fsum_rows, mean_rows, pstdev_rows
 from probe.model import CellStatus
 from probe.stats import rtt_confidence
-from probe.store.probes import ping_rows
+from probe.store.probes import PingRows, ping_rows
 from probe.store.records import PingRecord, PingTrain
 from probe.store.rundir import read_samples
 from probe.tools.fping import parse_fping
@@ -27,7 +27,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 def check(records: Sequence[tuple[int, PingRecord]]) -> None:
     """Each cell's row equals the Python figures of its latest record (largest offset)."""
-    cells = ping_cells(ping_rows(records))
+    cells = ping_cells(PingRows.of(ping_rows(records)))
     latest: dict[tuple[str, str, str], tuple[int, PingRecord]] = {}
     for offset, rec in records:
         key = (rec.src, rec.dst, rec.network)
@@ -95,7 +95,7 @@ def test_latest_record_of_a_cell_wins_whatever_the_row_order() -> None:
 
 
 def test_no_rows() -> None:
-    assert ping_cells(ping_rows([])).cells.empty
+    assert ping_cells(PingRows.of(ping_rows([]))).cells.empty
 
 
 # RTTs as ping prints them (µs resolution: exact ties in sums are common) and arbitrary ones

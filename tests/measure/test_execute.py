@@ -211,7 +211,7 @@ async def test_each_source_s_ping_results_are_one_part_of_the_probe_store(
     assert len(list((run_dir / "probes").glob("ping-*.parquet"))) == 2
     stored = read_store(run_dir, [])
     pings = [r for r in read_samples(run_dir).records if isinstance(r, PingRecord)]
-    assert sorted(stored.pings.column("src").to_pylist()) == sorted(
+    assert sorted(stored.pings.table().column("src").to_pylist()) == sorted(
         p.src for p in pings for _ in range(max(1, len(p.train.probes) if p.train else 0))
     )
     assert not any(isinstance(r, PingRecord) for r in stored.others)

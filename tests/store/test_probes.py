@@ -164,8 +164,8 @@ def _sorted(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def _same_as_jsonl(run: Path, stored: StoredRun, others: Sequence[SampleRecord]) -> None:
-    assert stored.pings.schema == SCHEMA
-    assert _sorted(stored.pings) == _sorted(ping_rows(_jsonl_pings(run)))
+    assert stored.pings.table().schema == SCHEMA
+    assert _sorted(stored.pings.table()) == _sorted(ping_rows(_jsonl_pings(run)))
     assert stored.others == tuple(others)
 
 
@@ -213,14 +213,15 @@ def test_a_record_whose_part_was_never_written_is_read_from_the_jsonl_once(
     stored = read_store(run, [])
     _same_as_jsonl(run, stored, [FANOUT])
     assert len(unparsed_pings) == 1 and unparsed_pings[0].endswith("samples.jsonl:4")
-    assert [r["offset"] for r in stored.pings.to_pylist()].count(_jsonl_pings(run)[2][0]) == 2
+    offsets = stored.pings.table()["offset"].to_pylist()
+    assert offsets.count(_jsonl_pings(run)[2][0]) == 2
 
 
 def test_a_cell_measured_again_keeps_both_records_latest_offset_last(tmp_path: Path) -> None:
     """``--resume`` re-measures a failed cell: both records stay, the later one wins by offset."""
     again = PingRecord("a", "c", CellStatus.OK, train=PingTrain(1, 1, 0, ((0, 0.9),)))
     run = _run(tmp_path, [FANOUT, A_C], [again])
-    rows = [r for r in read_store(run, []).pings.to_pylist() if r["dst"] == "c"]
+    rows = [r for r in read_store(run, []).pings.table().to_pylist() if r["dst"] == "c"]
     assert [(r["status"], r["rtt_ms"]) for r in rows] == [("timeout", None), ("ok", 0.9)]
     assert rows[0]["offset"] < rows[1]["offset"]
 
@@ -244,7 +245,7 @@ def test_a_part_written_after_a_torn_line_names_the_lines_as_they_are(
     with (run / "samples.jsonl").open("a") as fh:
         fh.write(encode_record(A_C)[:30])
     torn.clear()
-    assert read_store(run, torn).pings.num_rows == stored.pings.num_rows and torn == [3, 6]
+    assert len(read_store(run, torn).pings.seq) == len(stored.pings.seq) and torn == [3, 6]
 
 
 @pytest.mark.parametrize("offset", [1, 10**9], ids=["not-a-line-start", "beyond-the-end"])
@@ -297,7 +298,7 @@ def test_a_batch_without_ping_records_writes_no_part(tmp_path: Path) -> None:
     run = _run(tmp_path, [HOST, IPERF], [])
     assert not (run / "probes").exists()
     stored = read_store(run, [])
-    assert stored.pings.num_rows == 0 and stored.others == (HOST, IPERF)
+    assert len(stored.pings.seq) == 0 and stored.others == (HOST, IPERF)
 
 
 def test_records_no_part_covers_convert_alike_in_chunks(
