@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
+from probe.matrix.csvtext import csv_blocks
 from probe.matrix.engine import PingCells, ping_cells
 from probe.matrix.engine import train_stats as train_stats  # re-exported: callers import it here
 from probe.matrix.regions import RegionFigure, figures, roll_up
@@ -737,7 +738,7 @@ def write_matrix(
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **(metadata or {})})
     parquet = pa.BufferOutputStream()
     pq.write_table(table, parquet)
-    save(run_dir / "matrix.csv", frame.to_csv(index=False))
+    save(run_dir / "matrix.csv", csv_blocks(frame))  # frame.to_csv's text, vectorised
     save(run_dir / "matrix.parquet", parquet.getvalue().to_pybytes())
 
 
