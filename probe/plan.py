@@ -159,7 +159,12 @@ class PingPlan:
     @property
     def reason(self) -> str:
         """Why a pair the plan left out has no measurement (its cell's reason)."""
-        return f"not in the {self.mode} plan"
+        return left_out_reason(self.mode)
+
+
+def left_out_reason(mode: PairMode) -> str:
+    """The reason of a pair a ping plan of ``mode`` left out: known without drawing the plan."""
+    return f"not in the {mode} plan"
 
 
 def select_ping_pairs(hosts: Sequence[PlanHost], mode: PairMode, *, seed: int = 0) -> PingPlan:

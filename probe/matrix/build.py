@@ -1,9 +1,11 @@
 """Samples → the latency/bandwidth matrix (pandas): long form, wide grids, region roll-ups, anchors.
 
 Long form is the one source every view derives from: one row per ordered pair of measured hosts
-and network it was measured over (``network``, and ``address``: the destination's on it),
-*always* present, with ``status`` and ``reason`` saying why a row has no numbers. Nothing here is
-0 for "unknown": an empty cell is NaN plus a status.
+and network it was measured over (``network``, and ``address``: the destination's on it), with
+``status`` and ``reason`` saying why a row has no numbers. Nothing here is 0 for "unknown": an
+empty cell is NaN plus a status. Every pair with a measurement or a reason of its own has its
+rows; a pair a sampled ping plan left out that has no bandwidth cell either is *implied*
+``not-planned`` and has none (``probe.matrix.implied``): ``with_implied`` puts its rows back.
 
 **Networks.** A pair's rows come in ``probe.networks``' order, the rule's network first (the one
 production traffic would use): only ``--networks all`` gives a pair more than one. Every
@@ -34,11 +36,13 @@ from probe.matrix import anchors as A
 from probe.matrix.csvtext import csv_blocks
 from probe.matrix.engine import PingCells, ping_cells
 from probe.matrix.engine import train_stats as train_stats  # re-exported: callers import it here
+from probe.matrix.implied import STATUS as IMPLIED_STATUS
+from probe.matrix.implied import Implied, bw_unplanned_reason, implied_of, ping_mode
 from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.matrix.samples import Probes
 from probe.model import CellStatus, PortRange
 from probe.networks import ALL_NETWORKS, DEFAULT_NETWORK, NetworkChoice, NoRoute, Route, routes
-from probe.plan import parse_pair_mode, parse_ping_pairs, select_pairs, select_ping_pairs
+from probe.plan import parse_pair_mode, select_pairs, select_ping_pairs
 from probe.reach import BandwidthRoles, PingWay, bandwidth_roles, ping_reach
 from probe.stats import RttStats, short_for_rtt
 from probe.store.bandwidth import bandwidth_rows
@@ -126,6 +130,12 @@ COLUMNS = [
 ]
 #: The reason of a cell no record speaks of: the run never reached it (``--resume`` will).
 NOT_MEASURED = "not measured"
+#: The columns of a row that are figures: empty in a row that reads as an implied one.
+_FIGURES = [
+    c for c in COLUMNS
+    if c not in (*CELL_KEY, "address", *LABELS, "status", "reason", "bw_status", "bw_reason",
+                 "from_reverse")
+]  # fmt: skip
 METRICS = [
     *PING_COLUMNS,
     "bw_fwd_mbps",
@@ -163,7 +173,8 @@ class MatrixBuilder:
     may follow its cells in the file. A pair the run's ping plan left out (run.json
     ``options.ping_pairs``; the plan is drawn again, seeded, from run.json's hosts) and that has
     no ping record is ``not-planned``; so is a bandwidth cell outside ``--pairs`` (or every one
-    under ``--no-bandwidth``). A planned cell the run could not aim at (``probe.reach``, from
+    under ``--no-bandwidth``); a pair both are true of is implied and gets no row (only the pairs
+    some plan or record speaks of are assembled: no work per pair left out). A planned cell the run could not aim at (``probe.reach``, from
     run.json's ``inbound``) is ``not-measurable`` or, toward a host refusing ICMP, a copy of the
     reverse direction marked ``from_reverse``.
     """
@@ -174,17 +185,12 @@ class MatrixBuilder:
         self._names = {h.name for h in self.hosts}
         self._route = _router(run)
         self._unplanned = _unplanned(run)
+        self._implied = implied_of(run)
         roles = _bandwidth_roles(run)  # drawn once: ~0.5 s at 1,000 hosts
         self._bw_planned = bandwidth_cells(run, roles)
         self._bw_refused = bandwidth_not_measurable(run, roles)
         self._imported = run.imported
-        self._bw_unplanned_reason = (
-            f"no bandwidth figure for this pair in the imported {run.imported.source}"
-            if run.imported is not None
-            else f"not in the --pairs {run.options.pairs} plan"
-            if run.options.bandwidth
-            else "no bandwidth tests in this run (--no-bandwidth)"
-        )
+        self._bw_unplanned_reason = bw_unplanned_reason(run)
         self._host_fail: dict[str, tuple[str, str]] = {}
         self._tables: list[PingRows] = []
         self._batch: list[tuple[int, PingRecord]] = []
@@ -269,14 +275,33 @@ class MatrixBuilder:
             self._cells = ping_cells(rows)
         return self._cells
 
+    def _all_tests(self) -> pa.Table:
+        if self._test_batch:
+            self._tests.append(bandwidth_rows(self._test_batch))
+            self._test_batch = []
+        return pa.concat_tables([bandwidth_rows([]), *self._tests])
+
+    def spoken_of(self) -> list[tuple[Iterable[object], Iterable[object]]]:
+        """(sources, destinations) of every cell a plan or record speaks of: the ping plan's
+        pairs, the bandwidth plan's and its unmeasurable ones, every record's cell."""
+        cells = self._ping_cells().cells
+        tests = self._all_tests()
+        plan = self._unplanned[0] if self._unplanned is not None else frozenset()
+        named = [plan, self._bw_planned, self._bw_refused, self._imported_cells,
+                 self._imported_bw, self._loaded]  # fmt: skip
+        out: list[tuple[Iterable[object], Iterable[object]]] = [
+            (cells["src"].to_numpy(object), cells["dst"].to_numpy(object)),
+            (tests["src"].to_numpy(zero_copy_only=False), tests["dst"].to_numpy(zero_copy_only=False)),
+        ]
+        for keys in named:
+            out.append(([k[0] for k in keys], [k[1] for k in keys]))
+        return out
+
     def latest_tests(self, kind: str) -> dict[str, NDArray[Any]]:
         """Each cell's latest record of ``kind`` (``iperf3``, ``iperf3_multi``: the greatest
         offset), ``probe.store.bandwidth.SCHEMA``'s columns as numpy (strings and a null
         ``cpu_bound`` as objects, None for null; the other nulls NaN)."""
-        if self._test_batch:
-            self._tests.append(bandwidth_rows(self._test_batch))
-            self._test_batch = []
-        tests = pa.concat_tables([bandwidth_rows([]), *self._tests])
+        tests = self._all_tests()
         tests = tests.filter(pc.equal(tests["kind"].cast(pa.string()), kind))
         key = pd.DataFrame({"offset": tests["offset"].to_numpy()})
         for name in CELL_KEY:
@@ -328,16 +353,29 @@ class _LongForm:
         hosts = builder.hosts
         self.n = len(hosts)
         self.index = {h.name: i for i, h in enumerate(hosts)}
-        self.src, self.dst, network, self.address, self.no_route = _skeleton(builder)
+        self.host_index = pd.Index([h.name for h in hosts], dtype=object)
+        keep = None if builder._implied is None else self._spoken_of()
+        self.src, self.dst, network, self.address, self.no_route = _skeleton(builder, keep)
         codes, names = pd.factorize(network)  # first-seen order; None: -1
         self.networks: list[str] = [str(n) for n in names]
         self.net = np.where(codes < 0, len(self.networks), codes).astype(np.int64)
         self.network = network
         self.rows = pd.Index(self._key(self.src, self.dst, self.net))
-        self.host_index = pd.Index([h.name for h in hosts], dtype=object)
         self.net_index = pd.Index(self.networks, dtype=object)
         self.cells = cells
         self.size = len(self.src)
+
+    def _spoken_of(self) -> NDArray[np.int64]:
+        """The pairs (src × n + dst, sorted: host order) some plan or record speaks of, and
+        their reverses (a row reads its reverse's goodput, and RTT when ``from_reverse``)."""
+        n, found = self.n, []
+        for src, dst in self.b.spoken_of():
+            a = self.host_index.get_indexer(pd.Index(list(src), dtype=object))
+            b = self.host_index.get_indexer(pd.Index(list(dst), dtype=object))
+            known = (a >= 0) & (b >= 0) & (a != b)
+            found += [a[known] * n + b[known], b[known] * n + a[known]]
+        codes: NDArray[np.int64] = np.unique(np.concatenate([np.zeros(0, np.int64), *found]))
+        return codes
 
     def _key(
         self, src: NDArray[np.int64], dst: NDArray[np.int64], net: NDArray[np.int64]
@@ -468,7 +506,31 @@ class _LongForm:
         has_rev = reverse >= 0
         col["bw_rev_mbps"] = np.where(has_rev, bw[reverse], math.nan)
         self._short_tests(col)
-        return pd.DataFrame(col, columns=COLUMNS, copy=False)  # one block per column: no copy
+        frame = pd.DataFrame(col, columns=COLUMNS, copy=False)  # one block per column: no copy
+        return frame if b._implied is None else self._without_implied(frame, b._implied)
+
+    def _without_implied(self, frame: pd.DataFrame, implied: Implied) -> pd.DataFrame:
+        """``frame`` without the pairs every row of which reads as an implied one (a record
+        with nothing in it, the reverse of a pair spoken of): the long form is the same
+        whatever was assembled."""
+        pure = (
+            (frame["status"].to_numpy(object) == str(IMPLIED_STATUS))
+            & (frame["reason"].to_numpy(object) == implied.reason)
+            & (frame["bw_status"].to_numpy(object) == str(IMPLIED_STATUS))
+            & (frame["bw_reason"].to_numpy(object) == implied.bw_reason)
+            & ~frame["from_reverse"].to_numpy(np.bool_)
+        )
+        rows = np.flatnonzero(pure)
+        if not len(rows):
+            return frame
+        part = frame.iloc[rows]
+        empty = np.ones(len(rows), np.bool_)
+        for name in _FIGURES:
+            empty &= part[name].isna().to_numpy()
+        pure[rows] = empty
+        pair = self.src * self.n + self.dst
+        drop = pure & ~np.isin(pair, pair[~pure])
+        return frame[~drop].reset_index(drop=True) if drop.any() else frame
 
     def _bandwidth(
         self, col: dict[str, Any], measurable: NDArray[np.bool_], has_ping: NDArray[np.bool_]
@@ -574,23 +636,30 @@ class _LongForm:
 
 
 def _skeleton(
-    builder: MatrixBuilder,
+    builder: MatrixBuilder, keep: NDArray[np.int64] | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Every row: source and destination (host indices), network, address and, for a pair with
     no network to measure over, why (None otherwise): pairs in host order, a pair's networks in
-    ``probe.networks``' order."""
+    ``probe.networks``' order. ``keep``: only those pairs (src × n + dst, sorted), and the pairs
+    with no network (not-measurable: a reason of their own)."""
     hosts, n = builder.hosts, len(builder.hosts)
     if _one_network(builder._run):
-        src, dst = (a.astype(np.int64) for a in np.nonzero(~np.eye(n, dtype=np.bool_)))
+        if keep is None:
+            src, dst = (a.astype(np.int64) for a in np.nonzero(~np.eye(n, dtype=np.bool_)))
+        else:
+            src, dst = keep // n, keep % n
         network = np.full(len(src), DEFAULT_NETWORK, dtype=object)
         address = _pick([h.address for h in hosts], dst)
         return src, dst, network, address, np.full(len(src), None, dtype=object)
     rows: list[tuple[int, int, str | None, str | None, str | None]] = []
+    wanted = None if keep is None else set(keep.tolist())
     for i, a in enumerate(hosts):
         for j, b in enumerate(hosts):
             if i == j:
                 continue
             found = builder._route(a.name, b.name)
+            if wanted is not None and i * n + j not in wanted and not isinstance(found, NoRoute):
+                continue
             if isinstance(found, NoRoute):
                 rows.append((i, j, None, None, found.reason))
             else:
@@ -680,10 +749,7 @@ def _bandwidth_roles(run: RunDoc) -> BandwidthRoles:
 def _unplanned(run: RunDoc) -> tuple[frozenset[tuple[str, str]], str] | None:
     """The pairs the run's ping plan holds and why the others have no measurement; None for
     the full mesh."""
-    try:
-        mode = parse_ping_pairs(run.options.ping_pairs)
-    except InputError as exc:
-        raise StoreError(f"run.json: 'options.ping_pairs': {exc}") from None
+    mode = ping_mode(run)
     if mode.kind == "all":
         return None
     plan = select_ping_pairs(run.measured_hosts, mode)
@@ -720,6 +786,88 @@ def preferred(frame: pd.DataFrame) -> pd.DataFrame:
     """Each pair's first row: its preferred network's (what single-figure views read)."""
     duplicated = frame.duplicated(KEY)
     return frame[~duplicated] if duplicated.any() else frame
+
+
+def implied_pairs(frame: pd.DataFrame, run: RunDoc) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(sources, destinations) as indices into ``run.measured_hosts``, in host order, of the
+    pairs ``frame`` (a long form of ``run``) has no row for: implied ``not-planned``. None for a
+    full-mesh run."""
+    hosts = run.measured_hosts
+    n = len(hosts)
+    if implied_of(run) is None or not n:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    index = pd.Index([h.name for h in hosts], dtype=object)
+    a = index.get_indexer(pd.Index(frame["src"].to_numpy(object), dtype=object))
+    b = index.get_indexer(pd.Index(frame["dst"].to_numpy(object), dtype=object))
+    known = (a >= 0) & (b >= 0)
+    have = np.zeros(n * n, np.bool_)
+    have[a[known] * n + b[known]] = True
+    have[np.arange(n) * (n + 1)] = True  # a host and itself: no pair
+    missing = np.flatnonzero(~have).astype(np.int64)
+    return missing // n, missing % n
+
+
+def implied_by_region(frame: pd.DataFrame, run: RunDoc) -> Counter[tuple[str, str]]:
+    """Implied pairs per (source region, destination region)."""
+    src, dst = implied_pairs(frame, run)
+    regions = np.array([h.region for h in run.measured_hosts], dtype=object)
+    pairs = pd.DataFrame({"s": regions[src], "d": regions[dst]}).value_counts(sort=False)
+    return Counter({(str(s), str(d)): int(k) for (s, d), k in pairs.items()})
+
+
+def with_implied(frame: pd.DataFrame, run: RunDoc) -> pd.DataFrame:
+    """``frame`` (a long form of ``run``, any of its columns with ``src`` and ``dst``) with the
+    rows of its implied pairs back, as they read (``matrix.implied``), in the long form's order:
+    what the views of every cell and the exports with ``--with-unplanned`` show. ``frame``
+    itself when it has none."""
+    implied = implied_of(run)
+    src, dst = implied_pairs(frame, run)
+    if implied is None or not len(src):
+        return frame
+    hosts = run.measured_hosts
+    if not _one_network(run):  # a row per network the pair would have been measured over
+        route = _router(run)
+        found = [route(hosts[i].name, hosts[j].name) for i, j in zip(src, dst, strict=True)]
+        ways = [() if isinstance(r, NoRoute) else r for r in found]
+        repeat = np.array([len(r) for r in ways], np.int64)
+        src, dst = np.repeat(src, repeat), np.repeat(dst, repeat)
+        network = _objects([r.network for rs in ways for r in rs])
+        address = _objects([r.address for rs in ways for r in rs])
+    else:
+        network = np.full(len(src), DEFAULT_NETWORK, dtype=object)
+        address = _pick([h.address for h in hosts], dst)
+    known: dict[str, NDArray[Any]] = {
+        "src": _pick([h.name for h in hosts], src),
+        "dst": _pick([h.name for h in hosts], dst),
+        "network": network,
+        "address": address,
+        "status": np.full(len(src), str(IMPLIED_STATUS), dtype=object),
+        "reason": np.full(len(src), implied.reason, dtype=object),
+        "bw_status": np.full(len(src), str(IMPLIED_STATUS), dtype=object),
+        "bw_reason": np.full(len(src), implied.bw_reason, dtype=object),
+        "from_reverse": np.zeros(len(src), np.bool_),
+    }
+    for side, idx in (("src", src), ("dst", dst)):
+        known[f"{side}_region"] = _pick([h.region for h in hosts], idx)
+        known[f"{side}_zone"] = _pick([h.zone for h in hosts], idx)
+    extra = pd.DataFrame(
+        {c: known[c] if c in known else _empty(frame[c].dtype, len(src)) for c in frame.columns},
+        columns=frame.columns,
+    ).astype(frame.dtypes.to_dict())  # as inferred for the frame (pandas' str for text)
+    out = pd.concat([frame, extra], ignore_index=True)
+    index = pd.Index([h.name for h in hosts], dtype=object)
+    pair = index.get_indexer(pd.Index(out["src"].to_numpy(object), dtype=object)) * len(hosts)
+    pair += index.get_indexer(pd.Index(out["dst"].to_numpy(object), dtype=object))
+    return out.take(np.argsort(pair, kind="stable")).reset_index(drop=True)
+
+
+def _empty(dtype: Any, size: int) -> Any:
+    """``size`` missing values of ``dtype``: NaN, NA, None (a figure of an implied row)."""
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        return pd.array([None] * size, dtype=dtype)
+    if dtype == np.dtype(object):
+        return np.full(size, None, dtype=object)
+    return np.full(size, math.nan, dtype=dtype)
 
 
 def networks_of(frame: pd.DataFrame) -> list[str]:

@@ -36,7 +36,7 @@ from probe.store.rundoc import RunDoc
 #: The metadata key of the stamp in matrix.parquet.
 STAMP_KEY = "probe.matrix"
 #: Bump when the frame changes in a way its column names do not show (a dtype, a meaning).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a sampled plan's implied pairs have no row (matrix.implied)
 #: What a stamp's ``format`` says: the version and the columns, so a frame with other columns is
 #: never read as this one even if nobody bumped the version.
 FORMAT = f"{FORMAT_VERSION}:" + hashlib.sha256(",".join(build.COLUMNS).encode()).hexdigest()[:16]
