@@ -134,12 +134,13 @@ def _loss(anchors: Anchors, host: str, outgoing: bool) -> tuple[float | None, fl
 
 
 def _refused(anchors: Anchors, host: str) -> tuple[int, int]:
-    """(cells toward ``host`` refused or measured only from its end, cells toward it)."""
+    """(cells toward ``host`` refused or measured only from its end, cells toward it: those of
+    a sampled plan without an entry too, from every other measured host)."""
     toward = [p for p in anchors.pairs if p.dst == host]
     bad = sum(
         1 for p in toward if p.from_reverse or p.status in _REFUSED or p.bw_status in _REFUSED
     )
-    return bad, len(toward)
+    return bad, len(toward) if anchors.implied is None else len(anchors.measured_hosts) - 1
 
 
 def _judge(

@@ -102,10 +102,11 @@ EXCLUDED = (CellStatus.NOT_PLANNED, CellStatus.NOT_MEASURABLE)
 
 def _region_hops(anchors: Anchors, regions: Sequence[str], min_ok_pct: float) -> tuple[Hop, ...]:
     hops = []
-    excluded = Counter((p.src_region, p.dst_region) for p in anchors.pairs if p.status in EXCLUDED)
+    # the pairs left out (a sampled plan's implied ones have no entry) are not failed
+    planned = Counter((p.src_region, p.dst_region) for p in _planned(anchors))
     for a, b in itertools.pairwise(regions):
         row = anchors.region(a, b)
-        pairs = 0 if row is None else row.pairs - excluded[a, b]  # left out: not failed
+        pairs = 0 if row is None else planned[a, b]
         if row is not None and pairs and 100.0 * row.pairs_ok / pairs < min_ok_pct:
             raise _Inconclusive(
                 f"regions {a}→{b}: {row.pairs_ok} of {pairs} pairs ok "
@@ -275,6 +276,10 @@ def _planned(anchors: Anchors) -> list[PairAnchor]:
 def _excluded_note(anchors: Anchors) -> str | None:
     """How many pairs coverage leaves out, and why (so a 100 % never hides them)."""
     counts = Counter(p.status.value for p in anchors.pairs if p.status in EXCLUDED)
+    if anchors.implied is not None:  # not-planned pairs without an entry: counted by the regions
+        counts[CellStatus.NOT_PLANNED.value] += sum(r.pairs for r in anchors.regions) - len(
+            anchors.pairs
+        )
     if not counts:
         return None
     each = ", ".join(f"{counts[s.value]} {s.value}" for s in EXCLUDED if counts[s.value])

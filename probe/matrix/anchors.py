@@ -11,6 +11,11 @@ before named networks, and for a pair without one). ``from_reverse: true`` marks
 (figures and samples) was measured from ``dst`` (it accepts no inbound ICMP): the same round trip;
 the key is written only then.
 
+A sampled ping plan's pairs that have neither a measurement nor a reason of their own (outside
+the ping plan, no bandwidth cell: ``probe.matrix.implied``) are no entry of ``pairs``; the file's
+``implied`` key (written only for such a run) says what they read, and ``Anchors.pair`` gives
+one of them as a ``not-planned`` pair; a region row's ``pairs`` counts them.
+
 Raw RTT samples (calc's Monte-Carlo) live in a Parquet sidecar beside the file
 (``probe.matrix.samples``), named by its ``samples`` key; ``probe.anchors/1`` files carried them
 inline, per pair, as ``rtt_samples_ms`` and stay readable. Either way ``Anchors.rtt_samples``
@@ -144,6 +149,15 @@ class RegionAnchor:
 
 
 @dataclass(frozen=True, slots=True)
+class Implied:
+    """What a pair of a sampled plan without a row reads: ``not-planned`` with ``reason`` (the
+    ping plan's), bandwidth ``not-planned`` with ``bw_reason``, every figure empty."""
+
+    reason: str
+    bw_reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Anchors:
     """A whole anchors file. Lookups are indexed once at construction.
 
@@ -158,6 +172,7 @@ class Anchors:
     pairs: tuple[PairAnchor, ...]
     regions: tuple[RegionAnchor, ...]
     samples: Mapping[tuple[str, str], Probes] = field(default_factory=dict, compare=False)
+    implied: Implied | None = None  # a sampled plan: what the pairs without an entry read
     _pairs_by_key: dict[tuple[str, str], PairAnchor] = field(init=False, repr=False, compare=False)
     _hosts_by_name: dict[str, HostInfo] = field(init=False, repr=False, compare=False)
 
@@ -166,8 +181,17 @@ class Anchors:
         object.__setattr__(self, "_hosts_by_name", {h.name: h for h in self.hosts})
 
     def pair(self, src: str, dst: str) -> PairAnchor | None:
-        """The ordered pair ``src → dst``, or ``None`` if the run has no row for it."""
-        return self._pairs_by_key.get((src, dst))
+        """The ordered pair ``src → dst`` (a pair of measured hosts a sampled plan left out:
+        ``not-planned``, ``implied``), or ``None`` if the run has no row for it."""
+        found = self._pairs_by_key.get((src, dst))
+        if found is not None or self.implied is None or src == dst:
+            return found
+        a, b = self._hosts_by_name.get(src), self._hosts_by_name.get(dst)
+        if a is None or b is None or not (a.measured and b.measured):
+            return None
+        state = CellStatus.NOT_PLANNED
+        return PairAnchor(src, dst, a.region, b.region, state, self.implied.reason,
+                          bw_status=state.value, bw_reason=self.implied.bw_reason)  # fmt: skip
 
     def rtt_samples(self, pair: PairAnchor) -> Probes | None:
         """The raw RTTs behind an ok pair's figures (None: not ok, or none kept)."""
@@ -272,6 +296,9 @@ def anchors_doc(anchors: Anchors, rows: list[Row]) -> dict[str, object]:
         ],
         "pairs": [_pair_dict(p) for p in anchors.pairs],
         "regions": [_region_dict(r) for r in anchors.regions],
+        **({} if (i := anchors.implied) is None else
+           {"implied": {"status": CellStatus.NOT_PLANNED.value, "reason": i.reason,
+                        "bw_reason": i.bw_reason}}),
         "samples": {
             "file": SIDECAR,
             "format": "parquet",
@@ -560,6 +587,8 @@ def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
                 where = f"{file}: $.pairs[{i}]"
                 raise InputError(f"host {end!r} is not listed in $.hosts", where=where)
     samples = _inline_samples(nodes, pairs) if m.group(1) == "1" else _sidecar(top, file)
+    implied = top.added("implied")
+    left_out = None if implied is None else implied.as_mapping()
     return Anchors(
         run_id=top.require("run_id").as_str(),
         created_utc=top.require("created_utc").as_str(),
@@ -568,6 +597,9 @@ def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
         pairs=pairs,
         regions=regions,
         samples=samples,
+        implied=None if left_out is None else Implied(
+            left_out.require("reason").as_str(), left_out.require("bw_reason").as_str()
+        ),
     )
 
 

@@ -37,7 +37,13 @@ from probe.matrix.csvtext import csv_blocks
 from probe.matrix.engine import PingCells, ping_cells
 from probe.matrix.engine import train_stats as train_stats  # re-exported: callers import it here
 from probe.matrix.implied import STATUS as IMPLIED_STATUS
-from probe.matrix.implied import Implied, bw_unplanned_reason, implied_of, ping_mode
+from probe.matrix.implied import (
+    Implied,
+    bw_unplanned_reason,
+    implied_of,
+    ping_mode,
+    region_sizes,
+)
 from probe.matrix.regions import RegionFigure, figures, roll_up
 from probe.matrix.samples import Probes
 from probe.model import CellStatus, PortRange
@@ -807,6 +813,14 @@ def implied_pairs(frame: pd.DataFrame, run: RunDoc) -> tuple[NDArray[np.int64], 
     return missing // n, missing % n
 
 
+def implied_rows(frame: pd.DataFrame, run: RunDoc) -> int:
+    """How many rows ``with_implied`` adds: one per implied pair, one per network it would
+    have been measured over under ``--networks all``."""
+    if _one_network(run):
+        return len(implied_pairs(frame, run)[0])
+    return len(with_implied(frame[KEY], run)) - len(frame)
+
+
 def implied_by_region(frame: pd.DataFrame, run: RunDoc) -> Counter[tuple[str, str]]:
     """Implied pairs per (source region, destination region)."""
     src, dst = implied_pairs(frame, run)
@@ -850,24 +864,28 @@ def with_implied(frame: pd.DataFrame, run: RunDoc) -> pd.DataFrame:
     for side, idx in (("src", src), ("dst", dst)):
         known[f"{side}_region"] = _pick([h.region for h in hosts], idx)
         known[f"{side}_zone"] = _pick([h.zone for h in hosts], idx)
-    extra = pd.DataFrame(
-        {c: known[c] if c in known else _empty(frame[c].dtype, len(src)) for c in frame.columns},
-        columns=frame.columns,
-    ).astype(frame.dtypes.to_dict())  # as inferred for the frame (pandas' str for text)
-    out = pd.concat([frame, extra], ignore_index=True)
     index = pd.Index([h.name for h in hosts], dtype=object)
-    pair = index.get_indexer(pd.Index(out["src"].to_numpy(object), dtype=object)) * len(hosts)
-    pair += index.get_indexer(pd.Index(out["dst"].to_numpy(object), dtype=object))
-    return out.take(np.argsort(pair, kind="stable")).reset_index(drop=True)
+    names = np.concatenate([frame["src"].to_numpy(object), known["src"]])
+    pair = index.get_indexer(pd.Index(names, dtype=object)) * len(hosts)
+    names = np.concatenate([frame["dst"].to_numpy(object), known["dst"]])
+    order = np.argsort(pair + index.get_indexer(pd.Index(names, dtype=object)), kind="stable")
+    col = {c: _joined(frame[c], known.get(c), len(src))[order] for c in frame.columns}
+    return pd.DataFrame(col, columns=frame.columns, copy=False)  # dtypes inferred as built
 
 
-def _empty(dtype: Any, size: int) -> Any:
-    """``size`` missing values of ``dtype``: NaN, NA, None (a figure of an implied row)."""
+def _joined(column: pd.Series, extra: NDArray[Any] | None, size: int) -> Any:
+    """``column``'s values then ``extra`` (None: ``size`` missing values: NaN, NA, None), as the
+    build's arrays are (text as objects with None)."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.StringDtype) or dtype == np.dtype(object):
+        values = column.to_numpy(object)
+        values = np.where(pd.isna(values), None, values)
+        return np.concatenate([values, np.full(size, None, object) if extra is None else extra])
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):
-        return pd.array([None] * size, dtype=dtype)
-    if dtype == np.dtype(object):
-        return np.full(size, None, dtype=object)
-    return np.full(size, math.nan, dtype=dtype)
+        more = pd.array([None] * size, dtype=dtype) if extra is None else pd.array(extra, dtype)
+        return type(column.array)._concat_same_type([column.array, more])
+    more = np.full(size, math.nan) if extra is None else extra
+    return np.concatenate([column.to_numpy(), more.astype(dtype)])
 
 
 def networks_of(frame: pd.DataFrame) -> list[str]:
@@ -956,16 +974,25 @@ def _grid(frame: pd.DataFrame, col: str, order: Sequence[str] | None) -> pd.Data
     return grid.reindex(index=names, columns=names)
 
 
-def by_region(frame: pd.DataFrame, metric: str) -> tuple[RegionFigure, ...]:
-    """Region × region: one figure of the region roll-up (``matrix.regions`` defines it)."""
-    return figures(roll_up(pair_anchors(frame)), metric)
+def by_region(
+    frame: pd.DataFrame, metric: str, run: RunDoc | None = None
+) -> tuple[RegionFigure, ...]:
+    """Region × region: one figure of the region roll-up (``matrix.regions`` defines it).
+    ``run``: the frame's, whose hosts count each region pair's pairs (implied ones too)."""
+    return figures(roll_up(pair_anchors(frame), _sizes(run)), metric)
 
 
-def left_out_by_region(frame: pd.DataFrame, metric: str) -> dict[str, dict[tuple[str, str], int]]:
+def _sizes(run: RunDoc | None) -> dict[tuple[str, str], int] | None:
+    return None if run is None else region_sizes(h.region for h in run.measured_hosts)
+
+
+def left_out_by_region(
+    frame: pd.DataFrame, metric: str, run: RunDoc | None = None
+) -> dict[str, dict[tuple[str, str], int]]:
     """Per region pair, the pairs left out of ``metric``'s figure on purpose, by why: "not
-    planned" (a sampled ping plan; none for a goodput, whose plan is another) and "not
-    measurable" (neither end can be aimed at). Each pair's preferred row, as the figure reads.
-    The one count text and ``--json`` both print."""
+    planned" (a sampled ping plan, implied pairs of ``run`` included; none for a goodput, whose
+    plan is another) and "not measurable" (neither end can be aimed at). Each pair's preferred
+    row, as the figure reads. The one count text and ``--json`` both print."""
     cells = preferred(frame)
     bw = metric.startswith("bw")
     wanted = {"not planned": ("status", CellStatus.NOT_PLANNED)} if not bw else {}
@@ -975,6 +1002,8 @@ def left_out_by_region(frame: pd.DataFrame, metric: str) -> dict[str, dict[tuple
         hit = cells[cells[column] == status.value]
         pairs = zip(hit["src_region"], hit["dst_region"], strict=True)
         out[why] = dict(Counter((str(s), str(d)) for s, d in pairs))
+    if run is not None and not bw:
+        out["not planned"] = dict(Counter(out["not planned"]) + implied_by_region(frame, run))
     return out
 
 
@@ -1003,14 +1032,15 @@ def to_anchors(
     """The anchors the calculator consumes; ``samples`` (raw RTTs per pair probed) feed its
     Monte-Carlo."""
     hosts = tuple(A.HostInfo(h.name, h.region, h.zone, h.provider, h.measure) for h in run.hosts)
-    pairs = pair_anchors(frame)
+    pairs = pair_anchors(frame)  # a sampled plan's implied pairs have no row, nor anchor
     return A.Anchors(
         run_id=run.run_id,
         created_utc=run.ended_utc or run.started_utc,
         probe_version=run.probe_version,
         hosts=hosts,
         pairs=pairs,
-        regions=roll_up(pairs),
+        regions=roll_up(pairs, _sizes(run)),
+        implied=implied_of(run),
         samples={} if samples is None else samples,  # a lazy Mapping: `or` would read it all
     )
 

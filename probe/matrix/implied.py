@@ -14,24 +14,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from probe.errors import InputError, StoreError
+from probe.matrix.anchors import Implied as Implied  # what an implied pair reads (anchors too)
 from probe.model import CellStatus
 from probe.plan import PairMode, left_out_reason, parse_ping_pairs
 from probe.store.rundoc import RunDoc
 
 #: The RTT and bandwidth status of an implied pair.
 STATUS = CellStatus.NOT_PLANNED
-
-
-@dataclass(frozen=True, slots=True)
-class Implied:
-    """What an implied pair reads: ``not-planned`` with ``reason`` (the ping plan's), bandwidth
-    ``not-planned`` with ``bw_reason``, every figure empty, ``from_reverse`` false."""
-
-    reason: str
-    bw_reason: str
 
 
 def ping_mode(run: RunDoc) -> PairMode:

@@ -34,20 +34,32 @@ from probe.matrix.anchors import Bandwidth, PairAnchor, RegionAnchor, RegionRtt
 from probe.stats import quantile_interval
 
 
-def roll_up(pairs: Iterable[PairAnchor]) -> tuple[RegionAnchor, ...]:
-    """One row per region pair that has pairs, sorted by (source region, destination region)."""
-    groups: dict[tuple[str, str], list[PairAnchor]] = {}
+def roll_up(
+    pairs: Iterable[PairAnchor], sizes: Mapping[tuple[str, str], int] | None = None
+) -> tuple[RegionAnchor, ...]:
+    """One row per region pair that has pairs, sorted by (source region, destination region).
+
+    ``sizes``: each region pair's ordered pairs of measured hosts (``matrix.implied``), when
+    ``pairs`` leaves out the implied ones of a sampled plan: a row's ``pairs`` counts them, and
+    a region pair all of whose pairs are implied still has its row."""
+    groups: dict[tuple[str, str], list[PairAnchor]] = {key: [] for key in sizes or {}}
     for p in pairs:
         groups.setdefault((p.src_region, p.dst_region), []).append(p)
-    return tuple(region_row(src, dst, group) for (src, dst), group in sorted(groups.items()))
+    return tuple(
+        region_row(src, dst, group, None if sizes is None else sizes.get((src, dst)))
+        for (src, dst), group in sorted(groups.items())
+    )
 
 
 def _median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def region_row(src_region: str, dst_region: str, pairs: Sequence[PairAnchor]) -> RegionAnchor:
-    """The row of the ordered ``pairs`` from ``src_region`` to ``dst_region``."""
+def region_row(
+    src_region: str, dst_region: str, pairs: Sequence[PairAnchor], size: int | None = None
+) -> RegionAnchor:
+    """The row of the ordered ``pairs`` from ``src_region`` to ``dst_region`` (``size`` of
+    them, when implied ones are left out)."""
     ok = [p.rtt for p in pairs if p.rtt is not None and p.ok]
     ipdv = [p.ipdv_ms for p in pairs if p.ipdv_ms is not None and p.ok]
     forward = [p.bw.forward_mbps for p in pairs if p.bw.forward_mbps is not None]
@@ -67,7 +79,7 @@ def region_row(src_region: str, dst_region: str, pairs: Sequence[PairAnchor]) ->
     return RegionAnchor(
         src_region=src_region,
         dst_region=dst_region,
-        pairs=len(pairs),
+        pairs=len(pairs) if size is None else size,
         pairs_ok=len(ok),
         rtt=rtt,
         ipdv_ms=_median(ipdv),

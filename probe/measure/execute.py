@@ -345,12 +345,14 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     rtt_ok = int(
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()
     )
-    unplanned = int((frame["status"] == CellStatus.NOT_PLANNED).sum())
+    implied = matrix.implied_rows(frame, doc)  # not-planned pairs without a row
+    unplanned = int((frame["status"] == CellStatus.NOT_PLANNED).sum()) + implied
     unmeasurable = int((frame["status"] == CellStatus.NOT_MEASURABLE).sum())
     bw_ok = int((frame["bw_status"] == CellStatus.OK).sum())
-    cells = CellCounts(len(frame), rtt_ok, bw_ok, bw_planned, tuple(torn), unplanned, unmeasurable)
+    rows = len(frame) + implied
+    cells = CellCounts(rows, rtt_ok, bw_ok, bw_planned, tuple(torn), unplanned, unmeasurable)
     summary = RunSummary(
-        store.dir, len(frame), rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned, unmeasurable
+        store.dir, rows, rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned, unmeasurable
     )
     done = replace(doc, complete=summary.complete, cells=cells)
     save_matrix(store.dir, frame, stamp_of(store.dir, run_json=encode_run(done)), torn)
