@@ -384,7 +384,10 @@ def show(run_dir: str, metric: str, by: str, as_json: bool) -> int:
         return EXIT_OK
     if notice:
         click.echo(notice)
-    text = render_regions(frame, metric) if by == "region" else render_grid(run_doc, frame, metric)
+    if by == "region":
+        text = render_regions(run_doc, frame, metric)
+    else:
+        text = render_grid(run_doc, frame, metric)
     click.echo(text)
     return EXIT_OK
 
@@ -397,15 +400,15 @@ def _show_document(
     from probe.matrix.regions import figure
 
     if by == "region":
-        rows = matrix.by_region(frame, metric)
-        left_out = matrix.left_out_by_region(frame, metric)
+        rows = matrix.by_region(frame, metric, run)
+        left_out = matrix.left_out_by_region(frame, metric, run)
         definition = figure(metric).definition
         return show_regions_document(
             run.run_id, metric, definition, rows, left_out, missing, notice
         )
     order = matrix.host_order(run)
     values = matrix.wide(frame, metric, order)
-    statuses = matrix.status_grid(frame, order, bandwidth=metric.startswith("bw"))
+    statuses = matrix.status_grid(frame, order, bandwidth=metric.startswith("bw"), run=run)
     bounds = matrix.confidence_grids(frame, metric, order)
     return show_hosts_document(run.run_id, metric, values, statuses, missing, notice, bounds)
 
@@ -421,13 +424,25 @@ def _show_document(
     show_default=True,
 )
 @click.option("-o", "--output", default="-", show_default=True, help="File, or - for stdout.")
-def export(run_dir: str, fmt: str, output: str) -> int:
-    """Export the long-form matrix (one row per ordered pair, with status and reason)."""
+@click.option(
+    "--with-unplanned",
+    is_flag=True,
+    help="Add a row for each pair a sampled --ping-pairs plan left out without a bandwidth "
+    "cell (not-planned, no figures): the full N×(N−1). Without it, only the pairs with a "
+    "measurement or a reason of their own, as stored.",
+)
+def export(run_dir: str, fmt: str, output: str, with_unplanned: bool) -> int:
+    """Export the long-form matrix (one row per ordered pair with a measurement or a reason
+    of its own, with status and reason; --with-unplanned: every ordered pair)."""
     from probe.store.rundir import resolve_run
     from probe.textio import save
 
     path = resolve_run(run_dir)
     run_doc, frame = _load_matrix(path)
+    if with_unplanned:
+        from probe.matrix.build import with_implied
+
+        frame = with_implied(frame, run_doc)
     if fmt == "parquet":
         if output == "-":
             raise click.UsageError("parquet is binary: give -o FILE")

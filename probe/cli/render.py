@@ -24,7 +24,7 @@ def render_grid(run: RunDoc, frame: pd.DataFrame, metric: str) -> str:
     """The src × dst grid from whole arrays: a pandas lookup per cell took 3 s at 300 hosts."""
     order = matrix.host_order(run)
     values = matrix.wide(frame, metric, order).to_numpy(dtype="float64")
-    statuses = matrix.status_grid(frame, order, bandwidth=metric.startswith("bw"))
+    statuses = matrix.status_grid(frame, order, bandwidth=metric.startswith("bw"), run=run)
     # a pair without a row has no status: shown as str() of pandas' missing value, as ever
     status = statuses.astype(object).where(statuses.notna(), "nan").to_numpy(dtype=object)
     without = np.where(status == "ok", "—", status)
@@ -38,11 +38,11 @@ def render_grid(run: RunDoc, frame: pd.DataFrame, metric: str) -> str:
     return title + "\n" + tabulate(rows, ["src \\ dst", *order], disable_numparse=True)
 
 
-def render_regions(frame: pd.DataFrame, metric: str) -> str:
+def render_regions(run: RunDoc, frame: pd.DataFrame, metric: str) -> str:
     """One figure of the region roll-up per region pair, with the pairs it rests on (and how
     many of the others were left out on purpose: by a sampled ping plan for ping figures, and,
     for any figure, as not measurable)."""
-    notes = matrix.left_out_by_region(frame, metric)
+    notes = matrix.left_out_by_region(frame, metric, run)
 
     def rests_on(f: RegionFigure) -> str:
         key = (f.src_region, f.dst_region)
@@ -51,7 +51,7 @@ def render_regions(frame: pd.DataFrame, metric: str) -> str:
 
     rows = [
         [f.src_region, f.dst_region, _cell(f.value, "—"), rests_on(f)]
-        for f in matrix.by_region(frame, metric)
+        for f in matrix.by_region(frame, metric, run)
     ]
     return f"{metric} by region ({figure(metric).definition})\n" + tabulate(
         rows, ["src region", "dst region", metric, "pairs measured"], disable_numparse=True

@@ -118,14 +118,18 @@ def diff(
     as_json: bool,
 ) -> int:
     """Compare RUN_A (before) with RUN_B (after). Exit 1 when a --fail-on regression occurred."""
+    from probe.matrix.build import with_implied
     from probe.matrix.stored import matrix_of
     from probe.report.diff import diff_runs, render_diff
-    from probe.store.rundir import resolve_run
+    from probe.store.rundir import read_run, resolve_run
 
     thresholds = Thresholds(rtt_p50_pct, rtt_p50_ms, rtt_p99_pct, rtt_p99_ms, loss_pp, bw_pct)
     dir_a, dir_b = resolve_run(run_a), resolve_run(run_b)
-    before = matrix_of(dir_a, warn=_warn)
-    after = matrix_of(dir_b, warn=_warn)
+    # every pair of each run, implied ones too: a pair planned in one run only is a change
+    before, after = (
+        with_implied(matrix_of(d, warn=_warn, run=(run := read_run(d))), run)
+        for d in (dir_a, dir_b)
+    )
     result = diff_runs(before, after, thresholds)
     if as_json:
         click.echo(dumps(diff_document(result, fail_on, str(dir_a), str(dir_b))))

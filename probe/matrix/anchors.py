@@ -296,9 +296,17 @@ def anchors_doc(anchors: Anchors, rows: list[Row]) -> dict[str, object]:
         ],
         "pairs": [_pair_dict(p) for p in anchors.pairs],
         "regions": [_region_dict(r) for r in anchors.regions],
-        **({} if (i := anchors.implied) is None else
-           {"implied": {"status": CellStatus.NOT_PLANNED.value, "reason": i.reason,
-                        "bw_reason": i.bw_reason}}),
+        **(
+            {}
+            if (i := anchors.implied) is None
+            else {
+                "implied": {
+                    "status": CellStatus.NOT_PLANNED.value,
+                    "reason": i.reason,
+                    "bw_reason": i.bw_reason,
+                }
+            }
+        ),
         "samples": {
             "file": SIDECAR,
             "format": "parquet",
@@ -597,9 +605,9 @@ def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
         pairs=pairs,
         regions=regions,
         samples=samples,
-        implied=None if left_out is None else Implied(
-            left_out.require("reason").as_str(), left_out.require("bw_reason").as_str()
-        ),
+        implied=None
+        if left_out is None
+        else Implied(left_out.require("reason").as_str(), left_out.require("bw_reason").as_str()),
     )
 
 

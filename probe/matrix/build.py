@@ -179,10 +179,11 @@ class MatrixBuilder:
     may follow its cells in the file. A pair the run's ping plan left out (run.json
     ``options.ping_pairs``; the plan is drawn again, seeded, from run.json's hosts) and that has
     no ping record is ``not-planned``; so is a bandwidth cell outside ``--pairs`` (or every one
-    under ``--no-bandwidth``); a pair both are true of is implied and gets no row (only the pairs
-    some plan or record speaks of are assembled: no work per pair left out). A planned cell the run could not aim at (``probe.reach``, from
-    run.json's ``inbound``) is ``not-measurable`` or, toward a host refusing ICMP, a copy of the
-    reverse direction marked ``from_reverse``.
+    under ``--no-bandwidth``); a pair both are true of is implied and gets no row (only the
+    pairs some plan or record speaks of are assembled: no work per pair left out). A planned
+    cell the run could not aim at (``probe.reach``, from run.json's ``inbound``) is
+    ``not-measurable`` or, toward a host refusing ICMP, a copy of the reverse direction marked
+    ``from_reverse``.
     """
 
     def __init__(self, run: RunDoc) -> None:
@@ -297,7 +298,7 @@ class MatrixBuilder:
                  self._imported_bw, self._loaded]  # fmt: skip
         out: list[tuple[Iterable[object], Iterable[object]]] = [
             (cells["src"].to_numpy(object), cells["dst"].to_numpy(object)),
-            (tests["src"].to_numpy(zero_copy_only=False), tests["dst"].to_numpy(zero_copy_only=False)),
+            (tests["src"].to_pylist(), tests["dst"].to_pylist()),
         ]
         for keys in named:
             out.append(([k[0] for k in keys], [k[1] for k in keys]))
@@ -825,8 +826,7 @@ def implied_by_region(frame: pd.DataFrame, run: RunDoc) -> Counter[tuple[str, st
     """Implied pairs per (source region, destination region)."""
     src, dst = implied_pairs(frame, run)
     regions = np.array([h.region for h in run.measured_hosts], dtype=object)
-    pairs = pd.DataFrame({"s": regions[src], "d": regions[dst]}).value_counts(sort=False)
-    return Counter({(str(s), str(d)): int(k) for (s, d), k in pairs.items()})
+    return Counter(zip(regions[src].tolist(), regions[dst].tolist(), strict=True))
 
 
 def with_implied(frame: pd.DataFrame, run: RunDoc) -> pd.DataFrame:
@@ -879,11 +879,11 @@ def _joined(column: pd.Series, extra: NDArray[Any] | None, size: int) -> Any:
     dtype = column.dtype
     if isinstance(dtype, pd.StringDtype) or dtype == np.dtype(object):
         values = column.to_numpy(object)
-        values = np.where(pd.isna(values), None, values)
+        values[pd.isna(values)] = None
         return np.concatenate([values, np.full(size, None, object) if extra is None else extra])
-    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
-        more = pd.array([None] * size, dtype=dtype) if extra is None else pd.array(extra, dtype)
-        return type(column.array)._concat_same_type([column.array, more])
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # Int64, boolean: NA
+        tail = pd.Series([None] * size if extra is None else extra, dtype=dtype)
+        return pd.concat([column, tail], ignore_index=True).array
     more = np.full(size, math.nan) if extra is None else extra
     return np.concatenate([column.to_numpy(), more.astype(dtype)])
 
@@ -953,9 +953,25 @@ def wide(frame: pd.DataFrame, metric: str, order: Sequence[str] | None = None) -
 
 
 def status_grid(
-    frame: pd.DataFrame, order: Sequence[str] | None = None, *, bandwidth: bool = False
+    frame: pd.DataFrame,
+    order: Sequence[str] | None = None,
+    *,
+    bandwidth: bool = False,
+    run: RunDoc | None = None,
 ) -> pd.DataFrame:
-    return _grid(frame, "bw_status" if bandwidth else "status", order)
+    """src × dst grid of the status (``bw_status``); ``run``: the frame's, whose implied pairs
+    read ``not-planned`` (``order`` should then be its hosts)."""
+    grid = _grid(frame, "bw_status" if bandwidth else "status", order)
+    return grid if run is None or implied_of(run) is None else fill_implied(grid)
+
+
+def fill_implied(grid: pd.DataFrame) -> pd.DataFrame:
+    """A status grid of a sampled run with its implied cells: every cell off the diagonal
+    without a row reads ``not-planned`` (as its row would, ``with_implied``)."""
+    missing = grid.isna().to_numpy() & ~np.eye(*grid.shape, dtype=np.bool_)
+    if not missing.any():
+        return grid
+    return grid.astype(object).mask(missing, str(IMPLIED_STATUS))
 
 
 def confidence_grids(

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from probe.errors import ProbeError
-from probe.matrix.build import host_order, networks_of, preferred
+from probe.matrix.build import host_order, implied_pairs, networks_of, preferred, with_implied
+from probe.matrix.implied import implied_of
 from probe.matrix.regions import Spread, figure, p50_spreads
 from probe.matrix.stored import kept_samples, read_matrix
 from probe.matrix.unmeasured import unmeasured
@@ -100,6 +101,7 @@ class Report:
     confidence: tuple[str, ...] = ()  # ``confidence_notes``: figures resting on too little
     fitness: PipelineFitness | None = None  # which hosts can serve a stage; the best orders
     rehearsals: tuple[RehearsalSummary, ...] = ()  # the run's ``probe rehearse``, newest first
+    implied: bool = False  # a sampled plan: a cell without a row reads not-planned (grids)
 
 
 def _seconds(start: str, end: str) -> float | None:
@@ -111,20 +113,45 @@ def _seconds(start: str, end: str) -> float | None:
     return (b - a).total_seconds()
 
 
-def _failures(frame: pd.DataFrame, test: Literal["ping", "bandwidth"]) -> list[FailureGroup]:
+def _failures(
+    frame: pd.DataFrame, test: Literal["ping", "bandwidth"], run: RunDoc | None = None
+) -> list[FailureGroup]:
+    """Cells without a measurement by status and reason; ``run``'s implied pairs (it is the
+    frame's) join their group, as their rows would."""
     status, reason = ("status", "reason") if test == "ping" else ("bw_status", "bw_reason")
     done = [CellStatus.OK.value] + ([CellStatus.ALL_LOST.value] if test == "bandwidth" else [])
     bad = frame[~frame[status].isin(done)]
+    extra: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    if run is not None and (implied := implied_of(run)) is not None:
+        src, dst = implied_pairs(frame, run)
+        left_out = implied.reason if test == "ping" else implied.bw_reason
+        extra[CellStatus.NOT_PLANNED.value, left_out] = list(
+            zip(src.tolist(), dst.tolist(), strict=True)
+        )
+    rank = {h.name: i for i, h in enumerate(run.measured_hosts)} if run is not None else {}
+    names = [h.name for h in run.measured_hosts] if run is not None else []
     groups = []
     keys = bad.assign(_r=bad[reason].fillna("-").astype(str)).groupby([status, "_r"], sort=False)
     for (st, why), cells in keys:
-        examples = tuple(f"{s}→{d}" for s, d in zip(cells["src"], cells["dst"], strict=True))
-        groups.append(FailureGroup(test, str(st), str(why), len(cells), examples[:EXAMPLES]))
+        pairs = list(zip(cells["src"], cells["dst"], strict=True))
+        count, more = len(cells), extra.pop((str(st), str(why)), [])
+        if more:  # the first pairs in host order, of the rows and the implied ones
+            pairs = sorted([*pairs[:EXAMPLES], *((names[i], names[j]) for i, j in more[:EXAMPLES])],
+                           key=lambda p: (rank[p[0]], rank[p[1]]))  # fmt: skip
+            count += len(more)
+        examples = tuple(f"{s}→{d}" for s, d in pairs[:EXAMPLES])
+        groups.append(FailureGroup(test, str(st), str(why), count, examples))
+    for (st, why), more in extra.items():
+        if more:
+            examples = tuple(f"{names[i]}→{names[j]}" for i, j in more[:EXAMPLES])
+            groups.append(FailureGroup(test, st, why, len(more), examples))
     return sorted(groups, key=lambda g: (-g.cells, g.status, g.reason))
 
 
 def coverage(run: RunDoc, frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
+    """``frame``: each pair's preferred row; ``run``'s implied pairs are counted in."""
     hosts = run.measured_hosts
+    implied = len(implied_pairs(frame, run)[0])
     missing = unmeasured(run, frame)
     down = tuple(
         (h.name, f"{c.status}: {c.reason or '-'}")
@@ -140,14 +167,14 @@ def coverage(run: RunDoc, frame: pd.DataFrame, torn_lines: int = 0) -> Coverage:
         hosts=len(hosts),
         down=down,
         regions=tuple(regions.items()),
-        pairs=len(frame),
+        pairs=len(frame) + implied,
         ping_ok=int((frame["status"] == CellStatus.OK.value).sum()),
         ping_all_lost=int((frame["status"] == CellStatus.ALL_LOST.value).sum()),
         bw_ok=int((frame["bw_status"] == CellStatus.OK.value).sum()),
-        ping_not_planned=int((frame["status"] == CellStatus.NOT_PLANNED.value).sum()),
+        ping_not_planned=int((frame["status"] == CellStatus.NOT_PLANNED.value).sum()) + implied,
         ping_not_measurable=int((frame["status"] == CellStatus.NOT_MEASURABLE.value).sum()),
         bw_not_measurable=int((frame["bw_status"] == CellStatus.NOT_MEASURABLE.value).sum()),
-        failures=tuple(_failures(frame, "ping") + _failures(frame, "bandwidth")),
+        failures=tuple(_failures(frame, "ping", run) + _failures(frame, "bandwidth", run)),
         started_utc=start,
         ended_utc=end,
         duration_s=_seconds(start, end) if start and end else None,
@@ -322,11 +349,12 @@ def build_report(
         hints=diagnose(preferred(frame), order, dict(cov.down)),
         headline=headline(anchors, len(order) - len(cov.down), fitness.hosts),
         gate=gate,
-        networks=network_rows(frame),
+        networks=network_rows(frame if len(networks_of(frame)) < 2 else with_implied(frame, run)),
         spreads=spreads,
         confidence=confidence_notes(preferred(frame), spreads),
         fitness=fitness,
         rehearsals=read_rehearsals(run_dir, warn, run_id=run.run_id),
+        implied=implied_of(run) is not None,
     )
 
 

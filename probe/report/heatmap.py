@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from probe.matrix.build import preferred
+from probe.matrix.build import fill_implied, preferred
 from probe.model import CellStatus
 
 SPLIT_MAX = 40  # hosts; more and the matrix is drawn without split cells
@@ -108,12 +108,15 @@ def short(value: float) -> str:
 
 
 def grids(
-    frame: pd.DataFrame, order: Sequence[str], spec: MetricSpec
+    frame: pd.DataFrame, order: Sequence[str], spec: MetricSpec, *, implied: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(values, codes): n × n arrays, row = source; a code is "" where the cell has a value."""
+    """(values, codes): n × n arrays, row = source; a code is "" where the cell has a value.
+    ``implied``: the frame is of a sampled run, a cell without a row reads not-planned."""
     frame = preferred(frame)
     values = frame.pivot(index="src", columns="dst", values=spec.column)
     status = frame.pivot(index="src", columns="dst", values=spec.status_column)
+    if implied:
+        status = fill_implied(status.reindex(index=list(order), columns=list(order)))
     v = (
         values.reindex(index=list(order), columns=list(order))
         .to_numpy(dtype="float64", na_value=np.nan)
@@ -171,10 +174,12 @@ def heatmap_png(
     *,
     annotate: bool | None = None,
     dpi: int = 110,
+    implied: bool = False,
 ) -> bytes:
-    """One heatmap of ``spec`` over the hosts in ``order`` (grouped by region) as PNG bytes."""
+    """One heatmap of ``spec`` over the hosts in ``order`` (grouped by region) as PNG bytes
+    (``implied``: as ``grids``)."""
     n = len(order)
-    values, codes = grids(frame, order, spec)
+    values, codes = grids(frame, order, spec, implied=implied)
     norm = _norm(values, spec)
     cmap = colormaps["viridis" if spec.higher_is_better else "viridis_r"]
     annotate = n <= ANNOTATE_MAX if annotate is None else annotate

@@ -126,7 +126,7 @@ def _gate(report: Report) -> str:
 def _heatmaps(report: Report) -> str:
     figures = []
     for spec in HEATMAPS:
-        png = heatmap_png(report.frame, report.order, report.regions, spec)
+        png = heatmap_png(report.frame, report.order, report.regions, spec, implied=report.implied)
         data = base64.b64encode(png).decode("ascii")
         alt = f"Heatmap of {spec.title} in {spec.unit}, hosts grouped by region"
         figures.append(

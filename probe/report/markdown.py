@@ -139,7 +139,7 @@ def _rehearsals(report: Report) -> list[str]:
 
 
 def _grid(report: Report, spec: MetricSpec) -> str:
-    values, codes = grids(report.frame, report.order, spec)
+    values, codes = grids(report.frame, report.order, spec, implied=report.implied)
     rows = []
     for i, src in enumerate(report.order):
         row: list[object] = [f"**{src}**"]

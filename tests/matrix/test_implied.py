@@ -123,9 +123,9 @@ def test_the_frame_is_the_full_one_without_its_implied_pairs(
     assert_same(frame, _measured(full))
     assert_same(with_implied(frame, run), full)
     # counts from the hosts are the full frame's counts
-    implied = Counter(
-        zip(full["src_region"], full["dst_region"], strict=True)
-    ) - Counter(zip(frame["src_region"], frame["dst_region"], strict=True))
+    implied = Counter(zip(full["src_region"], full["dst_region"], strict=True)) - Counter(
+        zip(frame["src_region"], frame["dst_region"], strict=True)
+    )
     assert implied_by_region(frame, run) == implied
     full_sizes = Counter(zip(full["src_region"], full["dst_region"], strict=True))
     assert region_sizes(h.region for h in run.measured_hosts) == dict(full_sizes)
