@@ -878,7 +878,7 @@ def _joined(column: pd.Series, extra: NDArray[Any] | None, size: int) -> Any:
     build's arrays are (text as objects with None)."""
     dtype = column.dtype
     if isinstance(dtype, pd.StringDtype) or dtype == np.dtype(object):
-        values = column.to_numpy(object)
+        values = column.to_numpy(object, copy=True)
         values[pd.isna(values)] = None
         return np.concatenate([values, np.full(size, None, object) if extra is None else extra])
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # Int64, boolean: NA

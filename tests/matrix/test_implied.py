@@ -8,8 +8,10 @@ assembled (a builder told its run has none), from the same records.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -158,3 +160,67 @@ def test_a_full_mesh_run_has_no_implied_pairs() -> None:
     frame = build.build_matrix(run, [_ping("a", "b", False)])
     assert with_implied(frame, run) is frame
     pd.testing.assert_frame_equal(frame, full_frame(run, [_ping("a", "b", False)]))
+
+
+def _sampled() -> tuple[RunDoc, list[SampleRecord]]:
+    """Three regions of three hosts, ``sample:1``, bandwidth inside regions; a ping and a lost
+    ping inside eu, one iperf3 test, a host down."""
+    hosts = tuple(
+        RunHost(f"{r}{i}", f"10.0.{k}.{i}", region=r)
+        for k, r in enumerate(["eu", "us", "ap"]) for i in range(3)
+    )  # fmt: skip
+    records: list[SampleRecord] = [
+        HostRecord("ap2", CellStatus.UNREACHABLE, "connection refused"),
+        _ping("eu0", "eu1", False),
+        _ping("eu1", "eu0", True),
+        iperf("eu0", "eu1", 900.0),
+    ]
+    return _run(hosts, "sample:1", "intra-region", True), records
+
+
+def test_views_and_counts_of_a_sampled_run_are_those_of_the_full_frame() -> None:
+    from probe.decide.gate import _excluded_note
+    from probe.report import coverage
+
+    run, records = _sampled()
+    frame, full = build.build_matrix(run, records), full_frame(run, records)
+    assert len(frame) < len(full)
+    order = build.host_order(run)
+    for bw in (False, True):
+        pd.testing.assert_frame_equal(
+            build.status_grid(frame, order, bandwidth=bw, run=run).astype(object),
+            build.status_grid(full, order, bandwidth=bw).astype(object),
+        )
+    for metric in ("rtt_p50_ms", "loss_pct", "bw_mbps"):
+        assert build.by_region(frame, metric, run) == build.by_region(full, metric)
+        assert build.left_out_by_region(frame, metric, run) == build.left_out_by_region(
+            full, metric
+        )
+    assert coverage(run, build.preferred(frame)) == coverage(run, build.preferred(full))
+    sparse, old = build.to_anchors(run, frame), build.to_anchors(run, full)
+    assert sparse.regions == old.regions and len(sparse.pairs) < len(old.pairs)
+    assert _excluded_note(sparse) == _excluded_note(old)
+    for p in old.pairs:
+        assert sparse.pair(p.src, p.dst) is not None
+        got = sparse.pair(p.src, p.dst)
+        assert got is not None and (got.status, got.reason) == (p.status, p.reason)
+
+
+def test_export_with_unplanned_writes_every_pair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from probe.cli import run as cli
+    from probe.matrix.stored import save_matrix, stamp_of
+    from probe.store.rundoc import encode_run
+
+    run, records = _sampled()
+    (tmp_path / "run.json").write_text(encode_run(run))
+    frame = build.build_matrix(run, records)
+    save_matrix(tmp_path, frame, stamp_of(tmp_path))
+    assert cli(["export", str(tmp_path)]) == 0
+    stored = capsys.readouterr().out
+    assert cli(["export", str(tmp_path), "--with-unplanned"]) == 0
+    every = capsys.readouterr().out
+    assert len(stored.splitlines()) == len(frame) + 1
+    assert len(every.splitlines()) == 9 * 8 + 1
+    assert every == full_frame(run, records).to_csv(index=False)
