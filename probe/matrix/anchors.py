@@ -32,27 +32,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from probe.errors import InputError, ParseError
-from probe.matrix.samples import SIDECAR, Probes, Row, SidecarSamples, encode_samples
+from probe.matrix.pairs import STATUSES, Codes, PairTable
+from probe.matrix.pairs import Bandwidth as Bandwidth
+from probe.matrix.pairs import PairAnchor as PairAnchor
+from probe.matrix.pairs import RttAnchor as RttAnchor
+from probe.matrix.samples import SIDECAR, ProbeColumns, Probes, SidecarSamples, encode_samples
 from probe.model import CellStatus
 from probe.textio import save
 
 SCHEMA = "probe.anchors/2"
 _READS = ("1", "2")  # /1: samples inline; /2: in the sidecar
 _SCHEMA_RE = re.compile(r"^probe\.anchors/(\d+)(?:\.\d+)?$")
-
-
-@dataclass(frozen=True, slots=True)
-class RttAnchor:
-    """Round-trip statistics of one ordered pair, in milliseconds."""
-
-    min_ms: float
-    mean_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,56 +59,12 @@ class RegionRtt:
 
 
 @dataclass(frozen=True, slots=True)
-class Bandwidth:
-    """Receiver goodput in Mbit/s (10⁶ bit/s); ``None`` when not measured."""
-
-    forward_mbps: float | None = None
-    reverse_mbps: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class HostInfo:
     name: str
     region: str
     zone: str | None = None
     provider: str | None = None
     measured: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class PairAnchor:
-    """One ordered pair ``src → dst``. Only ``status == ok`` carries ``rtt``."""
-
-    src: str
-    dst: str
-    src_region: str
-    dst_region: str
-    status: CellStatus
-    reason: str | None = None
-    rtt: RttAnchor | None = None
-    rtt_mdev_ms: float | None = None
-    ipdv_ms: float | None = None
-    pdv_p99_ms: float | None = None
-    loss_pct: float | None = None
-    sent: int = 0
-    received: int = 0
-    bw: Bandwidth = Bandwidth()
-    bw_status: str | None = None
-    bw_reason: str | None = None
-    network: str | None = None  # the network measured over (the pair's preferred one)
-    address: str | None = None  # dst's address on it
-    from_reverse: bool = False  # the RTT was measured dst → src: dst accepts no inbound ICMP
-    sender_cc: str | None = None  # src's TCP congestion control, as its iperf3 test reported it
-    receiver_cc: str | None = None  # dst's
-
-    @property
-    def ok(self) -> bool:
-        return self.status is CellStatus.OK and self.rtt is not None
-
-    @property
-    def probed(self) -> tuple[str, str]:
-        """The direction whose probes gave the RTT: ``dst → src`` for a ``from_reverse`` pair."""
-        return (self.dst, self.src) if self.from_reverse else (self.src, self.dst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +94,9 @@ class RegionAnchor:
 
 @dataclass(frozen=True, slots=True)
 class Anchors:
-    """A whole anchors file. Lookups are indexed once at construction.
+    """A whole anchors file. Host lookups are indexed once at construction, pairs on first use.
 
+    ``pairs`` is columnar (``PairTable``: a ``PairAnchor`` is built when one is asked for).
     ``samples`` holds raw RTTs by the direction probed: in memory after a build or a
     ``probe.anchors/1`` file, read lazily from the sidecar of a ``probe.anchors/2`` one.
     """
@@ -155,19 +105,17 @@ class Anchors:
     created_utc: str
     probe_version: str
     hosts: tuple[HostInfo, ...]
-    pairs: tuple[PairAnchor, ...]
+    pairs: PairTable
     regions: tuple[RegionAnchor, ...]
     samples: Mapping[tuple[str, str], Probes] = field(default_factory=dict, compare=False)
-    _pairs_by_key: dict[tuple[str, str], PairAnchor] = field(init=False, repr=False, compare=False)
     _hosts_by_name: dict[str, HostInfo] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_pairs_by_key", {(p.src, p.dst): p for p in self.pairs})
         object.__setattr__(self, "_hosts_by_name", {h.name: h for h in self.hosts})
 
     def pair(self, src: str, dst: str) -> PairAnchor | None:
         """The ordered pair ``src → dst``, or ``None`` if the run has no row for it."""
-        return self._pairs_by_key.get((src, dst))
+        return self.pairs.pair(src, dst)
 
     def rtt_samples(self, pair: PairAnchor) -> Probes | None:
         """The raw RTTs behind an ok pair's figures (None: not ok, or none kept)."""
@@ -195,39 +143,11 @@ class Anchors:
     @property
     def measured_regions(self) -> tuple[str, ...]:
         """Regions with at least one host that is the source or destination of an ok pair."""
-        seen = {p.src for p in self.pairs if p.ok} | {p.dst for p in self.pairs if p.ok}
+        seen = self.pairs.hosts_of(self.pairs.ok)
         return tuple(sorted({h.region for h in self.hosts if h.name in seen}))
 
 
 # --------------------------------------------------------------------------- dump
-
-
-def _rtt_dict(r: RttAnchor | None) -> dict[str, float] | None:
-    if r is None:
-        return None
-    return {"min": r.min_ms, "mean": r.mean_ms, "p50": r.p50_ms, "p90": r.p90_ms,
-            "p99": r.p99_ms, "max": r.max_ms}  # fmt: skip
-
-
-def _bw_dict(b: Bandwidth) -> dict[str, float | None]:
-    return {"forward": b.forward_mbps, "reverse": b.reverse_mbps}
-
-
-def _pair_dict(p: PairAnchor) -> dict[str, object]:
-    out: dict[str, object] = {
-        "src": p.src, "dst": p.dst, "src_region": p.src_region, "dst_region": p.dst_region,
-        "status": p.status.value, "reason": p.reason, "rtt_ms": _rtt_dict(p.rtt),
-        "rtt_mdev_ms": p.rtt_mdev_ms, "ipdv_ms": p.ipdv_ms, "pdv_p99_ms": p.pdv_p99_ms,
-        "loss_pct": p.loss_pct, "sent": p.sent, "received": p.received,
-        "bw_mbps": _bw_dict(p.bw), "bw_status": p.bw_status, "bw_reason": p.bw_reason,
-        "network": p.network, "address": p.address,
-    }  # fmt: skip
-    if p.from_reverse:
-        out["from_reverse"] = True
-    for key, cc in (("sender_cc", p.sender_cc), ("receiver_cc", p.receiver_cc)):
-        if cc is not None:
-            out[key] = cc
-    return out
 
 
 def _region_dict(r: RegionAnchor) -> dict[str, object]:
@@ -244,17 +164,53 @@ def _region_dict(r: RegionAnchor) -> dict[str, object]:
     }  # fmt: skip
 
 
-def sidecar_rows(anchors: Anchors) -> list[Row]:
-    """The sidecar's rows: the samples of each direction probed behind an ok pair, once."""
-    rows: dict[tuple[str, str], Row] = {}
-    for p in anchors.pairs:
-        if p.probed not in rows and (probes := anchors.rtt_samples(p)) is not None:
-            rows[p.probed] = (*p.probed, p.network, probes)
-    return list(rows.values())
+def _bw_dict(b: Bandwidth) -> dict[str, float | None]:
+    return {"forward": b.forward_mbps, "reverse": b.reverse_mbps}
 
 
-def anchors_doc(anchors: Anchors, rows: list[Row]) -> dict[str, object]:
-    """The JSON document of ``anchors`` whose samples are the sidecar ``rows``."""
+@dataclass(frozen=True, slots=True, eq=False)
+class Sidecar:
+    """What the sidecar holds: the probes of ``pairs`` (indexes into ``probes``), each measured
+    over its ``network``."""
+
+    probes: ProbeColumns
+    pairs: NDArray[np.intp]
+    network: list[str | None]
+
+    @property
+    def rows(self) -> int:
+        return int(self.probes.count[self.pairs].sum())
+
+
+def sidecar_rows(anchors: Anchors) -> Sidecar:
+    """The samples of each direction probed behind an ok pair, once (with the network of the
+    first such pair)."""
+    t = anchors.pairs
+    ok = np.flatnonzero(t.ok)
+    back = t.from_reverse[ok]
+    a, b = np.where(back, t.dst[ok], t.src[ok]), np.where(back, t.src[ok], t.dst[ok])
+    _, first = np.unique(a.astype(np.int64) * len(t.names) + b, return_index=True)
+    first.sort()
+    rows, a, b = ok[first], a[first], b[first]
+    samples = anchors.samples
+    if not isinstance(samples, ProbeColumns):  # a dict, a sidecar read back: pair by pair
+        wanted = ((t.names[x], t.names[y]) for x, y in zip(a.tolist(), b.tolist(), strict=True))
+        samples = ProbeColumns.of({k: samples[k] for k in wanted if k in samples})
+    at = samples.rows(t.names, a, b)
+    kept = at >= 0
+    networks = t.strings["network"]
+    lookup: list[str | None] = [*networks.values, None]
+    network = [lookup[c] for c in networks.codes[rows[kept]].tolist()]
+    return Sidecar(samples, at[kept], network)
+
+
+class _Lines(list[str]):
+    """List items already in JSON: written one per line as they are."""
+
+
+def anchors_doc(anchors: Anchors, sidecar: Sidecar) -> dict[str, object]:
+    """The JSON document of ``anchors`` whose samples are in ``sidecar`` (its pairs as JSON
+    text already: ``pair_lines``)."""
     return {
         "schema": SCHEMA,
         "run_id": anchors.run_id,
@@ -270,15 +226,82 @@ def anchors_doc(anchors: Anchors, rows: list[Row]) -> dict[str, object]:
             }
             for h in anchors.hosts
         ],
-        "pairs": [_pair_dict(p) for p in anchors.pairs],
+        "pairs": _Lines(pair_lines(anchors.pairs)),
         "regions": [_region_dict(r) for r in anchors.regions],
         "samples": {
             "file": SIDECAR,
             "format": "parquet",
-            "pairs": len(rows),
-            "rows": sum(len(r[3].rtt_ms) for r in rows),
+            "pairs": len(sidecar.pairs),
+            "rows": sidecar.rows,
         },
     }
+
+
+def _strings(column: Codes) -> list[str]:
+    """Each row's value as JSON text (each distinct value encoded once)."""
+    lookup = np.asarray([*(json.dumps(v) for v in column.values), "null"], dtype=object)
+    out: list[str] = lookup[column.codes].tolist()
+    return out
+
+
+def _floats(values: NDArray[np.float64]) -> list[str]:
+    """Each float as ``json.dumps`` writes it (NaN: None, so null); infinity is refused."""
+    if np.isinf(values).any():
+        raise ValueError("Out of range float values are not JSON compliant")
+    known = ~np.isnan(values)
+    out = np.full(len(values), "null", dtype=object)
+    out[known] = list(map(float.__repr__, values[known].tolist()))
+    text: list[str] = out.tolist()
+    return text
+
+
+_PAIR = (
+    '{{"src": {}, "dst": {}, "src_region": {}, "dst_region": {}, "status": {}, "reason": {}, '
+    '"rtt_ms": {}, "rtt_mdev_ms": {}, "ipdv_ms": {}, "pdv_p99_ms": {}, "loss_pct": {}, '
+    '"sent": {}, "received": {}, "bw_mbps": {{"forward": {}, "reverse": {}}}, '
+    '"bw_status": {}, "bw_reason": {}, "network": {}, "address": {}{}}}'
+)
+_RTT = '{{"min": {}, "mean": {}, "p50": {}, "p90": {}, "p99": {}, "max": {}}}'
+
+
+def pair_lines(t: PairTable) -> list[str]:
+    """Each pair as ``json.dumps`` writes its dict, a column at a time: the same text, without
+    a million dicts. Keys written only when set (``from_reverse``, the cc names) trail."""
+    n = len(t)
+    names = np.asarray([json.dumps(v) for v in t.names], dtype=object)
+    statuses = np.asarray([json.dumps(s.value) for s in STATUSES], dtype=object)
+    rtt = np.full(n, "null", dtype=object)
+    has = np.flatnonzero(t.has_rtt)
+    figures = t.rtt_ms[has]
+    if np.isnan(figures).any():
+        raise ValueError("Out of range float values are not JSON compliant")
+    rtt[has] = list(map(_RTT.format, *(_floats(figures[:, k]) for k in range(6))))
+    extra = np.full(n, "", dtype=object)
+    for name, marked in (
+        ("from_reverse", t.from_reverse),
+        ("sender_cc", t.strings["sender_cc"].codes >= 0),
+        ("receiver_cc", t.strings["receiver_cc"].codes >= 0),
+    ):
+        if marked.any():
+            rows = np.flatnonzero(marked)
+            value = (
+                np.full(len(rows), "true", dtype=object)
+                if name == "from_reverse"
+                else np.asarray(_strings(t.strings[name]), dtype=object)[rows]
+            )
+            extra[rows] = extra[rows] + f', "{name}": ' + value
+    s = t.strings
+    columns = (
+        names[t.src].tolist(), names[t.dst].tolist(),
+        _strings(t.src_region), _strings(t.dst_region), statuses[t.status].tolist(),
+        _strings(s["reason"]), rtt.tolist(),
+        *(_floats(t.floats[k]) for k in ("rtt_mdev_ms", "ipdv_ms", "pdv_p99_ms", "loss_pct")),
+        list(map(int.__repr__, t.sent.tolist())), list(map(int.__repr__, t.received.tolist())),
+        _floats(t.floats["bw_fwd_mbps"]), _floats(t.floats["bw_rev_mbps"]),
+        *(_strings(s[k]) for k in ("bw_status", "bw_reason", "network", "address")),
+        extra.tolist(),
+    )  # fmt: skip
+    return list(map(_PAIR.format, *columns))
 
 
 def _json(doc: dict[str, object]) -> str:
@@ -291,7 +314,7 @@ def _json(doc: dict[str, object]) -> str:
     lines = []
     for key, value in doc.items():
         if isinstance(value, list) and value:
-            items = ",\n  ".join(dumps(v) for v in value)
+            items = ",\n  ".join(value if isinstance(value, _Lines) else map(dumps, value))
             lines.append(f" {dumps(key)}: [\n  {items}\n ]")
         else:
             lines.append(f" {dumps(key)}: {dumps(value)}")
@@ -307,9 +330,9 @@ def dump_anchors(anchors: Anchors) -> str:
 def write_anchors(path: Path, anchors: Anchors) -> None:
     """anchors.json at ``path`` and its samples sidecar beside it, the sidecar first: the JSON
     never points at a sidecar that is not there yet."""
-    rows = sidecar_rows(anchors)
-    save(path.parent / SIDECAR, encode_samples(rows))
-    save(path, _json(anchors_doc(anchors, rows)))
+    sidecar = sidecar_rows(anchors)
+    save(path.parent / SIDECAR, encode_samples(sidecar.probes, sidecar.pairs, sidecar.network))
+    save(path, _json(anchors_doc(anchors, sidecar)))
 
 
 # --------------------------------------------------------------------------- load
@@ -565,7 +588,7 @@ def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
         created_utc=top.require("created_utc").as_str(),
         probe_version=top.require("probe_version").as_str(),
         hosts=hosts,
-        pairs=pairs,
+        pairs=PairTable.of(pairs),
         regions=regions,
         samples=samples,
     )
