@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +43,9 @@ from probe.matrix.pairs import RttAnchor as RttAnchor
 from probe.matrix.samples import SIDECAR, ProbeColumns, Probes, SidecarSamples, encode_samples
 from probe.model import CellStatus
 from probe.textio import save
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA = "probe.anchors/2"
 _READS = ("1", "2")  # /1: samples inline; /2: in the sidecar
@@ -204,13 +208,17 @@ def sidecar_rows(anchors: Anchors) -> Sidecar:
     return Sidecar(samples, at[kept], network)
 
 
-class _Lines(list[str]):
-    """List items already in JSON: written one per line as they are."""
+@dataclass(frozen=True, slots=True)
+class _Items:
+    """``count`` list items already in JSON, joined one per line (``_json``'s layout)."""
+
+    text: str
+    count: int
 
 
 def anchors_doc(anchors: Anchors, sidecar: Sidecar) -> dict[str, object]:
     """The JSON document of ``anchors`` whose samples are in ``sidecar`` (its pairs as JSON
-    text already: ``pair_lines``)."""
+    text already: ``pairs_text``)."""
     return {
         "schema": SCHEMA,
         "run_id": anchors.run_id,
@@ -226,7 +234,7 @@ def anchors_doc(anchors: Anchors, sidecar: Sidecar) -> dict[str, object]:
             }
             for h in anchors.hosts
         ],
-        "pairs": _Lines(pair_lines(anchors.pairs)),
+        "pairs": _Items(pairs_text(anchors.pairs), len(anchors.pairs)),
         "regions": [_region_dict(r) for r in anchors.regions],
         "samples": {
             "file": SIDECAR,
@@ -237,88 +245,136 @@ def anchors_doc(anchors: Anchors, sidecar: Sidecar) -> dict[str, object]:
     }
 
 
-def _strings(column: Codes) -> list[str]:
-    """Each row's value as JSON text (each distinct value encoded once)."""
-    lookup = np.asarray([*(json.dumps(v) for v in column.values), "null"], dtype=object)
-    out: list[str] = lookup[column.codes].tolist()
-    return out
+#: Between two list items of anchors.json: one item per line.
+_ITEM_SEP = ",\n  "
 
 
-def _floats(values: NDArray[np.float64]) -> list[str]:
-    """Each float as ``json.dumps`` writes it (NaN: None, so null); infinity is refused."""
-    if np.isinf(values).any():
+def _texts(codes: NDArray[np.integer[Any]], values: list[str] | pa.Array) -> pa.Array:
+    """The text column whose row k is ``values[codes[k]]`` (Arrow: no Python string per row)."""
+    import pyarrow as pa
+
+    dictionary = values if isinstance(values, pa.Array) else pa.array(values, pa.large_string())
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, pa.int32()), dictionary
+    ).dictionary_decode()
+
+
+def _strings(column: Codes) -> pa.Array:
+    """Each row's value as ``json.dumps`` writes it (null: None), each distinct one once."""
+    codes = np.where(column.codes < 0, len(column.values), column.codes)
+    return _texts(codes, [*(json.dumps(v) for v in column.values), "null"])
+
+
+def _numbers(columns: list[NDArray[np.float64]] | list[NDArray[np.int64]]) -> list[pa.Array]:
+    """Each number of ``columns`` (one dtype) as ``json.dumps`` writes it (NaN: None, so null),
+    each distinct value formatted once over all of them (by its bits: -0.0 is not 0.0; a hash,
+    no sort); infinity is refused as ``json.dumps`` refuses it."""
+    import pandas as pd
+    import pyarrow as pa
+
+    whole = np.concatenate(columns)
+    if whole.dtype.kind == "f" and np.isinf(whole).any():
         raise ValueError("Out of range float values are not JSON compliant")
-    known = ~np.isnan(values)
-    out = np.full(len(values), "null", dtype=object)
-    out[known] = list(map(float.__repr__, values[known].tolist()))
-    text: list[str] = out.tolist()
-    return text
+    codes, bits = pd.factorize(whole.view(np.int64))
+    distinct = np.asarray(bits, np.int64).view(whole.dtype).tolist()
+    dictionary = pa.array(["null" if v != v else v.__repr__() for v in distinct], pa.large_string())
+    ends = np.cumsum([len(c) for c in columns])
+    return [_texts(part, dictionary) for part in np.split(codes, ends[:-1])]
 
 
 _PAIR = (
-    '{{"src": {}, "dst": {}, "src_region": {}, "dst_region": {}, "status": {}, "reason": {}, '
-    '"rtt_ms": {}, "rtt_mdev_ms": {}, "ipdv_ms": {}, "pdv_p99_ms": {}, "loss_pct": {}, '
-    '"sent": {}, "received": {}, "bw_mbps": {{"forward": {}, "reverse": {}}}, '
-    '"bw_status": {}, "bw_reason": {}, "network": {}, "address": {}{}}}'
-)
-_RTT = '{{"min": {}, "mean": {}, "p50": {}, "p90": {}, "p99": {}, "max": {}}}'
+    '{"src": ', ', "dst": ', ', "src_region": ', ', "dst_region": ', ', "status": ',
+    ', "reason": ', ', "rtt_ms": ', ', "rtt_mdev_ms": ', ', "ipdv_ms": ', ', "pdv_p99_ms": ',
+    ', "loss_pct": ', ', "sent": ', ', "received": ', ', "bw_mbps": {"forward": ',
+    ', "reverse": ', '}, "bw_status": ', ', "bw_reason": ', ', "network": ', ', "address": ',
+)  # fmt: skip
+_RTT = ('{"min": ', ', "mean": ', ', "p50": ', ', "p90": ', ', "p99": ', ', "max": ')
 
 
-def pair_lines(t: PairTable) -> list[str]:
-    """Each pair as ``json.dumps`` writes its dict, a column at a time: the same text, without
-    a million dicts. Keys written only when set (``from_reverse``, the cc names) trail."""
-    n = len(t)
-    names = np.asarray([json.dumps(v) for v in t.names], dtype=object)
-    statuses = np.asarray([json.dumps(s.value) for s in STATUSES], dtype=object)
-    rtt = np.full(n, "null", dtype=object)
-    has = np.flatnonzero(t.has_rtt)
-    figures = t.rtt_ms[has]
+def _join(keys: tuple[str, ...], values: list[pa.Array], end: str | pa.Array) -> pa.Array:
+    """Row by row: ``keys[0] + values[0] + keys[1] + … + end`` (Arrow, in C++)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pieces = [
+        x for k, v in zip(keys, values, strict=True) for x in (pa.scalar(k, pa.large_string()), v)
+    ]
+    tail = end if isinstance(end, pa.Array) else pa.scalar(end, pa.large_string())
+    return pc.binary_join_element_wise(*pieces, tail, pa.scalar("", pa.large_string()))
+
+
+def pairs_text(t: PairTable) -> str:
+    """The pairs as anchors.json lists them: each as ``json.dumps`` writes its dict, one per
+    line, built a column at a time (each distinct value formatted once, the lines joined by
+    Arrow): the same text, without a million dicts. Keys written only when set
+    (``from_reverse``, the cc names) trail."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(t):
+        return ""
+    null = pa.scalar("null", pa.large_string())
+    figures = t.rtt_ms[t.has_rtt]
     if np.isnan(figures).any():
         raise ValueError("Out of range float values are not JSON compliant")
-    rtt[has] = list(map(_RTT.format, *(_floats(figures[:, k]) for k in range(6))))
-    extra = np.full(n, "", dtype=object)
-    for name, marked in (
-        ("from_reverse", t.from_reverse),
-        ("sender_cc", t.strings["sender_cc"].codes >= 0),
-        ("receiver_cc", t.strings["receiver_cc"].codes >= 0),
-    ):
-        if marked.any():
-            rows = np.flatnonzero(marked)
-            value = (
-                np.full(len(rows), "true", dtype=object)
-                if name == "from_reverse"
-                else np.asarray(_strings(t.strings[name]), dtype=object)[rows]
+    rtt = np.zeros((len(t), 6))
+    rtt[t.has_rtt] = figures
+    floats = [
+        *(rtt[:, k].copy() for k in range(6)),
+        *(t.floats[k] for k in ("rtt_mdev_ms", "ipdv_ms", "pdv_p99_ms", "loss_pct")),
+        t.floats["bw_fwd_mbps"], t.floats["bw_rev_mbps"],
+    ]  # fmt: skip
+    figure = _numbers(floats)
+    sent, received = _numbers([t.sent, t.received])
+    rtt_text = pc.if_else(pa.array(t.has_rtt), _join(_RTT, figure[:6], "}"), null)
+    empty = pa.scalar("", pa.large_string())
+    marked = pa.scalar(', "from_reverse": true', pa.large_string())
+    extra = pc.if_else(pa.array(t.from_reverse), marked, empty)
+    for name in ("sender_cc", "receiver_cc"):
+        column = t.strings[name]
+        if (column.codes >= 0).any():
+            key = pa.scalar(f', "{name}": ', pa.large_string())
+            named = pc.binary_join_element_wise(key, _strings(column), empty)
+            extra = pc.binary_join_element_wise(
+                extra, pc.if_else(pa.array(column.codes >= 0), named, empty), empty
             )
-            extra[rows] = extra[rows] + f', "{name}": ' + value
     s = t.strings
-    columns = (
-        names[t.src].tolist(), names[t.dst].tolist(),
-        _strings(t.src_region), _strings(t.dst_region), statuses[t.status].tolist(),
-        _strings(s["reason"]), rtt.tolist(),
-        *(_floats(t.floats[k]) for k in ("rtt_mdev_ms", "ipdv_ms", "pdv_p99_ms", "loss_pct")),
-        list(map(int.__repr__, t.sent.tolist())), list(map(int.__repr__, t.received.tolist())),
-        _floats(t.floats["bw_fwd_mbps"]), _floats(t.floats["bw_rev_mbps"]),
+    hosts = [json.dumps(v) for v in t.names]
+    columns = [
+        _texts(t.src, hosts), _texts(t.dst, hosts), _strings(t.src_region),
+        _strings(t.dst_region),
+        _texts(t.status, [json.dumps(v.value) for v in STATUSES]), _strings(s["reason"]), rtt_text,
+        *figure[6:10], sent, received, *figure[10:],
         *(_strings(s[k]) for k in ("bw_status", "bw_reason", "network", "address")),
-        extra.tolist(),
-    )  # fmt: skip
-    return list(map(_PAIR.format, *columns))
+    ]  # fmt: skip
+    close = pa.scalar("}", pa.large_string())
+    lines = _join(_PAIR, columns, pc.binary_join_element_wise(extra, close, empty))
+    whole = pa.LargeListArray.from_arrays([0, len(t)], lines)
+    joined = pc.binary_join(whole, pa.scalar(_ITEM_SEP, pa.large_string()))
+    text: str = joined[0].as_py()
+    return text
 
 
 def _json(doc: dict[str, object]) -> str:
     """One top-level key per line and one list item (host, pair, region) per line: still
-    diffable, and json's C encoder (``indent`` falls back to pure Python, 2.6× slower)."""
+    diffable, and json's C encoder (``indent`` falls back to pure Python, 2.6× slower). The
+    text is joined once: the pairs alone are ~0.5 GB at 1,000 hosts."""
 
     def dumps(value: object) -> str:
         return json.dumps(value, allow_nan=False)
 
-    lines = []
-    for key, value in doc.items():
-        if isinstance(value, list) and value:
-            items = ",\n  ".join(value if isinstance(value, _Lines) else map(dumps, value))
-            lines.append(f" {dumps(key)}: [\n  {items}\n ]")
+    parts = ["{\n"]
+    for i, (key, value) in enumerate(doc.items()):
+        parts.append(",\n" if i else "")
+        if isinstance(value, _Items) and value.count:
+            parts += [f" {dumps(key)}: [\n  ", value.text, "\n ]"]
+        elif isinstance(value, _Items):
+            parts.append(f" {dumps(key)}: []")
+        elif isinstance(value, list) and value:
+            parts += [f" {dumps(key)}: [\n  ", _ITEM_SEP.join(map(dumps, value)), "\n ]"]
         else:
-            lines.append(f" {dumps(key)}: {dumps(value)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+            parts.append(f" {dumps(key)}: {dumps(value)}")
+    return "".join([*parts, "\n}\n"])
 
 
 def dump_anchors(anchors: Anchors) -> str:
