@@ -826,8 +826,15 @@ def to_anchors(
 ) -> A.Anchors:
     """The anchors the calculator consumes; ``samples`` (raw RTTs per pair probed) feed its
     Monte-Carlo."""
+    return anchors_from(run, pair_table(frame), samples)
+
+
+def anchors_from(
+    run: RunDoc, pairs: PairTable, samples: Mapping[tuple[str, str], Probes] | None = None
+) -> A.Anchors:
+    """The anchors of ``run`` whose pairs are ``pairs`` (``to_anchors``; ``stored.anchors_of``
+    reads them from the stored matrix's columns)."""
     hosts = tuple(A.HostInfo(h.name, h.region, h.zone, h.provider, h.measure) for h in run.hosts)
-    pairs = pair_table(frame)
     return A.Anchors(
         run_id=run.run_id,
         created_utc=run.ended_utc or run.started_utc,

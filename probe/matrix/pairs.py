@@ -430,10 +430,14 @@ class PairTable(Sequence[PairAnchor]):
         return where[self.src], where[self.dst]
 
 
-#: The matrix columns a table reads (``stored.ANCHOR_COLUMNS`` loads them).
+#: The matrix columns a table reads (what ``stored.anchors_of`` loads).
 FRAME_COLUMNS = (
     "src", "dst", "network", "address", "src_region", "dst_region", "status", "reason",
     *(f"rtt_{k}_ms" for k in RTT_FIELDS), "rtt_mdev_ms", "ipdv_ms", "pdv_p99_ms", "loss_pct",
     "sent", "received", "from_reverse", "bw_status", "bw_reason", "bw_fwd_mbps", "bw_rev_mbps",
     "sender_cc", "receiver_cc",
+)  # fmt: skip
+#: Those of them that are not text.
+NUMERIC_COLUMNS = (
+    *(f"rtt_{k}_ms" for k in RTT_FIELDS), *FLOATS, "sent", "received", "from_reverse",
 )  # fmt: skip
