@@ -386,9 +386,14 @@ def dump_anchors(anchors: Anchors) -> str:
 def write_anchors(path: Path, anchors: Anchors) -> None:
     """anchors.json at ``path`` and its samples sidecar beside it, the sidecar first: the JSON
     never points at a sidecar that is not there yet."""
+    from concurrent.futures import ThreadPoolExecutor
+
     sidecar = sidecar_rows(anchors)
-    save(path.parent / SIDECAR, encode_samples(sidecar.probes, sidecar.pairs, sidecar.network))
-    save(path, _json(anchors_doc(anchors, sidecar)))
+    with ThreadPoolExecutor(1) as pool:  # Parquet's writer leaves the GIL to the JSON's text
+        encoded = pool.submit(encode_samples, sidecar.probes, sidecar.pairs, sidecar.network)
+        text = _json(anchors_doc(anchors, sidecar))
+        save(path.parent / SIDECAR, encoded.result())
+    save(path, text)
 
 
 # --------------------------------------------------------------------------- load
