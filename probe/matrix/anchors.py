@@ -16,6 +16,10 @@ Raw RTT samples (calc's Monte-Carlo) live in a Parquet sidecar beside the file
 inline, per pair, as ``rtt_samples_ms`` and stay readable. Either way ``Anchors.rtt_samples``
 gives an ok pair's samples: those of the direction probed (``dst → src`` for ``from_reverse``).
 
+``pairs`` lists every ordered pair, ``not-planned`` ones too (a sampled ping plan's): the file
+alone answers any pair's status and reason. In memory they are columns (``probe.matrix.pairs``),
+written here a column at a time with the text ``json.dumps`` gives each pair's object.
+
 Region rows roll up the pairs from ``src_region`` to ``dst_region``; ``probe.matrix.regions``
 computes them and defines each figure (RTT and IPDV: medians over ok pairs; loss: pooled over every
 probe sent; goodput: medians over the pairs measured), with the number of pairs each rests on.
