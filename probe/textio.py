@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from probe.errors import InputError, StoreError
@@ -36,15 +37,20 @@ def read_text(path: str | Path) -> tuple[str, bytes]:
         raise InputError("not UTF-8 text", where=f"{path}:{line}") from exc
 
 
-def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> None:
-    """Replace ``path`` with ``data`` (text is UTF-8) in one step; ``durable`` also fsyncs before
-    the rename (files a resume depends on, e.g. ``run.json``). The file gets the permissions an
+def write_atomic(path: Path, data: str | bytes | Iterable[bytes], *, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` (text is UTF-8; an iterable of blocks is written as they
+    come, never held whole) in one step; ``durable`` also fsyncs before the rename (files a
+    resume depends on, e.g. ``run.json``). The file gets the permissions an
     ordinary write would (the umask's), not ``mkstemp``'s 0600: an export is read by other users
     (node_exporter's textfile collector)."""
     tmp, fd = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if isinstance(data, str | bytes):
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            else:
+                for block in data:
+                    f.write(block)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -55,7 +61,7 @@ def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> Non
         raise
 
 
-def save(path: Path, data: str | bytes, *, durable: bool = False) -> None:
+def save(path: Path, data: str | bytes | Iterable[bytes], *, durable: bool = False) -> None:
     """:func:`write_atomic` for what probe writes for the user (a run directory, a report, an
     export): a failure is one ``StoreError`` line naming ``path``."""
     try:

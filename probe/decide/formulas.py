@@ -160,7 +160,10 @@ def bbr_sparse_pacing_bps(
     is larger (its delivery rate, the most an application-limited sample can show; start-up only
     ever raises the rate)."""
     carried = max(init_cwnd_segments * mss_bytes, payload_bytes)
-    return BBR_HIGH_GAIN * BBR_PACING_MARGIN * carried * 8.0 / (rtt_ms / 1e3)
+    rtt_s = rtt_ms / 1e3
+    if rtt_s <= 0.0:  # a round trip too short for a float (5e-324 ms): no pacing to speak of
+        return math.inf
+    return BBR_HIGH_GAIN * BBR_PACING_MARGIN * carried * 8.0 / rtt_s
 
 
 def pacing_bursts(

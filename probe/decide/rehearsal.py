@@ -14,7 +14,8 @@ Where "corrected" differs from "today":
 - a ring all-reduce is timed step by step as the relay runs it: each host sends step ``s`` once it
   has received step ``s − 1`` from its predecessor and its own link has finished the previous
   chunk, so a step waits for the slowest link on its way, not for the worst RTT and the lowest
-  goodput of the ring put together (today's formula, which is never below it).
+  goodput of the ring put together (today's formula, which is never below it); each chunk is a
+  sparse message, so a BBR sender paces it (``formulas.bbr_sparse_extra_ms``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from probe.errors import InputError
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """One direction of a hop as the formulas see it: RTT and goodput."""
+    """One direction of a hop as the formulas see it: RTT, goodput and the sender's TCP
+    congestion control (None: unknown, taken for CUBIC)."""
 
     rtt_ms: float
     bw_bps: float
+    sender_cc: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.rtt_ms >= 0 and self.bw_bps > 0):
@@ -46,7 +49,7 @@ class Link:
         """The link of a measured hop; its goodput must be known (a rehearsal moves bytes)."""
         if hop.bw_bps is None:
             raise InputError(f"hop {hop.src}→{hop.dst}: no goodput measured, nothing to predict")
-        return cls(hop.rtt_p50_ms if at == "p50" else hop.rtt_p99_ms, hop.bw_bps)
+        return cls(hop.rtt_p50_ms if at == "p50" else hop.rtt_p99_ms, hop.bw_bps, hop.sender_cc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +129,9 @@ def ring_allreduce(
     Today's: ``formulas.ring_allreduce_ms`` over the worst RTT and the lowest goodput. Corrected:
     the relay's schedule played out (module docstring), ``repetitions`` back to back as host 0
     times them: until host 0 has received its last chunk, the mean per repetition (another host
-    may finish a chunk's serialisation later). 0 for one host.
+    may finish a chunk's serialisation later). A BBR link's chunk, sent after the link idled for
+    the previous step, lands ``bbr_sparse_extra_ms`` later (nothing for a chunk of one pacing
+    burst). 0 for one host.
     """
     n = len(links)
     if n <= 1:
@@ -134,15 +139,23 @@ def ring_allreduce(
     worst_rtt, lowest_bw = max(k.rtt_ms for k in links), min(k.bw_bps for k in links)
     today = f.ring_allreduce_ms(n, worst_rtt, chunk_bytes * n, lowest_bw)
     steps = 2 * (n - 1) * repetitions
+    paced = [_paced_ms(k, chunk_bytes) for k in links]
     received = [0.0] * n  # when host i last received a chunk (from host i − 1)
     link_free = [0.0] * n  # when link i → i+1 has finished sending its last chunk
     for _ in range(steps):
         ready = list(received)  # each host sends this step once it received the previous one
         for i, k in enumerate(links):
             start = max(ready[i], link_free[i])
-            link_free[i] = start + f.serialisation_ms(chunk_bytes, k.bw_bps)
+            link_free[i] = start + f.serialisation_ms(chunk_bytes, k.bw_bps) + paced[i]
             received[(i + 1) % n] = link_free[i] + k.rtt_ms / 2.0 + per_message_ms
     return Figure(today, received[0] / repetitions)
+
+
+def _paced_ms(link: Link, message_bytes: float) -> float:
+    """What a sparse message's pacing adds on ``link``: BBR's only (CUBIC sends the window)."""
+    if f.restarts_after_idle(link.sender_cc):
+        return 0.0
+    return f.bbr_sparse_extra_ms(link.rtt_ms, message_bytes, link.bw_bps)
 
 
 def spec_tokens_per_s(

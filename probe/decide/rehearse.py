@@ -275,7 +275,7 @@ def _predict(t: Traffic, links: sc.Links, o: RehearseOptions) -> Predicted:
         # own schedule played out (``rehearsal.ring_allreduce``): each host sends once it has
         # received, so a step costs the ring's links in turn, not its worst one each time
         chunk = t.send_bytes[0]
-        today = [r.Link(h.rtt_p50_ms, _bw(h)) for h in hops]
+        today = [r.Link(h.rtt_p50_ms, _bw(h), h.sender_cc) for h in hops]
         tail = [r.Link(h.rtt_p99_ms, _bw(h)) for h in hops]
         return Predicted(
             r.ring_allreduce(today, chunk).today,

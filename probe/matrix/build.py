@@ -25,10 +25,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
+from probe.matrix.csvtext import csv_blocks
 from probe.matrix.engine import PingCells, ping_cells
 from probe.matrix.engine import train_stats as train_stats  # re-exported: callers import it here
 from probe.matrix.pairs import PairTable
@@ -39,13 +42,13 @@ from probe.networks import ALL_NETWORKS, DEFAULT_NETWORK, NetworkChoice, NoRoute
 from probe.plan import parse_pair_mode, parse_ping_pairs, select_pairs, select_ping_pairs
 from probe.reach import BandwidthRoles, PingWay, bandwidth_roles, ping_reach
 from probe.stats import RttStats, short_for_rtt
+from probe.store.bandwidth import bandwidth_rows
 from probe.store.probes import PingRows, StoredRun, ping_rows, read_store
 from probe.store.records import (
     HostRecord,
     ImportedRecord,
-    Iperf3Record,
+    IperfTestRecord,
     PingFanoutRecord,
-    PingLoadRecord,
     PingRecord,
     PingTrain,
     SampleRecord,
@@ -144,8 +147,7 @@ def build_matrix(run: RunDoc, records: Iterable[SampleRecord]) -> pd.DataFrame:
 
 #: A row's key: source, destination, network.
 _Cell = tuple[str, str, str]
-#: A cell's bandwidth outcome: status, reason, goodput Mbit/s, retransmits, TCP RTT, CPU-bound.
-_Bw = tuple[str, str | None, float, int | None, float, bool | None]
+
 #: Ping records converted to rows at a time while records stream by (``add``).
 _BATCH = 20_000
 
@@ -173,8 +175,9 @@ class MatrixBuilder:
         self._names = {h.name for h in self.hosts}
         self._route = _router(run)
         self._unplanned = _unplanned(run)
-        self._bw_planned = bandwidth_cells(run)
-        self._bw_refused = bandwidth_not_measurable(run)
+        roles = _bandwidth_roles(run)  # drawn once: ~0.5 s at 1,000 hosts
+        self._bw_planned = bandwidth_cells(run, roles)
+        self._bw_refused = bandwidth_not_measurable(run, roles)
         self._imported = run.imported
         self._bw_unplanned_reason = (
             f"no bandwidth figure for this pair in the imported {run.imported.source}"
@@ -188,11 +191,10 @@ class MatrixBuilder:
         self._batch: list[tuple[int, PingRecord]] = []
         self._seen = 0  # records added: the order of ``add``'s records
         self._imported_cells: dict[_Cell, tuple[int, str, str, RttStats]] = {}
-        self._bw_seconds: dict[_Cell, float] = {}
-        self._bw: dict[_Cell, _Bw] = {}
+        self._imported_bw: dict[_Cell, tuple[int, float, str]] = {}  # when, Mbit/s, reason
+        self._tests: list[pa.Table] = []  # iperf3 records as rows (``probe.store.bandwidth``)
+        self._test_batch: list[tuple[int, IperfTestRecord]] = []
         self._loaded: dict[_Cell, tuple[float | None, float | None] | None] = {}
-        self._multi: dict[_Cell, tuple[float, int] | None] = {}
-        self._cc: dict[_Cell, tuple[str | None, str | None]] = {}
         self._cells: PingCells | None = None
 
     def add_all(self, records: Iterable[SampleRecord]) -> None:
@@ -200,13 +202,20 @@ class MatrixBuilder:
             self.add(rec)
 
     def add_store(self, stored: StoredRun) -> None:
-        """A run's records as the probe store gives them (its pings are rows already)."""
+        """A run's records as the probe store gives them (its pings and tests are rows already;
+        the other records are ordered by their lines' offsets, as the rows are)."""
         self._unreduced()
         self._tables.append(stored.pings)
-        self.add_all(stored.others)
+        self._tests.append(stored.tests)
+        for offset, rec in zip(stored.others_at, stored.others, strict=True):
+            self._add(offset, rec)
 
     def add(self, rec: SampleRecord) -> None:
         self._seen += 1
+        self._add(self._seen, rec)
+
+    def _add(self, seen: int, rec: SampleRecord) -> None:
+        """One record; ``seen`` orders it among the others (a later one replaces a cell's)."""
         if isinstance(rec, HostRecord):
             if rec.status is not CellStatus.OK:
                 self._host_fail[rec.host] = (str(rec.status), rec.reason or "")
@@ -220,40 +229,23 @@ class MatrixBuilder:
             return
         ok = rec.status is CellStatus.OK
         if isinstance(rec, ImportedRecord):
-            self._add_imported(cell, rec)
+            self._add_imported(seen, cell, rec)
         elif isinstance(rec, PingRecord):
             self._unreduced()
-            self._batch.append((self._seen, rec))
+            self._batch.append((seen, rec))
             if len(self._batch) >= _BATCH:
                 self._tables.append(PingRows.of(ping_rows(self._batch)))
                 self._batch = []
-        elif isinstance(rec, Iperf3Record):
-            result = rec.result if ok else None
-            self._cc.pop(cell, None)
-            self._bw_seconds.pop(cell, None)
-            if result is not None:
-                self._cc[cell] = (result.sender_cc, result.receiver_cc)
-                self._bw_seconds[cell] = result.duration_s
-            self._bw[cell] = (
-                (str(rec.status), rec.reason, math.nan, None, math.nan, None)
-                if result is None
-                else (
-                    str(rec.status),
-                    rec.reason,
-                    result.receiver_bps / 1e6,
-                    result.retransmits,
-                    math.nan if result.mean_rtt_ms is None else result.mean_rtt_ms,
-                    result.cpu_bound,
-                )
-            )
-        elif isinstance(rec, PingLoadRecord):
+        elif isinstance(rec, IperfTestRecord):
+            self._test_batch.append((seen, rec))
+            if len(self._test_batch) >= _BATCH:
+                self._tests.append(bandwidth_rows(self._test_batch))
+                self._test_batch = []
+        else:
             stats = train_stats(rec.train) if ok and rec.train is not None else None
             self._loaded[cell] = None if stats is None else (stats.rtt_p50_ms, stats.rtt_p99_ms)
-        else:
-            many = rec.result if ok else None
-            self._multi[cell] = None if many is None else (many.receiver_bps / 1e6, many.streams)
 
-    def _add_imported(self, cell: _Cell, rec: ImportedRecord) -> None:
+    def _add_imported(self, seen: int, cell: _Cell, rec: ImportedRecord) -> None:
         """One figure per metric: every RTT statistic is that figure, resting on no probe
         (``sent`` 0: nothing counts it as a sample, a loss figure stays the source's). It
         replaces a ping record of the cell added before it (rows of a store: any)."""
@@ -261,9 +253,9 @@ class MatrixBuilder:
         rtt = rec.rtt_ms
         loss = rec.loss_pct if rec.loss_pct is not None else math.nan
         stats = RttStats(0, 0, loss, rtt, rtt, rtt, rtt, rtt, rtt, None, None, None)
-        self._imported_cells[cell] = (self._seen, str(rec.status), reason, stats)
+        self._imported_cells[cell] = (seen, str(rec.status), reason, stats)
         if rec.bw_mbps is not None:
-            self._bw[cell] = (str(CellStatus.OK), reason, rec.bw_mbps, None, math.nan, None)
+            self._imported_bw[cell] = (seen, rec.bw_mbps, reason)
 
     def _unreduced(self) -> None:
         if self._cells is not None:
@@ -277,6 +269,31 @@ class MatrixBuilder:
             rows, self._tables = PingRows.concat(self._tables), []
             self._cells = ping_cells(rows)
         return self._cells
+
+    def latest_tests(self, kind: str) -> dict[str, NDArray[Any]]:
+        """Each cell's latest record of ``kind`` (``iperf3``, ``iperf3_multi``: the greatest
+        offset), ``probe.store.bandwidth.SCHEMA``'s columns as numpy (strings and a null
+        ``cpu_bound`` as objects, None for null; the other nulls NaN)."""
+        if self._test_batch:
+            self._tests.append(bandwidth_rows(self._test_batch))
+            self._test_batch = []
+        tests = pa.concat_tables([bandwidth_rows([]), *self._tests])
+        tests = tests.filter(pc.equal(tests["kind"].cast(pa.string()), kind))
+        key = pd.DataFrame({"offset": tests["offset"].to_numpy()})
+        for name in CELL_KEY:
+            key[name] = tests[name].cast(pa.string()).to_numpy()
+        latest = key.sort_values("offset", kind="stable").drop_duplicates(CELL_KEY, keep="last")
+        tests = tests.take(pa.array(latest.index.to_numpy(np.int64)))
+        out: dict[str, NDArray[Any]] = {}
+        for name in tests.column_names:
+            column = tests[name]
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(pa.string())
+            if column.type in (pa.string(), pa.bool_()):
+                out[name] = column.to_numpy().astype(object)  # a null: None
+            else:
+                out[name] = column.to_numpy()  # a null: NaN (integers become floats)
+        return out
 
     def samples(self) -> ProbeColumns:
         """Received probes per ordered pair whose latest ping record over its preferred network
@@ -468,27 +485,39 @@ class _LongForm:
         bw_reason[~measurable] = self.no_route[~measurable]
         mbps = np.full(size, math.nan)
         tcp_rtt = np.full(size, math.nan)
-        retransmits = np.zeros(size, np.int64)
-        has_retransmits = np.zeros(size, np.bool_)
-        cpu = np.full(size, -1, np.int8)
-        tested = list(b._bw.items())
-        at, which = self.locate(cell for cell, _ in tested)
-        has_bw = np.zeros(size, np.bool_)
+        retransmits = np.full(size, math.nan)
+        cpu = np.full(size, None, dtype=object)
+        sender = np.full(size, None, dtype=object)
+        receiver = np.full(size, None, dtype=object)
+        seconds = np.full(size, math.nan)
+        # each cell's latest iperf3 record: its outcome; its figures when ok with a result
+        fwd = b.latest_tests("iperf3")
+        at, w = self.locate_columns(fwd["src"], fwd["dst"], fwd["network"])
+        tested_at = np.full(size, -1, np.int64)
+        tested_at[at] = fwd["offset"][w]
+        good = (fwd["status"][w] == str(CellStatus.OK)) & ~np.isnan(fwd["receiver_bps"][w])
+        seconds[at[good]] = fwd["duration_s"][w[good]]
         kept = measurable[at]
-        rows = at[kept]
-        has_bw[rows] = True
-        outcomes = [tested[i][1] for i in np.asarray(which, np.int64)[kept].tolist()]
-        state, why, rate, lost, rtt, bound = (
-            (_objects(c) for c in zip(*outcomes, strict=True)) if outcomes else [_objects(())] * 6
-        )
-        bw_status[rows], bw_reason[rows] = state, why
-        good = ~np.isnan(rate.astype(np.float64))  # a goodput (an imported one knows no CPU
-        mbps[rows[good]] = rate[good].astype(np.float64)  # or retransmits)
-        tcp_rtt[rows[good]] = rtt[good].astype(np.float64)
-        counted = good & (lost != None)  # noqa: E711 (elementwise)
-        retransmits[rows[counted]] = lost[counted].astype(np.int64)
-        has_retransmits[rows[counted]] = True
-        cpu[rows[good]] = [-1 if v is None else int(v) for v in bound[good].tolist()]
+        rows, w, good = at[kept], w[kept], good[kept]
+        bw_status[rows], bw_reason[rows] = fwd["status"][w], fwd["reason"][w]
+        rows, w = rows[good], w[good]
+        mbps[rows] = fwd["receiver_bps"][w] / 1e6
+        tcp_rtt[rows] = fwd["mean_rtt_ms"][w]
+        retransmits[rows] = fwd["retransmits"][w]
+        cpu[rows] = fwd["cpu_bound"][w]
+        sender[rows], receiver[rows] = fwd["sender_cc"][w], fwd["receiver_cc"][w]
+        has_bw = np.zeros(size, np.bool_)
+        has_bw[at[kept]] = True
+        # an imported figure after the cell's latest test replaces its outcome
+        imported = list(b._imported_bw.values())
+        at, which = self.locate(b._imported_bw)
+        for row, i in zip(at.tolist(), which, strict=True):
+            seen, rate, why = imported[i]
+            if measurable[row] and seen > tested_at[row]:
+                bw_status[row], bw_reason[row], mbps[row] = str(CellStatus.OK), why, rate
+                tcp_rtt[row] = retransmits[row] = math.nan
+                cpu[row] = None
+                has_bw[row] = True
         none = measurable & ~has_bw
         refused = b._bw_refused
         if refused:
@@ -505,40 +534,33 @@ class _LongForm:
         none &= ~left_out
         _host_failures(bw_status, bw_reason, none, self.src, self.dst, b.hosts, b._host_fail)
         col["bw_status"], col["bw_reason"], col["bw_fwd_mbps"] = bw_status, bw_reason, mbps
-        col["bw_fwd_retransmits"] = pd.arrays.IntegerArray(retransmits, ~has_retransmits)
+        counted = ~np.isnan(retransmits)
+        col["bw_fwd_retransmits"] = pd.arrays.IntegerArray(
+            np.where(counted, retransmits, 0).astype(np.int64), ~counted
+        )
         col["bw_fwd_tcp_rtt_ms"] = tcp_rtt
-        col["bw_fwd_cpu_bound"] = pd.arrays.BooleanArray(cpu == 1, cpu < 0)
+        col["bw_fwd_cpu_bound"] = pd.arrays.BooleanArray(cpu == True, cpu == None)  # noqa: E711, E712
         loaded = np.full((size, 2), math.nan)
-        multi = np.full(size, math.nan)
-        streams = np.zeros(size, np.int64)
-        has_streams = np.zeros(size, np.bool_)
-        sender = np.full(size, None, dtype=object)
-        receiver = np.full(size, None, dtype=object)
         items = [(cell, v) for cell, v in b._loaded.items() if v is not None]
         at, which = self.locate(cell for cell, _ in items)
         for row, i in zip(at.tolist(), which, strict=True):
             if measurable[row]:
                 loaded[row] = [_nan(items[i][1][0]), _nan(items[i][1][1])]
-        many = [(cell, v) for cell, v in b._multi.items() if v is not None]
-        at, which = self.locate(cell for cell, _ in many)
-        for row, i in zip(at.tolist(), which, strict=True):
-            if measurable[row]:
-                multi[row], streams[row] = many[i][1]
-                has_streams[row] = True
-        ccs = list(b._cc.items())
-        at, which = self.locate(cell for cell, _ in ccs)
-        kept = measurable[at]
-        pairs = [ccs[i][1] for i in np.asarray(which, np.int64)[kept].tolist()]
-        sender[at[kept]] = _objects([s for s, _ in pairs])
-        receiver[at[kept]] = _objects([r for _, r in pairs])
         col["rtt_loaded_p50_ms"], col["rtt_loaded_p99_ms"] = loaded[:, 0], loaded[:, 1]
+        # each cell's latest -P N record, when ok with a result
+        many = b.latest_tests("iperf3_multi")
+        at, w = self.locate_columns(many["src"], many["dst"], many["network"])
+        good = measurable[at] & (many["status"][w] == str(CellStatus.OK))
+        good &= ~np.isnan(many["receiver_bps"][w])
+        rows, w = at[good], w[good]
+        multi = np.full(size, math.nan)
+        streams = np.zeros(size, np.int64)
+        has_streams = np.zeros(size, np.bool_)
+        multi[rows] = many["receiver_bps"][w] / 1e6
+        streams[rows], has_streams[rows] = many["streams"][w], True
         col["bw_fwd_multi_mbps"] = multi
         col["bw_multi_streams"] = pd.arrays.IntegerArray(streams, ~has_streams)
         col["sender_cc"], col["receiver_cc"] = sender, receiver
-        seconds = np.full(size, math.nan)
-        timed = list(b._bw_seconds.items())
-        at, which = self.locate(cell for cell, _ in timed)
-        seconds[at] = np.array([timed[i][1] for i in which], np.float64)
         self._seconds = np.where(measurable, seconds, math.nan)
         return mbps
 
@@ -632,17 +654,19 @@ def _host_failures(
                 break
 
 
-def bandwidth_cells(run: RunDoc) -> frozenset[tuple[str, str]]:
+def bandwidth_cells(run: RunDoc, roles: BandwidthRoles | None = None) -> frozenset[tuple[str, str]]:
     """The (src, dst) cells ``probe run`` planned bandwidth tests for: both directions of the
     pairs ``--pairs`` selects among the measured hosts, in run.json's order, that some end of
-    can serve (``probe.reach``)."""
-    pairs = _bandwidth_roles(run).pairs
+    can serve (``probe.reach``; ``roles``: the run's, when drawn already)."""
+    pairs = (roles or _bandwidth_roles(run)).pairs
     return frozenset([*pairs, *((b, a) for a, b in pairs)])
 
 
-def bandwidth_not_measurable(run: RunDoc) -> dict[tuple[str, str], str]:
+def bandwidth_not_measurable(
+    run: RunDoc, roles: BandwidthRoles | None = None
+) -> dict[tuple[str, str], str]:
     """Both cells of each selected pair neither end of which can be an iperf3 server, and why."""
-    refused = _bandwidth_roles(run).not_measurable
+    refused = (roles or _bandwidth_roles(run)).not_measurable
     return {cell: why for (a, b), why in refused.items() for cell in ((a, b), (b, a))}
 
 
@@ -742,7 +766,7 @@ def write_matrix(
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **(metadata or {})})
     parquet = pa.BufferOutputStream()
     pq.write_table(table, parquet)
-    save(run_dir / "matrix.csv", frame.to_csv(index=False))
+    save(run_dir / "matrix.csv", csv_blocks(frame))  # frame.to_csv's text, vectorised
     save(run_dir / "matrix.parquet", parquet.getvalue().to_pybytes())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -13,7 +14,7 @@ from probe.errors import InputError, require
 from probe.measure.bandwidth import BandwidthOptions, CommandRunner
 from probe.model import CellStatus, Host, PortRange
 from probe.networks import ALL_NETWORKS, NetworkChoice, NetworkOrder, NoRoute, Route, routes
-from probe.plan import parse_pair_mode, parse_ping_pairs
+from probe.plan import parse_pair_mode, parse_ping_pairs, select_ping_pairs
 from probe.store.records import (
     HostRecord,
     Iperf3MultiRecord,
@@ -23,7 +24,7 @@ from probe.store.records import (
     SampleRecord,
 )
 from probe.store.rundoc import RunOptionsDoc
-from probe.tools.fping import fping_refuses
+from probe.tools.fping import MIN_GAP_MS, fping_refuses
 from probe.tools.iperf3 import MAX_STREAMS
 from probe.tools.ping import MIN_INTERVAL_S, OLD_IPUTILS_MIN_INTERVAL_S, denied_reason
 
@@ -87,21 +88,56 @@ class RunOptions:
         """Which networks a pair is measured over."""
         return NetworkChoice(self.network, self.networks == ALL_NETWORKS)
 
-    def warnings(self, hosts: Iterable[Host], local_user: str) -> tuple[str, ...]:
-        """What some hosts may refuse, said before the run (which still tries it): an interval
-        below 0.2 s where a host logs in as a user other than root (``local_user`` when the
-        inventory names none). Its iputils version is known only once connected."""
+    def warnings(self, hosts: Sequence[Host], local_user: str) -> tuple[str, ...]:
+        """What the run will not do as asked, said before it starts (it still runs)."""
+        return tuple(
+            w
+            for w in (self._old_iputils(hosts, local_user), self._fping_stretch(hosts))
+            if w is not None
+        )
+
+    def _old_iputils(self, hosts: Sequence[Host], local_user: str) -> str | None:
+        """An interval below 0.2 s where a host logs in as a user other than root
+        (``local_user`` when the inventory names none): its iputils version is known only once
+        connected."""
         if self.interval_s >= OLD_IPUTILS_MIN_INTERVAL_S:
-            return ()
+            return None
         users = sorted(h.name for h in hosts if (h.ssh.user or local_user) != "root")
         if not users:
-            return ()
+            return None
         named = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
         return (
             f"ping interval {self.interval_s:g} s: {named} log in as a user other than root, "
             f"and iputils before 20210202 (Ubuntu 20.04, RHEL 8) refuses such users intervals "
             f"below {OLD_IPUTILS_MIN_INTERVAL_S:g} s; a host that does has ping's message in its "
-            "cells",
+            "cells"
+        )
+
+    def _fping_stretch(self, hosts: Sequence[Host]) -> str | None:
+        """fping sends at most one probe per ``MIN_GAP_MS``: a source with more targets than
+        the period holds milliseconds spaces each target's probes wider than ``--interval``.
+        RTT and loss stand; jitter (IPDV) is then measured over the wider spacing."""
+        if self.pinger == "ping" or fping_refuses(
+            count=self.count, interval_s=self.interval_s, reply_timeout_s=self.reply_timeout_s
+        ):
+            return None
+        period_ms = round(self.interval_s * 1000)
+        if (len(hosts) - 1) * MIN_GAP_MS <= period_ms:  # no source has more targets: no plan
+            return None
+        plan = select_ping_pairs(hosts, parse_ping_pairs(self.ping_pairs))
+        per_source = Counter(src for src, _ in plan.pairs)
+        if not per_source:
+            return None
+        src, targets = per_source.most_common(1)[0]
+        spacing_ms = targets * MIN_GAP_MS
+        if spacing_ms <= period_ms:
+            return None
+        return (
+            f"fping sends at most one probe per {MIN_GAP_MS} ms: {src} pings {targets} targets, "
+            f"so each target's probes go ~{spacing_ms} ms apart, not {period_ms} ms, and the "
+            f"train of {self.count} takes ~{self.count * spacing_ms / 1000:g} s; RTT and loss "
+            f"stand, jitter is measured over the wider spacing (--interval "
+            f"{spacing_ms / 1000:g} or a sampled --ping-pairs keeps the spacing planned)"
         )
 
     def as_doc(self) -> RunOptionsDoc:

@@ -220,7 +220,7 @@ def _end(
     store: RunStore, doc: RunDoc, m: Measurement, options: RunOptions, say: Say, *, new: bool
 ) -> RunSummary:
     """Finish the run directory from its samples and say what it holds."""
-    store.close()
+    store.close(warn=say)  # the bandwidth store's last part
     try:
         summary = finish(store, doc, bw_planned=m.bandwidth_plan().tests * (options.bandwidth))
     except StoreError as exc:
@@ -259,7 +259,7 @@ class _Stop:
                 self.cancel()
 
         def emit(record: SampleRecord) -> None:
-            saved(lambda: store.append(record))
+            saved(lambda: store.append(record, warn=say))
 
         def emit_many(records: Sequence[SampleRecord]) -> None:
             saved(lambda: store.append_many(records, warn=say))

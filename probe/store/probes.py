@@ -36,10 +36,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from probe.errors import StoreError
-from probe.store.records import PingRecord, Probe, SampleRecord, UnknownRecord
-from probe.store.rundir import iter_lines
-from probe.textio import cannot_write, write_atomic
+from probe.store import bandwidth
+from probe.store.parts import save_part
+from probe.store.records import (
+    PING_LINE,
+    IperfTestRecord,
+    PingRecord,
+    Probe,
+    SampleRecord,
+    UnknownRecord,
+    line_start,
+)
+from probe.store.rundir import Covered, iter_lines
 
 #: The probe store's folder in a run directory.
 PROBES_DIR = "probes"
@@ -129,20 +137,8 @@ def part_path(run_dir: Path, first_offset: int) -> Path:
 
 
 def write_part(run_dir: Path, pings: Sequence[tuple[int, PingRecord]]) -> Path:
-    """One part for a batch of ping records just appended to samples.jsonl, written whole or
-    not at all (a temporary name, renamed). Not fsynced: a part a power cut spoils is ignored
-    by the reader, which takes its records from samples.jsonl. Failure: ``StoreError``."""
-    path = part_path(run_dir, pings[0][0])
-    sink = pa.BufferOutputStream()
-    try:
-        pq.write_table(ping_rows(pings), sink)
-        path.parent.mkdir(exist_ok=True)
-        write_atomic(path, sink.getvalue().to_pybytes())
-    except OSError as exc:
-        raise cannot_write(path, exc) from exc
-    except pa.ArrowException as exc:  # a value the schema cannot hold: the JSONL still has it
-        raise StoreError(f"{path}: cannot write ({exc})") from exc
-    return path
+    """One part for a batch of ping records just appended to samples.jsonl (``save_part``)."""
+    return save_part(part_path(run_dir, pings[0][0]), ping_rows(pings))
 
 
 #: ``PingRows.records``' columns: the per-record ones and ``rows``, the record's probe rows.
@@ -246,32 +242,52 @@ def _filled(column: pa.ChunkedArray, fill: Any) -> tuple[NDArray[Any], NDArray[n
 @dataclass(frozen=True, slots=True, eq=False)
 class StoredRun:
     """A run's records as the matrix reads them: every ``ping`` record of samples.jsonl
-    (``PingRows``; not deduplicated: a cell's latest record is its greatest ``offset``;
-    records not in offset order) and every other record, in file order."""
+    (``PingRows``), every ``iperf3`` and ``iperf3_multi`` record (``tests``: rows in
+    ``probe.store.bandwidth.SCHEMA``) — neither deduplicated (a cell's latest record is its
+    greatest ``offset``) nor in offset order — and every other record, in file order, with its
+    line's offset (``others_at``)."""
 
     pings: PingRows
+    tests: pa.Table
     others: tuple[SampleRecord, ...]
+    others_at: tuple[int, ...]
 
 
 def read_store(
     run_dir: Path, torn: list[int], *, warn: Callable[[str], None] | None = None
 ) -> StoredRun:
-    """samples.jsonl read through the probe store: a ping line a part covers is passed over
-    unparsed, every other line decoded (the ping lines no part covers — a crash between the
-    append and its part, runs from before the store, ``probe import`` — are converted with
-    :func:`ping_rows`). Torn lines are appended to ``torn`` as ``scan_samples`` does.
+    """samples.jsonl read through the probe and bandwidth stores: a line a part covers is
+    passed over unparsed, every other line decoded (the ping and iperf3 lines no part covers —
+    a crash between the append and its part, runs from before the stores, ``probe import`` —
+    are converted with :func:`ping_rows` and ``bandwidth_rows``). Torn lines are appended to
+    ``torn`` as ``scan_samples`` does.
 
     samples.jsonl wins: a part that cannot be read, or whose rows name offsets that are not
-    whole ping lines of the file (a file cut or edited since, a part copied from another run),
-    is left out — its records are read from the JSONL — and ``warn`` told, naming the part."""
+    whole lines of their kind in the file (a file cut or edited since, a part copied from
+    another run), is left out — its records are read from the JSONL — and ``warn`` told,
+    naming the part."""
     parts, rows, part_of = _read_parts(run_dir, warn)
     offsets = rows.records["offset"].to_numpy()
     kept = _first_copies(offsets, part_of, parts, warn)
-    found: list[NDArray[np.int64]] = []
+
+    def refuse(path: Path, exc: Exception) -> None:
+        _tell(warn, f"{path}: not a part of the bandwidth store ({exc}); left out")
+
+    bw_parts, tests, bw_part_of = bandwidth.read_parts(run_dir, refuse)
+    bw_offsets = tests["offset"].to_numpy()
+    bw_kept = _first_copies(bw_offsets, bw_part_of, bw_parts, warn)
+    multi = pc.equal(tests["kind"].cast(pa.string()), "iperf3_multi").to_numpy(False)
+    covered = [
+        Covered(PING_LINE, np.sort(offsets[kept])),
+        Covered(line_start("iperf3"), np.sort(bw_offsets[bw_kept & ~multi])),
+        Covered(line_start("iperf3_multi"), np.sort(bw_offsets[bw_kept & multi])),
+    ]
     uncovered: list[tuple[int, PingRecord]] = []
     converted: list[PingRows] = []  # records converted a chunk at a time: rows are smaller
+    tested: list[tuple[int, IperfTestRecord]] = []
     others: list[SampleRecord] = []
-    for n, offset, rec in iter_lines(run_dir, np.sort(offsets[kept]), found):
+    others_at: list[int] = []
+    for n, offset, rec in iter_lines(run_dir, covered):
         if rec is None:
             torn.append(n)
         elif isinstance(rec, PingRecord):
@@ -279,19 +295,48 @@ def read_store(
             if len(uncovered) == _CHUNK_RECORDS:
                 converted.append(PingRows.of(ping_rows(uncovered)))
                 uncovered.clear()
+        elif isinstance(rec, IperfTestRecord):
+            tested.append((offset, rec))
         elif not isinstance(rec, UnknownRecord):
             others.append(rec)
-    lines = np.concatenate(found) if found else np.zeros(0, np.int64)  # in file order: sorted
+            others_at.append(offset)
+    whole = _whole(offsets, covered[0], kept, part_of, parts, "ping", warn)
+    if not whole.all():
+        rows = rows.take(np.flatnonzero(whole))
+    bw_whole = np.zeros(len(bw_offsets), np.bool_)
+    for cover, of_kind in ((covered[1], ~multi), (covered[2], multi)):
+        kind = "iperf3_multi" if of_kind is multi else "iperf3"
+        bw_whole |= _whole(bw_offsets, cover, bw_kept & of_kind, bw_part_of, bw_parts, kind, warn)
+    if not bw_whole.all():
+        tests = tests.filter(pa.array(bw_whole))
+    converted.append(PingRows.of(ping_rows(uncovered)))
+    return StoredRun(
+        PingRows.concat([rows, *converted]),
+        pa.concat_tables([tests, bandwidth.bandwidth_rows(tested)]),
+        tuple(others),
+        tuple(others_at),
+    )
+
+
+def _whole(
+    offsets: NDArray[np.int64],
+    cover: Covered,
+    kept: NDArray[np.bool_],
+    part_of: NDArray[np.int64],
+    parts: Sequence[Path],
+    kind: str,
+    warn: Callable[[str], None] | None,
+) -> NDArray[np.bool_]:
+    """Which of the ``kept`` rows name a line ``iter_lines`` passed over for ``cover``; the
+    parts of the others are named (``warn``)."""
+    lines = np.concatenate(cover.found) if cover.found else np.zeros(0, np.int64)  # sorted
     at = np.minimum(np.searchsorted(lines, offsets), max(len(lines) - 1, 0))
     whole = lines[at] == offsets if len(lines) else np.zeros(len(offsets), np.bool_)
     for i in np.unique(part_of[kept & ~whole]).tolist():
         stray = offsets[kept & ~whole & (part_of == i)]
-        _tell(warn, f"{parts[i]}: {len(stray)} of its records name no whole ping line of "
+        _tell(warn, f"{parts[i]}: {len(stray)} of its records name no whole {kind} line of "
                     f"samples.jsonl (offset {stray[0]}); left out")  # fmt: skip
-    if not (kept & whole).all():
-        rows = rows.take(np.flatnonzero(kept & whole))
-    converted.append(PingRows.of(ping_rows(uncovered)))
-    return StoredRun(PingRows.concat([rows, *converted]), tuple(others))
+    return kept & whole
 
 
 #: Parts are read this many at a time and split together (few Python calls per record).

@@ -249,9 +249,14 @@ SampleRecord = HostRecord | PingFanoutRecord | CellRecord
 # --- the one writer ------------------------------------------------------------------------
 
 
-#: How every ``ping`` record's line starts (``kind`` is written first, without spaces): a reader
-#: that has the record elsewhere (the probe store) can pass over the line without parsing it.
-PING_LINE = b'{"kind":"ping",'
+def line_start(kind: str) -> bytes:
+    """How every line of a record of ``kind`` starts (``kind`` is written first, without
+    spaces): a reader that has the record elsewhere (the probe and bandwidth stores) can pass
+    over the line without parsing it."""
+    return b'{"kind":"' + kind.encode() + b'",'
+
+
+PING_LINE = line_start("ping")
 
 
 def encode_record(rec: SampleRecord | TornMark) -> str:

@@ -32,7 +32,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from probe.errors import InputError, StoreError
 from probe.store.records import (
-    PING_LINE,
+    IperfTestRecord,
     PingRecord,
     SampleRecord,
     TornMark,
@@ -86,6 +86,7 @@ class RunStore:
         self.run_id = run_id
         self._samples: int | None = None  # samples.jsonl, opened for appending
         self._part_failed = False  # a part of the probe store could not be written (warned)
+        self._tests: list[tuple[int, IperfTestRecord]] = []  # not in a bandwidth part yet
 
     @classmethod
     def create(cls, root: Path, run_id: str | None = None) -> RunStore:
@@ -116,28 +117,55 @@ class RunStore:
         """Atomically replace run.json (written at start, updated per phase and at the end)."""
         save(self.dir / "run.json", encode_run(doc), durable=True)
 
-    def append(self, record: SampleRecord) -> None:
+    def append(self, record: SampleRecord, *, warn: Callable[[str], None] | None = None) -> None:
         """Add one line to samples.jsonl. A write the disk cuts short (ENOSPC) is cut back to
-        where the file ended, so it never ends in half a record, and raised as ``StoreError``."""
-        self._write((record,))
+        where the file ended, so it never ends in half a record, and raised as ``StoreError``.
+        An iperf3 record is also kept for the bandwidth store's next part (``append_many``)."""
+        self._keep_tests(self._write((record,)), (record,), warn)
 
     def append_many(
         self, records: Sequence[SampleRecord], *, warn: Callable[[str], None] | None = None
     ) -> None:
         """Add the records' lines as ``append`` does, with one write and one fsync for all, then
-        their ``ping`` records to the probe store (``probe.store.probes``) as one part.
+        their ``ping`` records to the probe store (``probe.store.probes``) as one part; their
+        iperf3 records join the bandwidth store's next part (``probe.store.bandwidth``: written
+        every ``PART_RECORDS`` tests and by ``close``).
 
-        The part is a cache: one that cannot be written is not an error — its records are in
+        Parts are a cache: one that cannot be written is not an error — its records are in
         samples.jsonl, where the reader finds them — but ``warn`` is told of the first such
         failure of the run (the folder is unwritable, or the disk full: the next append says)."""
         offsets = self._write(records)
         pings = [(o, r) for o, r in zip(offsets, records, strict=True) if isinstance(r, PingRecord)]
-        if not pings:
-            return
-        from probe.store.probes import write_part  # pyarrow: imported by runs that ping only
+        if pings:
+            from probe.store.probes import write_part  # pyarrow: imported by runs that ping only
 
+            self._part(lambda: write_part(self.dir, pings), warn)
+        self._keep_tests(offsets, records, warn)
+
+    def _keep_tests(
+        self,
+        offsets: Sequence[int],
+        records: Sequence[SampleRecord],
+        warn: Callable[[str], None] | None,
+    ) -> None:
+        from probe.store.bandwidth import PART_RECORDS
+
+        self._tests += [
+            (o, r) for o, r in zip(offsets, records, strict=True) if isinstance(r, IperfTestRecord)
+        ]
+        if len(self._tests) >= PART_RECORDS:
+            self._write_tests(warn)
+
+    def _write_tests(self, warn: Callable[[str], None] | None) -> None:
+        if self._tests:
+            from probe.store.bandwidth import write_part
+
+            tests, self._tests = self._tests, []
+            self._part(lambda: write_part(self.dir, tests), warn)
+
+    def _part(self, write: Callable[[], object], warn: Callable[[str], None] | None) -> None:
         try:
-            write_part(self.dir, pings)
+            write()
         except StoreError as exc:
             if warn is not None and not self._part_failed:
                 warn(
@@ -185,7 +213,9 @@ class RunStore:
         except OSError:
             return False
 
-    def close(self) -> None:
+    def close(self, *, warn: Callable[[str], None] | None = None) -> None:
+        """Write the bandwidth store's last part (``warn``: as ``append_many``), close the file."""
+        self._write_tests(warn)
         if self._samples is not None:
             fd, self._samples = self._samples, None
             os.close(fd)
@@ -254,23 +284,31 @@ def iter_samples(run_dir: Path) -> Iterator[tuple[int, SampleRecord | UnknownRec
 _BLOCK_BYTES = 1 << 24
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Covered:
+    """Lines a columnar copy of samples.jsonl holds (``probe.store.probes``, ``.bandwidth``):
+    the whole lines at ``offsets`` (sorted) that start with ``prefix`` (how their kind's lines
+    start). ``iter_lines`` passes over them unparsed and puts the offsets of those it met into
+    ``found``, an array per block."""
+
+    prefix: bytes
+    offsets: NDArray[np.int64]
+    found: list[NDArray[np.int64]] = field(default_factory=list)
+
+
 def iter_lines(
-    run_dir: Path,
-    covered: NDArray[np.int64] | None = None,
-    found: list[NDArray[np.int64]] | None = None,
+    run_dir: Path, covered: Sequence[Covered] = ()
 ) -> Iterator[tuple[int, int, SampleRecord | UnknownRecord | None]]:
     """(line number, byte offset, record or None when the line is torn); damage raises
-    StoreError. A whole ``ping`` line at an offset in ``covered`` (sorted) is neither parsed nor
-    yielded (the probe store has it): its offset goes into ``found``, an array per block. The
-    file is cut into lines a block at a time with numpy: at 1,000 hosts a million covered lines
-    cost no Python each.
+    StoreError. A line ``covered`` names is neither parsed nor yielded (a columnar copy has
+    it). The file is cut into lines a block at a time with numpy: at 1,000 hosts a million
+    covered lines cost no Python each.
 
     A torn line is accepted last in the file, or followed by the ``torn`` record a resumed run
     wrote for it (see the module's docstring); ``torn`` records themselves are not yielded."""
     path = run_dir / "samples.jsonl"
     if not path.exists():
         return
-    cov = np.zeros(0, np.int64) if covered is None else covered
     torn: tuple[int, int] | None = None  # a torn line, until the next line says if it may be
     torn_at = 0  # its index in the block (-1: an earlier block's)
     lines_before, base, carry = 0, 0, b""
@@ -296,9 +334,11 @@ def iter_lines(
                     carry = buf
                     continue
                 starts = np.r_[0, ends[:-1]].astype(np.int64)
-                skip = _covered_lines(buf, starts, ends, base, cov, whole=bool(chunk))
-                if found is not None:
-                    found.append(base + starts[skip])
+                skip = np.zeros(len(starts), np.bool_)
+                for cover in covered:
+                    hit = _covered_lines(buf, starts, ends, base, cover, whole=bool(chunk))
+                    cover.found.append(base + starts[hit])
+                    skip |= hit
                 for i in np.flatnonzero(~skip).tolist():
                     raw = buf[starts[i] : ends[i]]
                     if not raw.strip():
@@ -336,20 +376,21 @@ def _covered_lines(
     starts: NDArray[np.int64],
     ends: NDArray[np.int64],
     base: int,
-    covered: NDArray[np.int64],
+    cover: Covered,
     *,
     whole: bool,
 ) -> NDArray[np.bool_]:
-    """Which lines are whole ``ping`` lines at an offset in ``covered``."""
+    """Which lines are whole lines at an offset ``cover`` holds, starting with its prefix."""
+    covered, prefix = cover.offsets, cover.prefix
     if not len(covered) or not len(starts):
         return np.zeros(len(starts), np.bool_)
     at = np.minimum(np.searchsorted(covered, base + starts), len(covered) - 1)
     hit: NDArray[np.bool_] = covered[at] == base + starts
-    hit &= ends - starts > len(PING_LINE)
+    hit &= ends - starts > len(prefix)
     if not whole:  # the file's last block: its last line may lack its newline
         hit[-1] &= buf[int(ends[-1]) - 1 : int(ends[-1])] == b"\n"
     data = np.frombuffer(buf, np.uint8)
-    for k, byte in enumerate(PING_LINE):
+    for k, byte in enumerate(prefix):
         hit[hit] &= data[starts[hit] + k] == byte
     return hit
 

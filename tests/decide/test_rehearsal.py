@@ -72,6 +72,20 @@ def test_ring_allreduce_on_equal_links_is_todays_formula() -> None:
     assert r.ring_allreduce([LAN], 2048) == r.Figure(0.0, 0.0)
 
 
+def test_ring_allreduce_on_bbr_links_pays_the_pacing_of_each_chunk() -> None:
+    """Each step's chunk follows the link's wait for the previous step: a BBR sender paces it
+    at start-up's rate; a chunk of one burst (2 KiB) and a CUBIC sender pay nothing."""
+    cubic = r.ring_allreduce([r.Link(240.0, 20e6, "cubic")] * 4, 65536)
+    bbr = r.ring_allreduce([r.Link(240.0, 20e6, "bbr")] * 4, 65536)
+    extra = f.bbr_sparse_extra_ms(240.0, 65536, 20e6)
+    assert extra > 50.0  # 64 KiB paced at ~6 Mbit/s (start-up, a chunk per RTT), not 20
+    assert bbr.today == cubic.today
+    assert bbr.corrected == pytest.approx(cubic.corrected + 6 * extra)
+    assert cubic.corrected == r.ring_allreduce([r.Link(240.0, 20e6)] * 4, 65536).corrected
+    small = r.ring_allreduce([r.Link(240.0, 20e6, "bbr")] * 4, 2048)
+    assert small == r.ring_allreduce([r.Link(240.0, 20e6, "cubic")] * 4, 2048)
+
+
 LINKS = st.lists(
     st.builds(r.Link, st.floats(0.0, 300.0), st.floats(1e6, 1e10)), min_size=2, max_size=6
 )

@@ -144,6 +144,7 @@ def test_bbr_pacing_costs_nothing_where_it_outruns_the_path() -> None:
     assert f.bbr_sparse_extra_ms(240.0, 2000, 20e6) == 0.0  # one burst of two segments
     assert f.bbr_sparse_extra_ms(240.0, 0, 20e6) == 0.0
     assert f.bbr_sparse_extra_ms(0.0, 8192, 20e6) == 0.0
+    assert f.bbr_sparse_extra_ms(5e-324, 1.0, 1e5) == 0.0  # hypothesis found: RTT/1e3 is 0
 
 
 @given(RTT, st.floats(1.0, 1e8), BW)

@@ -125,3 +125,31 @@ def test_no_warning_at_0_2_s_or_when_every_host_logs_in_as_root() -> None:
     assert RunOptions(interval_s=0.2).warnings(hosts, local_user="ops") == ()
     assert RunOptions().warnings(hosts, local_user="ops") == ()
     assert RunOptions(interval_s=0.01).warnings(hosts[1:], local_user="root") == ()
+
+
+def _fleet(n: int, regions: int = 1) -> list[Host]:
+    return [
+        Host(f"h{i}", f"10.0.{i // 250}.{i % 250 + 1}", region=f"r{i % regions}",
+             ssh=SshTarget(f"10.0.{i // 250}.{i % 250 + 1}", user="root"))
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_a_train_fping_must_stretch_is_a_warning_naming_the_spacing() -> None:
+    """fping's 1 ms floor between packets: 300 targets every 200 ms cannot all be probed in
+    time, so each target's probes go 299 ms apart and the 20-probe train takes ~6 s."""
+    (warning,) = RunOptions().warnings(_fleet(300), local_user="root")
+    assert warning.startswith("fping sends at most one probe per 1 ms: h0 pings 299 targets, ")
+    assert "~299 ms apart, not 200 ms" in warning and "takes ~5.98 s" in warning
+    assert "--interval 0.299" in warning
+
+
+def test_no_stretch_warning_when_the_period_holds_every_target() -> None:
+    assert RunOptions().warnings(_fleet(201), local_user="root") == ()  # 200 targets: 200 ms
+    assert RunOptions(interval_s=0.5).warnings(_fleet(300), local_user="root") == ()
+    assert RunOptions(pinger="ping").warnings(_fleet(300), local_user="root") == ()
+    # a sampled plan: 30 hosts per region fully meshed, 2 representatives across
+    sampled = RunOptions(ping_pairs="sample:2").warnings(_fleet(300, regions=10), "root")
+    assert sampled == ()
+    (warning,) = RunOptions(ping_pairs="intra-region").warnings(_fleet(900, regions=3), "root")
+    assert "h0 pings 299 targets" in warning

@@ -50,9 +50,9 @@ def _refuse_append(patch: pytest.MonkeyPatch, when: Callable[[SampleRecord], boo
         if any(when(r) for r in records):
             raise StoreError(f"{store.samples_path}: cannot write ({FULL})")
 
-    def full(store: RunStore, record: SampleRecord) -> None:
+    def full(store: RunStore, record: SampleRecord, **warn: Any) -> None:
         refuse((record,), store)
-        append(store, record)
+        append(store, record, **warn)
 
     def full_many(store: RunStore, records: Sequence[SampleRecord], **warn: Any) -> None:
         refuse(records, store)

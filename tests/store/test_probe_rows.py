@@ -19,6 +19,7 @@ from probe.model import CellStatus
 from probe.store import probes, rundir
 from probe.store.probes import SCHEMA, PingRows, ping_rows, read_store, write_part
 from probe.store.records import (
+    PING_LINE,
     HostRecord,
     PingRecord,
     SampleRecord,
@@ -26,7 +27,7 @@ from probe.store.records import (
     UnknownRecord,
     encode_record,
 )
-from probe.store.rundir import RunStore, iter_lines
+from probe.store.rundir import Covered, RunStore, iter_lines
 from tests.matrix.test_build import RUN
 from tests.store.test_probes import A_B, A_C, B_A, FANOUT, HOST, IPERF, _jsonl_pings, records
 
@@ -104,9 +105,9 @@ def test_lines_read_alike_whatever_the_block(
         fh.write("\n" + encode_record(HostRecord("c", CellStatus.OK)))  # its newline not yet
 
     def lines() -> tuple[list[tuple[int, int, SampleRecord | UnknownRecord | None]], list[int]]:
-        found: list[Any] = []
-        seen = list(iter_lines(run, covered, found))
-        return seen, np.concatenate(found).tolist()
+        cover = Covered(PING_LINE, covered)
+        seen = list(iter_lines(run, [cover]))
+        return seen, np.concatenate(cover.found).tolist()
 
     want = lines()
     monkeypatch.setattr(rundir, "_BLOCK_BYTES", block)

@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 
 from probe.model import CellStatus
 from probe.store import probes, rundir
+from probe.store.bandwidth import bandwidth_rows
 from probe.store.probes import SCHEMA, StoredRun, ping_rows, read_store, write_part
 from probe.store.records import (
     HostRecord,
     Iperf3Record,
+    IperfTestRecord,
     PingFanoutRecord,
     PingRecord,
     PingTrain,
@@ -147,6 +149,16 @@ def _run(tmp_path: Path, *batches: Sequence[SampleRecord]) -> Path:
     return store.dir
 
 
+def _jsonl_records(run: Path) -> list[tuple[int, object]]:
+    """Every record with its offset, decoded from samples.jsonl alone."""
+    found: list[tuple[int, object]] = []
+    offset = 0
+    for line in (run / "samples.jsonl").read_bytes().splitlines(keepends=True):
+        found.append((offset, decode_record(line.decode(), "test")))
+        offset += len(line)
+    return found
+
+
 def _jsonl_pings(run: Path) -> list[tuple[int, PingRecord]]:
     """The ping records with their offsets, decoded from samples.jsonl alone."""
     found, offset = [], 0
@@ -164,9 +176,15 @@ def _sorted(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def _same_as_jsonl(run: Path, stored: StoredRun, others: Sequence[SampleRecord]) -> None:
+    """Every ping and iperf3 record as rows, and the ``others`` (iperf3 ones: rows too)."""
     assert stored.pings.table().schema == SCHEMA
     assert _sorted(stored.pings.table()) == _sorted(ping_rows(_jsonl_pings(run)))
-    assert stored.others == tuple(others)
+    assert stored.others == tuple(r for r in others if not isinstance(r, IperfTestRecord))
+    tests = [(o, r) for o, r in _jsonl_records(run) if isinstance(r, IperfTestRecord)]
+    assert [r for _, r in tests] == [r for r in others if isinstance(r, IperfTestRecord)]
+    assert stored.tests.to_pylist() == bandwidth_rows(tests).to_pylist()
+    starts = [o for o, r in _jsonl_records(run) if r in stored.others]
+    assert list(stored.others_at) == starts
 
 
 @pytest.fixture
@@ -298,7 +316,8 @@ def test_a_batch_without_ping_records_writes_no_part(tmp_path: Path) -> None:
     run = _run(tmp_path, [HOST, IPERF], [])
     assert not (run / "probes").exists()
     stored = read_store(run, [])
-    assert len(stored.pings.seq) == 0 and stored.others == (HOST, IPERF)
+    assert len(stored.pings.seq) == 0 and stored.others == (HOST,)
+    assert stored.tests["status"].to_pylist() == ["blocked"]
 
 
 def test_records_no_part_covers_convert_alike_in_chunks(
