@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from probe.errors import InputError, ParseError
+from probe.matrix.csvtext import float_texts
 from probe.matrix.pairs import STATUSES, Codes, PairTable
 from probe.matrix.pairs import Bandwidth as Bandwidth
 from probe.matrix.pairs import PairAnchor as PairAnchor
@@ -270,20 +271,22 @@ def _strings(column: Codes) -> pa.Array:
 
 
 def _numbers(columns: list[NDArray[np.float64]] | list[NDArray[np.int64]]) -> list[pa.Array]:
-    """Each number of ``columns`` (one dtype) as ``json.dumps`` writes it (NaN: None, so null),
-    each distinct value formatted once over all of them (by its bits: -0.0 is not 0.0; a hash,
-    no sort); infinity is refused as ``json.dumps`` refuses it."""
-    import pandas as pd
+    """Each number of ``columns`` (one dtype) as ``json.dumps`` writes it (``repr``; NaN: None,
+    so null), rendered by Arrow (``csvtext.float_texts``); infinity is refused as
+    ``json.dumps`` refuses it."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     whole = np.concatenate(columns)
-    if whole.dtype.kind == "f" and np.isinf(whole).any():
-        raise ValueError("Out of range float values are not JSON compliant")
-    codes, bits = pd.factorize(whole.view(np.int64))
-    distinct = np.asarray(bits, np.int64).view(whole.dtype).tolist()
-    dictionary = pa.array(["null" if v != v else v.__repr__() for v in distinct], pa.large_string())
-    ends = np.cumsum([len(c) for c in columns])
-    return [_texts(part, dictionary) for part in np.split(codes, ends[:-1])]
+    if whole.dtype.kind == "f":
+        if np.isinf(whole).any():
+            raise ValueError("Out of range float values are not JSON compliant")
+        text = float_texts(whole.astype(np.float64, copy=False))
+    else:
+        text = pc.cast(pa.array(whole), pa.string())
+    text = pc.fill_null(text, "null").cast(pa.large_string())
+    starts = np.cumsum([0, *(len(c) for c in columns)])
+    return [text.slice(int(a), len(c)) for a, c in zip(starts, columns, strict=False)]
 
 
 _PAIR = (
