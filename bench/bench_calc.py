@@ -41,6 +41,7 @@ from probe.matrix.anchors import (
     PairAnchor,
     RttAnchor,
 )
+from probe.matrix.pairs import PairTable
 from probe.matrix.regions import roll_up
 from probe.matrix.samples import Probes
 from probe.model import CellStatus
@@ -163,7 +164,7 @@ def synthetic_anchors(n_hosts: int, seed: int = 0) -> Anchors:
         "2026-11-23T08:00:00Z",
         "0.1.0",
         tuple(hosts),
-        tuple(pairs),
+        PairTable.of(pairs),
         roll_up(pairs),
         rtts,
     )

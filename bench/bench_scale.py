@@ -15,7 +15,8 @@ Each measurement runs in a fresh child process, so each peak RSS is its own:
     end_of_run_s        what the end of ``probe run`` does (``execute.finish``: rebuild, the
                         stamped matrix, anchors.json and its samples sidecar)
     show_s, gate_s      ``probe show`` / ``probe gate`` on the finished run (stored matrix)
-    calc_start_s        ``anchors_of``: what calc and groups do before any work
+    calc_start_s        ``anchors_of`` + ``Links.from_anchors``: what calc, groups and gate do
+                        before any work
     groups_s            ``probe groups --max-rtt 5ms`` end to end
 
 **Fan-out.** One source pings T loopback addresses (127.0.x.y: the kernel answers each, nothing
@@ -177,8 +178,11 @@ def _timed(step: str, run_dir: Path) -> dict[str, Any]:
 
         summary = imported.finish(RunStore.reopen(run_dir), read_run(run_dir), bw_planned=0)
         out["rows"] = summary.pairs
-    elif step == "calc-start":
-        out["pairs"] = len(imported.anchors_of(run_dir).pairs)  # what calc reads first
+    elif step == "calc-start":  # what calc, groups and gate do first: anchors, then links
+        stored, scenarios = imported
+        anchors = stored.anchors_of(run_dir)
+        out["pairs"] = len(anchors.pairs)
+        out["hosts"] = len(scenarios.Links.from_anchors(anchors).hosts)
     else:
         argv = {
             "show": ["show", str(run_dir)],
@@ -205,9 +209,10 @@ def _import_for(step: str) -> Any:
 
         return execute
     if step == "calc-start":
+        from probe.decide import scenarios
         from probe.matrix import stored
 
-        return stored
+        return stored, scenarios
     import probe.cli
 
     return probe.cli

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:  # annotations only: the lab fixtures import it when they run
+if TYPE_CHECKING:  # annotations only: the lab fixtures import them when they run
     from probe.lab import control
+    from tests.measure.watch import IperfWatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOPOLOGY = ROOT / "inventory" / "lab-3regions.yaml"
@@ -113,6 +114,33 @@ def _healthy_lab(request: pytest.FixtureRequest) -> None:
         from probe.lab import control
 
         control.heal(request.getfixturevalue("lab"))
+
+
+@pytest.fixture(scope="session")
+def lab_run(
+    lab: control.LabInfo, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, IperfWatcher]:
+    """One full ``probe run`` of the session lab (ping and iperf3, every ordered pair) and the
+    watcher that sampled the hosts' iperf3 processes meanwhile: the run test checks it against
+    the truth, the rehearsal predicts from it. Measured once: it takes ~2 minutes."""
+    import subprocess
+
+    from tests.measure.watch import PINGS, IperfWatcher
+
+    out = tmp_path_factory.mktemp("runs")
+    watcher = IperfWatcher(lab)
+    watcher.start()
+    try:
+        proc = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "probe"), "run", str(lab.inventory), "-o", str(out),
+             "--count", str(PINGS), "--interval", "0.05", "--duration", "4", "--omit", "2"],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    finally:
+        watcher.stop.set()
+        watcher.join()
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1]), watcher
 
 
 @pytest.fixture(scope="session")

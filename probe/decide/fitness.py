@@ -36,6 +36,7 @@ from probe.decide.options import PipelineOptions
 from probe.decide.scenarios import Links, PipelineResult, Workload, decode, place, prefill
 from probe.errors import ProbeError
 from probe.matrix.anchors import Anchors
+from probe.matrix.pairs import Codes
 from probe.model import CellStatus
 from probe.stats import wilson
 
@@ -123,40 +124,83 @@ def _excess(rtt: NDArray[np.float64], i: int, siblings: Sequence[int]) -> float 
     return _median(diff)
 
 
-def _loss(anchors: Anchors, host: str, outgoing: bool) -> tuple[float | None, float]:
-    """(pooled loss %, Wilson low end %) over the ok cells from (or to) ``host``."""
-    cells = [p for p in anchors.pairs if p.ok and (p.src if outgoing else p.dst) == host]
-    sent = sum(p.sent for p in cells)
-    lost = sum(p.sent - p.received for p in cells)
-    if sent < 1:
-        return None, 0.0
-    return 100.0 * lost / sent, 100.0 * wilson(max(lost, 0), sent)[0]
+@dataclass(frozen=True, slots=True, eq=False)
+class _Cells:
+    """What each host's cells add up to, by host code of the pairs (``PairTable.names``):
+    probes sent and lost over the ok cells from it (``out``) and toward it (``in``); the cells
+    toward it, and those refused or measured only from its end. One pass over the columns."""
+
+    codes: dict[str, int]
+    sent_out: NDArray[np.float64]
+    lost_out: NDArray[np.float64]
+    sent_in: NDArray[np.float64]
+    lost_in: NDArray[np.float64]
+    refused: NDArray[np.float64]
+    toward: NDArray[np.float64]
+    toward_all: int | None  # a sampled plan: every other measured host, implied pairs too
+
+    @classmethod
+    def of(cls, anchors: Anchors) -> _Cells:
+        t = anchors.pairs
+        n = len(t.names)
+        ok = t.ok
+        sent, lost = t.sent.astype(np.float64), (t.sent - t.received).astype(np.float64)
+        refused = t.from_reverse | t.status_in(CellStatus(v) for v in _REFUSED)
+        refused |= np.isin(t.strings["bw_status"].codes, _codes_of(t.strings["bw_status"]))
+
+        def add(host: NDArray[np.int32], weights: NDArray[np.float64]) -> NDArray[np.float64]:
+            sums: NDArray[np.float64] = np.bincount(host, weights, minlength=n).astype(np.float64)
+            return sums
+
+        return cls(
+            {name: i for i, name in enumerate(t.names)},
+            add(t.src[ok], sent[ok]), add(t.src[ok], lost[ok]),
+            add(t.dst[ok], sent[ok]), add(t.dst[ok], lost[ok]),
+            add(t.dst, refused.astype(np.float64)), add(t.dst, np.ones(len(t))),
+            None if anchors.implied is None else len(anchors.measured_hosts) - 1,
+        )  # fmt: skip
+
+    def loss(self, host: str, outgoing: bool) -> tuple[float | None, float]:
+        """(pooled loss %, Wilson low end %) over the ok cells from (or to) ``host``."""
+        i = self.codes.get(host)
+        sums = (self.sent_out, self.lost_out) if outgoing else (self.sent_in, self.lost_in)
+        sent, lost = (0, 0) if i is None else (int(sums[0][i]), int(sums[1][i]))
+        if sent < 1:
+            return None, 0.0
+        return 100.0 * lost / sent, 100.0 * wilson(max(lost, 0), sent)[0]
+
+    def inbound(self, host: str) -> tuple[int, int]:
+        """(cells toward ``host`` refused or measured only from its end, cells toward it: those
+        of a sampled plan without an entry too, from every other measured host)."""
+        i = self.codes.get(host)
+        refused, toward = (0, 0) if i is None else (int(self.refused[i]), int(self.toward[i]))
+        return refused, toward if self.toward_all is None else self.toward_all
 
 
-def _refused(anchors: Anchors, host: str) -> tuple[int, int]:
-    """(cells toward ``host`` refused or measured only from its end, cells toward it: those of
-    a sampled plan without an entry too, from every other measured host)."""
-    toward = [p for p in anchors.pairs if p.dst == host]
-    bad = sum(
-        1 for p in toward if p.from_reverse or p.status in _REFUSED or p.bw_status in _REFUSED
-    )
-    return bad, len(toward) if anchors.implied is None else len(anchors.measured_hosts) - 1
+def _codes_of(column: Codes) -> list[int]:
+    """The codes of ``column`` that are a refused status."""
+    return [i for i, v in enumerate(column.values) if v in _REFUSED]
 
 
 def _judge(
-    anchors: Anchors, links: Links, rtt: NDArray[np.float64], name: str, region: str
+    anchors: Anchors,
+    links: Links,
+    cells: _Cells,
+    rtt: NDArray[np.float64],
+    name: str,
+    region: str,
 ) -> HostFitness:
     i = links.index[name]
     peers = np.asarray([anchors.host(h).region == region for h in links.hosts])
     peers[i] = False
     siblings = [int(k) for k in np.flatnonzero(peers)]
     excess = _excess(rtt, i, siblings)
-    loss_out, low_out = _loss(anchors, name, True)
-    loss_in, low_in = _loss(anchors, name, False)
+    loss_out, low_out = cells.loss(name, True)
+    loss_in, low_in = cells.loss(name, False)
     out, into = links.bw_bps[i], links.bw_bps[:, i]
     with np.errstate(all="ignore"):
         ratio = _median(out / into)
-    refused, toward = _refused(anchors, name)
+    refused, toward = cells.inbound(name)
     flags: list[Flag] = []
     why: list[str] = []
     if np.isnan(rtt[i]).all():
@@ -206,10 +250,11 @@ def assess(anchors: Anchors) -> tuple[HostFitness, ...]:
     """Every host of the run, in the run's order; a host never measured (down) is unfit."""
     links = Links.from_anchors(anchors)
     rtt = np.fmax(links.hop_p50_ms, links.hop_p50_ms.T)  # a round trip: the worse direction
+    cells = _Cells.of(anchors)
     out = []
     for h in anchors.hosts:
         if h.name in links.index:
-            out.append(_judge(anchors, links, rtt, h.name, h.region))
+            out.append(_judge(anchors, links, cells, rtt, h.name, h.region))
         else:
             out.append(
                 HostFitness(h.name, h.region, None, None, None, None, None, None, None, None,
@@ -222,10 +267,13 @@ def among(anchors: Anchors, hosts: Collection[str]) -> Anchors:
     """``anchors`` with only ``hosts`` and the cells between them (the region rows stay those
     of the whole run): placement that may use no other host."""
     keep = set(hosts)
+    t = anchors.pairs
+    src, dst = t.src, t.dst
+    codes = [i for i, name in enumerate(t.names) if name in keep]
     return replace(
         anchors,
         hosts=tuple(h for h in anchors.hosts if h.name in keep),
-        pairs=tuple(p for p in anchors.pairs if p.src in keep and p.dst in keep),
+        pairs=anchors.pairs.take(np.flatnonzero(np.isin(src, codes) & np.isin(dst, codes))),
     )
 
 

@@ -15,10 +15,11 @@ Policies are read by :mod:`probe.decide.policy`.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+import numpy as np
 
 from probe.decide import formulas as f
 from probe.decide.policy import (
@@ -45,7 +46,7 @@ from probe.decide.scenarios import (
     tensor_parallel,
 )
 from probe.errors import InputError
-from probe.matrix.anchors import Anchors, PairAnchor
+from probe.matrix.anchors import Anchors
 from probe.model import CellStatus
 
 
@@ -103,10 +104,10 @@ EXCLUDED = (CellStatus.NOT_PLANNED, CellStatus.NOT_MEASURABLE)
 def _region_hops(anchors: Anchors, regions: Sequence[str], min_ok_pct: float) -> tuple[Hop, ...]:
     hops = []
     # the pairs left out (a sampled plan's implied ones have no entry) are not failed
-    planned = Counter((p.src_region, p.dst_region) for p in _planned(anchors))
+    planned = anchors.pairs.region_counts(~anchors.pairs.status_in(EXCLUDED))
     for a, b in itertools.pairwise(regions):
         row = anchors.region(a, b)
-        pairs = 0 if row is None else planned[a, b]
+        pairs = 0 if row is None else planned.get((a, b), 0)
         if row is not None and pairs and 100.0 * row.pairs_ok / pairs < min_ok_pct:
             raise _Inconclusive(
                 f"regions {a}→{b}: {row.pairs_ok} of {pairs} pairs ok "
@@ -267,22 +268,14 @@ def _spec_figures(c: SpecCheck, links: Links, hop: Hop) -> tuple[float, float, f
     )
 
 
-def _planned(anchors: Anchors) -> list[PairAnchor]:
-    """The pairs the run meant to ping: one left out by a sampled ping plan or that cannot be
-    measured is not a failed cell."""
-    return [p for p in anchors.pairs if p.status not in EXCLUDED]
-
-
 def _excluded_note(anchors: Anchors) -> str | None:
     """How many pairs coverage leaves out, and why (so a 100 % never hides them)."""
-    counts = Counter(p.status.value for p in anchors.pairs if p.status in EXCLUDED)
+    counts = {s: int(anchors.pairs.status_in((s,)).sum()) for s in EXCLUDED}
     if anchors.implied is not None:  # not-planned pairs without an entry: counted by the regions
-        counts[CellStatus.NOT_PLANNED.value] += sum(r.pairs for r in anchors.regions) - len(
-            anchors.pairs
-        )
-    if not counts:
+        counts[CellStatus.NOT_PLANNED] += sum(r.pairs for r in anchors.regions) - len(anchors.pairs)
+    if not any(counts.values()):
         return None
-    each = ", ".join(f"{counts[s.value]} {s.value}" for s in EXCLUDED if counts[s.value])
+    each = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
     return f"{sum(counts.values())} pair(s) excluded by the plan or reachability ({each})"
 
 
@@ -290,11 +283,17 @@ def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
     """Value, limit and unit are those of the first criterion that failed (else the regions);
     the reason names each failed criterion by its policy key."""
     regions = anchors.measured_regions
-    pairs = _planned(anchors)
-    ok = [p for p in pairs if p.ok]
-    thin = sorted((p for p in ok if p.received < c.min_samples), key=lambda p: p.received)
-    ok_pct = 100.0 * len(ok) / len(pairs) if pairs else 0.0
-    fewest = float(min((p.received for p in ok), default=0))
+    t = anchors.pairs
+    # the pairs the run meant to ping: one left out by a sampled ping plan or that cannot be
+    # measured is not a failed cell
+    planned = ~t.status_in(EXCLUDED)
+    ok = planned & t.ok
+    pairs, n_ok = int(planned.sum()), int(ok.sum())
+    thin = np.flatnonzero(ok & (t.received < c.min_samples))
+    thin = thin[np.argsort(t.received[thin], kind="stable")]  # the fewest samples first
+    fewest_pair = t[int(thin[0])] if len(thin) else None
+    ok_pct = 100.0 * n_ok / pairs if pairs else 0.0
+    fewest = float(t.received[ok].min()) if n_ok else 0.0
     criteria = [  # (policy key, value, limit, unit, what failed or None)
         (
             "min_regions",
@@ -311,8 +310,8 @@ def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
             float(c.min_samples),
             "samples",
             f"{len(thin)} ok pair(s) with < {c.min_samples} RTT samples (fewest: "
-            f"{thin[0].received}, {thin[0].src}→{thin[0].dst})"
-            if thin
+            f"{fewest_pair.received}, {fewest_pair.src}→{fewest_pair.dst})"
+            if fewest_pair is not None
             else None,
         ),
         (
@@ -327,7 +326,7 @@ def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
     ]
     failed = [x for x in criteria if x[4] is not None]
     _, value, limit, unit, _ = failed[0] if failed else criteria[0]
-    summary = f"{len(regions)} region(s), {len(ok)}/{len(pairs)} pairs ok"
+    summary = f"{len(regions)} region(s), {n_ok}/{pairs} pairs ok"
     excluded = _excluded_note(anchors)
     return CheckResult(
         c.name,
@@ -348,21 +347,23 @@ def _coverage_result(c: CoverageCheck, anchors: Anchors) -> CheckResult:
 def _loss_result(c: LossCheck, anchors: Anchors) -> CheckResult:
     if c.scope == "cross-region":
         _cross_region_guard(anchors, {h.region for h in anchors.hosts})
-    in_scope = [
-        p
-        for p in _planned(anchors)
-        if c.scope == "all" or (p.src_region == p.dst_region) == (c.scope == "intra-region")
-    ]
-    measured = [p for p in in_scope if p.status in (CellStatus.OK, CellStatus.ALL_LOST)]
+    t = anchors.pairs
+    in_scope = ~t.status_in(EXCLUDED)  # planned: see coverage
+    if c.scope != "all":
+        in_scope &= t.same_region() == (c.scope == "intra-region")
+    measured = in_scope & t.status_in((CellStatus.OK, CellStatus.ALL_LOST))
     # an imported RTT (probe import) may come without a loss figure: unknown, not 100 %
-    unknown = [p for p in measured if p.status is CellStatus.OK and p.loss_pct is None]
-    measured = [p for p in measured if p not in unknown]
-    if not measured:
+    loss = t.floats["loss_pct"]
+    unknown = np.flatnonzero(measured & t.status_in((CellStatus.OK,)) & np.isnan(loss))
+    measured[unknown] = False
+    if not measured.any():
         raise _Inconclusive(
             f"no {c.scope} pair has a loss measurement"
-            + (f" ({len(unknown)} ok pair(s) without a loss figure)" if unknown else "")
+            + (f" ({len(unknown)} ok pair(s) without a loss figure)" if len(unknown) else "")
         )
-    worst = max(measured, key=lambda p: 100.0 if p.loss_pct is None else p.loss_pct)
+    rows = np.flatnonzero(measured)
+    pct = np.where(np.isnan(loss[rows]), 100.0, loss[rows])
+    worst = t[int(rows[np.argmax(pct)])]  # the first of the worst
     worst_pct = 100.0 if worst.loss_pct is None else worst.loss_pct
     if worst_pct > c.max_loss_pct:
         return CheckResult(
@@ -374,12 +375,13 @@ def _loss_result(c: LossCheck, anchors: Anchors) -> CheckResult:
             "%",
             f"worst {worst.src}→{worst.dst}: {worst_pct:g}% > {c.max_loss_pct:g}%",
         )
-    if unknown:
+    if len(unknown):
+        first = t[int(unknown[0])]
         raise _Inconclusive(
             f"{len(unknown)} {c.scope} ok pair(s) without a loss figure (e.g. "
-            f"{unknown[0].src}→{unknown[0].dst}); the rest ≤ {c.max_loss_pct:g}%"
+            f"{first.src}→{first.dst}); the rest ≤ {c.max_loss_pct:g}%"
         )
-    failed = len(in_scope) - len(measured)
+    failed = int(in_scope.sum()) - len(rows)
     if failed:
         raise _Inconclusive(
             f"{failed} {c.scope} cell(s) failed to measure; the rest ≤ {c.max_loss_pct:g}%"

@@ -23,7 +23,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +40,7 @@ from probe.decide.options import (
 from probe.decide.shapes import ModelShape
 from probe.errors import InputError
 from probe.matrix.anchors import Anchors, PairAnchor
+from probe.matrix.pairs import Codes
 from probe.model import CellStatus
 
 Matrix = NDArray[np.float64]
@@ -89,36 +90,36 @@ class Links:
         hosts = tuple(h.name for h in anchors.measured_hosts)
         index = {h: i for i, h in enumerate(hosts)}
         n = len(hosts)
-        # One np.fromiter pass per column: no per-cell tuples, so 10⁶ pairs stay cheap.
-        pairs = [p for p in anchors.pairs if p.src in index and p.dst in index]
-        ii = np.fromiter((index[p.src] for p in pairs), np.intp, len(pairs))
-        jj = np.fromiter((index[p.dst] for p in pairs), np.intp, len(pairs))
+        t = anchors.pairs  # columns: no Python per pair, so 10⁶ pairs stay cheap
+        ii, jj = t.host_rows(index)
+        keep = (ii >= 0) & (jj >= 0)
+        ii, jj = ii[keep], jj[keep]
 
-        def dense(values: Iterable[float | None], scale: float = 1.0) -> Matrix:
-            col = np.fromiter(
-                (math.nan if v is None else v for v in values), np.float64, len(pairs)
-            )
+        def dense(values: NDArray[Any], scale: float = 1.0) -> Matrix:
             out = np.full((n, n), np.nan)
-            out[ii, jj] = col * scale
+            out[ii, jj] = values[keep] * scale
             return out
 
-        p50 = dense(p.rtt.p50_ms if p.rtt and p.ok else None for p in pairs)
-        p99 = dense(p.rtt.p99_ms if p.rtt and p.ok else None for p in pairs)
-        loss = dense(p.loss_pct for p in pairs)
-        fwd = dense((p.bw.forward_mbps for p in pairs), 1e6)
-        rev = dense((p.bw.reverse_mbps for p in pairs), 1e6)
-        stalled = ~np.isnan(dense(1.0 if _bw_stalled(p) else None for p in pairs))
+        def marked(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+            return ~np.isnan(dense(np.where(mask, 1.0, np.nan)))
+
+        p50 = dense(t.rtt("p50"))
+        p99 = dense(t.rtt("p99"))
+        loss = dense(t.floats["loss_pct"])
+        fwd = dense(t.floats["bw_fwd_mbps"], 1e6)
+        rev = dense(t.floats["bw_rev_mbps"], 1e6)
+        stalled = marked(t.strings["bw_status"].equals(CellStatus.STALLED.value))
         stalled |= (fwd <= 0) | (rev.T <= 0)
         bw = np.fmin(fwd, rev.T)
         bw[stalled] = np.nan
-        lost = ~np.isnan(dense(1.0 if p.status is CellStatus.ALL_LOST else None for p in pairs))
+        lost = marked(t.status_in((CellStatus.ALL_LOST,)))
         dead = lost | lost.T
         hop50 = np.where(np.isnan(p50), p50.T, p50)
         hop99 = np.where(np.isnan(p99), p99.T, p99)
         hop50[dead] = np.nan
         hop99[dead] = np.nan
-        cc = {p.dst: p.receiver_cc for p in pairs if p.receiver_cc}
-        cc.update((p.src, p.sender_cc) for p in pairs if p.sender_cc)
+        cc = dict(_named(hosts, jj, t.strings["receiver_cc"], keep))
+        cc.update(_named(hosts, ii, t.strings["sender_cc"], keep))
         return cls(anchors, hosts, index, p50, hop50, hop99, bw, loss, stalled, cc)
 
     def position(self, host: str) -> int:
@@ -186,6 +187,20 @@ class Links:
         return replace(self, bw_bps=bw, bw_stalled=np.zeros_like(self.bw_stalled))
 
 
+def _named(
+    hosts: Sequence[str], host: NDArray[np.intp], names: Codes, keep: NDArray[np.bool_]
+) -> list[tuple[str, str]]:
+    """(host, name) of the kept rows with a non-empty name, each host once with its last row's
+    name, hosts in the order of their first row: what a dict filled row by row holds."""
+    named = np.asarray([bool(v) for v in names.values] + [False], np.bool_)[names.codes[keep]]
+    rows, at = np.flatnonzero(named), host[named]
+    found, first = np.unique(at, return_index=True)
+    _, from_end = np.unique(at[::-1], return_index=True)
+    last = rows[len(at) - 1 - from_end]
+    codes = names.codes[keep]
+    return [(hosts[found[k]], names.values[codes[last[k]]]) for k in np.argsort(first).tolist()]
+
+
 def _samples(anchors: Anchors, cell: PairAnchor | None) -> tuple[float, ...] | None:
     probes = None if cell is None else anchors.rtt_samples(cell)
     return None if probes is None else tuple(probes.rtt_ms.tolist())
@@ -208,10 +223,9 @@ def region_hop(anchors: Anchors, src_region: str, dst_region: str) -> Hop:
     back = anchors.region(dst_region, src_region)
     bws = [row.bw.forward_mbps, back.bw.reverse_mbps if back else None]
     known = [b * 1e6 for b in bws if b is not None]
-    stalled = sum(
-        1
-        for p in anchors.pairs
-        if (p.src_region, p.dst_region) == (src_region, dst_region) and _bw_stalled(p)
+    t = anchors.pairs
+    stalled = t.region_counts(t.strings["bw_status"].equals(CellStatus.STALLED.value)).get(
+        (src_region, dst_region), 0
     )
     zero = any(b <= 0 for b in known)
     caveats = [f"bandwidth stalled on {stalled} of {row.pairs} pairs"] if stalled else []

@@ -21,6 +21,10 @@ Raw RTT samples (calc's Monte-Carlo) live in a Parquet sidecar beside the file
 inline, per pair, as ``rtt_samples_ms`` and stay readable. Either way ``Anchors.rtt_samples``
 gives an ok pair's samples: those of the direction probed (``dst → src`` for ``from_reverse``).
 
+``pairs`` lists every ordered pair, ``not-planned`` ones too (a sampled ping plan's): the file
+alone answers any pair's status and reason. In memory they are columns (``probe.matrix.pairs``),
+written here a column at a time with the text ``json.dumps`` gives each pair's object.
+
 Region rows roll up the pairs from ``src_region`` to ``dst_region``; ``probe.matrix.regions``
 computes them and defines each figure (RTT and IPDV: medians over ok pairs; loss: pooled over every
 probe sent; goodput: medians over the pairs measured), with the number of pairs each rests on.
@@ -35,29 +39,27 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from probe.errors import InputError, ParseError
-from probe.matrix.samples import SIDECAR, Probes, Row, SidecarSamples, encode_samples
+from probe.matrix.csvtext import float_texts
+from probe.matrix.pairs import STATUSES, Codes, PairTable
+from probe.matrix.pairs import Bandwidth as Bandwidth
+from probe.matrix.pairs import PairAnchor as PairAnchor
+from probe.matrix.pairs import RttAnchor as RttAnchor
+from probe.matrix.samples import SIDECAR, ProbeColumns, Probes, SidecarSamples, encode_samples
 from probe.model import CellStatus
 from probe.textio import save
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA = "probe.anchors/2"
 _READS = ("1", "2")  # /1: samples inline; /2: in the sidecar
 _SCHEMA_RE = re.compile(r"^probe\.anchors/(\d+)(?:\.\d+)?$")
-
-
-@dataclass(frozen=True, slots=True)
-class RttAnchor:
-    """Round-trip statistics of one ordered pair, in milliseconds."""
-
-    min_ms: float
-    mean_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,56 +73,12 @@ class RegionRtt:
 
 
 @dataclass(frozen=True, slots=True)
-class Bandwidth:
-    """Receiver goodput in Mbit/s (10⁶ bit/s); ``None`` when not measured."""
-
-    forward_mbps: float | None = None
-    reverse_mbps: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class HostInfo:
     name: str
     region: str
     zone: str | None = None
     provider: str | None = None
     measured: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class PairAnchor:
-    """One ordered pair ``src → dst``. Only ``status == ok`` carries ``rtt``."""
-
-    src: str
-    dst: str
-    src_region: str
-    dst_region: str
-    status: CellStatus
-    reason: str | None = None
-    rtt: RttAnchor | None = None
-    rtt_mdev_ms: float | None = None
-    ipdv_ms: float | None = None
-    pdv_p99_ms: float | None = None
-    loss_pct: float | None = None
-    sent: int = 0
-    received: int = 0
-    bw: Bandwidth = Bandwidth()
-    bw_status: str | None = None
-    bw_reason: str | None = None
-    network: str | None = None  # the network measured over (the pair's preferred one)
-    address: str | None = None  # dst's address on it
-    from_reverse: bool = False  # the RTT was measured dst → src: dst accepts no inbound ICMP
-    sender_cc: str | None = None  # src's TCP congestion control, as its iperf3 test reported it
-    receiver_cc: str | None = None  # dst's
-
-    @property
-    def ok(self) -> bool:
-        return self.status is CellStatus.OK and self.rtt is not None
-
-    @property
-    def probed(self) -> tuple[str, str]:
-        """The direction whose probes gave the RTT: ``dst → src`` for a ``from_reverse`` pair."""
-        return (self.dst, self.src) if self.from_reverse else (self.src, self.dst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +117,9 @@ class Implied:
 
 @dataclass(frozen=True, slots=True)
 class Anchors:
-    """A whole anchors file. Lookups are indexed once at construction.
+    """A whole anchors file. Host lookups are indexed once at construction, pairs on first use.
 
+    ``pairs`` is columnar (``PairTable``: a ``PairAnchor`` is built when one is asked for).
     ``samples`` holds raw RTTs by the direction probed: in memory after a build or a
     ``probe.anchors/1`` file, read lazily from the sidecar of a ``probe.anchors/2`` one.
     """
@@ -169,21 +128,19 @@ class Anchors:
     created_utc: str
     probe_version: str
     hosts: tuple[HostInfo, ...]
-    pairs: tuple[PairAnchor, ...]
+    pairs: PairTable
     regions: tuple[RegionAnchor, ...]
     samples: Mapping[tuple[str, str], Probes] = field(default_factory=dict, compare=False)
     implied: Implied | None = None  # a sampled plan: what the pairs without an entry read
-    _pairs_by_key: dict[tuple[str, str], PairAnchor] = field(init=False, repr=False, compare=False)
     _hosts_by_name: dict[str, HostInfo] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_pairs_by_key", {(p.src, p.dst): p for p in self.pairs})
         object.__setattr__(self, "_hosts_by_name", {h.name: h for h in self.hosts})
 
     def pair(self, src: str, dst: str) -> PairAnchor | None:
         """The ordered pair ``src → dst`` (a pair of measured hosts a sampled plan left out:
         ``not-planned``, ``implied``), or ``None`` if the run has no row for it."""
-        found = self._pairs_by_key.get((src, dst))
+        found = self.pairs.pair(src, dst)
         if found is not None or self.implied is None or src == dst:
             return found
         a, b = self._hosts_by_name.get(src), self._hosts_by_name.get(dst)
@@ -219,39 +176,11 @@ class Anchors:
     @property
     def measured_regions(self) -> tuple[str, ...]:
         """Regions with at least one host that is the source or destination of an ok pair."""
-        seen = {p.src for p in self.pairs if p.ok} | {p.dst for p in self.pairs if p.ok}
+        seen = self.pairs.hosts_of(self.pairs.ok)
         return tuple(sorted({h.region for h in self.hosts if h.name in seen}))
 
 
 # --------------------------------------------------------------------------- dump
-
-
-def _rtt_dict(r: RttAnchor | None) -> dict[str, float] | None:
-    if r is None:
-        return None
-    return {"min": r.min_ms, "mean": r.mean_ms, "p50": r.p50_ms, "p90": r.p90_ms,
-            "p99": r.p99_ms, "max": r.max_ms}  # fmt: skip
-
-
-def _bw_dict(b: Bandwidth) -> dict[str, float | None]:
-    return {"forward": b.forward_mbps, "reverse": b.reverse_mbps}
-
-
-def _pair_dict(p: PairAnchor) -> dict[str, object]:
-    out: dict[str, object] = {
-        "src": p.src, "dst": p.dst, "src_region": p.src_region, "dst_region": p.dst_region,
-        "status": p.status.value, "reason": p.reason, "rtt_ms": _rtt_dict(p.rtt),
-        "rtt_mdev_ms": p.rtt_mdev_ms, "ipdv_ms": p.ipdv_ms, "pdv_p99_ms": p.pdv_p99_ms,
-        "loss_pct": p.loss_pct, "sent": p.sent, "received": p.received,
-        "bw_mbps": _bw_dict(p.bw), "bw_status": p.bw_status, "bw_reason": p.bw_reason,
-        "network": p.network, "address": p.address,
-    }  # fmt: skip
-    if p.from_reverse:
-        out["from_reverse"] = True
-    for key, cc in (("sender_cc", p.sender_cc), ("receiver_cc", p.receiver_cc)):
-        if cc is not None:
-            out[key] = cc
-    return out
 
 
 def _region_dict(r: RegionAnchor) -> dict[str, object]:
@@ -268,17 +197,57 @@ def _region_dict(r: RegionAnchor) -> dict[str, object]:
     }  # fmt: skip
 
 
-def sidecar_rows(anchors: Anchors) -> list[Row]:
-    """The sidecar's rows: the samples of each direction probed behind an ok pair, once."""
-    rows: dict[tuple[str, str], Row] = {}
-    for p in anchors.pairs:
-        if p.probed not in rows and (probes := anchors.rtt_samples(p)) is not None:
-            rows[p.probed] = (*p.probed, p.network, probes)
-    return list(rows.values())
+def _bw_dict(b: Bandwidth) -> dict[str, float | None]:
+    return {"forward": b.forward_mbps, "reverse": b.reverse_mbps}
 
 
-def anchors_doc(anchors: Anchors, rows: list[Row]) -> dict[str, object]:
-    """The JSON document of ``anchors`` whose samples are the sidecar ``rows``."""
+@dataclass(frozen=True, slots=True, eq=False)
+class Sidecar:
+    """What the sidecar holds: the probes of ``pairs`` (indexes into ``probes``), each measured
+    over its ``network``."""
+
+    probes: ProbeColumns
+    pairs: NDArray[np.intp]
+    network: list[str | None]
+
+    @property
+    def rows(self) -> int:
+        return int(self.probes.count[self.pairs].sum())
+
+
+def sidecar_rows(anchors: Anchors) -> Sidecar:
+    """The samples of each direction probed behind an ok pair, once (with the network of the
+    first such pair)."""
+    t = anchors.pairs
+    ok = np.flatnonzero(t.ok)
+    back = t.from_reverse[ok]
+    a, b = np.where(back, t.dst[ok], t.src[ok]), np.where(back, t.src[ok], t.dst[ok])
+    _, first = np.unique(a.astype(np.int64) * len(t.names) + b, return_index=True)
+    first.sort()
+    rows, a, b = ok[first], a[first], b[first]
+    samples = anchors.samples
+    if not isinstance(samples, ProbeColumns):  # a dict, a sidecar read back: pair by pair
+        wanted = ((t.names[x], t.names[y]) for x, y in zip(a.tolist(), b.tolist(), strict=True))
+        samples = ProbeColumns.of({k: samples[k] for k in wanted if k in samples})
+    at = samples.rows(t.names, a, b)
+    kept = at >= 0
+    networks = t.strings["network"]
+    lookup: list[str | None] = [*networks.values, None]
+    network = [lookup[c] for c in networks.codes[rows[kept]].tolist()]
+    return Sidecar(samples, at[kept], network)
+
+
+@dataclass(frozen=True, slots=True)
+class _Items:
+    """``count`` list items already in JSON, joined one per line (``_json``'s layout)."""
+
+    text: str
+    count: int
+
+
+def anchors_doc(anchors: Anchors, sidecar: Sidecar) -> dict[str, object]:
+    """The JSON document of ``anchors`` whose samples are in ``sidecar`` (its pairs as JSON
+    text already: ``pairs_text``)."""
     return {
         "schema": SCHEMA,
         "run_id": anchors.run_id,
@@ -294,7 +263,7 @@ def anchors_doc(anchors: Anchors, rows: list[Row]) -> dict[str, object]:
             }
             for h in anchors.hosts
         ],
-        "pairs": [_pair_dict(p) for p in anchors.pairs],
+        "pairs": _Items(pairs_text(anchors.pairs), len(anchors.pairs)),
         "regions": [_region_dict(r) for r in anchors.regions],
         **(
             {}
@@ -310,27 +279,144 @@ def anchors_doc(anchors: Anchors, rows: list[Row]) -> dict[str, object]:
         "samples": {
             "file": SIDECAR,
             "format": "parquet",
-            "pairs": len(rows),
-            "rows": sum(len(r[3].rtt_ms) for r in rows),
+            "pairs": len(sidecar.pairs),
+            "rows": sidecar.rows,
         },
     }
 
 
+#: Between two list items of anchors.json: one item per line.
+_ITEM_SEP = ",\n  "
+
+
+def _texts(codes: NDArray[np.integer[Any]], values: list[str] | pa.Array) -> pa.Array:
+    """The text column whose row k is ``values[codes[k]]`` (Arrow: no Python string per row)."""
+    import pyarrow as pa
+
+    dictionary = values if isinstance(values, pa.Array) else pa.array(values, pa.large_string())
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, pa.int32()), dictionary
+    ).dictionary_decode()
+
+
+def _strings(column: Codes) -> pa.Array:
+    """Each row's value as ``json.dumps`` writes it (null: None), each distinct one once."""
+    codes = np.where(column.codes < 0, len(column.values), column.codes)
+    return _texts(codes, [*(json.dumps(v) for v in column.values), "null"])
+
+
+def _numbers(columns: list[NDArray[np.float64]] | list[NDArray[np.int64]]) -> list[pa.Array]:
+    """Each number of ``columns`` (one dtype) as ``json.dumps`` writes it (``repr``; NaN: None,
+    so null), rendered by Arrow (``csvtext.float_texts``); infinity is refused as
+    ``json.dumps`` refuses it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    whole = np.concatenate(columns)
+    if whole.dtype.kind == "f":
+        if np.isinf(whole).any():
+            raise ValueError("Out of range float values are not JSON compliant")
+        text = float_texts(whole.astype(np.float64, copy=False))
+    else:
+        text = pc.cast(pa.array(whole), pa.string())
+    text = pc.fill_null(text, "null").cast(pa.large_string())
+    starts = np.cumsum([0, *(len(c) for c in columns)])
+    return [text.slice(int(a), len(c)) for a, c in zip(starts, columns, strict=False)]
+
+
+_PAIR = (
+    '{"src": ', ', "dst": ', ', "src_region": ', ', "dst_region": ', ', "status": ',
+    ', "reason": ', ', "rtt_ms": ', ', "rtt_mdev_ms": ', ', "ipdv_ms": ', ', "pdv_p99_ms": ',
+    ', "loss_pct": ', ', "sent": ', ', "received": ', ', "bw_mbps": {"forward": ',
+    ', "reverse": ', '}, "bw_status": ', ', "bw_reason": ', ', "network": ', ', "address": ',
+)  # fmt: skip
+_RTT = ('{"min": ', ', "mean": ', ', "p50": ', ', "p90": ', ', "p99": ', ', "max": ')
+
+
+def _join(keys: tuple[str, ...], values: list[pa.Array], end: str | pa.Array) -> pa.Array:
+    """Row by row: ``keys[0] + values[0] + keys[1] + … + end`` (Arrow, in C++)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pieces = [
+        x for k, v in zip(keys, values, strict=True) for x in (pa.scalar(k, pa.large_string()), v)
+    ]
+    tail = end if isinstance(end, pa.Array) else pa.scalar(end, pa.large_string())
+    return pc.binary_join_element_wise(*pieces, tail, pa.scalar("", pa.large_string()))
+
+
+def pairs_text(t: PairTable) -> str:
+    """The pairs as anchors.json lists them: each as ``json.dumps`` writes its dict, one per
+    line, built a column at a time (each distinct value formatted once, the lines joined by
+    Arrow): the same text, without a million dicts. Keys written only when set
+    (``from_reverse``, the cc names) trail."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(t):
+        return ""
+    null = pa.scalar("null", pa.large_string())
+    figures = t.rtt_ms[t.has_rtt]
+    if np.isnan(figures).any():
+        raise ValueError("Out of range float values are not JSON compliant")
+    rtt = np.zeros((len(t), 6))
+    rtt[t.has_rtt] = figures
+    floats = [
+        *(rtt[:, k].copy() for k in range(6)),
+        *(t.floats[k] for k in ("rtt_mdev_ms", "ipdv_ms", "pdv_p99_ms", "loss_pct")),
+        t.floats["bw_fwd_mbps"], t.floats["bw_rev_mbps"],
+    ]  # fmt: skip
+    figure = _numbers(floats)
+    sent, received = _numbers([t.sent, t.received])
+    rtt_text = pc.if_else(pa.array(t.has_rtt), _join(_RTT, figure[:6], "}"), null)
+    empty = pa.scalar("", pa.large_string())
+    marked = pa.scalar(', "from_reverse": true', pa.large_string())
+    extra = pc.if_else(pa.array(t.from_reverse), marked, empty)
+    for name in ("sender_cc", "receiver_cc"):
+        column = t.strings[name]
+        if (column.codes >= 0).any():
+            key = pa.scalar(f', "{name}": ', pa.large_string())
+            named = pc.binary_join_element_wise(key, _strings(column), empty)
+            extra = pc.binary_join_element_wise(
+                extra, pc.if_else(pa.array(column.codes >= 0), named, empty), empty
+            )
+    s = t.strings
+    hosts = [json.dumps(v) for v in t.names]
+    columns = [
+        _texts(t.src, hosts), _texts(t.dst, hosts), _strings(t.src_region),
+        _strings(t.dst_region),
+        _texts(t.status, [json.dumps(v.value) for v in STATUSES]), _strings(s["reason"]), rtt_text,
+        *figure[6:10], sent, received, *figure[10:],
+        *(_strings(s[k]) for k in ("bw_status", "bw_reason", "network", "address")),
+    ]  # fmt: skip
+    close = pa.scalar("}", pa.large_string())
+    lines = _join(_PAIR, columns, pc.binary_join_element_wise(extra, close, empty))
+    whole = pa.LargeListArray.from_arrays([0, len(t)], lines)
+    joined = pc.binary_join(whole, pa.scalar(_ITEM_SEP, pa.large_string()))
+    text: str = joined[0].as_py()
+    return text
+
+
 def _json(doc: dict[str, object]) -> str:
     """One top-level key per line and one list item (host, pair, region) per line: still
-    diffable, and json's C encoder (``indent`` falls back to pure Python, 2.6× slower)."""
+    diffable, and json's C encoder (``indent`` falls back to pure Python, 2.6× slower). The
+    text is joined once: the pairs alone are ~0.5 GB at 1,000 hosts."""
 
     def dumps(value: object) -> str:
         return json.dumps(value, allow_nan=False)
 
-    lines = []
-    for key, value in doc.items():
-        if isinstance(value, list) and value:
-            items = ",\n  ".join(dumps(v) for v in value)
-            lines.append(f" {dumps(key)}: [\n  {items}\n ]")
+    parts = ["{\n"]
+    for i, (key, value) in enumerate(doc.items()):
+        parts.append(",\n" if i else "")
+        if isinstance(value, _Items) and value.count:
+            parts += [f" {dumps(key)}: [\n  ", value.text, "\n ]"]
+        elif isinstance(value, _Items):
+            parts.append(f" {dumps(key)}: []")
+        elif isinstance(value, list) and value:
+            parts += [f" {dumps(key)}: [\n  ", _ITEM_SEP.join(map(dumps, value)), "\n ]"]
         else:
-            lines.append(f" {dumps(key)}: {dumps(value)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+            parts.append(f" {dumps(key)}: {dumps(value)}")
+    return "".join([*parts, "\n}\n"])
 
 
 def dump_anchors(anchors: Anchors) -> str:
@@ -342,9 +428,14 @@ def dump_anchors(anchors: Anchors) -> str:
 def write_anchors(path: Path, anchors: Anchors) -> None:
     """anchors.json at ``path`` and its samples sidecar beside it, the sidecar first: the JSON
     never points at a sidecar that is not there yet."""
-    rows = sidecar_rows(anchors)
-    save(path.parent / SIDECAR, encode_samples(rows))
-    save(path, _json(anchors_doc(anchors, rows)))
+    from concurrent.futures import ThreadPoolExecutor
+
+    sidecar = sidecar_rows(anchors)
+    with ThreadPoolExecutor(1) as pool:  # Parquet's writer leaves the GIL to the JSON's text
+        encoded = pool.submit(encode_samples, sidecar.probes, sidecar.pairs, sidecar.network)
+        text = _json(anchors_doc(anchors, sidecar))
+        save(path.parent / SIDECAR, encoded.result())
+    save(path, text)
 
 
 # --------------------------------------------------------------------------- load
@@ -602,7 +693,7 @@ def parse_anchors(text: str, *, file: str = "anchors.json") -> Anchors:
         created_utc=top.require("created_utc").as_str(),
         probe_version=top.require("probe_version").as_str(),
         hosts=hosts,
-        pairs=pairs,
+        pairs=PairTable.of(pairs),
         regions=regions,
         samples=samples,
         implied=None

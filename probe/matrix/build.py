@@ -44,8 +44,9 @@ from probe.matrix.implied import (
     ping_mode,
     region_sizes,
 )
+from probe.matrix.pairs import PairTable
 from probe.matrix.regions import RegionFigure, figures, roll_up
-from probe.matrix.samples import Probes
+from probe.matrix.samples import ProbeColumns, Probes
 from probe.model import CellStatus, PortRange
 from probe.networks import ALL_NETWORKS, DEFAULT_NETWORK, NetworkChoice, NoRoute, Route, routes
 from probe.plan import parse_pair_mode, select_pairs, select_ping_pairs
@@ -326,26 +327,30 @@ class MatrixBuilder:
                 out[name] = column.to_numpy()  # a null: NaN (integers become floats)
         return out
 
-    def samples(self) -> dict[tuple[str, str], Probes]:
+    def samples(self) -> ProbeColumns:
         """Received probes per ordered pair whose latest ping record over its preferred network
         is OK (anchors' Monte-Carlo), straight from the engine's arrays (no record decoded)."""
         cells = self._ping_cells()
         frame = cells.cells
-        out = {}
-        names = self._names
-        srcs, dsts = frame["src"].tolist(), frame["dst"].tolist()
-        networks, offsets = frame["network"].tolist(), frame["offset"].tolist()
-        for i in np.flatnonzero(cells.count > 0).tolist():
-            src, dst, network = srcs[i], dsts[i], networks[i]
-            if src == dst or src not in names or dst not in names:
-                continue
-            replaced = self._imported_cells.get((src, dst, network))
-            if replaced is not None and replaced[0] > offsets[i]:
-                continue  # an imported figure came after it: no samples
-            found = self._route(src, dst)
-            if not isinstance(found, NoRoute) and found[0].network == network:
-                out[src, dst] = cells.probes(i)
-        return out
+        names = [h.name for h in self.hosts]
+        where = pd.Index(names, dtype=object)
+        src = where.get_indexer(pd.Index(frame["src"], dtype=object))
+        dst = where.get_indexer(pd.Index(frame["dst"], dtype=object))
+        chosen = (cells.count > 0) & (src >= 0) & (dst >= 0) & (src != dst)
+        if self._imported_cells or not _one_network(self._run):  # else every cell qualifies
+            networks, offsets = frame["network"].tolist(), frame["offset"].tolist()
+            for i in np.flatnonzero(chosen).tolist():
+                a, b, network = names[src[i]], names[dst[i]], networks[i]
+                replaced = self._imported_cells.get((a, b, network))
+                found = self._route(a, b)
+                chosen[i] = (replaced is None or replaced[0] <= offsets[i]) and (
+                    not isinstance(found, NoRoute) and found[0].network == network
+                )  # an imported figure after it: no samples; another network: not preferred
+        rows = np.flatnonzero(chosen)
+        return ProbeColumns(
+            names, src[rows].astype(np.int32), dst[rows].astype(np.int32),
+            cells.start[rows], cells.count[rows], cells.rtt_ms, cells.seq,
+        )  # fmt: skip
 
     def frame(self) -> pd.DataFrame:
         return _LongForm(self, self._ping_cells()).frame()
@@ -995,7 +1000,7 @@ def by_region(
 ) -> tuple[RegionFigure, ...]:
     """Region × region: one figure of the region roll-up (``matrix.regions`` defines it).
     ``run``: the frame's, whose hosts count each region pair's pairs (implied ones too)."""
-    return figures(roll_up(pair_anchors(frame), _sizes(run)), metric)
+    return figures(roll_up(pair_table(frame), _sizes(run)), metric)
 
 
 def _sizes(run: RunDoc | None) -> dict[tuple[str, str], int] | None:
@@ -1033,22 +1038,20 @@ def host_order(run: RunDoc) -> list[str]:
 # --- anchors -------------------------------------------------------------------------------
 
 
-def _column(frame: pd.DataFrame, name: str, *, none: bool = True) -> list[Any]:
-    """A column as Python values (``tolist``), NaN and NA as None when ``none``."""
-    series = frame[name]
-    if series.dtype.name in ("Int64", "boolean") or (none and series.hasnans):
-        series = series.astype(object).where(series.notna(), None)
-    values: list[Any] = series.tolist()
-    return values
-
-
 def to_anchors(
     run: RunDoc, frame: pd.DataFrame, samples: Mapping[tuple[str, str], Probes] | None = None
 ) -> A.Anchors:
     """The anchors the calculator consumes; ``samples`` (raw RTTs per pair probed) feed its
     Monte-Carlo."""
+    return anchors_from(run, pair_table(frame), samples)
+
+
+def anchors_from(
+    run: RunDoc, pairs: PairTable, samples: Mapping[tuple[str, str], Probes] | None = None
+) -> A.Anchors:
+    """The anchors of ``run`` whose pairs are ``pairs`` (``to_anchors``; ``stored.anchors_of``
+    reads them from the stored matrix's columns)."""
     hosts = tuple(A.HostInfo(h.name, h.region, h.zone, h.provider, h.measure) for h in run.hosts)
-    pairs = pair_anchors(frame)  # a sampled plan's implied pairs have no row, nor anchor
     return A.Anchors(
         run_id=run.run_id,
         created_utc=run.ended_utc or run.started_utc,
@@ -1061,53 +1064,10 @@ def to_anchors(
     )
 
 
-def pair_anchors(frame: pd.DataFrame) -> tuple[A.PairAnchor, ...]:
-    """The rows of ``frame`` as typed pairs (what the region roll-up and anchors.json read): each
-    pair's preferred network's row. Read a column at a time (a million pairs at 1,000 hosts)."""
-    frame = preferred(frame)
-    statuses: dict[Any, CellStatus] = {s.value: s for s in CellStatus}
-
-    def text(name: str) -> list[str | None]:
-        if name not in frame.columns:  # sender_cc, receiver_cc: not asked for
-            return [None] * len(frame)
-        return [v if isinstance(v, str) else None for v in _column(frame, name)]
-
-    def num(name: str) -> list[float | None]:
-        return [None if v is None else float(v) for v in _column(frame, name)]
-
-    def count(name: str) -> list[int]:
-        return [0 if v is None else int(v) for v in _column(frame, name)]
-
-    status = [statuses.get(v) or CellStatus(v) for v in _column(frame, "status", none=False)]
-    rtt = [
-        A.RttAnchor(*figures) if state is CellStatus.OK else None
-        for state, *figures in zip(
-            status, *(_column(frame, c, none=False) for c in _ANCHOR_RTT), strict=True
-        )
-    ]
-    bw = [
-        A.Bandwidth(fwd, rev)
-        for fwd, rev in zip(num("bw_fwd_mbps"), num("bw_rev_mbps"), strict=True)
-    ]
-    bw_status = [
-        (statuses.get(v) or CellStatus(v)) if v else None
-        for v in _column(frame, "bw_status", none=False)
-    ]
-    columns = zip(
-        _column(frame, "src", none=False), _column(frame, "dst", none=False),
-        (str(v) for v in _column(frame, "src_region", none=False)),
-        (str(v) for v in _column(frame, "dst_region", none=False)),
-        status, text("reason"), rtt, num("rtt_mdev_ms"), num("ipdv_ms"), num("pdv_p99_ms"),
-        num("loss_pct"), count("sent"), count("received"), bw, bw_status, text("bw_reason"),
-        text("network"), text("address"), map(bool, _column(frame, "from_reverse", none=False)),
-        text("sender_cc"), text("receiver_cc"),
-        strict=True,
-    )  # fmt: skip
-    return tuple(A.PairAnchor(*values) for values in columns)
-
-
-#: The matrix columns of ``RttAnchor``'s fields, in order.
-_ANCHOR_RTT = ("rtt_min_ms", "rtt_mean_ms", "rtt_p50_ms", "rtt_p90_ms", "rtt_p99_ms", "rtt_max_ms")
+def pair_table(frame: pd.DataFrame) -> PairTable:
+    """The rows of ``frame`` as pairs (what the region roll-up and anchors.json read): each
+    pair's preferred network's row, a column at a time (a million pairs at 1,000 hosts)."""
+    return PairTable.from_frame(preferred(frame))
 
 
 def rtt_samples(records: Iterable[SampleRecord]) -> dict[tuple[str, str], Probes]:

@@ -76,14 +76,14 @@ def _cells(column: pd.Series) -> pa.Array:
         flags = pa.array(column, pa.bool_(), from_pandas=True)
         return pc.if_else(flags, "True", "False")
     if pd.api.types.is_float_dtype(dtype):
-        return _floats(column.to_numpy(np.float64, na_value=np.nan))
+        return float_texts(column.to_numpy(np.float64, na_value=np.nan))
     if pd.api.types.is_integer_dtype(dtype):
         return pc.cast(pa.array(column, pa.int64(), from_pandas=True), pa.string())
     return _texts(column)
 
 
-def _floats(values: NDArray[np.float64]) -> pa.Array:
-    """Floats as ``repr`` writes them (NaN: null)."""
+def float_texts(values: NDArray[np.float64]) -> pa.Array:
+    """Floats as ``repr`` writes them (NaN: null): also what ``json.dumps`` writes."""
     nan = np.isnan(values)
     text = pc.cast(pa.array(values, mask=nan), pa.string())
     size = np.abs(values)

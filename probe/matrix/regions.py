@@ -14,7 +14,8 @@ they cannot disagree. Over the ordered pairs from ``src_region`` to ``dst_region
 - goodput forward / reverse: the median over the ``pairs_bw_forward`` / ``pairs_bw_reverse``
   pairs with a measured goodput in that direction.
 
-A figure that rests on no pair is None, never 0. Pure: no pandas, no files.
+A figure that rests on no pair is None, never 0. Pure: no pandas, no files; numpy over the pairs'
+columns (``PairTable``), the same floats as ``statistics.median`` over the pairs one by one.
 
 **Spread.** A median of pairs hides a region whose pairs split into clusters (eu with one
 residential host: half the eu→eu pairs near 0.5 ms, half near 16 ms, and a p50 of 8 ms that no
@@ -25,73 +26,82 @@ pair changing beyond its noise, which ``probe diff`` uses to judge region rows.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
 from probe.errors import InputError
-from probe.matrix.anchors import Bandwidth, PairAnchor, RegionAnchor, RegionRtt
+from probe.matrix.anchors import RegionAnchor, RegionRtt
+from probe.matrix.pairs import RTT_FIELDS, Bandwidth, PairAnchor, PairTable
 from probe.stats import quantile_interval
 
 
 def roll_up(
-    pairs: Iterable[PairAnchor], sizes: Mapping[tuple[str, str], int] | None = None
+    pairs: PairTable | Iterable[PairAnchor], sizes: Mapping[tuple[str, str], int] | None = None
 ) -> tuple[RegionAnchor, ...]:
     """One row per region pair that has pairs, sorted by (source region, destination region).
 
     ``sizes``: each region pair's ordered pairs of measured hosts (``matrix.implied``), when
     ``pairs`` leaves out the implied ones of a sampled plan: a row's ``pairs`` counts them, and
     a region pair all of whose pairs are implied still has its row."""
-    groups: dict[tuple[str, str], list[PairAnchor]] = {key: [] for key in sizes or {}}
-    for p in pairs:
-        groups.setdefault((p.src_region, p.dst_region), []).append(p)
-    return tuple(
-        region_row(src, dst, group, None if sizes is None else sizes.get((src, dst)))
-        for (src, dst), group in sorted(groups.items())
-    )
-
-
-def _median(values: Sequence[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
-def region_row(
-    src_region: str, dst_region: str, pairs: Sequence[PairAnchor], size: int | None = None
-) -> RegionAnchor:
-    """The row of the ordered ``pairs`` from ``src_region`` to ``dst_region`` (``size`` of
-    them, when implied ones are left out)."""
-    ok = [p.rtt for p in pairs if p.rtt is not None and p.ok]
-    ipdv = [p.ipdv_ms for p in pairs if p.ipdv_ms is not None and p.ok]
-    forward = [p.bw.forward_mbps for p in pairs if p.bw.forward_mbps is not None]
-    reverse = [p.bw.reverse_mbps for p in pairs if p.bw.reverse_mbps is not None]
-    sent = sum(p.sent for p in pairs)
-    received = sum(p.received for p in pairs)
-    rtt = (
-        RegionRtt(
-            p50_ms=statistics.median(r.p50_ms for r in ok),
-            p90_ms=statistics.median(r.p90_ms for r in ok),
-            p99_ms=statistics.median(r.p99_ms for r in ok),
-            mean_ms=statistics.median(r.mean_ms for r in ok),
+    t = pairs if isinstance(pairs, PairTable) else PairTable.of(pairs)
+    ok, ipdv = t.ok, t.floats["ipdv_ms"]
+    fwd, rev = t.floats["bw_fwd_mbps"], t.floats["bw_rev_mbps"]
+    rtt = {name: t.rtt_ms[:, RTT_FIELDS.index(name)] for name in ("p50", "p90", "p99", "mean")}
+    groups = dict(_groups(t))
+    none = np.empty(0, np.intp)
+    rows = []
+    for src, dst in sorted(groups.keys() | (sizes or {}).keys()):
+        at = groups.get((src, dst), none)
+        on = ok[at]
+        sent, received = int(t.sent[at].sum()), int(t.received[at].sum())
+        ipdv_at = at[on & ~np.isnan(ipdv[at])]
+        forward = fwd[at][~np.isnan(fwd[at])]
+        reverse = rev[at][~np.isnan(rev[at])]
+        medians = {k: _median(v[at[on]]) for k, v in rtt.items()}
+        rows.append(
+            RegionAnchor(
+                src_region=src,
+                dst_region=dst,
+                pairs=len(at) if sizes is None else sizes.get((src, dst), len(at)),
+                pairs_ok=int(on.sum()),
+                rtt=RegionRtt(**{f"{k}_ms": v for k, v in medians.items() if v is not None})
+                if on.any()
+                else None,
+                ipdv_ms=_median(ipdv[ipdv_at]),
+                loss_pct=100.0 * (sent - received) / sent if sent else None,
+                bw=Bandwidth(forward_mbps=_median(forward), reverse_mbps=_median(reverse)),
+                pairs_probed=int((t.sent[at] != 0).sum()),
+                pairs_ipdv=len(ipdv_at),
+                pairs_bw_forward=len(forward),
+                pairs_bw_reverse=len(reverse),
+                sent=sent,
+                received=received,
+            )
         )
-        if ok
-        else None
-    )
-    return RegionAnchor(
-        src_region=src_region,
-        dst_region=dst_region,
-        pairs=len(pairs) if size is None else size,
-        pairs_ok=len(ok),
-        rtt=rtt,
-        ipdv_ms=_median(ipdv),
-        loss_pct=100.0 * (sent - received) / sent if sent else None,
-        bw=Bandwidth(forward_mbps=_median(forward), reverse_mbps=_median(reverse)),
-        pairs_probed=sum(1 for p in pairs if p.sent),
-        pairs_ipdv=len(ipdv),
-        pairs_bw_forward=len(forward),
-        pairs_bw_reverse=len(reverse),
-        sent=sent,
-        received=received,
-    )
+    return tuple(rows)
+
+
+def _groups(t: PairTable) -> list[tuple[tuple[str, str], NDArray[np.intp]]]:
+    """The rows of each (source region, destination region), sorted; rows in table order."""
+    key, names = t.region_keys()
+    order = np.argsort(key, kind="stable")
+    bounds = np.searchsorted(key[order], np.arange(len(names) + 1)).tolist()
+    return [(name, order[bounds[k] : bounds[k + 1]]) for k, name in enumerate(names)]
+
+
+def _median(values: NDArray[np.float64]) -> float | None:
+    """``statistics.median`` of ``values``, the same float: the middle one, or the mean of the
+    two middle ones as Python computes it."""
+    n = len(values)
+    if not n:
+        return None
+    ranked = np.sort(values)
+    if n % 2:
+        return float(ranked[n // 2])
+    return (float(ranked[n // 2 - 1]) + float(ranked[n // 2])) / 2
 
 
 # --------------------------------------------------------------------------- one figure
@@ -191,19 +201,19 @@ class Spread:
     multimodal: bool
 
 
-def spread(values: Sequence[float]) -> Spread | None:
+def spread(values: Sequence[float] | NDArray[np.float64]) -> Spread | None:
     """The spread of the pairs' ``values``; None without any.
 
-    Multi-modal: sorted, the values' widest gap between neighbours is at least ``MODE_GAP_MS``
-    and ``MODE_GAP_SHARE`` of the value above it, and more than twice as wide as either side's
-    own range: two tight clusters far apart, not one wide one.
+    Multi-modal: sorted, the values' widest gap between neighbours (the first, if several) is
+    at least ``MODE_GAP_MS`` and ``MODE_GAP_SHARE`` of the value above it, and more than twice
+    as wide as either side's own range: two tight clusters far apart, not one wide one.
     """
-    if not values:
+    if not len(values):
         return None
-    ranked = sorted(values)
+    ranked = np.sort(np.asarray(values, np.float64)).tolist()
     split = False
     if len(ranked) >= 2:
-        i = max(range(len(ranked) - 1), key=lambda k: ranked[k + 1] - ranked[k])
+        i = int(np.argmax(np.diff(ranked)))
         gap = ranked[i + 1] - ranked[i]
         widths = (ranked[i] - ranked[0], ranked[-1] - ranked[i + 1])
         split = (
@@ -212,13 +222,17 @@ def spread(values: Sequence[float]) -> Spread | None:
     return Spread(ranked[0], ranked[-1], len(ranked), split)
 
 
-def p50_spreads(pairs: Iterable[PairAnchor]) -> dict[tuple[str, str], Spread]:
-    """The spread of the ok pairs' RTT p50 per (source region, destination region)."""
-    values: dict[tuple[str, str], list[float]] = {}
-    for p in pairs:
-        if p.rtt is not None and p.ok:
-            values.setdefault((p.src_region, p.dst_region), []).append(p.rtt.p50_ms)
-    return {key: s for key, v in values.items() if (s := spread(v)) is not None}
+def p50_spreads(pairs: PairTable | Iterable[PairAnchor]) -> dict[tuple[str, str], Spread]:
+    """The spread of the ok pairs' RTT p50 per (source region, destination region) that has
+    one, in the order of their first ok pair."""
+    t = pairs if isinstance(pairs, PairTable) else PairTable.of(pairs)
+    ok, p50 = t.ok, t.rtt_ms[:, RTT_FIELDS.index("p50")]
+    found = []
+    for key, at in _groups(t):
+        on = at[ok[at]]
+        if len(on) and (s := spread(p50[on])) is not None:
+            found.append((int(on[0]), key, s))
+    return {key: s for _, key, s in sorted(found, key=lambda x: x[0])}
 
 
 #: Fewer pairs than this have no distribution-free 95 % interval for their median (½⁵ > 2.5 %).

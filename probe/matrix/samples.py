@@ -43,28 +43,109 @@ class Probes:
     seq: NDArray[np.int32] | None = None
 
 
-#: One pair's rows: src, dst (the direction probed), network, its probes.
-Row = tuple[str, str, str | None, Probes]
+class ProbeColumns(Mapping[tuple[str, str], Probes]):
+    """Received probes of many ordered pairs as columns, a pair's in arrival order: pair k
+    (``src[k] → dst[k]``, codes into ``names``) has ``rtt_ms[start[k]:start[k] + count[k]]``
+    and the same slice of ``seq`` (None: unknown, for every pair: a ``probe.anchors/1`` file kept
+    none). A million pairs without a million objects:
+    a pair's ``Probes`` are views, built when asked for; ``encode_samples`` writes the columns.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        src: NDArray[np.int32],
+        dst: NDArray[np.int32],
+        start: NDArray[np.int64],
+        count: NDArray[np.int64],
+        rtt_ms: NDArray[np.float64],
+        seq: NDArray[np.int32] | None,
+    ) -> None:
+        self.names, self.src, self.dst = tuple(names), src, dst
+        self.start, self.count, self.rtt_ms, self.seq = start, count, rtt_ms, seq
+        self._codes = {name: i for i, name in enumerate(self.names)}
+        key = src.astype(np.int64) * len(self.names) + dst
+        self._order = np.argsort(key, kind="stable")
+        self._keys = key[self._order]
+
+    @classmethod
+    def of(cls, pairs: Mapping[tuple[str, str], Probes]) -> ProbeColumns:
+        """The columns of ``pairs`` (one by one: a few, or a ``probe.anchors/1`` file's)."""
+        keys = list(pairs)
+        probes = [pairs[k] for k in keys]
+        names = sorted({k[0] for k in keys} | {k[1] for k in keys})
+        code = {name: i for i, name in enumerate(names)}
+        count = np.fromiter((len(p.rtt_ms) for p in probes), np.int64, len(probes))
+        known = all(p.seq is not None for p in probes)
+        return cls(
+            names,
+            np.fromiter((code[k[0]] for k in keys), np.int32, len(keys)),
+            np.fromiter((code[k[1]] for k in keys), np.int32, len(keys)),
+            np.cumsum(count) - count,
+            count,
+            np.concatenate([np.zeros(0), *(p.rtt_ms for p in probes)]).astype(np.float64),
+            np.concatenate([np.zeros(0, np.int32), *(p.seq for p in probes if p.seq is not None)])
+            if known
+            else None,
+        )
+
+    def rows(
+        self, names: Sequence[str], src: NDArray[np.int32], dst: NDArray[np.int32]
+    ) -> NDArray[np.intp]:
+        """The pair index of each ``src[k] → dst[k]`` (codes into ``names``; -1: none kept)."""
+        mine = np.asarray([*(self._codes.get(name, -1) for name in names), -1], np.int64)
+        a, b = mine[src], mine[dst]
+        key = a * len(self.names) + b
+        at = np.searchsorted(self._keys, key, side="right") - 1
+        found = (a >= 0) & (b >= 0) & (at >= 0)
+        found[found] = self._keys[at[found]] == key[found]
+        rows = np.full(len(key), -1, np.intp)
+        rows[found] = self._order[at[found]]
+        return rows
+
+    def probes(self, k: int) -> Probes:
+        a, b = int(self.start[k]), int(self.start[k] + self.count[k])
+        return Probes(self.rtt_ms[a:b], None if self.seq is None else self.seq[a:b])
+
+    def __getitem__(self, key: tuple[str, str]) -> Probes:
+        (k,) = self.rows(key, np.zeros(1, np.int32), np.ones(1, np.int32)).tolist()
+        if k < 0:
+            raise KeyError(key)
+        return self.probes(k)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((self.names[s], self.names[d]) for s, d in zip(self.src, self.dst, strict=True))
+
+    def __len__(self) -> int:
+        return len(self.src)
 
 
-def encode_samples(rows: Sequence[Row]) -> bytes:
-    """The Parquet bytes of ``rows``, sorted by src then dst (stable: a pair keeps its order)."""
+def encode_samples(
+    probes: ProbeColumns, pairs: NDArray[np.intp], network: Sequence[str | None]
+) -> bytes:
+    """The Parquet bytes of the probes of ``pairs`` (indexes into ``probes``; ``network``: each
+    one's), sorted by src then dst (stable: a pair keeps its order)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    names = sorted({r[0] for r in rows} | {r[1] for r in rows})
-    code = {name: i for i, name in enumerate(names)}
-    src = np.fromiter((code[r[0]] for r in rows), np.int32, len(rows))
-    dst = np.fromiter((code[r[1]] for r in rows), np.int32, len(rows))
-    order = np.lexsort((dst, src)).tolist()
-    ordered = [rows[i] for i in order]
-    lengths = np.fromiter((len(r[3].rtt_ms) for r in ordered), np.int64, len(ordered))
-    networks = sorted({r[2] for r in ordered if r[2] is not None})
+    src, dst = probes.src[pairs], probes.dst[pairs]
+    used = np.unique(np.concatenate([src, dst]))
+    names = sorted(probes.names[c] for c in used.tolist())
+    position = {name: i for i, name in enumerate(names)}
+    rank = np.full(len(probes.names), -1, np.int32)
+    rank[used] = [position[probes.names[c]] for c in used.tolist()]
+    src, dst = rank[src], rank[dst]
+    order = np.lexsort((dst, src))
+    pairs, src, dst = pairs[order], src[order], dst[order]
+    networks = sorted({n for n in network if n is not None})
     net_code = {n: i for i, n in enumerate(networks)}
-    net = np.fromiter((net_code.get(r[2], -1) for r in ordered), np.int32, len(ordered))
-    seq = [r[3].seq if r[3].seq is not None else np.zeros(len(r[3].rtt_ms), np.int32)
-           for r in ordered]  # fmt: skip
-    no_seq = np.fromiter((r[3].seq is None for r in ordered), np.bool_, len(ordered))
+    net = np.fromiter((-1 if n is None else net_code[n] for n in network), np.int32, len(network))
+    net = net[order]
+    lengths = probes.count[pairs]
+    total = int(lengths.sum())
+    # every probe of the chosen pairs, pair after pair: its position in ``probes``' columns
+    first = np.cumsum(lengths) - lengths
+    at = np.arange(total, dtype=np.int64) + np.repeat(probes.start[pairs] - first, lengths)
 
     def column(per_pair: NDArray[Any]) -> NDArray[Any]:
         return np.repeat(per_pair, lengths)
@@ -74,19 +155,17 @@ def encode_samples(rows: Sequence[Row]) -> bytes:
             pa.array(codes, mask=codes < 0), pa.array(values, pa.string())
         )
 
+    seq = probes.seq
     table = pa.table(
         {
-            "src": strings(column(src[order]) if ordered else src, names),
-            "dst": strings(column(dst[order]) if ordered else dst, names),
+            "src": strings(column(src), names),
+            "dst": strings(column(dst), names),
             "network": strings(column(net), networks),
             "seq": pa.array(
-                np.concatenate(seq).astype(np.int32) if seq else np.zeros(0, np.int32),
-                mask=column(no_seq),
+                np.zeros(total, np.int32) if seq is None else seq[at].astype(np.int32),
+                mask=np.full(total, seq is None),
             ),
-            "rtt_ms": pa.array(
-                np.concatenate([r[3].rtt_ms for r in ordered]) if ordered else np.zeros(0),
-                pa.float64(),
-            ),
+            "rtt_ms": pa.array(probes.rtt_ms[at].astype(np.float64), pa.float64()),
         }
     )
     sink = pa.BufferOutputStream()

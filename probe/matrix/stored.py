@@ -22,16 +22,22 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from probe.errors import StoreError
 from probe.matrix import build
 from probe.matrix.anchors import Anchors
+from probe.matrix.pairs import FRAME_COLUMNS, NUMERIC_COLUMNS, Codes, PairTable
 from probe.matrix.samples import SIDECAR, Probes, SidecarSamples
 from probe.store.probes import read_store
 from probe.store.rundir import read_run, torn_warning
 from probe.store.rundoc import RunDoc
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 #: The metadata key of the stamp in matrix.parquet.
 STAMP_KEY = "probe.matrix"
@@ -117,33 +123,63 @@ def matrix_of(
     return stored.frame
 
 
-def _read_fresh(path: Path, stamp: Stamp, columns: Sequence[str] | None) -> StoredMatrix | None:
-    """The stored matrix when its stamp is ``stamp``; None when missing, stale or damaged."""
+def _fresh_file(
+    path: Path, stamp: Stamp, *, read_dictionary: Sequence[str] = ()
+) -> tuple[pq.ParquetFile, tuple[int, ...]] | None:
+    """The stored matrix file and its torn lines when its stamp is ``stamp``; None when
+    missing, stale or damaged. ``read_dictionary``: string columns read as codes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        f = pq.ParquetFile(path)
+        f = pq.ParquetFile(path, read_dictionary=list(read_dictionary) or None)
         meta = json.loads((f.schema_arrow.metadata or {}).get(STAMP_KEY.encode(), b"null"))
         if not isinstance(meta, dict):
             return None
         torn = tuple(int(n) for n in meta.pop("torn_lines", None))
-        if meta != asdict(stamp):
-            return None
-        frame = f.read(columns=None if columns is None else list(columns)).to_pandas()
     # gone, not Parquet, cut short, a stamp that is not ours
     except (OSError, ValueError, TypeError, pa.ArrowException):
+        return None
+    return (f, torn) if meta == asdict(stamp) else None
+
+
+def _read_fresh(path: Path, stamp: Stamp, columns: Sequence[str] | None) -> StoredMatrix | None:
+    """The stored matrix when its stamp is ``stamp``; None when missing, stale or damaged."""
+    import pyarrow as pa
+
+    found = _fresh_file(path, stamp)
+    if found is None:
+        return None
+    f, torn = found
+    try:
+        frame = f.read(columns=None if columns is None else list(columns)).to_pandas()
+    except (OSError, ValueError, TypeError, pa.ArrowException):  # cut short
         return None
     return StoredMatrix(frame, torn)
 
 
-#: The columns ``build.to_anchors`` reads: what a reader of pairs and region roll-ups loads.
-ANCHOR_COLUMNS = (
-    *build.CELL_KEY, "address", "src_region", "dst_region", "status", "reason",
-    "rtt_min_ms", "rtt_mean_ms", "rtt_p50_ms", "rtt_p90_ms", "rtt_p99_ms", "rtt_max_ms",
-    "rtt_mdev_ms", "ipdv_ms", "pdv_p99_ms", "loss_pct", "sent", "received", "from_reverse",
-    "bw_status", "bw_reason", "bw_fwd_mbps", "bw_rev_mbps", "sender_cc", "receiver_cc",
-)  # fmt: skip
+def _stored_pairs(run_dir: Path) -> tuple[PairTable, tuple[int, ...]] | None:
+    """The fresh stored matrix's pairs straight from its Parquet columns (strings as codes: no
+    pandas, no Python string per row), each pair's preferred row as ``build.preferred`` keeps
+    it; None when the matrix is not fresh."""
+    import pyarrow as pa
+
+    strings = [c for c in FRAME_COLUMNS if c not in NUMERIC_COLUMNS]
+    found = _fresh_file(run_dir / "matrix.parquet", stamp_of(run_dir), read_dictionary=strings)
+    if found is None:
+        return None
+    f, torn = found
+    try:
+        names = f.schema_arrow.names
+        table = f.read(columns=[c for c in FRAME_COLUMNS if c in names])
+        table = table.unify_dictionaries().combine_chunks()
+    except (OSError, ValueError, TypeError, pa.ArrowException):  # cut short
+        return None
+    src, dst = (Codes.from_arrow(table[c]) for c in build.KEY)
+    key = pd.Index(src.codes.astype(np.int64) * (len(dst.values) + 1) + dst.codes)
+    if not key.is_unique:  # --networks all: a pair's first row is its preferred network's
+        table = table.filter(pa.array(~key.duplicated()))
+    return PairTable.from_arrow(table), torn
 
 
 def kept_samples(run_dir: Path, run: RunDoc) -> Mapping[tuple[str, str], Probes]:
@@ -167,7 +203,15 @@ def kept_samples(run_dir: Path, run: RunDoc) -> Mapping[tuple[str, str], Probes]
 
 def anchors_of(run_dir: Path, *, warn: Callable[[str], None] | None = None) -> Anchors:
     """The run's anchors without parsing anchors.json: pairs and region roll-ups from the stored
-    matrix, samples as ``kept_samples`` finds them."""
+    matrix (its columns as they are while it is fresh, else rebuilt as ``read_matrix`` does),
+    samples as ``kept_samples`` finds them."""
     run = read_run(run_dir)
-    frame = matrix_of(run_dir, columns=ANCHOR_COLUMNS, warn=warn, run=run)
-    return build.to_anchors(run, frame, kept_samples(run_dir, run))
+    stored = _stored_pairs(run_dir)
+    if stored is None:
+        frame = matrix_of(run_dir, columns=FRAME_COLUMNS, warn=warn, run=run)
+        pairs = build.pair_table(frame)
+    else:
+        pairs, torn = stored
+        if warn is not None and (message := torn_warning(run_dir, torn)) is not None:
+            warn(message)
+    return build.anchors_from(run, pairs, kept_samples(run_dir, run))

@@ -27,7 +27,7 @@ import pandas as pd
 
 from probe.decide.regression import DEFAULT_FAIL_ON, KINDS, Kind, Thresholds
 from probe.matrix.anchors import RegionAnchor
-from probe.matrix.build import pair_anchors, preferred
+from probe.matrix.build import pair_table, preferred
 from probe.matrix.regions import figure, median_interval, roll_up
 from probe.model import CellStatus
 from probe.stats import wilson
@@ -237,7 +237,7 @@ def _region_diff(
 
 def region_rows(frame: pd.DataFrame) -> dict[tuple[str, str], RegionAnchor]:
     """The region roll-up of a long-form matrix, by (source region, destination region)."""
-    return {(r.src_region, r.dst_region): r for r in roll_up(pair_anchors(frame))}
+    return {(r.src_region, r.dst_region): r for r in roll_up(pair_table(frame))}
 
 
 def region_intervals(frame: pd.DataFrame) -> dict[tuple[str, str], dict[Kind, Interval]]:

@@ -15,6 +15,7 @@ from probe.matrix.anchors import (
     PairAnchor,
     RttAnchor,
 )
+from probe.matrix.pairs import PairTable
 from probe.matrix.regions import roll_up
 from probe.matrix.samples import Probes
 from probe.model import CellStatus
@@ -92,7 +93,7 @@ def make_anchors(
         created_utc="2026-11-23T08:00:00Z",
         probe_version="0.1.0",
         hosts=tuple(hosts),
-        pairs=tuple(pairs),
+        pairs=PairTable.of(pairs),
         regions=roll_up(pairs),
         samples=rtts,
     )
@@ -116,7 +117,7 @@ def with_stalled_bw(
         elif (p.src, p.dst) == (dst, src):
             p = replace(p, bw=replace(p.bw, reverse_mbps=mbps))
         pairs.append(p)
-    return replace(anchors, pairs=tuple(pairs), regions=roll_up(pairs))
+    return replace(anchors, pairs=PairTable.of(pairs), regions=roll_up(pairs))
 
 
 def from_rtt_matrix(
@@ -137,4 +138,4 @@ def from_rtt_matrix(
         for j, b in enumerate(hosts)
         if i < j or (i > j and not one_way)
     ]
-    return Anchors("matrix", "2026-11-30T08:00:00Z", "0.1.0", tuple(hosts), tuple(pairs), ())
+    return Anchors("matrix", "2026-11-30T08:00:00Z", "0.1.0", tuple(hosts), PairTable.of(pairs), ())

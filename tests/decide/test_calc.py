@@ -26,6 +26,7 @@ from probe.decide.policy import LatencyCheck, load_policy
 from probe.decide.scenarios import Workload
 from probe.decide.sweep import sweep
 from probe.errors import InputError
+from probe.matrix.pairs import PairTable
 from probe.report import headline
 from tests.decide.fleet import make_anchors
 
@@ -77,7 +78,8 @@ def test_only_the_scenarios_asked_for_and_compute_enters_the_full_figures() -> N
 
 def test_unmeasured_spec_hops_are_reasons_not_errors() -> None:
     cut = dataclasses.replace(
-        TWO, pairs=tuple(p for p in TWO.pairs if {p.src, p.dst} != {"us-east-0", "eu-west-1"})
+        TWO,
+        pairs=PairTable.of(p for p in TWO.pairs if {p.src, p.dst} != {"us-east-0", "eu-west-1"}),
     )
     spec = SpecOptions(3.0, 40.0, 30.0, proposers=("us-east-0",), verifiers=PATH[2:])
     res = calc(cut, CalcOptions(path=PATH, scenarios=frozenset({"spec"}), spec=spec))

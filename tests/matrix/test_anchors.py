@@ -20,6 +20,7 @@ from probe.matrix.anchors import (
     parse_anchors,
     write_anchors,
 )
+from probe.matrix.pairs import PairTable
 from probe.matrix.regions import roll_up
 from probe.matrix.samples import SIDECAR, SidecarSamples
 from probe.model import CellStatus
@@ -339,7 +340,7 @@ def test_congestion_controls_round_trip_and_say_each_hosts_own(tmp_path: Path) -
     plain = a.pair("eu-0", "ap-0")
     assert plain is not None
     eu_ap = replace(plain, sender_cc="bbr", receiver_cc="cubic")
-    a = replace(a, pairs=tuple(eu_ap if p.src == "eu-0" else p for p in a.pairs))
+    a = replace(a, pairs=PairTable.of(eu_ap if p.src == "eu-0" else p for p in a.pairs))
     doc = json.loads(dump_anchors(a))
     assert [(p.get("sender_cc"), p.get("receiver_cc")) for p in doc["pairs"]] == [
         ("bbr", "cubic") if p["src"] == "eu-0" else (None, None) for p in doc["pairs"]

@@ -132,3 +132,20 @@ def test_the_report_has_a_per_network_table_when_a_run_has_several(tmp_path: Pat
     plain = tuple(replace(h, addresses={}) for h in RUN.hosts)
     one = write_run(tmp_path / "n2", replace(RUN, hosts=plain, networks=NetworkOrder()), [])
     assert build_report(one).networks == ()  # every pair over network default
+
+
+def test_anchors_read_from_the_stored_columns_are_those_of_the_frame(tmp_path: Path) -> None:
+    """``anchors_of`` reads a fresh matrix.parquet's columns without pandas: each pair's
+    preferred row, as ``to_anchors`` over the frame keeps it (``--networks all``)."""
+    from probe.matrix import stored
+
+    run_dir = write_run(tmp_path / "n1", RUN, RECORDS)
+    frame = stored.matrix_of(run_dir)  # rebuilt and stored, stamped
+    assert frame.duplicated(["src", "dst"]).any()
+    from_columns = stored.anchors_of(run_dir)
+    from_frame = to_anchors(RUN, frame)
+    assert from_columns == from_frame
+    assert from_columns.pairs.pair("a", "b") == from_frame.pair("a", "b")
+    ab = from_columns.pair("a", "b")
+    assert ab is not None and ab.network == "lan"
+    assert dump_anchors(replace(from_columns, samples={})) == dump_anchors(from_frame)

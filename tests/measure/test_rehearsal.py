@@ -19,6 +19,7 @@ import pytest
 
 from probe.decide.options import CalcOptions, PipelineOptions, RehearseOptions, SpecOptions
 from probe.decide.rehearse import Timing, figures, traffic
+from probe.matrix.pairs import PairTable
 from probe.measure.rehearsal import legs, rehearse, write_timings
 from probe.measure.remote import STDIN_SPAWN_SCRIPT, Ready
 from probe.model import CellStatus, CommandResult, Host, Inventory, SshTarget
@@ -269,7 +270,7 @@ def test_the_corrected_prediction_follows_each_senders_congestion_control() -> N
     big = CalcOptions(pipeline=PipelineOptions(model="llama-3-8b", seq=2048))
 
     def predicted(cc: str, pattern: str) -> tuple[float, float]:
-        pairs = tuple(replace(p, sender_cc=cc, receiver_cc=cc) for p in base.pairs)
+        pairs = PairTable.of(replace(p, sender_cc=cc, receiver_cc=cc) for p in base.pairs)
         links = sc.Links.from_anchors(replace(base, pairs=pairs))
         o = RehearseOptions(pattern)  # type: ignore[arg-type]
         t = traffic(path, big, o)

@@ -27,20 +27,16 @@ import pytest
 from probe.lab import control, netns
 from tests.conftest import ROOT, module_lab
 from tests.measure.test_faults_lab import PROBE, assert_clean, probe, run_dir
+from tests.measure.watch import IperfWatcher
 
 pytestmark = pytest.mark.lab
 CUBIC_WAN = ROOT / "tests" / "fixtures" / "lab" / "cubic-wan.yaml"
 
 
 @pytest.fixture(scope="module")
-def run(lab: control.LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rehearse-run")
-    proc = probe(
-        "run", str(lab.inventory), "-o", str(out), "--count", "50", "--interval", "0.05",
-        "--connect-timeout", "4", "--duration", "4", "--omit", "1",
-    )  # fmt: skip
-    assert proc.returncode in (0, 4), proc.stderr
-    return run_dir(proc)
+def run(lab_run: tuple[Path, IperfWatcher]) -> Path:
+    """The session's full run of the default lab (tests/conftest.py), shared with test_run_lab."""
+    return lab_run[0]
 
 
 def rehearse(run: Path, *args: str) -> dict[str, Any]:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,10 +12,10 @@ import pytest
 from probe.lab import control, netns
 from tests.cells import Cells, as_float, as_str
 from tests.conftest import ROOT, Truth
+from tests.measure.watch import PINGS, IperfWatcher
 
 pytestmark = pytest.mark.lab
 PROBE = str(ROOT / ".venv" / "bin" / "probe")
-PINGS = 100  # per ordered pair in the full run: enough for the 0.5 ms + 2 % bound on jittered pairs
 
 
 def probe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -28,89 +24,13 @@ def probe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _established_inodes(pid: int) -> set[str]:
-    """Socket inodes in ESTABLISHED state, from the netns view of ``/proc/PID/net/tcp``."""
-    inodes = set()
-    for table in ("tcp", "tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == "01":
-                    inodes.add(fields[9])
-    return inodes
-
-
-def _sockets(pid: int) -> set[str]:
-    out = set()
-    with contextlib.suppress(OSError):
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    out.add(target[8:-1])
-    return out
-
-
-class IperfWatcher(threading.Thread):
-    """Samples every host's process table while a run goes on.
-
-    ``most_tests``: iperf3 processes with an established TCP connection (a test in progress),
-    per host. ``most_processes``: iperf3 processes of any kind — an armed next server listens
-    idle beside the running test, which moves no packets and is allowed.
-    """
-
-    def __init__(self, lab: control.LabInfo) -> None:
-        super().__init__(daemon=True)
-        self.lab = lab
-        self.stop = threading.Event()
-        self.most_tests: dict[str, int] = dict.fromkeys(lab.hosts, 0)
-        self.most_processes: dict[str, int] = dict.fromkeys(lab.hosts, 0)
-        self.samples = 0
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for host in self.lab.hosts:
-                iperfs = []
-                for pid in netns.netns_pids(self.lab.netns(host)):
-                    with contextlib.suppress(OSError):
-                        if Path(f"/proc/{pid}/comm").read_text().strip() == "iperf3":
-                            iperfs.append(pid)
-                testing = 0
-                if iperfs:
-                    established = _established_inodes(iperfs[0])
-                    testing = sum(bool(_sockets(pid) & established) for pid in iperfs)
-                self.most_tests[host] = max(self.most_tests[host], testing)
-                self.most_processes[host] = max(self.most_processes[host], len(iperfs))
-            self.samples += 1
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
-def watched_run(
-    lab: control.LabInfo, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, IperfWatcher]:
-    out = tmp_path_factory.mktemp("runs")
-    watcher = IperfWatcher(lab)
-    watcher.start()
-    try:
-        proc = probe(
-            "run", str(lab.inventory), "-o", str(out), "--count", str(PINGS), "--interval", "0.05",
-            "--duration", "4", "--omit", "2",
-        )  # fmt: skip
-    finally:
-        watcher.stop.set()
-        watcher.join()
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1]), watcher
+def full_run(lab_run: tuple[Path, IperfWatcher]) -> Path:
+    return lab_run[0]
 
 
-@pytest.fixture(scope="module")
-def full_run(watched_run: tuple[Path, IperfWatcher]) -> Path:
-    return watched_run[0]
-
-
-def test_no_host_ever_ran_two_iperf3_at_once(watched_run: tuple[Path, IperfWatcher]) -> None:
-    _, watcher = watched_run
+def test_no_host_ever_ran_two_iperf3_at_once(lab_run: tuple[Path, IperfWatcher]) -> None:
+    _, watcher = lab_run
     assert watcher.samples > 100
     # each host served or sent, one test at a time; every measured host took part
     assert max(watcher.most_tests.values()) == 1, watcher.most_tests
