@@ -1,7 +1,8 @@
 """The anchors file: what one run measured, reduced to what the calculator, groups and gate need.
 
-``anchors.json`` is versioned (``"schema": "probe.anchors/2"``). Within a major version fields are
-only ever added, so a reader ignores keys it does not know; a different major is refused. Every
+``anchors.json`` is versioned (``"schema": "probe.anchors/2"``, or ``/3`` below). Within a major
+version fields are only ever added, so a reader ignores keys it does not know; a different major
+is refused. Every
 pair is *ordered*: ``rtt_ms`` is the round trip measured from ``src``; ``bw_mbps.forward`` is the
 receiver goodput ``src → dst`` in Mbit/s (10⁶ bit/s), ``reverse`` is ``dst → src``. A pair whose
 ``status`` is not ``ok`` carries no RTT (``all-lost`` keeps its loss of 100 %) and must never be
@@ -13,17 +14,19 @@ the key is written only then.
 
 A sampled ping plan's pairs that have neither a measurement nor a reason of their own (outside
 the ping plan, no bandwidth cell: ``probe.matrix.implied``) are no entry of ``pairs``; the file's
-``implied`` key (written only for such a run) says what they read, and ``Anchors.pair`` gives
-one of them as a ``not-planned`` pair; a region row's ``pairs`` counts them.
+``implied`` key says what they read, ``Anchors.pair`` gives one of them as a ``not-planned`` pair
+and a region row's ``pairs`` counts them. Such a file is ``probe.anchors/3``: a /2 reader would
+take a missing pair for one the run never had. Every other file is still /2, so readers of /2
+keep reading full-mesh runs.
 
 Raw RTT samples (calc's Monte-Carlo) live in a Parquet sidecar beside the file
 (``probe.matrix.samples``), named by its ``samples`` key; ``probe.anchors/1`` files carried them
 inline, per pair, as ``rtt_samples_ms`` and stay readable. Either way ``Anchors.rtt_samples``
 gives an ok pair's samples: those of the direction probed (``dst → src`` for ``from_reverse``).
 
-``pairs`` lists every ordered pair, ``not-planned`` ones too (a sampled ping plan's): the file
-alone answers any pair's status and reason. In memory they are columns (``probe.matrix.pairs``),
-written here a column at a time with the text ``json.dumps`` gives each pair's object.
+``pairs`` with ``implied`` answers any pair's status and reason from the file alone. In memory
+the pairs are columns (``probe.matrix.pairs``), written here a column at a time with the text
+``json.dumps`` gives each pair's object.
 
 Region rows roll up the pairs from ``src_region`` to ``dst_region``; ``probe.matrix.regions``
 computes them and defines each figure (RTT and IPDV: medians over ok pairs; loss: pooled over every
@@ -58,7 +61,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 SCHEMA = "probe.anchors/2"
-_READS = ("1", "2")  # /1: samples inline; /2: in the sidecar
+SCHEMA_IMPLIED = "probe.anchors/3"  # a sampled plan's implied pairs are no entry of ``pairs``
+_READS = ("1", "2", "3")  # /1: samples inline; /2: in the sidecar; /3: with implied pairs
 _SCHEMA_RE = re.compile(r"^probe\.anchors/(\d+)(?:\.\d+)?$")
 
 
@@ -249,7 +253,7 @@ def anchors_doc(anchors: Anchors, sidecar: Sidecar) -> dict[str, object]:
     """The JSON document of ``anchors`` whose samples are in ``sidecar`` (its pairs as JSON
     text already: ``pairs_text``)."""
     return {
-        "schema": SCHEMA,
+        "schema": SCHEMA if anchors.implied is None else SCHEMA_IMPLIED,
         "run_id": anchors.run_id,
         "created_utc": anchors.created_utc,
         "probe_version": anchors.probe_version,

@@ -197,13 +197,13 @@ def test_round_trip_keeps_failed_cells_and_nulls() -> None:
 
 def test_newer_schema_major_is_one_clear_line(tmp_path: Path) -> None:
     doc = _doc()
-    doc["schema"] = "probe.anchors/3"
+    doc["schema"] = "probe.anchors/4"
     path = tmp_path / "a.json"
     path.write_text(json.dumps(doc))
     with pytest.raises(InputError) as exc:
         load_anchors(path)
     msg = str(exc.value)
-    assert str(path) in msg and "probe.anchors/3" in msg and "\n" not in msg
+    assert str(path) in msg and "probe.anchors/4" in msg and "\n" not in msg
 
 
 def test_minor_schema_version_is_accepted() -> None:

@@ -7,6 +7,7 @@ assembled (a builder told its run has none), from the same records.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -224,3 +225,22 @@ def test_export_with_unplanned_writes_every_pair(
     assert len(stored.splitlines()) == len(frame) + 1
     assert len(every.splitlines()) == 9 * 8 + 1
     assert every == full_frame(run, records).to_csv(index=False)
+
+
+def test_a_sampled_runs_anchors_file_is_v3_and_reads_back_its_implied_pairs() -> None:
+    """A /2 reader would take a missing pair for one the run never had: the file says /3."""
+    from probe.matrix.anchors import SCHEMA, SCHEMA_IMPLIED, dump_anchors, parse_anchors
+
+    run, records = _sampled()
+    anchors = build.to_anchors(run, build.build_matrix(run, records))
+    text = dump_anchors(anchors)
+    assert json.loads(text)["schema"] == SCHEMA_IMPLIED == "probe.anchors/3"
+    back = parse_anchors(text)
+    assert back.implied == anchors.implied and len(back.pairs) == len(anchors.pairs)
+    left = back.pair("eu0", "us1")
+    assert left is not None and left.status is CellStatus.NOT_PLANNED
+    assert left.reason == "not in the sample:1 plan"
+    hosts = (RunHost("a", "10.0.0.1"), RunHost("b", "10.0.0.2", region="us"))
+    mesh = _run(hosts, "all", "all", False)
+    full = build.to_anchors(mesh, build.build_matrix(mesh, [_ping("a", "b", False)]))
+    assert full.implied is None and json.loads(dump_anchors(full))["schema"] == SCHEMA
