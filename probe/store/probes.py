@@ -25,7 +25,9 @@ row with ``seq`` and ``rtt_ms`` null. A record's rows are contiguous, in its tra
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -366,20 +368,30 @@ def _read_parts(
             # mimalloc keeps what the batch's tables freed: ~0.4 GiB of RSS at 1,000 hosts
             pa.default_memory_pool().release_unused()
 
-    for path in sorted((run_dir / PROBES_DIR).glob("ping-*.parquet")):
-        try:
-            table = pq.ParquetFile(path).read(use_threads=False)  # small: threads cost more
-            table = pa.Table.from_arrays(table.select(SCHEMA.names).columns, schema=SCHEMA)
-        except (OSError, KeyError, pa.ArrowException) as exc:
-            _tell(warn, f"{path}: not a part of the probe store ({exc}); left out")
-            continue
-        parts.append(path)
-        batch.append(table)
-        if len(batch) == _PARTS_AT_ONCE:
+    paths = sorted((run_dir / PROBES_DIR).glob("ping-*.parquet"))
+    # a part is small: one thread each, and the parts of a batch side by side (Parquet's
+    # decoding leaves the GIL); a batch at a time bounds what is held before it is split
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for start in range(0, len(paths), _PARTS_AT_ONCE):
+            window = paths[start : start + _PARTS_AT_ONCE]
+            for path, table in zip(window, pool.map(_read_part, window), strict=True):
+                if isinstance(table, Exception):
+                    _tell(warn, f"{path}: not a part of the probe store ({table}); left out")
+                    continue
+                parts.append(path)
+                batch.append(table)
             flush()
-    flush()
     every = np.concatenate(part_of) if part_of else np.zeros(0, np.int64)
     return parts, PingRows.concat(split), every.astype(np.int64)
+
+
+def _read_part(path: Path) -> pa.Table | Exception:
+    """One part in ``SCHEMA``, or why it is not one."""
+    try:
+        table = pq.ParquetFile(path).read(use_threads=False)  # small: threads cost more
+        return pa.Table.from_arrays(table.select(SCHEMA.names).columns, schema=SCHEMA)
+    except (OSError, KeyError, pa.ArrowException) as exc:
+        return exc
 
 
 def _first_copies(

@@ -109,11 +109,18 @@ def test_a_sampled_ping_plan_leaves_not_planned_cells_and_exits_0(
     run_dir = _run_dir(proc)
     run = read_run(run_dir)
     plan = select_ping_pairs(run.measured_hosts, parse_ping_pairs("sample:1"))
+    # matrix.csv holds what was planned; a pair the plan left out is implied (no row), and
+    # `export --with-unplanned` writes it as the not-planned row it is
     rows = _matrix(run_dir)
-    left_out = [row for row in rows if row["status"] == "not-planned"]
+    assert {(row["src"], row["dst"]) for row in rows} == set(plan.pairs)
+    assert {row["status"] for row in rows} == {"ok"}
+    every = probe("export", str(run_dir), "--with-unplanned", "-o", str(tmp_path / "all.csv"))
+    assert every.returncode == 0, every.stderr
+    full = pd.read_csv(tmp_path / "all.csv").to_dict("records")
+    left_out = [row for row in full if row["status"] == "not-planned"]
     assert {(row["src"], row["dst"]) for row in left_out} == set(plan.not_planned())
     assert left_out and {row["reason"] for row in left_out} == {"not in the sample:1 plan"}
-    assert {row["status"] for row in rows if row not in left_out} == {"ok"}
+    assert len(full) == len(rows) + len(left_out)
     assert {(r["src"], r["dst"]) for r in _records(run_dir, "ping")} == set(plan.pairs)
     assert run.complete and run.options.ping_pairs == "sample:1"
     assert run.cells is not None and run.cells.rtt_not_planned == len(left_out)
