@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -355,8 +356,13 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
         store.dir, rows, rtt_ok, bw_ok, bw_planned, doc.interrupted, unplanned, unmeasurable
     )
     done = replace(doc, complete=summary.complete, cells=cells)
-    save_matrix(store.dir, frame, stamp_of(store.dir, run_json=encode_run(done)), torn)
-    write_anchors(store.dir / "anchors.json", matrix.to_anchors(doc, frame, builder.samples()))
+    stamp = stamp_of(store.dir, run_json=encode_run(done))
+    # the matrix files and the anchors each spend most of their time in Arrow and numpy, which
+    # leave the GIL: side by side they share the cores
+    with ThreadPoolExecutor(1) as pool:
+        saved = pool.submit(save_matrix, store.dir, frame, stamp, torn)
+        write_anchors(store.dir / "anchors.json", matrix.to_anchors(doc, frame, builder.samples()))
+        saved.result()
     store.write_run(done)
     store.point_latest()
     return summary
