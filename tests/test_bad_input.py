@@ -158,7 +158,7 @@ DAMAGE: dict[str, Damage] = {
     "run-json-not-utf8": _write("run.json", b'{"schema": "probe.run/1", "x": "\xff"}\n'),
     "run-json-nested-deep": _write("run.json", b"[" * 100_000),
     "run-json-missing": lambda run: (run / "run.json").unlink(),
-    "anchors-schema-3": lambda run: shutil.copy(BAD / "anchors" / "schema-3.json",
+    "anchors-schema-4": lambda run: shutil.copy(BAD / "anchors" / "schema-4.json",
                                                 run / "anchors.json"),
     # calc reads a run directory's stored matrix: this one holds neither run.json nor anchors.json
     "anchors-missing": _remove("anchors.json", "run.json"),
@@ -283,11 +283,11 @@ RUN_CASES: dict[str, Case] = {
     "run-json-missing": Case(
         ("show", "{runs}/run-json-missing"), "{runs}/run-json-missing", "not a run directory"
     ),
-    "anchors-schema-3": Case(
+    "anchors-schema-4": Case(
         # an anchors file given: a run directory's gate reads its stored matrix instead
-        ("gate", "{runs}/anchors-schema-3/anchors.json", "--policy", str(GOOD_POLICY)),
-        "{runs}/anchors-schema-3/anchors.json",
-        "anchors schema 'probe.anchors/3' is not supported",
+        ("gate", "{runs}/anchors-schema-4/anchors.json", "--policy", str(GOOD_POLICY)),
+        "{runs}/anchors-schema-4/anchors.json",
+        "anchors schema 'probe.anchors/4' is not supported",
     ),
     "anchors-missing": Case(
         ("calc", "{runs}/anchors-missing"),
@@ -353,7 +353,7 @@ MODEL_CASES = {
     "string-hidden-size": ("{bad}/model/string-hidden-size.json", "hidden_size must be a posi"),
 }
 ANCHORS_CASES = {
-    "schema-3": ("", "anchors schema 'probe.anchors/3' is not supported"),
+    "schema-4": ("", "anchors schema 'probe.anchors/4' is not supported"),
     "missing-hosts": ("", "$.hosts: missing key"),
     "unknown-status": ("", "$.pairs[0].status: unknown status 'great'"),
     "ok-without-rtt": ("", "status is ok but rtt_ms is null"),
@@ -638,7 +638,7 @@ def test_fuzz_parse_anchors(text: str) -> None:
 
 
 def _near_valid_anchors() -> st.SearchStrategy[str]:
-    base = json.loads((BAD / "anchors" / "schema-3.json").read_text())
+    base = json.loads((BAD / "anchors" / "schema-4.json").read_text())
     base["schema"] = "probe.anchors/1"
     paths = [("pairs", 0, k) for k in base["pairs"][0]] + [
         ("hosts", 0, k) for k in base["hosts"][0]
