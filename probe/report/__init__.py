@@ -133,7 +133,8 @@ def _failures(
     groups = []
     keys = bad.assign(_r=bad[reason].fillna("-").astype(str)).groupby([status, "_r"], sort=False)
     for (st, why), cells in keys:
-        pairs = list(zip(cells["src"], cells["dst"], strict=True))
+        first = cells.head(EXAMPLES)  # only the first few are quoted
+        pairs = list(zip(first["src"], first["dst"], strict=True))
         count, more = len(cells), extra.pop((str(st), str(why)), [])
         if more:  # the first pairs in host order, of the rows and the implied ones
             pairs = sorted([*pairs[:EXAMPLES], *((names[i], names[j]) for i, j in more[:EXAMPLES])],
@@ -211,11 +212,10 @@ def network_rows(frame: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
     """Per network of a run measured over several (``--networks all``): its pairs, how many
     answered and the medians over those of RTT p50 and goodput (cells of ``NETWORK_HEADERS``);
     () when the run has one network (the grids and the region table say it all)."""
-    names = networks_of(frame)
-    if len(names) < 2:
+    if not several_networks(frame):
         return ()
     rows = []
-    for name in names:
+    for name in networks_of(frame):
         part = frame[frame["network"] == name]
         ok = part[part["status"] == CellStatus.OK.value]
         bw_ok = part[part["bw_status"] == CellStatus.OK.value]
@@ -224,6 +224,12 @@ def network_rows(frame: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
             str(len(bw_ok)), fmt(_median(bw_ok["bw_fwd_mbps"]), 0),
         ))  # fmt: skip
     return tuple(rows)
+
+
+def several_networks(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` has rows of more than one network (``networks_of`` names them, in a
+    Python pass over every row: this is a hashed count)."""
+    return int(frame["network"].nunique()) > 1
 
 
 def _median(values: pd.Series) -> float | None:
@@ -349,7 +355,7 @@ def build_report(
         hints=diagnose(preferred(frame), order, dict(cov.down)),
         headline=headline(anchors, len(order) - len(cov.down), fitness.hosts),
         gate=gate,
-        networks=network_rows(frame if len(networks_of(frame)) < 2 else with_implied(frame, run)),
+        networks=network_rows(with_implied(frame, run) if several_networks(frame) else frame),
         spreads=spreads,
         confidence=confidence_notes(preferred(frame), spreads),
         fitness=fitness,

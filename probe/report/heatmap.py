@@ -41,6 +41,9 @@ from probe.model import CellStatus
 SPLIT_MAX = 40  # hosts; more and the matrix is drawn without split cells
 ANNOTATE_MAX = 14  # hosts; more and values are not printed in the cells
 LABELS_MAX = 60  # hosts; more and host names are left off the axes (regions stay)
+#: The map's side at most (inches), unless that leaves less than a pixel per cell: a 1,000-host
+#: map is 1,320 pixels square, not 11,000 (1.2 GB of pixels to draw and compress per map).
+SIDE_MAX_IN = 12.0
 LOG_SPAN = 20.0
 LOSS_BINS = (0.0, 1e-6, 1.0 + 1e-6, 5.0 + 1e-6, 20.0 + 1e-6, 100.0 + 1e-6)
 LOSS_LABELS = ("0", "≤ 1", "≤ 5", "≤ 20", "≤ 100")
@@ -113,25 +116,24 @@ def grids(
     """(values, codes): n × n arrays, row = source; a code is "" where the cell has a value.
     ``implied``: the frame is of a sampled run, a cell without a row reads not-planned."""
     frame = preferred(frame)
-    values = frame.pivot(index="src", columns="dst", values=spec.column)
-    status = frame.pivot(index="src", columns="dst", values=spec.status_column)
+    n, hosts = len(order), pd.Index(list(order))
+    i, j = (hosts.get_indexer(pd.Index(frame[c])) for c in ("src", "dst"))
+    at = (i >= 0) & (j >= 0)  # cells between hosts of ``order``; each pair has one row
+    v = np.full((n, n), math.nan)
+    v[i[at], j[at]] = frame[spec.column].to_numpy(dtype="float64", na_value=np.nan)[at]
+    s = np.full((n, n), math.nan, dtype=object)
+    s[i[at], j[at]] = frame[spec.status_column].to_numpy(dtype=object)[at]
     if implied:
-        status = fill_implied(status.reindex(index=list(order), columns=list(order)))
-    v = (
-        values.reindex(index=list(order), columns=list(order))
-        .to_numpy(dtype="float64", na_value=np.nan)
-        .copy()
+        s = fill_implied(pd.DataFrame(s)).to_numpy(dtype=object)
+    kinds, statuses = pd.factorize(s.ravel().astype(str))  # each status seen, once
+    code_of = np.array(
+        ["" if st in spec.value_statuses else STATUS_CODE.get(st, st[:4]) for st in statuses],
+        dtype=object,
     )
-    s = status.reindex(index=list(order), columns=list(order)).to_numpy(dtype=object)
-    codes = np.full(v.shape, "", dtype=object)
-    for (i, j), st in np.ndenumerate(s):
-        if i == j:
-            continue
-        if st not in spec.value_statuses:
-            codes[i, j] = STATUS_CODE.get(str(st), str(st)[:4])
-            v[i, j] = math.nan
-        elif math.isnan(v[i, j]):
-            codes[i, j] = NO_VALUE
+    codes = code_of[kinds].reshape(v.shape)
+    v[codes != ""] = math.nan
+    codes[(codes == "") & np.isnan(v)] = NO_VALUE
+    np.fill_diagonal(codes, "")
     np.fill_diagonal(v, math.nan)
     return v, codes
 
@@ -184,7 +186,7 @@ def heatmap_png(
     cmap = colormaps["viridis" if spec.higher_is_better else "viridis_r"]
     annotate = n <= ANNOTATE_MAX if annotate is None else annotate
     cell = min(0.62, max(0.1, 8.5 / max(n, 1)))
-    side = max(n * cell, 2.6)
+    side = max(min(n * cell, max(SIDE_MAX_IN, n / dpi)), 2.6)
     left, right, top, bottom = 0.85, 0.9, 1.45, 1.3
     fig = Figure(figsize=(left + side + right, top + side + bottom), dpi=dpi)
     width, height = fig.get_size_inches()
@@ -288,10 +290,9 @@ def _decorate(
 
     assert isinstance(ax, Axes)
     n = len(order)
-    ticks = [i + 0.5 for i in range(n)]
-    show = n <= LABELS_MAX
-    ax.set_xticks(ticks, list(order) if show else [], rotation=90, fontsize=8)
-    ax.set_yticks(ticks, list(order) if show else [], fontsize=8)
+    ticks = [i + 0.5 for i in range(n)] if n <= LABELS_MAX else []  # else regions label blocks
+    ax.set_xticks(ticks, list(order) if ticks else [], rotation=90, fontsize=8)
+    ax.set_yticks(ticks, list(order) if ticks else [], fontsize=8)
     ax.xaxis.tick_top()
     ax.xaxis.set_label_position("top")
     ax.tick_params(length=0)
@@ -315,7 +316,7 @@ def _decorate(
 
 
 def _legend(fig: Figure, codes: np.ndarray, split: bool) -> None:
-    present = sorted({str(c) for c in codes.flat if c})
+    present = sorted(set(codes[codes != ""].tolist()))
     if not present:
         return
     meaning = {code: status for status, code in STATUS_CODE.items()}
