@@ -34,8 +34,10 @@ from matplotlib.colors import BoundaryNorm, Colormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from numpy.typing import NDArray
 
-from probe.matrix.build import fill_implied, preferred
+from probe.matrix.build import preferred
+from probe.matrix.implied import STATUS as IMPLIED_STATUS
 from probe.model import CellStatus
 
 SPLIT_MAX = 40  # hosts; more and the matrix is drawn without split cells
@@ -110,27 +112,49 @@ def short(value: float) -> str:
     return f"{value / 1000:.1f}k" if value < 10_000 else f"{value / 1000:.0f}k"
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Cells:
+    """Where each pair's row sits in the host × host grid: found once, read by every map."""
+
+    frame: pd.DataFrame  # each pair's preferred row, between hosts of ``order``
+    order: tuple[str, ...]
+    row: NDArray[np.intp]  # of each row of ``frame``: its source's index in ``order``
+    col: NDArray[np.intp]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, order: Sequence[str]) -> Cells:
+        frame = preferred(frame)
+        hosts = pd.Index(list(order))
+        i, j = (hosts.get_indexer(pd.Index(frame[c])) for c in ("src", "dst"))
+        at = (i >= 0) & (j >= 0)
+        return cls(frame if at.all() else frame[at], tuple(order), i[at], j[at])
+
+
 def grids(
     frame: pd.DataFrame, order: Sequence[str], spec: MetricSpec, *, implied: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(values, codes): n × n arrays, row = source; a code is "" where the cell has a value.
     ``implied``: the frame is of a sampled run, a cell without a row reads not-planned."""
-    frame = preferred(frame)
-    n, hosts = len(order), pd.Index(list(order))
-    i, j = (hosts.get_indexer(pd.Index(frame[c])) for c in ("src", "dst"))
-    at = (i >= 0) & (j >= 0)  # cells between hosts of ``order``; each pair has one row
+    return grids_of(Cells.of(frame, order), spec, implied=implied)
+
+
+def grids_of(
+    cells: Cells, spec: MetricSpec, *, implied: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``grids`` of cells already placed: each status is named once, not once per cell."""
+    n, frame = len(cells.order), cells.frame
     v = np.full((n, n), math.nan)
-    v[i[at], j[at]] = frame[spec.column].to_numpy(dtype="float64", na_value=np.nan)[at]
-    s = np.full((n, n), math.nan, dtype=object)
-    s[i[at], j[at]] = frame[spec.status_column].to_numpy(dtype=object)[at]
-    if implied:
-        s = fill_implied(pd.DataFrame(s)).to_numpy(dtype=object)
-    kinds, statuses = pd.factorize(s.ravel().astype(str))  # each status seen, once
+    v[cells.row, cells.col] = frame[spec.column].to_numpy(dtype="float64", na_value=np.nan)
+    kinds, statuses = pd.factorize(frame[spec.status_column])
+    # a cell without a row or status: one more kind, read as not-planned in a sampled run
+    k = np.full((n, n), len(statuses), dtype=np.intp)
+    k[cells.row, cells.col] = np.where(kinds < 0, len(statuses), kinds)
+    names = [str(st) for st in statuses] + [str(IMPLIED_STATUS) if implied else "nan"]
     code_of = np.array(
-        ["" if st in spec.value_statuses else STATUS_CODE.get(st, st[:4]) for st in statuses],
+        ["" if st in spec.value_statuses else STATUS_CODE.get(st, st[:4]) for st in names],
         dtype=object,
     )
-    codes = code_of[kinds].reshape(v.shape)
+    codes = code_of[k]
     v[codes != ""] = math.nan
     codes[(codes == "") & np.isnan(v)] = NO_VALUE
     np.fill_diagonal(codes, "")
@@ -169,8 +193,7 @@ def _blocks(order: Sequence[str], regions: Mapping[str, str]) -> list[tuple[str,
 
 
 def heatmap_png(
-    frame: pd.DataFrame,
-    order: Sequence[str],
+    cells: Cells,
     regions: Mapping[str, str],
     spec: MetricSpec,
     *,
@@ -178,10 +201,11 @@ def heatmap_png(
     dpi: int = 110,
     implied: bool = False,
 ) -> bytes:
-    """One heatmap of ``spec`` over the hosts in ``order`` (grouped by region) as PNG bytes
+    """One heatmap of ``spec`` over the hosts of ``cells`` (grouped by region) as PNG bytes
     (``implied``: as ``grids``)."""
+    order = cells.order
     n = len(order)
-    values, codes = grids(frame, order, spec, implied=implied)
+    values, codes = grids_of(cells, spec, implied=implied)
     norm = _norm(values, spec)
     cmap = colormaps["viridis" if spec.higher_is_better else "viridis_r"]
     annotate = n <= ANNOTATE_MAX if annotate is None else annotate

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from html import escape
 
 from probe.report import NETWORK_HEADERS, NETWORKS_NOTE, ROLLUP_HEADERS, Report, rollup_cells
-from probe.report.heatmap import HEATMAPS, heatmap_png
+from probe.report.heatmap import HEATMAPS, Cells, heatmap_png
 from probe.report.markdown import summary_lines
 
 CSS = """
@@ -124,9 +124,9 @@ def _gate(report: Report) -> str:
 
 
 def _heatmaps(report: Report) -> str:
-    figures = []
+    figures, cells = [], Cells.of(report.frame, report.order)
     for spec in HEATMAPS:
-        png = heatmap_png(report.frame, report.order, report.regions, spec, implied=report.implied)
+        png = heatmap_png(cells, report.regions, spec, implied=report.implied)
         data = base64.b64encode(png).decode("ascii")
         alt = f"Heatmap of {spec.title} in {spec.unit}, hosts grouped by region"
         figures.append(
