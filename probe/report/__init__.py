@@ -201,6 +201,13 @@ ROLLUP_HEADERS = ("regions", "ping ok", "RTT p50 ms", "pair p50s ms", "RTT p99 m
                   "loss %", "bw ok", "bw Mbit/s")  # fmt: skip
 
 
+#: Where a fleet too large for per-host labels or grids keeps its cells (Markdown and HTML).
+CELLS_ELSEWHERE = (
+    "every pair's figures are in matrix.csv and matrix.parquet in the run directory "
+    "(or `probe export RUN --format prometheus`)"
+)
+
+
 NETWORK_HEADERS = ("network", "pairs", "ping ok", "RTT p50 ms", "bw ok", "bw Mbit/s")
 NETWORKS_NOTE = (
     "Each pair measured over every network both hosts are on; the grids, region rows and "

@@ -203,6 +203,24 @@ def heatmap_png(
 ) -> bytes:
     """One heatmap of ``spec`` over the hosts of ``cells`` (grouped by region) as PNG bytes
     (``implied``: as ``grids``)."""
+    fig = heatmap_figure(cells, regions, spec, annotate=annotate, dpi=dpi, implied=implied)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def heatmap_figure(
+    cells: Cells,
+    regions: Mapping[str, str],
+    spec: MetricSpec,
+    *,
+    annotate: bool | None = None,
+    dpi: int = 110,
+    implied: bool = False,
+) -> Figure:
+    """The figure ``heatmap_png`` draws: per-host labels up to ``LABELS_MAX`` hosts, region
+    labels only beyond; at most ``SIDE_MAX_IN`` inches a side unless that is under a pixel a
+    cell."""
     order = cells.order
     n = len(order)
     values, codes = grids_of(cells, spec, implied=implied)
@@ -242,9 +260,7 @@ def heatmap_png(
         mids = [(a + b) / 2 for a, b in itertools.pairwise(LOSS_BINS)]
         bar.set_ticks(mids, labels=list(LOSS_LABELS))
     _legend(fig, codes, split)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    return buf.getvalue()
+    return fig
 
 
 def _mappable(norm: Normalize, cmap: Colormap) -> ScalarMappable:
