@@ -283,16 +283,17 @@ def diagnose(
 def _pair_hints(live: pd.DataFrame, explained: np.ndarray, order: Sequence[str]) -> list[Hint]:
     """Failed cells that no host hint covers, in host order (then aspect, then frame order);
     only the first ``MAX_PAIR_HINTS`` are worded, the rest counted."""
-    rank = {h: i for i, h in enumerate(order)}
-    src_rank = live["src"].map(rank).fillna(0).to_numpy(dtype="int64")
-    dst_rank = live["dst"].map(rank).fillna(0).to_numpy(dtype="int64")
     failures = [a for a in ASPECTS if a.failure]
     found = [(k, np.flatnonzero(a.bad(live).to_numpy(dtype=bool) & ~explained))
              for k, a in enumerate(failures)]  # fmt: skip
     pos = np.concatenate([p for _, p in found]).astype("int64")
     which = np.concatenate([np.full(len(p), k, dtype="int64") for k, p in found])
     bw = np.array([int(a.bandwidth) for a in failures], dtype="int64")[which]
-    first = np.lexsort((pos, which, bw, dst_rank[pos], src_rank[pos]))[:MAX_PAIR_HINTS]
+    hosts = pd.Index(order)
+    src, dst = (  # a host outside ``order`` ranks first
+        np.maximum(hosts.get_indexer(pd.Index(live[c].to_numpy()[pos])), 0) for c in ("src", "dst")
+    )
+    first = np.lexsort((pos, which, bw, dst, src))[:MAX_PAIR_HINTS]
     hints = []
     for k, idx in zip(which[first].tolist(), pos[first].tolist(), strict=True):
         aspect, cell = failures[k], live.iloc[idx]
