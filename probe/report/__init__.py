@@ -339,9 +339,10 @@ def build_report(
     if warn is not None and (message := torn_warning(run_dir, stored.torn_lines)) is not None:
         warn(message)
     frame = stored.frame
+    first = preferred(frame)  # what single-figure views read
     order = tuple(host_order(run))
     regions = {h.name: h.region for h in run.hosts}
-    cov = coverage(run, preferred(frame), len(stored.torn_lines))
+    cov = coverage(run, first, len(stored.torn_lines))
     anchors = to_anchors(run, frame, kept_samples(run_dir, run))
     spreads = p50_spreads(anchors.pairs)
     fitness = pipeline_fitness(anchors)
@@ -359,12 +360,12 @@ def build_report(
         regions=regions,
         coverage=cov,
         rollup=rollup(anchors.regions, order, regions),
-        hints=diagnose(preferred(frame), order, dict(cov.down)),
+        hints=diagnose(first, order, dict(cov.down)),
         headline=headline(anchors, len(order) - len(cov.down), fitness.hosts),
         gate=gate,
         networks=network_rows(with_implied(frame, run) if several_networks(frame) else frame),
         spreads=spreads,
-        confidence=confidence_notes(preferred(frame), spreads),
+        confidence=confidence_notes(first, spreads),
         fitness=fitness,
         rehearsals=read_rehearsals(run_dir, warn, run_id=run.run_id),
         implied=implied_of(run) is not None,

@@ -255,13 +255,15 @@ def diagnose(
     """
     down = dict(down or {})
     order = list(dict.fromkeys(order))
-    as_src, as_dst = _positions(frame["src"], order), _positions(frame["dst"], order)
-    hints = [
-        Hint("host-down", h, "host down", len(np.union1d(as_src[i], as_dst[i])), len(frame),
-             f"{h} is down ({down[h]}): its whole row and column are empty")
-        for i, h in enumerate(order)
-        if h in down
-    ]  # fmt: skip
+    hints = []
+    if down:
+        as_src, as_dst = _positions(frame["src"], order), _positions(frame["dst"], order)
+        hints = [
+            Hint("host-down", h, "host down", len(np.union1d(as_src[i], as_dst[i])), len(frame),
+                 f"{h} is down ({down[h]}): its whole row and column are empty")
+            for i, h in enumerate(order)
+            if h in down
+        ]  # fmt: skip
     live = frame[~frame["src"].isin(list(down)) & ~frame["dst"].isin(list(down))]
     rows, cols = _positions(live["src"], order), _positions(live["dst"], order)
     explained = np.zeros(len(live), dtype=bool)
