@@ -15,6 +15,8 @@ Each measurement runs in a fresh child process, so each peak RSS is its own:
     end_of_run_s        what the end of ``probe run`` does (``execute.finish``: rebuild, the
                         stamped matrix, anchors.json and its samples sidecar)
     show_s, gate_s      ``probe show`` / ``probe gate`` on the finished run (stored matrix)
+    report_s            ``probe report`` on the finished run: report.html (five heatmaps) and
+                        report.md; ``report_peak_rss_mib`` its peak
     calc_start_s        ``anchors_of`` + ``Links.from_anchors``: what calc, groups and gate do
                         before any work
     groups_s            ``probe groups --max-rtt 5ms`` end to end
@@ -63,7 +65,8 @@ COUNT, QUICK_COUNT = 20, 5
 INTERVAL_S = 0.2
 TOOLS = ("fping", "script")
 POLL_S = 0.02
-STEPS = ("rebuild", "duckdb-jsonl", "duckdb-parts", "end", "show", "gate", "calc-start", "groups")
+STEPS = ("rebuild", "duckdb-jsonl", "duckdb-parts", "end", "show", "gate", "report",
+         "calc-start", "groups")  # fmt: skip
 POLICY = Path(__file__).resolve().parents[1] / "inventory" / "policies" / "coverage.yaml"
 
 
@@ -187,6 +190,7 @@ def _timed(step: str, run_dir: Path) -> dict[str, Any]:
         argv = {
             "show": ["show", str(run_dir)],
             "gate": ["gate", str(run_dir), "--policy", str(POLICY)],
+            "report": ["report", str(run_dir)],
             "groups": ["groups", str(run_dir), "--max-rtt", "5ms"],
         }[step]
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -339,6 +343,8 @@ def measure_run(n_hosts: int, ping_pairs: str) -> dict[str, Any]:
         "end_of_run_peak_rss_mib": steps["end"].get("peak_rss_mib"),
         "show_s": s("show"),
         "gate_s": s("gate"),
+        "report_s": s("report"),
+        "report_peak_rss_mib": steps["report"].get("peak_rss_mib"),
         "calc_start_s": s("calc-start"),
         "groups_s": s("groups"),
         "generate_s": round(generate_s, 1),
@@ -390,13 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             [r["hosts"], r["ping_pairs"], r["pairs_pinged"], r["probe_rebuild_s"],
              r["probe_peak_rss_mib"], r["duckdb_baseline_s"], r["duckdb_peak_rss_mib"],
              r["duckdb_parts_s"], r["end_of_run_s"], r["show_s"], r["gate_s"],
-             r["calc_start_s"], r["groups_s"]]
+             r["report_s"], r["calc_start_s"], r["groups_s"]]
             for r in result["runs"]
         ],
         [
             *("N", "ping plan", "pairs pinged", "rebuild s", "rebuild MiB", "DuckDB jsonl s"),
-            *("DuckDB MiB", "DuckDB parts s", "end of run s", "show s", "gate s", "calc start s"),
-            "groups s",
+            *("DuckDB MiB", "DuckDB parts s", "end of run s", "show s", "gate s", "report s"),
+            *("calc start s", "groups s"),
         ],
         floatfmt=".2f",
     )  # fmt: skip

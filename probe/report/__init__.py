@@ -133,7 +133,8 @@ def _failures(
     groups = []
     keys = bad.assign(_r=bad[reason].fillna("-").astype(str)).groupby([status, "_r"], sort=False)
     for (st, why), cells in keys:
-        pairs = list(zip(cells["src"], cells["dst"], strict=True))
+        first = cells.head(EXAMPLES)  # only the first few are quoted
+        pairs = list(zip(first["src"], first["dst"], strict=True))
         count, more = len(cells), extra.pop((str(st), str(why)), [])
         if more:  # the first pairs in host order, of the rows and the implied ones
             pairs = sorted([*pairs[:EXAMPLES], *((names[i], names[j]) for i, j in more[:EXAMPLES])],
@@ -200,6 +201,13 @@ ROLLUP_HEADERS = ("regions", "ping ok", "RTT p50 ms", "pair p50s ms", "RTT p99 m
                   "loss %", "bw ok", "bw Mbit/s")  # fmt: skip
 
 
+#: Where a fleet too large for per-host labels or grids keeps its cells (Markdown and HTML).
+CELLS_ELSEWHERE = (
+    "every pair's figures are in matrix.csv and matrix.parquet in the run directory "
+    "(or `probe export RUN --format prometheus`)"
+)
+
+
 NETWORK_HEADERS = ("network", "pairs", "ping ok", "RTT p50 ms", "bw ok", "bw Mbit/s")
 NETWORKS_NOTE = (
     "Each pair measured over every network both hosts are on; the grids, region rows and "
@@ -211,11 +219,10 @@ def network_rows(frame: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
     """Per network of a run measured over several (``--networks all``): its pairs, how many
     answered and the medians over those of RTT p50 and goodput (cells of ``NETWORK_HEADERS``);
     () when the run has one network (the grids and the region table say it all)."""
-    names = networks_of(frame)
-    if len(names) < 2:
+    if not several_networks(frame):
         return ()
     rows = []
-    for name in names:
+    for name in networks_of(frame):
         part = frame[frame["network"] == name]
         ok = part[part["status"] == CellStatus.OK.value]
         bw_ok = part[part["bw_status"] == CellStatus.OK.value]
@@ -224,6 +231,12 @@ def network_rows(frame: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
             str(len(bw_ok)), fmt(_median(bw_ok["bw_fwd_mbps"]), 0),
         ))  # fmt: skip
     return tuple(rows)
+
+
+def several_networks(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` has rows of more than one network (``networks_of`` names them, in a
+    Python pass over every row: this is a hashed count)."""
+    return int(frame["network"].nunique()) > 1
 
 
 def _median(values: pd.Series) -> float | None:
@@ -326,9 +339,10 @@ def build_report(
     if warn is not None and (message := torn_warning(run_dir, stored.torn_lines)) is not None:
         warn(message)
     frame = stored.frame
+    first = preferred(frame)  # what single-figure views read
     order = tuple(host_order(run))
     regions = {h.name: h.region for h in run.hosts}
-    cov = coverage(run, preferred(frame), len(stored.torn_lines))
+    cov = coverage(run, first, len(stored.torn_lines))
     anchors = to_anchors(run, frame, kept_samples(run_dir, run))
     spreads = p50_spreads(anchors.pairs)
     fitness = pipeline_fitness(anchors)
@@ -346,12 +360,12 @@ def build_report(
         regions=regions,
         coverage=cov,
         rollup=rollup(anchors.regions, order, regions),
-        hints=diagnose(preferred(frame), order, dict(cov.down)),
+        hints=diagnose(first, order, dict(cov.down)),
         headline=headline(anchors, len(order) - len(cov.down), fitness.hosts),
         gate=gate,
-        networks=network_rows(frame if len(networks_of(frame)) < 2 else with_implied(frame, run)),
+        networks=network_rows(with_implied(frame, run) if several_networks(frame) else frame),
         spreads=spreads,
-        confidence=confidence_notes(preferred(frame), spreads),
+        confidence=confidence_notes(first, spreads),
         fitness=fitness,
         rehearsals=read_rehearsals(run_dir, warn, run_id=run.run_id),
         implied=implied_of(run) is not None,

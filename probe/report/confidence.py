@@ -20,8 +20,11 @@ from probe.stats import MIN_RTTS_PER_TEST, P99_MIN_SAMPLES
 NAMED = 6  # cells named per note before "and N more"
 
 
-def _cells(names: Sequence[str]) -> str:
-    more = f" and {len(names) - NAMED} more" if len(names) > NAMED else ""
+def _cells(names: Sequence[str], total: int | None = None) -> str:
+    """The first ``NAMED`` of ``names`` and a count of the rest; ``total``: how many there are
+    when ``names`` holds only the first few (a million-cell fleet names six, not all)."""
+    total = len(names) if total is None else total
+    more = f" and {total - NAMED} more" if total > NAMED else ""
     return ", ".join(names[:NAMED]) + more
 
 
@@ -39,9 +42,10 @@ def confidence_notes(
     few = _flagged(frame, "p99_few_samples")
     if len(few):
         ok = int((frame["status"] == CellStatus.OK.value).sum())
-        names = [f"{s}→{d}" for s, d in zip(few["src"], few["dst"], strict=True)]
+        named = few.head(NAMED)
+        names = [f"{s}→{d}" for s, d in zip(named["src"], named["dst"], strict=True)]
         which = f"every ok cell ({ok})" if len(few) == ok else f"{len(few)} of {ok} ok cells"
-        listed = "" if len(few) == ok else f": {_cells(names)}"
+        listed = "" if len(few) == ok else f": {_cells(names, len(few))}"
         notes.append(
             f"RTT p99 from fewer than {P99_MIN_SAMPLES} replies in {which}: nearly the slowest "
             f"reply, not a tail (column p99_few_samples; --count {P99_MIN_SAMPLES} or more for a "
@@ -50,16 +54,17 @@ def confidence_notes(
     short = _flagged(frame, "bw_short_for_rtt")
     if len(short):
         rtt = short["rtt_p50_ms"].fillna(short["bw_fwd_tcp_rtt_ms"])
+        named = short.head(NAMED)
         names = [
             f"{s}→{d} ({secs:g} s at {ms:.0f} ms)"
-            for s, d, secs, ms in zip(short["src"], short["dst"], short["bw_duration_s"], rtt,
-                                      strict=True)
+            for s, d, secs, ms in zip(named["src"], named["dst"], named["bw_duration_s"],
+                                      rtt.head(NAMED), strict=True)
         ]  # fmt: skip
         need = MIN_RTTS_PER_TEST * float(rtt.max()) / 1000.0
         notes.append(
             f"Bandwidth tests shorter than {MIN_RTTS_PER_TEST} round trips of their path after "
             f"the omitted ramp: slow start dominates their goodput (column bw_short_for_rtt; "
-            f"--duration {need:.0f} or more): {_cells(names)}."
+            f"--duration {need:.0f} or more): {_cells(names, len(short))}."
         )
     split = [
         f"{src} → {dst} (pair p50s {s.low_ms:.3g}–{s.high_ms:.3g} ms)"

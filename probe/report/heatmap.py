@@ -34,13 +34,18 @@ from matplotlib.colors import BoundaryNorm, Colormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from numpy.typing import NDArray
 
-from probe.matrix.build import fill_implied, preferred
+from probe.matrix.build import preferred
+from probe.matrix.implied import STATUS as IMPLIED_STATUS
 from probe.model import CellStatus
 
 SPLIT_MAX = 40  # hosts; more and the matrix is drawn without split cells
 ANNOTATE_MAX = 14  # hosts; more and values are not printed in the cells
 LABELS_MAX = 60  # hosts; more and host names are left off the axes (regions stay)
+#: The map's side at most (inches), unless that leaves less than a pixel per cell: a 1,000-host
+#: map is 1,320 pixels square, not 11,000 (1.2 GB of pixels to draw and compress per map).
+SIDE_MAX_IN = 12.0
 LOG_SPAN = 20.0
 LOSS_BINS = (0.0, 1e-6, 1.0 + 1e-6, 5.0 + 1e-6, 20.0 + 1e-6, 100.0 + 1e-6)
 LOSS_LABELS = ("0", "≤ 1", "≤ 5", "≤ 20", "≤ 100")
@@ -107,31 +112,52 @@ def short(value: float) -> str:
     return f"{value / 1000:.1f}k" if value < 10_000 else f"{value / 1000:.0f}k"
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Cells:
+    """Where each pair's row sits in the host × host grid: found once, read by every map."""
+
+    frame: pd.DataFrame  # each pair's preferred row, between hosts of ``order``
+    order: tuple[str, ...]
+    row: NDArray[np.intp]  # of each row of ``frame``: its source's index in ``order``
+    col: NDArray[np.intp]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, order: Sequence[str]) -> Cells:
+        frame = preferred(frame)
+        hosts = pd.Index(list(order))
+        i, j = (hosts.get_indexer(pd.Index(frame[c])) for c in ("src", "dst"))
+        at = (i >= 0) & (j >= 0)
+        return cls(frame if at.all() else frame[at], tuple(order), i[at], j[at])
+
+
 def grids(
     frame: pd.DataFrame, order: Sequence[str], spec: MetricSpec, *, implied: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(values, codes): n × n arrays, row = source; a code is "" where the cell has a value.
     ``implied``: the frame is of a sampled run, a cell without a row reads not-planned."""
-    frame = preferred(frame)
-    values = frame.pivot(index="src", columns="dst", values=spec.column)
-    status = frame.pivot(index="src", columns="dst", values=spec.status_column)
-    if implied:
-        status = fill_implied(status.reindex(index=list(order), columns=list(order)))
-    v = (
-        values.reindex(index=list(order), columns=list(order))
-        .to_numpy(dtype="float64", na_value=np.nan)
-        .copy()
+    return grids_of(Cells.of(frame, order), spec, implied=implied)
+
+
+def grids_of(
+    cells: Cells, spec: MetricSpec, *, implied: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``grids`` of cells already placed: each status is named once, not once per cell."""
+    n, frame = len(cells.order), cells.frame
+    v = np.full((n, n), math.nan)
+    v[cells.row, cells.col] = frame[spec.column].to_numpy(dtype="float64", na_value=np.nan)
+    kinds, statuses = pd.factorize(frame[spec.status_column])
+    # a cell without a row or status: one more kind, read as not-planned in a sampled run
+    k = np.full((n, n), len(statuses), dtype=np.intp)
+    k[cells.row, cells.col] = np.where(kinds < 0, len(statuses), kinds)
+    names = [str(st) for st in statuses] + [str(IMPLIED_STATUS) if implied else "nan"]
+    code_of = np.array(
+        ["" if st in spec.value_statuses else STATUS_CODE.get(st, st[:4]) for st in names],
+        dtype=object,
     )
-    s = status.reindex(index=list(order), columns=list(order)).to_numpy(dtype=object)
-    codes = np.full(v.shape, "", dtype=object)
-    for (i, j), st in np.ndenumerate(s):
-        if i == j:
-            continue
-        if st not in spec.value_statuses:
-            codes[i, j] = STATUS_CODE.get(str(st), str(st)[:4])
-            v[i, j] = math.nan
-        elif math.isnan(v[i, j]):
-            codes[i, j] = NO_VALUE
+    codes = code_of[k]
+    v[codes != ""] = math.nan
+    codes[(codes == "") & np.isnan(v)] = NO_VALUE
+    np.fill_diagonal(codes, "")
     np.fill_diagonal(v, math.nan)
     return v, codes
 
@@ -167,8 +193,7 @@ def _blocks(order: Sequence[str], regions: Mapping[str, str]) -> list[tuple[str,
 
 
 def heatmap_png(
-    frame: pd.DataFrame,
-    order: Sequence[str],
+    cells: Cells,
     regions: Mapping[str, str],
     spec: MetricSpec,
     *,
@@ -176,15 +201,34 @@ def heatmap_png(
     dpi: int = 110,
     implied: bool = False,
 ) -> bytes:
-    """One heatmap of ``spec`` over the hosts in ``order`` (grouped by region) as PNG bytes
+    """One heatmap of ``spec`` over the hosts of ``cells`` (grouped by region) as PNG bytes
     (``implied``: as ``grids``)."""
+    fig = heatmap_figure(cells, regions, spec, annotate=annotate, dpi=dpi, implied=implied)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def heatmap_figure(
+    cells: Cells,
+    regions: Mapping[str, str],
+    spec: MetricSpec,
+    *,
+    annotate: bool | None = None,
+    dpi: int = 110,
+    implied: bool = False,
+) -> Figure:
+    """The figure ``heatmap_png`` draws: per-host labels up to ``LABELS_MAX`` hosts, region
+    labels only beyond; at most ``SIDE_MAX_IN`` inches a side unless that is under a pixel a
+    cell."""
+    order = cells.order
     n = len(order)
-    values, codes = grids(frame, order, spec, implied=implied)
+    values, codes = grids_of(cells, spec, implied=implied)
     norm = _norm(values, spec)
     cmap = colormaps["viridis" if spec.higher_is_better else "viridis_r"]
     annotate = n <= ANNOTATE_MAX if annotate is None else annotate
     cell = min(0.62, max(0.1, 8.5 / max(n, 1)))
-    side = max(n * cell, 2.6)
+    side = max(min(n * cell, max(SIDE_MAX_IN, n / dpi)), 2.6)
     left, right, top, bottom = 0.85, 0.9, 1.45, 1.3
     fig = Figure(figsize=(left + side + right, top + side + bottom), dpi=dpi)
     width, height = fig.get_size_inches()
@@ -216,9 +260,7 @@ def heatmap_png(
         mids = [(a + b) / 2 for a, b in itertools.pairwise(LOSS_BINS)]
         bar.set_ticks(mids, labels=list(LOSS_LABELS))
     _legend(fig, codes, split)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    return buf.getvalue()
+    return fig
 
 
 def _mappable(norm: Normalize, cmap: Colormap) -> ScalarMappable:
@@ -288,10 +330,9 @@ def _decorate(
 
     assert isinstance(ax, Axes)
     n = len(order)
-    ticks = [i + 0.5 for i in range(n)]
-    show = n <= LABELS_MAX
-    ax.set_xticks(ticks, list(order) if show else [], rotation=90, fontsize=8)
-    ax.set_yticks(ticks, list(order) if show else [], fontsize=8)
+    ticks = [i + 0.5 for i in range(n)] if n <= LABELS_MAX else []  # else regions label blocks
+    ax.set_xticks(ticks, list(order) if ticks else [], rotation=90, fontsize=8)
+    ax.set_yticks(ticks, list(order) if ticks else [], fontsize=8)
     ax.xaxis.tick_top()
     ax.xaxis.set_label_position("top")
     ax.tick_params(length=0)
@@ -315,7 +356,7 @@ def _decorate(
 
 
 def _legend(fig: Figure, codes: np.ndarray, split: bool) -> None:
-    present = sorted({str(c) for c in codes.flat if c})
+    present = sorted(set(codes[codes != ""].tolist()))
     if not present:
         return
     meaning = {code: status for status, code in STATUS_CODE.items()}

@@ -25,11 +25,13 @@ A row is "bad" when at least ``ROW_SHARE`` of its cells (towards hosts that are 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from probe.model import CellStatus, PortRange
@@ -202,11 +204,18 @@ def _why(host: str, scope: Scope, aspect: _Aspect, cells: pd.DataFrame) -> str:
 
 
 def _host_hint(
-    host: str, aspect: _Aspect, row: pd.DataFrame, col: pd.DataFrame, bad: pd.Series
+    host: str,
+    aspect: _Aspect,
+    live: pd.DataFrame,
+    row: np.ndarray,
+    col: np.ndarray,
+    bad: np.ndarray,
 ) -> Hint | None:
+    """``row``, ``col``: positions in ``live`` of the host's cells as source and destination
+    (frame order); ``bad``: of each cell of ``live``."""
     if len(row) < MIN_CELLS or len(col) < MIN_CELLS:
         return None
-    r_bad, c_bad = int(bad[row.index].sum()), int(bad[col.index].sum())
+    r_bad, c_bad = int(bad[row].sum()), int(bad[col].sum())
     r_share, c_share = r_bad / len(row), c_bad / len(col)
     scope: Scope
     if r_share >= ROW_SHARE and c_share >= ROW_SHARE:
@@ -220,11 +229,20 @@ def _host_hint(
         where = f"as destination, column {host} ({c_bad}/{len(col)} cells; its row is clean)"
     else:
         return None
-    cells = pd.concat([row, col])
-    failed = cells[bad[cells.index]]
+    cells = np.concatenate([row, col])
+    failed = live.iloc[cells[bad[cells]]]
     reason, why = _reason(failed, aspect), _why(host, scope, aspect, failed)
     text = f"{host}: {aspect.label} {where} → suspect {why}{reason}" + _advice(aspect, failed)
     return Hint(scope, host, aspect.label, n_bad, n, text)
+
+
+def _positions(hosts: pd.Series, order: Sequence[str]) -> list[np.ndarray]:
+    """Per host of ``order``, the positions of its cells in ``hosts`` (ascending): one pass
+    over the frame, not one selection per host."""
+    codes = pd.Index(order).get_indexer_for(pd.Index(hosts))  # -1: a host outside ``order``
+    by = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[by], np.arange(len(order) + 1))
+    return [by[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def diagnose(
@@ -233,55 +251,61 @@ def diagnose(
     """Hints for ``frame`` (the long-form matrix); ``down`` maps hosts that never came up to why.
 
     Hosts in ``down`` are left out of every other rule: their empty cells explain themselves.
+    Cells are counted per host with one grouping of the frame, so this is linear in its rows.
     """
     down = dict(down or {})
-    hints = [
-        Hint(
-            "host-down",
-            h,
-            "host down",
-            int(((frame["src"] == h) | (frame["dst"] == h)).sum()),
-            len(frame),
-            f"{h} is down ({down[h]}): its whole row and column are empty",
-        )
-        for h in order
-        if h in down
-    ]
+    order = list(dict.fromkeys(order))
+    hints = []
+    if down:
+        as_src, as_dst = _positions(frame["src"], order), _positions(frame["dst"], order)
+        hints = [
+            Hint("host-down", h, "host down", len(np.union1d(as_src[i], as_dst[i])), len(frame),
+                 f"{h} is down ({down[h]}): its whole row and column are empty")
+            for i, h in enumerate(order)
+            if h in down
+        ]  # fmt: skip
     live = frame[~frame["src"].isin(list(down)) & ~frame["dst"].isin(list(down))]
-    explained = pd.Series(False, index=live.index)
+    rows, cols = _positions(live["src"], order), _positions(live["dst"], order)
+    explained = np.zeros(len(live), dtype=bool)
     for aspect in ASPECTS:
-        bad = aspect.bad(live).astype(bool)
-        for host in order:
+        bad = aspect.bad(live).to_numpy(dtype=bool)
+        for i, host in enumerate(order):
             if host in down:
                 continue
-            row, col = live[live["src"] == host], live[live["dst"] == host]
-            hint = _host_hint(host, aspect, row, col, bad)
+            row, col = rows[i], cols[i]
+            hint = _host_hint(host, aspect, live, row, col, bad)
             if hint is not None:
                 hints.append(hint)
-                side = {"egress": row, "ingress": col, "host": pd.concat([row, col])}
-                explained[side[hint.scope].index] |= bad[side[hint.scope].index]
+                side = {"egress": row, "ingress": col, "host": np.concatenate([row, col])}
+                explained[side[hint.scope]] |= bad[side[hint.scope]]
     hints.extend(_pair_hints(live, explained, order))
     return tuple(hints)
 
 
-def _pair_hints(live: pd.DataFrame, explained: pd.Series, order: Sequence[str]) -> list[Hint]:
-    """Failed cells that no host hint covers, in host order."""
-    rank = {h: i for i, h in enumerate(order)}
-    out: list[tuple[tuple[int, int, int], Hint]] = []
-    for aspect in (a for a in ASPECTS if a.failure):
-        bad = aspect.bad(live).astype(bool) & ~explained
+def _pair_hints(live: pd.DataFrame, explained: np.ndarray, order: Sequence[str]) -> list[Hint]:
+    """Failed cells that no host hint covers, in host order (then aspect, then frame order);
+    only the first ``MAX_PAIR_HINTS`` are worded, the rest counted."""
+    failures = [a for a in ASPECTS if a.failure]
+    found = [(k, np.flatnonzero(a.bad(live).to_numpy(dtype=bool) & ~explained))
+             for k, a in enumerate(failures)]  # fmt: skip
+    pos = np.concatenate([p for _, p in found]).astype("int64")
+    which = np.concatenate([np.full(len(p), k, dtype="int64") for k, p in found])
+    bw = np.array([int(a.bandwidth) for a in failures], dtype="int64")[which]
+    hosts = pd.Index(order)
+    src, dst = (  # a host outside ``order`` ranks first
+        np.maximum(hosts.get_indexer(pd.Index(live[c].to_numpy()[pos])), 0) for c in ("src", "dst")
+    )
+    first = np.lexsort((pos, which, bw, dst, src))[:MAX_PAIR_HINTS]
+    hints = []
+    for k, idx in zip(which[first].tolist(), pos[first].tolist(), strict=True):
+        aspect, cell = failures[k], live.iloc[idx]
         status, reason = ("bw_status", "bw_reason") if aspect.bandwidth else ("status", "reason")
-        for idx in bad[bad].index:
-            cell = live.loc[idx]
-            subject = f"{cell['src']} → {cell['dst']}"
-            why = cell[reason] if isinstance(cell[reason], str) else "-"
-            text = f"{subject}: {aspect.label} ({cell[status]}: {why}); only this path"
-            text += _advice(aspect, live.loc[[idx]])
-            key = (rank.get(cell["src"], 0), rank.get(cell["dst"], 0), int(aspect.bandwidth))
-            out.append((key, Hint("pair", subject, aspect.label, 1, 1, text)))
-    out.sort(key=lambda kv: kv[0])
-    hints = [h for _, h in out[:MAX_PAIR_HINTS]]
-    if len(out) > MAX_PAIR_HINTS:
-        more = len(out) - MAX_PAIR_HINTS
+        subject = f"{cell['src']} → {cell['dst']}"
+        why = cell[reason] if isinstance(cell[reason], str) else "-"
+        text = f"{subject}: {aspect.label} ({cell[status]}: {why}); only this path"
+        text += _advice(aspect, live.iloc[[idx]])
+        hints.append(Hint("pair", subject, aspect.label, 1, 1, text))
+    if len(pos) > MAX_PAIR_HINTS:
+        more = len(pos) - MAX_PAIR_HINTS
         hints.append(Hint("pair", "…", "more", more, more, f"… and {more} more failed cells"))
     return hints

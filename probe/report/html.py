@@ -11,8 +11,15 @@ import base64
 from collections.abc import Sequence
 from html import escape
 
-from probe.report import NETWORK_HEADERS, NETWORKS_NOTE, ROLLUP_HEADERS, Report, rollup_cells
-from probe.report.heatmap import HEATMAPS, heatmap_png
+from probe.report import (
+    CELLS_ELSEWHERE,
+    NETWORK_HEADERS,
+    NETWORKS_NOTE,
+    ROLLUP_HEADERS,
+    Report,
+    rollup_cells,
+)
+from probe.report.heatmap import HEATMAPS, LABELS_MAX, SPLIT_MAX, Cells, heatmap_png
 from probe.report.markdown import summary_lines
 
 CSS = """
@@ -123,10 +130,33 @@ def _gate(report: Report) -> str:
     )
 
 
+def _reading(report: Report) -> str:
+    """How to read the maps; above ``LABELS_MAX`` hosts, that regions label them and where each
+    pair's figures are (no per-host text in the page: it opens in a browser at any size)."""
+    n = len(report.order)
+    if n <= SPLIT_MAX:
+        return (
+            "<p>Rows are sources, columns destinations; hosts are grouped by region. Each cell "
+            "is split: upper-left triangle row → column, lower-right column → row. Darker is "
+            "worse; hatched cells have no value and carry a code (legend under each map).</p>"
+        )
+    text = (
+        "Rows are sources, columns destinations; hosts are grouped by region. Each cell is "
+        "row → column (its mirror cell column → row). Darker is worse; grey cells have no "
+        "value, white ones were not planned (legend under each map)."
+    )
+    if n > LABELS_MAX:
+        text += (
+            f" {n} hosts: the maps name regions, not hosts (a host is a row and a column in "
+            f"its region's block, in inventory order); {CELLS_ELSEWHERE}."
+        )
+    return f'<p class="reading">{escape(text)}</p>'
+
+
 def _heatmaps(report: Report) -> str:
-    figures = []
+    figures, cells = [], Cells.of(report.frame, report.order)
     for spec in HEATMAPS:
-        png = heatmap_png(report.frame, report.order, report.regions, spec, implied=report.implied)
+        png = heatmap_png(cells, report.regions, spec, implied=report.implied)
         data = base64.b64encode(png).decode("ascii")
         alt = f"Heatmap of {spec.title} in {spec.unit}, hosts grouped by region"
         figures.append(
@@ -215,9 +245,7 @@ def render(report: Report) -> str:
         _fitness(report),
         _rehearsals(report),
         '<h2 id="heatmaps">Heatmaps</h2>',
-        "<p>Rows are sources, columns destinations; hosts are grouped by region. Each cell is "
-        "split: upper-left triangle row → column, lower-right column → row. Darker is worse; "
-        "hatched cells have no value and carry a code (legend under each map).</p>",
+        _reading(report),
         _heatmaps(report),
         '<h2 id="regions">Region × region</h2>',
         _rollup(report),

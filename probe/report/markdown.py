@@ -12,7 +12,14 @@ import pandas as pd
 from tabulate import tabulate
 
 from probe.model import CellStatus
-from probe.report import NETWORK_HEADERS, NETWORKS_NOTE, ROLLUP_HEADERS, Report, rollup_cells
+from probe.report import (
+    CELLS_ELSEWHERE,
+    NETWORK_HEADERS,
+    NETWORKS_NOTE,
+    ROLLUP_HEADERS,
+    Report,
+    rollup_cells,
+)
 from probe.report.heatmap import HEATMAPS, MetricSpec, grids, short
 
 GRID_MAX = 16  # hosts; larger fleets get no text grids (see report.html)
@@ -176,7 +183,8 @@ def render(report: Report) -> str:
                 _table([list(r) for r in report.networks], NETWORK_HEADERS), ""]  # fmt: skip
     out += ["## Matrices", ""]
     if len(report.order) > GRID_MAX:
-        out += [f"{len(report.order)} hosts: too many for text grids; see report.html.", ""]
+        out += [f"{len(report.order)} hosts: too many for text grids; heatmaps in report.html, "
+                f"{CELLS_ELSEWHERE}.", ""]  # fmt: skip
     else:
         out += [
             "Row = source, column = destination. Codes: `down` host unreachable, `lost` every "
