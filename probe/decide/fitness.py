@@ -24,7 +24,6 @@ chosen for it); *fit* otherwise. Missing goodput is no flag: figures over it are
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -112,16 +111,46 @@ def _median(values: NDArray[np.float64]) -> float | None:
     return float(np.median(finite)) if finite.size else None
 
 
-def _excess(rtt: NDArray[np.float64], i: int, siblings: Sequence[int]) -> float | None:
-    """Median over peers of host ``i``'s RTT minus its siblings' median RTT to that peer."""
-    if not siblings:
-        return None
-    with warnings.catch_warnings():  # an all-NaN column: NaN is the answer
-        warnings.simplefilter("ignore", RuntimeWarning)
-        others = np.nanmedian(rtt[list(siblings)], axis=0)  # the peer itself is NaN (diagonal)
-    diff = rtt[i] - others
-    diff[i] = np.nan
-    return _median(diff)
+def _excesses(rtt: NDArray[np.float64], regions: Sequence[str]) -> list[float | None]:
+    """Per host: the median over peers of its RTT minus its siblings' (the other hosts of its
+    region) median RTT to that peer; None without a sibling. The siblings' medians of a whole
+    region come from one sort of its rows (``_leave_one_out_medians``), not one per host."""
+    out: list[float | None] = [None] * len(regions)
+    for region in dict.fromkeys(regions):
+        rows = np.flatnonzero(np.asarray(regions) == region)
+        if len(rows) < 2:
+            continue
+        others = _leave_one_out_medians(rtt[rows])  # the peer itself is NaN (diagonal)
+        for k, i in enumerate(rows.tolist()):
+            diff = rtt[i] - others[k]
+            diff[i] = np.nan
+            out[i] = _median(diff)
+    return out
+
+
+def _leave_one_out_medians(block: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Row k: ``np.nanmedian`` over the other rows of ``block``, column by column (NaN where
+    they have no number), the same floats: the middle one, or the mean of the two middle ones.
+    Each column is sorted once; leaving row k out shifts the ranks above its own by one."""
+    k_rows = block.shape[0]
+    order = np.argsort(block, axis=0, kind="stable")  # NaN last
+    ranked = np.take_along_axis(block, order, axis=0)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(k_rows)[:, None], axis=0)
+    present = ~np.isnan(block)
+    n = present.sum(axis=0)[None, :] - present  # numbers left once row k is out
+    own = np.where(present, rank, k_rows)  # a NaN row leaves every rank where it was
+
+    def at(position: NDArray[np.int64]) -> NDArray[np.float64]:
+        shifted = position + (position >= own)  # past row k's own rank: one further
+        picked: NDArray[np.float64] = np.take_along_axis(
+            ranked, np.clip(shifted, 0, k_rows - 1), axis=0
+        )
+        return picked
+
+    with np.errstate(invalid="ignore"):
+        middle = (at((n - 1) // 2) + at(n // 2)) / 2
+    return np.where(n > 0, middle, np.nan)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -189,12 +218,13 @@ def _judge(
     rtt: NDArray[np.float64],
     name: str,
     region: str,
+    regions: NDArray[np.str_],
+    excess: float | None,
 ) -> HostFitness:
+    """``regions``: each host's of ``links``, in its order; ``excess``: ``_excesses``'."""
     i = links.index[name]
-    peers = np.asarray([anchors.host(h).region == region for h in links.hosts])
+    peers = regions == region
     peers[i] = False
-    siblings = [int(k) for k in np.flatnonzero(peers)]
-    excess = _excess(rtt, i, siblings)
     loss_out, low_out = cells.loss(name, True)
     loss_in, low_in = cells.loss(name, False)
     out, into = links.bw_bps[i], links.bw_bps[:, i]
@@ -228,7 +258,7 @@ def _judge(
     if np.isnan(out).all() and np.isnan(into).all() and Flag.UNMEASURED not in flags:
         why.append("goodput not measured: figures over it are lower bounds")
     regional = np.where(peers, rtt[i], np.nan)
-    other = np.array([anchors.host(h).region != region for h in links.hosts])
+    other = regions != region
     return HostFitness(
         host=name,
         region=region,
@@ -251,10 +281,13 @@ def assess(anchors: Anchors) -> tuple[HostFitness, ...]:
     links = Links.from_anchors(anchors)
     rtt = np.fmax(links.hop_p50_ms, links.hop_p50_ms.T)  # a round trip: the worse direction
     cells = _Cells.of(anchors)
+    regions = np.asarray([anchors.host(h).region for h in links.hosts], dtype=np.str_)
+    excess = _excesses(rtt, regions.tolist())
     out = []
     for h in anchors.hosts:
         if h.name in links.index:
-            out.append(_judge(anchors, links, cells, rtt, h.name, h.region))
+            i = links.index[h.name]
+            out.append(_judge(anchors, links, cells, rtt, h.name, h.region, regions, excess[i]))
         else:
             out.append(
                 HostFitness(h.name, h.region, None, None, None, None, None, None, None, None,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from probe.decide import fitness
 from probe.decide.fitness import assess
 from probe.decide.scenarios import Links
 from probe.matrix.anchors import Anchors, HostInfo
@@ -85,3 +87,32 @@ def test_host_fitness_counts_each_hosts_own_cells(ps: list[PairAnchor]) -> None:
             assert sent < 1 or h.fitness.value == "unfit"
         else:
             assert h.loss_out_pct == 100.0 * lost / sent
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 7).flatmap(
+        lambda k: st.tuples(
+            st.just(k),
+            st.lists(
+                st.one_of(st.floats(0.0, 500.0), st.just(math.nan), st.sampled_from([1.0, 2.0])),
+                min_size=k * 9,
+                max_size=k * 9,
+            ),
+        )
+    )
+)
+def test_leave_one_out_medians_are_nanmedian_over_the_other_rows(
+    shape: tuple[int, list[float]],
+) -> None:
+    """One sort per region gives each row's siblings' median to the float (ties, NaN, a row
+    alone, columns all NaN): what ``np.nanmedian`` over the other rows gives."""
+    k, values = shape
+    block = np.asarray(values, np.float64).reshape(k, 9)
+    got = fitness._leave_one_out_medians(block)
+    for row in range(k):
+        others = np.delete(block, row, axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = np.nanmedian(others, axis=0) if len(others) else np.full(9, np.nan)
+        np.testing.assert_array_equal(got[row], want)
