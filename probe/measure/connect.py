@@ -68,6 +68,7 @@ for t in @WATCHED@; do
   for c in /proc/[0-9]*/comm; do
     IFS= read -r name 2>/dev/null <"$c" || continue
     [ "$name" = "$t" ] || continue
+    read -r _ _ state _ <"${c%comm}stat" 2>/dev/null && [ "$state" = Z ] && continue
     ns=$(readlink "${c%comm}ns/net" 2>/dev/null)
     { [ -z "$ns" ] || [ "$ns" = "$me" ]; } && n=$((n + 1))
   done
@@ -79,7 +80,8 @@ done
 #: its second), whether ping and fping may send ICMP as this account (``ICMP_PROBES``, what each
 #: said on stderr), who the account is (``id -G``), and the watched tools' processes already
 #: running in the host's network namespace (a process in another one, such as a container's,
-#: does not share this host's addresses).
+#: does not share this host's addresses; one whose namespace this account may not read counts;
+#: a zombie, which has none to read and runs nothing, does not).
 PREFLIGHT_SCRIPT = (
     _PREFLIGHT.replace("@TOOLS@", " ".join(TOOLS))
     .replace("@DEADLINE@", str(TOOL_DEADLINE_S))

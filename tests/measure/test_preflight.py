@@ -398,3 +398,24 @@ def test_the_host_record_keeps_hung_tools_and_running_iperf3() -> None:
     damaged = line.replace('"already_running":{"iperf3":1}', '"already_running":{"iperf3":"1"}')
     with pytest.raises(StoreError, match=r"^samples.jsonl:3: 'already_running' must map"):
         decode_record(damaged, "samples.jsonl:3")
+
+
+def test_a_zombie_iperf3_is_not_one_already_running() -> None:
+    """A zombie has no namespace to read, so it counted as running on every host that looked
+    while it lingered (the lab saw "eu1, us2: 1 iperf3 already running" for one foreign server
+    on us2). It runs nothing: preflight passes it over."""
+    name = f"zomb{os.getpid() % 100000}"  # a name of its own: a real iperf3 may run beside
+    script = PREFLIGHT_SCRIPT.replace("for t in iperf3; do", f"for t in {name}; do")
+    assert script != PREFLIGHT_SCRIPT
+    pid = os.fork()
+    if pid == 0:  # the child takes that name and exits unreaped: a zombie
+        Path("/proc/self/comm").write_text(name)
+        os._exit(0)
+    try:
+        for _ in range(100):
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                break
+        out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+        assert f"running {name} 0" in out.stdout.splitlines(), out.stdout
+    finally:
+        os.waitpid(pid, 0)
