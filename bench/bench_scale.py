@@ -8,7 +8,12 @@ store), host records first and a few iperf3 records (``--pairs sample:1``) last.
 (every ordered pair pinged) or ``N:PLAN`` (a ``--ping-pairs`` plan, e.g. ``3000:sample:2``).
 Each measurement runs in a fresh child process, so each peak RSS is its own:
 
-    probe_rebuild_s     ``build.load_matrix``: the long-form frame from the run's samples
+    probe_rebuild_s     ``build.load_matrix``: the long-form frame from the run's samples, each
+                        record's statistics read from the statistics part the run wrote as
+                        the record arrived
+    probe_rebuild_from_probes_s
+                        the same with every record reduced from its probes (the statistics
+                        parts ignored: a run from before them, or whose parts are gone)
     duckdb_baseline_s   one DuckDB query over the same samples.jsonl: per ordered pair the
                         probes sent and received, loss, min/mean/p50/p90/p99/max RTT
     duckdb_parts_s      the same query over the probe store's Parquet parts
@@ -65,8 +70,8 @@ COUNT, QUICK_COUNT = 20, 5
 INTERVAL_S = 0.2
 TOOLS = ("fping", "script")
 POLL_S = 0.02
-STEPS = ("rebuild", "duckdb-jsonl", "duckdb-parts", "end", "show", "gate", "report",
-         "calc-start", "groups")  # fmt: skip
+STEPS = ("rebuild", "rebuild-probes", "duckdb-jsonl", "duckdb-parts", "end", "show", "gate",
+         "report", "calc-start", "groups")  # fmt: skip
 POLICY = Path(__file__).resolve().parents[1] / "inventory" / "policies" / "coverage.yaml"
 
 
@@ -76,6 +81,7 @@ POLICY = Path(__file__).resolve().parents[1] / "inventory" / "policies" / "cover
 def write_run(path: Path, n_hosts: int, ping_pairs: str, seed: int = 0) -> dict[str, int]:
     """run.json and the records of a run of ``n_hosts`` as the runner appends them."""
     from probe import plan
+    from probe.matrix.engine import part_stats
     from probe.model import CellStatus
     from probe.store.records import HostRecord, SampleRecord
     from probe.store.rundir import RunStore
@@ -104,7 +110,7 @@ def write_run(path: Path, n_hosts: int, ping_pairs: str, seed: int = 0) -> dict[
             for h in hosts
         ),
     )  # fmt: skip
-    store = RunStore.create(path.parent, path.name)
+    store = RunStore.create(path.parent, path.name, part_stats)
     store.write_run(run)
     by_name = {h["name"]: h for h in hosts}
     ping_plan = plan.select_ping_pairs(run.measured_hosts, plan.parse_ping_pairs(ping_pairs))
@@ -166,8 +172,8 @@ def _timed(step: str, run_dir: Path) -> dict[str, Any]:
     imported = _import_for(step)
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
-    if step == "rebuild":
-        out["rows"] = len(imported.load_matrix(run_dir))
+    if step.startswith("rebuild"):
+        out["rows"] = len(imported.load_matrix(run_dir, summaries=step == "rebuild"))
     elif step.startswith("duckdb"):
         con = imported.connect()
         query, files = (
@@ -200,7 +206,7 @@ def _timed(step: str, run_dir: Path) -> dict[str, Any]:
 
 def _import_for(step: str) -> Any:
     """The module a step calls, imported before its clock starts (as a CLI's are)."""
-    if step == "rebuild":
+    if step.startswith("rebuild"):
         from probe.matrix import build
 
         return build
@@ -334,6 +340,8 @@ def measure_run(n_hosts: int, ping_pairs: str) -> dict[str, Any]:
         "pairs_pinged": counts["pings"],
         "probe_rebuild_s": rebuild,
         "probe_peak_rss_mib": steps["rebuild"].get("peak_rss_mib"),
+        "probe_rebuild_from_probes_s": s("rebuild-probes"),
+        "probe_from_probes_peak_rss_mib": steps["rebuild-probes"].get("peak_rss_mib"),
         "duckdb_baseline_s": duck,
         "duckdb_peak_rss_mib": steps["duckdb-jsonl"].get("peak_rss_mib"),
         "duckdb_parts_s": s("duckdb-parts"),

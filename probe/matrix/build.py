@@ -21,6 +21,7 @@ import math
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from numpy.typing import NDArray
 from probe.errors import InputError, StoreError
 from probe.matrix import anchors as A
 from probe.matrix.csvtext import csv_blocks
-from probe.matrix.engine import PingCells, ping_cells
+from probe.matrix.engine import STATS_SCHEMA, PingCells, ProbeReader, ping_cells
 from probe.matrix.engine import train_stats as train_stats  # re-exported: callers import it here
 from probe.matrix.implied import STATUS as IMPLIED_STATUS
 from probe.matrix.implied import (
@@ -53,7 +54,7 @@ from probe.plan import parse_pair_mode, select_pairs, select_ping_pairs
 from probe.reach import BandwidthRoles, PingWay, bandwidth_roles, ping_reach
 from probe.stats import RttStats, short_for_rtt
 from probe.store.bandwidth import bandwidth_rows
-from probe.store.probes import PingRows, StoredRun, ping_rows, read_store
+from probe.store.probes import PartProbes, PingRows, StoredRun, ping_rows, read_store
 from probe.store.records import (
     HostRecord,
     ImportedRecord,
@@ -201,6 +202,8 @@ class MatrixBuilder:
         self._bw_unplanned_reason = bw_unplanned_reason(run)
         self._host_fail: dict[str, tuple[str, str]] = {}
         self._tables: list[PingRows] = []
+        self._summarized: list[pa.Table] = []  # records reduced already (statistics parts)
+        self._readers: list[PartProbes] = []  # their probes
         self._batch: list[tuple[int, PingRecord]] = []
         self._seen = 0  # records added: the order of ``add``'s records
         self._imported_cells: dict[_Cell, tuple[int, str, str, RttStats]] = {}
@@ -219,6 +222,10 @@ class MatrixBuilder:
         the other records are ordered by their lines' offsets, as the rows are)."""
         self._unreduced()
         self._tables.append(stored.pings)
+        if stored.summarized is not None and stored.summarized.num_rows:
+            self._summarized.append(stored.summarized)
+        if stored.summarized_probes is not None:
+            self._readers.append(stored.summarized_probes)
         self._tests.append(stored.tests)
         for offset, rec in zip(stored.others_at, stored.others, strict=True):
             self._add(offset, rec)
@@ -280,7 +287,8 @@ class MatrixBuilder:
                 self._tables.append(PingRows.of(ping_rows(self._batch)))
                 self._batch = []
             rows, self._tables = PingRows.concat(self._tables), []
-            self._cells = ping_cells(rows)
+            summarized = pa.concat_tables(self._summarized) if self._summarized else None
+            self._cells = ping_cells(rows, summarized, _read_all(self._readers))
         return self._cells
 
     def _all_tests(self) -> pa.Table:
@@ -292,13 +300,13 @@ class MatrixBuilder:
     def spoken_of(self) -> list[tuple[Iterable[object], Iterable[object]]]:
         """(sources, destinations) of every cell a plan or record speaks of: the ping plan's
         pairs, the bandwidth plan's and its unmeasurable ones, every record's cell."""
-        cells = self._ping_cells().cells
+        cells = self._ping_cells().columns
         tests = self._all_tests()
         plan = self._unplanned[0] if self._unplanned is not None else frozenset()
         named = [plan, self._bw_planned, self._bw_refused, self._imported_cells,
                  self._imported_bw, self._loaded]  # fmt: skip
         out: list[tuple[Iterable[object], Iterable[object]]] = [
-            (cells["src"].to_numpy(object), cells["dst"].to_numpy(object)),
+            (cells["src"], cells["dst"]),
             (tests["src"].to_pylist(), tests["dst"].to_pylist()),
         ]
         for keys in named:
@@ -331,14 +339,14 @@ class MatrixBuilder:
         """Received probes per ordered pair whose latest ping record over its preferred network
         is OK (anchors' Monte-Carlo), straight from the engine's arrays (no record decoded)."""
         cells = self._ping_cells()
-        frame = cells.cells
+        frame = cells.columns
         names = [h.name for h in self.hosts]
         where = pd.Index(names, dtype=object)
-        src = where.get_indexer(pd.Index(frame["src"], dtype=object))
-        dst = where.get_indexer(pd.Index(frame["dst"], dtype=object))
+        src = _coded(where, *cells.codes["src"])
+        dst = _coded(where, *cells.codes["dst"])
         chosen = (cells.count > 0) & (src >= 0) & (dst >= 0) & (src != dst)
         if self._imported_cells or not _one_network(self._run):  # else every cell qualifies
-            networks, offsets = frame["network"].tolist(), frame["offset"].tolist()
+            networks, offsets = list(frame["network"]), frame["offset"].tolist()
             for i in np.flatnonzero(chosen).tolist():
                 a, b, network = names[src[i]], names[dst[i]], networks[i]
                 replaced = self._imported_cells.get((a, b, network))
@@ -413,6 +421,19 @@ class _LongForm:
         at = self.rows.get_indexer(pd.Index(keys))
         return at[at >= 0].astype(np.int64), known[at >= 0].astype(np.int64)
 
+    def _locate_coded(
+        self, codes: Mapping[str, tuple[NDArray[np.int64], list[str]]]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """``locate_columns`` over cells given as codes into their distinct values (a hash
+        lookup per distinct value)."""
+        a = _coded(self.host_index, *codes["src"])
+        b = _coded(self.host_index, *codes["dst"])
+        net = _coded(self.net_index, *codes["network"])
+        known = np.flatnonzero((a >= 0) & (b >= 0) & (net >= 0))
+        keys = self._key(a[known], b[known], net[known])
+        at = self.rows.get_indexer(pd.Index(keys))
+        return at[at >= 0].astype(np.int64), known[at >= 0].astype(np.int64)
+
     def pairs(self, pairs: Iterable[tuple[str, str]]) -> NDArray[np.bool_]:
         """Which rows are of one of ``pairs`` (any network)."""
         codes = [
@@ -426,12 +447,14 @@ class _LongForm:
         b, size = self.b, self.size
         hosts = b.hosts
         col: dict[str, Any] = {}
-        col["src"] = _pick([h.name for h in hosts], self.src)
-        col["dst"] = _pick([h.name for h in hosts], self.dst)
-        col["network"], col["address"] = self.network, self.address
+        col["src"] = _labels([h.name for h in hosts], self.src)
+        col["dst"] = _labels([h.name for h in hosts], self.dst)
+        col["network"] = _labels([*self.networks, None], self.net)
+        one = _one_network(b._run)  # then the address is the destination's
+        col["address"] = _labels([h.address for h in hosts], self.dst) if one else self.address
         for side, idx in (("src", self.src), ("dst", self.dst)):
-            col[f"{side}_region"] = _pick([h.region for h in hosts], idx)
-            col[f"{side}_zone"] = _pick([h.zone for h in hosts], idx)
+            col[f"{side}_region"] = _labels([h.region for h in hosts], idx)
+            col[f"{side}_zone"] = _labels([h.zone for h in hosts], idx)
         status = np.full(size, str(CellStatus.SKIPPED), dtype=object)
         reason = np.full(size, NOT_MEASURED, dtype=object)
         figures = {c: np.full(size, math.nan) for c in [*PING_COLUMNS, *RTT_CONFIDENCE_COLUMNS]}
@@ -442,21 +465,20 @@ class _LongForm:
         status[~measurable], reason[~measurable] = unreachable, self.no_route[~measurable]
 
         # the latest ping record of each cell (the engine), or an imported figure after it
-        c = self.cells.cells
+        c = self.cells.columns
         has_ping = np.zeros(size, np.bool_)
-        at, w = self.locate_columns(c["src"], c["dst"], c["network"])
+        at, w = self._locate_coded(self.cells.codes)
         has_ping[at] = True
-        status[at] = c["status"].to_numpy(object)[w]
-        reason[at] = c["reason"].to_numpy(object)[w]
-        trained = c["trained"].to_numpy()[w]
+        status[at] = c["status"][w]
+        reason[at] = c["reason"][w]
+        trained = c["trained"][w]
         figured = at[trained]
         stats_at[figured] = True
         for name in [*PING_COLUMNS, *RTT_CONFIDENCE_COLUMNS]:
-            values = c[name].to_numpy(np.float64, na_value=math.nan)[w[trained]]
-            figures[name][figured] = values
-        few[figured] = _flags(c["p99_few_samples"])[w[trained]]
+            figures[name][figured] = c[name][w[trained]].astype(np.float64)
+        few[figured] = c["p99_few_samples"][w[trained]]
         offsets = np.full(size, -1, np.int64)
-        offsets[at] = c["offset"].to_numpy()[w]
+        offsets[at] = c["offset"][w]
         imported = list(b._imported_cells.items())
         at, which = self.locate(cell for cell, _ in imported)
         for row, i in zip(at.tolist(), which, strict=True):
@@ -686,6 +708,13 @@ def _skeleton(
     )
 
 
+def _coded(index: pd.Index, codes: NDArray[np.int64], values: list[str]) -> NDArray[np.int64]:
+    """Each coded value's position in ``index`` (-1: not in it)."""
+    found = index.get_indexer(pd.Index(values, dtype=object))
+    out: NDArray[np.int64] = np.r_[found, -1][codes] if len(codes) else np.zeros(0, np.int64)
+    return out
+
+
 def _objects(values: Sequence[Any]) -> NDArray[Any]:
     """An object array of ``values`` as they are (numpy would make a tuple a dimension)."""
     column = np.empty(len(values), dtype=object)
@@ -693,15 +722,21 @@ def _objects(values: Sequence[Any]) -> NDArray[Any]:
     return column
 
 
+def _labels(values: Sequence[str | None], index: NDArray[np.int64]) -> Any:
+    """``values[index]`` as the column pandas infers from those objects (``str`` when one is
+    a string, and every value a string or None), built through Arrow from the codes: pandas
+    converts a million objects one by one (~50 ms a column at 1,000 hosts, ~8× this)."""
+    present = np.array([v is not None for v in values], np.bool_)
+    if not all(v is None or isinstance(v, str) for v in values) or not present[index].any():
+        return _pick(values, index)
+    names = pa.array(list(values), pa.string())
+    coded = pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), names)
+    return pd.array(coded.cast(pa.string()), dtype="str")
+
+
 def _pick(values: Sequence[Any], index: NDArray[np.int64]) -> NDArray[Any]:
     picked: NDArray[Any] = _objects(values)[index]
     return picked
-
-
-def _flags(column: pd.Series) -> NDArray[np.int8]:
-    """A boolean column as -1 (NA), 0, 1."""
-    flags = column.astype("Int8").fillna(-1).to_numpy(np.int8)
-    return np.asarray(flags, np.int8)
 
 
 def _nan(value: float | None) -> float:
@@ -898,21 +933,60 @@ def networks_of(frame: pd.DataFrame) -> list[str]:
     return [n for n in dict.fromkeys(frame["network"]) if isinstance(n, str)]
 
 
+def _read_all(readers: Sequence[PartProbes]) -> ProbeReader | None:
+    """One reader over the probes of every store added (in the order added)."""
+    if len(readers) < 2:
+        return readers[0] if readers else None
+
+    def read(wanted: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+        got = [r(wanted) for r in readers]
+        return tuple(np.concatenate([g[k] for g in got]) for k in range(3))  # type: ignore[return-value]
+
+    return read
+
+
+def prepared(run: RunDoc, read: Callable[[], StoredRun]) -> tuple[MatrixBuilder, StoredRun]:
+    """A builder for ``run`` and its records (``read``), side by side: the builder draws the
+    run's plans in Python while the reading spends its time in Parquet and numpy, which leave
+    the GIL (~0.5 s of a 1,000-host rebuild hidden)."""
+    with ThreadPoolExecutor(1) as pool:
+        builder = pool.submit(MatrixBuilder, run)
+        stored = read()
+        return builder.result(), stored
+
+
+def stored_run(
+    run_dir: Path,
+    torn: list[int],
+    *,
+    warn: Callable[[str], None] | None = None,
+    summaries: bool = True,
+) -> StoredRun:
+    """The run's records through its stores, each part's statistics part read instead of its
+    probes where it has one (``summaries``; off: every record reduced from its probes)."""
+    schema = STATS_SCHEMA if summaries else None
+    return read_store(run_dir, torn, warn=warn, summaries=schema)
+
+
 def load_matrix(
     run_dir: Path,
     *,
     warn: Callable[[str], None] | None = None,
     run: RunDoc | None = None,
     torn: list[int] | None = None,
+    summaries: bool = True,
 ) -> pd.DataFrame:
     """The long-form matrix of a run, rebuilt from its samples (the source of truth).
 
     ``warn`` hears about torn lines of samples.jsonl, which are skipped (see store.py), and
-    ``torn`` gets their numbers; ``run`` is its run.json when the caller has read it already."""
+    ``torn`` gets their numbers; ``run`` is its run.json when the caller has read it already;
+    ``summaries``: as ``stored_run``."""
     run = run if run is not None else read_run(run_dir)
     torn = [] if torn is None else torn
-    builder = MatrixBuilder(run)
-    builder.add_store(read_store(run_dir, torn, warn=warn))
+    builder, stored = prepared(
+        run, lambda: stored_run(run_dir, torn, warn=warn, summaries=summaries)
+    )
+    builder.add_store(stored)
     message = torn_warning(run_dir, torn)
     if message is not None and warn is not None:
         warn(message)

@@ -25,7 +25,7 @@ rebuild peaks near 1.5 GiB (bench_scale).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from probe.errors import StoreError
 from probe.matrix.exact import fsum_rows, mean_rows, pstdev_rows
 from probe.matrix.samples import Probes
 from probe.model import CellStatus
@@ -74,24 +75,88 @@ def train_stats(train: PingTrain) -> RttStats:
     )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+#: Version of ``STATS_SCHEMA``'s meaning: a part written under another is not read (its
+#: records are reduced from their probes again).
+STATS_VERSION = b"1"
+_NAME = pa.dictionary(pa.int32(), pa.string())
+#: One ping record reduced (``record_stats``): what ``probes/stats-<offset>.parquet`` holds
+#: beside each ping part, so that a rebuild reads each record's statistics instead of its probes
+#: (README "probes/*.parquet"). ``replies``: its received probes (the samples' count).
+STATS_SCHEMA = pa.schema(
+    [
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("src", _NAME, nullable=False),
+        pa.field("dst", _NAME, nullable=False),
+        pa.field("network", _NAME),
+        pa.field("status", _NAME, nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("trained", pa.bool_(), nullable=False),
+        pa.field("sent", pa.int64(), nullable=False),
+        pa.field("received", pa.int64(), nullable=False),
+        pa.field("replies", pa.int64(), nullable=False),
+        *(pa.field(c, pa.float64()) for c in _FIGURES + _BOUNDS),
+        pa.field("p99_few_samples", pa.bool_()),
+    ],
+    metadata={b"probe.stats": STATS_VERSION},
+)
+_IDENTITY = ("offset", "src", "dst", "network", "status", "reason")
+
+#: The received probes of records (their ``offset``s, ascending) as (offset, seq, rtt_ms) of each
+#: probe, record after record in offset order, each record's in arrival order.
+ProbeReader = Callable[
+    [NDArray[np.int64]], tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]
+]
+
+
 class PingCells:
     """Each cell's latest ping record, reduced.
 
-    ``cells``, one row per cell: ``src``, ``dst``, ``network``, ``status``, ``reason``,
-    ``offset`` (the record's),
+    ``columns``, one row per cell in the order of the records' ``offset``: ``src``, ``dst``,
+    ``network``, ``status``, ``reason`` (objects), ``offset`` (the record's),
     ``trained`` (the record holds a train: the figure columns are its statistics), the
     ``RttStats`` fields (``sent`` and ``received`` int64, 0 without a train; the figures float64,
-    NaN for None) and the ``RttConfidence`` fields (NaN for None; ``p99_few_samples`` boolean
-    with NA). ``rtt_ms`` / ``seq``: the received probes of every ``ok`` cell with a train, in
-    arrival order, cell after cell: cell i's are ``[start[i], start[i] + count[i])``.
+    NaN for None) and the ``RttConfidence`` fields (NaN for None; ``p99_few_samples`` int8:
+    1 true, 0 false, -1 None). ``codes``: ``src``, ``dst`` and ``network`` as codes into their
+    distinct values (a lookup per value, not per cell). ``rtt_ms`` / ``seq``: the received
+    probes of every ``ok`` cell with a train, in arrival order, cell after cell: cell i's are
+    ``[start[i], start[i] + count[i])``. They are gathered on first use: a rebuild from
+    statistics parts never reads a probe.
     """
 
-    cells: pd.DataFrame
-    rtt_ms: NDArray[np.float64]
-    seq: NDArray[np.int32]
-    start: NDArray[np.int64]
-    count: NDArray[np.int64]
+    __slots__ = ("_gather", "_probes", "codes", "columns", "count", "start")
+
+    def __init__(
+        self,
+        columns: dict[str, NDArray[Any]],
+        codes: dict[str, tuple[NDArray[np.int64], list[str]]],
+        start: NDArray[np.int64],
+        count: NDArray[np.int64],
+        gather: Callable[[], tuple[NDArray[np.float64], NDArray[np.int32]]],
+    ) -> None:
+        self.columns, self.codes, self.start, self.count = columns, codes, start, count
+        self._gather = gather
+        self._probes: tuple[NDArray[np.float64], NDArray[np.int32]] | None = None
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        """``columns`` as a frame (``p99_few_samples`` boolean with NA)."""
+        few = self.columns["p99_few_samples"]
+        columns: dict[str, Any] = {n: pd.Series(v, dtype=v.dtype) for n, v in self.columns.items()}
+        columns["p99_few_samples"] = pd.arrays.BooleanArray(few == 1, few < 0)
+        return pd.DataFrame(columns)
+
+    @property
+    def rtt_ms(self) -> NDArray[np.float64]:
+        return self._received()[0]
+
+    @property
+    def seq(self) -> NDArray[np.int32]:
+        return self._received()[1]
+
+    def _received(self) -> tuple[NDArray[np.float64], NDArray[np.int32]]:
+        if self._probes is None:
+            self._probes = self._gather()
+        return self._probes
 
     def probes(self, i: int) -> Probes:
         """Cell i's received probes (views, no copy)."""
@@ -105,69 +170,154 @@ def _values(column: pa.ChunkedArray, fill: Any) -> tuple[NDArray[Any], NDArray[n
     return pc.fill_null(column, fill).to_numpy(), valid
 
 
-def _codes(column: pa.Array, null: str | None) -> tuple[NDArray[np.int64], list[str | None]]:
-    """A string column as codes into its distinct values (null: ``null``)."""
-    encoded = pc.dictionary_encode(column.cast(pa.string()))
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    values: list[str | None] = [str(v) for v in encoded.dictionary.to_pylist()]
+def _codes(column: pa.ChunkedArray, null: str | None) -> tuple[NDArray[np.int64], list[str]]:
+    """A string column as codes into its distinct values (null: ``null``); a dictionary
+    column's chunks (one per part) share one dictionary first, no string materialised."""
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column.cast(pa.string()))
+    column = column.unify_dictionaries()
+    chunks = [c for c in column.chunks if len(c)]
+    if not chunks:
+        return np.zeros(0, np.int64), []
+    values: list[Any] = chunks[0].dictionary.to_pylist()
+    codes = np.concatenate(
+        [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks]
+    ).astype(np.int64)
     if (codes < 0).any():
         codes = np.where(codes < 0, len(values), codes)
         values.append(null)
     return codes, values
 
 
-def ping_cells(pings: PingRows) -> PingCells:
-    """Each cell's latest ping record (max ``offset``) of the probe store's rows, reduced."""
-    records = pings.records
-    offset = records["offset"].to_numpy().astype(np.int64, copy=False)
-    head = records.select(
-        ["src", "dst", "network", "status", "reason", "sent", "received", "duplicates",
+def record_stats(pings: PingRows) -> pa.Table:
+    """Every record of ``pings`` reduced (``STATS_SCHEMA``), in their order: the statistics
+    part a run writes beside each ping part, and a rebuild's reduction of the rest."""
+    head = pings.records.select(
+        ["offset", "src", "dst", "network", "status", "reason", "sent", "received", "duplicates",
          *_SUMMARY]
     ).combine_chunks()  # fmt: skip
-    src, src_names = _codes(head["src"].combine_chunks(), None)
-    dst, dst_names = _codes(head["dst"].combine_chunks(), None)
-    net, net_names = _codes(head["network"].combine_chunks(), DEFAULT_NETWORK)
+    reduced = _reduce(head, pings)
+    columns: dict[str, Any] = {name: head[name] for name in _IDENTITY}
+    for name in ("trained", "sent", "received"):
+        columns[name] = reduced.columns[name]
+    columns["replies"] = reduced.replies
+    for name in _FIGURES + _BOUNDS:
+        columns[name] = reduced.columns[name]
+    columns["p99_few_samples"] = pa.array(reduced.few == 1, mask=reduced.few < 0)
+    arrays = [
+        (c if isinstance(c, pa.Array | pa.ChunkedArray) else pa.array(c)).cast(f.type)
+        for f, c in ((f, columns[f.name]) for f in STATS_SCHEMA)
+    ]
+    return pa.Table.from_arrays(arrays, schema=STATS_SCHEMA)
+
+
+def part_stats(rows: pa.Table) -> pa.Table:
+    """A ping part's rows (``probe.store.probes.SCHEMA``) → its statistics part."""
+    return record_stats(PingRows.of(rows))
+
+
+def ping_cells(
+    pings: PingRows, summarized: pa.Table | None = None, read: ProbeReader | None = None
+) -> PingCells:
+    """Each cell's latest ping record (max ``offset``) of the probe store's rows, reduced, and
+    of ``summarized``: records reduced already (``STATS_SCHEMA``, statistics parts), whose
+    probes ``read`` gives when they are asked for."""
+    own = record_stats(pings)
+    stats = (
+        own
+        if summarized is None or not summarized.num_rows
+        else pa.concat_tables([summarized.cast(STATS_SCHEMA), own])
+    )
+    n_summarized = stats.num_rows - own.num_rows
+    offset = stats["offset"].to_numpy().astype(np.int64, copy=False)
+    src, src_names = _codes(stats["src"], None)
+    dst, dst_names = _codes(stats["dst"], None)
+    net, net_names = _codes(stats["network"], DEFAULT_NETWORK)
     key = (src * len(dst_names) + dst) * len(net_names) + net
     if pd.Index(key).is_unique:  # one record per cell (a run not resumed): every record
         chosen = np.arange(len(key))
-    else:
+    else:  # a cell measured again (--resume): its latest record
         order = np.lexsort((offset, key))
         last = np.r_[key[order][1:] != key[order][:-1], True]
-        chosen = np.sort(order[last])
-    if len(chosen) != len(offset):  # a cell measured again (--resume): its latest record
-        pings = pings.take(chosen)
-        head = head.take(pa.array(chosen))
-    reduced = _reduce(head, pings)
-    reason = head["reason"].to_pylist()
-    status = head["status"].cast(pa.string()).to_pylist()
-    cells = pd.DataFrame(
-        {
-            # object columns: None stays None (pandas would infer str, NaN for None)
-            "src": _objects([src_names[i] for i in src[chosen]]),
-            "dst": _objects([dst_names[i] for i in dst[chosen]]),
-            "network": _objects([net_names[i] for i in net[chosen]]),
-            "status": _objects(status),
-            "reason": _objects(reason),
-            "offset": offset[chosen],
-            **reduced.columns,
-        }
-    )
-    ok = (np.asarray(status, dtype=object) == CellStatus.OK.value) & reduced.trained
-    # the received probes of the ok cells, in arrival order
-    keep = pings.has_seq & pings.has_rtt & np.repeat(ok, pings.lengths())
-    count = np.where(ok, reduced.replies, 0).astype(np.int64)
+        chosen = order[last]
+    chosen = chosen[np.argsort(offset[chosen], kind="stable")]
+    every = len(chosen) == stats.num_rows and bool((chosen == np.arange(len(chosen))).all())
+
+    def pick(name: str) -> NDArray[Any]:
+        values: NDArray[Any] = stats[name].to_numpy()
+        return values if every else values[chosen]
+
+    status, status_names = _codes(stats["status"], None)
+    status_of = np.asarray(status_names, dtype=object)[status[chosen]]
+    trained = pick("trained")
+    few = stats["p99_few_samples"]
+    known = pc.is_valid(few).to_numpy(zero_copy_only=False)
+    flags = np.where(known, pc.fill_null(few, False).to_numpy(zero_copy_only=False), -1)
+    columns: dict[str, NDArray[Any]] = {
+        "src": np.asarray(src_names, dtype=object)[src[chosen]],
+        "dst": np.asarray(dst_names, dtype=object)[dst[chosen]],
+        "network": np.asarray(net_names, dtype=object)[net[chosen]],
+        "status": status_of,
+        "reason": np.asarray(stats["reason"].to_pylist(), dtype=object)[chosen],
+        "offset": offset[chosen],
+        "trained": trained,
+        **{c: pick(c) for c in ("sent", "received", *_FIGURES, *_BOUNDS)},
+        "p99_few_samples": flags.astype(np.int8)[chosen],
+    }
+    codes = {"src": (src[chosen], src_names), "dst": (dst[chosen], dst_names),
+             "network": (net[chosen], net_names)}  # fmt: skip
+    ok = (status_of == CellStatus.OK.value) & trained
+    count = np.where(ok, pick("replies"), 0).astype(np.int64)
     start = np.cumsum(count) - count
-    return PingCells(cells, pings.rtt_ms[keep], pings.seq[keep], start, count)
+    return PingCells(
+        columns,
+        codes,
+        start,
+        count,
+        lambda: _gather(pings, chosen, count, n_summarized, offset, read),
+    )
 
 
-def _objects(values: list[Any]) -> pd.Series:
-    return pd.Series(values, dtype=object)
+def _gather(
+    pings: PingRows,
+    chosen: NDArray[np.int64],
+    count: NDArray[np.int64],
+    n_summarized: int,
+    offset: NDArray[np.int64],
+    read: ProbeReader | None,
+) -> tuple[NDArray[np.float64], NDArray[np.int32]]:
+    """The received probes of the cells with ``count`` (in the cells' offset order): the
+    summarized records' from ``read``, the others' from ``pings``' rows."""
+    wanted = count > 0
+    from_rows = chosen >= n_summarized
+    mine = np.zeros(pings.records.num_rows, np.bool_)
+    mine[chosen[wanted & from_rows] - n_summarized] = True
+    keep = pings.has_seq & pings.has_rtt & np.repeat(mine, pings.lengths())
+    at = np.repeat(pings.records["offset"].to_numpy().astype(np.int64), pings.lengths())[keep]
+    rtt, seq = pings.rtt_ms[keep], pings.seq[keep]
+    outside = offset[chosen[wanted & ~from_rows]]
+    if len(outside):
+        if read is None:
+            raise ValueError("summarized records without a reader of their probes")
+        r_at, r_seq, r_rtt = read(outside)
+        at, seq, rtt = (np.concatenate(p) for p in ((r_at, at), (r_seq, seq), (r_rtt, rtt)))
+    if len(at) > 1 and (np.diff(at) < 0).any():
+        order = np.argsort(at, kind="stable")
+        at, seq, rtt = at[order], seq[order], rtt[order]
+    cells = offset[chosen[wanted]]  # ascending
+    found = np.diff(np.searchsorted(at, np.r_[cells, np.iinfo(np.int64).max]))
+    if len(at) != int(count.sum()) or not np.array_equal(found[: len(cells)], count[wanted]):
+        raise StoreError(
+            "the probe store's statistics parts disagree with its probes "
+            "(delete probes/stats-*.parquet: samples.jsonl has every record)"
+        )
+    return rtt.astype(np.float64, copy=False), seq.astype(np.int32, copy=False)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Reduced:
     columns: dict[str, Any]
-    trained: NDArray[np.bool_]
+    few: NDArray[np.int8]  # p99_few_samples: 1 true, 0 false, -1 None
     replies: NDArray[np.int64]  # per record: its received probes
 
 
@@ -260,9 +410,8 @@ def _reduce(head: pa.Table, pings: PingRows) -> _Reduced:
         "received": np.where(trained, received, 0),
         **{c: fig[c] for c in _FIGURES},
         **{c: fig[c] for c in _BOUNDS},
-        "p99_few_samples": pd.arrays.BooleanArray(few == 1, few < 0),
     }
-    return _Reduced(columns, trained, n_got)
+    return _Reduced(columns, few, n_got)
 
 
 def _loss_bounds(

@@ -32,7 +32,6 @@ from probe.matrix import build
 from probe.matrix.anchors import Anchors
 from probe.matrix.pairs import FRAME_COLUMNS, NUMERIC_COLUMNS, Codes, PairTable
 from probe.matrix.samples import SIDECAR, Probes, SidecarSamples
-from probe.store.probes import read_store
 from probe.store.rundir import read_run, torn_warning
 from probe.store.rundoc import RunDoc
 
@@ -197,7 +196,7 @@ def kept_samples(run_dir: Path, run: RunDoc) -> Mapping[tuple[str, str], Probes]
     except (OSError, pa.ArrowException):
         pass  # none, or unreadable: the samples are the truth
     builder = build.MatrixBuilder(run)
-    builder.add_store(read_store(run_dir, []))
+    builder.add_store(build.stored_run(run_dir, []))
     return builder.samples()
 
 

@@ -21,6 +21,7 @@ from probe import __version__
 from probe.errors import PartialRunError, StoreError, Terminated
 from probe.matrix import build as matrix
 from probe.matrix.anchors import write_anchors
+from probe.matrix.engine import part_stats
 from probe.matrix.stored import save_matrix, stamp_of
 from probe.measure.context import Done, Emit, EmitMany, HostState, RunOptions, Say
 from probe.measure.measurement import Measurement
@@ -29,7 +30,6 @@ from probe.measure.ssh import SshPool
 from probe.measure.sshoptions import SshOptions
 from probe.model import CellStatus, Inventory
 from probe.store.lock import RunLock
-from probe.store.probes import read_store
 from probe.store.records import SampleRecord
 from probe.store.rundir import RunStore, read_run, scan_samples, utc_iso
 from probe.store.rundoc import (
@@ -130,7 +130,7 @@ async def execute(
         raise StoreError(f"{root}: cannot create the output folder ({exc.strerror})") from exc
     with RunLock(root):
         if resume is None:
-            store = RunStore.create(out_root)
+            store = RunStore.create(out_root, summarize=part_stats)
             doc = RunDoc(
                 run_id=store.run_id,
                 probe_version=__version__,
@@ -141,7 +141,7 @@ async def execute(
                 networks=inventory.networks,
             )
             return await _execute(inventory, store, doc, (), Done(), options, ssh, say)
-        store = RunStore.reopen(resume)
+        store = RunStore.reopen(resume, part_stats)
         doc = read_run(resume)
         note = check_inventory(doc, inventory, resume)
         options = resume_options(doc.options, options, given, resume)
@@ -340,8 +340,8 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     point ``latest`` here. The matrix is stamped with its inputs as they are once run.json is
     written last (``matrix.stored``): every later reader takes it as it is."""
     torn: list[int] = []
-    builder = matrix.MatrixBuilder(doc)
-    builder.add_store(read_store(store.dir, torn))
+    builder, stored = matrix.prepared(doc, lambda: matrix.stored_run(store.dir, torn))
+    builder.add_store(stored)
     frame = builder.frame()
     rtt_ok = int(
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()

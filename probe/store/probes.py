@@ -29,6 +29,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from probe.errors import StoreError
 from probe.store import bandwidth
 from probe.store.parts import save_part
 from probe.store.records import (
@@ -138,9 +140,28 @@ def part_path(run_dir: Path, first_offset: int) -> Path:
     return run_dir / PROBES_DIR / f"ping-{first_offset:012d}.parquet"
 
 
-def write_part(run_dir: Path, pings: Sequence[tuple[int, PingRecord]]) -> Path:
-    """One part for a batch of ping records just appended to samples.jsonl (``save_part``)."""
-    return save_part(part_path(run_dir, pings[0][0]), ping_rows(pings))
+#: A ping part's rows → its statistics part (``probe.matrix.engine.part_stats``: the run hands
+#: it in, so the store knows no statistics).
+Summarize = Callable[[pa.Table], pa.Table]
+
+
+def stats_path(part: Path) -> Path:
+    """``stats-<offset>.parquet``: the statistics of ``ping-<offset>.parquet``'s records."""
+    return part.with_name("stats-" + part.name.removeprefix("ping-"))
+
+
+def write_part(
+    run_dir: Path, pings: Sequence[tuple[int, PingRecord]], summarize: Summarize | None = None
+) -> Path:
+    """One part for a batch of ping records just appended to samples.jsonl (``save_part``),
+    then, with ``summarize``, its statistics part: each record reduced as it arrives, so the
+    run's end reads a million records' statistics instead of 20 million probes. Written after
+    its ping part, it is only read beside it."""
+    rows = ping_rows(pings)
+    path = save_part(part_path(run_dir, pings[0][0]), rows)
+    if summarize is not None:
+        save_part(stats_path(path), summarize(rows))
+    return path
 
 
 #: ``PingRows.records``' columns: the per-record ones and ``rows``, the record's probe rows.
@@ -242,35 +263,106 @@ def _filled(column: pa.ChunkedArray, fill: Any) -> tuple[NDArray[Any], NDArray[n
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class PartProbes:
+    """The probes of the records a statistics part gave (``summaries``): read from their ping
+    parts only when asked for (the anchors' samples), only the three columns needed."""
+
+    parts: tuple[Path, ...]
+    offsets: tuple[NDArray[np.int64], ...]  # per part: the records taken from it, sorted
+
+    def __call__(
+        self, wanted: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]:
+        """(offset, seq, rtt_ms) of each received probe of the ``wanted`` records, part after
+        part, each part's in its row order."""
+        jobs = [
+            (p, np.intersect1d(own, wanted))
+            for p, own in zip(self.parts, self.offsets, strict=True)
+        ]
+        jobs = [(p, w) for p, w in jobs if len(w)]
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            got = list(pool.map(_received, jobs))
+        if not got:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float64)
+        return (
+            np.concatenate([g[0] for g in got]),
+            np.concatenate([g[1] for g in got]),
+            np.concatenate([g[2] for g in got]),
+        )
+
+
+def _received(
+    job: tuple[Path, NDArray[np.int64]],
+) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]:
+    path, wanted = job
+    try:
+        table = pq.ParquetFile(path).read(["offset", "seq", "rtt_ms"], use_threads=False)
+    except (OSError, KeyError, pa.ArrowException) as exc:
+        raise StoreError(
+            f"{path}: cannot read its probes ({exc}); delete it and its stats- part "
+            "(samples.jsonl has every record)"
+        ) from exc
+    got = pc.and_(
+        pc.and_(pc.is_valid(table["seq"]), pc.is_valid(table["rtt_ms"])),
+        pc.is_in(table["offset"], pa.array(wanted)),
+    )
+    table = table.filter(got)
+    return (
+        table["offset"].to_numpy().astype(np.int64, copy=False),
+        table["seq"].to_numpy().astype(np.int32, copy=False),
+        table["rtt_ms"].to_numpy().astype(np.float64, copy=False),
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class StoredRun:
     """A run's records as the matrix reads them: every ``ping`` record of samples.jsonl
     (``PingRows``), every ``iperf3`` and ``iperf3_multi`` record (``tests``: rows in
     ``probe.store.bandwidth.SCHEMA``) — neither deduplicated (a cell's latest record is its
     greatest ``offset``) nor in offset order — and every other record, in file order, with its
-    line's offset (``others_at``)."""
+    line's offset (``others_at``).
+
+    Read with ``summaries``, the ping records of parts that have a statistics part are not in
+    ``pings`` but in ``summarized`` (its rows, one per record), their probes in
+    ``summarized_probes``."""
 
     pings: PingRows
     tests: pa.Table
     others: tuple[SampleRecord, ...]
     others_at: tuple[int, ...]
+    summarized: pa.Table | None = None
+    summarized_probes: PartProbes | None = None
 
 
 def read_store(
-    run_dir: Path, torn: list[int], *, warn: Callable[[str], None] | None = None
+    run_dir: Path,
+    torn: list[int],
+    *,
+    warn: Callable[[str], None] | None = None,
+    summaries: pa.Schema | None = None,
 ) -> StoredRun:
     """samples.jsonl read through the probe and bandwidth stores: a line a part covers is
     passed over unparsed, every other line decoded (the ping and iperf3 lines no part covers —
     a crash between the append and its part, runs from before the stores, ``probe import`` —
     are converted with :func:`ping_rows` and ``bandwidth_rows``). Torn lines are appended to
-    ``torn`` as ``scan_samples`` does.
+    ``torn`` as ``scan_samples`` does. With ``summaries`` (the statistics parts' schema, its
+    metadata naming their version), a ping part whose statistics part is readable and of that
+    schema gives its records' statistics instead of its probes.
 
     samples.jsonl wins: a part that cannot be read, or whose rows name offsets that are not
     whole lines of their kind in the file (a file cut or edited since, a part copied from
     another run), is left out — its records are read from the JSONL — and ``warn`` told,
     naming the part."""
-    parts, rows, part_of = _read_parts(run_dir, warn)
-    offsets = rows.records["offset"].to_numpy()
-    kept = _first_copies(offsets, part_of, parts, warn)
+    found = _read_parts(run_dir, warn, summaries)
+    parts, rows = found.parts, found.rows
+    n_rows = rows.records.num_rows
+    offsets = np.concatenate(
+        [rows.records["offset"].to_numpy(), found.stats["offset"].to_numpy()]
+    ).astype(np.int64)
+    part_of = np.concatenate([found.part_of, found.stats_part_of]).astype(np.int64)
+    by_part = np.argsort(part_of, kind="stable")  # a record in two parts: the first one's
+    kept = np.empty(len(offsets), np.bool_)
+    kept[by_part] = _first_copies(offsets[by_part], part_of[by_part], parts, warn)
 
     def refuse(path: Path, exc: Exception) -> None:
         _tell(warn, f"{path}: not a part of the bandwidth store ({exc}); left out")
@@ -303,8 +395,17 @@ def read_store(
             others.append(rec)
             others_at.append(offset)
     whole = _whole(offsets, covered[0], kept, part_of, parts, "ping", warn)
-    if not whole.all():
-        rows = rows.take(np.flatnonzero(whole))
+    if not whole[:n_rows].all():
+        rows = rows.take(np.flatnonzero(whole[:n_rows]))
+    summarized = whole[n_rows:]
+    stats = found.stats if summarized.all() else found.stats.filter(pa.array(summarized))
+    taken = found.stats_part_of[summarized]  # in part order: parts were read in order
+    stats_at = offsets[n_rows:][summarized]
+    which, first = np.unique(taken, return_index=True)
+    probes = PartProbes(
+        tuple(parts[i] for i in which.tolist()),
+        tuple(np.sort(a) for a in np.split(stats_at, first[1:])),
+    )
     bw_whole = np.zeros(len(bw_offsets), np.bool_)
     for cover, of_kind in ((covered[1], ~multi), (covered[2], multi)):
         kind = "iperf3_multi" if of_kind is multi else "iperf3"
@@ -317,6 +418,8 @@ def read_store(
         pa.concat_tables([tests, bandwidth.bandwidth_rows(tested)]),
         tuple(others),
         tuple(others_at),
+        stats if summaries is not None else None,
+        probes if summaries is not None else None,
     )
 
 
@@ -345,44 +448,82 @@ def _whole(
 _PARTS_AT_ONCE = 64
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Parts:
+    parts: list[Path]  # the ping parts used, in offset order
+    rows: PingRows  # the records of those read for their probes
+    part_of: NDArray[np.int64]  # each record's part (an index into ``parts``)
+    stats: pa.Table  # the records of those read for their statistics
+    stats_part_of: NDArray[np.int64]
+
+
 def _read_parts(
-    run_dir: Path, warn: Callable[[str], None] | None
-) -> tuple[list[Path], PingRows, NDArray[np.int64]]:
+    run_dir: Path, warn: Callable[[str], None] | None, summaries: pa.Schema | None
+) -> _Parts:
     """The parts in offset order, split as they are read (``PingRows``: the per-record columns
-    once per record), and the index of each record's part; one unreadable, or of another
-    schema, is left out (``warn``)."""
+    once per record) or, with ``summaries``, their statistics parts where they have one; the
+    index of each record's part. A part unreadable, or of another schema, is left out
+    (``warn``); a statistics part so, or of another version, is passed over for its part."""
+    paths = sorted((run_dir / PROBES_DIR).glob("ping-*.parquet"))
     parts: list[Path] = []
     split: list[PingRows] = []
     part_of: list[NDArray[np.int64]] = []
-    batch: list[pa.Table] = []
+    stats: list[pa.Table] = []
+    stats_part_of: list[NDArray[np.int64]] = []
+    batch: list[tuple[int, pa.Table]] = []
 
     def flush() -> None:
         if batch:
-            breaks = np.cumsum([t.num_rows for t in batch])[:-1].tolist()
-            rows = PingRows.of(pa.concat_tables(batch), breaks)
+            breaks = np.cumsum([t.num_rows for _, t in batch])[:-1].tolist()
+            rows = PingRows.of(pa.concat_tables([t for _, t in batch]), breaks)
             split.append(rows)
             starts = np.cumsum(rows.lengths()) - rows.lengths()
-            first_part = len(parts) - len(batch)
-            part_of.append(first_part + np.searchsorted(breaks, starts, side="right"))
+            index = np.array([i for i, _ in batch], np.int64)
+            part_of.append(index[np.searchsorted(breaks, starts, side="right")])
             batch.clear()
             # mimalloc keeps what the batch's tables freed: ~0.4 GiB of RSS at 1,000 hosts
             pa.default_memory_pool().release_unused()
 
-    paths = sorted((run_dir / PROBES_DIR).glob("ping-*.parquet"))
     # a part is small: one thread each, and the parts of a batch side by side (Parquet's
     # decoding leaves the GIL); a batch at a time bounds what is held before it is split
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         for start in range(0, len(paths), _PARTS_AT_ONCE):
             window = paths[start : start + _PARTS_AT_ONCE]
-            for path, table in zip(window, pool.map(_read_part, window), strict=True):
+            summary: list[pa.Table | None] = [None] * len(window)
+            if summaries is not None:
+                read = partial(_read_stats, schema=summaries)
+                for k, got in enumerate(pool.map(read, window)):
+                    if isinstance(got, Exception):
+                        _tell(warn, f"{stats_path(window[k])}: not a statistics part ({got}); "
+                                    "its part's probes are read instead")  # fmt: skip
+                    else:
+                        summary[k] = got
+            unsummarized = [p for p, t in zip(window, summary, strict=True) if t is None]
+            tables = dict(zip(unsummarized, pool.map(_read_part, unsummarized), strict=True))
+            for path, summed in zip(window, summary, strict=True):
+                if summed is not None:
+                    stats.append(summed)
+                    stats_part_of.append(np.full(summed.num_rows, len(parts), np.int64))
+                    parts.append(path)
+                    continue
+                table = tables[path]
                 if isinstance(table, Exception):
                     _tell(warn, f"{path}: not a part of the probe store ({table}); left out")
                     continue
+                batch.append((len(parts), table))
                 parts.append(path)
-                batch.append(table)
             flush()
-    every = np.concatenate(part_of) if part_of else np.zeros(0, np.int64)
-    return parts, PingRows.concat(split), every.astype(np.int64)
+    empty = np.zeros(0, np.int64)
+    return _Parts(
+        parts,
+        PingRows.concat(split),
+        np.concatenate(part_of) if part_of else empty,
+        pa.concat_tables(stats) if stats else (summaries or _NO_STATS).empty_table(),
+        np.concatenate(stats_part_of) if stats_part_of else empty,
+    )
+
+
+_NO_STATS = pa.schema([pa.field("offset", pa.int64())])
 
 
 def _read_part(path: Path) -> pa.Table | Exception:
@@ -392,6 +533,27 @@ def _read_part(path: Path) -> pa.Table | Exception:
         return pa.Table.from_arrays(table.select(SCHEMA.names).columns, schema=SCHEMA)
     except (OSError, KeyError, pa.ArrowException) as exc:
         return exc
+
+
+def _read_stats(part: Path, schema: pa.Schema) -> pa.Table | Exception | None:
+    """``part``'s statistics part in ``schema``; None when it has none or one of another
+    version (its probes are reduced instead), or why it cannot be read."""
+    path = stats_path(part)
+    if not path.exists():
+        return None
+    try:
+        file = pq.ParquetFile(path)
+        version = (file.schema_arrow.metadata or {}).get(_STATS_KEY)
+        if version is None or version != (schema.metadata or {}).get(_STATS_KEY):
+            return None
+        table = file.read(use_threads=False)
+        return pa.Table.from_arrays(table.select(schema.names).columns, schema=schema)
+    except (OSError, KeyError, pa.ArrowException) as exc:
+        return exc
+
+
+#: The statistics parts' schema metadata key naming their version.
+_STATS_KEY = b"probe.stats"
 
 
 def _first_copies(

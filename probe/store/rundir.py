@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,6 +54,9 @@ from probe.store.records import (
 )
 from probe.store.rundoc import RunDoc, decode_run, encode_run
 from probe.textio import cannot_write, read_text, save
+
+if TYPE_CHECKING:
+    from probe.store.probes import Summarize
 
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9]+)?$")
 
@@ -81,21 +85,29 @@ class Samples:
 class RunStore:
     """Writes one run directory. ``append`` writes and fsyncs each record (crash-safe)."""
 
-    def __init__(self, root: Path, run_id: str) -> None:
+    def __init__(self, root: Path, run_id: str, summarize: Summarize | None = None) -> None:
+        """``summarize``: a ping part's rows → its statistics part (``probe.store.probes``);
+        None writes none."""
         self.dir = root / run_id
         self.run_id = run_id
+        self._summarize = summarize
         self._samples: int | None = None  # samples.jsonl, opened for appending
         self._part_failed = False  # a part of the probe store could not be written (warned)
         self._tests: list[tuple[int, IperfTestRecord]] = []  # not in a bandwidth part yet
 
     @classmethod
-    def create(cls, root: Path, run_id: str | None = None) -> RunStore:
+    def create(
+        cls,
+        root: Path,
+        run_id: str | None = None,
+        summarize: Summarize | None = None,
+    ) -> RunStore:
         rid = run_id or new_run_id()
         base, n = rid, 1
         while (root / rid).exists():  # two runs in one second
             n += 1
             rid = f"{base}-{n}"
-        store = cls(root, rid)
+        store = cls(root, rid, summarize)
         try:
             store.dir.mkdir(parents=True)
         except OSError as exc:
@@ -103,11 +115,11 @@ class RunStore:
         return store
 
     @classmethod
-    def reopen(cls, run_dir: Path) -> RunStore:
+    def reopen(cls, run_dir: Path, summarize: Summarize | None = None) -> RunStore:
         """For ``--resume``: append to an existing run."""
         if not (run_dir / "run.json").exists():
             raise StoreError(f"{run_dir}: not a run directory (no run.json)")
-        return cls(run_dir.parent, run_dir.name)
+        return cls(run_dir.parent, run_dir.name, summarize)
 
     @property
     def samples_path(self) -> Path:
@@ -139,7 +151,7 @@ class RunStore:
         if pings:
             from probe.store.probes import write_part  # pyarrow: imported by runs that ping only
 
-            self._part(lambda: write_part(self.dir, pings), warn)
+            self._part(lambda: write_part(self.dir, pings, self._summarize), warn)
         self._keep_tests(offsets, records, warn)
 
     def _keep_tests(

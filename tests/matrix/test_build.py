@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,9 +16,11 @@ from probe.matrix.build import (
     build_matrix,
     by_region,
     rtt_samples,
+    stored_run,
     to_anchors,
     wide,
 )
+from probe.matrix.engine import part_stats
 from probe.matrix.samples import Probes
 from probe.model import CellStatus
 from probe.store.records import (
@@ -28,6 +32,7 @@ from probe.store.records import (
     PingTrain,
     SampleRecord,
 )
+from probe.store.rundir import RunStore, read_run, read_samples
 from probe.store.rundoc import InventoryRef, RunDoc, RunHost
 from probe.tools.iperf3 import IperfResult
 from tests.cells import Cells, as_float
@@ -182,3 +187,44 @@ def test_the_builder_streams_to_the_same_matrix_and_samples() -> None:
     assert {k: plain(v) for k, v in samples.items()} == {
         k: plain(v) for k, v in expected.items() if cell.text(*k, "status") == "ok"
     }
+
+
+def test_statistics_parts_give_the_frame_and_samples_their_probes_give(tmp_path: Path) -> None:
+    """A run writes each batch's statistics beside its probes; a rebuild reads them instead.
+    Same frame, same samples, whatever mix: a cell measured again in a later part (the latest
+    wins across parts), a part lost in a crash (its records from samples.jsonl)."""
+    fixture = Path(__file__).parent.parent / "fixtures" / "runs" / "20261123T090000Z"
+    records = read_samples(fixture).records
+    pings = [r for r in records if isinstance(r, PingRecord)]
+    store = RunStore.create(tmp_path, "run", summarize=part_stats)
+    store.write_run(read_run(fixture))
+    store.append_many([r for r in records if not isinstance(r, PingRecord)])
+    for src in dict.fromkeys(r.src for r in pings):
+        store.append_many([r for r in pings if r.src == src])
+    again = replace(pings[0], train=PingTrain(2, 2, 0, ((0, 9.5), (1, 9.25))))
+    store.append_many([again])
+    store.append_many([replace(pings[1], status=CellStatus.TIMEOUT, train=None)])
+    store.close()
+    lost = sorted((store.dir / "probes").glob("ping-*.parquet"))[-1]
+    lost.unlink()  # the crash window of the last batch
+    run = read_run(store.dir)
+    builders = []
+    for summaries in (True, False):
+        builder = MatrixBuilder(run)
+        stored = stored_run(store.dir, [], summaries=summaries)
+        builder.add_store(stored)
+        builders.append(builder)
+        if summaries:  # every record from its statistics but the lost part's one
+            assert stored.summarized is not None
+            assert stored.summarized.num_rows == len(pings) + 1
+            assert stored.pings.records.num_rows == 1
+    read, probed = builders
+    pd.testing.assert_frame_equal(read.frame(), probed.frame())
+    a, b = read.samples(), probed.samples()
+    assert sorted(a) == sorted(b) and len(a) > 3
+    for pair in b:
+        assert a[pair].rtt_ms.tolist() == b[pair].rtt_ms.tolist()
+        assert a[pair].seq is not None and b[pair].seq is not None
+        assert a[pair].seq.tolist() == b[pair].seq.tolist()
+    cell = read.frame().set_index(["src", "dst"]).loc[(again.src, again.dst)]
+    assert cell["rtt_max_ms"] == 9.5

@@ -6,13 +6,23 @@ import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
-from probe.matrix.engine import CONFIDENCE, STATS, ping_cells, train_stats
+from probe.matrix.engine import (
+    CONFIDENCE,
+    STATS,
+    PingCells,
+    ProbeReader,
+    ping_cells,
+    record_stats,
+    train_stats,
+)
 from probe.matrix.exact import fsum_rows, mean_rows, pstdev_rows
 from probe.model import CellStatus
 from probe.stats import rtt_confidence
@@ -25,9 +35,35 @@ from probe.tools.ping import PingSummary, parse_ping
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
+def reader(rows: PingRows) -> ProbeReader:
+    """The received probes of some of ``rows``' records, in row order (as a part gives them)."""
+
+    def read(wanted: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+        offset = np.repeat(rows.records["offset"].to_numpy(), rows.lengths())
+        keep = rows.has_seq & rows.has_rtt & np.isin(offset, wanted)
+        return offset[keep], rows.seq[keep], rows.rtt_ms[keep]
+
+    return read
+
+
+def summarized(records: Sequence[tuple[int, PingRecord]]) -> PingCells:
+    """The cells with every other record's statistics given (a statistics part) and its
+    probes read on demand: what a rebuild from a run's parts does."""
+    given, rest = records[::2], records[1::2]
+    rows = PingRows.of(ping_rows(given))
+    return ping_cells(PingRows.of(ping_rows(rest)), record_stats(rows), reader(rows))
+
+
 def check(records: Sequence[tuple[int, PingRecord]]) -> None:
-    """Each cell's row equals the Python figures of its latest record (largest offset)."""
+    """Each cell's row equals the Python figures of its latest record (largest offset), and
+    the same cells come from statistics computed beforehand (``record_stats``)."""
     cells = ping_cells(PingRows.of(ping_rows(records)))
+    other = summarized(records)
+    pd.testing.assert_frame_equal(other.cells, cells.cells)
+    assert other.start.tolist() == cells.start.tolist()
+    assert other.count.tolist() == cells.count.tolist()
+    assert other.rtt_ms.tobytes() == cells.rtt_ms.tobytes()
+    assert other.seq.tolist() == cells.seq.tolist()
     latest: dict[tuple[str, str, str], tuple[int, PingRecord]] = {}
     for offset, rec in records:
         key = (rec.src, rec.dst, rec.network)

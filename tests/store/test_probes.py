@@ -7,11 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from probe.matrix.engine import STATS_SCHEMA, part_stats
 from probe.model import CellStatus
 from probe.store import probes, rundir
 from probe.store.bandwidth import bandwidth_rows
@@ -327,3 +330,84 @@ def test_records_no_part_covers_convert_alike_in_chunks(
     shutil.rmtree(run / "probes")  # a run from before the probe store
     monkeypatch.setattr(probes, "_CHUNK_RECORDS", 2)
     _same_as_jsonl(run, read_store(run, []), [FANOUT])
+
+
+# --- statistics parts: each record reduced as it arrives, read instead of its probes ----------
+
+
+def _summarized_run(tmp_path: Path, *batches: Sequence[SampleRecord]) -> Path:
+    store = RunStore.create(tmp_path, summarize=part_stats)
+    for batch in batches:
+        store.append_many(batch)
+    store.close()
+    return store.dir
+
+
+def test_a_statistics_part_is_read_instead_of_its_probes(
+    tmp_path: Path, unparsed_pings: list[str]
+) -> None:
+    run = _summarized_run(tmp_path, [HOST], [FANOUT, A_B, A_C], [B_A])
+    parts = sorted(p.name for p in (run / "probes").iterdir())
+    offsets = [o for o, _ in _jsonl_pings(run)]
+    assert parts == [f"{kind}-{o:012d}.parquet" for kind in ("ping", "stats")
+                     for o in (offsets[0], offsets[2])]  # fmt: skip
+    stored = read_store(run, [], summaries=STATS_SCHEMA)
+    assert unparsed_pings == [] and stored.pings.records.num_rows == 0
+    assert stored.summarized is not None and stored.summarized_probes is not None
+    assert stored.summarized["offset"].to_pylist() == offsets
+    assert stored.summarized["replies"].to_pylist() == [2, 0, 2]
+    assert stored.summarized["rtt_max_ms"].to_pylist()[0::2] == [0.75, 0.45]
+    got = stored.summarized_probes(np.array([offsets[0], offsets[2]]))
+    assert [a.tolist() for a in got] == [
+        [offsets[0]] * 2 + [offsets[2]] * 2, [0, 2, 0, 1], [0.5, 0.75, 0.4, 0.45]
+    ]  # fmt: skip
+    # without ``summaries`` the probes are read as before: the same store
+    _same_as_jsonl(run, read_store(run, []), [HOST, FANOUT])
+
+
+def test_a_statistics_part_of_another_version_is_passed_over_silently(tmp_path: Path) -> None:
+    run = _summarized_run(tmp_path, [FANOUT, A_B, A_C])
+    (part,) = (run / "probes").glob("stats-*.parquet")
+    table = pq.read_table(part)
+    pq.write_table(table.replace_schema_metadata({b"probe.stats": b"0"}), part)
+    warned: list[str] = []
+    stored = read_store(run, [], warn=warned.append, summaries=STATS_SCHEMA)
+    assert warned == [] and stored.summarized is not None and stored.summarized.num_rows == 0
+    _same_as_jsonl(run, stored, [FANOUT])
+
+
+def test_an_unreadable_statistics_part_is_told_and_its_probes_read(tmp_path: Path) -> None:
+    run = _summarized_run(tmp_path, [FANOUT, A_B, A_C])
+    (part,) = (run / "probes").glob("stats-*.parquet")
+    part.write_bytes(b"PAR1 not really")
+    warned: list[str] = []
+    stored = read_store(run, [], warn=warned.append, summaries=STATS_SCHEMA)
+    (message,) = warned
+    assert message.startswith(f"{part}: not a statistics part") and "probes are read" in message
+    _same_as_jsonl(run, stored, [FANOUT])
+
+
+def test_a_statistics_part_without_its_ping_part_is_not_read(
+    tmp_path: Path, unparsed_pings: list[str]
+) -> None:
+    """Deleting a part (as a warning suggests) deletes what its statistics rest on."""
+    run = _summarized_run(tmp_path, [FANOUT, A_B, A_C])
+    (part,) = (run / "probes").glob("ping-*.parquet")
+    part.unlink()
+    stored = read_store(run, [], summaries=STATS_SCHEMA)
+    assert stored.summarized is not None and stored.summarized.num_rows == 0
+    assert len(unparsed_pings) == 2
+    _same_as_jsonl(run, stored, [FANOUT])
+
+
+def test_a_statistics_part_naming_lines_the_file_does_not_have_is_left_out(
+    tmp_path: Path,
+) -> None:
+    run = _summarized_run(tmp_path, [HOST], [FANOUT, A_B])
+    stray = write_part(run, [(1, B_A)], part_stats)
+    warned: list[str] = []
+    stored = read_store(run, [], warn=warned.append, summaries=STATS_SCHEMA)
+    (message,) = warned
+    assert message.startswith(f"{stray}: 1 of its records name no whole ping line")
+    assert stored.summarized is not None
+    assert stored.summarized["offset"].to_pylist() == [_jsonl_pings(run)[0][0]]
