@@ -288,6 +288,7 @@ class MatrixBuilder:
                 self._batch = []
             rows, self._tables = PingRows.concat(self._tables), []
             summarized = pa.concat_tables(self._summarized) if self._summarized else None
+            self._summarized = []  # the cells hold what they need of them
             self._cells = ping_cells(rows, summarized, _read_all(self._readers))
         return self._cells
 
@@ -987,6 +988,7 @@ def load_matrix(
         run, lambda: stored_run(run_dir, torn, warn=warn, summaries=summaries)
     )
     builder.add_store(stored)
+    del stored  # its records go when the builder is done with them
     message = torn_warning(run_dir, torn)
     if message is not None and warn is not None:
         warn(message)

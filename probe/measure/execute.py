@@ -342,6 +342,7 @@ def finish(store: RunStore, doc: RunDoc, *, bw_planned: int) -> RunSummary:
     torn: list[int] = []
     builder, stored = matrix.prepared(doc, lambda: matrix.stored_run(store.dir, torn))
     builder.add_store(stored)
+    del stored  # its records go when the builder is done with them
     frame = builder.frame()
     rtt_ok = int(
         (frame["status"] == CellStatus.OK).sum() + (frame["status"] == CellStatus.ALL_LOST).sum()

@@ -51,7 +51,7 @@ from probe.store.records import (
     UnknownRecord,
     line_start,
 )
-from probe.store.rundir import Covered, iter_lines
+from probe.store.rundir import Covered, index_lines, iter_lines
 
 #: The probe store's folder in a run directory.
 PROBES_DIR = "probes"
@@ -353,7 +353,10 @@ def read_store(
     whole lines of their kind in the file (a file cut or edited since, a part copied from
     another run), is left out — its records are read from the JSONL — and ``warn`` told,
     naming the part."""
-    found = _read_parts(run_dir, warn, summaries)
+    with ThreadPoolExecutor(1) as scan:  # the JSONL scanned for lines beside the parts' reads
+        lines = scan.submit(index_lines, run_dir)
+        found = _read_parts(run_dir, warn, summaries)
+        index = lines.result()
     parts, rows = found.parts, found.rows
     n_rows = rows.records.num_rows
     offsets = np.concatenate(
@@ -381,7 +384,7 @@ def read_store(
     tested: list[tuple[int, IperfTestRecord]] = []
     others: list[SampleRecord] = []
     others_at: list[int] = []
-    for n, offset, rec in iter_lines(run_dir, covered):
+    for n, offset, rec in iter_lines(run_dir, covered, index):
         if rec is None:
             torn.append(n)
         elif isinstance(rec, PingRecord):
