@@ -935,15 +935,10 @@ def networks_of(frame: pd.DataFrame) -> list[str]:
 
 
 def _read_all(readers: Sequence[PartProbes]) -> ProbeReader | None:
-    """One reader over the probes of every store added (in the order added)."""
-    if len(readers) < 2:
-        return readers[0] if readers else None
-
-    def read(wanted: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
-        got = [r(wanted) for r in readers]
-        return tuple(np.concatenate([g[k] for g in got]) for k in range(3))  # type: ignore[return-value]
-
-    return read
+    """One reader over the probes of every store added (a builder reads one run's)."""
+    if len(readers) > 1:
+        raise ValueError("one store per builder")
+    return readers[0] if readers else None
 
 
 def prepared(run: RunDoc, read: Callable[[], StoredRun]) -> tuple[MatrixBuilder, StoredRun]:

@@ -35,7 +35,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from probe.errors import StoreError
 from probe.matrix.exact import fsum_rows, mean_rows, pstdev_rows
 from probe.matrix.samples import Probes
 from probe.model import CellStatus
@@ -101,10 +100,10 @@ STATS_SCHEMA = pa.schema(
 )
 _IDENTITY = ("offset", "src", "dst", "network", "status", "reason")
 
-#: The received probes of records (their ``offset``s, ascending) as (offset, seq, rtt_ms) of each
-#: probe, record after record in offset order, each record's in arrival order.
+#: The received probes of records (their ``offset``s, ascending, and how many each has) as
+#: (seq, rtt_ms), record after record, each record's in arrival order.
 ProbeReader = Callable[
-    [NDArray[np.int64]], tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]
+    [NDArray[np.int64], NDArray[np.int64]], tuple[NDArray[np.int32], NDArray[np.float64]]
 ]
 
 
@@ -290,28 +289,24 @@ def _gather(
     summarized records' from ``read``, the others' from ``pings``' rows."""
     wanted = count > 0
     from_rows = chosen >= n_summarized
+    outside = wanted & ~from_rows
+    if read is None or not outside.any():
+        if outside.any():
+            raise ValueError("summarized records without a reader of their probes")
+        seq, rtt = np.zeros(0, np.int32), np.zeros(0, np.float64)
+    else:
+        seq, rtt = read(offset[chosen[outside]], count[outside])
+    if not (wanted & from_rows).any():  # every cell's probes from the statistics parts' reader
+        return rtt.astype(np.float64, copy=False), seq.astype(np.int32, copy=False)
     mine = np.zeros(pings.records.num_rows, np.bool_)
     mine[chosen[wanted & from_rows] - n_summarized] = True
     keep = pings.has_seq & pings.has_rtt & np.repeat(mine, pings.lengths())
     at = np.repeat(pings.records["offset"].to_numpy().astype(np.int64), pings.lengths())[keep]
-    rtt, seq = pings.rtt_ms[keep], pings.seq[keep]
-    outside = offset[chosen[wanted & ~from_rows]]
-    if len(outside):
-        if read is None:
-            raise ValueError("summarized records without a reader of their probes")
-        r_at, r_seq, r_rtt = read(outside)
-        at, seq, rtt = (np.concatenate(p) for p in ((r_at, at), (r_seq, seq), (r_rtt, rtt)))
-    if len(at) > 1 and (np.diff(at) < 0).any():
-        order = np.argsort(at, kind="stable")
-        at, seq, rtt = at[order], seq[order], rtt[order]
-    cells = offset[chosen[wanted]]  # ascending
-    found = np.diff(np.searchsorted(at, np.r_[cells, np.iinfo(np.int64).max]))
-    if len(at) != int(count.sum()) or not np.array_equal(found[: len(cells)], count[wanted]):
-        raise StoreError(
-            "the probe store's statistics parts disagree with its probes "
-            "(delete probes/stats-*.parquet: samples.jsonl has every record)"
-        )
-    return rtt.astype(np.float64, copy=False), seq.astype(np.int32, copy=False)
+    at = np.concatenate([np.repeat(offset[chosen[outside]], count[outside]), at])
+    seq = np.concatenate([seq, pings.seq[keep]])
+    rtt = np.concatenate([rtt, pings.rtt_ms[keep]])
+    order = np.argsort(at, kind="stable")  # records from both, in offset order
+    return rtt[order].astype(np.float64, copy=False), seq[order].astype(np.int32, copy=False)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -265,50 +265,64 @@ def _filled(column: pa.ChunkedArray, fill: Any) -> tuple[NDArray[Any], NDArray[n
 @dataclass(frozen=True, slots=True, eq=False)
 class PartProbes:
     """The probes of the records a statistics part gave (``summaries``): read from their ping
-    parts only when asked for (the anchors' samples), only the three columns needed."""
+    parts only when asked for (the anchors' samples), only the columns needed."""
 
     parts: tuple[Path, ...]
     offsets: tuple[NDArray[np.int64], ...]  # per part: the records taken from it, sorted
 
     def __call__(
-        self, wanted: NDArray[np.int64]
-    ) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]:
-        """(offset, seq, rtt_ms) of each received probe of the ``wanted`` records, part after
-        part, each part's in its row order."""
-        jobs = [
-            (p, np.intersect1d(own, wanted))
-            for p, own in zip(self.parts, self.offsets, strict=True)
-        ]
-        jobs = [(p, w) for p, w in jobs if len(w)]
+        self, wanted: NDArray[np.int64], counts: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
+        """(seq, rtt_ms) of the received probes of the ``wanted`` records (offsets, sorted;
+        ``counts``: how many each has, as its statistics say), record after record. A part
+        whose probes are not as many is damage (``StoreError``, naming it)."""
+        jobs = []
+        firsts = [int(own[0]) for own in self.offsets if len(own)]
+        lasts = [int(own[-1]) for own in self.offsets if len(own)]
+        if any(b <= a for a, b in zip(lasts, firsts[1:], strict=False)):  # only a copied part
+            raise StoreError(
+                f"{self.parts[0].parent}: parts whose records interleave; delete the copied "
+                "ones (samples.jsonl has every record)"
+            )
+        for path, own in zip(self.parts, self.offsets, strict=True):
+            lo, hi = np.searchsorted(wanted, [own[0], own[-1] + 1]) if len(own) else (0, 0)
+            among = wanted[lo:hi]
+            found = np.isin(among, own, assume_unique=True)
+            if found.any():  # every record of the part, mostly: no offset to read
+                whole = bool(found.all()) and len(among) == len(own)
+                jobs.append(
+                    (path, None if whole else among[found], int(counts[lo:hi][found].sum()))
+                )
         with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             got = list(pool.map(_received, jobs))
         if not got:
-            return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float64)
-        return (
-            np.concatenate([g[0] for g in got]),
-            np.concatenate([g[1] for g in got]),
-            np.concatenate([g[2] for g in got]),
-        )
+            return np.zeros(0, np.int32), np.zeros(0, np.float64)
+        return np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got])
 
 
 def _received(
-    job: tuple[Path, NDArray[np.int64]],
-) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]:
-    path, wanted = job
+    job: tuple[Path, NDArray[np.int64] | None, int],
+) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
+    """One part's received probes (of its records ``only``: None, all of them)."""
+    path, only, expected = job
     try:
-        table = pq.ParquetFile(path).read(["offset", "seq", "rtt_ms"], use_threads=False)
+        columns = ["seq", "rtt_ms"] if only is None else ["offset", "seq", "rtt_ms"]
+        table = pq.ParquetFile(path).read(columns, use_threads=False)
     except (OSError, KeyError, pa.ArrowException) as exc:
         raise StoreError(
             f"{path}: cannot read its probes ({exc}); delete it and its stats- part "
             "(samples.jsonl has every record)"
         ) from exc
-    got = pc.and_(
-        pc.and_(pc.is_valid(table["seq"]), pc.is_valid(table["rtt_ms"])),
-        pc.is_in(table["offset"], pa.array(wanted)),
-    )
+    got = pc.and_(pc.is_valid(table["seq"]), pc.is_valid(table["rtt_ms"]))
+    if only is not None:
+        got = pc.and_(got, pc.is_in(table["offset"], pa.array(only)))
     table = table.filter(got)
+    if table.num_rows != expected:
+        raise StoreError(
+            f"{path}: {table.num_rows} received probes where its statistics part counts "
+            f"{expected}; delete it and its stats- part (samples.jsonl has every record)"
+        )
     return (
-        table["offset"].to_numpy().astype(np.int64, copy=False),
         table["seq"].to_numpy().astype(np.int32, copy=False),
         table["rtt_ms"].to_numpy().astype(np.float64, copy=False),
     )

@@ -224,7 +224,9 @@ def test_statistics_parts_give_the_frame_and_samples_their_probes_give(tmp_path:
     assert sorted(a) == sorted(b) and len(a) > 3
     for pair in b:
         assert a[pair].rtt_ms.tolist() == b[pair].rtt_ms.tolist()
-        assert a[pair].seq is not None and b[pair].seq is not None
-        assert a[pair].seq.tolist() == b[pair].seq.tolist()
-    cell = read.frame().set_index(["src", "dst"]).loc[(again.src, again.dst)]
-    assert cell["rtt_max_ms"] == 9.5
+        seq_a, seq_b = a[pair].seq, b[pair].seq
+        assert seq_a is not None and seq_b is not None
+        assert seq_a.tolist() == seq_b.tolist()
+    frame = read.frame()
+    cell = (frame["src"] == again.src) & (frame["dst"] == again.dst)
+    assert frame.loc[cell, "rtt_max_ms"].tolist() == [9.5]

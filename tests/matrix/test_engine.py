@@ -36,12 +36,15 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def reader(rows: PingRows) -> ProbeReader:
-    """The received probes of some of ``rows``' records, in row order (as a part gives them)."""
+    """The received probes of some of ``rows``' records, in offset order (as parts give them),
+    as many as their statistics count."""
 
-    def read(wanted: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+    def read(wanted: NDArray[np.int64], counts: NDArray[np.int64]) -> tuple[Any, Any]:
         offset = np.repeat(rows.records["offset"].to_numpy(), rows.lengths())
         keep = rows.has_seq & rows.has_rtt & np.isin(offset, wanted)
-        return offset[keep], rows.seq[keep], rows.rtt_ms[keep]
+        order = np.argsort(offset[keep], kind="stable")
+        assert keep.sum() == counts.sum()
+        return rows.seq[keep][order], rows.rtt_ms[keep][order]
 
     return read
 

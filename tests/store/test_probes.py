@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from probe.errors import StoreError
 from probe.matrix.engine import STATS_SCHEMA, part_stats
 from probe.model import CellStatus
 from probe.store import probes, rundir
@@ -357,10 +358,12 @@ def test_a_statistics_part_is_read_instead_of_its_probes(
     assert stored.summarized["offset"].to_pylist() == offsets
     assert stored.summarized["replies"].to_pylist() == [2, 0, 2]
     assert stored.summarized["rtt_max_ms"].to_pylist()[0::2] == [0.75, 0.45]
-    got = stored.summarized_probes(np.array([offsets[0], offsets[2]]))
-    assert [a.tolist() for a in got] == [
-        [offsets[0]] * 2 + [offsets[2]] * 2, [0, 2, 0, 1], [0.5, 0.75, 0.4, 0.45]
-    ]  # fmt: skip
+    got = stored.summarized_probes(np.array([offsets[0], offsets[2]]), np.array([2, 2]))
+    assert [a.tolist() for a in got] == [[0, 2, 0, 1], [0.5, 0.75, 0.4, 0.45]]
+    only = stored.summarized_probes(np.array([offsets[2]]), np.array([2]))  # a part's share
+    assert [a.tolist() for a in only] == [[0, 1], [0.4, 0.45]]
+    with pytest.raises(StoreError, match=r"ping-.*: 2 received probes where its statistics"):
+        stored.summarized_probes(np.array([offsets[2]]), np.array([3]))
     # without ``summaries`` the probes are read as before: the same store
     _same_as_jsonl(run, read_store(run, []), [HOST, FANOUT])
 
