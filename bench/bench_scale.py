@@ -137,6 +137,7 @@ def write_run(path: Path, n_hosts: int, ping_pairs: str, seed: int = 0) -> dict[
         "iperf3": 2 * len(bw),
         "samples_bytes": store.samples_path.stat().st_size,
         "probe_parts": len(list((path / "probes").glob("*.parquet"))),
+        "stats_parts": len(list((path / "stats").glob("*.parquet"))),
     }
 
 

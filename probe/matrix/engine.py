@@ -78,7 +78,7 @@ def train_stats(train: PingTrain) -> RttStats:
 #: records are reduced from their probes again).
 STATS_VERSION = b"1"
 _NAME = pa.dictionary(pa.int32(), pa.string())
-#: One ping record reduced (``record_stats``): what ``probes/stats-<offset>.parquet`` holds
+#: One ping record reduced (``record_stats``): what ``stats/ping-<offset>.parquet`` holds
 #: beside each ping part, so that a rebuild reads each record's statistics instead of its probes
 #: (README "probes/*.parquet"). ``replies``: its received probes (the samples' count).
 STATS_SCHEMA = pa.schema(

@@ -55,6 +55,8 @@ from probe.store.rundir import Covered, index_lines, iter_lines
 
 #: The probe store's folder in a run directory.
 PROBES_DIR = "probes"
+#: The statistics parts' folder: one file per ping part, named as it is.
+STATS_DIR = "stats"
 #: The phase of the ping mesh's rows (other phases may add theirs).
 PING_PHASE = "ping"
 
@@ -146,17 +148,18 @@ Summarize = Callable[[pa.Table], pa.Table]
 
 
 def stats_path(part: Path) -> Path:
-    """``stats-<offset>.parquet``: the statistics of ``ping-<offset>.parquet``'s records."""
-    return part.with_name("stats-" + part.name.removeprefix("ping-"))
+    """``<run>/stats/ping-<offset>.parquet``: the statistics of ``probes/ping-<offset>.parquet``'s
+    records (a folder of their own: ``probes/*.parquet`` stays one schema for a query engine)."""
+    return part.parent.parent / STATS_DIR / part.name
 
 
 def write_part(
     run_dir: Path, pings: Sequence[tuple[int, PingRecord]], summarize: Summarize | None = None
 ) -> Path:
     """One part for a batch of ping records just appended to samples.jsonl (``save_part``),
-    then, with ``summarize``, its statistics part: each record reduced as it arrives, so the
-    run's end reads a million records' statistics instead of 20 million probes. Written after
-    its ping part, it is only read beside it."""
+    then, with ``summarize``, its statistics part (``stats_path``): each record reduced as it
+    arrives, so the run's end reads a million records' statistics instead of 20 million
+    probes. Written after its ping part, it is only read beside it."""
     rows = ping_rows(pings)
     path = save_part(part_path(run_dir, pings[0][0]), rows)
     if summarize is not None:
@@ -310,7 +313,7 @@ def _received(
         table = pq.ParquetFile(path).read(columns, use_threads=False)
     except (OSError, KeyError, pa.ArrowException) as exc:
         raise StoreError(
-            f"{path}: cannot read its probes ({exc}); delete it and its stats- part "
+            f"{path}: cannot read its probes ({exc}); delete it and stats/ of the same name "
             "(samples.jsonl has every record)"
         ) from exc
     got = pc.and_(pc.is_valid(table["seq"]), pc.is_valid(table["rtt_ms"]))
@@ -320,7 +323,7 @@ def _received(
     if table.num_rows != expected:
         raise StoreError(
             f"{path}: {table.num_rows} received probes where its statistics part counts "
-            f"{expected}; delete it and its stats- part (samples.jsonl has every record)"
+            f"{expected}; delete it and stats/ of the same name (samples.jsonl has every record)"
         )
     return (
         table["seq"].to_numpy().astype(np.int32, copy=False),

@@ -348,10 +348,10 @@ def test_a_statistics_part_is_read_instead_of_its_probes(
     tmp_path: Path, unparsed_pings: list[str]
 ) -> None:
     run = _summarized_run(tmp_path, [HOST], [FANOUT, A_B, A_C], [B_A])
-    parts = sorted(p.name for p in (run / "probes").iterdir())
     offsets = [o for o, _ in _jsonl_pings(run)]
-    assert parts == [f"{kind}-{o:012d}.parquet" for kind in ("ping", "stats")
-                     for o in (offsets[0], offsets[2])]  # fmt: skip
+    for folder in ("probes", "stats"):  # a statistics part beside each ping part
+        parts = sorted(p.name for p in (run / folder).iterdir())
+        assert parts == [f"ping-{o:012d}.parquet" for o in (offsets[0], offsets[2])]
     stored = read_store(run, [], summaries=STATS_SCHEMA)
     assert unparsed_pings == [] and stored.pings.records.num_rows == 0
     assert stored.summarized is not None and stored.summarized_probes is not None
@@ -370,7 +370,7 @@ def test_a_statistics_part_is_read_instead_of_its_probes(
 
 def test_a_statistics_part_of_another_version_is_passed_over_silently(tmp_path: Path) -> None:
     run = _summarized_run(tmp_path, [FANOUT, A_B, A_C])
-    (part,) = (run / "probes").glob("stats-*.parquet")
+    (part,) = (run / "stats").glob("ping-*.parquet")
     table = pq.read_table(part)
     pq.write_table(table.replace_schema_metadata({b"probe.stats": b"0"}), part)
     warned: list[str] = []
@@ -381,7 +381,7 @@ def test_a_statistics_part_of_another_version_is_passed_over_silently(tmp_path: 
 
 def test_an_unreadable_statistics_part_is_told_and_its_probes_read(tmp_path: Path) -> None:
     run = _summarized_run(tmp_path, [FANOUT, A_B, A_C])
-    (part,) = (run / "probes").glob("stats-*.parquet")
+    (part,) = (run / "stats").glob("ping-*.parquet")
     part.write_bytes(b"PAR1 not really")
     warned: list[str] = []
     stored = read_store(run, [], warn=warned.append, summaries=STATS_SCHEMA)
