@@ -600,7 +600,7 @@ class _Object:
 
     def argv(self, *, required: bool = False) -> tuple[str, ...]:
         argv = self._get("argv", list, required=required) or []
-        if not all(isinstance(a, str) for a in argv):
+        if not set(map(type, argv)) <= {str}:  # no Python per item: fping's argv names 1,000s
             self.fail("'argv' must hold strings")
         return tuple(argv)
 
