@@ -37,7 +37,9 @@ def read_text(path: str | Path) -> tuple[str, bytes]:
         raise InputError("not UTF-8 text", where=f"{path}:{line}") from exc
 
 
-def write_atomic(path: Path, data: str | bytes | Iterable[bytes], *, durable: bool = False) -> None:
+def write_atomic(
+    path: Path, data: str | bytes | Iterable[bytes | memoryview], *, durable: bool = False
+) -> None:
     """Replace ``path`` with ``data`` (text is UTF-8; an iterable of blocks is written as they
     come, never held whole) in one step; ``durable`` also fsyncs before the rename (files a
     resume depends on, e.g. ``run.json``). The file gets the permissions an
@@ -61,7 +63,9 @@ def write_atomic(path: Path, data: str | bytes | Iterable[bytes], *, durable: bo
         raise
 
 
-def save(path: Path, data: str | bytes | Iterable[bytes], *, durable: bool = False) -> None:
+def save(
+    path: Path, data: str | bytes | Iterable[bytes | memoryview], *, durable: bool = False
+) -> None:
     """:func:`write_atomic` for what probe writes for the user (a run directory, a report, an
     export): a failure is one ``StoreError`` line naming ``path``."""
     try:
