@@ -63,10 +63,11 @@ demo-large: ## the demo on lab-large.yaml: 60 hosts in 6 regions, sampled bandwi
 	@$(MAKE) --no-print-directory demo TOPO=inventory/lab-large.yaml LABNAME=biglab \
 	  LABINV=/run/probe-lab/biglab/inventory.yaml DEMO_ARGS="--pairs sample:1 --duration 2 --omit 0"
 
-# Unit tests on two workers; lab tests one at a time: lab hosts share the machine's /tmp and
-# /etc/passwd, so two labs' "nothing left behind" checks and accounts would see each other.
+# Unit tests on two workers, a file to one worker (a module fixture runs once: test_bad_input's
+# corpus is ~80 s of subprocesses); lab tests one at a time: lab hosts share the machine's /tmp
+# and /etc/passwd, so two labs' "nothing left behind" checks and accounts would see each other.
 test: sysdeps venv ## run every test (the lab tests need root)
-	$(PY) -m pytest -q -m "not lab" -n 2
+	$(PY) -m pytest -q -m "not lab" -n 2 --dist loadfile
 	$(PY) -m pytest -q -m lab
 
 test-unit: venv ## tests that need no lab
