@@ -36,7 +36,7 @@ def run(field: control.LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Pat
     proc = probe(
         "run", str(field.inventory), "-o", str(out), "--networks", "all",
         "--count", str(PINGS), "--interval", "0.05", "--connect-timeout", "4",
-        "--duration", "2", "--omit", "0",
+        "--duration", "1", "--omit", "0",  # bandwidth is held to an upper bound only
     )  # fmt: skip
     # 4: the run finished with failed cells (the undeclared firewall's blocked tests)
     assert proc.returncode == 4, proc.stderr
