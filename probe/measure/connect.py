@@ -68,8 +68,11 @@ for t in @WATCHED@; do
   for c in /proc/[0-9]*/comm; do
     IFS= read -r name 2>/dev/null <"$c" || continue
     [ "$name" = "$t" ] || continue
-    read -r _ _ state _ <"${c%comm}stat" 2>/dev/null && [ "$state" = Z ] && continue
     ns=$(readlink "${c%comm}ns/net" 2>/dev/null)
+    if [ -z "$ns" ]; then  # unreadable; or gone, or a zombie, since it was listed: not running
+      read -r _ _ state _ <"${c%comm}stat" 2>/dev/null || continue
+      [ "$state" = Z ] && continue
+    fi
     { [ -z "$ns" ] || [ "$ns" = "$me" ]; } && n=$((n + 1))
   done
   echo "running $t $n"
@@ -81,7 +84,9 @@ done
 #: said on stderr), who the account is (``id -G``), and the watched tools' processes already
 #: running in the host's network namespace (a process in another one, such as a container's,
 #: does not share this host's addresses; one whose namespace this account may not read counts;
-#: a zombie, which has none to read and runs nothing, does not).
+#: a zombie, which has none to read and runs nothing, does not, nor one that ended while the
+#: list was read: in the lab, where hosts share the PID space, another host's preflight
+#: ``iperf3 --version`` could).
 PREFLIGHT_SCRIPT = (
     _PREFLIGHT.replace("@TOOLS@", " ".join(TOOLS))
     .replace("@DEADLINE@", str(TOOL_DEADLINE_S))

@@ -6,9 +6,12 @@ result kept, never a goodput), and every reason a cell gets names its host and t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -419,3 +422,30 @@ def test_a_zombie_iperf3_is_not_one_already_running() -> None:
         assert f"running {name} 0" in out.stdout.splitlines(), out.stdout
     finally:
         os.waitpid(pid, 0)
+
+
+def test_an_iperf3_that_ends_while_the_list_is_read_is_not_one_already_running() -> None:
+    """A process listed by name that is gone when its namespace is read (its namespace cannot
+    be read then) ran nothing this host shares: the lab saw "us2: 2 iperf3 already running" for
+    one foreign server, another host's short-lived ``iperf3 --version`` counted with it."""
+    name = f"gone{os.getpid() % 100000}"
+    script = PREFLIGHT_SCRIPT.replace("for t in iperf3; do", f"for t in {name}; do")
+    pid = os.fork()
+    if pid == 0:  # the child takes that name and lives until the script kills it
+        Path("/proc/self/comm").write_text(name)
+        time.sleep(60)
+        os._exit(0)
+    reaper = threading.Thread(target=os.waitpid, args=(pid, 0))  # reaped at once: gone
+    reaper.start()
+    try:
+        read_ns = 'ns=$(readlink "${c%comm}ns/net" 2>/dev/null)'
+        assert read_ns in script
+        ending = f"kill -9 {pid}; while [ -e /proc/{pid} ]; do sleep 0.01; done; {read_ns}"
+        out = subprocess.run(
+            ["sh", "-c", script.replace(read_ns, ending)], capture_output=True, text=True
+        )
+        assert f"running {name} 0" in out.stdout.splitlines(), out.stdout
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+        reaper.join()
