@@ -28,6 +28,7 @@ from probe.tools.iperf3 import (
     IperfResult,
     ServerAuth,
     busy_backoff_s,
+    connect_failure,
     iperf3_client_argv,
     iperf3_outcome,
     iperf3_server_argv,
@@ -311,8 +312,10 @@ class ArmedTest:
             client.release()
             done = await client.wait(self.client_timeout_s)
             # A one-off server exits by itself after its test: waiting for that end of stream
-            # costs one trip, a kill by PID two.
-            await server.read_until(_never, SERVER_EXIT_WAIT_S)
+            # costs one trip, a kill by PID two. A client that never reached it (a firewall that
+            # drops or rejects the port) left it listening: no end to wait for, the kill it is.
+            if connect_failure(done.stdout + done.stderr) is None:
+                await server.read_until(_never, SERVER_EXIT_WAIT_S)
             await self.disarm()
             if is_server_busy(done.stdout + done.stderr):
                 await self._retry()

@@ -4,6 +4,7 @@ preflight, and the bandwidth schedule's exclusivity under concurrency."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields, replace
@@ -40,6 +41,12 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 IPERF_JSON = (FIXTURES / "iperf3" / "loopback" / "iperf3.12_tcp_forward_t2_O1.json").read_text()
 
 
+#: What iperf3 -J prints when its control connection times out (3.16's words).
+REFUSED_JSON = json.dumps({"start": {}, "intervals": [], "end": {}, "error": (
+    "unable to connect to server - server may have stopped running or use a different port, "
+    "firewall issue, etc.: Connection timed out")})  # fmt: skip
+
+
 def ping_output(address: str) -> str:
     lines = [f"PING {address} ({address}) 56(84) bytes of data."]
     lines += [f"64 bytes from {address}: icmp_seq={i} ttl=64 time=1.{i} ms" for i in (1, 2, 3)]
@@ -70,6 +77,8 @@ class FakeProcess:
     async def read_until(self, ready: object, timeout_s: float) -> bool:
         if callable(ready) and self.argv[:2] == ["sh", "-c"] and "probe-iperf3" in self.argv[2]:
             return bool(ready(f"dir /tmp/probe-iperf3.{self.host}\n"))  # credential holder
+        if callable(ready) and self.argv[:2] == ["iperf3", "-s"]:
+            self.pool.drained.append(self.host)  # waited for the one-off server's end
         return isinstance(ready, str)  # "Server listening" at once; then the end of stream
 
     def release(self) -> None:
@@ -80,6 +89,9 @@ class FakeProcess:
         assert self.released, "a gated command waited for without release"
         if self.argv[0] == "iperf3":  # the client: both ends are in a test until it ends
             server = self.pool.host_of[self.argv[self.argv.index("-c") + 1]]
+            if self.pool.broken.get(server) == "drops-iperf3":  # a firewall on the server
+                self.ended = True
+                return CommandResult(tuple(self.argv), 1, REFUSED_JSON, "", 5.0)
             self.pool.enter(self.host, server)
             await asyncio.sleep(0.01)
             self.pool.leave(self.host, server)
@@ -121,6 +133,7 @@ class FakePool:
         self.most_site = 0
         self.gated = 0
         self.commands: list[tuple[str, ...]] = []  # every argv run or spawned, in order
+        self.drained: list[str] = []  # servers whose end of stream a test waited for
 
     def sites(self, hosts: Sequence[str]) -> set[str]:
         return {f"site:{self.region_of[h]}" for h in hosts}  # an intra-site test uses it once
@@ -474,3 +487,17 @@ def test_congestion_is_passed_to_every_client() -> None:
     _, pool = measure(3, bw=bw)
     clients = [argv for argv in pool.commands if argv[:2] == ("iperf3", "-c")]
     assert len(clients) == 6 and all(a[a.index("-C") + 1] == "bbr" for a in clients)
+
+
+def test_a_server_no_client_reached_is_stopped_without_waiting_for_its_end() -> None:
+    """A firewall dropping the iperf3 port leaves the one-off server listening: waiting
+    ``SERVER_EXIT_WAIT_S`` for it to end (3 s a test, 12 tests on a lab host behind one) waits
+    for nothing; it is stopped at once. A test that ran still waits for its server's end."""
+    records, pool = measure(3, broken={"h2": "drops-iperf3"})
+    tests = [r for r in records if isinstance(r, Iperf3Record)]
+    blocked = [r for r in tests if r.status is not CellStatus.OK]
+    assert {(r.client, r.server) for r in blocked} == {("h0", "h2"), ("h1", "h2")}
+    assert all("Connection timed out" in (r.reason or "") for r in blocked)
+    ok = [r for r in tests if r.status is CellStatus.OK]
+    assert len(ok) == len(tests) - 2 and ok
+    assert "h2" not in pool.drained and len(pool.drained) == len(ok)
